@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int cdpilot_placeholder_t;

@@ -1,0 +1,84 @@
+/*
+ * cdp_page: one page in its own browser context, driven over a flattened session:
+ * open (createBrowserContext + createTarget + attachToTarget{flatten}), navigate and wait
+ * for the load event, wait for a CSS selector, evaluate an expression, screenshot, close
+ * (disposeBrowserContext, which takes every target of the context with it, popups too).
+ * Pure CDP: knows nothing of pools, targets or sinks.
+ *
+ * Ownership: the page belongs to the caller from open_cb until cdp_page_close(); the conn
+ * is borrowed and must outlive it. One operation at a time: a second one while another
+ * is running returns -EBUSY. Each operation is a request: it returns an error and never
+ * calls back, or returns 0 and its callback fires exactly once from the loop. If the
+ * renderer crashes, the running operation fails with CDP_ECRASHED; if the connection
+ * drops, with CDP_ECONNLOST. Strings and JSON given to callbacks are borrowed until the
+ * callback returns. Callbacks may start the next operation or close the page.
+ */
+#ifndef CDPILOT_CDP_PAGE_H
+#define CDPILOT_CDP_PAGE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cdp/cdp_conn.h"
+
+typedef struct cdp_page cdp_page_t;
+
+typedef struct cdp_page_opts {
+	const char *user_agent; /* NULL: Chromium's own */
+	int viewport_width;     /* 0: Chromium's default (800x600 headless) */
+	int viewport_height;
+} cdp_page_opts_t;
+
+typedef void (*cdp_page_open_cb)(cdp_page_t *page, int status, const char *why, void *ud);
+
+typedef struct cdp_nav_result {
+	int status;             /* 0, CDP_ENAV (errorText says why), -ETIMEDOUT, CDP_ECRASHED,
+	                           CDP_ECONNLOST, ... */
+	long http_status;       /* main document's HTTP status, 0 if none was seen */
+	const char *final_url;  /* URL after redirects; never NULL */
+	const char *message;    /* error text, "" on success; never NULL */
+} cdp_nav_result_t;
+
+typedef void (*cdp_page_nav_cb)(cdp_page_t *page, const cdp_nav_result_t *res, void *ud);
+typedef void (*cdp_page_done_cb)(cdp_page_t *page, int status, const char *why, void *ud);
+/* value: the returned value (returnByValue), borrowed; NULL on error. For CDP_EEXCEPTION,
+ * why holds the exception's description. */
+typedef void (*cdp_page_eval_cb)(cdp_page_t *page, int status, json_t *value,
+                                 const char *why, void *ud);
+typedef void (*cdp_page_shot_cb)(cdp_page_t *page, int status, const unsigned char *png,
+                                 size_t len, const char *why, void *ud);
+typedef void (*cdp_page_closed_cb)(void *ud);
+
+/* opts may be NULL. timeout_ms bounds the whole open. */
+int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeout_ms,
+                  cdp_page_open_cb cb, void *ud);
+
+/* Navigates and waits for Page.loadEventFired, at most timeout_ms. */
+int cdp_page_navigate(cdp_page_t *page, const char *url, uint32_t timeout_ms,
+                      cdp_page_nav_cb cb, void *ud);
+
+/* Waits until document.querySelector(css) matches (checked every 100 ms); -ETIMEDOUT. */
+int cdp_page_wait_for(cdp_page_t *page, const char *css, uint32_t timeout_ms,
+                      cdp_page_done_cb cb, void *ud);
+
+/* Runtime.evaluate with returnByValue and awaitPromise. */
+int cdp_page_evaluate(cdp_page_t *page, const char *expression, uint32_t timeout_ms,
+                      cdp_page_eval_cb cb, void *ud);
+
+/* Page.captureScreenshot as PNG (full_page: the whole scrollable page), base64-decoded. */
+int cdp_page_screenshot(cdp_page_t *page, int full_page, uint32_t timeout_ms,
+                        cdp_page_shot_cb cb, void *ud);
+
+/*
+ * Cancels any running operation (its callback fires with -ECANCELED), disposes the browser
+ * context, then cb fires once and the page is freed. Safe from any page callback.
+ */
+void cdp_page_close(cdp_page_t *page, cdp_page_closed_cb cb, void *ud);
+
+const char *cdp_page_session_id(const cdp_page_t *page);
+const char *cdp_page_target_id(const cdp_page_t *page);
+const char *cdp_page_context_id(const cdp_page_t *page);
+cdp_conn_t *cdp_page_conn(const cdp_page_t *page);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * cdp_ws: the websocket transport for cdp_conn, on libwebsockets running on the caller's
+ * libuv loop. The only file in cdpilot that includes libwebsockets.h.
+ *
+ * cdp_wsctx_t is one lws context per loop (created by main or a test, shared by every
+ * connection). Teardown follows lws 4.1's foreign-loop rule: cdp_wsctx_close(), let
+ * uv_run() return, then cdp_wsctx_free(); then uv_loop_close() returns 0.
+ *
+ * cdp_conn_new_ws() connects to a ws:// URL; connect_cb fires exactly once: with the
+ * open conn (status 0) or with an error (conn NULL, nothing to close). Once open, the
+ * conn is an ordinary cdp_conn_t: close it with cdp_conn_close().
+ */
+#ifndef CDPILOT_CDP_WS_H
+#define CDPILOT_CDP_WS_H
+
+#include "cdp/cdp_conn.h"
+
+typedef struct cdp_wsctx cdp_wsctx_t;
+
+/* NULL on failure (logged). */
+cdp_wsctx_t *cdp_wsctx_new(uv_loop_t *loop);
+/* First half of teardown: no connection may be open any more. */
+void cdp_wsctx_close(cdp_wsctx_t *ctx);
+/* Second half, after uv_run() has returned. */
+void cdp_wsctx_free(cdp_wsctx_t *ctx);
+
+/* Opaque lws context pointer, for later HTTP server vhosts on the same context. */
+void *cdp_wsctx_lws(cdp_wsctx_t *ctx);
+
+typedef void (*cdp_connect_cb)(cdp_conn_t *conn, int status, const char *why, void *ud);
+
+/*
+ * Connects to url (ws://host:port/path). opts may be NULL for defaults. on_lost is
+ * passed to the conn (see cdp_conn_new). connect_timeout_ms 0 means 10000.
+ * Returns 0 (connect_cb will fire) or -EINVAL (bad URL) / -ENOMEM (no callback).
+ */
+int cdp_conn_new_ws(cdp_wsctx_t *ctx, const char *url, const cdp_conn_opts_t *opts,
+                    uint32_t connect_timeout_ms, cdp_connect_cb connect_cb,
+                    cdp_lost_cb on_lost, void *ud);
+
+#endif

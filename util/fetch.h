@@ -1,0 +1,39 @@
+/*
+ * fetch: HTTP GET with libcurl's multi interface on the caller's libuv loop
+ * (uv_poll per socket + one uv_timer), single-threaded.
+ *
+ * fetch_ctx_t is a handle: fetch_ctx_new(loop) -> fetch_get()... -> fetch_ctx_close(cb).
+ * Each fetch_get() is a request: it returns an error and never calls back, or returns 0 and
+ * the callback fires exactly once from the loop (with -ECANCELED if the context is closed
+ * first). The body passed to the callback is borrowed until the callback returns.
+ */
+#ifndef CDPILOT_UTIL_FETCH_H
+#define CDPILOT_UTIL_FETCH_H
+
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct fetch_ctx fetch_ctx_t;
+
+typedef struct fetch_result {
+	int status;          /* 0 transfer done (any HTTP code); -ETIMEDOUT, -EMSGSIZE (body over
+	                        max_bytes), -ECONNREFUSED, -EHOSTUNREACH (DNS), -EIO, -ECANCELED */
+	long http_code;      /* 0 if no response */
+	const char *body;    /* NUL-terminated; "" when empty or on error */
+	size_t body_len;
+	const char *error;   /* human-readable, never NULL */
+} fetch_result_t;
+
+typedef void (*fetch_cb)(const fetch_result_t *res, void *ud);
+typedef void (*fetch_close_cb)(void *ud);
+
+fetch_ctx_t *fetch_ctx_new(uv_loop_t *loop);
+
+/* timeout_ms bounds the whole transfer; max_bytes caps the body (0: 16 MiB). */
+int fetch_get(fetch_ctx_t *ctx, const char *url, unsigned timeout_ms, size_t max_bytes,
+              fetch_cb cb, void *ud);
+
+/* Pending transfers fail with -ECANCELED; close_cb fires once every handle is closed. */
+void fetch_ctx_close(fetch_ctx_t *ctx, fetch_close_cb cb, void *ud);
+
+#endif

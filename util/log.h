@@ -1,0 +1,39 @@
+/*
+ * log: one line per event on stderr, human-readable by default or JSON lines
+ * (LOG_FORMAT=json). Level from LOG_LEVEL (debug, info, warn, error; default info).
+ *
+ * Process-global by design: logging is the one piece of state every layer shares and
+ * it never calls back. log_init() is called once by main() (and by each test binary);
+ * without it the defaults (info, text) apply. Not thread-safe: cdpilot has one thread.
+ */
+#ifndef CDPILOT_UTIL_LOG_H
+#define CDPILOT_UTIL_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF };
+enum log_format { LOG_TEXT = 0, LOG_JSON };
+
+/*
+ * Reads LOG_LEVEL and LOG_FORMAT from the environment. Returns 0, or -EINVAL after
+ * writing to *errbuf a message naming the bad variable, its value and what was expected
+ * (the defaults stay in force).
+ */
+int log_init_from_env(char *errbuf, size_t errlen);
+void log_set_level(enum log_level level);
+void log_set_format(enum log_format format);
+enum log_level log_get_level(void);
+
+/* component is a short static string ("cdp", "browser", "scrape"). */
+void log_msg(enum log_level level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void log_vmsg(enum log_level level, const char *component, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+#define log_debug(comp, ...) log_msg(LOG_DEBUG, comp, __VA_ARGS__)
+#define log_info(comp, ...) log_msg(LOG_INFO, comp, __VA_ARGS__)
+#define log_warn(comp, ...) log_msg(LOG_WARN, comp, __VA_ARGS__)
+#define log_error(comp, ...) log_msg(LOG_ERROR, comp, __VA_ARGS__)
+
+#endif
