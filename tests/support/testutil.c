@@ -40,7 +40,7 @@ int tu_chromium_count(void)
 	if (!d)
 		return -1;
 	while ((e = readdir(d)) != NULL) {
-		char path[64], comm[64] = "";
+		char path[300], comm[64] = "";
 		FILE *f;
 		if (!isdigit((unsigned char)e->d_name[0]))
 			continue;
