@@ -1,2 +1,591 @@
-/* placeholder: being written */
-typedef int cdpilot_placeholder_t;
+/*
+ * cdp_conn: the CDP message router. Outgoing commands get a unique id and a slot in the
+ * pending table (hashed by id, with a deadline); incoming messages are parsed once and
+ * either complete a pending command or are dispatched as events to listeners matching
+ * their method and session. One uv_timer serves every deadline. The transport is a pair of
+ * function pointers, so unit tests drive this file without a socket.
+ */
+#include "cdp/cdp_conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cdp/cdp_err.h"
+#include "util/log.h"
+
+#define NBUCKETS 256
+
+enum conn_state { CONN_OPEN, CONN_LOST, CONN_CLOSING, CONN_CLOSED };
+
+typedef struct cmd {
+	struct cmd *next_bucket;
+	struct cmd *next_all, *prev_all;
+	uint64_t id;
+	uint64_t deadline; /* loop time, ms */
+	cdp_reply_cb cb;
+	void *ud;
+	char method[64]; /* for logs only; truncated */
+} cmd_t;
+
+struct cdp_listener {
+	struct cdp_listener *next;
+	char *method;     /* NULL: any */
+	char *session_id; /* NULL: any */
+	cdp_event_cb cb;
+	void *ud;
+	int removed;
+};
+
+struct cdp_conn {
+	uv_loop_t *loop;
+	cdp_conn_opts_t opts;
+	cdp_transport_t tp;
+	void *tud;
+	int transport_done; /* the transport has reported closed: never call tp.close */
+	int transport_close_sent;
+	enum conn_state state;
+
+	cdp_lost_cb on_lost;
+	void *lost_ud;
+	cdp_close_cb close_cb;
+	void *close_ud;
+
+	uint64_t next_id;
+	cmd_t *buckets[NBUCKETS];
+	cmd_t *all; /* every pending command, newest first */
+	uv_timer_t timer;
+	uint64_t armed_deadline; /* 0: timer not armed */
+
+	cdp_listener_t *listeners;
+	int dispatch_depth;
+	int listeners_dirty;
+
+	cdp_conn_stats_t stats;
+};
+
+void cdp_conn_opts_init(cdp_conn_opts_t *opts)
+{
+	opts->default_timeout_ms = 30000;
+	opts->max_message = 64u * 1024 * 1024;
+}
+
+cdp_conn_t *cdp_conn_new(uv_loop_t *loop, const cdp_conn_opts_t *opts,
+                         const cdp_transport_t *tp, void *tud, cdp_lost_cb on_lost, void *ud)
+{
+	cdp_conn_t *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return NULL;
+	c->loop = loop;
+	cdp_conn_opts_init(&c->opts);
+	if (opts) {
+		if (opts->default_timeout_ms)
+			c->opts.default_timeout_ms = opts->default_timeout_ms;
+		if (opts->max_message)
+			c->opts.max_message = opts->max_message;
+	}
+	c->tp = *tp;
+	c->tud = tud;
+	c->on_lost = on_lost;
+	c->lost_ud = ud;
+	c->next_id = 1;
+	c->state = CONN_OPEN;
+	uv_timer_init(loop, &c->timer);
+	c->timer.data = c;
+	return c;
+}
+
+/* ---- pending table ---- */
+
+static void table_insert(cdp_conn_t *c, cmd_t *cmd)
+{
+	cmd_t **b = &c->buckets[cmd->id % NBUCKETS];
+
+	cmd->next_bucket = *b;
+	*b = cmd;
+	cmd->prev_all = NULL;
+	cmd->next_all = c->all;
+	if (c->all)
+		c->all->prev_all = cmd;
+	c->all = cmd;
+	c->stats.pending++;
+}
+
+/* Unlinks and returns the command with this id, or NULL. */
+static cmd_t *table_take(cdp_conn_t *c, uint64_t id)
+{
+	cmd_t **pp = &c->buckets[id % NBUCKETS];
+
+	for (; *pp; pp = &(*pp)->next_bucket) {
+		cmd_t *cmd = *pp;
+		if (cmd->id != id)
+			continue;
+		*pp = cmd->next_bucket;
+		if (cmd->prev_all)
+			cmd->prev_all->next_all = cmd->next_all;
+		else
+			c->all = cmd->next_all;
+		if (cmd->next_all)
+			cmd->next_all->prev_all = cmd->prev_all;
+		c->stats.pending--;
+		return cmd;
+	}
+	return NULL;
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* Arms the timer for the earliest deadline, or stops it when nothing is pending. */
+static void rearm(cdp_conn_t *c)
+{
+	uint64_t min = 0, now = uv_now(c->loop);
+
+	for (cmd_t *cmd = c->all; cmd; cmd = cmd->next_all)
+		if (min == 0 || cmd->deadline < min)
+			min = cmd->deadline;
+	if (min == c->armed_deadline)
+		return;
+	c->armed_deadline = min;
+	if (min == 0 || c->state == CONN_CLOSED)
+		uv_timer_stop(&c->timer);
+	else
+		uv_timer_start(&c->timer, on_timer, min > now ? min - now : 0, 0);
+}
+
+static void complete(cdp_conn_t *c, cmd_t *cmd, int status, json_t *result, int code,
+                     const char *message)
+{
+	cdp_reply_t r = {
+		.status = status,
+		.result = result,
+		.error_code = code,
+		.error_message = message ? message : (status ? cdp_strerror(status) : ""),
+	};
+	c->dispatch_depth++;
+	cmd->cb(c, &r, cmd->ud);
+	c->dispatch_depth--;
+	free(cmd);
+}
+
+/* Fails every pending command with status; callbacks may send new commands. */
+static void fail_all(cdp_conn_t *c, int status, const char *why)
+{
+	cmd_t *list = c->all;
+
+	/* Detach the whole table first: callbacks may add commands (which then fail fast). */
+	memset(c->buckets, 0, sizeof c->buckets);
+	c->all = NULL;
+	c->stats.pending = 0;
+	while (list) {
+		cmd_t *next = list->next_all;
+		complete(c, list, status, NULL, 0, why);
+		list = next;
+	}
+	rearm(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	cdp_conn_t *c = t->data;
+	uint64_t now = uv_now(c->loop);
+	cmd_t *expired = NULL;
+
+	c->armed_deadline = 0;
+	for (cmd_t *cmd = c->all, *next; cmd; cmd = next) {
+		next = cmd->next_all;
+		if (cmd->deadline > now)
+			continue;
+		table_take(c, cmd->id);
+		cmd->next_all = expired;
+		expired = cmd;
+	}
+	while (expired) {
+		cmd_t *next = expired->next_all;
+		c->stats.timeouts++;
+		log_debug("cdp", "command %llu (%s) timed out", (unsigned long long)expired->id,
+		          expired->method);
+		complete(c, expired, -ETIMEDOUT, NULL, 0, "timed out");
+		expired = next;
+	}
+	rearm(c);
+}
+
+/* ---- sending ---- */
+
+int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
+                  json_t *params, uint32_t timeout_ms, cdp_reply_cb cb, void *ud,
+                  uint64_t *id_out)
+{
+	json_t *msg = NULL;
+	char *text = NULL;
+	cmd_t *cmd = NULL;
+	size_t len;
+	int rc = 0;
+
+	if (c->state != CONN_OPEN) {
+		rc = CDP_ECONNLOST;
+		goto out;
+	}
+	if (!method || !cb) {
+		rc = -EINVAL;
+		goto out;
+	}
+	msg = json_pack("{s:I, s:s}", "id", (json_int_t)c->next_id, "method", method);
+	if (!msg) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (params && json_object_set(msg, "params", params) != 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (session_id && json_object_set_new(msg, "sessionId", json_string(session_id)) != 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	text = json_dumps(msg, JSON_COMPACT);
+	if (!text) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	len = strlen(text);
+	if (len > c->opts.max_message) {
+		c->stats.oversized++;
+		log_warn("cdp", "command %s is %zu bytes, over the %zu-byte message cap", method,
+		         len, c->opts.max_message);
+		rc = -EMSGSIZE;
+		goto out;
+	}
+	cmd = calloc(1, sizeof *cmd);
+	if (!cmd) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	cmd->id = c->next_id;
+	cmd->cb = cb;
+	cmd->ud = ud;
+	cmd->deadline = uv_now(c->loop) + (timeout_ms ? timeout_ms : c->opts.default_timeout_ms);
+	snprintf(cmd->method, sizeof cmd->method, "%s", method);
+	table_insert(c, cmd);
+	c->next_id++;
+	rc = c->tp.send(c->tud, text, len);
+	if (rc != 0) {
+		table_take(c, cmd->id);
+		free(cmd);
+		goto out;
+	}
+	c->stats.sent++;
+	if (id_out)
+		*id_out = cmd->id;
+	if (c->armed_deadline == 0 || cmd->deadline < c->armed_deadline) {
+		c->armed_deadline = 0;
+		rearm(c);
+	}
+out:
+	free(text);
+	json_decref(msg);
+	json_decref(params);
+	return rc;
+}
+
+int cdp_conn_cancel(cdp_conn_t *c, uint64_t id)
+{
+	cmd_t *cmd = table_take(c, id);
+
+	if (!cmd)
+		return -ENOENT;
+	complete(c, cmd, -ECANCELED, NULL, 0, "cancelled");
+	rearm(c);
+	return 0;
+}
+
+/* ---- listeners ---- */
+
+cdp_listener_t *cdp_conn_on(cdp_conn_t *c, const char *method, const char *session_id,
+                            cdp_event_cb cb, void *ud)
+{
+	cdp_listener_t *l = calloc(1, sizeof *l);
+
+	if (!l)
+		return NULL;
+	l->method = method ? strdup(method) : NULL;
+	l->session_id = session_id ? strdup(session_id) : NULL;
+	if ((method && !l->method) || (session_id && !l->session_id)) {
+		free(l->method);
+		free(l->session_id);
+		free(l);
+		return NULL;
+	}
+	l->cb = cb;
+	l->ud = ud;
+	l->next = c->listeners;
+	c->listeners = l;
+	return l;
+}
+
+static void listener_free(cdp_listener_t *l)
+{
+	free(l->method);
+	free(l->session_id);
+	free(l);
+}
+
+static void sweep_listeners(cdp_conn_t *c)
+{
+	cdp_listener_t **pp = &c->listeners;
+
+	if (c->dispatch_depth > 0 || !c->listeners_dirty)
+		return;
+	while (*pp) {
+		cdp_listener_t *l = *pp;
+		if (l->removed) {
+			*pp = l->next;
+			listener_free(l);
+		} else {
+			pp = &l->next;
+		}
+	}
+	c->listeners_dirty = 0;
+}
+
+void cdp_conn_off(cdp_conn_t *c, cdp_listener_t *l)
+{
+	if (!l)
+		return;
+	l->removed = 1;
+	c->listeners_dirty = 1;
+	sweep_listeners(c);
+}
+
+static void dispatch_event(cdp_conn_t *c, const char *session_id, const char *method,
+                           json_t *params)
+{
+	c->stats.events++;
+	c->dispatch_depth++;
+	/* Listeners added during dispatch go to the head and are not seen by this event. */
+	for (cdp_listener_t *l = c->listeners; l; l = l->next) {
+		if (l->removed)
+			continue;
+		if (l->method && strcmp(l->method, method) != 0)
+			continue;
+		if (l->session_id && (!session_id || strcmp(l->session_id, session_id) != 0))
+			continue;
+		l->cb(c, session_id, method, params, l->ud);
+		if (c->state == CONN_CLOSING || c->state == CONN_CLOSED)
+			break;
+	}
+	c->dispatch_depth--;
+	sweep_listeners(c);
+}
+
+/* ---- incoming ---- */
+
+static void malformed(cdp_conn_t *c, const char *why, const char *data, size_t len)
+{
+	c->stats.malformed++;
+	log_warn("cdp", "ignoring malformed message (%s): %.*s%s", why, (int)(len > 200 ? 200 : len),
+	         data, len > 200 ? "..." : "");
+}
+
+static void handle_reply(cdp_conn_t *c, json_t *msg, json_t *jid, const char *data, size_t len)
+{
+	json_t *result = json_object_get(msg, "result");
+	json_t *error = json_object_get(msg, "error");
+	json_int_t id;
+	cmd_t *cmd;
+
+	if (!json_is_integer(jid) || json_integer_value(jid) <= 0) {
+		malformed(c, "\"id\" is not a positive integer", data, len);
+		return;
+	}
+	id = json_integer_value(jid);
+	cmd = table_take(c, (uint64_t)id);
+	if (!cmd) {
+		if ((uint64_t)id < c->next_id) {
+			c->stats.late_replies++;
+			log_debug("cdp", "dropping reply to id %lld: timed out or cancelled",
+			          (long long)id);
+		} else {
+			malformed(c, "reply to an id never sent", data, len);
+		}
+		return;
+	}
+	c->stats.replies++;
+	if (error) {
+		json_t *code = json_object_get(error, "code");
+		json_t *message = json_object_get(error, "message");
+		const char *m = json_is_string(message) ? json_string_value(message)
+		                                          : "protocol error without a message";
+		if (!json_is_object(error) || !json_is_integer(code) || !json_is_string(message))
+			log_warn("cdp", "reply %lld: \"error\" lacks an integer code or string message",
+			         (long long)id);
+		complete(c, cmd, CDP_EPROTOCOL, NULL,
+		         json_is_integer(code) ? (int)json_integer_value(code) : 0, m);
+	} else if (json_is_object(result)) {
+		complete(c, cmd, 0, result, 0, "");
+	} else {
+		malformed(c, "reply with neither an object \"result\" nor \"error\"", data, len);
+		complete(c, cmd, CDP_EBADREPLY, NULL, 0,
+		         "reply had neither an object \"result\" nor an \"error\"");
+	}
+	rearm(c);
+}
+
+void cdp_conn_feed(cdp_conn_t *c, const char *data, size_t len)
+{
+	json_error_t jerr;
+	json_t *msg, *jid, *method, *params, *session;
+	const char *sid = NULL;
+
+	if (c->state != CONN_OPEN)
+		return;
+	msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!msg) {
+		malformed(c, jerr.text, data, len);
+		return;
+	}
+	if (!json_is_object(msg)) {
+		malformed(c, "not a JSON object", data, len);
+		goto out;
+	}
+	jid = json_object_get(msg, "id");
+	if (jid) {
+		handle_reply(c, msg, jid, data, len);
+		goto out;
+	}
+	method = json_object_get(msg, "method");
+	if (!json_is_string(method)) {
+		malformed(c, "neither \"id\" nor a string \"method\"", data, len);
+		goto out;
+	}
+	session = json_object_get(msg, "sessionId");
+	if (session && !json_is_string(session)) {
+		malformed(c, "\"sessionId\" is not a string", data, len);
+		goto out;
+	}
+	sid = session ? json_string_value(session) : NULL;
+	params = json_object_get(msg, "params");
+	if (params && !json_is_object(params)) {
+		malformed(c, "\"params\" is not an object", data, len);
+		goto out;
+	}
+	if (!params) {
+		params = json_object();
+		if (!params)
+			goto out;
+		json_object_set_new(msg, "params", params);
+	}
+	dispatch_event(c, sid, json_string_value(method), params);
+out:
+	json_decref(msg);
+}
+
+void cdp_conn_feed_oversized(cdp_conn_t *c, const char *head, size_t headlen, size_t total)
+{
+	static const char key[] = "\"id\":";
+	const char *p = NULL;
+	uint64_t id = 0;
+	cmd_t *cmd;
+	char why[128];
+
+	c->stats.oversized++;
+	for (size_t i = 0; i + sizeof key - 1 <= headlen; i++) {
+		if (memcmp(head + i, key, sizeof key - 1) == 0) {
+			p = head + i + sizeof key - 1;
+			break;
+		}
+		if (head[i] == '"' && i > 0)
+			break; /* the first key is not "id": an event */
+	}
+	while (p && p < head + headlen && *p >= '0' && *p <= '9' && id < UINT64_MAX / 10)
+		id = id * 10 + (uint64_t)(*p++ - '0');
+	log_warn("cdp", "dropped an incoming message of %zu bytes: over the %zu-byte cap%s",
+	         total, c->opts.max_message, id ? " (a command reply)" : "");
+	if (!id || c->state != CONN_OPEN)
+		return;
+	cmd = table_take(c, id);
+	if (!cmd)
+		return;
+	snprintf(why, sizeof why, "reply of %zu bytes is over the %zu-byte message cap", total,
+	         c->opts.max_message);
+	complete(c, cmd, -EMSGSIZE, NULL, 0, why);
+	rearm(c);
+}
+
+/* ---- loss and close ---- */
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	cdp_conn_t *c = h->data;
+	cdp_listener_t *l = c->listeners;
+
+	while (l) {
+		cdp_listener_t *next = l->next;
+		listener_free(l);
+		l = next;
+	}
+	if (c->close_cb)
+		c->close_cb(c, c->close_ud);
+	free(c);
+}
+
+static void finish_close(cdp_conn_t *c)
+{
+	if (c->state != CONN_CLOSING || !c->transport_done)
+		return;
+	c->state = CONN_CLOSED;
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+void cdp_conn_transport_lost(cdp_conn_t *c, int err, const char *why)
+{
+	if (c->state != CONN_OPEN)
+		return;
+	c->state = CONN_LOST;
+	log_info("cdp", "connection lost: %s", why ? why : cdp_strerror(err));
+	fail_all(c, CDP_ECONNLOST, why ? why : "connection lost");
+	if (c->on_lost && c->state == CONN_LOST) {
+		c->dispatch_depth++;
+		c->on_lost(c, err, why ? why : cdp_strerror(err), c->lost_ud);
+		c->dispatch_depth--;
+	}
+}
+
+void cdp_conn_transport_closed(cdp_conn_t *c)
+{
+	if (c->transport_done)
+		return;
+	if (c->state == CONN_OPEN)
+		cdp_conn_transport_lost(c, CDP_ECONNLOST, "connection closed");
+	c->transport_done = 1;
+	finish_close(c);
+}
+
+void cdp_conn_close(cdp_conn_t *c, cdp_close_cb cb, void *ud)
+{
+	if (c->state == CONN_CLOSING || c->state == CONN_CLOSED)
+		return;
+	c->close_cb = cb;
+	c->close_ud = ud;
+	c->state = CONN_CLOSING;
+	fail_all(c, -ECANCELED, "connection closed by its owner");
+	for (cdp_listener_t *l = c->listeners; l; l = l->next)
+		l->removed = 1;
+	c->listeners_dirty = 1;
+	if (!c->transport_done && !c->transport_close_sent) {
+		c->transport_close_sent = 1;
+		c->tp.close(c->tud); /* may call cdp_conn_transport_closed() right away */
+	}
+	finish_close(c);
+}
+
+int cdp_conn_is_open(const cdp_conn_t *c) { return c->state == CONN_OPEN; }
+
+void cdp_conn_get_stats(const cdp_conn_t *c, cdp_conn_stats_t *out) { *out = c->stats; }
+
+size_t cdp_conn_max_message(const cdp_conn_t *c) { return c->opts.max_message; }
+
+uv_loop_t *cdp_conn_loop(const cdp_conn_t *c) { return c->loop; }

@@ -106,6 +106,14 @@ void cdp_conn_off(cdp_conn_t *conn, cdp_listener_t *l);
 void cdp_conn_feed(cdp_conn_t *conn, const char *data, size_t len);
 
 /*
+ * Tells the conn that an incoming message of total bytes was dropped for being over the
+ * cap; head holds its first bytes. If head shows it was a reply ({"id":N...), command N
+ * fails at once with -EMSGSIZE instead of waiting for its timeout.
+ */
+void cdp_conn_feed_oversized(cdp_conn_t *conn, const char *head, size_t headlen,
+                             size_t total);
+
+/*
  * Called by the transport when the socket is gone (err/why describe it) or, after
  * tp->close, when it has finished closing. Every pending command fails at once with
  * CDP_ECONNLOST and on_lost fires (once). Idempotent.

@@ -25,7 +25,7 @@ void cdp_msgbuf_release(cdp_msgbuf_t *mb);
 
 /*
  * Appends one fragment. Returns:
- *   1          the message is complete: *msg/*len point into the buffer (NUL-terminated),
+ *   1          the message is complete: *msg and *len point into the buffer (NUL-terminated),
  *              valid until the next call;
  *   0          more fragments are needed;
  *   -EMSGSIZE  this fragment was the final one of a message over the cap (*len holds the
