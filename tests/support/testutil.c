@@ -14,7 +14,6 @@
 
 #include <cmocka.h>
 
-#include "pool/browser.h"
 
 int tu_fd_count(void)
 {
@@ -78,14 +77,6 @@ void tu_loop_finish(uv_loop_t *loop)
 {
 	uv_run(loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(loop), 0);
-}
-
-void tu_require_chromium(void)
-{
-	char path[4096], err[1024];
-	if (browser_find_executable(NULL, path, sizeof path, err, sizeof err) != 0)
-		fail_msg("Chromium is required for this test and was not found: %s "
-		         "(the README's test command installs it)", err);
 }
 
 int tu_wait_chromium_count(int expected, uint64_t timeout_ms)
