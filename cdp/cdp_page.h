@@ -28,7 +28,18 @@ typedef struct cdp_page_opts {
 	const char *user_agent; /* NULL: Chromium's own */
 	int viewport_width;     /* 0: Chromium's default (800x600 headless) */
 	int viewport_height;
+	/* Page hygiene (all off when zero/NULL): */
+	int dismiss_dialogs;            /* alert/confirm/prompt/beforeunload answered at once */
+	const char *block_resources;    /* comma list of CDP resource types in lower case
+	                                   (image,media,font,...): failed with BlockedByClient */
+	const char *extra_headers_json; /* a JSON object of extra request headers */
 } cdp_page_opts_t;
+
+/* Hygiene counters of one page, for the pool's metrics. */
+typedef struct cdp_page_counters {
+	uint64_t dialogs_dismissed;
+	uint64_t requests_blocked;
+} cdp_page_counters_t;
 
 typedef void (*cdp_page_open_cb)(cdp_page_t *page, int status, const char *why, void *ud);
 
@@ -80,5 +91,6 @@ const char *cdp_page_session_id(const cdp_page_t *page);
 const char *cdp_page_target_id(const cdp_page_t *page);
 const char *cdp_page_context_id(const cdp_page_t *page);
 cdp_conn_t *cdp_page_conn(const cdp_page_t *page);
+void cdp_page_get_counters(const cdp_page_t *page, cdp_page_counters_t *out);
 
 #endif

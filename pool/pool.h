@@ -1,0 +1,136 @@
+/*
+ * pool: one long-lived Chromium and a semaphore-bounded set of leased browser contexts.
+ * Knows browsers and leases; knows nothing of targets, adapters or sinks.
+ *
+ * A task asks for a lease (pool_acquire). When one of CONCURRENCY_CAP slots is free, the
+ * pool opens a fresh browser context with one attached page (cdp_page) on the current
+ * browser, with page hygiene applied (dialogs dismissed, downloads denied, popups closed,
+ * resource types blocked, user agent / viewport / headers set), and grants it. Requests
+ * beyond the cap wait in FIFO order, each with its own wait timeout; a waiting request can
+ * be cancelled. The task's deadline (TASK_TIMEOUT) starts at grant and covers the whole
+ * task: when it passes, or the page's renderer crashes, or the browser dies, the lease is
+ * revoked: revoked_cb tells the task why, the page is torn down (JavaScript interrupted,
+ * context disposed) and the slot is freed. Either way the task ends with pool_release().
+ *
+ * The browser is replaced after RECYCLE_UPTIME or RECYCLE_TASK_COUNT tasks, or on
+ * pool_request_recycle(): the new browser is launched and made ready first, new leases go
+ * to it, leases on the old one finish (bounded by their deadlines), then the old browser
+ * is closed and its whole process tree confirmed gone. A browser that dies is relaunched
+ * at once; repeated crashes back off exponentially up to 30 s.
+ *
+ * Callbacks (all from the loop, never from inside the call that registers them):
+ * - granted_cb fires exactly once per pool_acquire() that returned non-NULL: status 0 with
+ *   a usable page, or -ETIMEDOUT (waited longer than the lease timeout), -ECANCELED
+ *   (pool_lease_cancel or pool closing), or the error that prevented opening the page.
+ *   On error the lease is freed after the callback returns: do not release it.
+ * - revoked_cb fires at most once, only after a successful grant and before the task's
+ *   pool_release(): reason is "timeout", "target_crashed" or "browser_lost".
+ * - After a successful grant the task calls pool_release() exactly once (from anywhere,
+ *   including its own callbacks); the lease memory is the pool's from then on.
+ */
+#ifndef CDPILOT_POOL_POOL_H
+#define CDPILOT_POOL_POOL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "cdp/cdp_page.h"
+#include "cdp/cdp_ws.h"
+#include "pool/browser.h"
+
+typedef struct pool pool_t;
+typedef struct pool_lease pool_lease_t;
+
+/* Why a browser was replaced; indexes pool_stats_t.recycles. */
+enum pool_recycle_reason {
+	POOL_RECYCLE_UPTIME = 0,
+	POOL_RECYCLE_TASKS,
+	POOL_RECYCLE_REQUESTED, /* pool_request_recycle(), e.g. by the watchdog or health grader */
+	POOL_RECYCLE_STUCK,     /* contexts refused to close */
+	POOL_RECYCLE_CRASH,     /* the browser died and was relaunched */
+	POOL_RECYCLE_NREASONS
+};
+
+/* Outcome of a task, as the task reports it in pool_release(); indexes the counters. */
+enum pool_outcome {
+	POOL_OK = 0,
+	POOL_FAILED,         /* the task's own failure (HTTP error, bad page, ...) */
+	POOL_TIMEOUT,        /* revoked: deadline */
+	POOL_TARGET_CRASHED, /* revoked: renderer crash */
+	POOL_BROWSER_LOST,   /* revoked: browser died (retryable) */
+	POOL_NOUTCOMES
+};
+
+typedef struct pool_opts {
+	unsigned concurrency_cap;      /* CONCURRENCY_CAP, 1..256, default 8 */
+	uint32_t lease_timeout_ms;     /* LEASE_TIMEOUT_SECONDS, default 60 s */
+	uint32_t task_timeout_ms;      /* TASK_TIMEOUT_SECONDS, default 30 s */
+	uint64_t recycle_uptime_ms;    /* RECYCLE_UPTIME_SECONDS, default 21600 s; 0 = never */
+	uint64_t recycle_task_count;   /* RECYCLE_TASK_COUNT, default 5000; 0 = never */
+	uint32_t close_grace_ms;       /* a context not disposed by then is "stuck"; 5 s */
+	uint32_t shutdown_grace_ms;    /* in-flight tasks may finish this long; 10 s */
+	char block_resources[128];     /* BLOCK_RESOURCES, default "image,media,font"; "none" */
+	char user_agent[512];          /* USER_AGENT, default "" (Chromium's) */
+	int viewport_width;            /* VIEWPORT "WxH", default 1280x800 */
+	int viewport_height;
+	char extra_headers[2048];      /* EXTRA_HEADERS as a JSON object, default "" */
+	browser_opts_t browser;
+} pool_opts_t;
+
+typedef struct pool_stats {
+	unsigned leases_in_use, capacity, waiting;
+	uint64_t tasks[POOL_NOUTCOMES];
+	uint64_t lease_timeouts;       /* requests that waited longer than the lease timeout */
+	uint64_t browser_launches;
+	uint64_t recycles[POOL_RECYCLE_NREASONS];
+	uint64_t popups_closed, dialogs_dismissed, requests_blocked, stuck_contexts;
+	uint64_t browser_uptime_ms;    /* of the current browser; 0 if none is ready */
+	uint64_t tasks_on_browser;     /* leases granted on the current browser */
+	unsigned consecutive_crashes;
+	int ready;                     /* a browser is connected and serving */
+} pool_stats_t;
+
+typedef void (*pool_granted_cb)(pool_lease_t *lease, int status, const char *why, void *ud);
+typedef void (*pool_revoked_cb)(pool_lease_t *lease, enum pool_outcome reason,
+                                const char *why, void *ud);
+typedef void (*pool_closed_cb)(pool_t *pool, void *ud);
+
+/* Defaults, then environment. Returns 0, or -EINVAL with err naming the variable, the value
+ * and what was expected (every bad value is listed, separated by newlines). */
+void pool_opts_init(pool_opts_t *o);
+int pool_opts_from_env(pool_opts_t *o, char *err, size_t errlen);
+
+/* ws is borrowed and must outlive the pool. NULL on -ENOMEM. */
+pool_t *pool_new(uv_loop_t *loop, cdp_wsctx_t *ws, const pool_opts_t *opts);
+
+/* Launches the first browser. Leases may be requested at once: they wait for it. */
+int pool_start(pool_t *pool);
+
+/* NULL if the pool is shutting down. task_timeout_ms 0: the pool's default. */
+pool_lease_t *pool_acquire(pool_t *pool, uint32_t task_timeout_ms, pool_granted_cb granted_cb,
+                           pool_revoked_cb revoked_cb, void *ud);
+
+/* Cancels a request not yet granted: granted_cb fires with -ECANCELED. No-op otherwise. */
+void pool_lease_cancel(pool_lease_t *lease);
+
+/* The leased page (borrowed, valid until pool_release or revocation). */
+cdp_page_t *pool_lease_page(pool_lease_t *lease);
+
+/* Ends the task; outcome feeds the counters (ignored if the lease was revoked). */
+void pool_release(pool_lease_t *lease, enum pool_outcome outcome);
+
+/* Asks for a recycle (pre-warm, drain, close). Coalesced while one is under way. */
+void pool_request_recycle(pool_t *pool, enum pool_recycle_reason reason);
+
+/* Stops leasing, lets in-flight tasks finish within the shutdown grace, closes every
+ * browser and waits for their trees to be gone, then cb once and the pool is freed. */
+void pool_close(pool_t *pool, pool_closed_cb cb, void *ud);
+
+void pool_get_stats(const pool_t *pool, pool_stats_t *out);
+/* Main pid of the current browser (0 if none), for the watchdog. */
+pid_t pool_browser_pid(const pool_t *pool);
+
+const char *pool_outcome_name(enum pool_outcome o);
+const char *pool_recycle_reason_name(enum pool_recycle_reason r);
+
+#endif
