@@ -12,13 +12,21 @@
  * Attach: CDP_URL http://host:port (resolved through /json/version with fetch) or ws://...
  *
  * Lifecycle (a handle): browser_new() -> browser_start(ready_cb) -> ... ->
- * browser_close(closed_cb). ready_cb fires exactly once (0 with an open conn, or an
- * error with a message). on_lost fires at most once, after ready, if the browser goes
- * away on its own (process exit or socket closed); the handle must still be closed.
+ * browser_close(closed_cb). ready_cb fires exactly once, always from the loop (never from
+ * inside browser_start()): 0 with an open conn, or an error with a message (CDP_ENOBROWSER
+ * not found / exited early, -ETIMEDOUT, CDP_ECONNLOST websocket, CDP_EBADREPLY or a fetch
+ * error for a bad /json/version, -EINVAL bad CDP_URL, -ECANCELED if browser_close() came
+ * first). After a failure the handle must still be closed; a launched process is already
+ * being killed. on_lost fires at most once, after ready and never after browser_close(),
+ * when the browser has gone away on its own: a launched browser only once BOTH its main
+ * process has exited and its socket has closed (if the socket closes and the process is
+ * still there after close_grace_ms, it is SIGKILLed); an attached one when its socket
+ * closes. err is CDP_ECONNLOST. The handle must still be closed.
  * browser_close(): Browser.close, then SIGTERM, then SIGKILL after a grace, waits until
  * every process of the browser's session has exited and the socket has closed, removes the
  * user-data-dir (off the loop thread via uv_queue_work), then closed_cb fires once and the
- * memory is freed. For an attached browser only the connection is closed.
+ * memory is freed. For an attached browser only the connection is closed. Callbacks may
+ * call browser_close(); the memory is freed only after closed_cb returns.
  *
  * Any program that launches browsers must call browser_exec_wrapper_main() first thing
  * in main() (see below).
@@ -57,7 +65,11 @@ void browser_opts_init(browser_opts_t *o);
  */
 browser_t *browser_new(uv_loop_t *loop, cdp_wsctx_t *ws, const browser_opts_t *opts);
 
-/* Returns 0 (ready_cb will fire) or an error (it will not). on_lost may be NULL. */
+/*
+ * Returns 0 (ready_cb will fire) or -EINVAL (ready_cb NULL or already started; it will
+ * not) or -ENOMEM. Every other failure, including "no Chromium found", comes through
+ * ready_cb with a message. on_lost may be NULL.
+ */
 int browser_start(browser_t *b, browser_ready_cb ready_cb, browser_lost_cb on_lost,
                   void *ud);
 
@@ -73,6 +85,13 @@ const char *browser_executable(const browser_t *b);
 /* The user-data-dir, or NULL when attached. */
 const char *browser_user_data_dir(const browser_t *b);
 
+/*
+ * Safe in every state (never started, launching, connecting, ready, failed, lost,
+ * attached). If ready_cb has not fired yet it fires first, with -ECANCELED. closed_cb
+ * fires once, from the loop; a second browser_close() is ignored (logged). Grace steps
+ * are opts.close_grace_ms; stragglers of the session still alive close_grace_ms after the
+ * main process exited are SIGKILLed one by one.
+ */
 void browser_close(browser_t *b, browser_closed_cb cb, void *ud);
 
 /*
@@ -85,8 +104,30 @@ int browser_exec_wrapper_main(int argc, char **argv);
 /*
  * Finds the Chromium executable as browser_start() would. Writes the path to out and
  * returns 0, or returns CDP_ENOBROWSER with a message naming everything tried in err.
+ * explicit_path (else $CHROMIUM_PATH) is used exactly as given, and if it is not an
+ * executable file that is an error naming it (no fallback to PATH). A PATH hit that is a
+ * shell script (Debian's /usr/bin/chromium) is replaced by /usr/lib/chromium/chromium
+ * when that exists. Logs which path it chose. Does not touch the loop.
  */
 int browser_find_executable(const char *explicit_path, char *out, size_t outlen, char *err,
                             size_t errlen);
+
+/*
+ * The /proc helpers browser_close() uses to wait for a browser's whole process tree,
+ * public so tests and fuzzers can drive them on fake input.
+ *
+ * browser_parse_proc_stat() reads the content of a /proc/PID/stat file (len bytes, need
+ * not be NUL-terminated). The command name may contain spaces and ')', so fields are
+ * counted from the LAST ')'. Writes the state letter (field 3) and the session id
+ * (field 6). Returns 0, or -EINVAL if the text does not have that shape.
+ *
+ * browser_session_members() scans proc_root (normally "/proc"; a fake tree in a temp dir
+ * for tests) for processes whose session id is sid, skipping zombies ('Z', 'X': they hold
+ * nothing but a pid until their parent reaps them). Writes up to max of their pids to pids
+ * (may be NULL) and returns how many there are, or a negative errno if proc_root cannot be
+ * read.
+ */
+int browser_parse_proc_stat(const char *buf, size_t len, char *state, pid_t *sid);
+int browser_session_members(const char *proc_root, pid_t sid, pid_t *pids, size_t max);
 
 #endif

@@ -29,11 +29,21 @@ typedef void (*fetch_close_cb)(void *ud);
 
 fetch_ctx_t *fetch_ctx_new(uv_loop_t *loop);
 
-/* timeout_ms bounds the whole transfer; max_bytes caps the body (0: 16 MiB). */
+/*
+ * GET url (http or https only; redirects are not followed). timeout_ms bounds the whole
+ * transfer (0: no limit); max_bytes caps the body (0: 16 MiB; over it: -EMSGSIZE).
+ * Returns 0, -EINVAL (NULL url or cb, unusable url), -ECANCELED (the context is closing),
+ * -ENOMEM or -EIO. May be called from inside a fetch callback.
+ */
 int fetch_get(fetch_ctx_t *ctx, const char *url, unsigned timeout_ms, size_t max_bytes,
               fetch_cb cb, void *ud);
 
-/* Pending transfers fail with -ECANCELED; close_cb fires once every handle is closed. */
+/*
+ * Pending transfers fail with -ECANCELED (their callbacks run before this returns);
+ * close_cb (may be NULL) fires once, from the loop, after every uv handle has closed, and
+ * then the context is freed. May be called from inside a fetch callback; a second call is
+ * ignored.
+ */
 void fetch_ctx_close(fetch_ctx_t *ctx, fetch_close_cb cb, void *ud);
 
 #endif
