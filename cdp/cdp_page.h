@@ -12,6 +12,10 @@
  * renderer crashes, the running operation fails with CDP_ECRASHED; if the connection
  * drops, with CDP_ECONNLOST. Strings and JSON given to callbacks are borrowed until the
  * callback returns. Callbacks may start the next operation or close the page.
+ *
+ * Every timeout_ms of 0 means 30000. An operation that times out fails alone with
+ * -ETIMEDOUT: its command is cancelled (a late reply is dropped) and the page stays usable.
+ * After a crash (or the target going away), new operations return CDP_ECRASHED at once.
  */
 #ifndef CDPILOT_CDP_PAGE_H
 #define CDPILOT_CDP_PAGE_H
@@ -30,6 +34,8 @@ typedef struct cdp_page_opts {
 	int viewport_height;
 	/* Page hygiene (all off when zero/NULL): */
 	int dismiss_dialogs;            /* alert/confirm/prompt/beforeunload answered at once */
+	int block_popups;               /* window.open returns null in every frame (links with
+	                                   target=_blank still open: the pool closes those) */
 	const char *block_resources;    /* comma list of CDP resource types in lower case
 	                                   (image,media,font,...): failed with BlockedByClient */
 	const char *extra_headers_json; /* a JSON object of extra request headers */
@@ -53,19 +59,31 @@ typedef struct cdp_nav_result {
 
 typedef void (*cdp_page_nav_cb)(cdp_page_t *page, const cdp_nav_result_t *res, void *ud);
 typedef void (*cdp_page_done_cb)(cdp_page_t *page, int status, const char *why, void *ud);
-/* value: the returned value (returnByValue), borrowed; NULL on error. For CDP_EEXCEPTION,
- * why holds the exception's description. */
+/* value: the returned value (returnByValue), borrowed; NULL on error. undefined is JSON
+ * null; NaN, Infinity, -0 and BigInt values are their text as a JSON string. For
+ * CDP_EEXCEPTION, why holds the exception's description (or Chrome's text for it). */
 typedef void (*cdp_page_eval_cb)(cdp_page_t *page, int status, json_t *value,
                                  const char *why, void *ud);
 typedef void (*cdp_page_shot_cb)(cdp_page_t *page, int status, const unsigned char *png,
                                  size_t len, const char *why, void *ud);
 typedef void (*cdp_page_closed_cb)(void *ud);
 
-/* opts may be NULL. timeout_ms bounds the whole open. */
+/*
+ * opts may be NULL (strings in it are copied). timeout_ms bounds the whole open. On success
+ * cb gets the page (status 0). On failure whatever was created is disposed first, then cb
+ * fires with page NULL (nothing to close), the error and a message naming the step.
+ */
 int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeout_ms,
                   cdp_page_open_cb cb, void *ud);
 
-/* Navigates and waits for Page.loadEventFired, at most timeout_ms. */
+/*
+ * Navigates and waits for the load event of this navigation (Page.lifecycleEvent "load"
+ * with its loaderId; Page.loadEventFired if lifecycle events are unavailable), at most
+ * timeout_ms. An HTTP error page still loads: status 0 with http_status >= 400. Chrome's
+ * errorText (net::ERR_...) gives CDP_ENAV. On -ETIMEDOUT the navigation is stopped
+ * (Page.stopLoading), since Chrome holds the session's later commands until a pending
+ * navigation ends, so the page stays usable.
+ */
 int cdp_page_navigate(cdp_page_t *page, const char *url, uint32_t timeout_ms,
                       cdp_page_nav_cb cb, void *ud);
 
@@ -82,8 +100,11 @@ int cdp_page_screenshot(cdp_page_t *page, int full_page, uint32_t timeout_ms,
                         cdp_page_shot_cb cb, void *ud);
 
 /*
- * Cancels any running operation (its callback fires with -ECANCELED), disposes the browser
- * context, then cb fires once and the page is freed. Safe from any page callback.
+ * Cancels any running operation (its callback fires with -ECANCELED before this returns;
+ * operations started from that callback fail with -ECANCELED), disposes the browser
+ * context (Target.disposeBrowserContext, at most 5 s; a failure is logged), then cb (may be
+ * NULL) fires once from the loop and the page is freed. Safe from any page callback.
+ * Calling it twice is a bug: the second call is logged and ignored.
  */
 void cdp_page_close(cdp_page_t *page, cdp_page_closed_cb cb, void *ud);
 

@@ -1,0 +1,757 @@
+/*
+ * Integration tests for cdp_page against the real Chromium and the in-process fixture
+ * server, all on the test's loop: a JS-rendered page waited for and extracted, two pages
+ * isolated by their browser contexts, a multi-MB full-page screenshot arriving whole,
+ * navigation outcomes (HTTP errors, refused connections, redirects, timeouts), a command
+ * timing out alone, closing with an operation running, and a killed Chromium failing the
+ * pending command with CDP_ECONNLOST within a second. Each case launches its own browser
+ * and audits its teardown: loop closes, no fd and no Chromium process left.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cdp/cdp_err.h"
+#include "cdp/cdp_page.h"
+#include "cdp/cdp_ws.h"
+#include "pool/browser.h"
+#include "tests/fixture/fixture.h"
+#include "tests/support/testutil.h"
+#include "util/log.h"
+
+#define WAIT_MS 30000
+
+/* ---- harness: one loop, one fixture, one browser per test case ---- */
+
+typedef struct env {
+	uv_loop_t loop;
+	cdp_wsctx_t *ws;
+	fixture_t *fx;
+	browser_t *b;
+	int ready, ready_status;
+	char ready_why[512];
+	int lost;
+	int b_closed, fx_closed;
+	int fds_before, chrom_before;
+	char udd[512]; /* the browser's user-data-dir, to find its processes */
+	int finished;  /* env_close() completed */
+} env_t;
+
+/* The outcome of one page operation. */
+typedef struct res {
+	int done;
+	int calls;
+	int status;
+	char why[2048];
+	json_t *value;
+	long http_status;
+	char final_url[1024];
+	cdp_page_t *page;
+	unsigned char *png;
+	size_t png_len;
+	uint64_t t_done;
+} res_t;
+
+static void on_ready(browser_t *b, int status, const char *why, void *ud)
+{
+	env_t *e = ud;
+
+	e->ready = 1;
+	e->ready_status = status;
+	snprintf(e->ready_why, sizeof e->ready_why, "%s", why);
+}
+
+static void on_lost(browser_t *b, int err, const char *why, void *ud)
+{
+	((env_t *)ud)->lost = 1;
+}
+static void on_b_closed(browser_t *b, void *ud)
+{
+	((env_t *)ud)->b_closed = 1;
+}
+static void on_fx_closed(void *ud)
+{
+	((env_t *)ud)->fx_closed = 1;
+}
+
+/*
+ * Chromium processes whose command line mentions needle (our user-data-dir). Other
+ * engineers' browsers may come and go on the machine, so this is the precise audit;
+ * the machine-wide count is only reported.
+ */
+static int procs_mentioning(const char *needle)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		char path[300], buf[8192], comm[64] = "";
+		size_t len;
+		FILE *f;
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(comm, sizeof comm, f))
+			comm[0] = '\0';
+		fclose(f);
+		if (strncmp(comm, "chrom", 5) != 0)
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		len = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		for (size_t i = 0; i < len; i++)
+			if (buf[i] == '\0')
+				buf[i] = ' ';
+		buf[len] = '\0';
+		if (strstr(buf, needle))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static int wait_procs_mentioning(const char *needle, uint64_t timeout_ms)
+{
+	uint64_t end = tu_now_ms() + timeout_ms;
+	int n;
+
+	while ((n = procs_mentioning(needle)) > 0 && tu_now_ms() < end)
+		usleep(50 * 1000);
+	return n;
+}
+
+/* The machine-wide count must come back to where it was; other runs can disturb it. */
+static void report_chromium_count(int before)
+{
+	int n = tu_wait_chromium_count(before, 5000);
+
+	if (n > before)
+		print_message("note: %d Chromium processes on the machine, %d at the start of the "
+		              "test (other runs?)\n",
+		              n, before);
+}
+
+/*
+ * The env lives on the heap: a failed check leaves its loop with handles libuv still
+ * knows about (SIGCHLD watchers of spawned processes), so a failed test's env is kept, not
+ * freed, and the next test does not trip over it.
+ */
+static int env_setup(void **state)
+{
+	*state = calloc(1, sizeof(env_t));
+	return *state ? 0 : -1;
+}
+
+static int env_teardown(void **state)
+{
+	env_t *e = *state;
+
+	if (e->finished)
+		free(e);
+	return 0;
+}
+
+static void env_open(env_t *e)
+{
+	browser_opts_t o;
+
+	tu_require_chromium();
+	memset(e, 0, sizeof *e);
+	e->fds_before = tu_fd_count();
+	e->chrom_before = tu_chromium_count();
+	assert_int_equal(uv_loop_init(&e->loop), 0);
+	e->ws = cdp_wsctx_new(&e->loop);
+	assert_non_null(e->ws);
+	e->fx = fixture_new(&e->loop, NULL, 0);
+	assert_non_null(e->fx);
+	browser_opts_init(&o);
+	e->b = browser_new(&e->loop, e->ws, &o);
+	assert_non_null(e->b);
+	assert_int_equal(browser_start(e->b, on_ready, on_lost, e), 0);
+	assert_true(tu_run_until(&e->loop, &e->ready, WAIT_MS));
+	if (e->ready_status != 0)
+		fail_msg("browser did not start: %s", e->ready_why);
+	assert_non_null(browser_user_data_dir(e->b));
+	snprintf(e->udd, sizeof e->udd, "%s", browser_user_data_dir(e->b));
+}
+
+static void env_close(env_t *e)
+{
+	browser_close(e->b, on_b_closed, e);
+	assert_true(tu_run_until(&e->loop, &e->b_closed, WAIT_MS));
+	fixture_close(e->fx, on_fx_closed, e);
+	assert_true(tu_run_until(&e->loop, &e->fx_closed, 5000));
+	cdp_wsctx_close(e->ws);
+	uv_run(&e->loop, UV_RUN_DEFAULT);
+	cdp_wsctx_free(e->ws);
+	assert_int_equal(uv_loop_close(&e->loop), 0);
+	assert_int_equal(wait_procs_mentioning(e->udd, 5000), 0);
+	assert_false(tu_path_exists(e->udd));
+	report_chromium_count(e->chrom_before);
+	assert_int_equal(tu_fd_count(), e->fds_before);
+	e->finished = 1;
+}
+
+static void url_of(env_t *e, const char *path, char *out, size_t len)
+{
+	fixture_url(e->fx, path, out, len);
+}
+
+/* ---- synchronous wrappers over the page API (each runs the loop until done) ---- */
+
+static void res_reset(res_t *r)
+{
+	json_decref(r->value);
+	free(r->png);
+	memset(r, 0, sizeof *r);
+}
+
+static void on_opened(cdp_page_t *page, int status, const char *why, void *ud)
+{
+	res_t *r = ud;
+
+	r->calls++;
+	r->done = 1;
+	r->status = status;
+	r->page = page;
+	snprintf(r->why, sizeof r->why, "%s", why);
+}
+
+static cdp_page_t *open_page(env_t *e)
+{
+	res_t r = { 0 };
+
+	assert_int_equal(cdp_page_open(browser_conn(e->b), NULL, 10000, on_opened, &r), 0);
+	assert_true(tu_run_until(&e->loop, &r.done, WAIT_MS));
+	if (r.status != 0)
+		fail_msg("cdp_page_open: %s: %s", cdp_strerror(r.status), r.why);
+	assert_non_null(r.page);
+	assert_non_null(cdp_page_session_id(r.page));
+	assert_non_null(cdp_page_target_id(r.page));
+	assert_non_null(cdp_page_context_id(r.page));
+	return r.page;
+}
+
+static void on_navigated(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
+{
+	res_t *r = ud;
+
+	r->calls++;
+	r->done = 1;
+	r->status = res->status;
+	r->http_status = res->http_status;
+	assert_non_null(res->final_url);
+	assert_non_null(res->message);
+	snprintf(r->final_url, sizeof r->final_url, "%s", res->final_url);
+	snprintf(r->why, sizeof r->why, "%s", res->message);
+}
+
+static void navigate(env_t *e, cdp_page_t *p, const char *url, uint32_t timeout_ms, res_t *r)
+{
+	res_reset(r);
+	assert_int_equal(cdp_page_navigate(p, url, timeout_ms, on_navigated, r), 0);
+	assert_true(tu_run_until(&e->loop, &r->done, WAIT_MS));
+	assert_int_equal(r->calls, 1);
+}
+
+static void on_done(cdp_page_t *page, int status, const char *why, void *ud)
+{
+	res_t *r = ud;
+
+	r->calls++;
+	r->done = 1;
+	r->status = status;
+	snprintf(r->why, sizeof r->why, "%s", why);
+}
+
+static void wait_for(env_t *e, cdp_page_t *p, const char *css, uint32_t timeout_ms, res_t *r)
+{
+	res_reset(r);
+	assert_int_equal(cdp_page_wait_for(p, css, timeout_ms, on_done, r), 0);
+	assert_true(tu_run_until(&e->loop, &r->done, WAIT_MS));
+	assert_int_equal(r->calls, 1);
+}
+
+static void on_evaluated(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
+{
+	res_t *r = ud;
+
+	r->calls++;
+	r->done = 1;
+	r->status = status;
+	r->t_done = tu_now_ms();
+	r->value = value ? json_incref(value) : NULL;
+	snprintf(r->why, sizeof r->why, "%s", why);
+	if (status == 0)
+		assert_non_null(value);
+	else
+		assert_null(value);
+}
+
+static void evaluate(env_t *e, cdp_page_t *p, const char *expr, uint32_t timeout_ms, res_t *r)
+{
+	res_reset(r);
+	assert_int_equal(cdp_page_evaluate(p, expr, timeout_ms, on_evaluated, r), 0);
+	assert_true(tu_run_until(&e->loop, &r->done, WAIT_MS));
+	assert_int_equal(r->calls, 1);
+}
+
+static void on_shot(cdp_page_t *page, int status, const unsigned char *png, size_t len,
+                    const char *why, void *ud)
+{
+	res_t *r = ud;
+
+	r->calls++;
+	r->done = 1;
+	r->status = status;
+	snprintf(r->why, sizeof r->why, "%s", why);
+	if (status == 0) {
+		r->png = malloc(len);
+		assert_non_null(r->png);
+		memcpy(r->png, png, len);
+		r->png_len = len;
+	}
+}
+
+static void ignore_reply(cdp_conn_t *conn, const cdp_reply_t *r, void *ud)
+{
+}
+
+static void on_page_closed(void *ud)
+{
+	(*(int *)ud)++;
+}
+
+static void close_page(env_t *e, cdp_page_t *p)
+{
+	int closed = 0;
+
+	cdp_page_close(p, on_page_closed, &closed);
+	assert_true(tu_run_until(&e->loop, &closed, WAIT_MS));
+	assert_int_equal(closed, 1);
+}
+
+/* ---- tests ---- */
+
+static void test_cdp_page__js_rendered_value(void **state)
+{
+	env_t *e = *state;
+	res_t r = { 0 };
+	char url[256];
+	cdp_page_t *p;
+
+	env_open(e);
+	p = open_page(e);
+	url_of(e, "/js", url, sizeof url);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.http_status, 200);
+	assert_string_equal(r.final_url, url);
+
+	wait_for(e, p, "#out", 10000, &r);
+	assert_int_equal(r.status, 0);
+	evaluate(e, p, "window.renderedValue", 5000, &r);
+	assert_int_equal(r.status, 0);
+	assert_true(json_is_integer(r.value));
+	assert_int_equal(json_integer_value(r.value), 42);
+	evaluate(e, p, "document.querySelector('#out').textContent", 5000, &r);
+	assert_int_equal(r.status, 0);
+	assert_true(json_is_string(r.value));
+	assert_string_equal(json_string_value(r.value), "rendered by js");
+	/* undefined comes back as JSON null; objects by value */
+	evaluate(e, p, "undefined", 5000, &r);
+	assert_int_equal(r.status, 0);
+	assert_true(json_is_null(r.value));
+	evaluate(e, p, "Promise.resolve({a: [1, 'x']})", 5000, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(r.value, "a"), 0)), 1);
+
+	res_reset(&r);
+	close_page(e, p);
+	env_close(e);
+}
+
+static void test_cdp_page__open_options(void **state)
+{
+	env_t *e = *state;
+	res_t r = { 0 };
+	cdp_page_opts_t o = { .user_agent = "cdpilot-test/1.0",
+		              .viewport_width = 1024,
+		              .viewport_height = 700 };
+	char url[256];
+	cdp_page_t *p;
+
+	env_open(e);
+	assert_int_equal(cdp_page_open(browser_conn(e->b), &o, 10000, on_opened, &r), 0);
+	assert_true(tu_run_until(&e->loop, &r.done, WAIT_MS));
+	if (r.status != 0)
+		fail_msg("cdp_page_open: %s: %s", cdp_strerror(r.status), r.why);
+	p = r.page;
+	url_of(e, "/static", url, sizeof url);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	evaluate(e, p, "[navigator.userAgent, innerWidth, innerHeight]", 5000, &r);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(json_string_value(json_array_get(r.value, 0)), "cdpilot-test/1.0");
+	assert_int_equal(json_integer_value(json_array_get(r.value, 1)), 1024);
+	assert_int_equal(json_integer_value(json_array_get(r.value, 2)), 700);
+
+	res_reset(&r);
+	close_page(e, p);
+	env_close(e);
+}
+
+static void test_cdp_page__contexts_isolated(void **state)
+{
+	env_t *e = *state;
+	res_t r = { 0 };
+	char url[256];
+	cdp_page_t *a, *b;
+
+	env_open(e);
+	a = open_page(e);
+	b = open_page(e);
+	assert_string_not_equal(cdp_page_context_id(a), cdp_page_context_id(b));
+	url_of(e, "/cookie", url, sizeof url);
+	navigate(e, a, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	navigate(e, b, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+
+	evaluate(e, a, "document.cookie = 'isolation=yes; path=/'; document.cookie", 5000, &r);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(json_string_value(r.value), "isolation=yes"));
+	/* the cookie really is stored: a reload in the same context still has it */
+	navigate(e, a, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	evaluate(e, a, "document.cookie", 5000, &r);
+	assert_non_null(strstr(json_string_value(r.value), "isolation=yes"));
+
+	navigate(e, b, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	evaluate(e, b, "document.cookie", 5000, &r);
+	assert_int_equal(r.status, 0);
+	assert_true(json_is_string(r.value));
+	assert_null(strstr(json_string_value(r.value), "isolation"));
+
+	res_reset(&r);
+	close_page(e, a);
+	close_page(e, b);
+	env_close(e);
+}
+
+static void test_cdp_page__big_screenshot_arrives_whole(void **state)
+{
+	static const unsigned char sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+	env_t *e = *state;
+	res_t r = { 0 };
+	char url[256];
+	cdp_page_t *p;
+	size_t b64_len;
+
+	env_open(e);
+	p = open_page(e);
+	url_of(e, "/noise?w=1600&h=1200", url, sizeof url);
+	navigate(e, p, url, 20000, &r);
+	assert_int_equal(r.status, 0);
+	evaluate(e, p, "document.title", 5000, &r);
+	assert_string_equal(json_string_value(r.value), "noise ready");
+
+	res_reset(&r);
+	assert_int_equal(cdp_page_screenshot(p, 1, 60000, on_shot, &r), 0);
+	assert_true(tu_run_until(&e->loop, &r.done, 90000));
+	assert_int_equal(r.calls, 1);
+	if (r.status != 0)
+		fail_msg("screenshot: %s: %s", cdp_strerror(r.status), r.why);
+	b64_len = (r.png_len + 2) / 3 * 4;
+	print_message("full-page PNG: %zu bytes (%zu bytes of base64)\n", r.png_len, b64_len);
+	assert_true(r.png_len > 3932160); /* > 3.75 MiB */
+	assert_true(b64_len > 5u * 1024 * 1024);
+	assert_memory_equal(r.png, sig, sizeof sig);
+	/* the IHDR says 1600x1200: the whole page, beyond the viewport */
+	assert_int_equal((r.png[16] << 24) | (r.png[17] << 16) | (r.png[18] << 8) | r.png[19],
+	                 1600);
+	assert_int_equal((r.png[20] << 24) | (r.png[21] << 16) | (r.png[22] << 8) | r.png[23],
+	                 1200);
+
+	res_reset(&r);
+	close_page(e, p);
+	env_close(e);
+}
+
+static void test_cdp_page__navigation_outcomes(void **state)
+{
+	env_t *e = *state;
+	res_t r = { 0 };
+	char url[512], want[256];
+	cdp_page_t *p;
+	int port;
+	uint64_t t0;
+
+	env_open(e);
+	p = open_page(e);
+
+	/* an HTTP error page still loads: status 0, the code reported */
+	url_of(e, "/status/404", url, sizeof url);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.http_status, 404);
+
+	/* redirects: final_url is where we landed */
+	url_of(e, "/redirect?to=/static", url, sizeof url);
+	url_of(e, "/static", want, sizeof want);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.http_status, 200);
+	assert_string_equal(r.final_url, want);
+
+	/* a script navigating again before the load event: we wait for the last document */
+	url_of(e, "/static", want, sizeof want);
+	snprintf(url, sizeof url,
+	         "data:text/html,<title>first</title><script>location.replace('%s')</script>",
+	         want);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.final_url, want);
+	evaluate(e, p, "document.title", 5000, &r);
+	assert_string_equal(json_string_value(r.value), "Static page");
+
+	/* a refused connection */
+	port = tu_unused_port();
+	assert_true(port > 0);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, CDP_ENAV);
+	assert_string_equal(r.why, "net::ERR_CONNECTION_REFUSED");
+
+	/* a page that never answers: -ETIMEDOUT, and the page stays usable */
+	url_of(e, "/hang", url, sizeof url);
+	t0 = tu_now_ms();
+	navigate(e, p, url, 1000, &r);
+	assert_int_equal(r.status, -ETIMEDOUT);
+	assert_true(tu_now_ms() - t0 < 3000);
+	evaluate(e, p, "1+1", 5000, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(json_integer_value(r.value), 2);
+	url_of(e, "/static", url, sizeof url);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.http_status, 200);
+
+	/* exceptions: from a bad selector and from a script */
+	wait_for(e, p, "#[", 5000, &r);
+	assert_int_equal(r.status, CDP_EEXCEPTION);
+	assert_non_null(strstr(r.why, "not a valid selector"));
+	wait_for(e, p, "#nope", 300, &r);
+	assert_int_equal(r.status, -ETIMEDOUT);
+	evaluate(e, p, "throw new Error('boom')", 5000, &r);
+	assert_int_equal(r.status, CDP_EEXCEPTION);
+	assert_non_null(strstr(r.why, "boom"));
+	evaluate(e, p, "Promise.reject(new Error('later'))", 5000, &r);
+	assert_int_equal(r.status, CDP_EEXCEPTION);
+	assert_non_null(strstr(r.why, "later"));
+
+	res_reset(&r);
+	close_page(e, p);
+	env_close(e);
+}
+
+static void test_cdp_page__timeout_fails_alone(void **state)
+{
+	env_t *e = *state;
+	res_t r = { 0 };
+	char url[256];
+	cdp_page_t *p;
+	uint64_t t0, dt;
+
+	env_open(e);
+	p = open_page(e);
+	url_of(e, "/static", url, sizeof url);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+
+	t0 = tu_now_ms();
+	evaluate(e, p, "new Promise(() => {})", 300, &r);
+	dt = tu_now_ms() - t0;
+	assert_int_equal(r.status, -ETIMEDOUT);
+	assert_true(dt >= 290 && dt < 2000);
+	evaluate(e, p, "1+1", 5000, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(json_integer_value(r.value), 2);
+
+	res_reset(&r);
+	close_page(e, p);
+	env_close(e);
+}
+
+static void test_cdp_page__close_cancels_running_op(void **state)
+{
+	env_t *e = *state;
+	res_t r = { 0 };
+	char url[256];
+	cdp_page_t *p;
+	int closed = 0;
+
+	env_open(e);
+	p = open_page(e);
+	url_of(e, "/static", url, sizeof url);
+	navigate(e, p, url, 10000, &r);
+	res_reset(&r);
+	assert_int_equal(cdp_page_evaluate(p, "new Promise(() => {})", 30000, on_evaluated, &r), 0);
+	/* a second operation while one runs */
+	assert_int_equal(cdp_page_evaluate(p, "1", 1000, on_evaluated, &r), -EBUSY);
+	uv_run(&e->loop, UV_RUN_NOWAIT);
+	cdp_page_close(p, on_page_closed, &closed);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.status, -ECANCELED);
+	assert_true(tu_run_until(&e->loop, &closed, WAIT_MS));
+	assert_int_equal(closed, 1);
+	assert_int_equal(r.calls, 1);
+
+	res_reset(&r);
+	env_close(e);
+}
+
+static void test_cdp_page__killed_browser_fails_pending(void **state)
+{
+	env_t *e = *state;
+	res_t r = { 0 };
+	char url[256];
+	cdp_page_t *p;
+	uint64_t t_kill;
+	pid_t pid;
+
+	env_open(e);
+	p = open_page(e);
+	url_of(e, "/static", url, sizeof url);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+
+	res_reset(&r);
+	assert_int_equal(cdp_page_evaluate(p, "new Promise(() => {})", 60000, on_evaluated, &r), 0);
+	uv_run(&e->loop, UV_RUN_NOWAIT); /* the command goes out */
+	pid = browser_pid(e->b);
+	assert_true(pid > 0);
+	t_kill = tu_now_ms();
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_true(tu_run_until(&e->loop, &r.done, 5000));
+	print_message("pending command failed %llu ms after SIGKILL\n",
+	              (unsigned long long)(r.t_done - t_kill));
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.status, CDP_ECONNLOST);
+	assert_true(r.t_done - t_kill < 1000);
+
+	/* the page is still closed cleanly (nothing to dispose any more) */
+	res_reset(&r);
+	assert_int_equal(cdp_page_evaluate(p, "1", 1000, on_evaluated, &r), CDP_ECONNLOST);
+	close_page(e, p);
+	tu_run_until(&e->loop, &e->lost, 5000);
+	env_close(e);
+}
+
+/*
+ * libuv opens process-wide descriptors once (the signal pipe used by uv_signal and
+ * uv_spawn): open them before the first fd baseline is taken.
+ */
+static void warm_up_libuv(void)
+{
+	uv_loop_t loop;
+	uv_signal_t sig;
+
+	assert_int_equal(uv_loop_init(&loop), 0);
+	uv_signal_init(&loop, &sig);
+	uv_close((uv_handle_t *)&sig, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+}
+
+static void test_cdp_page__renderer_crash_fails_op(void **state)
+{
+	env_t e;
+	res_t r = { 0 };
+	char url[256];
+	cdp_page_t *p, *other;
+
+	env_open(&e);
+	p = open_page(&e);
+	other = open_page(&e);
+	url_of(&e, "/static", url, sizeof url);
+	navigate(&e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	/* a pending command fails with CDP_ECRASHED when the renderer goes */
+	res_reset(&r);
+	assert_int_equal(cdp_page_evaluate(p, "new Promise(() => {})", 30000, on_evaluated, &r), 0);
+	uv_run(&e.loop, UV_RUN_NOWAIT);
+	assert_int_equal(cdp_conn_send(browser_conn(e.b), cdp_page_session_id(p), "Page.crash",
+	                               NULL, 5000, ignore_reply, NULL, NULL),
+	                 0);
+	assert_true(tu_run_until(&e.loop, &r.done, 10000));
+	print_message("after Page.crash: %s: %s\n", cdp_strerror(r.status), r.why);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.status, CDP_ECRASHED);
+	/* the crashed page refuses new work at once; its neighbour is unaffected */
+	assert_int_equal(cdp_page_evaluate(p, "1", 1000, on_evaluated, &r), CDP_ECRASHED);
+	navigate(&e, other, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	evaluate(&e, other, "document.title", 5000, &r);
+	assert_string_equal(json_string_value(r.value), "Static page");
+
+	res_reset(&r);
+	close_page(&e, p);
+	close_page(&e, other);
+	env_close(&e);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cdp_page__js_rendered_value, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__open_options, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__contexts_isolated, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__big_screenshot_arrives_whole,
+		                                env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__navigation_outcomes, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__timeout_fails_alone, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__close_cancels_running_op, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__renderer_crash_fails_op, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__killed_browser_fails_pending,
+		                                env_setup, env_teardown),
+	};
+	char err[256];
+
+	if (browser_exec_wrapper_main(argc, argv))
+		return 127;
+	if (log_init_from_env(err, sizeof err) != 0)
+		log_set_level(LOG_WARN);
+	if (!getenv("LOG_LEVEL"))
+		log_set_level(LOG_WARN);
+	signal(SIGPIPE, SIG_IGN);
+	warm_up_libuv();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
