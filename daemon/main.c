@@ -1,1 +1,104 @@
-int main(void) { return 0; }
+/*
+ * cdpilot: the command-line entry point. Runs the exec-wrapper mode first (the browser
+ * module re-executes this binary to launch Chromium), reads the logging environment,
+ * dispatches the subcommand and owns the loop. Usage errors are one line on stderr and
+ * exit 2; results are one JSON object on stdout.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "daemon/scrape.h"
+#include "pool/browser.h"
+#include "util/log.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: cdpilot scrape URL [--wait-for CSS] [--extract JS] [--screenshot FILE.png]\n"
+	        "                          [--timeout SECONDS]\n"
+	        "       cdpilot --version\n"
+	        "       cdpilot --help\n"
+	        "\n"
+	        "cdpilot drives one headless Chromium over the Chrome DevTools Protocol.\n"
+	        "`cdpilot scrape --help` describes the scrape command and its JSON output.\n"
+	        "\n"
+	        "exit codes: 0 ok, 2 usage, 3 launch (browser could not start/attach),\n"
+	        "4 network (DNS/connection error), 5 http (status >= 400), 6 timeout,\n"
+	        "7 selector (--wait-for never matched before the timeout), 8 script (exception\n"
+	        "in --extract), 9 browser (crash / connection lost), 10 internal.\n");
+}
+
+static int run_scrape(int argc, char **argv)
+{
+	scrape_opts_t o;
+	uv_loop_t loop;
+	json_t *out = NULL;
+	char err[1024] = "";
+	int code, rc;
+
+	rc = scrape_parse_args(argc, argv, &o, err, sizeof err);
+	if (rc == 1) {
+		scrape_usage(stdout);
+		return 0;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "cdpilot scrape: %s\n", err);
+		return SCRAPE_EXIT_USAGE;
+	}
+	rc = uv_loop_init(&loop);
+	if (rc != 0) {
+		log_error("scrape", "cannot create the event loop: %s", uv_strerror(rc));
+		return SCRAPE_EXIT_INTERNAL;
+	}
+	code = scrape_run(&loop, &o, &out);
+	rc = uv_loop_close(&loop);
+	if (rc != 0)
+		log_error("scrape", "the event loop did not close cleanly: %s", uv_strerror(rc));
+	if (out) {
+		json_dumpf(out, stdout, JSON_COMPACT);
+		fputc('\n', stdout);
+		json_decref(out);
+	}
+	if (fflush(stdout) != 0) {
+		log_error("scrape", "cannot write the result to stdout: %s", strerror(errno));
+		if (code == 0)
+			code = SCRAPE_EXIT_INTERNAL;
+	}
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	char err[512] = "";
+
+	if (browser_exec_wrapper_main(argc, argv))
+		return 127;
+	if (log_init_from_env(err, sizeof err) != 0) {
+		fprintf(stderr, "cdpilot: %s\n", err);
+		return SCRAPE_EXIT_USAGE;
+	}
+	/* libuv and lws write to sockets with write(2): a peer going away must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (argc < 2) {
+		fprintf(stderr, "cdpilot: missing command: expected scrape, --help or --version\n");
+		return SCRAPE_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("cdpilot %s\n", CDPILOT_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "scrape") == 0)
+		return run_scrape(argc - 2, argv + 2);
+	fprintf(stderr, "cdpilot: unknown %s '%s': expected scrape, --help or --version\n",
+	        argv[1][0] == '-' ? "option" : "command", argv[1]);
+	return SCRAPE_EXIT_USAGE;
+}

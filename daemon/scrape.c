@@ -1,2 +1,812 @@
-/* placeholder: being written */
-typedef int cdpilot_placeholder_t;
+/*
+ * scrape: `cdpilot scrape URL`, a sequence of steps on one loop (launch, open a page,
+ * navigate, wait for a selector, read the title, extract, screenshot, write the PNG), each
+ * started from the previous one's callback. The first failure decides the outcome (its
+ * kind maps to the exit code); the cleanup that follows is the same in every case: close
+ * the page (its browser context is disposed), close the browser (process tree and
+ * user-data-dir gone), close our handles. One uv_timer bounds the run; SIGINT and SIGTERM
+ * end it the same way. Steps that cannot be cancelled (opening the page, writing the
+ * file) are short: an abort waits for them to finish.
+ */
+#include "daemon/scrape.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cdp/cdp_err.h"
+#include "cdp/cdp_page.h"
+#include "cdp/cdp_ws.h"
+#include "pool/browser.h"
+#include "util/log.h"
+
+#define COMP "scrape"
+#define LAUNCH_TIMEOUT_MAX_MS 30000u
+
+const char scrape_default_extract[] =
+        "({title: document.title, url: location.href, "
+        "text: (document.body ? document.body.innerText : '').slice(0, 10000)})";
+
+enum phase {
+	PH_START,
+	PH_LAUNCH,
+	PH_OPEN,
+	PH_NAVIGATE,
+	PH_WAIT,
+	PH_TITLE,
+	PH_EXTRACT,
+	PH_SHOT,
+	PH_WRITE,
+	PH_CLOSING
+};
+
+static const char *const phase_doing[] = {
+	[PH_START] = "starting",
+	[PH_LAUNCH] = "launching the browser",
+	[PH_OPEN] = "opening a page",
+	[PH_NAVIGATE] = "loading the page",
+	[PH_WAIT] = "waiting for the selector",
+	[PH_TITLE] = "reading the title",
+	[PH_EXTRACT] = "running the extract expression",
+	[PH_SHOT] = "taking the screenshot",
+	[PH_WRITE] = "writing the screenshot",
+	[PH_CLOSING] = "closing",
+};
+
+static const struct kind_exit {
+	const char *kind;
+	int code;
+} kind_exits[] = {
+	{ "launch", SCRAPE_EXIT_LAUNCH },     { "network", SCRAPE_EXIT_NETWORK },
+	{ "http", SCRAPE_EXIT_HTTP },         { "timeout", SCRAPE_EXIT_TIMEOUT },
+	{ "selector", SCRAPE_EXIT_SELECTOR }, { "script", SCRAPE_EXIT_SCRIPT },
+	{ "browser", SCRAPE_EXIT_BROWSER },   { "internal", SCRAPE_EXIT_INTERNAL },
+};
+
+typedef struct scrape {
+	uv_loop_t *loop;
+	const scrape_opts_t *o;
+	cdp_wsctx_t *ws;
+	browser_t *browser;
+	cdp_page_t *page;
+	enum phase phase;
+	int closing;       /* cleanup started */
+	int busy;          /* an uncancellable step runs; an abort waits for it */
+	int abort_pending; /* cleanup asked for while busy */
+	uint64_t deadline; /* loop time, ms */
+	uv_timer_t timer;
+	uv_signal_t sig_int, sig_term;
+	int handles_open;
+	int done;
+
+	/* outcome */
+	const char *kind; /* NULL: success so far */
+	char message[2048];
+	long http_status;
+	char *final_url;
+	char *title;
+	json_t *data;
+	uint64_t t0_ns, launch_ms, nav_start_ns, navigate_ms, total_ms;
+
+	/* screenshot file */
+	unsigned char *png;
+	size_t png_len, png_off;
+	uv_fs_t fs;
+	uv_file fd;
+	int write_err;
+} scrape_t;
+
+static void cleanup(scrape_t *s);
+static void step_wait(scrape_t *s);
+static void step_title(scrape_t *s);
+static void step_extract(scrape_t *s);
+static void step_shot(scrape_t *s);
+
+static uint64_t ms_since(uint64_t t_ns)
+{
+	return (uv_hrtime() - t_ns) / 1000000u;
+}
+
+static uint32_t remaining_ms(const scrape_t *s)
+{
+	uint64_t now;
+
+	uv_update_time(s->loop);
+	now = uv_now(s->loop);
+	return s->deadline > now ? (uint32_t)(s->deadline - now) : 1;
+}
+
+/* Records the first failure (later ones are logged only), then starts the cleanup. */
+static void fail(scrape_t *s, const char *kind, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void fail(scrape_t *s, const char *kind, const char *fmt, ...)
+{
+	char msg[sizeof s->message];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (!s->kind) {
+		s->kind = kind;
+		memcpy(s->message, msg, sizeof msg);
+		log_warn(COMP, "%s error while %s: %s", kind, phase_doing[s->phase], msg);
+	} else {
+		log_debug(COMP, "after the first error: %s: %s", kind, msg);
+	}
+	cleanup(s);
+}
+
+/* The error kind of a failed page operation, which may depend on the step. */
+static const char *kind_for(const scrape_t *s, int status)
+{
+	switch (status) {
+	case CDP_ECONNLOST:
+	case CDP_ECRASHED: return "browser";
+	case -ETIMEDOUT: return s->phase == PH_WAIT ? "selector" : "timeout";
+	case CDP_ENAV: return "network";
+	case CDP_EEXCEPTION: return s->phase == PH_WAIT ? "selector" : "script";
+	case CDP_EPROTOCOL:
+		if (s->phase == PH_NAVIGATE)
+			return "network";
+		return s->phase == PH_EXTRACT ? "script" : "internal";
+	default: return "internal";
+	}
+}
+
+/* ---- cleanup: page, then browser, then our handles ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	scrape_t *s = h->data;
+
+	s->handles_open--;
+}
+
+static void all_done(scrape_t *s)
+{
+	s->done = 1;
+	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&s->sig_int, on_handle_closed);
+	uv_close((uv_handle_t *)&s->sig_term, on_handle_closed);
+	/* lws keeps handles of its own on the loop until its context is destroyed */
+	uv_stop(s->loop);
+}
+
+static void on_browser_closed(browser_t *b, void *ud)
+{
+	scrape_t *s = ud;
+
+	s->browser = NULL;
+	log_debug(COMP, "browser closed");
+	all_done(s);
+}
+
+static void close_browser(scrape_t *s)
+{
+	if (s->browser)
+		browser_close(s->browser, on_browser_closed, s);
+	else
+		all_done(s);
+}
+
+static void on_page_closed(void *ud)
+{
+	scrape_t *s = ud;
+
+	s->page = NULL;
+	close_browser(s);
+}
+
+static void cleanup(scrape_t *s)
+{
+	if (s->closing)
+		return;
+	if (s->busy) {
+		s->abort_pending = 1;
+		return;
+	}
+	s->closing = 1;
+	if (!s->total_ms)
+		s->total_ms = ms_since(s->t0_ns);
+	s->phase = PH_CLOSING;
+	uv_timer_stop(&s->timer);
+	if (s->page)
+		cdp_page_close(s->page, on_page_closed, s); /* a running op ends with -ECANCELED */
+	else
+		close_browser(s);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	scrape_t *s = t->data;
+
+	if (s->phase == PH_WAIT)
+		fail(s, "selector", "selector '%s' did not match within %g s", s->o->wait_for,
+		     s->o->timeout_s);
+	else
+		fail(s, "timeout", "timed out after %g s while %s", s->o->timeout_s,
+		     phase_doing[s->phase]);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	scrape_t *s = h->data;
+
+	if (s->closing) {
+		log_info(COMP, "%s received while closing; still closing", strsignal(signum));
+		return;
+	}
+	fail(s, "internal", "interrupted by signal %d (%s) while %s", signum, strsignal(signum),
+	     phase_doing[s->phase]);
+}
+
+/* ---- the steps ---- */
+
+static void finish_ok(scrape_t *s)
+{
+	s->total_ms = ms_since(s->t0_ns);
+	log_info(COMP, "scraped %s in %llu ms", s->o->url, (unsigned long long)s->total_ms);
+	cleanup(s);
+}
+
+static void on_file_closed(uv_fs_t *req)
+{
+	scrape_t *s = req->data;
+	int rc = (int)req->result;
+
+	uv_fs_req_cleanup(req);
+	s->busy = 0;
+	if (s->write_err == 0 && rc < 0)
+		s->write_err = rc;
+	if (s->write_err) {
+		fail(s, "internal", "cannot write the screenshot to '%s': %s", s->o->screenshot,
+		     uv_strerror(s->write_err));
+		return;
+	}
+	log_debug(COMP, "wrote %zu bytes to %s", s->png_len, s->o->screenshot);
+	if (s->abort_pending)
+		cleanup(s);
+	else
+		finish_ok(s);
+}
+
+static void close_file(scrape_t *s)
+{
+	int rc = uv_fs_close(s->loop, &s->fs, s->fd, on_file_closed);
+
+	if (rc < 0) {
+		s->busy = 0;
+		fail(s, "internal", "cannot close '%s': %s", s->o->screenshot, uv_strerror(rc));
+	}
+}
+
+static void on_file_written(uv_fs_t *req);
+
+static void write_more(scrape_t *s)
+{
+	uv_buf_t buf =
+	        uv_buf_init((char *)s->png + s->png_off, (unsigned)(s->png_len - s->png_off));
+	int rc = uv_fs_write(s->loop, &s->fs, s->fd, &buf, 1, -1, on_file_written);
+
+	if (rc < 0) {
+		s->write_err = rc;
+		close_file(s);
+	}
+}
+
+static void on_file_written(uv_fs_t *req)
+{
+	scrape_t *s = req->data;
+	ssize_t n = req->result;
+
+	uv_fs_req_cleanup(req);
+	if (n < 0) {
+		s->write_err = (int)n;
+		close_file(s);
+		return;
+	}
+	s->png_off += (size_t)n;
+	if (s->png_off < s->png_len && n == 0)
+		s->write_err = UV_EIO;
+	if (s->png_off < s->png_len && n > 0)
+		write_more(s);
+	else
+		close_file(s);
+}
+
+static void on_file_opened(uv_fs_t *req)
+{
+	scrape_t *s = req->data;
+	int rc = (int)req->result;
+
+	uv_fs_req_cleanup(req);
+	if (rc < 0) {
+		s->busy = 0;
+		fail(s, "internal", "cannot open '%s' for writing: %s", s->o->screenshot,
+		     uv_strerror(rc));
+		return;
+	}
+	s->fd = rc;
+	write_more(s);
+}
+
+static void on_shot(cdp_page_t *page, int status, const unsigned char *png, size_t len,
+                    const char *why, void *ud)
+{
+	scrape_t *s = ud;
+	int rc;
+
+	if (s->closing)
+		return;
+	if (status != 0) {
+		fail(s, kind_for(s, status), "screenshot failed: %s", why);
+		return;
+	}
+	s->png = malloc(len ? len : 1);
+	if (!s->png) {
+		fail(s, "internal", "out of memory for a %zu-byte screenshot", len);
+		return;
+	}
+	memcpy(s->png, png, len);
+	s->png_len = len;
+	s->phase = PH_WRITE;
+	s->fs.data = s;
+	s->busy = 1;
+	rc = uv_fs_open(s->loop, &s->fs, s->o->screenshot, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	                0644, on_file_opened);
+	if (rc < 0) {
+		s->busy = 0;
+		fail(s, "internal", "cannot open '%s' for writing: %s", s->o->screenshot,
+		     uv_strerror(rc));
+	}
+}
+
+static void step_shot(scrape_t *s)
+{
+	int rc;
+
+	if (!s->o->screenshot) {
+		finish_ok(s);
+		return;
+	}
+	s->phase = PH_SHOT;
+	rc = cdp_page_screenshot(s->page, 1, remaining_ms(s), on_shot, s);
+	if (rc != 0)
+		fail(s, kind_for(s, rc), "cannot take the screenshot: %s", cdp_strerror(rc));
+}
+
+static void on_extract(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
+{
+	scrape_t *s = ud;
+
+	if (s->closing)
+		return;
+	if (status != 0) {
+		fail(s, kind_for(s, status), "%s", why && *why ? why : cdp_strerror(status));
+		return;
+	}
+	s->data = json_incref(value);
+	step_shot(s);
+}
+
+static void step_extract(scrape_t *s)
+{
+	int rc;
+
+	s->phase = PH_EXTRACT;
+	rc = cdp_page_evaluate(s->page, s->o->extract ? s->o->extract : scrape_default_extract,
+	                       remaining_ms(s), on_extract, s);
+	if (rc != 0)
+		fail(s, kind_for(s, rc), "cannot run the extract expression: %s", cdp_strerror(rc));
+}
+
+static void on_title(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
+{
+	scrape_t *s = ud;
+
+	if (s->closing)
+		return;
+	if (status != 0) {
+		fail(s, kind_for(s, status), "reading document.title: %s",
+		     why && *why ? why : cdp_strerror(status));
+		return;
+	}
+	free(s->title);
+	s->title = strdup(json_is_string(value) ? json_string_value(value) : "");
+	step_extract(s);
+}
+
+static void step_title(scrape_t *s)
+{
+	int rc;
+
+	s->phase = PH_TITLE;
+	rc = cdp_page_evaluate(s->page, "document.title", remaining_ms(s), on_title, s);
+	if (rc != 0)
+		fail(s, kind_for(s, rc), "cannot read the title: %s", cdp_strerror(rc));
+}
+
+static void on_waited(cdp_page_t *page, int status, const char *why, void *ud)
+{
+	scrape_t *s = ud;
+
+	if (s->closing)
+		return;
+	if (status == -ETIMEDOUT) {
+		fail(s, "selector", "selector '%s' did not match within %g s", s->o->wait_for,
+		     s->o->timeout_s);
+		return;
+	}
+	if (status != 0) {
+		fail(s, kind_for(s, status), "waiting for '%s': %s", s->o->wait_for,
+		     why && *why ? why : cdp_strerror(status));
+		return;
+	}
+	step_title(s);
+}
+
+static void step_wait(scrape_t *s)
+{
+	int rc;
+
+	if (!s->o->wait_for) {
+		step_title(s);
+		return;
+	}
+	s->phase = PH_WAIT;
+	rc = cdp_page_wait_for(s->page, s->o->wait_for, remaining_ms(s), on_waited, s);
+	if (rc != 0)
+		fail(s, kind_for(s, rc), "cannot wait for '%s': %s", s->o->wait_for,
+		     cdp_strerror(rc));
+}
+
+static void on_navigated(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
+{
+	scrape_t *s = ud;
+
+	if (s->closing)
+		return;
+	s->navigate_ms = ms_since(s->nav_start_ns);
+	s->http_status = res->http_status;
+	free(s->final_url);
+	s->final_url = strdup(res->final_url);
+	if (res->status != 0) {
+		fail(s, kind_for(s, res->status), "%s: %s", s->o->url,
+		     *res->message ? res->message : cdp_strerror(res->status));
+		return;
+	}
+	log_debug(COMP, "loaded %s (HTTP %ld) in %llu ms", res->final_url, res->http_status,
+	          (unsigned long long)s->navigate_ms);
+	if (res->http_status >= 400) {
+		fail(s, "http", "HTTP status %ld from %s", res->http_status, res->final_url);
+		return;
+	}
+	step_wait(s);
+}
+
+static void on_page_open(cdp_page_t *page, int status, const char *why, void *ud)
+{
+	scrape_t *s = ud;
+	int rc;
+
+	s->busy = 0;
+	s->page = page;
+	if (status != 0) {
+		fail(s, kind_for(s, status), "cannot open a page: %s", why);
+		return;
+	}
+	if (s->abort_pending) {
+		cleanup(s);
+		return;
+	}
+	s->phase = PH_NAVIGATE;
+	s->nav_start_ns = uv_hrtime();
+	rc = cdp_page_navigate(page, s->o->url, remaining_ms(s), on_navigated, s);
+	if (rc != 0)
+		fail(s, kind_for(s, rc), "cannot navigate to %s: %s", s->o->url, cdp_strerror(rc));
+}
+
+static void on_browser_ready(browser_t *b, int status, const char *why, void *ud)
+{
+	scrape_t *s = ud;
+	int rc;
+
+	if (s->closing)
+		return;
+	if (status != 0) {
+		fail(s, "launch", "%s", why && *why ? why : cdp_strerror(status));
+		return;
+	}
+	s->launch_ms = ms_since(s->t0_ns);
+	log_debug(COMP, "browser ready after %llu ms", (unsigned long long)s->launch_ms);
+	s->phase = PH_OPEN;
+	rc = cdp_page_open(browser_conn(b), NULL, remaining_ms(s), on_page_open, s);
+	if (rc != 0) {
+		fail(s, kind_for(s, rc), "cannot open a page: %s", cdp_strerror(rc));
+		return;
+	}
+	s->busy = 1;
+}
+
+static void on_browser_lost(browser_t *b, int err, const char *why, void *ud)
+{
+	scrape_t *s = ud;
+
+	if (s->closing)
+		return;
+	fail(s, "browser", "%s", why && *why ? why : cdp_strerror(err));
+}
+
+static void start(scrape_t *s)
+{
+	browser_opts_t bo;
+	uint32_t timeout_ms = remaining_ms(s);
+	int rc;
+
+	s->phase = PH_LAUNCH;
+	s->ws = cdp_wsctx_new(s->loop);
+	if (!s->ws) {
+		fail(s, "internal", "cannot create the websocket context (see the log above)");
+		return;
+	}
+	browser_opts_init(&bo);
+	bo.launch_timeout_ms =
+	        timeout_ms < LAUNCH_TIMEOUT_MAX_MS ? timeout_ms : LAUNCH_TIMEOUT_MAX_MS;
+	s->browser = browser_new(s->loop, s->ws, &bo);
+	if (!s->browser) {
+		fail(s, "internal", "out of memory creating the browser");
+		return;
+	}
+	rc = browser_start(s->browser, on_browser_ready, on_browser_lost, s);
+	if (rc != 0)
+		fail(s, "launch", "cannot start the browser: %s", cdp_strerror(rc));
+}
+
+/* ---- result ---- */
+
+/* A JSON string of text; bytes that are not valid UTF-8 make it fall back to ASCII. */
+static json_t *json_text(const char *text)
+{
+	json_t *j;
+	char *copy;
+
+	if (!text)
+		text = "";
+	j = json_string(text);
+	if (j)
+		return j;
+	copy = strdup(text);
+	if (!copy)
+		return NULL;
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
+static int exit_code_for(const char *kind)
+{
+	for (size_t i = 0; i < sizeof kind_exits / sizeof kind_exits[0]; i++)
+		if (strcmp(kind_exits[i].kind, kind) == 0)
+			return kind_exits[i].code;
+	return SCRAPE_EXIT_INTERNAL;
+}
+
+static json_t *build_result(const scrape_t *s)
+{
+	if (s->kind)
+		return json_pack("{s:o, s:{s:s, s:o}}", "url", json_text(s->o->url), "error",
+		                 "kind", s->kind, "message", json_text(s->message));
+	return json_pack("{s:o, s:o, s:I, s:o, s:O, s:{s:I, s:I, s:I}}", "url",
+	                 json_text(s->o->url), "final_url", json_text(s->final_url), "http_status",
+	                 (json_int_t)s->http_status, "title", json_text(s->title), "data",
+	                 s->data ? s->data : json_null(), "timings", "launch_ms",
+	                 (json_int_t)s->launch_ms, "navigate_ms", (json_int_t)s->navigate_ms,
+	                 "total_ms", (json_int_t)s->total_ms);
+}
+
+int scrape_run(uv_loop_t *loop, const scrape_opts_t *o, json_t **out)
+{
+	scrape_t s;
+	int code;
+
+	memset(&s, 0, sizeof s);
+	s.loop = loop;
+	s.o = o;
+	s.fd = -1;
+	s.t0_ns = uv_hrtime();
+	uv_update_time(loop);
+	s.deadline = uv_now(loop) + (uint64_t)(o->timeout_s * 1000.0 + 0.5);
+	uv_timer_init(loop, &s.timer);
+	uv_signal_init(loop, &s.sig_int);
+	uv_signal_init(loop, &s.sig_term);
+	s.timer.data = s.sig_int.data = s.sig_term.data = &s;
+	s.handles_open = 3;
+	uv_timer_start(&s.timer, on_deadline, s.deadline - uv_now(loop), 0);
+	uv_signal_start(&s.sig_int, on_signal, SIGINT);
+	uv_signal_start(&s.sig_term, on_signal, SIGTERM);
+
+	start(&s);
+	while (!s.done)
+		uv_run(loop, UV_RUN_DEFAULT);
+	/* Second half of the teardown: the lws context, then whatever it still had queued. */
+	if (s.ws)
+		cdp_wsctx_close(s.ws);
+	uv_run(loop, UV_RUN_DEFAULT);
+	if (s.ws)
+		cdp_wsctx_free(s.ws);
+	if (s.handles_open != 0)
+		log_error(COMP, "%d handles still open after the run", s.handles_open);
+
+	*out = build_result(&s);
+	if (!*out) {
+		log_error(COMP, "cannot build the result object");
+		*out = json_pack("{s:o, s:{s:s, s:s}}", "url", json_text(o->url), "error", "kind",
+		                 "internal", "message", "cannot build the result object");
+		code = SCRAPE_EXIT_INTERNAL;
+	} else {
+		code = s.kind ? exit_code_for(s.kind) : SCRAPE_EXIT_OK;
+	}
+	json_decref(s.data);
+	free(s.final_url);
+	free(s.title);
+	free(s.png);
+	return code;
+}
+
+/* ---- arguments ---- */
+
+void scrape_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: cdpilot scrape URL [--wait-for CSS] [--extract JS] [--screenshot FILE.png]\n"
+	        "                          [--timeout SECONDS]\n"
+	        "\n"
+	        "Loads URL (http, https, file or about) in a fresh headless Chromium context and\n"
+	        "prints one JSON object on stdout:\n"
+	        "  {\"url\", \"final_url\", \"http_status\", \"title\", \"data\",\n"
+	        "   \"timings\": {\"launch_ms\", \"navigate_ms\", \"total_ms\"}}\n"
+	        "or, on failure, {\"url\", \"error\": {\"kind\", \"message\"}}.\n"
+	        "\n"
+	        "options (also accepted as --name=value):\n"
+	        "  --wait-for CSS       after the load event, wait until the selector matches\n"
+	        "  --extract JS         expression whose value becomes \"data\" (promises are\n"
+	        "                       awaited); default: {title, url, text} of the page\n"
+	        "  --screenshot FILE    write a full-page PNG to FILE\n"
+	        "  --timeout SECONDS    bound for the whole run, 0 < SECONDS <= 3600 (default 30)\n"
+	        "  --help               this help\n"
+	        "\n"
+	        "environment: CHROMIUM_PATH, CHROMIUM_FLAGS, CDP_URL (attach to a running browser\n"
+	        "instead of launching one), LOG_LEVEL (debug|info|warn|error|off), LOG_FORMAT\n"
+	        "(text|json). Logs go to stderr.\n"
+	        "\n"
+	        "exit codes (and error kinds):\n"
+	        "  0  ok\n"
+	        "  2  usage      bad command line\n"
+	        "  3  launch     the browser could not start or be attached to\n"
+	        "  4  network    DNS or connection error loading the URL\n"
+	        "  5  http       the page answered with HTTP status >= 400\n"
+	        "  6  timeout    --timeout expired\n"
+	        "  7  selector   --wait-for never matched before the timeout\n"
+	        "  8  script     exception in --extract\n"
+	        "  9  browser    the browser crashed or the connection was lost\n"
+	        " 10  internal   anything else (including SIGINT/SIGTERM)\n");
+}
+
+static int url_ok(const char *url)
+{
+	static const char *const schemes[] = { "http://", "https://", "file://", "about:" };
+
+	for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+		size_t n = strlen(schemes[i]);
+		if (strncasecmp(url, schemes[i], n) == 0)
+			return url[n] != '\0';
+	}
+	return 0;
+}
+
+int scrape_parse_args(int argc, char **argv, scrape_opts_t *o, char *err, size_t errlen)
+{
+	int only_positional = 0;
+
+	memset(o, 0, sizeof *o);
+	o->timeout_s = 30;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char *eq, *value;
+		char name[64];
+		size_t nlen;
+
+		if (only_positional || a[0] != '-' || a[1] == '\0') {
+			if (o->url) {
+				snprintf(
+				        err, errlen,
+				        "unexpected argument '%s': expected a single URL (see --help)",
+				        a);
+				return -EINVAL;
+			}
+			o->url = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			only_positional = 1;
+			continue;
+		}
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+			return 1;
+		eq = strchr(a, '=');
+		nlen = eq ? (size_t)(eq - a) : strlen(a);
+		if (nlen >= sizeof name)
+			nlen = sizeof name - 1;
+		memcpy(name, a, nlen);
+		name[nlen] = '\0';
+		if (strcmp(name, "--wait-for") != 0 && strcmp(name, "--extract") != 0 &&
+		    strcmp(name, "--screenshot") != 0 && strcmp(name, "--timeout") != 0) {
+			snprintf(
+			        err, errlen,
+			        "unknown option '%s': expected --wait-for, --extract, --screenshot, "
+			        "--timeout or --help",
+			        name);
+			return -EINVAL;
+		}
+		if (eq) {
+			value = eq + 1;
+		} else if (i + 1 < argc) {
+			value = argv[++i];
+		} else {
+			snprintf(err, errlen, "option %s needs a value (see --help)", name);
+			return -EINVAL;
+		}
+		if (strcmp(name, "--timeout") == 0) {
+			char *end = NULL;
+			double t;
+			errno = 0;
+			t = strtod(value, &end);
+			if (*value == '\0' || !end || *end != '\0' || errno || !isfinite(t) ||
+			    t <= 0 || t > 3600) {
+				snprintf(
+				        err, errlen,
+				        "--timeout '%s': expected a number of seconds greater than 0 and "
+				        "at most 3600",
+				        value);
+				return -EINVAL;
+			}
+			o->timeout_s = t;
+			continue;
+		}
+		if (*value == '\0') {
+			snprintf(err, errlen, "%s '': expected a non-empty %s", name,
+			         strcmp(name, "--wait-for") == 0  ? "CSS selector"
+			         : strcmp(name, "--extract") == 0 ? "JavaScript expression"
+			                                          : "file path");
+			return -EINVAL;
+		}
+		if (strcmp(name, "--wait-for") == 0)
+			o->wait_for = value;
+		else if (strcmp(name, "--extract") == 0)
+			o->extract = value;
+		else
+			o->screenshot = value;
+	}
+	if (!o->url) {
+		snprintf(err, errlen,
+		         "missing URL: expected cdpilot scrape URL [--wait-for CSS] [--extract JS] "
+		         "[--screenshot FILE.png] [--timeout SECONDS]");
+		return -EINVAL;
+	}
+	if (!url_ok(o->url)) {
+		snprintf(err, errlen,
+		         "URL '%s': expected an http://, https://, file:// or about: URL", o->url);
+		return -EINVAL;
+	}
+	return 0;
+}
