@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# deps.sh: installs the Debian 12 packages cdpilot needs for one purpose and that are not
+# installed yet. Usage: scripts/deps.sh [--dry-run] build|test|bench
+#
+#   build  compiler, cmake, the libraries, Chromium (the demo runs it) and redis-server
+#   test   build + procps, util-linux, curl, prometheus (promtool), clang with libFuzzer
+#          (the fuzz smoke run)
+#   bench  build + nodejs and npm (the Playwright side of bench/)
+#
+# Each package is checked with dpkg-query; apt-get update and apt-get install run only when
+# something is missing, as root directly or else through sudo. --dry-run only says what
+# would be installed. Prints one line: what it installs, or that nothing is missing.
+set -euo pipefail
+
+BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
+	libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libhiredis-dev
+	libcurl4-openssl-dev libcmocka-dev
+	chromium fonts-liberation redis-server)
+TEST_PKGS=(procps util-linux curl prometheus clang libclang-rt-dev)
+BENCH_PKGS=(nodejs npm)
+
+die() {
+	echo "deps.sh: $*" >&2
+	exit 1
+}
+
+usage() {
+	echo "usage: scripts/deps.sh [--dry-run] build|test|bench" >&2
+	exit 2
+}
+
+dry_run=0
+mode=
+for arg in "$@"; do
+	case "$arg" in
+	--dry-run) dry_run=1 ;;
+	build | test | bench)
+		[ -z "$mode" ] || usage
+		mode=$arg
+		;;
+	-h | --help)
+		sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*) usage ;;
+	esac
+done
+[ -n "$mode" ] || usage
+
+wanted=("${BUILD_PKGS[@]}")
+case "$mode" in
+test) wanted+=("${TEST_PKGS[@]}") ;;
+bench) wanted+=("${BENCH_PKGS[@]}") ;;
+esac
+
+# Node.js may come from outside Debian (e.g. a nodejs package that bundles npm): a working
+# command is enough, and installing Debian's npm next to such a nodejs would conflict.
+provided_by_command() {
+	case "$1" in
+	nodejs) command -v node >/dev/null 2>&1 ;;
+	npm) command -v npm >/dev/null 2>&1 ;;
+	*) return 1 ;;
+	esac
+}
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	die "dpkg-query not found: this script installs Debian 12 packages. Install the" \
+		"equivalents of these yourself: ${wanted[*]}"
+fi
+
+missing=()
+for pkg in "${wanted[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	if [ "$status" = "install ok installed" ] || provided_by_command "$pkg"; then
+		continue
+	fi
+	missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps ($mode): nothing missing"
+	exit 0
+fi
+if [ "$dry_run" = 1 ]; then
+	echo "deps ($mode): would install: ${missing[*]}"
+	exit 0
+fi
+
+# Root runs apt-get itself; anyone else goes through sudo (prompting only on a terminal).
+if [ "$(id -u)" = 0 ]; then
+	as_root=(env DEBIAN_FRONTEND=noninteractive)
+elif command -v sudo >/dev/null 2>&1; then
+	if [ -t 0 ]; then
+		as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
+	else
+		as_root=(sudo -n env DEBIAN_FRONTEND=noninteractive)
+	fi
+else
+	die "not root and sudo is not installed. As root, run:" \
+		"apt-get update && apt-get install --no-install-recommends ${missing[*]}"
+fi
+
+echo "deps ($mode): installing: ${missing[*]}"
+if ! "${as_root[@]}" apt-get -q update; then
+	die "apt-get update failed (as ${as_root[0]}). Install these yourself:" \
+		"apt-get install --no-install-recommends ${missing[*]}"
+fi
+# --no-install-recommends keeps the set small; Chromium's one real need among its
+# recommendations, fonts-liberation, is listed explicitly above.
+if ! "${as_root[@]}" apt-get -q -y install --no-install-recommends "${missing[@]}"; then
+	die "apt-get install failed. Install these yourself:" \
+		"apt-get install --no-install-recommends ${missing[*]}"
+fi
