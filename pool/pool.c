@@ -368,6 +368,12 @@ static void lease_close_page(pool_lease_t *l, int interrupt)
 		on_page_closed(l);
 		return;
 	}
+	{
+		cdp_page_counters_t pc;
+		cdp_page_get_counters(l->page, &pc);
+		p->st.dialogs_dismissed += pc.dialogs_dismissed;
+		p->st.requests_blocked += pc.requests_blocked;
+	}
 	if (interrupt && cdp_conn_is_open(cdp_page_conn(l->page)))
 		cdp_conn_send(cdp_page_conn(l->page), cdp_page_session_id(l->page),
 		              "Runtime.terminateExecution", NULL, 2000, ignore_reply, NULL, NULL);
@@ -475,6 +481,7 @@ static void start_lease(pool_t *p, pool_lease_t *l)
 	                                                              : NULL;
 	po.extra_headers_json = p->opts.extra_headers[0] ? p->opts.extra_headers : NULL;
 	po.dismiss_dialogs = 1;
+	po.block_popups = 1;
 	uv_timer_start(&l->timer, on_deadline, l->task_timeout_ms, 0);
 	rc = cdp_page_open(browser_conn(l->pb->b), &po, l->task_timeout_ms, on_open, l);
 	if (rc != 0) {
@@ -486,12 +493,26 @@ static void start_lease(pool_t *p, pool_lease_t *l)
 	}
 }
 
+/* A browser new leases may go to: ready, and its connection still open (between the socket
+ * dropping and the process being reaped, the browser is not yet "lost"). */
+static int serving(const pool_t *p)
+{
+	cdp_conn_t *c;
+
+	if (p->closing || !p->current || p->current->state != PB_READY || p->current->lost)
+		return 0;
+	c = browser_conn(p->current->b);
+	return c && cdp_conn_is_open(c);
+}
+
 static void pump(uv_timer_t *t)
 {
 	pool_t *p = t->data;
+	/* Only the requests waiting now: one acquired from a callback waits for the next turn,
+	 * so a task that retries at once cannot keep this loop from returning. */
+	unsigned n = p->nwaiting;
 
-	while (p->waiting_head && !p->closing && p->current && p->current->state == PB_READY &&
-	       p->in_use < p->opts.concurrency_cap) {
+	while (n-- > 0 && p->waiting_head && serving(p) && p->in_use < p->opts.concurrency_cap) {
 		pool_lease_t *l = p->waiting_head;
 		waiting_remove(p, l);
 		start_lease(p, l);
@@ -956,4 +977,9 @@ void pool_get_stats(const pool_t *p, pool_stats_t *out)
 pid_t pool_browser_pid(const pool_t *p)
 {
 	return p->current ? browser_pid(p->current->b) : 0;
+}
+
+cdp_conn_t *pool_browser_conn(const pool_t *p)
+{
+	return p->current && p->current->state == PB_READY ? browser_conn(p->current->b) : NULL;
 }

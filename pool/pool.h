@@ -129,6 +129,8 @@ void pool_close(pool_t *pool, pool_closed_cb cb, void *ud);
 void pool_get_stats(const pool_t *pool, pool_stats_t *out);
 /* Main pid of the current browser (0 if none), for the watchdog. */
 pid_t pool_browser_pid(const pool_t *pool);
+/* The current browser's connection (borrowed; NULL if none is ready), for probes. */
+cdp_conn_t *pool_browser_conn(const pool_t *pool);
 
 const char *pool_outcome_name(enum pool_outcome o);
 const char *pool_recycle_reason_name(enum pool_recycle_reason r);

@@ -32,4 +32,46 @@ void tu_require_chromium(void);
  */
 int tu_wait_chromium_count(int expected, uint64_t timeout_ms);
 
+/*
+ * tu_httpd: a tiny HTTP/1.1 server on the test's loop for the fetch tests. It reads each
+ * request head and answers every request the same way (status, content type, body copied;
+ * "Connection: close"), or never answers at all when hang is set. Listens on 127.0.0.1 on
+ * an ephemeral port. tu_httpd_close() closes the listener and every connection; the memory
+ * is freed once all of them have closed (run the loop).
+ */
+typedef struct tu_httpd tu_httpd_t;
+tu_httpd_t *tu_httpd_new(uv_loop_t *loop, int status, const char *content_type,
+                         const char *body, size_t body_len, int hang);
+int tu_httpd_port(const tu_httpd_t *h);
+unsigned tu_httpd_requests(const tu_httpd_t *h);
+void tu_httpd_close(tu_httpd_t *h);
+
+/* A 127.0.0.1 TCP port nothing listens on (bound, then closed), or -1. */
+int tu_unused_port(void);
+
+/* Removes a directory tree (rm -rf); 0 or -errno. */
+int tu_rm_rf(const char *path);
+
+/* 1 if path exists (any type). */
+int tu_path_exists(const char *path);
+
+/*
+ * Live (not zombie) processes whose command line contains needle as one whole argument
+ * or a part of one, e.g. "--user-data-dir=/tmp/cdpilot-chromium-AbC123": every process of
+ * a Chromium tree carries its user-data-dir, so this finds one browser's processes without
+ * counting other people's Chromium on the machine.
+ */
+int tu_count_procs_with_arg(const char *needle);
+
+/*
+ * Process audit that ignores everyone else's Chromium: tu_tag_processes() puts a marker
+ * variable in this process's environment, which every process it starts inherits (the
+ * browser, its renderers and zygotes, crashpad handlers, orphans); tu_tagged_count() counts
+ * the live processes other than this one that carry it, wherever they were re-parented.
+ */
+void tu_tag_processes(void);
+int tu_tagged_count(void);
+/* Waits up to timeout_ms for tu_tagged_count() <= expected; returns the last count. */
+int tu_wait_tagged_count(int expected, uint64_t timeout_ms);
+
 #endif
