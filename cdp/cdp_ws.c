@@ -276,7 +276,9 @@ cdp_wsctx_t *cdp_wsctx_new(uv_loop_t *loop)
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.foreign_loops = ctx->foreign_loops;
 	info.pcontext = &ctx->lws;
-	info.timeout_secs = 30;
+	/* TCP connect and each network round trip lws waits on (the websocket handshake
+	 * included) are bounded at 10 s: DevTools on loopback answers in milliseconds. */
+	info.timeout_secs = 10;
 	info.connect_timeout_secs = 10;
 	info.gid = -1;
 	info.uid = -1;
@@ -357,7 +359,7 @@ int cdp_conn_new_ws(cdp_wsctx_t *ctx, const char *url, const cdp_conn_opts_t *op
 	ws_t *w;
 	struct lws *wsi;
 
-	(void)connect_timeout_ms; /* the context's connect_timeout_secs bounds the TCP connect */
+	(void)connect_timeout_ms; /* lws bounds connect and handshake per context: 10 s */
 	if (!ctx || !url || !connect_cb)
 		return -EINVAL;
 	w = calloc(1, sizeof *w);

@@ -31,7 +31,8 @@ typedef void (*cdp_connect_cb)(cdp_conn_t *conn, int status, const char *why, vo
 
 /*
  * Connects to url (ws://host:port/path). opts may be NULL for defaults. on_lost is
- * passed to the conn (see cdp_conn_new). connect_timeout_ms 0 means 10000.
+ * passed to the conn (see cdp_conn_new). connect_timeout_ms is advisory:
+ * lws bounds the TCP connect and the handshake at 10 s each.
  * Returns 0 (connect_cb will fire) or -EINVAL (bad URL) / -ENOMEM (no callback).
  */
 int cdp_conn_new_ws(cdp_wsctx_t *ctx, const char *url, const cdp_conn_opts_t *opts,
