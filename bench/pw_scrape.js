@@ -25,50 +25,11 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { chromium } = require('playwright-core');
+const { cdpilotFlags, FALLBACK_FLAGS } = require('./chromium_flags');
 const pwVersion = require('playwright-core/package.json').version;
 
 const STEP_TIMEOUT_MS = 30000;
 
-const FALLBACK_FLAGS = [
-  '--headless',
-  '--disable-gpu',
-  '--no-first-run',
-  '--no-default-browser-check',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-default-apps',
-  '--disable-extensions',
-  '--disable-crashpad-for-testing',
-  '--disable-breakpad',
-  '--disable-dev-shm-usage',
-  '--mute-audio',
-  '--hide-scrollbars',
-  '--metrics-recording-only',
-  '--password-store=basic',
-  '--use-mock-keychain',
-  '--disable-quic',
-  '--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup',
-];
-
-// cdpilot's launch switches from pool/browser.c, or null if they cannot be found there.
-function cdpilotFlags() {
-  let src;
-  try {
-    src = fs.readFileSync(path.join(__dirname, '..', 'pool', 'browser.c'), 'utf8');
-  } catch (e) {
-    return null;
-  }
-  const arr = /base_flags\[\]\s*=\s*\{([\s\S]*?)\};/.exec(src);
-  const feats = /#define\s+OUR_DISABLED_FEATURES\s+"([^"]*)"/.exec(src);
-  if (!arr) return null;
-  const flags = [...arr[1].matchAll(/"([^"]*)"/g)]
-    .map((m) => m[1])
-    .filter((f) => !f.startsWith('--remote-debugging-'));
-  if (flags.length === 0) return null;
-  if (feats && feats[1]) flags.push(`--disable-features=${feats[1]}`);
-  return flags;
-}
 
 function usage(out) {
   out.write('usage: node pw_scrape.js --base http://127.0.0.1:PORT [--runs N] [--evals E] ' +

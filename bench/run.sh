@@ -38,39 +38,9 @@ if [ ! -d bench/node_modules/playwright-core ]; then
 	(cd bench && npm ci --no-audit --no-fund)
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cdpilot-bench.XXXXXX")
-fixture_pid=
-# shellcheck disable=SC2317 # called from the trap
-cleanup() {
-	if [ -n "$fixture_pid" ] && kill -0 "$fixture_pid" 2>/dev/null; then
-		kill -TERM "$fixture_pid" 2>/dev/null || true
-		wait "$fixture_pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-build/tests/fixture/cdpilot-fixture --port 0 >"$tmp/fixture.out" 2>"$tmp/fixture.log" &
-fixture_pid=$!
-base=
-for _ in $(seq 1 100); do
-	line=$(head -n 1 "$tmp/fixture.out" 2>/dev/null || true)
-	case "$line" in
-	"listening on http://"*)
-		base=${line#listening on }
-		break
-		;;
-	esac
-	kill -0 "$fixture_pid" 2>/dev/null || break
-	sleep 0.1
-done
-if [ -z "$base" ]; then
-	echo "bench/run.sh: the fixture server did not start; its log:" >&2
-	cat "$tmp/fixture.log" >&2
-	exit 1
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_start_fixture
 
 results=build/bench-results
 mkdir -p "$results"

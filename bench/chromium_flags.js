@@ -1,0 +1,51 @@
+// chromium_flags.js: the Chromium switches cdpilot launches with, for the Playwright side
+// of every benchmark. Read from base_flags[] and OUR_DISABLED_FEATURES in ../pool/browser.c
+// so the two sides cannot drift apart; FALLBACK_FLAGS is used if that file cannot be read.
+// The --remote-debugging-* switches are left out (Playwright talks over a pipe).
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const FALLBACK_FLAGS = [
+  '--headless',
+  '--disable-gpu',
+  '--no-first-run',
+  '--no-default-browser-check',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-default-apps',
+  '--disable-extensions',
+  '--disable-breakpad',
+  '--disable-dev-shm-usage',
+  '--mute-audio',
+  '--hide-scrollbars',
+  '--metrics-recording-only',
+  '--password-store=basic',
+  '--use-mock-keychain',
+  '--disable-quic',
+  '--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup',
+];
+
+// cdpilot's launch switches from pool/browser.c, or null if they cannot be found there.
+function cdpilotFlags() {
+  let src;
+  try {
+    src = fs.readFileSync(path.join(__dirname, '..', 'pool', 'browser.c'), 'utf8');
+  } catch (e) {
+    return null;
+  }
+  const arr = /base_flags\[\]\s*=\s*\{([\s\S]*?)\};/.exec(src);
+  const feats = /#define\s+OUR_DISABLED_FEATURES\s+"([^"]*)"/.exec(src);
+  if (!arr) return null;
+  const body = arr[1].replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
+  const flags = [...body.matchAll(/"([^"]*)"/g)]
+    .map((m) => m[1])
+    .filter((f) => !f.startsWith('--remote-debugging-'));
+  if (flags.length === 0) return null;
+  if (feats && feats[1]) flags.push(`--disable-features=${feats[1]}`);
+  return flags;
+}
+
+module.exports = { cdpilotFlags, FALLBACK_FLAGS };

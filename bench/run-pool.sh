@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# bench/run-pool.sh: the pool benchmark (issue 3). cdpilot's pool against Playwright (one
+# browser, a new context per task) on the same Chromium, flags and fixture pages (50
+# JS-rendered pages), at concurrency 1, 8 and 32, measured one after the other in the same
+# run. Each task: fresh context, load the page, read its title, dispose the context.
+# Prints tasks/s, p50/p95 task latency, peak controller RSS, controller CPU per task and
+# the peak process count of the whole tree, with ratios; then cdpilot once more with its
+# defaults (resource blocking on). Raw JSON lines go to build/bench-results/pool.jsonl.
+#
+# usage: bench/run-pool.sh [--tasks N] [--levels "1 8 32"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tasks=100
+levels="1 8 32"
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--tasks) tasks=${2:?--tasks needs a value}; shift 2 ;;
+	--levels) levels=${2:?--levels needs a value}; shift 2 ;;
+	-h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "usage: bench/run-pool.sh [--tasks N] [--levels \"1 8 32\"]" >&2; exit 2 ;;
+	esac
+done
+
+./scripts/deps.sh bench
+echo "== building into build/"
+cmake -S . -B build --log-level=WARNING
+cmake --build build -j"$(nproc)" --target cdpilot-fixture cdpilot-bench-pool
+if [ ! -d bench/node_modules/playwright-core ]; then
+	echo "== npm ci in bench/"
+	(cd bench && npm ci --no-audit --no-fund)
+fi
+
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_start_fixture
+
+results=build/bench-results
+mkdir -p "$results"
+out=$results/pool.jsonl
+: >"$out"
+status=0
+for c in $levels; do
+	echo "== concurrency $c: cdpilot ($tasks tasks)"
+	build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" --concurrency "$c" \
+		>>"$out" 2>>"$results/pool-cdpilot.log" || status=1
+	echo "== concurrency $c: playwright ($tasks tasks)"
+	node bench/pw_pool.js --base "$base" --tasks "$tasks" --concurrency "$c" \
+		>>"$out" 2>>"$results/pool-playwright.log" || status=1
+done
+echo "== concurrency 8: cdpilot with its defaults (BLOCK_RESOURCES=image,media,font)"
+build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" --concurrency 8 --block \
+	>>"$out" 2>>"$results/pool-cdpilot.log" || status=1
+
+echo
+node - "$out" <<'JS' || status=1
+'use strict';
+const fs = require('node:fs');
+const rows = fs.readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const metrics = [
+  ['tasks/s', 'tasks_per_s', 'higher'],
+  ['p50 task (ms)', 'p50_ms', 'lower'],
+  ['p95 task (ms)', 'p95_ms', 'lower'],
+  ['peak controller RSS (MB)', 'peak_rss_mb', 'lower'],
+  ['controller CPU per task (ms)', 'cpu_ms_per_task', 'lower'],
+  ['peak processes (tree)', 'peak_processes', 'lower'],
+];
+const f = (x) => (typeof x !== 'number' ? '-' : x < 10 ? x.toFixed(2) : x.toFixed(1));
+const lines = [['concurrency', 'metric', 'cdpilot', 'playwright', 'advantage']];
+const levels = [...new Set(rows.map((r) => r.concurrency))];
+for (const c of levels) {
+  const a = rows.find((r) => r.side === 'cdpilot' && r.concurrency === c && !r.block_resources);
+  const b = rows.find((r) => r.side === 'playwright' && r.concurrency === c);
+  if (!a || !b) continue;
+  for (const [label, k, better] of metrics) {
+    const adv = better === 'higher' ? a[k] / b[k] : b[k] / a[k];
+    lines.push([String(c), label, f(a[k]), f(b[k]), Number.isFinite(adv) ? `${adv.toFixed(2)}x` : '-']);
+  }
+}
+const w = lines[0].map((_, i) => Math.max(...lines.map((r) => r[i].length)));
+for (const [i, r] of lines.entries()) {
+  console.log(r.map((cell, j) => (j < 2 ? cell.padEnd(w[j]) : cell.padStart(w[j]))).join(' | '));
+  if (i === 0) console.log(w.map((n) => '-'.repeat(n)).join('-|-'));
+}
+console.log('advantage: how many times better cdpilot is (above 1 = cdpilot better), same settings, no blocking.');
+const d = rows.find((r) => r.side === 'cdpilot' && r.block_resources);
+const n = rows.find((r) => r.side === 'cdpilot' && r.concurrency === 8 && !r.block_resources);
+if (d && n) {
+  console.log(`\ncdpilot defaults at concurrency 8 (blocking image,media,font): ${f(d.tasks_per_s)} tasks/s ` +
+              `(${(d.tasks_per_s / n.tasks_per_s).toFixed(2)}x of no blocking), p95 ${f(d.p95_ms)} ms, ` +
+              `peak processes ${d.peak_processes}`);
+}
+const failed = rows.filter((r) => r.failed > 0);
+if (failed.length) { console.log('\nruns with failed tasks:', JSON.stringify(failed)); process.exitCode = 1; }
+JS
+echo "raw results: $out"
+exit "$status"
