@@ -154,24 +154,24 @@ static const char *const resource_types[] = { "document", "stylesheet", "image",
 	                                      "font", "script", "texttrack", "xhr", "fetch",
 	                                      "eventsource", "websocket", "manifest", "other" };
 
+/* "none", or a comma-separated list of known resource types with no empty entry. */
 static int valid_block_list(const char *v)
 {
-	char buf[128];
-	char *save = NULL, *tok;
-
 	if (strcmp(v, "none") == 0)
 		return 1;
-	if (!*v || strlen(v) >= sizeof buf)
+	if (!*v || strlen(v) >= sizeof((pool_opts_t *)0)->block_resources)
 		return 0;
-	snprintf(buf, sizeof buf, "%s", v);
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int ok = 0;
-		for (size_t i = 0; i < sizeof resource_types / sizeof resource_types[0]; i++)
-			ok |= strcmp(tok, resource_types[i]) == 0;
-		if (!ok)
+	for (;;) {
+		size_t n = strcspn(v, ","), i;
+		for (i = 0; i < sizeof resource_types / sizeof resource_types[0]; i++)
+			if (strlen(resource_types[i]) == n && strncmp(resource_types[i], v, n) == 0)
+				break;
+		if (n == 0 || i == sizeof resource_types / sizeof resource_types[0])
 			return 0;
+		if (v[n] == '\0')
+			return 1;
+		v += n + 1;
 	}
-	return 1;
 }
 
 int pool_opts_from_env(pool_opts_t *o, char *err, size_t errlen)
