@@ -738,8 +738,7 @@ int main(int argc, char **argv)
 		                                env_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_page__close_cancels_running_op, env_setup,
 		                                env_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_page__renderer_crash_fails_op, env_setup,
-		                                env_teardown),
+		cmocka_unit_test(test_cdp_page__renderer_crash_fails_op), /* its env is on its stack */
 		cmocka_unit_test_setup_teardown(test_cdp_page__killed_browser_fails_pending,
 		                                env_setup, env_teardown),
 	};
