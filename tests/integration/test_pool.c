@@ -283,7 +283,7 @@ static void h_start_probe(h_t *h, unsigned every_ms)
 
 static void test_pool__cap_holds_for_200_tasks(void **state)
 {
-	h_t h;
+	static h_t h; /* outlives a failed check: libuv keeps the loop in its signal lists */
 	pool_opts_t o;
 	pool_stats_t st;
 
@@ -416,7 +416,7 @@ static void hostile_revoked(pool_lease_t *l, enum pool_outcome reason, const cha
 
 static void test_pool__hostile_pages_fail_alone(void **state)
 {
-	h_t h;
+	static h_t h; /* outlives a failed check: libuv keeps the loop in its signal lists */
 	pool_opts_t o;
 	pool_stats_t st;
 	hostile_t xs[] = {
@@ -489,7 +489,7 @@ static void test_pool__hostile_pages_fail_alone(void **state)
 /* With the defaults, images are blocked: the page whose image never answers loads. */
 static void test_pool__default_blocking_blocks_images(void **state)
 {
-	h_t h;
+	static h_t h; /* outlives a failed check: libuv keeps the loop in its signal lists */
 	pool_opts_t o;
 	pool_stats_t st;
 
@@ -522,7 +522,7 @@ static void kill_browser(uv_timer_t *t)
 
 static void test_pool__browser_killed_mid_run(void **state)
 {
-	h_t h;
+	static h_t h; /* outlives a failed check: libuv keeps the loop in its signal lists */
 	pool_opts_t o;
 	pool_stats_t st;
 	uv_timer_t killer;
@@ -546,7 +546,8 @@ static void test_pool__browser_killed_mid_run(void **state)
 	              (unsigned long long)st.browser_launches);
 	assert_int_equal(h.failed, 0);
 	assert_int_equal(h.ok, h.target); /* every task succeeded, some on their second try */
-	assert_true(h.revoked[POOL_BROWSER_LOST] > 0);
+	/* the kill hit tasks in flight: revoked (granted) or failed to open (opening) */
+	assert_true(h.revoked[POOL_BROWSER_LOST] + h.retried > 0);
 	assert_int_equal(st.browser_launches, 2);
 	h_close(&h);
 }
@@ -566,7 +567,7 @@ static void keep_flowing(uv_timer_t *t)
 
 static void test_pool__recycle_under_load_loses_nothing(void **state)
 {
-	h_t h;
+	static h_t h; /* outlives a failed check: libuv keeps the loop in its signal lists */
 	pool_opts_t o;
 	pool_stats_t st;
 	uv_timer_t rt, ft;
@@ -629,7 +630,7 @@ static void test_pool__recycle_under_load_loses_nothing(void **state)
 /* The child runs a pool with tasks flowing until it is killed. */
 static void child_run_pool(int ready_fd)
 {
-	h_t h;
+	static h_t h; /* outlives a failed check: libuv keeps the loop in its signal lists */
 	pool_opts_t o;
 	uv_timer_t ft;
 
