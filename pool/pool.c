@@ -951,13 +951,10 @@ void pool_close(pool_t *p, pool_closed_cb cb, void *ud)
 	p->closed_ud = ud;
 	p->close_deadline = uv_now(p->loop) + p->opts.shutdown_grace_ms;
 	log_info("pool", "closing: %u lease(s) in flight, %u waiting", p->in_use, p->nwaiting);
+	/* Requests still waiting are cancelled; leases already opening or granted are in
+	 * flight and finish (bounded by the shutdown grace, then revoked). */
 	while (p->waiting_head)
 		pool_lease_cancel(p->waiting_head);
-	for (pool_lease_t *l = p->active, *next; l; l = next) {
-		next = l->next;
-		if (l->state == L_OPENING && !l->grant_failed)
-			grant_fail(l, -ECANCELED, "the pool is closing");
-	}
 	if (!uv_is_active((uv_handle_t *)&p->tick))
 		uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
 	maybe_finish_close(p);

@@ -122,8 +122,10 @@ void pool_release(pool_lease_t *lease, enum pool_outcome outcome);
 /* Asks for a recycle (pre-warm, drain, close). Coalesced while one is under way. */
 void pool_request_recycle(pool_t *pool, enum pool_recycle_reason reason);
 
-/* Stops leasing, lets in-flight tasks finish within the shutdown grace, closes every
- * browser and waits for their trees to be gone, then cb once and the pool is freed. */
+/* Stops leasing: waiting requests fail with -ECANCELED and pool_acquire() returns NULL.
+ * Leases in flight (opening or granted) finish within the shutdown grace (then they are
+ * revoked with reason timeout). Then every browser is closed and its process tree
+ * confirmed gone, cb fires once, and the pool is freed. */
 void pool_close(pool_t *pool, pool_closed_cb cb, void *ud);
 
 void pool_get_stats(const pool_t *pool, pool_stats_t *out);
