@@ -106,6 +106,17 @@ struct cdp_page {
 	uv_timer_t poll_timer;
 	int timers_open; /* timers initialised and not yet closed */
 
+	/* open: the session set-up commands, sent together once attached */
+	struct setup_slot {
+		cdp_page_t *page;
+		int step;
+		int live;
+		uint64_t id;
+	} setup[ST_OPEN_DONE];
+	int setup_out;      /* replies still expected */
+	int setup_status;   /* first failure, 0 if none */
+	char setup_why[256];
+
 	/* the one command in flight */
 	int pending;
 	uint64_t pending_id;
@@ -197,6 +208,15 @@ static void cancel_pending(cdp_page_t *p)
 {
 	uint64_t id = p->pending_id;
 
+	for (int i = 0; i < ST_OPEN_DONE; i++) {
+		if (!p->setup[i].live)
+			continue;
+		p->setup[i].live = 0;
+		p->cancelling++;
+		cdp_conn_cancel(p->conn, p->setup[i].id);
+		p->cancelling--;
+	}
+	p->setup_out = 0;
 	if (!p->pending)
 		return;
 	p->pending = 0;
@@ -629,12 +649,13 @@ static int add_crash_listeners(cdp_page_t *p)
 
 /* ---- open ---- */
 
-static int open_send_step(cdp_page_t *p)
+static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
+                             uint64_t *id_out)
 {
 	json_t *params = NULL;
 	const char *session = p->session_id;
 
-	switch (p->step) {
+	switch (step) {
 	case ST_CONTEXT:
 		params = json_pack("{s:b}", "disposeOnDetach", 1);
 		session = NULL;
@@ -669,90 +690,146 @@ static int open_send_step(cdp_page_t *p)
 	}
 	if (!params)
 		return -ENOMEM;
-	return send_cmd(p, session, open_methods[p->step], params, 0);
+	if (!cb)
+		return send_cmd(p, session, open_methods[step], params, 0);
+	return cdp_conn_send(p->conn, session, open_methods[step], params,
+	                     remaining_ms(p) + PAGE_CMD_SLACK_MS, cb, ud, id_out);
 }
 
-/* Moves to the next step that applies and sends it, or finishes the open. */
-static void open_advance(cdp_page_t *p)
+static int open_send_step(cdp_page_t *p)
 {
-	char why[256];
-	int rc;
+	return open_send_step_to(p, p->step, NULL, NULL, NULL);
+}
 
-	for (;;) {
-		p->step++;
-		if (p->step == ST_USER_AGENT && !p->user_agent)
-			continue;
-		if (p->step == ST_VIEWPORT && (p->viewport_w <= 0 || p->viewport_h <= 0))
-			continue;
-		if (p->step == ST_HEADERS && !p->extra_headers)
-			continue;
-		if (p->step == ST_BLOCK && !p->block_patterns)
-			continue;
-		if (p->step == ST_NO_POPUPS && !p->block_popups)
-			continue;
-		break;
+static void open_finish(cdp_page_t *p)
+{
+	cdp_page_open_cb cb = p->cb.open;
+	void *ud = p->ud;
+
+	op_reset(p);
+	p->state = PS_READY;
+	log_debug("page", "page open: target %s, session %s", p->target_id, p->session_id);
+	cb(p, 0, "", ud);
+}
+
+/* Whether an optional set-up step applies to this page. */
+static int step_applies(const cdp_page_t *p, int step)
+{
+	switch (step) {
+	case ST_USER_AGENT: return p->user_agent != NULL;
+	case ST_VIEWPORT: return p->viewport_w > 0 && p->viewport_h > 0;
+	case ST_HEADERS: return p->extra_headers != NULL;
+	case ST_BLOCK: return p->block_patterns != NULL;
+	case ST_NO_POPUPS: return p->block_popups;
+	default: return 1;
 	}
-	if (p->step == ST_OPEN_DONE) {
-		cdp_page_open_cb cb = p->cb.open;
-		void *ud = p->ud;
-		op_reset(p);
-		p->state = PS_READY;
-		log_debug("page", "page open: target %s, session %s", p->target_id, p->session_id);
-		cb(p, 0, "", ud);
+}
+
+static void on_setup_reply(cdp_conn_t *conn, const cdp_reply_t *r, void *ud)
+{
+	struct setup_slot *slot = ud;
+	cdp_page_t *p = slot->page;
+
+	if (p->cancelling || !slot->live)
+		return;
+	slot->live = 0;
+	p->setup_out--;
+	if (r->status != 0) {
+		if (slot->step == ST_LIFECYCLE && r->status == CDP_EPROTOCOL) {
+			log_debug("page", "lifecycle events unavailable: %s", r->error_message);
+		} else if (!p->setup_status) {
+			p->setup_status = r->status;
+			snprintf(p->setup_why, sizeof p->setup_why, "%s failed: %s",
+			         open_methods[slot->step], r->error_message);
+		}
+	} else if (slot->step == ST_LIFECYCLE) {
+		p->lifecycle_on = 1;
+	}
+	if (p->setup_out > 0)
+		return;
+	if (p->setup_status)
+		fail_open(p, p->setup_status, p->setup_why);
+	else
+		open_finish(p);
+}
+
+/*
+ * Once attached, the session's set-up commands go out together: Chrome handles a
+ * session's commands in order, so Page.enable is in force before anything after it, and
+ * the open (hence any navigation) completes only when every one has answered. One round
+ * trip instead of up to ten.
+ */
+static void open_send_setup(cdp_page_t *p)
+{
+	int rc = 0;
+
+	p->setup_out = 0;
+	p->setup_status = 0;
+	for (int step = ST_PAGE_ENABLE; step < ST_OPEN_DONE && rc == 0; step++) {
+		struct setup_slot *slot = &p->setup[step];
+		if (!step_applies(p, step))
+			continue;
+		p->step = step;
+		slot->page = p;
+		slot->step = step;
+		rc = open_send_step_to(p, step, on_setup_reply, slot, &slot->id);
+		if (rc == 0) {
+			slot->live = 1;
+			p->setup_out++;
+		}
+	}
+	if (rc != 0) {
+		char why[256];
+		snprintf(why, sizeof why, "cannot send %s: %s", open_methods[p->step],
+		         cdp_strerror(rc));
+		fail_open(p, rc, why); /* cancels what went out */
 		return;
 	}
+	if (p->setup_out == 0)
+		open_finish(p);
+}
+
+/* Context, target, attach: one after the other, each needs the previous one's id. */
+static void open_reply(cdp_page_t *p, const cdp_reply_t *r)
+{
+	const char *method = open_methods[p->step];
+	const char *key = p->step == ST_CONTEXT  ? "browserContextId"
+	                  : p->step == ST_TARGET ? "targetId"
+	                                         : "sessionId";
+	const char *id = NULL;
+	json_error_t err;
+	char why[512];
+	int rc;
+
+	if (r->status != 0) {
+		snprintf(why, sizeof why, "%s failed: %s", method, r->error_message);
+		fail_open(p, r->status, why);
+		return;
+	}
+	if (json_unpack_ex(r->result, &err, 0, "{s:s}", key, &id) != 0) {
+		bad_reply(why, sizeof why, method, &err);
+		fail_open(p, CDP_EBADREPLY, why);
+		return;
+	}
+	set_str(p->step == ST_CONTEXT  ? &p->context_id
+	        : p->step == ST_TARGET ? &p->target_id
+	                               : &p->session_id,
+	        id);
+	if (p->step == ST_ATTACH) {
+		if (add_crash_listeners(p) != 0 || add_hygiene_listeners(p) != 0) {
+			fail_open(p, -ENOMEM, "out of memory adding listeners");
+			return;
+		}
+		open_send_setup(p);
+		return;
+	}
+	p->step++;
 	rc = open_send_step(p);
 	if (rc != 0) {
 		snprintf(why, sizeof why, "cannot send %s: %s", open_methods[p->step],
 		         cdp_strerror(rc));
 		fail_open(p, rc, why);
 	}
-}
-
-static void open_reply(cdp_page_t *p, const cdp_reply_t *r)
-{
-	const char *method = open_methods[p->step];
-	const char *id = NULL;
-	json_error_t err;
-	char why[512];
-
-	if (r->status != 0) {
-		if (p->step == ST_LIFECYCLE && r->status == CDP_EPROTOCOL) {
-			log_debug("page", "lifecycle events unavailable: %s", r->error_message);
-			open_advance(p);
-			return;
-		}
-		snprintf(why, sizeof why, "%s failed: %s", method, r->error_message);
-		fail_open(p, r->status, why);
-		return;
-	}
-	switch (p->step) {
-	case ST_CONTEXT:
-	case ST_TARGET:
-	case ST_ATTACH: {
-		const char *key = p->step == ST_CONTEXT  ? "browserContextId"
-		                  : p->step == ST_TARGET ? "targetId"
-		                                         : "sessionId";
-		if (json_unpack_ex(r->result, &err, 0, "{s:s}", key, &id) != 0) {
-			bad_reply(why, sizeof why, method, &err);
-			fail_open(p, CDP_EBADREPLY, why);
-			return;
-		}
-		set_str(p->step == ST_CONTEXT  ? &p->context_id
-		        : p->step == ST_TARGET ? &p->target_id
-		                               : &p->session_id,
-		        id);
-		if (p->step == ST_ATTACH &&
-		    (add_crash_listeners(p) != 0 || add_hygiene_listeners(p) != 0)) {
-			fail_open(p, -ENOMEM, "out of memory adding listeners");
-			return;
-		}
-		break;
-	}
-	case ST_LIFECYCLE: p->lifecycle_on = 1; break;
-	default: break;
-	}
-	open_advance(p);
 }
 
 int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeout_ms,
