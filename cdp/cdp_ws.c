@@ -114,8 +114,15 @@ static void tp_close(void *tud)
 	if (w->closing)
 		return;
 	w->closing = 1;
-	if (w->wsi)
+	if (w->wsi) {
+		/*
+		 * The WRITEABLE callback returns -1 while closing, which closes the wsi at once.
+		 * The async-kill timeout alone is only looked at when lws next services this wsi:
+		 * on an idle connection that took up to 30 s (measured).
+		 */
+		lws_callback_on_writable(w->wsi);
 		lws_set_timeout(w->wsi, PENDING_TIMEOUT_USER_REASON_BASE, LWS_TO_KILL_ASYNC);
+	}
 }
 
 static const cdp_transport_t ws_transport = { tp_send, tp_close };
