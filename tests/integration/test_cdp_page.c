@@ -89,66 +89,6 @@ static void on_fx_closed(void *ud)
  * engineers' browsers may come and go on the machine, so this is the precise audit;
  * the machine-wide count is only reported.
  */
-static int procs_mentioning(const char *needle)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		char path[300], buf[8192], comm[64] = "";
-		size_t len;
-		FILE *f;
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof path, "/proc/%s/comm", de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (!fgets(comm, sizeof comm, f))
-			comm[0] = '\0';
-		fclose(f);
-		if (strncmp(comm, "chrom", 5) != 0)
-			continue;
-		snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		len = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		for (size_t i = 0; i < len; i++)
-			if (buf[i] == '\0')
-				buf[i] = ' ';
-		buf[len] = '\0';
-		if (strstr(buf, needle))
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-static int wait_procs_mentioning(const char *needle, uint64_t timeout_ms)
-{
-	uint64_t end = tu_now_ms() + timeout_ms;
-	int n;
-
-	while ((n = procs_mentioning(needle)) > 0 && tu_now_ms() < end)
-		usleep(50 * 1000);
-	return n;
-}
-
-/* The machine-wide count must come back to where it was; other runs can disturb it. */
-static void report_chromium_count(int before)
-{
-	int n = tu_wait_chromium_count(before, 5000);
-
-	if (n > before)
-		print_message("note: %d Chromium processes on the machine, %d at the start of the "
-		              "test (other runs?)\n",
-		              n, before);
-}
 
 /*
  * The env lives on the heap: a failed check leaves its loop with handles libuv still
@@ -204,9 +144,9 @@ static void env_close(env_t *e)
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	cdp_wsctx_free(e->ws);
 	assert_int_equal(uv_loop_close(&e->loop), 0);
-	assert_int_equal(wait_procs_mentioning(e->udd, 5000), 0);
+	assert_int_equal(tu_wait_procs_with_arg(e->udd, 5000), 0);
 	assert_false(tu_path_exists(e->udd));
-	report_chromium_count(e->chrom_before);
+	tu_report_chromium_count(e->chrom_before);
 	assert_int_equal(tu_fd_count(), e->fds_before);
 	e->finished = 1;
 }

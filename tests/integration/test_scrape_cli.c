@@ -74,66 +74,6 @@ static int udd_count(void)
  * engineers' browsers may come and go on the machine, so this is the precise audit;
  * the machine-wide count is only reported.
  */
-static int procs_mentioning(const char *needle)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		char path[300], buf[8192], comm[64] = "";
-		size_t len;
-		FILE *f;
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof path, "/proc/%s/comm", de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (!fgets(comm, sizeof comm, f))
-			comm[0] = '\0';
-		fclose(f);
-		if (strncmp(comm, "chrom", 5) != 0)
-			continue;
-		snprintf(path, sizeof path, "/proc/%s/cmdline", de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		len = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		for (size_t i = 0; i < len; i++)
-			if (buf[i] == '\0')
-				buf[i] = ' ';
-		buf[len] = '\0';
-		if (strstr(buf, needle))
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
-static int wait_procs_mentioning(const char *needle, uint64_t timeout_ms)
-{
-	uint64_t end = tu_now_ms() + timeout_ms;
-	int n;
-
-	while ((n = procs_mentioning(needle)) > 0 && tu_now_ms() < end)
-		usleep(50 * 1000);
-	return n;
-}
-
-/* The machine-wide count must come back to where it was; other runs can disturb it. */
-static void report_chromium_count(int before)
-{
-	int n = tu_wait_chromium_count(before, 5000);
-
-	if (n > before)
-		print_message("note: %d Chromium processes on the machine, %d at the start of the "
-		              "test (other runs?)\n",
-		              n, before);
-}
 
 static void on_fx_closed(void *ud)
 {
@@ -335,7 +275,7 @@ static void audit_after(env_t *e, const run_t *r)
 		char path[256];
 		size_t n = strcspn(p, " \n\t,;'\")");
 		snprintf(path, sizeof path, "%.*s", (int)n, p);
-		if (wait_procs_mentioning(path, 5000) != 0)
+		if (tu_wait_procs_with_arg(path, 5000) != 0)
 			fail_msg("Chromium processes of %s were left behind", path);
 		if (tu_path_exists(path))
 			fail_msg("user-data-dir %s was left behind", path);
@@ -348,7 +288,7 @@ static void audit_after(env_t *e, const run_t *r)
 		fail_msg("the run did not tear down cleanly:\n%s", r->err.buf);
 	if (!named)
 		print_message("note: the run's log named no user-data-dir (LOG_LEVEL?)\n");
-	report_chromium_count(e->chrom_before);
+	tu_report_chromium_count(e->chrom_before);
 	if (udd_count() > e->udd_before)
 		print_message("note: %d " UDD_GLOB " dirs now, %d at the start (other runs?)\n",
 		              udd_count(), e->udd_before);

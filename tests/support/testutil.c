@@ -433,3 +433,23 @@ int tu_wait_tagged_count(int expected, uint64_t timeout_ms)
 		usleep(50 * 1000);
 	return n;
 }
+
+int tu_wait_procs_with_arg(const char *needle, uint64_t timeout_ms)
+{
+	uint64_t end = tu_now_ms() + timeout_ms;
+	int n;
+
+	while ((n = tu_count_procs_with_arg(needle)) > 0 && tu_now_ms() < end)
+		usleep(50 * 1000);
+	return n;
+}
+
+void tu_report_chromium_count(int before)
+{
+	int n = tu_wait_chromium_count(before, 5000);
+
+	if (n > before)
+		print_message("note: %d Chromium processes on the machine, %d at the start of the "
+		              "test (other runs?)\n",
+		              n, before);
+}

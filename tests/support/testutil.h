@@ -62,6 +62,12 @@ int tu_path_exists(const char *path);
  * counting other people's Chromium on the machine.
  */
 int tu_count_procs_with_arg(const char *needle);
+/* Waits up to timeout_ms for tu_count_procs_with_arg(needle) to reach 0; the last count. */
+int tu_wait_procs_with_arg(const char *needle, uint64_t timeout_ms);
+
+/* Prints a note (does not fail) if the machine-wide Chromium count has not come back to
+ * before within 5 s: other runs on the machine can disturb it. */
+void tu_report_chromium_count(int before);
 
 /*
  * Process audit that ignores everyone else's Chromium: tu_tag_processes() puts a marker
