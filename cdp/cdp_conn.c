@@ -545,7 +545,8 @@ void cdp_conn_transport_lost(cdp_conn_t *c, int err, const char *why)
 	if (c->state != CONN_OPEN)
 		return;
 	c->state = CONN_LOST;
-	log_info("cdp", "connection lost: %s", why ? why : cdp_strerror(err));
+	/* debug: the owner knows whether this was expected (a browser closing) and says so */
+	log_debug("cdp", "connection lost: %s", why ? why : cdp_strerror(err));
 	fail_all(c, CDP_ECONNLOST, why ? why : "connection lost");
 	if (c->on_lost && c->state == CONN_LOST) {
 		c->dispatch_depth++;

@@ -2,9 +2,11 @@
 # deps.sh: installs the Debian 12 packages cdpilot needs for one purpose and that are not
 # installed yet. Usage: scripts/deps.sh [--dry-run] build|test|bench
 #
-#   build  compiler, cmake, the libraries, Chromium (the demo runs it) and redis-server
-#   test   build + procps, util-linux, curl, prometheus (promtool), clang with libFuzzer
-#          (the fuzz smoke run)
+#   build  compiler, cmake, the libraries and Chromium (the demo runs it)
+#   test   build + procps, util-linux, curl, clang with libFuzzer (the fuzz smoke run)
+#
+# Nothing is installed before the code uses it: redis-server, hiredis and prometheus come
+# with the Redis and metrics work (on a systemd host, installing a server starts it).
 #   bench  build + nodejs and npm (the Playwright side of bench/)
 #
 # Each package is checked with dpkg-query; apt-get update and apt-get install run only when
@@ -13,10 +15,10 @@
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
-	libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libhiredis-dev
+	libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev
 	libcurl4-openssl-dev libcmocka-dev
-	chromium fonts-liberation redis-server)
-TEST_PKGS=(procps util-linux curl prometheus clang libclang-rt-dev)
+	chromium fonts-liberation)
+TEST_PKGS=(procps util-linux curl clang libclang-rt-dev)
 BENCH_PKGS=(nodejs npm)
 
 die() {
