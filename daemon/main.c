@@ -81,6 +81,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cdpilot: %s\n", err);
 		return SCRAPE_EXIT_USAGE;
 	}
+	{
+		browser_opts_t bo;
+		browser_opts_init(&bo);
+		if (browser_opts_from_env(&bo, err, sizeof err) != 0) {
+			fprintf(stderr, "cdpilot: %s\n", err);
+			return SCRAPE_EXIT_USAGE;
+		}
+	}
 	/* libuv and lws write to sockets with write(2): a peer going away must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 

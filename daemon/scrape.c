@@ -557,6 +557,10 @@ static void start(scrape_t *s)
 		return;
 	}
 	browser_opts_init(&bo);
+	{
+		char err[256] = ""; /* validated in main() already */
+		browser_opts_from_env(&bo, err, sizeof err);
+	}
 	bo.launch_timeout_ms =
 	        timeout_ms < LAUNCH_TIMEOUT_MAX_MS ? timeout_ms : LAUNCH_TIMEOUT_MAX_MS;
 	s->browser = browser_new(s->loop, s->ws, &bo);

@@ -59,6 +59,14 @@ typedef void (*browser_closed_cb)(browser_t *b, void *ud);
 void browser_opts_init(browser_opts_t *o);
 
 /*
+ * Settings from the environment that the browser module owns: CDP_MAX_MESSAGE_MB (the cap
+ * for one CDP message either way, 1..1024, default 64). Returns 0, or -EINVAL with err
+ * naming the variable, its value and what was expected (appended after a newline if err
+ * already holds text).
+ */
+int browser_opts_from_env(browser_opts_t *o, char *err, size_t errlen);
+
+/*
  * Strings in opts are copied. ws is the loop's lws context (borrowed; must outlive the
  * browser). An http:// CDP_URL is resolved with a fetch context the browser owns for the
  * duration of the lookup. NULL on -ENOMEM.

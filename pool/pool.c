@@ -182,6 +182,7 @@ int pool_opts_from_env(pool_opts_t *o, char *err, size_t errlen)
 
 	if (errlen)
 		err[0] = '\0';
+	rc |= browser_opts_from_env(&o->browser, err, errlen);
 	v = o->concurrency_cap;
 	rc |= env_uint("CONCURRENCY_CAP", 1, 256, 1, &v, err, errlen);
 	o->concurrency_cap = (unsigned)v;

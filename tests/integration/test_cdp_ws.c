@@ -9,7 +9,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -137,10 +139,126 @@ static void test_cdp_ws__idle_connection_closes_at_once(void **state)
 	assert_int_equal(tu_fd_count(), fds_before);
 }
 
+typedef struct rep {
+	int calls, status;
+	json_t *result; /* new reference */
+} rep_t;
+
+static void on_rep(cdp_conn_t *conn, const cdp_reply_t *r, void *ud)
+{
+	rep_t *x = ud;
+
+	x->calls++;
+	x->status = r->status;
+	x->result = r->result ? json_incref(r->result) : NULL;
+}
+
+/* Sends and runs the loop until the reply; returns the status, *out gets the result. */
+static int call(env_t *e, cdp_conn_t *c, const char *sid, const char *method, json_t *params,
+                json_t **out)
+{
+	rep_t x = { 0 };
+
+	assert_int_equal(cdp_conn_send(c, sid, method, params, 10000, on_rep, &x, NULL), 0);
+	assert_true(tu_run_until(&e->loop, &x.calls, 15000));
+	if (out)
+		*out = x.result;
+	else
+		json_decref(x.result);
+	return x.status;
+}
+
+/* With a 1 MiB cap: a 2 MiB reply fails its own command only, and at once; a command over
+ * the cap is refused before it is sent; the connection goes on working. */
+static void test_cdp_ws__message_cap_fails_one_message(void **state)
+{
+	static env_t e; /* outlives a failed check: libuv keeps the loop in its signal lists */
+	cdp_conn_opts_t co;
+	browser_opts_t o;
+	c_t c;
+	rep_t refused = { 0 };
+	json_t *res = NULL;
+	char sid[128];
+	char *huge;
+	uint64_t t0;
+
+	tu_require_chromium();
+	memset(&e, 0, sizeof e);
+	uv_loop_init(&e.loop);
+	e.ws = cdp_wsctx_new(&e.loop);
+	browser_opts_init(&o);
+	e.b = browser_new(&e.loop, e.ws, &o);
+	assert_int_equal(browser_start(e.b, on_ready, NULL, &e), 0);
+	assert_true(tu_run_until(&e.loop, &e.ready, 30000));
+	assert_int_equal(e.ready_status, 0);
+	devtools_url(&e);
+
+	cdp_conn_opts_init(&co);
+	co.max_message = 1024 * 1024;
+	memset(&c, 0, sizeof c);
+	assert_int_equal(cdp_conn_new_ws(e.ws, e.url, &co, 0, on_open, NULL, &c), 0);
+	assert_true(tu_run_until(&e.loop, &c.opened, 10000));
+
+	/* a page session to evaluate in */
+	assert_int_equal(call(&e, c.conn, NULL, "Target.createTarget",
+	                      json_pack("{s:s}", "url", "about:blank"), &res),
+	                 0);
+	{
+		json_t *target = res;
+		assert_int_equal(call(&e, c.conn, NULL, "Target.attachToTarget",
+		                      json_pack("{s:O, s:b}", "targetId",
+		                                json_object_get(target, "targetId"), "flatten", 1),
+		                      &res),
+		                 0);
+		json_decref(target);
+	}
+	snprintf(sid, sizeof sid, "%s", json_string_value(json_object_get(res, "sessionId")));
+	json_decref(res);
+
+	/* outgoing over the cap: refused at once, no callback */
+	huge = malloc(2 * 1024 * 1024);
+	memset(huge, 'x', 2 * 1024 * 1024 - 1);
+	huge[2 * 1024 * 1024 - 1] = '\0';
+	assert_int_equal(cdp_conn_send(c.conn, sid, "Runtime.evaluate",
+	                               json_pack("{s:s}", "expression", huge), 5000, on_rep,
+	                               &refused, NULL),
+	                 -EMSGSIZE);
+	free(huge);
+	assert_int_equal(refused.calls, 0);
+
+	/* incoming over the cap: that command fails at once, not at its timeout */
+	t0 = tu_now_ms();
+	assert_int_equal(call(&e, c.conn, sid, "Runtime.evaluate",
+	                      json_pack("{s:s, s:b}", "expression", "'y'.repeat(2 * 1024 * 1024)",
+	                                "returnByValue", 1),
+	                      NULL),
+	                 -EMSGSIZE);
+	print_message("2 MiB reply refused after %llu ms\n", (unsigned long long)(tu_now_ms() - t0));
+	assert_true(tu_now_ms() - t0 < 5000);
+
+	/* and the connection still works */
+	assert_int_equal(call(&e, c.conn, sid, "Runtime.evaluate",
+	                      json_pack("{s:s, s:b}", "expression", "1 + 1", "returnByValue", 1),
+	                      &res),
+	                 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "result"), "value")),
+	                 2);
+	json_decref(res);
+	close_one(&e, &c);
+
+	browser_close(e.b, on_b_closed, &e);
+	assert_true(tu_run_until(&e.loop, &e.b_closed, 30000));
+	cdp_wsctx_close(e.ws);
+	uv_run(&e.loop, UV_RUN_DEFAULT);
+	cdp_wsctx_free(e.ws);
+	assert_int_equal(uv_loop_close(&e.loop), 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cdp_ws__idle_connection_closes_at_once),
+		cmocka_unit_test(test_cdp_ws__message_cap_fails_one_message),
 	};
 
 	if (browser_exec_wrapper_main(argc, argv))

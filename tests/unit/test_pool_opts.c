@@ -17,7 +17,7 @@ static const char *const vars[] = { "CONCURRENCY_CAP",     "LEASE_TIMEOUT_SECOND
 	                            "TASK_TIMEOUT_SECONDS", "RECYCLE_UPTIME_SECONDS",
 	                            "RECYCLE_TASK_COUNT",   "BLOCK_RESOURCES",
 	                            "USER_AGENT",           "VIEWPORT",
-	                            "EXTRA_HEADERS" };
+	                            "EXTRA_HEADERS",        "CDP_MAX_MESSAGE_MB" };
 
 static int clear_env(void **state)
 {
@@ -89,6 +89,8 @@ static void test_pool_opts__bad_values_name_variable_value_and_range(void **stat
 	expect_error("VIEWPORT", "1280", "WIDTHxHEIGHT");
 	expect_error("EXTRA_HEADERS", "[1]", "JSON object");
 	expect_error("EXTRA_HEADERS", "{\"a\":1}", "JSON object");
+	expect_error("CDP_MAX_MESSAGE_MB", "0", "1 to 1024");
+	expect_error("CDP_MAX_MESSAGE_MB", "64MB", "1 to 1024");
 }
 
 static void test_pool_opts__every_bad_value_is_listed(void **state)
