@@ -85,12 +85,6 @@ static void on_fx_closed(void *ud)
 }
 
 /*
- * Chromium processes whose command line mentions needle (our user-data-dir). Other
- * engineers' browsers may come and go on the machine, so this is the precise audit;
- * the machine-wide count is only reported.
- */
-
-/*
  * The env lives on the heap: a failed check leaves its loop with handles libuv still
  * knows about (SIGCHLD watchers of spawned processes), so a failed test's env is kept, not
  * freed, and the next test does not trip over it.

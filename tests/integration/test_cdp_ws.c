@@ -79,6 +79,33 @@ static void devtools_url(env_t *e)
 	snprintf(e->url, sizeof e->url, "ws://127.0.0.1:%s%s", port, p2);
 }
 
+/* A loop, the lws context and one launched browser whose DevTools URL is in e->url. */
+static void env_start(env_t *e)
+{
+	browser_opts_t o;
+
+	tu_require_chromium();
+	memset(e, 0, sizeof *e);
+	uv_loop_init(&e->loop);
+	e->ws = cdp_wsctx_new(&e->loop);
+	browser_opts_init(&o);
+	e->b = browser_new(&e->loop, e->ws, &o);
+	assert_int_equal(browser_start(e->b, on_ready, NULL, e), 0);
+	assert_true(tu_run_until(&e->loop, &e->ready, 30000));
+	assert_int_equal(e->ready_status, 0);
+	devtools_url(e);
+}
+
+static void env_stop(env_t *e)
+{
+	browser_close(e->b, on_b_closed, e);
+	assert_true(tu_run_until(&e->loop, &e->b_closed, 30000));
+	cdp_wsctx_close(e->ws);
+	uv_run(&e->loop, UV_RUN_DEFAULT);
+	cdp_wsctx_free(e->ws);
+	assert_int_equal(uv_loop_close(&e->loop), 0);
+}
+
 static void connect_one(env_t *e, c_t *c)
 {
 	memset(c, 0, sizeof *c);
@@ -98,19 +125,9 @@ static void test_cdp_ws__idle_connection_closes_at_once(void **state)
 	static env_t e; /* outlives a failed check: libuv keeps the loop in its signal lists */
 	c_t idle, busy;
 	int fds_before = tu_fd_count();
-	browser_opts_t o;
 	uint64_t end;
 
-	tu_require_chromium();
-	memset(&e, 0, sizeof e);
-	uv_loop_init(&e.loop);
-	e.ws = cdp_wsctx_new(&e.loop);
-	browser_opts_init(&o);
-	e.b = browser_new(&e.loop, e.ws, &o);
-	assert_int_equal(browser_start(e.b, on_ready, NULL, &e), 0);
-	assert_true(tu_run_until(&e.loop, &e.ready, 30000));
-	assert_int_equal(e.ready_status, 0);
-	devtools_url(&e);
+	env_start(&e);
 
 	connect_one(&e, &idle);
 	/* others come and go while the first one sits idle */
@@ -130,12 +147,7 @@ static void test_cdp_ws__idle_connection_closes_at_once(void **state)
 	print_message("idle connection closed in %llu ms\n", (unsigned long long)idle.t_close);
 	assert_true(idle.t_close < 1000);
 
-	browser_close(e.b, on_b_closed, &e);
-	assert_true(tu_run_until(&e.loop, &e.b_closed, 30000));
-	cdp_wsctx_close(e.ws);
-	uv_run(&e.loop, UV_RUN_DEFAULT);
-	cdp_wsctx_free(e.ws);
-	assert_int_equal(uv_loop_close(&e.loop), 0);
+	env_stop(&e);
 	assert_int_equal(tu_fd_count(), fds_before);
 }
 
@@ -174,7 +186,6 @@ static void test_cdp_ws__message_cap_fails_one_message(void **state)
 {
 	static env_t e; /* outlives a failed check: libuv keeps the loop in its signal lists */
 	cdp_conn_opts_t co;
-	browser_opts_t o;
 	c_t c;
 	rep_t refused = { 0 };
 	json_t *res = NULL;
@@ -182,16 +193,7 @@ static void test_cdp_ws__message_cap_fails_one_message(void **state)
 	char *huge;
 	uint64_t t0;
 
-	tu_require_chromium();
-	memset(&e, 0, sizeof e);
-	uv_loop_init(&e.loop);
-	e.ws = cdp_wsctx_new(&e.loop);
-	browser_opts_init(&o);
-	e.b = browser_new(&e.loop, e.ws, &o);
-	assert_int_equal(browser_start(e.b, on_ready, NULL, &e), 0);
-	assert_true(tu_run_until(&e.loop, &e.ready, 30000));
-	assert_int_equal(e.ready_status, 0);
-	devtools_url(&e);
+	env_start(&e);
 
 	cdp_conn_opts_init(&co);
 	co.max_message = 1024 * 1024;
@@ -246,12 +248,7 @@ static void test_cdp_ws__message_cap_fails_one_message(void **state)
 	json_decref(res);
 	close_one(&e, &c);
 
-	browser_close(e.b, on_b_closed, &e);
-	assert_true(tu_run_until(&e.loop, &e.b_closed, 30000));
-	cdp_wsctx_close(e.ws);
-	uv_run(&e.loop, UV_RUN_DEFAULT);
-	cdp_wsctx_free(e.ws);
-	assert_int_equal(uv_loop_close(&e.loop), 0);
+	env_stop(&e);
 }
 
 int main(int argc, char **argv)

@@ -69,12 +69,6 @@ static int udd_count(void)
 	return n;
 }
 
-/*
- * Chromium processes whose command line mentions needle (our user-data-dir). Other
- * engineers' browsers may come and go on the machine, so this is the precise audit;
- * the machine-wide count is only reported.
- */
-
 static void on_fx_closed(void *ud)
 {
 	((env_t *)ud)->fx_closed = 1;
