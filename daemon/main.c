@@ -104,8 +104,10 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(argv[1], "scrape") == 0)
+	if (strcmp(argv[1], "scrape") == 0) {
+		browser_sweep_stale_dirs();
 		return run_scrape(argc - 2, argv + 2);
+	}
 	fprintf(stderr, "cdpilot: unknown %s '%s': expected scrape, --help or --version\n",
 	        argv[1][0] == '-' ? "option" : "command", argv[1]);
 	return SCRAPE_EXIT_USAGE;

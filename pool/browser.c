@@ -24,6 +24,7 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cdp/cdp_err.h"
@@ -1117,6 +1118,67 @@ void browser_opts_init(browser_opts_t *o)
 	o->launch_timeout_ms = 30000;
 	o->close_grace_ms = 2000;
 	cdp_conn_opts_init(&o->conn);
+}
+
+static int sweep_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	return remove(path) != 0 && errno != ENOENT ? errno : 0;
+}
+
+int browser_sweep_stale_dirs(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	DIR *d;
+	struct dirent *e;
+	int removed = 0;
+
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
+	d = opendir(tmp);
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		char dir[PATH_MAX], lock[PATH_MAX], target[256];
+		struct stat st;
+		ssize_t n;
+		int stale = 0;
+
+		if (strncmp(e->d_name, "cdpilot-chromium-", 17) != 0)
+			continue;
+		if (snprintf(dir, sizeof dir, "%s/%s", tmp, e->d_name) >= (int)sizeof dir ||
+		    snprintf(lock, sizeof lock, "%s/SingletonLock", dir) >= (int)sizeof lock)
+			continue;
+		if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		n = readlink(lock, target, sizeof target - 1);
+		if (n > 0) {
+			/* "hostname-PID" */
+			const char *dash;
+			char *end;
+			long pid;
+			target[n] = '\0';
+			dash = strrchr(target, '-');
+			pid = dash ? strtol(dash + 1, &end, 10) : 0;
+			if (dash && *end == '\0' && pid > 0 && kill((pid_t)pid, 0) != 0 &&
+			    errno == ESRCH)
+				stale = 1;
+		} else if (time(NULL) - st.st_mtime > 600) {
+			stale = 1; /* never got as far as its lock */
+		}
+		if (!stale)
+			continue;
+		if (nftw(dir, sweep_entry, 16, FTW_DEPTH | FTW_PHYS) == 0) {
+			removed++;
+			log_info(LOG_COMP, "removed %s, left behind by a browser that is gone", dir);
+		} else {
+			log_warn(LOG_COMP, "cannot remove stale %s: %s", dir, strerror(errno));
+		}
+	}
+	closedir(d);
+	return removed;
 }
 
 int browser_opts_from_env(browser_opts_t *o, char *err, size_t errlen)

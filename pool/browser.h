@@ -67,6 +67,16 @@ void browser_opts_init(browser_opts_t *o);
 int browser_opts_from_env(browser_opts_t *o, char *err, size_t errlen);
 
 /*
+ * Removes user-data-dirs left in $TMPDIR (default /tmp) by cdpilot processes that were
+ * killed (SIGKILL leaves no one to clean up; PR_SET_PDEATHSIG kills Chromium, not its
+ * profile): a cdpilot-chromium-* dir whose SingletonLock names a pid that no longer exists,
+ * or that has no lock and is over 10 minutes old. A dir of a live browser is never touched.
+ * Synchronous: call at startup, before the loop serves anything. Returns how many it
+ * removed (logged).
+ */
+int browser_sweep_stale_dirs(void);
+
+/*
  * Strings in opts are copied. ws is the loop's lws context (borrowed; must outlive the
  * browser). An http:// CDP_URL is resolved with a fetch context the browser owns for the
  * duration of the lookup. NULL on -ENOMEM.

@@ -914,6 +914,7 @@ pool_t *pool_new(uv_loop_t *loop, cdp_wsctx_t *ws, const pool_opts_t *opts)
 
 int pool_start(pool_t *p)
 {
+	browser_sweep_stale_dirs();
 	uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
 	launch(p, 0, POOL_RECYCLE_REQUESTED);
 	return 0;
