@@ -1,40 +1,17 @@
 # bench/lib.sh: shared by the benchmark scripts (sourced, from the repository root).
-# bench_start_fixture starts build/tests/fixture/cdpilot-fixture on an ephemeral port,
-# sets $base to its URL and $tmp to a scratch dir, and installs a trap that stops the
-# fixture and removes $tmp on exit.
+# bench_setup installs the pinned playwright-core if bench/node_modules lacks it, starts
+# the fixture server (scripts/fixture.sh: sets $base and $tmp, cleans up on exit) and
+# sets $results to build/bench-results.
 
-bench_start_fixture() {
-	tmp=$(mktemp -d "${TMPDIR:-/tmp}/cdpilot-bench.XXXXXX")
-	fixture_pid=
-	# shellcheck disable=SC2317 # called from the trap
-	cleanup() {
-		if [ -n "$fixture_pid" ] && kill -0 "$fixture_pid" 2>/dev/null; then
-			kill -TERM "$fixture_pid" 2>/dev/null || true
-			wait "$fixture_pid" 2>/dev/null || true
-		fi
-		rm -rf "$tmp"
-	}
-	trap cleanup EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
+# shellcheck source=scripts/fixture.sh
+. scripts/fixture.sh
 
-	build/tests/fixture/cdpilot-fixture --port 0 >"$tmp/fixture.out" 2>"$tmp/fixture.log" &
-	fixture_pid=$!
-	base=
-	for _ in $(seq 1 100); do
-		line=$(head -n 1 "$tmp/fixture.out" 2>/dev/null || true)
-		case "$line" in
-		"listening on http://"*)
-			base=${line#listening on }
-			break
-			;;
-		esac
-		kill -0 "$fixture_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ -z "$base" ]; then
-		echo "$0: the fixture server did not start; its log:" >&2
-		cat "$tmp/fixture.log" >&2
-		exit 1
+bench_setup() {
+	if [ ! -d bench/node_modules/playwright-core ]; then
+		echo "== npm ci in bench/"
+		(cd bench && npm ci --no-audit --no-fund)
 	fi
+	start_fixture
+	results=build/bench-results
+	mkdir -p "$results"
 }

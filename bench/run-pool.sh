@@ -26,17 +26,9 @@ done
 echo "== building into build/"
 cmake -S . -B build --log-level=WARNING
 cmake --build build -j"$(nproc)" --target cdpilot-fixture cdpilot-bench-pool
-if [ ! -d bench/node_modules/playwright-core ]; then
-	echo "== npm ci in bench/"
-	(cd bench && npm ci --no-audit --no-fund)
-fi
-
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-bench_start_fixture
-
-results=build/bench-results
-mkdir -p "$results"
+bench_setup
 out=$results/pool.jsonl
 : >"$out"
 status=0

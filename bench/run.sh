@@ -33,17 +33,9 @@ echo "== building into build/"
 cmake -S . -B build --log-level=WARNING
 cmake --build build -j"$(nproc)" --target cdpilot cdpilot-fixture cdpilot-bench
 
-if [ ! -d bench/node_modules/playwright-core ]; then
-	echo "== npm ci in bench/"
-	(cd bench && npm ci --no-audit --no-fund)
-fi
-
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-bench_start_fixture
-
-results=build/bench-results
-mkdir -p "$results"
+bench_setup
 status=0
 
 echo "== cdpilot: $runs runs, $evals evaluations each (log: $results/cdpilot.log)"

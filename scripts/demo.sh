@@ -13,19 +13,8 @@ echo "== building cdpilot into build/"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo --log-level=WARNING
 cmake --build build -j"$(nproc)" --target cdpilot cdpilot-fixture
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cdpilot-demo.XXXXXX")
-fixture_pid=
-
-cleanup() {
-	if [ -n "$fixture_pid" ] && kill -0 "$fixture_pid" 2>/dev/null; then
-		kill -TERM "$fixture_pid" 2>/dev/null || true
-		wait "$fixture_pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=scripts/fixture.sh
+. scripts/fixture.sh
 
 # Pretty-prints one JSON document from stdin without jq or python: a newline and an indent
 # after { [ and ,  and before } ], nothing touched inside strings.
@@ -64,27 +53,7 @@ pretty_json() {
 }
 
 echo "== starting the fixture web server"
-build/tests/fixture/cdpilot-fixture --port 0 >"$tmp/fixture.out" 2>"$tmp/fixture.log" &
-fixture_pid=$!
-base=
-for _ in $(seq 1 100); do
-	line=$(head -n 1 "$tmp/fixture.out" 2>/dev/null || true)
-	case "$line" in
-	"listening on http://"*)
-		base=${line#listening on }
-		break
-		;;
-	esac
-	if ! kill -0 "$fixture_pid" 2>/dev/null; then
-		break
-	fi
-	sleep 0.1
-done
-if [ -z "$base" ]; then
-	echo "demo.sh: the fixture server did not start; its log:" >&2
-	cat "$tmp/fixture.log" >&2
-	exit 1
-fi
+start_fixture
 echo "fixture: $base"
 
 url="$base/js"
@@ -97,9 +66,7 @@ if [ -n "$out" ]; then
 	printf '%s\n' "$out" | pretty_json
 fi
 
-kill -TERM "$fixture_pid" 2>/dev/null || true
-wait "$fixture_pid" 2>/dev/null || true
-fixture_pid=
+stop_fixture
 
 if [ "$rc" -ne 0 ]; then
 	echo "demo.sh: cdpilot exited with $rc (exit codes are listed in README.md)" >&2
