@@ -1,0 +1,8 @@
+/* Placeholder so the registry links while the adapter is being written. */
+#include "adapters/adapter.h"
+
+const adapter_t adapter_livescore = {
+	.name = "livescore",
+	.summary = "(not implemented yet)",
+	.needs_browser = 1,
+};

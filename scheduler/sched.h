@@ -1,0 +1,106 @@
+/*
+ * sched: the priority scheduler. Decides which target is scraped next and when; does no
+ * I/O and owns no timers: every call takes the current time (now_ms, any monotonic
+ * millisecond clock), so tests drive it with a virtual clock and the daemon with
+ * uv_now(). Single-threaded.
+ *
+ * Targets are identified by their id (copied). Each has a class (sched_class.h), an
+ * optional interval override, a host (for politeness limits) and an opaque ud the caller
+ * owns (the scheduler never dereferences it).
+ *
+ * Life of a target: added -> due at once -> "queued" once now >= due -> handed out by
+ * sched_next() ("running") -> sched_done(ok or not) -> due again:
+ *   - success: at max(start + interval, now) (fixed rate, no catch-up bursts);
+ *   - failure: retry k = 1..RETRY_MAX_TRIES at now + uniform[0, min(cap, base * 2^(k-1))]
+ *     (exponential backoff, full jitter); after the last retry fails, at
+ *     max(start + interval, now), and the failure count keeps growing until a success.
+ * A target is never queued twice nor running twice. sched_next() returns the highest
+ * class with a queued target, earliest due first within the class, skipping targets whose
+ * host already has HOST_CONCURRENCY running or started one less than
+ * HOST_MIN_INTERVAL_MS ago.
+ * Queue depth: at most MAX_QUEUE_DEPTH targets are queued. When one more becomes due, the
+ * lowest class is dropped first: if the newcomer's class is lower than or equal to the
+ * lowest queued class, the newcomer is dropped, else the latest-due queued target of the
+ * lowest class is. A dropped target is counted (drops[class]) and is due again after its
+ * interval.
+ */
+#ifndef CDPILOT_SCHEDULER_SCHED_H
+#define CDPILOT_SCHEDULER_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scheduler/sched_class.h"
+#include "util/errlist.h"
+
+typedef struct sched sched_t;
+
+typedef struct sched_opts {
+	uint32_t interval_ms[SCHED_NCLASSES]; /* LIVE_INTERVAL_SECONDS 5, IMMINENT_ 60,
+	                                         COMPLETED_ 900 */
+	unsigned max_queue_depth;             /* MAX_QUEUE_DEPTH 1000 (1..1000000) */
+	unsigned retry_max_tries;             /* RETRY_MAX_TRIES 3 (0..100) */
+	uint32_t retry_base_ms;               /* RETRY_BASE_MS 1000 */
+	uint32_t retry_cap_ms;                /* RETRY_CAP_MS 60000 (>= base) */
+	unsigned host_concurrency;            /* HOST_CONCURRENCY 4 (1..1024) */
+	uint32_t host_min_interval_ms;        /* HOST_MIN_INTERVAL_MS 0 */
+	uint64_t seed;                        /* jitter PRNG seed; 0 = from the clock */
+} sched_opts_t;
+
+typedef struct sched_stats {
+	unsigned targets[SCHED_NCLASSES];
+	unsigned queued[SCHED_NCLASSES];      /* due, waiting for sched_next() */
+	unsigned running;
+	uint64_t drops[SCHED_NCLASSES];
+	uint64_t retries;                     /* failures rescheduled as retries */
+} sched_stats_t;
+
+typedef struct sched_info {
+	enum sched_class klass;
+	uint32_t interval_ms;                 /* effective */
+	uint64_t due_ms;
+	int queued, running;
+	unsigned failures;                    /* consecutive */
+	unsigned tries;                       /* retries used in the current failure run */
+	void *ud;
+} sched_info_t;
+
+/* Defaults, then environment; every bad value is added to errs (name, value, expected).
+ * Returns 0 or -EINVAL. */
+void sched_opts_init(sched_opts_t *o);
+int sched_opts_from_env(sched_opts_t *o, errlist_t *errs);
+
+sched_t *sched_new(const sched_opts_t *opts); /* aborts on out of memory */
+void sched_free(sched_t *s);
+
+/* interval_ms 0: the class default. host may be "" (no politeness limit applies).
+ * Due at once. Returns 0, -EEXIST, -EINVAL (bad id or class). */
+int sched_add(sched_t *s, const char *id, const char *host, enum sched_class klass,
+              uint32_t interval_ms, void *ud, uint64_t now_ms);
+/* Changes host, class, interval and ud of an existing target, keeping its due time,
+ * failures and running state (a shorter interval may bring the due time forward).
+ * Returns 0 or -ENOENT. */
+int sched_update(sched_t *s, const char *id, const char *host, enum sched_class klass,
+                 uint32_t interval_ms, void *ud, uint64_t now_ms);
+/* An adapter moved the target to another class; its next due time follows the new
+ * class's interval. Returns 0 or -ENOENT. */
+int sched_set_class(sched_t *s, const char *id, enum sched_class klass, uint64_t now_ms);
+/* Removes a target. If it is running, it is forgotten: its sched_done() is then a no-op
+ * returning -ENOENT. Returns 0 or -ENOENT. */
+int sched_remove(sched_t *s, const char *id);
+
+/* The next target to start now, marked running; NULL if none may start. *id_out (may be
+ * NULL) is borrowed until sched_done()/sched_remove() of that target. */
+void *sched_next(sched_t *s, uint64_t now_ms, const char **id_out);
+/* The earliest time sched_next() could return something (a due time or a host's
+ * min-interval expiry); now_ms if something is queued and startable; UINT64_MAX if nothing
+ * is scheduled. For the caller's timer. */
+uint64_t sched_next_wakeup(sched_t *s, uint64_t now_ms);
+/* A running target finished. Returns 0, or -ENOENT (removed meanwhile or not running). */
+int sched_done(sched_t *s, const char *id, int ok, uint64_t now_ms);
+
+int sched_get_info(const sched_t *s, const char *id, sched_info_t *out); /* 0 or -ENOENT */
+void sched_get_stats(sched_t *s, uint64_t now_ms, sched_stats_t *out);
+size_t sched_count(const sched_t *s);
+
+#endif
