@@ -11,6 +11,9 @@
 #include <string.h>
 #include <uv.h>
 
+#ifdef CDPILOT_HAVE_RUN
+#include "daemon/run.h"
+#endif
 #include "daemon/scrape.h"
 #include "pool/browser.h"
 #include "util/log.h"
@@ -18,19 +21,62 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: cdpilot scrape URL [--wait-for CSS] [--extract JS] [--screenshot FILE.png]\n"
+	        "usage: cdpilot run --targets FILE [--output FILE|-] [--duration S] [--status]\n"
+	        "       cdpilot scrape URL [--wait-for CSS] [--extract JS] [--screenshot FILE.png]\n"
 	        "                          [--timeout SECONDS]\n"
 	        "       cdpilot --version\n"
 	        "       cdpilot --help\n"
 	        "\n"
 	        "cdpilot drives one headless Chromium over the Chrome DevTools Protocol.\n"
-	        "`cdpilot scrape --help` describes the scrape command and its JSON output.\n"
+	        "`cdpilot run --help` describes the daemon; `cdpilot scrape --help` the one-shot\n"
+	        "scrape and its JSON output.\n"
 	        "\n"
 	        "exit codes: 0 ok, 2 usage, 3 launch (browser could not start/attach),\n"
 	        "4 network (DNS/connection error), 5 http (status >= 400), 6 timeout,\n"
 	        "7 selector (--wait-for never matched before the timeout), 8 script (exception\n"
 	        "in --extract), 9 browser (crash / connection lost), 10 internal.\n");
 }
+
+#ifdef CDPILOT_HAVE_RUN
+static int run_daemon(int argc, char **argv)
+{
+	run_opts_t *o = calloc(1, sizeof *o);
+	errlist_t errs;
+	uv_loop_t loop;
+	int rc, code;
+
+	if (!o)
+		return RUN_EXIT_FAILURE;
+	errlist_init(&errs);
+	rc = run_parse_args(argc, argv, o, &errs);
+	if (rc == 1) {
+		run_usage(stdout);
+		errlist_release(&errs);
+		free(o);
+		return 0;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "cdpilot run: %u error(s):\n%s\n", errs.count, errlist_text(&errs));
+		errlist_release(&errs);
+		free(o);
+		return RUN_EXIT_USAGE;
+	}
+	errlist_release(&errs);
+	rc = uv_loop_init(&loop);
+	if (rc != 0) {
+		log_error("run", "cannot create the event loop: %s", uv_strerror(rc));
+		free(o);
+		return RUN_EXIT_FAILURE;
+	}
+	code = run_main(&loop, o);
+	rc = uv_loop_close(&loop);
+	if (rc != 0)
+		log_error("run", "the event loop did not close cleanly: %s", uv_strerror(rc));
+	free(o);
+	return code;
+}
+
+#endif
 
 static int run_scrape(int argc, char **argv)
 {
@@ -93,7 +139,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (argc < 2) {
-		fprintf(stderr, "cdpilot: missing command: expected scrape, --help or --version\n");
+		fprintf(stderr, "cdpilot: missing command: expected run, scrape, --help or --version\n");
 		return SCRAPE_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
@@ -104,11 +150,15 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+#ifdef CDPILOT_HAVE_RUN
+	if (strcmp(argv[1], "run") == 0)
+		return run_daemon(argc - 1, argv + 1);
+#endif
 	if (strcmp(argv[1], "scrape") == 0) {
 		browser_sweep_stale_dirs();
 		return run_scrape(argc - 2, argv + 2);
 	}
-	fprintf(stderr, "cdpilot: unknown %s '%s': expected scrape, --help or --version\n",
+	fprintf(stderr, "cdpilot: unknown %s '%s': expected run, scrape, --help or --version\n",
 	        argv[1][0] == '-' ? "option" : "command", argv[1]);
 	return SCRAPE_EXIT_USAGE;
 }

@@ -19,6 +19,7 @@
 #define BACKOFF_BASE_MS 500u
 #define BACKOFF_MAX_MS 30000u
 #define TICK_MS 1000u
+#define MOVE_GRACE_MS 30000u
 
 enum pb_state { PB_LAUNCHING, PB_READY, PB_DRAINING, PB_CLOSING };
 static const char *const pb_state_names[] = { "launching", "ready", "draining", "closing" };
@@ -55,6 +56,9 @@ struct pool_lease {
 	int grant_failed;  /* granted_cb fired with an error while the page was opening */
 	int revoked;
 	enum pool_outcome outcome;
+	int watch;          /* pool_acquire_watch(): no slot, no deadline once granted */
+	pool_moved_cb moved_cb;
+	uint64_t move_asked; /* loop time moved_cb fired, 0: not asked */
 };
 
 struct pool {
@@ -66,7 +70,8 @@ struct pool {
 	pbrowser_t *launching;  /* being launched (first, relaunch, or replacement) */
 	pool_lease_t *waiting_head, *waiting_tail;
 	pool_lease_t *active;   /* opening, granted, revoked or closing */
-	unsigned in_use, nwaiting;
+	unsigned in_use, nwaiting, watch_in_use;
+	int paused;
 	uv_timer_t pump_timer;  /* 0-delay: runs pump() on the next loop turn */
 	uv_timer_t tick;        /* uptime recycle check, relaunch backoff */
 	uint64_t relaunch_at;   /* loop time at which to launch after a crash, 0: none */
@@ -94,7 +99,8 @@ const char *pool_outcome_name(enum pool_outcome o)
 
 const char *pool_recycle_reason_name(enum pool_recycle_reason r)
 {
-	static const char *const n[] = { "uptime", "task_count", "requested", "stuck", "crash" };
+	static const char *const n[] = { "uptime", "task_count", "requested", "stuck", "crash",
+		                         "stall", "pid_threshold", "rss_limit", "pids_pressure" };
 	return r < POOL_RECYCLE_NREASONS ? n[r] : "unknown";
 }
 
@@ -321,7 +327,10 @@ static void slot_free(pool_lease_t *l)
 	if (!l->holds_slot)
 		return;
 	l->holds_slot = 0;
-	p->in_use--;
+	if (l->watch)
+		p->watch_in_use--;
+	else
+		p->in_use--;
 	if (l->pb) {
 		l->pb->leases--;
 		pb_maybe_close(l->pb);
@@ -390,7 +399,8 @@ static void lease_revoke(pool_lease_t *l, enum pool_outcome reason, const char *
 		return;
 	l->state = L_REVOKED;
 	l->revoked = 1;
-	p->st.tasks[reason]++;
+	if (!l->watch)
+		p->st.tasks[reason]++;
 	uv_timer_stop(&l->timer);
 	log_info("pool", "lease revoked (%s): %s", pool_outcome_name(reason), why);
 	if (l->revoked_cb)
@@ -451,6 +461,8 @@ static void on_open(cdp_page_t *page, int status, const char *why, void *ud)
 	}
 	l->state = L_GRANTED;
 	l->pb->tasks++;
+	if (l->watch)
+		uv_timer_stop(&l->timer); /* no deadline for a watched page */
 	/* Downloads are denied per context (a browser-level command). */
 	cdp_conn_send(cdp_page_conn(page), NULL, "Browser.setDownloadBehavior",
 	              json_pack("{s:s, s:s, s:b}", "behavior", "deny", "browserContextId",
@@ -472,7 +484,10 @@ static void start_lease(pool_t *p, pool_lease_t *l)
 	l->state = L_OPENING;
 	l->pb = p->current;
 	l->holds_slot = 1;
-	p->in_use++;
+	if (l->watch)
+		p->watch_in_use++;
+	else
+		p->in_use++;
 	l->pb->leases++;
 	memset(&po, 0, sizeof po);
 	po.user_agent = p->opts.user_agent[0] ? p->opts.user_agent : NULL;
@@ -513,8 +528,13 @@ static void pump(uv_timer_t *t)
 	 * so a task that retries at once cannot keep this loop from returning. */
 	unsigned n = p->nwaiting;
 
-	while (n-- > 0 && p->waiting_head && serving(p) && p->in_use < p->opts.concurrency_cap) {
-		pool_lease_t *l = p->waiting_head;
+	pool_lease_t *l = p->waiting_head, *next;
+
+	/* Watch leases need no slot; ordinary ones go in FIFO order while slots are free. */
+	for (; n-- > 0 && l && serving(p) && !p->paused; l = next) {
+		next = l->next;
+		if (!l->watch && p->in_use >= p->opts.concurrency_cap)
+			continue;
 		waiting_remove(p, l);
 		start_lease(p, l);
 	}
@@ -572,6 +592,43 @@ pool_lease_t *pool_acquire(pool_t *p, uint32_t task_timeout_ms, pool_granted_cb 
 	return l;
 }
 
+pool_lease_t *pool_acquire_watch(pool_t *p, pool_granted_cb granted_cb,
+                                 pool_revoked_cb revoked_cb, pool_moved_cb moved_cb, void *ud)
+{
+	pool_lease_t *l = pool_acquire(p, 0, granted_cb, revoked_cb, ud);
+
+	if (l) {
+		l->watch = 1;
+		l->moved_cb = moved_cb;
+	}
+	return l;
+}
+
+void pool_set_paused(pool_t *p, int paused)
+{
+	if (p->paused == !!paused)
+		return;
+	p->paused = !!paused;
+	log_warn("pool", paused ? "leasing paused" : "leasing resumed");
+	if (!paused)
+		pump_soon(p);
+}
+
+/* Asks the holders of watch leases on a draining browser to move to the current one. */
+static void ask_moves(pool_t *p, pbrowser_t *old)
+{
+	uint64_t now = uv_now(p->loop);
+
+	for (pool_lease_t *l = p->active, *next; l; l = next) {
+		next = l->next;
+		if (l->pb == old && l->watch && l->state == L_GRANTED && !l->move_asked) {
+			l->move_asked = now;
+			if (l->moved_cb)
+				l->moved_cb(l, l->ud);
+		}
+	}
+}
+
 void pool_lease_cancel(pool_lease_t *l)
 {
 	pool_t *p = l->pool;
@@ -600,7 +657,8 @@ void pool_release(pool_lease_t *l, enum pool_outcome outcome)
 	l->released = 1;
 	if (l->state == L_GRANTED) {
 		uv_timer_stop(&l->timer);
-		p->st.tasks[outcome < POOL_NOUTCOMES ? outcome : POOL_FAILED]++;
+		if (!l->watch)
+			p->st.tasks[outcome < POOL_NOUTCOMES ? outcome : POOL_FAILED]++;
 		if (outcome == POOL_OK)
 			p->st.consecutive_crashes = 0;
 		lease_close_page(l, 0);
@@ -809,6 +867,7 @@ static void on_browser_ready(browser_t *b, int status, const char *why, void *ud
 		         (int)browser_pid(old->b), old->leases);
 		pb_set_state(old, PB_DRAINING);
 		p->current = pb;
+		ask_moves(p, old);
 		pb_maybe_close(old);
 	} else {
 		if (p->recycle_reason == POOL_RECYCLE_CRASH && p->st.browser_launches > 1)
@@ -879,6 +938,11 @@ static void on_tick(uv_timer_t *t)
 			}
 		}
 		return;
+	}
+	for (pool_lease_t *l = p->active, *next; l; l = next) {
+		next = l->next;
+		if (l->watch && l->move_asked && now - l->move_asked >= MOVE_GRACE_MS)
+			lease_revoke(l, POOL_TIMEOUT, "watched page not moved to the new browser in time");
 	}
 	if (!p->current && !p->launching && p->relaunch_at && now >= p->relaunch_at)
 		launch(p, 0, POOL_RECYCLE_CRASH);
@@ -968,6 +1032,8 @@ void pool_get_stats(const pool_t *p, pool_stats_t *out)
 	out->leases_in_use = p->in_use;
 	out->capacity = p->opts.concurrency_cap;
 	out->waiting = p->nwaiting;
+	out->watch_leases = p->watch_in_use;
+	out->paused = p->paused;
 	out->ready = p->current && p->current->state == PB_READY;
 	out->browser_uptime_ms = out->ready ? uv_now(p->loop) - p->current->ready_at : 0;
 	out->tasks_on_browser = p->current ? p->current->tasks : 0;

@@ -48,6 +48,10 @@ enum pool_recycle_reason {
 	POOL_RECYCLE_REQUESTED, /* pool_request_recycle(), e.g. by the watchdog or health grader */
 	POOL_RECYCLE_STUCK,     /* contexts refused to close */
 	POOL_RECYCLE_CRASH,     /* the browser died and was relaunched */
+	POOL_RECYCLE_STALL,     /* the health grader saw no success while work was due */
+	POOL_RECYCLE_PID_THRESHOLD, /* watchdog: too many processes */
+	POOL_RECYCLE_RSS_LIMIT,     /* watchdog: browser tree over its memory limit */
+	POOL_RECYCLE_PIDS_PRESSURE, /* watchdog: near the cgroup's pids.max */
 	POOL_RECYCLE_NREASONS
 };
 
@@ -79,6 +83,8 @@ typedef struct pool_opts {
 
 typedef struct pool_stats {
 	unsigned leases_in_use, capacity, waiting;
+	unsigned watch_leases;         /* watch leases granted or opening */
+	int paused;                    /* pool_set_paused() */
 	uint64_t tasks[POOL_NOUTCOMES];
 	uint64_t lease_timeouts;       /* requests that waited longer than the lease timeout */
 	uint64_t browser_launches;
@@ -94,6 +100,9 @@ typedef void (*pool_granted_cb)(pool_lease_t *lease, int status, const char *why
 typedef void (*pool_revoked_cb)(pool_lease_t *lease, enum pool_outcome reason,
                                 const char *why, void *ud);
 typedef void (*pool_closed_cb)(pool_t *pool, void *ud);
+/* A watch lease's browser is being replaced (recycle): open a new watch lease, move the
+ * work there, then release this one, within the move grace (then it is revoked). */
+typedef void (*pool_moved_cb)(pool_lease_t *lease, void *ud);
 
 /* Defaults, then environment. Returns 0, or -EINVAL with err naming the variable, the value
  * and what was expected (every bad value is listed, separated by newlines). */
@@ -109,6 +118,21 @@ int pool_start(pool_t *pool);
 /* NULL if the pool is shutting down. task_timeout_ms 0: the pool's default. */
 pool_lease_t *pool_acquire(pool_t *pool, uint32_t task_timeout_ms, pool_granted_cb granted_cb,
                            pool_revoked_cb revoked_cb, void *ud);
+
+/*
+ * A watch lease: a long-lived page for a target that is watched rather than re-loaded.
+ * Same callbacks and release as pool_acquire(), but it holds no CONCURRENCY_CAP slot
+ * (the caller bounds watched pages itself: WATCH_CAP), has no task deadline once granted
+ * (opening is bounded by the task timeout), and skips the FIFO of ordinary leases. When
+ * its browser is recycled, moved_cb asks the holder to move to the new browser; leases
+ * not released within the move grace (30 s) are revoked with reason "timeout".
+ */
+pool_lease_t *pool_acquire_watch(pool_t *pool, pool_granted_cb granted_cb,
+                                 pool_revoked_cb revoked_cb, pool_moved_cb moved_cb, void *ud);
+
+/* Pauses (1) or resumes (0) granting new leases, e.g. near the cgroup's pids.max. Waiting
+ * requests stay queued (bounded by their wait timeouts). */
+void pool_set_paused(pool_t *pool, int paused);
 
 /* Cancels a request not yet granted: granted_cb fires with -ECANCELED. No-op otherwise. */
 void pool_lease_cancel(pool_lease_t *lease);
