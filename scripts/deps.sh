@@ -2,12 +2,13 @@
 # deps.sh: installs the Debian 12 packages cdpilot needs for one purpose and that are not
 # installed yet. Usage: scripts/deps.sh [--dry-run] build|test|bench
 #
-#   build  compiler, cmake, the libraries and Chromium (the demo runs it)
-#   test   build + procps, util-linux, curl, clang with libFuzzer (the fuzz smoke run)
-#
-# Nothing is installed before the code uses it: redis-server, hiredis and prometheus come
-# with the Redis and metrics work (on a systemd host, installing a server starts it).
+#   build  compiler, cmake, the libraries, Chromium and redis-server (the demo runs both)
+#   test   build + procps, util-linux, curl, clang with libFuzzer (the fuzz smoke run),
+#          prometheus (for promtool, which checks /metrics)
 #   bench  build + nodejs and npm (the Playwright side of bench/)
+#
+# cdpilot starts its own redis-server on a private unix socket; on a systemd host the
+# package also starts a system-wide one, which cdpilot does not use.
 #
 # Each package is checked with dpkg-query; apt-get update and apt-get install run only when
 # something is missing, as root directly or else through sudo. --dry-run only says what
@@ -16,9 +17,9 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
 	libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev
-	libcurl4-openssl-dev libcmocka-dev
-	chromium fonts-liberation)
-TEST_PKGS=(procps util-linux curl clang libclang-rt-dev)
+	libcurl4-openssl-dev libcmocka-dev libhiredis-dev
+	chromium fonts-liberation redis-server)
+TEST_PKGS=(procps util-linux curl clang libclang-rt-dev prometheus)
 BENCH_PKGS=(nodejs npm)
 
 die() {
