@@ -335,9 +335,9 @@ int httpd__parse(const char *buf, size_t len, size_t max_head, httpd__req_t *req
 			i++;
 		if (i > 32)
 			return bad(req, 400, "malformed request line: method too long");
-		if (i == ll)
+		if (i == ll && !eol)
 			goto line_incomplete;
-		if (buf[i] != ' ' || i == 0)
+		if (i == ll || buf[i] != ' ' || i == 0)
 			return bad(req, 400, "malformed request line");
 		method = buf;
 		mlen = i++;
@@ -347,16 +347,17 @@ int httpd__parse(const char *buf, size_t len, size_t max_head, httpd__req_t *req
 		req->target_len = (size_t)(buf + i - req->target);
 		if (req->target_len > HTTPD_MAX_TARGET)
 			return bad(req, 414, "request target too long");
-		if (i == ll)
+		if (i == ll && !eol)
 			goto line_incomplete;
-		if (buf[i] != ' ' || req->target_len == 0)
+		if (i == ll || buf[i] != ' ' || req->target_len == 0)
 			return bad(req, 400, "malformed request line");
 		version = buf + ++i;
 		vlen = ll - i;
 		for (size_t k = 0; k < vlen; k++) {
 			int ok = k < sizeof ver - 1 ? version[k] == ver[k]
-			                            : k == sizeof ver - 1 &&
-			                                  (version[k] == '0' || version[k] == '1');
+			         : k == sizeof ver - 1 ? version[k] == '0' || version[k] == '1'
+			         /* the CR of a CRLF whose LF has not come yet */
+			                               : !eol && k == sizeof ver && version[k] == '\r';
 			if (!ok)
 				return bad(req, 400, "malformed request line: expected HTTP/1.0 or "
 				                     "HTTP/1.1");
