@@ -103,8 +103,8 @@ void httpd_reply_error(httpd_reply_t *r, int status, const char *msg);
 typedef void (*httpd_handler_fn)(void *ud, const char *path, const char *query,
                                  httpd_reply_t *reply);
 
-/* Validates nothing yet, binds nothing: NULL only if o is bad (logged). loop is borrowed
- * and must outlive the server. */
+/* Binds nothing yet: NULL only if o is bad (an unusable addr, zero limits; logged). loop
+ * is borrowed and must outlive the server; o is copied. */
 httpd_t *httpd_new(uv_loop_t *loop, const httpd_opts_t *o);
 
 /*

@@ -377,7 +377,19 @@ static void test_httpd__get_head_query_and_404(void **state)
 	assert_int_equal(st.responses[4], 2);
 	assert_int_equal(st.responses[5], 1);
 	assert_int_equal(st.bad_requests, 0);
+
+	/* closing the server with a connection still open ends it too */
+	c = rawc_new(httpd_port(E->h), 1);
+	rawc_send(c, "GET /met", 8);
+	do {
+		uv_run(&E->loop, UV_RUN_ONCE);
+		httpd_get_stats(E->h, &st);
+	} while (st.open < 1);
 	env_finish();
+	assert_true(c->eof);
+	assert_true(c->closed);
+	assert_int_equal(c->rx_len, 0);
+	free(c);
 }
 
 static void test_httpd__bad_requests_get_json_errors(void **state)
