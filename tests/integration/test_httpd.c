@@ -638,6 +638,28 @@ static void test_httpd__ipv6_loopback(void **state)
 	env_finish_with(h6);
 }
 
+/* The container's METRICS_ADDR: every IPv4 interface. */
+static void test_httpd__any_ipv4_address(void **state)
+{
+	httpd_opts_t o;
+	httpd_t *h4;
+	fres_t f = { 0 };
+	char url[96];
+
+	env_start(4, 1000);
+	httpd_opts_init(&o);
+	snprintf(o.addr, sizeof o.addr, "0.0.0.0:0");
+	h4 = httpd_new(&E->loop, &o);
+	assert_non_null(h4);
+	assert_int_equal(httpd_route(h4, "/metrics", h_metrics, E), 0);
+	assert_int_equal(httpd_start(h4), 0);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", httpd_port(h4));
+	assert_int_equal(fetch_get(E->fetch, url, 10000, 0, on_fetched, &f), 0);
+	assert_true(tu_run_until(&E->loop, &f.done, 15000));
+	assert_int_equal(f.code, 200);
+	env_finish_with(h4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -647,6 +669,7 @@ int main(void)
 		cmocka_unit_test(test_httpd__connection_cap),
 		cmocka_unit_test(test_httpd__bind_errors_are_clear),
 		cmocka_unit_test(test_httpd__ipv6_loopback),
+		cmocka_unit_test(test_httpd__any_ipv4_address),
 	};
 	log_set_level(LOG_WARN);
 	/* libuv opens a process-wide pipe pair the first time a signal handle exists (lws
