@@ -1,0 +1,671 @@
+/*
+ * wd_proc: /proc and cgroup reading for the watchdog (see wd_proc.h). Pure functions over
+ * a root directory; the only state is the caller's wd_tree_t.
+ */
+#include "watchdog/wd_proc.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PF_KTHREAD_FLAG 0x00200000u
+#define STAT_READ_MAX 4096
+#define CMDLINE_READ_MAX (16 * 1024)
+
+static const char *const class_names[WD_NCLASSES] = {
+	[WD_CLASS_BROWSER] = "browser", [WD_CLASS_RENDERER] = "renderer",
+	[WD_CLASS_GPU] = "gpu",         [WD_CLASS_UTILITY] = "utility",
+	[WD_CLASS_ZYGOTE] = "zygote",   [WD_CLASS_CRASHPAD] = "crashpad",
+	[WD_CLASS_OTHER] = "other",
+};
+
+const char *wd_class_name(enum wd_class c)
+{
+	if ((unsigned)c >= WD_NCLASSES)
+		return "other";
+	return class_names[c];
+}
+
+/* Base names of Chromium builds whose process without --type= is a browser. */
+static const char *const browser_names[] = { "chromium",      "chromium-browser",
+	                                     "chrome",        "headless_shell",
+	                                     "chrome-headless-shell" };
+
+/* The value of --type= and the class it means. */
+static const struct {
+	const char *type;
+	enum wd_class klass;
+} type_classes[] = {
+	{ "renderer", WD_CLASS_RENDERER },        { "gpu-process", WD_CLASS_GPU },
+	{ "utility", WD_CLASS_UTILITY },          { "zygote", WD_CLASS_ZYGOTE },
+	{ "crashpad-handler", WD_CLASS_CRASHPAD },
+};
+
+static int is_sep(char c)
+{
+	return c == '\0' || c == ' ';
+}
+
+static int tok_eq(const char *t, size_t n, const char *s)
+{
+	return strlen(s) == n && memcmp(t, s, n) == 0;
+}
+
+static int tok_ends_with(const char *t, size_t n, const char *s)
+{
+	size_t sl = strlen(s);
+	return n >= sl && memcmp(t + n - sl, s, sl) == 0;
+}
+
+enum wd_class wd_classify(const char *args, size_t len)
+{
+	size_t i = 0, tokn = 0;
+	const char *argv0 = NULL, *base;
+	size_t argv0n = 0, basen;
+
+	while (i < len) {
+		size_t start, n;
+		while (i < len && is_sep(args[i]))
+			i++;
+		if (i >= len)
+			break;
+		start = i;
+		while (i < len && !is_sep(args[i]))
+			i++;
+		n = i - start;
+		if (tokn++ == 0) {
+			argv0 = args + start;
+			argv0n = n;
+			continue;
+		}
+		if (n >= 7 && memcmp(args + start, "--type=", 7) == 0) {
+			const char *v = args + start + 7;
+			/* A crashpad binary is crashpad whatever its arguments say. */
+			if (tok_ends_with(argv0, argv0n, "crashpad_handler"))
+				return WD_CLASS_CRASHPAD;
+			for (size_t k = 0; k < sizeof type_classes / sizeof type_classes[0]; k++)
+				if (tok_eq(v, n - 7, type_classes[k].type))
+					return type_classes[k].klass;
+			return WD_CLASS_OTHER;
+		}
+	}
+	if (!argv0)
+		return WD_CLASS_OTHER;
+	base = argv0;
+	for (size_t k = 0; k < argv0n; k++)
+		if (argv0[k] == '/')
+			base = argv0 + k + 1;
+	basen = argv0n - (size_t)(base - argv0);
+	if (tok_ends_with(base, basen, "crashpad_handler"))
+		return WD_CLASS_CRASHPAD;
+	for (size_t k = 0; k < sizeof browser_names / sizeof browser_names[0]; k++)
+		if (tok_eq(base, basen, browser_names[k]))
+			return WD_CLASS_BROWSER;
+	if (basen >= 13 && memcmp(base, "google-chrome", 13) == 0)
+		return WD_CLASS_BROWSER;
+	return WD_CLASS_OTHER;
+}
+
+/* ---- /proc/PID/stat ---- */
+
+/* Digits only, no sign, no overflow. */
+static int parse_u64(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (n == 0 || n > 20)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+int wd_parse_stat(const char *buf, size_t len, wd_stat_t *out)
+{
+	const char *lp = NULL, *rp = NULL, *p, *end = buf + len;
+	uint64_t v;
+	size_t n, field = 3;
+
+	memset(out, 0, sizeof *out);
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] == '(' && !lp)
+			lp = buf + i;
+		if (buf[i] == ')')
+			rp = buf + i;
+	}
+	if (!lp || !rp || rp < lp || lp == buf || lp[-1] != ' ')
+		return -EINVAL;
+	if (parse_u64(buf, (size_t)(lp - 1 - buf), &v) || v == 0 || v > INT_MAX)
+		return -EINVAL;
+	out->pid = (pid_t)v;
+	n = (size_t)(rp - lp - 1);
+	if (n >= sizeof out->comm)
+		n = sizeof out->comm - 1;
+	memcpy(out->comm, lp + 1, n);
+	out->comm[n] = '\0';
+
+	/* Fields from 3 on, one space apart; the last may end in '\n'. */
+	p = rp + 1;
+	while (field <= 24) {
+		const char *t;
+		if (p >= end || *p != ' ')
+			return -EINVAL;
+		t = ++p;
+		while (p < end && *p != ' ' && *p != '\n')
+			p++;
+		n = (size_t)(p - t);
+		if (n == 0)
+			return -EINVAL;
+		switch (field) {
+		case 3:
+			if (n != 1)
+				return -EINVAL;
+			out->state = t[0];
+			break;
+		case 4:
+			if (parse_u64(t, n, &v) || v > INT_MAX)
+				return -EINVAL;
+			out->ppid = (pid_t)v;
+			break;
+		case 9:
+			if (parse_u64(t, n, &v) || v > UINT_MAX)
+				return -EINVAL;
+			out->flags = (unsigned)v;
+			break;
+		case 20:
+			if (parse_u64(t, n, &v) || v > UINT_MAX)
+				return -EINVAL;
+			out->threads = (unsigned)v;
+			break;
+		case 22:
+			if (parse_u64(t, n, &out->starttime))
+				return -EINVAL;
+			break;
+		case 24:
+			if (parse_u64(t, n, &out->rss_pages))
+				return -EINVAL;
+			break;
+		default:
+			break;
+		}
+		field++;
+	}
+	return 0;
+}
+
+/* Reads up to cap bytes of path into buf. 0 and *len, or -errno. */
+static int read_small(const char *path, char *buf, size_t cap, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	size_t got = 0;
+	int rc = 0;
+
+	*len = 0;
+	if (fd < 0)
+		return -errno;
+	while (got < cap) {
+		ssize_t r = read(fd, buf + got, cap - got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	*len = got;
+	return rc;
+}
+
+int wd_read_stat(const char *proc_root, pid_t pid, wd_stat_t *out)
+{
+	char path[PATH_MAX], buf[STAT_READ_MAX];
+	size_t len = 0;
+	int rc;
+
+	if (snprintf(path, sizeof path, "%s/%d/stat", proc_root, (int)pid) >= (int)sizeof path)
+		return -ENAMETOOLONG;
+	rc = read_small(path, buf, sizeof buf, &len);
+	if (rc)
+		return rc;
+	if (len == 0)
+		return -ESRCH;
+	rc = wd_parse_stat(buf, len, out);
+	if (rc == 0 && out->pid != pid)
+		return -EINVAL;
+	return rc;
+}
+
+/* ---- the tree ---- */
+
+void wd_tree_init(wd_tree_t *t)
+{
+	memset(t, 0, sizeof *t);
+}
+
+void wd_tree_release(wd_tree_t *t)
+{
+	free(t->all);
+	free(t->procs);
+	memset(t, 0, sizeof *t);
+}
+
+static int by_ppid(const void *a, const void *b)
+{
+	const wd_stat_t *x = a, *y = b;
+	if (x->ppid != y->ppid)
+		return x->ppid < y->ppid ? -1 : 1;
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* First index in all[0..n) (sorted by ppid) with ppid >= key. */
+static size_t lower_ppid(const wd_stat_t *all, size_t n, pid_t key)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (all[mid].ppid < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int is_numeric_name(const char *s, pid_t *pid)
+{
+	uint64_t v;
+	size_t n = strlen(s);
+
+	if (parse_u64(s, n, &v) || v == 0 || v > INT_MAX || (n > 1 && s[0] == '0'))
+		return 0;
+	*pid = (pid_t)v;
+	return 1;
+}
+
+static void fill_proc(wd_proc_t *p, const wd_stat_t *s, long page)
+{
+	memset(p, 0, sizeof *p);
+	p->pid = s->pid;
+	p->ppid = s->ppid;
+	p->state = s->state;
+	p->threads = s->threads;
+	p->starttime = s->starttime;
+	p->rss_bytes = s->rss_pages * (uint64_t)page;
+	p->klass = WD_CLASS_OTHER;
+	p->parent = -1;
+	p->anchor = -1;
+	memcpy(p->comm, s->comm, sizeof p->comm);
+}
+
+/* Reads the command line of p: class and display copy. Counts EACCES as unreadable. */
+static void read_cmdline(const char *proc_root, wd_proc_t *p, char *buf, wd_tree_t *t)
+{
+	char path[PATH_MAX];
+	size_t len = 0, o = 0;
+	int rc;
+
+	p->cmdline[0] = '\0';
+	if (snprintf(path, sizeof path, "%s/%d/cmdline", proc_root, (int)p->pid) >=
+	    (int)sizeof path)
+		return;
+	rc = read_small(path, buf, CMDLINE_READ_MAX, &len);
+	if (rc == -EACCES || rc == -EPERM)
+		t->unreadable++;
+	if (rc)
+		return; /* gone meanwhile or unreadable: kept, as "other" */
+	p->klass = wd_classify(buf, len);
+	for (size_t i = 0; i < len && o + 1 < sizeof p->cmdline; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		p->cmdline[o++] = c == '\0' ? ' ' : (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	while (o > 0 && p->cmdline[o - 1] == ' ')
+		o--;
+	p->cmdline[o] = '\0';
+}
+
+static void reset_results(wd_tree_t *t, pid_t root)
+{
+	t->root_pid = root;
+	t->root_found = 0;
+	memset(&t->root, 0, sizeof t->root);
+	t->nprocs = 0;
+	memset(&t->total, 0, sizeof t->total);
+	memset(t->by_class, 0, sizeof t->by_class);
+	t->zombies = t->skipped = t->unreadable = 0;
+	t->truncated = 0;
+}
+
+int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	wd_stat_t *all = t->all;
+	size_t nall = 0;
+	DIR *d = NULL;
+	struct dirent *e;
+	char *cmdbuf = NULL;
+	int rc = 0;
+
+	reset_results(t, root);
+	if (page <= 0)
+		page = 4096;
+	d = opendir(proc_root);
+	if (!d)
+		return -errno;
+
+	/* Pass 1: the stat of every process. */
+	while ((e = readdir(d)) != NULL) {
+		wd_stat_t st;
+		pid_t pid;
+		int r;
+
+		if (!is_numeric_name(e->d_name, &pid))
+			continue;
+		r = wd_read_stat(proc_root, pid, &st);
+		if (r == -EACCES || r == -EPERM) {
+			t->unreadable++;
+			continue;
+		}
+		if (r) {
+			t->skipped++;
+			continue;
+		}
+		if ((st.flags & PF_KTHREAD_FLAG) || st.pid == 2 || st.ppid == 2)
+			continue; /* kernel thread */
+		if (nall == t->all_cap) {
+			size_t cap = t->all_cap ? t->all_cap * 2 : 256;
+			if (nall >= WD_SCAN_MAX) {
+				t->truncated = 1;
+				break;
+			}
+			if (cap > WD_SCAN_MAX)
+				cap = WD_SCAN_MAX;
+			all = realloc(t->all, cap * sizeof *all);
+			if (!all) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			t->all = all;
+			t->all_cap = cap;
+		}
+		all[nall++] = st;
+	}
+
+	cmdbuf = malloc(CMDLINE_READ_MAX);
+	if (!cmdbuf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	qsort(all, nall, sizeof *all, by_ppid);
+
+	/* Pass 2: breadth-first from the root; the procs array is the queue. */
+	for (size_t i = 0; i < nall; i++) {
+		if (all[i].pid == root) {
+			fill_proc(&t->root, &all[i], page);
+			read_cmdline(proc_root, &t->root, cmdbuf, t);
+			t->root_found = 1;
+			break;
+		}
+	}
+	for (size_t q = 0;; q++) {
+		pid_t parent_pid = q == 0 ? root : t->procs[q - 1].pid;
+		int parent_idx = q == 0 ? -1 : (int)(q - 1);
+		unsigned depth = q == 0 ? 1 : t->procs[q - 1].depth + 1;
+
+		if (q > t->nprocs)
+			break;
+		for (size_t k = lower_ppid(all, nall, parent_pid); k < nall && all[k].ppid == parent_pid;
+		     k++) {
+			wd_proc_t *p;
+			if (all[k].pid == root)
+				continue; /* a cycle back to the root (only in broken fake trees) */
+			if (t->nprocs == t->procs_cap) {
+				size_t cap = t->procs_cap ? t->procs_cap * 2 : 64;
+				if (t->nprocs >= WD_TREE_MAX) {
+					t->truncated = 1;
+					break;
+				}
+				if (cap > WD_TREE_MAX)
+					cap = WD_TREE_MAX;
+				p = realloc(t->procs, cap * sizeof *p);
+				if (!p) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				t->procs = p;
+				t->procs_cap = cap;
+			}
+			p = &t->procs[t->nprocs++];
+			fill_proc(p, &all[k], page);
+			p->parent = parent_idx;
+			p->depth = depth;
+		}
+	}
+
+	/* Pass 3: command lines, classes, totals. */
+	for (size_t i = 0; i < t->nprocs; i++) {
+		wd_proc_t *p = &t->procs[i];
+		if (p->state == 'Z' || p->state == 'X')
+			t->zombies++;
+		else
+			read_cmdline(proc_root, p, cmdbuf, t);
+		t->total.procs++;
+		t->total.threads += p->threads;
+		t->total.rss_bytes += p->rss_bytes;
+		t->by_class[p->klass].procs++;
+		t->by_class[p->klass].threads += p->threads;
+		t->by_class[p->klass].rss_bytes += p->rss_bytes;
+	}
+out:
+	if (rc)
+		reset_results(t, root);
+	free(cmdbuf);
+	closedir(d);
+	return rc;
+}
+
+void wd_tree_anchor(wd_tree_t *t, const pid_t *anchors, size_t n)
+{
+	for (size_t i = 0; i < t->nprocs; i++) {
+		wd_proc_t *p = &t->procs[i];
+		p->anchor = p->parent >= 0 ? t->procs[p->parent].anchor : -1;
+		for (size_t k = 0; k < n; k++) {
+			if (anchors[k] == p->pid) {
+				p->anchor = (int)k;
+				break;
+			}
+		}
+	}
+}
+
+int wd_tree_find(const wd_tree_t *t, pid_t pid)
+{
+	for (size_t i = 0; i < t->nprocs; i++)
+		if (t->procs[i].pid == pid)
+			return (int)i;
+	return -1;
+}
+
+/* ---- cgroups ---- */
+
+/* v1 reports "no limit" as a page-rounded LONG_MAX. */
+#define V1_NO_LIMIT (1ull << 62)
+
+/* "max" or a number (a trailing newline allowed). */
+static int read_value(const char *dir, const char *file, uint64_t *out)
+{
+	char path[PATH_MAX], buf[64];
+	size_t len = 0;
+	int rc;
+
+	if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path)
+		return -ENAMETOOLONG;
+	rc = read_small(path, buf, sizeof buf - 1, &len);
+	if (rc)
+		return rc;
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		len--;
+	if (len == 3 && memcmp(buf, "max", 3) == 0) {
+		*out = WD_UNLIMITED;
+		return 0;
+	}
+	if (parse_u64(buf, len, out))
+		return -EINVAL;
+	if (*out >= V1_NO_LIMIT)
+		*out = WD_UNLIMITED;
+	return 0;
+}
+
+static int is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * Reads max_file/cur_file at base+rel and each ancestor up to base; keeps the level with
+ * the least headroom (the leaf's current if no level has a limit). 1 if any level had a
+ * current value.
+ */
+static int read_levels(const char *base, const char *rel_in, const char *max_file,
+                       const char *cur_file, uint64_t *max_out, uint64_t *cur_out)
+{
+	char rel[PATH_MAX], dir[PATH_MAX];
+	uint64_t best = UINT64_MAX;
+	int found = 0;
+
+	snprintf(rel, sizeof rel, "%s", rel_in);
+	if (snprintf(dir, sizeof dir, "%s%s", base, rel) >= (int)sizeof dir || !is_dir(dir))
+		snprintf(rel, sizeof rel, "/");
+	*max_out = WD_UNLIMITED;
+	*cur_out = 0;
+	for (;;) {
+		uint64_t mx = WD_UNLIMITED, cur = 0;
+		char *slash;
+
+		if (snprintf(dir, sizeof dir, "%s%s", base, strcmp(rel, "/") ? rel : "") <
+		        (int)sizeof dir &&
+		    read_value(dir, cur_file, &cur) == 0) {
+			if (read_value(dir, max_file, &mx) != 0)
+				mx = WD_UNLIMITED;
+			if (!found) {
+				*cur_out = cur;
+				found = 1;
+			}
+			if (mx != WD_UNLIMITED) {
+				uint64_t room = mx > cur ? mx - cur : 0;
+				if (room < best) {
+					best = room;
+					*max_out = mx;
+					*cur_out = cur;
+				}
+			}
+		}
+		if (strcmp(rel, "/") == 0 || rel[0] == '\0')
+			break;
+		slash = strrchr(rel, '/');
+		if (!slash || slash == rel)
+			snprintf(rel, sizeof rel, "/");
+		else
+			*slash = '\0';
+	}
+	return found;
+}
+
+int wd_cgroup_read(const char *root, const char *self_cgroup_file, wd_cgroup_t *out)
+{
+	char buf[8192], v2path[PATH_MAX] = "", pids_base[PATH_MAX] = "",
+	                mem_base[PATH_MAX] = "";
+	char pids_rel[PATH_MAX] = "", mem_rel[PATH_MAX] = "";
+	size_t len = 0;
+	int rc, have_v2 = 0, v1 = 0;
+	const char *line, *end;
+
+	memset(out, 0, sizeof *out);
+	out->pids_max = out->memory_max = WD_UNLIMITED;
+	rc = read_small(self_cgroup_file, buf, sizeof buf - 1, &len);
+	if (rc)
+		return rc;
+	buf[len] = '\0';
+	end = buf + len;
+	for (line = buf; line < end;) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		const char *c1, *c2, *le = nl ? nl : end;
+		char ctrls[256], path[PATH_MAX];
+		size_t cn, pn;
+
+		c1 = memchr(line, ':', (size_t)(le - line));
+		c2 = c1 ? memchr(c1 + 1, ':', (size_t)(le - c1 - 1)) : NULL;
+		if (c2) {
+			cn = (size_t)(c2 - c1 - 1);
+			pn = (size_t)(le - c2 - 1);
+			if (cn < sizeof ctrls && pn < sizeof path && pn > 0 && c2[1] == '/') {
+				memcpy(ctrls, c1 + 1, cn);
+				ctrls[cn] = '\0';
+				memcpy(path, c2 + 1, pn);
+				path[pn] = '\0';
+				if (cn == 0 && c1 - line == 1 && line[0] == '0') {
+					have_v2 = 1;
+					snprintf(v2path, sizeof v2path, "%s", path);
+				} else {
+					/* "cpu,cpuacct": mounted as root/cpu,cpuacct */
+					for (const char *s = ctrls; *s;) {
+						size_t n = strcspn(s, ",");
+						char *base = NULL, *rel = NULL;
+						if (n == 4 && memcmp(s, "pids", 4) == 0)
+							base = pids_base, rel = pids_rel;
+						else if (n == 6 && memcmp(s, "memory", 6) == 0)
+							base = mem_base, rel = mem_rel;
+						if (base) {
+							snprintf(base, PATH_MAX, "%s/%s", root, ctrls);
+							snprintf(rel, PATH_MAX, "%s", path);
+							v1 = 1;
+						}
+						s += n;
+						if (*s == ',')
+							s++;
+					}
+				}
+			}
+		}
+		line = le + 1;
+	}
+	if (!v1 && !have_v2)
+		return 0;
+	out->version = v1 ? 1 : 2;
+	snprintf(out->path, sizeof out->path, "%s", v1 ? (mem_rel[0] ? mem_rel : pids_rel) : v2path);
+	if (pids_base[0])
+		out->has_pids = read_levels(pids_base, pids_rel, "pids.max", "pids.current",
+		                            &out->pids_max, &out->pids_current);
+	else if (have_v2)
+		out->has_pids = read_levels(root, v2path, "pids.max", "pids.current",
+		                            &out->pids_max, &out->pids_current);
+	if (mem_base[0])
+		out->has_memory = read_levels(mem_base, mem_rel, "memory.limit_in_bytes",
+		                              "memory.usage_in_bytes", &out->memory_max,
+		                              &out->memory_current);
+	else if (have_v2)
+		out->has_memory = read_levels(root, v2path, "memory.max", "memory.current",
+		                              &out->memory_max, &out->memory_current);
+	if (!out->has_pids)
+		out->pids_max = WD_UNLIMITED;
+	if (!out->has_memory)
+		out->memory_max = WD_UNLIMITED;
+	return 0;
+}
