@@ -1048,3 +1048,15 @@ cdp_conn_t *pool_browser_conn(const pool_t *p)
 {
 	return p->current && p->current->state == PB_READY ? browser_conn(p->current->b) : NULL;
 }
+
+size_t pool_browser_pids(const pool_t *p, pid_t *out, size_t max)
+{
+	size_t n = 0;
+
+	for (const pbrowser_t *pb = p->browsers; pb && n < max; pb = pb->next) {
+		pid_t pid = browser_pid(pb->b);
+		if (pid > 0)
+			out[n++] = pid;
+	}
+	return n;
+}

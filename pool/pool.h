@@ -155,6 +155,9 @@ void pool_close(pool_t *pool, pool_closed_cb cb, void *ud);
 void pool_get_stats(const pool_t *pool, pool_stats_t *out);
 /* Main pid of the current browser (0 if none), for the watchdog. */
 pid_t pool_browser_pid(const pool_t *pool);
+/* Main pids of every browser the pool owns (current, launching, draining, closing) until
+ * its close is complete, for the watchdog's orphan check; returns how many (<= max). */
+size_t pool_browser_pids(const pool_t *pool, pid_t *out, size_t max);
 /* The current browser's connection (borrowed; NULL if none is ready), for probes. */
 cdp_conn_t *pool_browser_conn(const pool_t *pool);
 
