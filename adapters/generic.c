@@ -1,8 +1,506 @@
-/* Placeholder so the registry links while the adapter is being written. */
+/*
+ * generic: an adapter for any page, configured in the target by CSS selectors.
+ *
+ *   "fields": {"score": {"selector": "#score", "regex": "(\\d+)", "type": "int"}, ...}
+ *   "wait_for": "#score"                                         (optional)
+ *   "classify": {"field": "status", "live": ["LIVE"], "completed": ["FT"]} (optional)
+ *
+ * extract_js() is one self-contained expression built once in parse(): the field specs are
+ * embedded as one JSON literal (JSON-encoded, ASCII only), never pasted as raw text, so a
+ * selector or regex cannot break out of its string. Each field's raw value is a string,
+ * null (the selector matched nothing), an array of them ("all"), or a marker object the
+ * page code uses to report a problem: {"error": msg} (bad selector or regex),
+ * {"nomatch": text} (the regex did not match), {"noattr": true} (no such attribute).
+ * normalise() turns markers and bad numbers into a `why`.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "adapters/adapter.h"
+#include "adapters/adapter_util.h"
+
+#define SELECTOR_MAX 1024
+#define FIELDS_MAX 256
+
+enum ftype { FT_STRING = 0, FT_INT, FT_FLOAT };
+static const char *const ftype_names[] = { "string", "int", "float", NULL };
+
+typedef struct gfield {
+	char *name;
+	char *selector;
+	char *attr;  /* NULL: textContent, trimmed */
+	char *regex; /* NULL: none */
+	enum ftype type;
+	int required;
+	int all;
+} gfield_t;
+
+typedef struct gstate {
+	gfield_t *f;
+	size_t n;
+	char *wait_for;
+	char *js;
+	char **names; /* NULL-terminated field names, for classify */
+	adapter_util_classify_t cls;
+} gstate_t;
+
+static const char *const param_keys[] = { "fields", "wait_for", "classify", NULL };
+static const char *const field_keys[] = { "selector", "attr", "regex", "type",
+	                                  "required", "all",  NULL };
+
+static void g_free(void *p)
+{
+	gstate_t *s = p;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->f[i].name);
+		free(s->f[i].selector);
+		free(s->f[i].attr);
+		free(s->f[i].regex);
+	}
+	free(s->f);
+	free(s->names);
+	free(s->wait_for);
+	free(s->js);
+	adapter_util_classify_release(&s->cls);
+	free(s);
+}
+
+/* A non-empty string without NUL bytes of at most max bytes, copied; else an error. */
+static int want_string(const json_t *v, const char *where, const char *path, size_t max,
+                       char **out, errlist_t *errs)
+{
+	char q[96];
+
+	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		errlist_add(errs, "%s: \"%s\": expected a non-empty string of at most %zu bytes, got %s",
+		            where, path, max, adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
+	*out = strdup(json_string_value(v));
+	return *out ? 0 : -ENOMEM;
+}
+
+static int parse_field(const char *where, const char *name, const json_t *spec, gfield_t *f,
+                       errlist_t *errs)
+{
+	char path[192], q[96];
+	const char *key;
+	const json_t *v;
+	int rc = 0, r;
+
+	f->required = 1;
+	if (!json_is_object(spec)) {
+		errlist_add(errs, "%s: \"fields.%s\": expected an object {\"selector\": CSS, ...}, got %s",
+		            where, name, adapter_util_quote(spec, q, sizeof q));
+		return -EINVAL;
+	}
+	json_object_foreach ((json_t *)spec, key, v) {
+		int known = 0;
+		for (size_t i = 0; field_keys[i]; i++)
+			known |= strcmp(key, field_keys[i]) == 0;
+		if (!known) {
+			const char *sug = adapter_util_closest(key, field_keys);
+			errlist_add(errs, "%s: \"fields.%s\": unknown key \"%s\"%s%s%s", where, name, key,
+			            sug ? " (did you mean \"" : "", sug ? sug : "", sug ? "\"?)" : "");
+			rc = -EINVAL;
+		}
+	}
+	snprintf(path, sizeof path, "fields.%s.selector", name);
+	v = json_object_get(spec, "selector");
+	if (!v) {
+		errlist_add(errs, "%s: \"%s\": required (a CSS selector)", where, path);
+		rc = -EINVAL;
+	} else if ((r = want_string(v, where, path, SELECTOR_MAX, &f->selector, errs)) != 0) {
+		rc = r;
+	}
+	if ((v = json_object_get(spec, "attr"))) {
+		snprintf(path, sizeof path, "fields.%s.attr", name);
+		if ((r = want_string(v, where, path, 256, &f->attr, errs)) != 0)
+			rc = r;
+	}
+	if ((v = json_object_get(spec, "regex"))) {
+		snprintf(path, sizeof path, "fields.%s.regex", name);
+		if ((r = want_string(v, where, path, SELECTOR_MAX, &f->regex, errs)) != 0)
+			rc = r;
+	}
+	if ((v = json_object_get(spec, "type"))) {
+		const char *t = json_string_value(v);
+		int found = -1;
+		for (int i = 0; t && ftype_names[i]; i++)
+			if (strcmp(t, ftype_names[i]) == 0)
+				found = i;
+		if (found < 0) {
+			errlist_add(errs, "%s: \"fields.%s.type\": expected \"string\", \"int\" or "
+			            "\"float\", got %s", where, name, adapter_util_quote(v, q, sizeof q));
+			rc = -EINVAL;
+		} else {
+			f->type = (enum ftype)found;
+		}
+	}
+	if ((v = json_object_get(spec, "required"))) {
+		if (!json_is_boolean(v)) {
+			errlist_add(errs, "%s: \"fields.%s.required\": expected true or false, got %s",
+			            where, name, adapter_util_quote(v, q, sizeof q));
+			rc = -EINVAL;
+		} else {
+			f->required = json_is_true(v);
+		}
+	}
+	if ((v = json_object_get(spec, "all"))) {
+		if (!json_is_boolean(v)) {
+			errlist_add(errs, "%s: \"fields.%s.all\": expected true or false, got %s", where,
+			            name, adapter_util_quote(v, q, sizeof q));
+			rc = -EINVAL;
+		} else {
+			f->all = json_is_true(v);
+		}
+	}
+	return rc;
+}
+
+/* Builds the extraction expression. The specs go in as one JSON literal. */
+static int build_js(gstate_t *s)
+{
+	static const char body[] =
+	        "(() => {\n"
+	        "  const F = %s;\n"
+	        "  const out = {};\n"
+	        "  const put = (k, v) => Object.defineProperty(out, k,\n"
+	        "    { value: v, enumerable: true, writable: true, configurable: true });\n"
+	        "  const read = (el, a) => {\n"
+	        "    if (a === null) return (el.textContent || '').trim();\n"
+	        "    if (a === 'textContent' || a === 'innerText' || a === 'innerHTML' ||\n"
+	        "        a === 'outerHTML' || a === 'value' || a === 'href' || a === 'src') {\n"
+	        "      const p = el[a];\n"
+	        "      if (p !== undefined && p !== null) return String(p).trim();\n"
+	        "    }\n"
+	        "    return el.getAttribute(a);\n"
+	        "  };\n"
+	        "  for (const f of F) {\n"
+	        "    try {\n"
+	        "      let re = null;\n"
+	        "      if (f.r !== null) {\n"
+	        "        try { re = new RegExp(f.r); }\n"
+	        "        catch (e) { put(f.n, { error: 'invalid regex ' + JSON.stringify(f.r) +\n"
+	        "          ': ' + String(e && e.message || e) }); continue; }\n"
+	        "      }\n"
+	        "      const pick = (el) => {\n"
+	        "        const v = read(el, f.a);\n"
+	        "        if (v === null || v === undefined) return { noattr: true };\n"
+	        "        if (re === null) return v;\n"
+	        "        const m = re.exec(v);\n"
+	        "        if (!m) return { nomatch: v.slice(0, 200) };\n"
+	        "        return m.length > 1 ? (m[1] === undefined ? '' : m[1]) : m[0];\n"
+	        "      };\n"
+	        "      if (f.l) {\n"
+	        "        put(f.n, Array.from(document.querySelectorAll(f.s), pick));\n"
+	        "      } else {\n"
+	        "        const el = document.querySelector(f.s);\n"
+	        "        put(f.n, el ? pick(el) : null);\n"
+	        "      }\n"
+	        "    } catch (e) {\n"
+	        "      put(f.n, { error: String(e && e.message || e) });\n"
+	        "    }\n"
+	        "  }\n"
+	        "  return out;\n"
+	        "})()";
+	json_t *specs = json_array();
+	char *enc = NULL;
+	size_t len;
+	int rc = -ENOMEM;
+
+	if (!specs)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n; i++) {
+		const gfield_t *f = &s->f[i];
+		json_t *o = json_pack("{s:s, s:s, s:s?, s:s?, s:b}", "n", f->name, "s", f->selector,
+		                      "a", f->attr, "r", f->regex, "l", f->all);
+		if (!o || json_array_append_new(specs, o) != 0)
+			goto out;
+	}
+	/* ASCII only: no raw U+2028/2029 or other surprises in the page's source text */
+	enc = json_dumps(specs, JSON_COMPACT | JSON_ENSURE_ASCII);
+	if (!enc)
+		goto out;
+	len = sizeof body + strlen(enc);
+	s->js = malloc(len);
+	if (!s->js)
+		goto out;
+	snprintf(s->js, len, body, enc);
+	rc = 0;
+out:
+	free(enc);
+	json_decref(specs);
+	return rc;
+}
+
+static int g_parse(const json_t *target, const char *where, void **state, errlist_t *errs)
+{
+	const json_t *fields = json_object_get(target, "fields"), *v;
+	gstate_t *s = NULL;
+	const char *name;
+	char q[96];
+	int rc = 0, r;
+
+	*state = NULL;
+	if (!json_is_object(fields) || json_object_size(fields) == 0 ||
+	    json_object_size(fields) > FIELDS_MAX) {
+		errlist_add(errs, "%s: \"fields\": expected an object of 1 to %d fields {\"name\": "
+		            "{\"selector\": CSS, ...}}, got %s",
+		            where, FIELDS_MAX, adapter_util_quote(fields, q, sizeof q));
+		rc = -EINVAL;
+	}
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	if (rc == 0) {
+		size_t nf = json_object_size(fields);
+		s->f = calloc(nf, sizeof *s->f);
+		s->names = calloc(nf + 1, sizeof *s->names);
+		if (!s->f || !s->names) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		json_object_foreach ((json_t *)fields, name, v) {
+			gfield_t *f = &s->f[s->n];
+			if (!*name || strlen(name) > 128) {
+				errlist_add(errs, "%s: \"fields\": a field name must be 1 to 128 bytes, "
+				            "got \"%.40s\"", where, name);
+				rc = -EINVAL;
+				continue;
+			}
+			s->n++;
+			f->name = strdup(name);
+			if (!f->name) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			s->names[s->n - 1] = f->name;
+			if ((r = parse_field(where, name, v, f, errs)) != 0 && rc != -ENOMEM)
+				rc = r;
+			if (rc == -ENOMEM)
+				goto out;
+		}
+	}
+	if ((v = json_object_get(target, "wait_for"))) {
+		if ((r = want_string(v, where, "wait_for", SELECTOR_MAX, &s->wait_for, errs)) != 0 &&
+		    rc != -ENOMEM)
+			rc = r;
+	}
+	if ((v = json_object_get(target, "classify")) && s->names) {
+		r = adapter_util_classify_parse(v, where, (const char *const *)s->names, &s->cls,
+		                                errs);
+		if (r != 0 && rc != -ENOMEM)
+			rc = r;
+	}
+	if (rc != 0)
+		goto out;
+	rc = build_js(s);
+out:
+	if (rc != 0) {
+		g_free(s);
+		return rc;
+	}
+	*state = s;
+	return 0;
+}
+
+static const char *g_wait_for(const void *state)
+{
+	const gstate_t *s = state;
+	return s ? s->wait_for : NULL;
+}
+
+static const char *g_extract_js(const void *state)
+{
+	const gstate_t *s = state;
+	return s ? s->js : "null";
+}
+
+/* One raw string -> its typed value (new reference), or NULL with why. */
+static json_t *convert(const gfield_t *f, const char *text, const char *label, char *why,
+                       size_t whylen)
+{
+	json_int_t i;
+	double d;
+	json_t *v = NULL;
+	char q[96];
+
+	switch (f->type) {
+	case FT_STRING:
+		v = json_string(text);
+		if (!v)
+			snprintf(why, whylen, "%s: out of memory (or not UTF-8)", label);
+		return v;
+	case FT_INT:
+		if (adapter_util_parse_int(text, &i) == 0)
+			return json_integer(i);
+		break;
+	case FT_FLOAT:
+		if (adapter_util_parse_float(text, &d) == 0)
+			return json_real(d);
+		break;
+	}
+	{
+		json_t *t = json_string(text);
+		snprintf(why, whylen, "%s: expected %s, got %s", label, ftype_names[f->type],
+		         adapter_util_quote(t, q, sizeof q));
+		json_decref(t);
+	}
+	return NULL;
+}
+
+/* A marker object from the page code -> why; returns 1 if raw was a marker. */
+static int marker_why(const gfield_t *f, const json_t *raw, const char *label, char *why,
+                      size_t whylen)
+{
+	char q[96];
+
+	if (!json_is_object(raw))
+		return 0;
+	if (json_is_string(json_object_get(raw, "error")))
+		snprintf(why, whylen, "%s: %s", label,
+		         json_string_value(json_object_get(raw, "error")));
+	else if (json_object_get(raw, "nomatch"))
+		snprintf(why, whylen, "%s: regex \"%s\" did not match %s", label, f->regex,
+		         adapter_util_quote(json_object_get(raw, "nomatch"), q, sizeof q));
+	else if (json_object_get(raw, "noattr"))
+		snprintf(why, whylen, "%s: selector \"%s\" matched an element without attribute "
+		         "\"%s\"", label, f->selector, f->attr ? f->attr : "");
+	else
+		snprintf(why, whylen, "%s: unexpected value %s from the page", label,
+		         adapter_util_quote(raw, q, sizeof q));
+	return 1;
+}
+
+static json_t *normalise_field(const gfield_t *f, const json_t *raw, char *why, size_t whylen)
+{
+	char label[160], q[96];
+
+	snprintf(label, sizeof label, "field \"%s\"", f->name);
+	if (!raw || json_is_null(raw)) {
+		if (f->required) {
+			snprintf(why, whylen, "%s: selector \"%s\" matched nothing", label, f->selector);
+			return NULL;
+		}
+		return f->all ? json_array() : json_null();
+	}
+	if (f->all) {
+		json_t *arr;
+		size_t i;
+		const json_t *el;
+		if (!json_is_array(raw)) {
+			if (marker_why(f, raw, label, why, whylen))
+				return NULL;
+			snprintf(why, whylen, "%s: expected an array from the page, got %s", label,
+			         adapter_util_quote(raw, q, sizeof q));
+			return NULL;
+		}
+		if (json_array_size(raw) == 0 && f->required) {
+			snprintf(why, whylen, "%s: selector \"%s\" matched nothing", label, f->selector);
+			return NULL;
+		}
+		arr = json_array();
+		if (!arr)
+			goto nomem;
+		json_array_foreach ((json_t *)raw, i, el) {
+			char elabel[180];
+			json_t *cv;
+			snprintf(elabel, sizeof elabel, "field \"%s\"[%zu]", f->name, i);
+			if (json_is_object(el) && (json_object_get(el, "nomatch") ||
+			                           json_object_get(el, "noattr")))
+				continue; /* elements the regex or attribute does not apply to */
+			if (!json_is_string(el)) {
+				if (!marker_why(f, el, elabel, why, whylen))
+					snprintf(why, whylen, "%s: unexpected value %s from the page",
+					         elabel, adapter_util_quote(el, q, sizeof q));
+				json_decref(arr);
+				return NULL;
+			}
+			cv = convert(f, json_string_value(el), elabel, why, whylen);
+			if (!cv || json_array_append_new(arr, cv) != 0) {
+				json_decref(arr);
+				return NULL;
+			}
+		}
+		if (json_array_size(arr) == 0 && f->required) {
+			snprintf(why, whylen, "%s: selector \"%s\" matched, but no element passed the %s",
+			         label, f->selector, f->regex ? "regex" : "attribute");
+			json_decref(arr);
+			return NULL;
+		}
+		return arr;
+	}
+	if (json_is_string(raw))
+		return convert(f, json_string_value(raw), label, why, whylen);
+	if (json_is_object(raw) && !json_object_get(raw, "error") && !f->required)
+		return json_null(); /* optional: no attribute, or the regex did not match */
+	if (!marker_why(f, raw, label, why, whylen))
+		snprintf(why, whylen, "%s: unexpected value %s from the page", label,
+		         adapter_util_quote(raw, q, sizeof q));
+	return NULL;
+nomem:
+	snprintf(why, whylen, "%s: out of memory", label);
+	return NULL;
+}
+
+static json_t *g_normalise(const void *state, const json_t *raw, char *why, size_t whylen)
+{
+	const gstate_t *s = state;
+	json_t *data;
+	char q[96];
+
+	if (!s) {
+		snprintf(why, whylen, "the generic adapter has no parameters");
+		return NULL;
+	}
+	if (!json_is_object(raw)) {
+		snprintf(why, whylen, "expected an object of fields from the page, got %s",
+		         adapter_util_quote(raw, q, sizeof q));
+		return NULL;
+	}
+	data = json_object();
+	if (!data) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		json_t *v = normalise_field(&s->f[i], json_object_get(raw, s->f[i].name), why,
+		                            whylen);
+		if (!v || json_object_set_new(data, s->f[i].name, v) != 0) {
+			json_decref(data);
+			return NULL;
+		}
+	}
+	return data;
+}
+
+static int g_classify(const void *state, const json_t *data)
+{
+	const gstate_t *s = state;
+	return s ? adapter_util_classify_eval(&s->cls, data) : -1;
+}
 
 const adapter_t adapter_generic = {
 	.name = "generic",
-	.summary = "(not implemented yet)",
+	.summary = "any page: fields read by CSS selector (text or attribute, optional regex, "
+	           "string/int/float)",
 	.needs_browser = 1,
+	.param_keys = param_keys,
+	.parse = g_parse,
+	.free_state = g_free,
+	.build_url = NULL,
+	.wait_for = g_wait_for,
+	.extract_js = g_extract_js,
+	.normalise = g_normalise,
+	.classify = g_classify,
+	.discover_js = NULL,
+	.discover = NULL,
+	.watch_root = NULL,
 };

@@ -1,0 +1,65 @@
+/*
+ * adapter_util: small pure helpers shared by the built-in adapters, the snapshot code and
+ * the targets parser: JSON pointers (RFC 6901), "did you mean" suggestions, quoting a
+ * value for an error message, and the "classify" block (a field's value -> a class) that
+ * the generic and jsonapi adapters share. No I/O, no state; out of memory is -ENOMEM or
+ * NULL, never abort.
+ */
+#ifndef CDPILOT_ADAPTERS_ADAPTER_UTIL_H
+#define CDPILOT_ADAPTERS_ADAPTER_UTIL_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "util/errlist.h"
+
+/* Levenshtein distance between a and b (bytes), capped at 255. */
+unsigned adapter_util_distance(const char *a, const char *b);
+
+/* The candidate closest to word (NULL-terminated list), or NULL when none is close
+ * enough to be a likely typo (distance <= 2, and less than half of word's length). */
+const char *adapter_util_closest(const char *word, const char *const *candidates);
+
+/* Writes v for an error message into out: strings in JSON quotes, other values as
+ * compact JSON, "nothing" for NULL; cut to outlen with "..." at the end. Returns out. */
+const char *adapter_util_quote(const json_t *v, char *out, size_t outlen);
+
+/* 1 if ptr is a syntactically valid JSON pointer ("" or "/a/b~0c~1d/0"), else 0. */
+int adapter_util_pointer_valid(const char *ptr);
+
+/* Resolves the JSON pointer ptr in root. Array indexes are decimal without leading zeros;
+ * "-" never resolves. On success *out is borrowed from root and 0 is returned; else
+ * -EINVAL (bad pointer syntax) or -ENOENT, with why saying which step failed
+ * (e.g. `no key "away" in the object at "/score"`). */
+int adapter_util_pointer_get(const json_t *root, const char *ptr, const json_t **out,
+                             char *why, size_t whylen);
+
+/* A new string: base followed by '/' and key with '~' written "~0" and '/' "~1"
+ * (caller frees). NULL on out of memory. */
+char *adapter_util_pointer_join(const char *base, const char *key);
+
+/* ---- classify: {"field": name, "live": [v...], "imminent": [...], "completed": [...]} */
+
+typedef struct adapter_util_classify {
+	char *field;      /* NULL: no classify block */
+	json_t *values[3]; /* by enum sched_class: the values that mean that class (arrays) */
+} adapter_util_classify_t;
+
+/* Parses the optional classify block cls (NULL: none). field_names (NULL-terminated) are
+ * the names cls->field may take. Errors go to errs as `where: "classify...": ...`.
+ * Returns 0, -EINVAL or -ENOMEM. */
+int adapter_util_classify_parse(const json_t *cls, const char *where,
+                                const char *const *field_names, adapter_util_classify_t *out,
+                                errlist_t *errs);
+void adapter_util_classify_release(adapter_util_classify_t *c);
+/* The class whose list holds data[field] (numbers compare by value), or -1. */
+int adapter_util_classify_eval(const adapter_util_classify_t *c, const json_t *data);
+
+/* Parses a decimal integer as written on a page: surrounding white space, an optional
+ * sign, digits with optional "," thousands separators ("12,345"). Returns 0 or -EINVAL
+ * (also on overflow). */
+int adapter_util_parse_int(const char *s, json_int_t *out);
+/* Parses a decimal number ("12.5", "-3", "1,234.5", "2e3"; no hex, inf or nan). */
+int adapter_util_parse_float(const char *s, double *out);
+
+#endif
