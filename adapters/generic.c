@@ -224,8 +224,9 @@ static int build_js(gstate_t *s)
 		if (!o || json_array_append_new(specs, o) != 0)
 			goto out;
 	}
-	/* ASCII only: no raw U+2028/2029 or other surprises in the page's source text */
-	enc = json_dumps(specs, JSON_COMPACT | JSON_ENSURE_ASCII);
+	/* ASCII only (no raw U+2028/2029) and "/" escaped: the literal reads the same in any
+	 * context the expression might be pasted into */
+	enc = json_dumps(specs, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ESCAPE_SLASH);
 	if (!enc)
 		goto out;
 	len = sizeof body + strlen(enc);

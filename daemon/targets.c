@@ -1,0 +1,559 @@
+/*
+ * targets: the targets file parser (targets.h, docs/targets.md). Every check adds one
+ * line to the error list and parsing goes on, so a user sees every mistake at once.
+ */
+#include "daemon/targets.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "adapters/adapter_util.h"
+
+static const char *const common_keys[] = {
+	"id",   "adapter", "url",      "class",    "interval_seconds", "mode",
+	"push", "discover", "children", "timeout_seconds", NULL
+};
+
+int targets_id_valid(const char *id)
+{
+	size_t n;
+
+	if (!id)
+		return 0;
+	n = strlen(id);
+	if (n == 0 || n > TARGETS_ID_MAX || id[0] == '.' || id[0] == '-')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)id[i];
+		if (!isascii(c) || !(isalnum(c) || c == '_' || c == '.' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+void target_spec_release(target_spec_t *t)
+{
+	if (!t)
+		return;
+	if (t->adapter && t->adapter->free_state && t->state)
+		t->adapter->free_state(t->state);
+	json_decref(t->json);
+	memset(t, 0, sizeof *t);
+}
+
+void targets_release(target_set_t *set)
+{
+	if (!set)
+		return;
+	for (size_t i = 0; i < set->n; i++)
+		target_spec_release(&set->v[i]);
+	free(set->v);
+	set->v = NULL;
+	set->n = 0;
+}
+
+const target_spec_t *targets_find(const target_set_t *set, const char *id)
+{
+	for (size_t i = 0; set && id && i < set->n; i++)
+		if (strcmp(set->v[i].id, id) == 0)
+			return &set->v[i];
+	return NULL;
+}
+
+int targets_host(const char *url, char *out, size_t outlen)
+{
+	const char *p, *end, *at;
+	size_t n;
+
+	if (!url || outlen == 0)
+		return -EINVAL;
+	if (strncasecmp(url, "http://", 7) == 0)
+		p = url + 7;
+	else if (strncasecmp(url, "https://", 8) == 0)
+		p = url + 8;
+	else
+		return -EINVAL;
+	end = p + strcspn(p, "/?#");
+	/* drop user:password@ */
+	for (at = end; at > p; at--)
+		if (at[-1] == '@')
+			break;
+	if (at > p)
+		p = at;
+	n = (size_t)(end - p);
+	if (n == 0 || (*p == ':'))
+		return -EINVAL;
+	if (*p == '[') {
+		const char *rb = memchr(p, ']', n);
+		if (!rb || rb == p + 1 || (rb + 1 < end && rb[1] != ':'))
+			return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f || p[i] == '\\')
+			return -EINVAL;
+	if (n >= outlen)
+		return -ENAMETOOLONG;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (char)tolower((unsigned char)p[i]);
+	out[n] = '\0';
+	return 0;
+}
+
+/* ---- one target ---- */
+
+/* The adapter's keys plus the common ones, NULL-terminated, in buf (cap entries). */
+static size_t known_keys(const adapter_t *ad, const char **buf, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; common_keys[i] && n + 1 < cap; i++)
+		buf[n++] = common_keys[i];
+	for (size_t i = 0; ad && ad->param_keys && ad->param_keys[i] && n + 1 < cap; i++)
+		buf[n++] = ad->param_keys[i];
+	buf[n] = NULL;
+	return n;
+}
+
+static int adapter_complete(const adapter_t *ad)
+{
+	if (!ad->normalise)
+		return 0;
+	if (ad->needs_browser && !ad->extract_js)
+		return 0;
+	if (ad->param_keys && ad->param_keys[0] && !ad->parse)
+		return 0;
+	return 1;
+}
+
+static const adapter_t *check_adapter(const json_t *v, const char *where, errlist_t *errs)
+{
+	const adapter_t *const *all;
+	const adapter_t *ad;
+	const char *names[32];
+	char list[512] = "", q[96];
+	size_t n, len = 0, k = 0;
+	const char *sug;
+
+	all = adapter_all(&n);
+	for (size_t i = 0; i < n && k + 1 < sizeof names / sizeof names[0]; i++) {
+		int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", all[i]->name);
+		if (w > 0 && (size_t)w < sizeof list - len)
+			len += (size_t)w;
+		names[k++] = all[i]->name;
+	}
+	names[k] = NULL;
+	if (!v) {
+		errlist_add(errs, "%s: \"adapter\": required (one of: %s)", where, list);
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		errlist_add(errs, "%s: \"adapter\": expected the name of an adapter (one of: %s), got %s",
+		            where, list, adapter_util_quote(v, q, sizeof q));
+		return NULL;
+	}
+	ad = adapter_find(json_string_value(v));
+	if (!ad) {
+		sug = adapter_util_closest(json_string_value(v), names);
+		errlist_add(errs, "%s: \"adapter\": unknown adapter %s (known: %s)%s%s%s", where,
+		            adapter_util_quote(v, q, sizeof q), list, sug ? "; did you mean \"" : "",
+		            sug ? sug : "", sug ? "\"?" : "");
+		return NULL;
+	}
+	if (!adapter_complete(ad)) {
+		errlist_add(errs, "%s: \"adapter\": \"%s\" is not implemented in this build", where,
+		            ad->name);
+		return NULL;
+	}
+	return ad;
+}
+
+/* A JSON number in [lo, hi]; else an error. */
+static int want_number(const json_t *v, const char *where, const char *key, double lo,
+                       double hi, double *out, errlist_t *errs)
+{
+	char q[96];
+
+	if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi)) {
+		errlist_add(errs, "%s: \"%s\": expected a number from %g to %g, got %s", where, key, lo,
+		            hi, adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
+	*out = json_number_value(v);
+	return 0;
+}
+
+static int want_bool(const json_t *v, const char *where, const char *key, int *out,
+                     errlist_t *errs)
+{
+	char q[96];
+
+	if (!json_is_boolean(v)) {
+		errlist_add(errs, "%s: \"%s\": expected true or false, got %s", where, key,
+		            adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int check_url(const json_t *v, const char *where, char *out, errlist_t *errs)
+{
+	char q[96], host[256];
+	const char *u = json_string_value(v);
+	int rc;
+
+	if (!v) {
+		errlist_add(errs, "%s: \"url\": required (an http:// or https:// URL)", where);
+		return -EINVAL;
+	}
+	if (!u || strlen(u) != json_string_length(v)) {
+		errlist_add(errs, "%s: \"url\": expected an http:// or https:// URL, got %s", where,
+		            adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
+	if (json_string_length(v) > TARGETS_URL_MAX) {
+		errlist_add(errs, "%s: \"url\": expected at most %d bytes, got %zu", where,
+		            TARGETS_URL_MAX, json_string_length(v));
+		return -EINVAL;
+	}
+	for (const char *p = u; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+			errlist_add(errs, "%s: \"url\": expected a URL without spaces or control "
+			            "characters (percent-encode them), got %s",
+			            where, adapter_util_quote(v, q, sizeof q));
+			return -EINVAL;
+		}
+	rc = targets_host(u, host, sizeof host);
+	if (rc != 0) {
+		errlist_add(errs, "%s: \"url\": expected an absolute http:// or https:// URL with a "
+		            "host%s, got %s", where, rc == -ENAMETOOLONG ? " of at most 255 bytes" : "",
+		            adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
+	memcpy(out, u, json_string_length(v) + 1);
+	return 0;
+}
+
+int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *out,
+                      errlist_t *errs)
+{
+	const char *keys[64];
+	const adapter_t *ad = NULL;
+	const json_t *v, *idv;
+	const char *key;
+	char where[256], q[96];
+	double d;
+	int rc = 0, mode_given = 0;
+
+	memset(out, 0, sizeof *out);
+	out->klass = SCHED_IMMINENT;
+	if (!json_is_object(obj)) {
+		errlist_add(errs, "%s: expected a target object {\"id\", \"adapter\", \"url\", ...}, "
+		            "got %s", where_in, adapter_util_quote(obj, q, sizeof q));
+		return -EINVAL;
+	}
+	idv = json_object_get(obj, "id");
+	if (json_is_string(idv))
+		snprintf(where, sizeof where, "%s %s", where_in,
+		         adapter_util_quote(idv, q, sizeof q));
+	else
+		snprintf(where, sizeof where, "%s", where_in);
+
+	/* id */
+	if (!idv) {
+		errlist_add(errs, "%s: \"id\": required (1 to %d characters of A-Z a-z 0-9 _ . -)",
+		            where, TARGETS_ID_MAX);
+		rc = -EINVAL;
+	} else if (!json_is_string(idv) || !targets_id_valid(json_string_value(idv)) ||
+	           strlen(json_string_value(idv)) != json_string_length(idv)) {
+		errlist_add(errs, "%s: \"id\": expected 1 to %d characters of A-Z a-z 0-9 _ . - not "
+		            "starting with '.' or '-', got %s",
+		            where, TARGETS_ID_MAX, adapter_util_quote(idv, q, sizeof q));
+		rc = -EINVAL;
+	} else {
+		memcpy(out->id, json_string_value(idv), json_string_length(idv) + 1);
+	}
+
+	/* adapter, then unknown keys against the common and the adapter's keys */
+	ad = check_adapter(json_object_get(obj, "adapter"), where, errs);
+	if (!ad)
+		rc = -EINVAL;
+	known_keys(ad, keys, sizeof keys / sizeof keys[0]);
+	json_object_foreach ((json_t *)obj, key, v) {
+		int known = 0;
+		const char *sug;
+		for (size_t i = 0; keys[i]; i++)
+			known |= strcmp(key, keys[i]) == 0;
+		if (known)
+			continue;
+		if (!ad) {
+			/* without the adapter its keys are unknown: only flag likely typos */
+			sug = adapter_util_closest(key, common_keys);
+			if (sug)
+				errlist_add(errs, "%s: unknown key \"%s\" (did you mean \"%s\"?)", where,
+				            key, sug);
+			if (sug)
+				rc = -EINVAL;
+			continue;
+		}
+		sug = adapter_util_closest(key, keys);
+		errlist_add(errs, "%s: unknown key \"%s\"%s%s%s", where, key,
+		            sug ? " (did you mean \"" : "", sug ? sug : "", sug ? "\"?)" : "");
+		rc = -EINVAL;
+	}
+
+	if (check_url(json_object_get(obj, "url"), where, out->url, errs) != 0)
+		rc = -EINVAL;
+
+	if ((v = json_object_get(obj, "class"))) {
+		int c = sched_class_parse(json_string_value(v));
+		if (c < 0) {
+			errlist_add(errs, "%s: \"class\": expected \"live\", \"imminent\" or "
+			            "\"completed\", got %s", where, adapter_util_quote(v, q, sizeof q));
+			rc = -EINVAL;
+		} else {
+			out->klass = (enum sched_class)c;
+		}
+	}
+	if ((v = json_object_get(obj, "interval_seconds"))) {
+		if (want_number(v, where, "interval_seconds", 0.1, 86400, &d, errs) != 0)
+			rc = -EINVAL;
+		else
+			out->interval_ms = (uint32_t)llround(d * 1000);
+	}
+	if ((v = json_object_get(obj, "timeout_seconds"))) {
+		if (want_number(v, where, "timeout_seconds", 1, 600, &d, errs) != 0)
+			rc = -EINVAL;
+		else
+			out->timeout_ms = (uint32_t)llround(d * 1000);
+	}
+	if ((v = json_object_get(obj, "mode"))) {
+		const char *m = json_string_value(v);
+		if (m && strcmp(m, "navigate") == 0) {
+			out->mode = TARGETS_NAVIGATE;
+		} else if (m && strcmp(m, "watch") == 0) {
+			out->mode = TARGETS_WATCH;
+			mode_given = 1;
+			if (ad && !ad->needs_browser) {
+				errlist_add(errs, "%s: \"mode\": \"watch\" needs an adapter that reads a "
+				            "page in the browser; \"%s\" fetches without one",
+				            where, ad->name);
+				rc = -EINVAL;
+			}
+		} else {
+			errlist_add(errs, "%s: \"mode\": expected \"navigate\" or \"watch\", got %s",
+			            where, adapter_util_quote(v, q, sizeof q));
+			rc = -EINVAL;
+		}
+	}
+	if ((v = json_object_get(obj, "push"))) {
+		if (want_bool(v, where, "push", &out->push, errs) != 0) {
+			rc = -EINVAL;
+		} else if (out->push && out->mode != TARGETS_WATCH) {
+			errlist_add(errs, "%s: \"push\": only with \"mode\": \"watch\"", where);
+			rc = -EINVAL;
+		}
+	}
+	if ((v = json_object_get(obj, "discover"))) {
+		if (want_bool(v, where, "discover", &out->discover, errs) != 0) {
+			rc = -EINVAL;
+		} else if (out->discover && ad && (!ad->discover_js || !ad->discover)) {
+			errlist_add(errs, "%s: \"discover\": adapter \"%s\" cannot discover targets",
+			            where, ad->name);
+			rc = -EINVAL;
+		} else if (out->discover && mode_given) {
+			errlist_add(errs, "%s: \"discover\": a listing page is loaded each time, not "
+			            "watched: drop \"mode\": \"watch\" (give it in \"children\")", where);
+			rc = -EINVAL;
+		}
+	}
+	if ((v = json_object_get(obj, "children"))) {
+		if (!json_is_object(v)) {
+			errlist_add(errs, "%s: \"children\": expected an object of keys merged into "
+			            "every discovered target, got %s",
+			            where, adapter_util_quote(v, q, sizeof q));
+			rc = -EINVAL;
+		} else if (!out->discover) {
+			errlist_add(errs, "%s: \"children\": only with \"discover\": true", where);
+			rc = -EINVAL;
+		} else if (json_object_get(v, "id")) {
+			errlist_add(errs, "%s: \"children\": must not set \"id\" (each discovered "
+			            "target has its own)", where);
+			rc = -EINVAL;
+		}
+	}
+
+	/* the adapter's own parameters */
+	if (ad && ad->parse) {
+		int r = ad->parse(obj, where, &out->state, errs);
+		if (r == -ENOMEM) {
+			fprintf(stderr, "targets: out of memory\n");
+			abort();
+		}
+		if (r != 0) {
+			out->state = NULL;
+			rc = -EINVAL;
+		}
+	}
+	out->adapter = ad;
+	if (rc != 0) {
+		target_spec_release(out);
+		return rc;
+	}
+	out->json = json_deep_copy(obj);
+	if (!out->json) {
+		fprintf(stderr, "targets: out of memory\n");
+		abort();
+	}
+	out->children = json_object_get(out->json, "children");
+	return 0;
+}
+
+/* ---- a whole set ---- */
+
+int targets_parse_json(const json_t *root, target_set_t *out, errlist_t *errs)
+{
+	static const char *const top_keys[] = { "targets", NULL };
+	const json_t *list = root, *t;
+	const char *key;
+	char q[96];
+	size_t i, n;
+	int rc = 0;
+
+	out->v = NULL;
+	out->n = 0;
+	if (json_is_object(root)) {
+		json_t *v;
+		json_object_foreach ((json_t *)root, key, v) {
+			if (strcmp(key, "targets") != 0) {
+				const char *sug = adapter_util_closest(key, top_keys);
+				errlist_add(errs, "unknown top-level key \"%s\"%s", key,
+				            sug ? " (did you mean \"targets\"?)" : "");
+				rc = -EINVAL;
+			}
+		}
+		list = json_object_get(root, "targets");
+		if (!list) {
+			errlist_add(errs, "\"targets\": required (an array of target objects)");
+			return -EINVAL;
+		}
+	}
+	if (!json_is_array(list)) {
+		errlist_add(errs, "expected {\"targets\": [...]} or an array of target objects, got %s",
+		            adapter_util_quote(list, q, sizeof q));
+		return -EINVAL;
+	}
+	n = json_array_size(list);
+	out->v = calloc(n + 1, sizeof *out->v);
+	if (!out->v) {
+		fprintf(stderr, "targets: out of memory\n");
+		abort();
+	}
+	json_array_foreach ((json_t *)list, i, t) {
+		char where[48];
+		const char *id = json_string_value(json_object_get(t, "id"));
+		snprintf(where, sizeof where, "targets[%zu]", i);
+		if (targets_parse_one(t, where, &out->v[out->n], errs) == 0)
+			out->n++;
+		else
+			rc = -EINVAL;
+		/* duplicates: against every earlier target with the same id */
+		for (size_t j = 0; id && j < i; j++) {
+			const char *other = json_string_value(json_object_get(json_array_get(list, j),
+			                                                      "id"));
+			if (other && strcmp(other, id) == 0) {
+				errlist_add(errs, "targets[%zu] %s: duplicate id (also targets[%zu])", i,
+				            adapter_util_quote(json_object_get(t, "id"), q, sizeof q), j);
+				rc = -EINVAL;
+				break;
+			}
+		}
+	}
+	if (rc != 0)
+		targets_release(out);
+	return rc;
+}
+
+int targets_parse(const char *text, size_t len, target_set_t *out, errlist_t *errs)
+{
+	json_error_t jerr;
+	json_t *root;
+	int rc;
+
+	out->v = NULL;
+	out->n = 0;
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!root) {
+		errlist_add(errs, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+		return -EINVAL;
+	}
+	rc = targets_parse_json(root, out, errs);
+	json_decref(root);
+	return rc;
+}
+
+int targets_load_file(const char *path, target_set_t *out, errlist_t *errs)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	int fd = -1, rc = 0;
+
+	out->v = NULL;
+	out->n = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		rc = -errno;
+		errlist_add(errs, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		errlist_add(errs, "%s: not a regular file", path);
+		rc = -EINVAL;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > TARGETS_FILE_MAX) {
+		errlist_add(errs, "%s: %lld bytes, more than the %u MiB a targets file may have", path,
+		            (long long)st.st_size, TARGETS_FILE_MAX >> 20);
+		rc = -EFBIG;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		fprintf(stderr, "targets: out of memory\n");
+		abort();
+	}
+	/* read to the end (the file may have grown a little since fstat; the cap still holds) */
+	for (;;) {
+		ssize_t r;
+		if (len == (size_t)st.st_size + 1) {
+			errlist_add(errs, "%s: the file grew while it was read", path);
+			rc = -EAGAIN;
+			goto out;
+		}
+		r = read(fd, buf + len, (size_t)st.st_size + 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			errlist_add(errs, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	rc = targets_parse(buf, len, out, errs);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
+}

@@ -1,0 +1,89 @@
+/*
+ * targets: the targets file (docs/targets.md) parsed into validated target specs.
+ *
+ * A targets file is a JSON object {"targets": [ ... ]} or a bare array of target objects.
+ * Every problem is collected in an errlist_t, one line each, naming the target's position
+ * and id and the key: `targets[3] "m1": "interval_seconds": expected a number from 0.1 to
+ * 86400, got "5s"`. Parsing is all or nothing: on any error the set comes back empty.
+ *
+ * Ownership: a target_spec_t owns its adapter state and its json (a private deep copy of
+ * the target object, so the caller may change or free its own); target_spec_release()
+ * frees both and zeroes the spec, and accepts a zeroed spec. A target_set_t owns its array
+ * (malloc'd) and every spec in it; targets_release() frees them all, also specs a caller
+ * moved out and zeroed. No I/O except targets_load_file(), which reads a local file
+ * synchronously: it is called once at startup and on SIGHUP, and a local file of at most
+ * 16 MiB reads in well under the loop's tick. Out of memory aborts (daemon plumbing).
+ */
+#ifndef CDPILOT_DAEMON_TARGETS_H
+#define CDPILOT_DAEMON_TARGETS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapters/adapter.h"
+#include "scheduler/sched_class.h"
+#include "util/errlist.h"
+
+#define TARGETS_ID_MAX 64
+#define TARGETS_URL_MAX 2047
+#define TARGETS_FILE_MAX (16u * 1024 * 1024)
+
+typedef enum targets_mode { TARGETS_NAVIGATE = 0, TARGETS_WATCH } targets_mode_t;
+
+typedef struct target_spec {
+	char id[TARGETS_ID_MAX + 1];
+	const adapter_t *adapter;
+	void *state;                /* the adapter's, owned (freed with adapter->free_state) */
+	char url[TARGETS_URL_MAX + 1];
+	enum sched_class klass;     /* "class", default SCHED_IMMINENT */
+	uint32_t interval_ms;       /* "interval_seconds"; 0 = the class's interval */
+	uint32_t timeout_ms;        /* "timeout_seconds"; 0 = the pool's task timeout */
+	targets_mode_t mode;
+	int push;                   /* only with TARGETS_WATCH */
+	int discover;
+	json_t *children;           /* borrowed from json, or NULL; only with discover */
+	json_t *json;               /* the target object, owned; two specs whose json are
+	                               json_equal() are the same target unchanged */
+} target_spec_t;
+
+typedef struct target_set {
+	target_spec_t *v;
+	size_t n;
+} target_set_t;
+
+/* 1 if id is 1..64 bytes of [A-Za-z0-9_.-] not starting with '.' or '-', else 0.
+ * Ids become Redis key parts and file names: such an id can name nothing outside. */
+int targets_id_valid(const char *id);
+
+/* Parses a targets file's text. JSON syntax errors name the line and column.
+ * Returns 0 (out filled; release with targets_release) or -EINVAL (errs filled, out
+ * empty). */
+int targets_parse(const char *text, size_t len, target_set_t *out, errlist_t *errs);
+
+/* The same from parsed JSON: an object {"targets": [...]} or an array (also used for
+ * discovered children and the Redis targets hash). root is borrowed. Ids must be unique. */
+int targets_parse_json(const json_t *root, target_set_t *out, errlist_t *errs);
+
+/* Validates one target object (borrowed) into *out. where prefixes every error (e.g.
+ * `targets[3]`; the id is appended when it is a string). Returns 0 or -EINVAL (out
+ * zeroed). */
+int targets_parse_one(const json_t *obj, const char *where, target_spec_t *out,
+                      errlist_t *errs);
+
+/* Reads and parses the file at path (at most TARGETS_FILE_MAX bytes). A read error names
+ * the path and strerror. Returns 0, -EINVAL or a negative errno from the read. */
+int targets_load_file(const char *path, target_set_t *out, errlist_t *errs);
+
+void targets_release(target_set_t *set);
+void target_spec_release(target_spec_t *t);
+
+/* The spec with this id, or NULL. */
+const target_spec_t *targets_find(const target_set_t *set, const char *id);
+
+/* host[:port] of an http(s) URL, lower-cased (IPv6 hosts keep their brackets), for
+ * per-host politeness. Returns 0, -EINVAL (not an http(s) URL with a host) or
+ * -ENAMETOOLONG. */
+int targets_host(const char *url, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,6 @@
+# Adapters and snapshots (adapters/): pure code, unit tests only.
+foreach(t test_snapshot test_adapter_generic test_adapter_jsonapi)
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/${t}.c)
+    cdpilot_test(NAME ${t} SOURCES unit/${t}.c LIBS cdpilot_adapters LABELS unit)
+  endif()
+endforeach()
