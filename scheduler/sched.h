@@ -13,7 +13,9 @@
  *   - success: at max(start + interval, now) (fixed rate, no catch-up bursts);
  *   - failure: retry k = 1..RETRY_MAX_TRIES at now + uniform[0, min(cap, base * 2^(k-1))]
  *     (exponential backoff, full jitter); after the last retry fails, at
- *     max(start + interval, now), and the failure count keeps growing until a success.
+ *     max(start + interval, now), and the failure count keeps growing until a success
+ *     (a target that keeps failing is tried once per interval; only a success starts a
+ *     new run of retries).
  * A target is never queued twice nor running twice. sched_next() returns the highest
  * class with a queued target, earliest due first within the class, skipping targets whose
  * host already has HOST_CONCURRENCY running or started one less than
@@ -22,7 +24,10 @@
  * lowest class is dropped first: if the newcomer's class is lower than or equal to the
  * lowest queued class, the newcomer is dropped, else the latest-due queued target of the
  * lowest class is. A dropped target is counted (drops[class]) and is due again after its
- * interval.
+ * interval (at now + interval). Targets become queued lazily, earliest due first, in any
+ * call that takes now_ms (sched_next, sched_next_wakeup, sched_get_stats).
+ * Costs: add, remove, done O(log n); sched_next and sched_next_wakeup O(queued) at worst
+ * (they walk past targets whose host is at its limit).
  */
 #ifndef CDPILOT_SCHEDULER_SCHED_H
 #define CDPILOT_SCHEDULER_SCHED_H
@@ -74,19 +79,26 @@ sched_t *sched_new(const sched_opts_t *opts); /* aborts on out of memory */
 void sched_free(sched_t *s);
 
 /* interval_ms 0: the class default. host may be "" (no politeness limit applies).
- * Due at once. Returns 0, -EEXIST, -EINVAL (bad id or class). */
+ * Due at once. Returns 0, -EEXIST, -EINVAL (bad class, id NULL, empty or longer than 1024
+ * bytes, host longer than 1024 bytes). */
 int sched_add(sched_t *s, const char *id, const char *host, enum sched_class klass,
               uint32_t interval_ms, void *ud, uint64_t now_ms);
 /* Changes host, class, interval and ud of an existing target, keeping its due time,
- * failures and running state (a shorter interval may bring the due time forward).
- * Returns 0 or -ENOENT. */
+ * failures and running state (a shorter interval may bring the due time forward, to
+ * max(last start + interval, now); a pending backoff retry keeps its time). A running
+ * target's run keeps counting on the host it started on. Returns 0, -ENOENT or -EINVAL
+ * (bad class or host). */
 int sched_update(sched_t *s, const char *id, const char *host, enum sched_class klass,
                  uint32_t interval_ms, void *ud, uint64_t now_ms);
 /* An adapter moved the target to another class; its next due time follows the new
- * class's interval. Returns 0 or -ENOENT. */
+ * class's interval: running, sched_done() uses it; waiting, due at
+ * max(last start + interval, now); queued, it stays queued (in the new class) if that is
+ * still due, else it waits. A pending backoff retry and a never-started target keep their
+ * due time. Returns 0, -ENOENT or -EINVAL (bad class). */
 int sched_set_class(sched_t *s, const char *id, enum sched_class klass, uint64_t now_ms);
-/* Removes a target. If it is running, it is forgotten: its sched_done() is then a no-op
- * returning -ENOENT. Returns 0 or -ENOENT. */
+/* Removes a target. If it is running, it is forgotten: its host's running slot is freed
+ * at once and its sched_done() is then a no-op returning -ENOENT (also after the same id
+ * is added again, as long as the new target is not running). Returns 0 or -ENOENT. */
 int sched_remove(sched_t *s, const char *id);
 
 /* The next target to start now, marked running; NULL if none may start. *id_out (may be
@@ -94,12 +106,14 @@ int sched_remove(sched_t *s, const char *id);
 void *sched_next(sched_t *s, uint64_t now_ms, const char **id_out);
 /* The earliest time sched_next() could return something (a due time or a host's
  * min-interval expiry); now_ms if something is queued and startable; UINT64_MAX if nothing
- * is scheduled. For the caller's timer. */
+ * is scheduled. Targets held back by HOST_CONCURRENCY alone do not count: a sched_done()
+ * frees them, and the caller asks again after it. For the caller's timer. */
 uint64_t sched_next_wakeup(sched_t *s, uint64_t now_ms);
 /* A running target finished. Returns 0, or -ENOENT (removed meanwhile or not running). */
 int sched_done(sched_t *s, const char *id, int ok, uint64_t now_ms);
 
-int sched_get_info(const sched_t *s, const char *id, sched_info_t *out); /* 0 or -ENOENT */
+/* queued is as of the last call that took now_ms. 0 or -ENOENT. */
+int sched_get_info(const sched_t *s, const char *id, sched_info_t *out);
 void sched_get_stats(sched_t *s, uint64_t now_ms, sched_stats_t *out);
 size_t sched_count(const sched_t *s);
 
