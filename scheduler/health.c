@@ -32,21 +32,21 @@ typedef struct hreason {
 
 struct health {
 	health_opts_t o;
-	uint64_t *buf;                 /* scratch copy of the ages, sorted */
+	uint64_t *buf; /* scratch copy of the ages, sorted */
 	size_t cap;
-	size_t n;                      /* targets in the last observation */
+	size_t n; /* targets in the last observation */
 	uint64_t median, p95, max;
-	int due_prev;                  /* work was due at the previous observation */
-	uint64_t due_since_ms;         /* start of the current run of "work due" */
+	int due_prev;          /* work was due at the previous observation */
+	uint64_t due_since_ms; /* start of the current run of "work due" */
 	int stalled;
 	uint64_t stall_for_ms;
-	enum health_grade age_grade;   /* ages and stall only */
-	enum health_grade grade;       /* overall */
-	enum health_grade reported;    /* overall at the previous observation */
+	enum health_grade age_grade; /* ages and stall only */
+	enum health_grade grade;     /* overall */
+	enum health_grade reported;  /* overall at the previous observation */
 	uint64_t since_ms;
 	int have_bad;
-	uint64_t last_bad_ms;          /* last time the overall grade was degraded or failing */
-	uint64_t now_ms;               /* of the last recompute */
+	uint64_t last_bad_ms; /* last time the overall grade was degraded or failing */
+	uint64_t now_ms;      /* of the last recompute */
 	hcond_t conds[HEALTH_MAX_CONDITIONS];
 	int nconds;
 	hreason_t reasons[MAX_REASONS];
@@ -78,8 +78,7 @@ int health_opts_from_env(health_opts_t *o, errlist_t *errs)
 	if (sched__env_seconds(errs, "HEALTH_DEGRADED_P95_SECONDS", 0.1, 86400,
 	                       &o->degraded_p95_ms))
 		rc = -EINVAL;
-	if (sched__env_seconds(errs, "HEALTH_FAILING_MAX_SECONDS", 0.1, 86400,
-	                       &o->failing_max_ms))
+	if (sched__env_seconds(errs, "HEALTH_FAILING_MAX_SECONDS", 0.1, 86400, &o->failing_max_ms))
 		rc = -EINVAL;
 	if (sched__env_seconds(errs, "STALL_SECONDS", 0.1, 86400, &o->stall_ms))
 		rc = -EINVAL;
@@ -120,7 +119,7 @@ static const char *secs(char *buf, size_t len, uint64_t ms)
 }
 
 static void add_reason(health_t *h, enum health_grade g, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static void add_reason(health_t *h, enum health_grade g, const char *fmt, ...)
 {
@@ -159,8 +158,8 @@ static void recompute(health_t *h, uint64_t now_ms)
 	h->nreasons = 0;
 	if (h->n > 0) {
 		if (h->max >= h->o.failing_max_ms)
-			add_reason(h, HEALTH_FAILING, "max age %s >= %s",
-			           secs(a, sizeof a, h->max), secs(b, sizeof b, h->o.failing_max_ms));
+			add_reason(h, HEALTH_FAILING, "max age %s >= %s", secs(a, sizeof a, h->max),
+			           secs(b, sizeof b, h->o.failing_max_ms));
 		if (h->stalled)
 			add_reason(h, HEALTH_FAILING, "no success for %s while work is due (>= %s)",
 			           secs(a, sizeof a, h->stall_for_ms),
@@ -171,7 +170,8 @@ static void recompute(health_t *h, uint64_t now_ms)
 			           secs(b, sizeof b, h->o.degraded_median_ms));
 		if (h->p95 >= h->o.degraded_p95_ms)
 			add_reason(h, HEALTH_DEGRADED, "p95 age %s >= %s",
-			           secs(a, sizeof a, h->p95), secs(b, sizeof b, h->o.degraded_p95_ms));
+			           secs(a, sizeof a, h->p95),
+			           secs(b, sizeof b, h->o.degraded_p95_ms));
 	}
 	for (int i = 0; i < h->nconds; i++) {
 		g = worst(g, h->conds[i].grade);
@@ -265,7 +265,8 @@ unsigned health_observe(health_t *h, uint64_t now_ms, const uint64_t *ages_ms, s
 	if (due) {
 		if (!h->due_prev)
 			h->due_since_ms = now_ms;
-		uint64_t ref = last_success_ms > h->due_since_ms ? last_success_ms : h->due_since_ms;
+		uint64_t ref =
+		        last_success_ms > h->due_since_ms ? last_success_ms : h->due_since_ms;
 		h->stall_for_ms = now_ms > ref ? now_ms - ref : 0;
 		stall = h->stall_for_ms >= h->o.stall_ms;
 	}
@@ -363,8 +364,8 @@ json_t *health_to_json(const health_t *h)
 		json_array_append_new(reasons, json_string(h->reasons[i].text));
 	json_t *j = json_pack("{s:s, s:o, s:I, s:I, s:I, s:b, s:I}", "grade",
 	                      health_grade_name(h->grade), "reasons", reasons, "median_age_ms",
-	                      (json_int_t)h->median, "p95_age_ms", (json_int_t)h->p95,
-	                      "max_age_ms", (json_int_t)h->max, "stalled", h->stalled, "since",
+	                      (json_int_t)h->median, "p95_age_ms", (json_int_t)h->p95, "max_age_ms",
+	                      (json_int_t)h->max, "stalled", h->stalled, "since",
 	                      (json_int_t)h->since_ms);
 	if (!j)
 		abort();

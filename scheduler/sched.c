@@ -24,7 +24,7 @@
 
 #include "scheduler/sched_env.h"
 
-#define SCHED_ID_MAX 1024   /* bytes of an id or a host name, without the NUL */
+#define SCHED_ID_MAX 1024 /* bytes of an id or a host name, without the NUL */
 #define SCHED_INITIAL_BUCKETS 64
 
 enum tstate { T_WAITING, T_QUEUED, T_RUNNING };
@@ -32,28 +32,28 @@ enum tstate { T_WAITING, T_QUEUED, T_RUNNING };
 typedef struct shost {
 	struct shost *hnext;
 	char *name;
-	unsigned refs;         /* targets naming it + running starts counted on it */
+	unsigned refs; /* targets naming it + running starts counted on it */
 	unsigned running;
-	int started;           /* last_start_ms is valid */
+	int started; /* last_start_ms is valid */
 	uint64_t last_start_ms;
 } shost_t;
 
 typedef struct starget {
 	struct starget *hnext;
 	char *id;
-	shost_t *host;         /* NULL: no politeness limit */
-	shost_t *run_host;     /* the host the current run counts on (running only) */
+	shost_t *host;     /* NULL: no politeness limit */
+	shost_t *run_host; /* the host the current run counts on (running only) */
 	enum sched_class klass;
 	uint32_t interval_override;
 	void *ud;
 	enum tstate state;
 	uint64_t due_ms;
-	uint64_t seq;          /* tie-break, renewed whenever the due time is set */
-	uint64_t start_ms;     /* last start */
-	int started;           /* start_ms is valid */
-	int retry_pending;     /* due time is a backoff retry, not the interval */
+	uint64_t seq;      /* tie-break, renewed whenever the due time is set */
+	uint64_t start_ms; /* last start */
+	int started;       /* start_ms is valid */
+	int retry_pending; /* due time is a backoff retry, not the interval */
 	unsigned failures, tries;
-	size_t hidx;           /* heap index while waiting */
+	size_t hidx; /* heap index while waiting */
 	struct starget *qprev, *qnext;
 } starget_t;
 
@@ -64,9 +64,9 @@ typedef struct squeue {
 
 struct sched {
 	sched_opts_t o;
-	starget_t **tb;        /* target buckets */
+	starget_t **tb; /* target buckets */
 	size_t tnb, ntargets;
-	shost_t **hb;          /* host buckets */
+	shost_t **hb; /* host buckets */
 	size_t hnb, nhosts;
 	starget_t **heap;
 	size_t heap_len, heap_cap;
@@ -81,9 +81,9 @@ struct sched {
 
 /* ---- options ---- */
 
-static const char *const interval_vars[SCHED_NCLASSES] = {
-	"LIVE_INTERVAL_SECONDS", "IMMINENT_INTERVAL_SECONDS", "COMPLETED_INTERVAL_SECONDS"
-};
+static const char *const interval_vars[SCHED_NCLASSES] = { "LIVE_INTERVAL_SECONDS",
+	                                                   "IMMINENT_INTERVAL_SECONDS",
+	                                                   "COMPLETED_INTERVAL_SECONDS" };
 
 void sched_opts_init(sched_opts_t *o)
 {
@@ -133,8 +133,8 @@ bad:
 	return -EINVAL;
 }
 
-int sched__env_uint(errlist_t *errs, const char *name, uint64_t lo, uint64_t hi,
-                    const char *unit, uint64_t *out)
+int sched__env_uint(errlist_t *errs, const char *name, uint64_t lo, uint64_t hi, const char *unit,
+                    uint64_t *out)
 {
 	const char *v = getenv(name);
 	char *end = NULL;

@@ -17,7 +17,7 @@ int sched__env_seconds(errlist_t *errs, const char *name, double lo_s, double hi
                        uint32_t *out_ms);
 /* A whole number of digits within [lo, hi]; unit ("milliseconds" or NULL) goes into the
  * message. */
-int sched__env_uint(errlist_t *errs, const char *name, uint64_t lo, uint64_t hi,
-                    const char *unit, uint64_t *out);
+int sched__env_uint(errlist_t *errs, const char *name, uint64_t lo, uint64_t hi, const char *unit,
+                    uint64_t *out);
 
 #endif

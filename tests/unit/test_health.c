@@ -167,9 +167,8 @@ static void test_health__degraded_p95_at_and_below(void **state)
 	fill(N, 0, 0, 120000);
 	assert_int_equal(observe(h, 2000, N), HEALTH_CHANGED);
 	expect_grade(h, HEALTH_FAILING);
-	assert_string_equal(health_reasons(h),
-	                    "max age 120 s >= 120 s; median age 120 s >= 30 s; "
-	                    "p95 age 120 s >= 90 s");
+	assert_string_equal(health_reasons(h), "max age 120 s >= 120 s; median age 120 s >= 30 s; "
+	                                       "p95 age 120 s >= 90 s");
 }
 
 static void test_health__stall_only_while_work_is_due(void **state)
@@ -269,8 +268,8 @@ static void test_health__conditions_combine_worst_wins(void **state)
 
 	fill(N, 0, 0, 1000);
 	assert_int_equal(observe(h, 0, N), 0);
-	assert_int_equal(health_set_condition(h, "pids", HEALTH_DEGRADED, "pids near pids.max", 100),
-	                 0);
+	assert_int_equal(
+	        health_set_condition(h, "pids", HEALTH_DEGRADED, "pids near pids.max", 100), 0);
 	expect_grade(h, HEALTH_DEGRADED); /* at once */
 	assert_string_equal(health_reasons(h), "pids: pids near pids.max");
 	assert_int_equal(observe(h, 1000, N), HEALTH_CHANGED); /* reported at the observation */
@@ -299,8 +298,8 @@ static void test_health__conditions_combine_worst_wins(void **state)
 	assert_int_equal(observe(h, 305000, N), HEALTH_CHANGED);
 	expect_grade(h, HEALTH_HEALTHY);
 	/* a recovering condition makes the whole recovering, but not worse */
-	assert_int_equal(health_set_condition(h, "browser", HEALTH_RECOVERING, "relaunched", 306000),
-	                 0);
+	assert_int_equal(
+	        health_set_condition(h, "browser", HEALTH_RECOVERING, "relaunched", 306000), 0);
 	expect_grade(h, HEALTH_RECOVERING);
 	fill(N, 0, 0, 30000);
 	observe(h, 307000, N);
@@ -380,8 +379,8 @@ static void test_health__env(void **state)
 	assert_int_equal(e.count, sizeof vars / sizeof vars[0]);
 	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
 		char needle[128];
-		snprintf(needle, sizeof needle, "%s='%s': expected a number of seconds from", vars[i],
-		         i % 2 ? "-1" : "1e2");
+		snprintf(needle, sizeof needle, "%s='%s': expected a number of seconds from",
+		         vars[i], i % 2 ? "-1" : "1e2");
 		assert_non_null(strstr(errlist_text(&e), needle));
 	}
 	assert_int_equal(o.stall_ms, 90000); /* defaults kept */

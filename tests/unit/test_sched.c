@@ -77,8 +77,8 @@ static const char *next_id(sched_t *s, uint64_t now)
 	return id;
 }
 
-static void add(sched_t *s, const char *id, const char *host, enum sched_class k,
-                uint32_t interval, uint64_t now)
+static void add(sched_t *s, const char *id, const char *host, enum sched_class k, uint32_t interval,
+                uint64_t now)
 {
 	assert_int_equal(sched_add(s, id, host, k, interval, (void *)id, now), 0);
 }
@@ -392,7 +392,7 @@ static void test_sched__host_min_interval(void **state)
 	add(s, "c", "h", SCHED_LIVE, 0, 300);
 	expect_next(s, 0, "a");
 	expect_next(s, 0, NULL);
-	assert_int_equal(sched_next_wakeup(s, 0), 300);   /* c's due time comes first */
+	assert_int_equal(sched_next_wakeup(s, 0), 300);    /* c's due time comes first */
 	assert_int_equal(sched_next_wakeup(s, 300), 1000); /* then the host's expiry */
 	expect_next(s, 999, NULL);
 	expect_next(s, 1000, "b");
@@ -506,7 +506,7 @@ static void test_sched__update_keeps_state(void **state)
 	assert_int_equal(info(s, "a").due_ms, t + 5000);
 
 	assert_int_equal(sched_update(s, "nope", "", SCHED_LIVE, 0, NULL, 0), -ENOENT_);
-	assert_int_equal(sched_update(s, "a", "", (enum sched_class)-1, 0, NULL, 0), -EINVAL_);
+	assert_int_equal(sched_update(s, "a", "", (enum sched_class) - 1, 0, NULL, 0), -EINVAL_);
 }
 
 static void test_sched__remove_while_running(void **state)
@@ -635,9 +635,9 @@ static void test_sched__env_bad_values(void **state)
 {
 	static const char *const secs[] = { "LIVE_INTERVAL_SECONDS", "IMMINENT_INTERVAL_SECONDS",
 		                            "COMPLETED_INTERVAL_SECONDS" };
-	static const char *const bad_secs[] = { "",    "0",    "0.09", "86400.5", "-1", "5s",
-		                                " 5",  "5 ",   "1e3",  "0x10",    "inf", "nan",
-		                                "1.2.3", ".",  "+5" };
+	static const char *const bad_secs[] = { "",    "0",   "0.09",  "86400.5", "-1",
+		                                "5s",  " 5",  "5 ",    "1e3",     "0x10",
+		                                "inf", "nan", "1.2.3", ".",       "+5" };
 	for (size_t i = 0; i < 3; i++)
 		for (size_t j = 0; j < sizeof bad_secs / sizeof bad_secs[0]; j++)
 			expect_bad(secs[i], bad_secs[j], "seconds from 0.1 to 86400");
@@ -711,8 +711,8 @@ static void test_sched__smoke_10k_targets(void **state)
 		snprintf(ids[i], sizeof ids[i], "t%zu", i);
 		host_of[i] = i % SMOKE_HOSTS;
 		snprintf(host, sizeof host, "h%zu", host_of[i]);
-		assert_int_equal(sched_add(s, ids[i], host, (enum sched_class)(i % 3), 0, ids[i], 0),
-		                 0);
+		assert_int_equal(
+		        sched_add(s, ids[i], host, (enum sched_class)(i % 3), 0, ids[i], 0), 0);
 	}
 	assert_int_equal(sched_count(s), SMOKE_N);
 	for (uint64_t now = 0; now <= 120000; now += 250) {
