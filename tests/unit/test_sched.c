@@ -762,6 +762,99 @@ static void test_sched__smoke_10k_targets(void **state)
 	assert_int_equal(sched_count(s), SMOKE_N / 2);
 }
 
+/* Random operations against a model of what is running: no target runs twice, done
+ * succeeds exactly for running targets, counts and queue depth stay consistent. */
+#define RND_N 200
+
+static void test_sched__random_operations_keep_invariants(void **state)
+{
+	static char ids[RND_N][8];
+	static int present[RND_N], running[RND_N];
+	sched_opts_t o = opts();
+	uint64_t r = 12345, now = 0;
+	sched_stats_t st;
+
+	memset(present, 0, sizeof present);
+	memset(running, 0, sizeof running);
+	o.max_queue_depth = 20;
+	o.host_concurrency = 2;
+	o.host_min_interval_ms = 30;
+	o.retry_base_ms = 10;
+	o.retry_cap_ms = 200;
+	o.interval_ms[SCHED_LIVE] = 100;
+	o.interval_ms[SCHED_IMMINENT] = 400;
+	o.interval_ms[SCHED_COMPLETED] = 1000;
+	sched_t *s = mk(&o);
+	for (size_t i = 0; i < RND_N; i++)
+		snprintf(ids[i], sizeof ids[i], "r%zu", i);
+	for (int step = 0; step < 50000; step++) {
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned op = (unsigned)(r >> 33) % 8;
+		size_t i = (size_t)(r >> 45) % RND_N;
+		enum sched_class k = (enum sched_class)((r >> 20) % SCHED_NCLASSES);
+		char host[8];
+		snprintf(host, sizeof host, "h%u", (unsigned)(r >> 25) % 5);
+		now += (r >> 40) % 7;
+		switch (op) {
+		case 0:
+			assert_int_equal(sched_add(s, ids[i], host, k, 0, ids[i], now),
+			                 present[i] ? -EEXIST_ : 0);
+			if (!present[i])
+				present[i] = 1, running[i] = 0;
+			break;
+		case 1:
+			assert_int_equal(sched_remove(s, ids[i]), present[i] ? 0 : -ENOENT_);
+			present[i] = running[i] = 0;
+			break;
+		case 2:
+		case 3:
+			assert_int_equal(sched_done(s, ids[i], (r >> 30) & 1, now),
+			                 running[i] ? 0 : -ENOENT_);
+			running[i] = 0;
+			break;
+		case 4:
+			assert_int_equal(sched_set_class(s, ids[i], k, now),
+			                 present[i] ? 0 : -ENOENT_);
+			break;
+		case 5:
+			assert_int_equal(
+			        sched_update(s, ids[i], host, k, (r >> 50) % 3 * 150, ids[i], now),
+			        present[i] ? 0 : -ENOENT_);
+			break;
+		default: {
+			const char *id;
+			void *ud;
+			uint64_t w = sched_next_wakeup(s, now);
+			assert_true(w >= now);
+			while ((ud = sched_next(s, now, &id)) != NULL) {
+				size_t j = (size_t)((char(*)[8])ud - ids);
+				assert_true(j < RND_N);
+				assert_true(present[j]);
+				assert_false(running[j]);
+				running[j] = 1;
+			}
+			/* nothing startable now: the wakeup is later */
+			assert_true(sched_next_wakeup(s, now) > now);
+			break;
+		}
+		}
+		if (step % 97 == 0) {
+			unsigned np = 0, nr = 0;
+			for (size_t j = 0; j < RND_N; j++)
+				np += present[j], nr += running[j];
+			sched_get_stats(s, now, &st);
+			assert_int_equal(sched_count(s), np);
+			assert_int_equal(st.targets[0] + st.targets[1] + st.targets[2], np);
+			assert_int_equal(st.running, nr);
+			assert_true(st.queued[0] + st.queued[1] + st.queued[2] <=
+			            o.max_queue_depth);
+		}
+	}
+	sched_get_stats(s, now, &st);
+	assert_true(st.drops[0] + st.drops[1] + st.drops[2] > 0);
+	assert_true(st.retries > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -785,6 +878,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sched__env_every_bad_value_is_listed,
 		                                clear_env, clear_env),
 		cmocka_unit_test_teardown(test_sched__smoke_10k_targets, teardown),
+		cmocka_unit_test_teardown(test_sched__random_operations_keep_invariants, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
