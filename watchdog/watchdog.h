@@ -47,8 +47,8 @@
  *
  * Lifetime: wd_new -> wd_start -> ... -> wd_close(cb). Callbacks fire from the loop,
  * inside a scan: from the interval timer or from inside wd_scan_now(). They may call
- * wd_get_stats() but not wd_scan_now() (-EBUSY) nor wd_close(). Nothing fires after
- * wd_close() is called.
+ * wd_get_stats() and wd_close() (the rest of that scan then calls nothing), but not
+ * wd_scan_now() (-EBUSY). Nothing fires after wd_close() is called, except closed_cb.
  */
 #ifndef CDPILOT_WATCHDOG_WATCHDOG_H
 #define CDPILOT_WATCHDOG_WATCHDOG_H
@@ -72,9 +72,9 @@ typedef struct wd_opts {
 	                                   else 64..1048576 MiB */
 	unsigned pids_headroom_percent; /* PIDS_HEADROOM_PERCENT, 50..99, default 80 */
 	uint32_t orphan_grace_ms;       /* ORPHAN_GRACE_SECONDS, 1..600, default 5 */
-	char proc_root[128];            /* "/proc" */
-	char cgroup_root[128];          /* "/sys/fs/cgroup" */
-	char self_cgroup[128];          /* "/proc/self/cgroup" */
+	char proc_root[256];            /* "/proc" */
+	char cgroup_root[256];          /* "/sys/fs/cgroup" */
+	char self_cgroup[256];          /* "/proc/self/cgroup" */
 } wd_opts_t;
 
 typedef struct wd_callbacks {

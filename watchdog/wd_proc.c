@@ -423,13 +423,11 @@ int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
 			break;
 		}
 	}
-	for (size_t q = 0;; q++) {
+	for (size_t q = 0; q <= t->nprocs; q++) {
 		pid_t parent_pid = q == 0 ? root : t->procs[q - 1].pid;
 		int parent_idx = q == 0 ? -1 : (int)(q - 1);
 		unsigned depth = q == 0 ? 1 : t->procs[q - 1].depth + 1;
 
-		if (q > t->nprocs)
-			break;
 		for (size_t k = lower_ppid(all, nall, parent_pid); k < nall && all[k].ppid == parent_pid;
 		     k++) {
 			wd_proc_t *p;

@@ -549,6 +549,12 @@ static void test_wd_proc__cycles_do_not_loop(void **state)
 	mkproc(200, 201, CMD("c\0"));
 	mkproc(201, 200, CMD("d\0"));
 	mkproc(300, 300, CMD("self-parent\0"));
+	/* a fresh tree and a root without children */
+	wd_tree_init(&t);
+	assert_int_equal(wd_scan(g_root, 300, &t), 0);
+	assert_int_equal(t.nprocs, 0);
+	assert_true(t.root_found);
+	wd_tree_release(&t);
 	wd_tree_init(&t);
 	assert_int_equal(wd_scan(g_root, 100, &t), 0);
 	assert_int_equal(t.nprocs, 2);
