@@ -1,0 +1,467 @@
+/*
+ * endpoints: what the daemon tells operators, on the httpd routes: /metrics (Prometheus
+ * text, names in docs/metrics.md), /status (JSON), /healthz (the loop answers) and
+ * /readyz (the browser answers a cheap CDP probe and the pool serves). Handlers only read
+ * the daemon's state; the readiness probe is sent from the daemon's tick and its result
+ * cached, so no handler waits.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapters/adapter.h"
+#include "cdp/cdp_err.h"
+#include "daemon/httpd.h"
+#include "daemon/run_priv.h"
+#include "util/log.h"
+#include "util/prom.h"
+#include "watchdog/watchdog.h"
+
+#define PROBE_FRESH_MS 15000u  /* /readyz wants a probe answered this recently */
+#define PROBE_TIMEOUT_MS 3000u
+
+const double run_dur_bounds[RUN_NBUCKETS] = { 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60 };
+
+void run__count_task(run_t *r, const adapter_t *ad, enum pool_outcome outcome,
+                     uint64_t duration_ms)
+{
+	size_t n, i;
+	const adapter_t *const *all = adapter_all(&n);
+	double s = duration_ms / 1000.0;
+
+	for (i = 0; i < n && all[i] != ad; i++)
+		;
+	if (i < 16 && outcome < POOL_NOUTCOMES)
+		r->tasks_by[i][outcome]++;
+	for (i = 0; i < RUN_NBUCKETS; i++)
+		if (s <= run_dur_bounds[i]) {
+			r->dur_buckets[i]++;
+			break;
+		}
+	r->dur_count++;
+	r->dur_sum_s += s;
+}
+
+/* ---- readiness probe ---- */
+
+static void on_probe(cdp_conn_t *c, const cdp_reply_t *rep, void *ud)
+{
+	run_t *r = ud;
+
+	r->probe_pending = 0;
+	if (rep->status == -ECANCELED)
+		return;
+	if (rep->status == 0) {
+		r->probe_ok_ms = uv_now(r->loop);
+		r->probe_error[0] = '\0';
+	} else {
+		snprintf(r->probe_error, sizeof r->probe_error, "Browser.getVersion: %s",
+		         rep->error_message && *rep->error_message ? rep->error_message
+		                                                   : cdp_strerror(rep->status));
+	}
+}
+
+void run__probe(run_t *r)
+{
+	cdp_conn_t *c;
+
+	if (r->probe_pending || !r->pool)
+		return;
+	c = pool_browser_conn(r->pool);
+	if (!c) {
+		snprintf(r->probe_error, sizeof r->probe_error, "no browser connected");
+		return;
+	}
+	if (cdp_conn_send(c, NULL, "Browser.getVersion", NULL, PROBE_TIMEOUT_MS, on_probe, r,
+	                  NULL) == 0)
+		r->probe_pending = 1;
+}
+
+/* ---- helpers ---- */
+
+static uint64_t class_interval_ms(const run_t *r, const rtarget_t *rt)
+{
+	return rt->spec.interval_ms ? rt->spec.interval_ms : r->o->sched.interval_ms[rt->klass];
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* median, p95 and max age (ms) of the targets of one class (all classes: klass < 0). */
+static size_t ages_of(const run_t *r, int klass, uint64_t out[3])
+{
+	uint64_t now = uv_now(r->loop), *v = calloc(r->ntargets + 1, sizeof *v);
+	size_t n = 0;
+
+	if (!v)
+		abort();
+	for (const rtarget_t *rt = r->targets; rt; rt = rt->next)
+		if (klass < 0 || (int)rt->klass == klass)
+			v[n++] = now - (rt->last_ok_ms ? rt->last_ok_ms : rt->added_ms);
+	out[0] = out[1] = out[2] = 0;
+	if (n) {
+		qsort(v, n, sizeof *v, cmp_u64);
+		out[0] = v[(n - 1) / 2];
+		out[1] = v[(size_t)((n * 95 + 99) / 100) - 1];
+		out[2] = v[n - 1];
+	}
+	free(v);
+	return n;
+}
+
+static int ready(const run_t *r, const char **why)
+{
+	pool_stats_t ps;
+
+	if (r->stopping) {
+		*why = "shutting down: draining in-flight tasks";
+		return 0;
+	}
+	pool_get_stats(r->pool, &ps);
+	if (!ps.ready) {
+		*why = "no browser is connected and serving";
+		return 0;
+	}
+	if (ps.paused) {
+		*why = "leasing is paused (near the cgroup's pids.max)";
+		return 0;
+	}
+	if (!r->probe_ok_ms || uv_now(r->loop) - r->probe_ok_ms > PROBE_FRESH_MS) {
+		*why = r->probe_error[0] ? r->probe_error : "the browser has not answered a probe yet";
+		return 0;
+	}
+	*why = "browser connected and answering; pool serving";
+	return 1;
+}
+
+static void reply_json(httpd_reply_t *reply, int status, json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_COMPACT);
+
+	json_decref(doc);
+	reply->status = status;
+	reply->content_type = "application/json";
+	if (!text) {
+		httpd_reply_error(reply, 500, "out of memory");
+		return;
+	}
+	httpd_reply_take(reply, text, strlen(text));
+}
+
+/* ---- /healthz, /readyz ---- */
+
+static void h_healthz(void *ud, const char *path, const char *query, httpd_reply_t *reply)
+{
+	run_t *r = ud;
+
+	reply_json(reply, 200,
+	           json_pack("{s:s, s:s, s:I}", "status", "ok", "reason",
+	                     "the event loop answers", "uptime_s",
+	                     (json_int_t)((uv_now(r->loop) - r->started_ms) / 1000)));
+}
+
+static void h_readyz(void *ud, const char *path, const char *query, httpd_reply_t *reply)
+{
+	run_t *r = ud;
+	const char *why = "";
+	int ok = ready(r, &why);
+
+	reply_json(reply, ok ? 200 : 503,
+	           json_pack("{s:s, s:s}", "status", ok ? "ready" : "not_ready", "reason", why));
+}
+
+/* ---- /status ---- */
+
+static void h_status(void *ud, const char *path, const char *query, httpd_reply_t *reply)
+{
+	run_t *r = ud;
+	uint64_t now = uv_now(r->loop);
+	pool_stats_t ps;
+	json_t *doc, *targets = json_array(), *health = health_to_json(r->health);
+	const char *why = "";
+	int rdy = ready(r, &why);
+
+	pool_get_stats(r->pool, &ps);
+	for (const rtarget_t *rt = r->targets; rt; rt = rt->next) {
+		uint64_t age = now - (rt->last_ok_ms ? rt->last_ok_ms : rt->added_ms);
+		json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I}", "id",
+		                      rt->spec.id, "class", sched_class_name(rt->klass), "mode",
+		                      rt->spec.mode == TARGETS_WATCH ? "watch" : "navigate",
+		                      "adapter", rt->spec.adapter->name, "url", rt->spec.url,
+		                      "age_ms", (json_int_t)age, "fresh",
+		                      rt->last_ok_ms && age <= 2 * class_interval_ms(r, rt), "seq",
+		                      (json_int_t)rt->seq, "consecutive_failures",
+		                      (json_int_t)rt->failures, "interval_ms",
+		                      (json_int_t)class_interval_ms(r, rt));
+		json_object_set_new(t, "last_error",
+		                    rt->last_error[0] ? json_string(rt->last_error) : json_null());
+		if (rt->parent[0])
+			json_object_set_new(t, "discovered_by", json_string(rt->parent));
+		json_array_append_new(targets, t);
+	}
+	doc = json_pack("{s:o, s:{s:b, s:s}, s:{s:b, s:I, s:I, s:I, s:I, s:I, s:I}, "
+	                "s:{s:I, s:I, s:I, s:I}, s:o}",
+	                "health", health ? health : json_null(), "ready", "ready", rdy, "reason",
+	                why, "browser", "connected", ps.ready, "pid",
+	                (json_int_t)pool_browser_pid(r->pool), "uptime_ms",
+	                (json_int_t)ps.browser_uptime_ms, "tasks_served",
+	                (json_int_t)ps.tasks_on_browser, "launches",
+	                (json_int_t)ps.browser_launches, "leases_in_use",
+	                (json_int_t)ps.leases_in_use, "watched_pages", (json_int_t)r->watches,
+	                "tasks", "total", (json_int_t)r->done_total, "ok",
+	                (json_int_t)r->ok_total, "failed", (json_int_t)r->fail_total, "deltas",
+	                (json_int_t)r->deltas_total, "targets", targets);
+	if (!doc) {
+		httpd_reply_error(reply, 500, "could not build the status");
+		return;
+	}
+	run__status_extra(r, doc);
+	reply_json(reply, 200, doc);
+}
+
+/* ---- /metrics ---- */
+
+static void gauge(prom_buf_t *b, const char *name, const char *help, double v)
+{
+	prom_header(b, name, "gauge", help);
+	prom_sample(b, name, v, NULL);
+}
+
+static void counter(prom_buf_t *b, const char *name, const char *help, double v)
+{
+	prom_header(b, name, "counter", help);
+	prom_sample(b, name, v, NULL);
+}
+
+static void h_metrics(void *ud, const char *path, const char *query, httpd_reply_t *reply)
+{
+	run_t *r = ud;
+	prom_buf_t b;
+	pool_stats_t ps;
+	sched_stats_t sn, sw;
+	size_t nad;
+	const adapter_t *const *ads = adapter_all(&nad);
+	char *text;
+	size_t len;
+
+	prom_buf_init(&b, 0);
+	pool_get_stats(r->pool, &ps);
+	sched_get_stats(r->nav, uv_now(r->loop), &sn);
+	sched_get_stats(r->wsched, uv_now(r->loop), &sw);
+
+	prom_header(&b, "cdpilot_build_info", "gauge", "cdpilot's version; always 1.");
+	prom_sample(&b, "cdpilot_build_info", 1, "version", CDPILOT_VERSION, NULL);
+
+	run__metrics_extra(r, &b); /* process tree, cgroup, self, store */
+
+	gauge(&b, "cdpilot_leases_in_use", "Browser contexts leased to tasks now.",
+	      ps.leases_in_use);
+	gauge(&b, "cdpilot_leases_capacity", "CONCURRENCY_CAP: most leases at once.",
+	      ps.capacity);
+	gauge(&b, "cdpilot_leases_waiting", "Lease requests waiting for a free slot.",
+	      ps.waiting);
+	gauge(&b, "cdpilot_watch_pages", "Watched pages open or opening (WATCH_CAP bounds them).",
+	      r->watches);
+
+	prom_header(&b, "cdpilot_targets", "gauge", "Targets by priority class.");
+	prom_header(&b, "cdpilot_queue_depth", "gauge",
+	            "Targets due and waiting to start, by priority class.");
+	prom_header(&b, "cdpilot_queue_drops_total", "counter",
+	            "Due targets dropped because MAX_QUEUE_DEPTH was reached, by class.");
+	{
+		unsigned tc[SCHED_NCLASSES] = { 0 };
+		for (const rtarget_t *rt = r->targets; rt; rt = rt->next)
+			tc[rt->klass]++;
+		for (int c = 0; c < SCHED_NCLASSES; c++) {
+			const char *cn = sched_class_name((enum sched_class)c);
+			prom_sample(&b, "cdpilot_targets", tc[c], "class", cn, NULL);
+		}
+		for (int c = 0; c < SCHED_NCLASSES; c++) {
+			const char *cn = sched_class_name((enum sched_class)c);
+			prom_sample(&b, "cdpilot_queue_depth", sn.queued[c] + sw.queued[c], "class", cn,
+			            NULL);
+		}
+		for (int c = 0; c < SCHED_NCLASSES; c++) {
+			const char *cn = sched_class_name((enum sched_class)c);
+			prom_sample(&b, "cdpilot_queue_drops_total", (double)(sn.drops[c] + sw.drops[c]),
+			            "class", cn, NULL);
+		}
+	}
+
+	prom_header(&b, "cdpilot_tasks_total", "counter",
+	            "Finished tasks (page loads, API fetches, watched-page extractions) by "
+	            "adapter and outcome.");
+	for (size_t i = 0; i < nad && i < 16; i++)
+		for (int o = 0; o < POOL_NOUTCOMES; o++)
+			prom_sample(&b, "cdpilot_tasks_total", (double)r->tasks_by[i][o], "adapter",
+			            ads[i]->name, "outcome", pool_outcome_name((enum pool_outcome)o),
+			            NULL);
+	prom_histogram(&b, "cdpilot_task_duration_seconds",
+	               "Duration of finished tasks, from start to result.", run_dur_bounds,
+	               r->dur_buckets, RUN_NBUCKETS, r->dur_sum_s, r->dur_count);
+
+	prom_header(&b, "cdpilot_data_age_seconds", "gauge",
+	            "Age of the newest successful snapshot per target (median, p95, max), by "
+	            "class; a target never scraped counts from when it was added.");
+	for (int c = 0; c < SCHED_NCLASSES; c++) {
+		uint64_t a[3];
+		const char *cn = sched_class_name((enum sched_class)c);
+		if (!ages_of(r, c, a))
+			continue;
+		prom_sample(&b, "cdpilot_data_age_seconds", a[0] / 1000.0, "class", cn, "stat",
+		            "median", NULL);
+		prom_sample(&b, "cdpilot_data_age_seconds", a[1] / 1000.0, "class", cn, "stat", "p95",
+		            NULL);
+		prom_sample(&b, "cdpilot_data_age_seconds", a[2] / 1000.0, "class", cn, "stat", "max",
+		            NULL);
+	}
+	counter(&b, "cdpilot_snapshots_total", "Snapshots published.", (double)r->snapshots_total);
+	counter(&b, "cdpilot_deltas_total", "Deltas published (snapshots whose data changed).",
+	        (double)r->deltas_total);
+
+	prom_header(&b, "cdpilot_recycles_total", "counter", "Browser replacements by reason.");
+	for (int i = 0; i < POOL_RECYCLE_NREASONS; i++)
+		prom_sample(&b, "cdpilot_recycles_total", (double)ps.recycles[i], "reason",
+		            pool_recycle_reason_name((enum pool_recycle_reason)i), NULL);
+	counter(&b, "cdpilot_browser_launches_total", "Browsers launched and made ready.",
+	        (double)ps.browser_launches);
+	gauge(&b, "cdpilot_browser_uptime_seconds", "Uptime of the current browser (0: none).",
+	      ps.browser_uptime_ms / 1000.0);
+	gauge(&b, "cdpilot_browser_tasks", "Leases granted on the current browser.",
+	      (double)ps.tasks_on_browser);
+	counter(&b, "cdpilot_lease_timeouts_total",
+	        "Lease requests that waited longer than LEASE_TIMEOUT_SECONDS.",
+	        (double)ps.lease_timeouts);
+	counter(&b, "cdpilot_popups_closed_total", "Popups closed in leased contexts.",
+	        (double)ps.popups_closed);
+	counter(&b, "cdpilot_dialogs_dismissed_total", "JavaScript dialogs dismissed.",
+	        (double)ps.dialogs_dismissed);
+	counter(&b, "cdpilot_requests_blocked_total", "Requests blocked by BLOCK_RESOURCES.",
+	        (double)ps.requests_blocked);
+	counter(&b, "cdpilot_stuck_contexts_total", "Browser contexts that refused to close.",
+	        (double)ps.stuck_contexts);
+
+	prom_header(&b, "cdpilot_health_grade", "gauge",
+	            "1 for the current health grade, 0 for the others.");
+	for (int g = HEALTH_HEALTHY; g <= HEALTH_RECOVERING; g++)
+		prom_sample(&b, "cdpilot_health_grade", health_grade(r->health) == (enum health_grade)g,
+		            "grade", health_grade_name((enum health_grade)g), NULL);
+	{
+		const char *why = "";
+		gauge(&b, "cdpilot_ready", "1 when /readyz would answer 200.", ready(r, &why));
+	}
+	if (r->httpd) {
+		httpd_stats_t hs;
+		httpd_get_stats(r->httpd, &hs);
+		prom_header(&b, "cdpilot_http_responses_total", "counter",
+		            "Responses of the endpoint server by status class.");
+		for (int c = 2; c <= 5; c++) {
+			char cls[8];
+			snprintf(cls, sizeof cls, "%dxx", c);
+			prom_sample(&b, "cdpilot_http_responses_total", (double)hs.responses[c], "code",
+			            cls, NULL);
+		}
+		counter(&b, "cdpilot_http_refused_total",
+		        "Connections refused because METRICS_MAX_CONNS were open.",
+		        (double)hs.refused);
+	}
+
+	text = prom_buf_steal(&b, &len);
+	if (!text) {
+		log_error("endpoints", "building /metrics failed: %s", strerror(-b.err));
+		httpd_reply_error(reply, 500, "could not build the metrics");
+		prom_buf_release(&b);
+		return;
+	}
+	prom_buf_release(&b);
+	reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	httpd_reply_take(reply, text, len);
+}
+
+/* ---- process tree, cgroup, self (watchdog) ---- */
+
+static double cg_value(uint64_t v)
+{
+	return v == WD_UNLIMITED ? (double)INFINITY : (double)v;
+}
+
+void run__metrics_extra(run_t *r, prom_buf_t *b)
+{
+	wd_stats_t ws;
+
+	if (!r->wd)
+		return;
+	wd_get_stats(r->wd, &ws);
+	prom_header(b, "cdpilot_processes", "gauge",
+	            "Processes below cdpilot by class, at the last watchdog scan.");
+	for (int c = 0; c < WD_NCLASSES; c++)
+		prom_sample(b, "cdpilot_processes", ws.by_class[c].procs, "class",
+		            wd_class_name((enum wd_class)c), NULL);
+	prom_header(b, "cdpilot_threads", "gauge", "Threads of the processes below cdpilot by class.");
+	for (int c = 0; c < WD_NCLASSES; c++)
+		prom_sample(b, "cdpilot_threads", (double)ws.by_class[c].threads, "class",
+		            wd_class_name((enum wd_class)c), NULL);
+	prom_header(b, "cdpilot_rss_bytes", "gauge",
+	            "Resident memory of the processes below cdpilot by class.");
+	for (int c = 0; c < WD_NCLASSES; c++)
+		prom_sample(b, "cdpilot_rss_bytes", (double)ws.by_class[c].rss_bytes, "class",
+		            wd_class_name((enum wd_class)c), NULL);
+	gauge(b, "cdpilot_tree_processes", "All processes below cdpilot (zombies included).",
+	      ws.total.procs);
+	gauge(b, "cdpilot_zombies", "Zombie processes below cdpilot at the last scan.", ws.zombies);
+	gauge(b, "cdpilot_self_rss_bytes", "cdpilot's own resident memory.",
+	      (double)ws.self_rss_bytes);
+	gauge(b, "cdpilot_self_threads", "cdpilot's own threads.", ws.self_threads);
+	gauge(b, "cdpilot_self_open_fds", "cdpilot's own open file descriptors.", ws.self_fds);
+	counter(b, "cdpilot_orphans_killed_total",
+	        "Orphaned processes below cdpilot that were killed.", (double)ws.orphans_killed);
+	counter(b, "cdpilot_zombies_reaped_total", "Zombies reaped by the watchdog.",
+	        (double)ws.zombies_reaped);
+	counter(b, "cdpilot_watchdog_scans_total", "Watchdog scans of /proc.", (double)ws.scans);
+	gauge(b, "cdpilot_cgroup_pids_max", "The cgroup's pids.max (+Inf: no limit).",
+	      ws.cgroup.has_pids ? cg_value(ws.cgroup.pids_max) : (double)INFINITY);
+	gauge(b, "cdpilot_cgroup_pids_current", "The cgroup's pids.current.",
+	      ws.cgroup.has_pids ? (double)ws.cgroup.pids_current : (double)NAN);
+	gauge(b, "cdpilot_cgroup_memory_max_bytes", "The cgroup's memory limit (+Inf: none).",
+	      ws.cgroup.has_memory ? cg_value(ws.cgroup.memory_max) : (double)INFINITY);
+	gauge(b, "cdpilot_cgroup_memory_current_bytes", "The cgroup's memory use.",
+	      ws.cgroup.has_memory ? (double)ws.cgroup.memory_current : (double)NAN);
+	gauge(b, "cdpilot_pids_pressure", "1 while leasing is paused near pids.max.",
+	      ws.pids_pressure);
+}
+
+void run__status_extra(run_t *r, json_t *doc)
+{
+	wd_stats_t ws;
+	json_t *by = json_object();
+
+	if (!r->wd) {
+		json_decref(by);
+		return;
+	}
+	wd_get_stats(r->wd, &ws);
+	for (int c = 0; c < WD_NCLASSES; c++)
+		json_object_set_new(by, wd_class_name((enum wd_class)c),
+		                    json_integer(ws.by_class[c].procs));
+	json_object_set_new(doc, "processes",
+	                    json_pack("{s:I, s:o, s:I, s:I, s:I, s:I, s:I}", "total",
+	                              (json_int_t)ws.total.procs, "by_class", by, "zombies",
+	                              (json_int_t)ws.zombies, "orphans_killed",
+	                              (json_int_t)ws.orphans_killed, "self_rss_bytes",
+	                              (json_int_t)ws.self_rss_bytes, "self_threads",
+	                              (json_int_t)ws.self_threads, "self_open_fds",
+	                              (json_int_t)ws.self_fds));
+}
+
+void run__routes(run_t *r)
+{
+	httpd_route(r->httpd, "/metrics", h_metrics, r);
+	httpd_route(r->httpd, "/status", h_status, r);
+	httpd_route(r->httpd, "/healthz", h_healthz, r);
+	httpd_route(r->httpd, "/readyz", h_readyz, r);
+}

@@ -1,0 +1,58 @@
+/*
+ * run: `cdpilot run`, the monitoring daemon. Wires the modules on one loop:
+ *
+ *   targets file --> sched (navigate) --> pool lease --> adapter JS --> snapshot/delta --> sink
+ *                \-> sched (watch)    --> watched page (long-lived lease, push binding) --/
+ *
+ * It owns every module it creates and is the only place where they meet: the scheduler
+ * never sees the pool, the pool never sees targets, adapters never see I/O. Freshness
+ * and health are graded every second; a stall asks the pool to recycle the browser.
+ * SIGHUP re-reads the targets file (unchanged targets keep their state); SIGTERM/SIGINT
+ * (or --duration) stop scheduling, let in-flight tasks finish within the shutdown grace,
+ * close the browser and exit 0.
+ */
+#ifndef CDPILOT_DAEMON_RUN_H
+#define CDPILOT_DAEMON_RUN_H
+
+#include <stdio.h>
+#include <uv.h>
+
+#include "daemon/httpd.h"
+#include "pool/pool.h"
+#include "scheduler/health.h"
+#include "scheduler/sched.h"
+#include "util/errlist.h"
+#include "watchdog/watchdog.h"
+
+enum {
+	RUN_EXIT_OK = 0,
+	RUN_EXIT_FAILURE = 1,  /* could not start (browser, sink), or exited on health failure */
+	RUN_EXIT_USAGE = 2,    /* bad arguments, settings or targets file */
+};
+
+typedef struct run_opts {
+	char targets_path[4096];  /* --targets FILE / TARGETS_FILE */
+	char output[4096];        /* --output FILE|- / OUTPUT; "" = no sink */
+	double duration_s;        /* --duration S: stop after S seconds; 0 = until a signal */
+	int status_line;          /* --status / --no-status; -1: when stderr is a terminal */
+	unsigned watch_cap;       /* WATCH_CAP, default 64 (1..1024) */
+	uint32_t watch_reload_ms; /* WATCH_RELOAD_SECONDS, default 600 */
+	int exit_on_health_failure;  /* EXIT_ON_HEALTH_FAILURE 0|1, default 0 */
+	uint32_t health_exit_ms;     /* HEALTH_FAILURE_EXIT_SECONDS, default 300: how long
+	                                `failing` lasts before that exit */
+	pool_opts_t pool;
+	wd_opts_t wd;
+	httpd_opts_t http;
+	sched_opts_t sched;
+	health_opts_t health;
+} run_opts_t;
+
+/* Settings from the environment, then arguments (argv[0] is "run"). Every bad value is
+ * added to errs. Returns 0, 1 (--help printed) or -EINVAL. */
+int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs);
+void run_usage(FILE *f);
+
+/* Runs the daemon until it is told to stop; returns the process exit code. */
+int run_main(uv_loop_t *loop, const run_opts_t *o);
+
+#endif

@@ -1,0 +1,9 @@
+# Daemon-level tests: `cdpilot run` as a child process against the fixture's demo site.
+add_library(cdpilot_daemonkit STATIC support/daemonkit.c)
+target_link_libraries(cdpilot_daemonkit PUBLIC cdpilot_testutil PkgConfig::CURL PkgConfig::JANSSON)
+
+if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
+   AND TARGET cdpilot_httpd)
+  cdpilot_test(NAME test_run SOURCES integration/test_run.c
+               LIBS cdpilot_daemonkit TIMEOUT 600 LABELS integration)
+endif()

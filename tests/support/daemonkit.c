@@ -1,0 +1,248 @@
+#include "tests/support/daemonkit.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/support/testutil.h"
+
+void dk_sleep_ms(uint64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+int dk_spawn(dk_proc_t *p, const char *const argv[], const char *const env_extra[])
+{
+	char tmpl[] = "/tmp/cdpilot-dk-XXXXXX";
+	int fd;
+	pid_t pid;
+
+	memset(p, 0, sizeof *p);
+	fd = mkstemp(tmpl);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	snprintf(p->out_path, sizeof p->out_path, "%s.out", tmpl);
+	snprintf(p->err_path, sizeof p->err_path, "%s.err", tmpl);
+	unlink(tmpl);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int o = open(p->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(p->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+			_exit(126);
+		for (size_t i = 0; env_extra && env_extra[i]; i++) {
+			const char *eq = strchr(env_extra[i], '=');
+			char name[256];
+			if (!eq || (size_t)(eq - env_extra[i]) >= sizeof name)
+				continue;
+			memcpy(name, env_extra[i], (size_t)(eq - env_extra[i]));
+			name[eq - env_extra[i]] = '\0';
+			if (eq[1])
+				setenv(name, eq + 1, 1);
+			else
+				unsetenv(name);
+		}
+		signal(SIGPIPE, SIG_DFL);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	p->pid = pid;
+	return 0;
+}
+
+int dk_wait(dk_proc_t *p, uint64_t timeout_ms)
+{
+	uint64_t end = tu_now_ms() + timeout_ms;
+
+	if (!p->pid)
+		return 1;
+	for (;;) {
+		pid_t r = waitpid(p->pid, &p->status, WNOHANG);
+		if (r == p->pid) {
+			p->pid = 0;
+			return 1;
+		}
+		if (tu_now_ms() >= end)
+			return 0;
+		dk_sleep_ms(20);
+	}
+}
+
+int dk_stop(dk_proc_t *p, uint64_t timeout_ms)
+{
+	if (p->pid) {
+		kill(p->pid, SIGTERM);
+		if (!dk_wait(p, timeout_ms)) {
+			kill(p->pid, SIGKILL);
+			dk_wait(p, 5000);
+			return -1;
+		}
+	}
+	if (WIFEXITED(p->status))
+		return WEXITSTATUS(p->status);
+	if (WIFSIGNALED(p->status))
+		return 128 + WTERMSIG(p->status);
+	return -1;
+}
+
+void dk_proc_release(dk_proc_t *p)
+{
+	if (p->pid) {
+		kill(p->pid, SIGKILL);
+		dk_wait(p, 5000);
+	}
+	if (p->out_path[0])
+		unlink(p->out_path);
+	if (p->err_path[0])
+		unlink(p->err_path);
+	memset(p, 0, sizeof *p);
+}
+
+char *dk_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (!f)
+		return strdup("");
+	for (;;) {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 65536;
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		if (n == 0)
+			break;
+		len += n;
+	}
+	fclose(f);
+	if (!buf)
+		return strdup("");
+	buf[len] = '\0';
+	return buf;
+}
+
+int dk_fixture_start(dk_proc_t *p, char *base, size_t baselen)
+{
+	const char *bin = getenv("CDPILOT_FIXTURE_BIN");
+	uint64_t end;
+	int rc;
+
+	if (!bin)
+		fail_msg("CDPILOT_FIXTURE_BIN is not set (run the tests through ctest)");
+	rc = dk_spawn(p, (const char *const[]){ bin, "--port", "0", NULL }, NULL);
+	if (rc != 0)
+		return rc;
+	end = tu_now_ms() + 10000;
+	while (tu_now_ms() < end) {
+		char *out = dk_read_file(p->out_path);
+		char *at = strstr(out, "listening on ");
+		if (at) {
+			char *nl = strchr(at, '\n');
+			if (nl) {
+				*nl = '\0';
+				snprintf(base, baselen, "%s", at + strlen("listening on "));
+				free(out);
+				return 0;
+			}
+		}
+		free(out);
+		dk_sleep_ms(20);
+	}
+	return -ETIMEDOUT;
+}
+
+struct body {
+	char *buf;
+	size_t len;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+	struct body *b = ud;
+	size_t add = size * n;
+	char *nb = realloc(b->buf, b->len + add + 1);
+
+	if (!nb)
+		return 0;
+	b->buf = nb;
+	memcpy(b->buf + b->len, data, add);
+	b->len += add;
+	b->buf[b->len] = '\0';
+	return add;
+}
+
+char *dk_http_get(const char *url, long *code)
+{
+	CURL *c = curl_easy_init();
+	struct body b = { NULL, 0 };
+	CURLcode rc;
+
+	if (!c)
+		return NULL;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	rc = curl_easy_perform(c);
+	if (code)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+	curl_easy_cleanup(c);
+	if (rc != CURLE_OK) {
+		free(b.buf);
+		return NULL;
+	}
+	return b.buf ? b.buf : strdup("");
+}
+
+json_t *dk_http_get_json(const char *url)
+{
+	long code = 0;
+	char *body = dk_http_get(url, &code);
+	json_t *j;
+
+	if (!body)
+		return NULL;
+	j = json_loads(body, JSON_DECODE_ANY, NULL);
+	free(body);
+	return j;
+}
+
+json_t *dk_read_jsonl(const char *path)
+{
+	char *text = dk_read_file(path);
+	json_t *arr = json_array();
+	char *line = text, *nl;
+
+	while (*line && (nl = strchr(line, '\n')) != NULL) {
+		json_error_t err;
+		json_t *j;
+		*nl = '\0';
+		j = json_loads(line, 0, &err);
+		if (!j)
+			fail_msg("%s: unparsable line: %s (%s)", path, line, err.text);
+		json_array_append_new(arr, j);
+		line = nl + 1;
+	}
+	free(text);
+	return arr;
+}

@@ -1,0 +1,51 @@
+/*
+ * daemonkit: drives whole programs from a test, in plain blocking code: the fixture web
+ * server (cdpilot-fixture) and `cdpilot run` as child processes, HTTP GETs with libcurl's
+ * easy interface, and the JSON-lines sink read back from its file. For the daemon-level
+ * integration tests and the PID 1 test, where the code under test is a separate process.
+ *
+ * Every spawned process is the caller's to stop (dk_stop); dk_proc_release() kills what
+ * is still running (SIGKILL) and removes its log files, so a failed test leaves nothing.
+ */
+#ifndef CDPILOT_TESTS_DAEMONKIT_H
+#define CDPILOT_TESTS_DAEMONKIT_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct dk_proc {
+	pid_t pid;          /* 0 once reaped */
+	int status;         /* waitpid status once reaped */
+	char out_path[256]; /* its stdout and stderr, in files */
+	char err_path[256];
+} dk_proc_t;
+
+/* Starts argv[0] (a path) with the test's environment plus env_extra ("K=V", NULL-ended;
+ * "K=" unsets K). stdout and stderr go to temp files. Returns 0 or -errno. */
+int dk_spawn(dk_proc_t *p, const char *const argv[], const char *const env_extra[]);
+/* Waits for the process to exit, up to timeout_ms. Returns 1 if it exited (status set). */
+int dk_wait(dk_proc_t *p, uint64_t timeout_ms);
+/* SIGTERM, wait up to timeout_ms; returns the exit code (>= 0), 128+signal, or -1 if it
+ * had to be SIGKILLed. */
+int dk_stop(dk_proc_t *p, uint64_t timeout_ms);
+void dk_proc_release(dk_proc_t *p);
+/* The whole stdout/stderr so far (malloc'd, NUL-terminated). */
+char *dk_read_file(const char *path);
+
+/* Starts CDPILOT_FIXTURE_BIN on an ephemeral port; base gets "http://127.0.0.1:PORT". */
+int dk_fixture_start(dk_proc_t *p, char *base, size_t baselen);
+
+/* GET url; returns the body (malloc'd) and the HTTP code, or NULL. */
+char *dk_http_get(const char *url, long *code);
+/* GET url and parse the body as JSON (new reference) or NULL. */
+json_t *dk_http_get_json(const char *url);
+
+/* Every line of a JSON-lines file parsed, as an array (new reference; an unparsable
+ * line fails the test). A missing file is an empty array. */
+json_t *dk_read_jsonl(const char *path);
+
+/* Sleeps ms milliseconds. */
+void dk_sleep_ms(uint64_t ms);
+
+#endif
