@@ -468,7 +468,14 @@ static int do_scan(wd_t *wd)
 		if (i >= 0 && wd->tree.procs[i].state != 'Z' && wd->tree.procs[i].state != 'X')
 			browsers_alive++;
 	}
+	/* crashpad handlers belong to any live browser: a reported one, or a Chromium main
+	 * process under an own child (launched, not reported yet) */
 	crashpad_ok = browsers_alive > 0;
+	for (size_t i = 0; i < wd->tree.nprocs && !crashpad_ok; i++) {
+		const wd_proc_t *p = &wd->tree.procs[i];
+		crashpad_ok = p->anchor >= 0 && p->klass == WD_CLASS_BROWSER && p->state != 'Z' &&
+		              p->state != 'X';
+	}
 
 	wd->st.orphans = 0;
 	for (size_t i = 0; i < wd->tree.nprocs; i++) {

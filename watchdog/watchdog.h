@@ -16,9 +16,10 @@
  *   is_own_child() returns non-zero (children made some other way, e.g. by fork()).
  * - A process is attributed to the nearest anchor among itself and its ancestors. A live
  *   process with no anchor is an orphan, except cdpilot itself and
- *   chrome_crashpad_handler processes while at least one browser pid is reported and
- *   alive: they leave Chromium's tree on purpose (own session, re-parented to cdpilot as
- *   a subreaper) and exit by themselves once their browser is gone.
+ *   chrome_crashpad_handler processes while a browser is alive (a reported browser pid,
+ *   or a Chromium main process under an own child): they leave Chromium's tree on purpose
+ *   (own session, re-parented to cdpilot as a subreaper) and exit by themselves once their
+ *   browser is gone.
  * - Orphans are killed only after being seen as orphans on consecutive scans for at least
  *   ORPHAN_GRACE_SECONDS (so at least two scans: a browser just launched, or a tree being
  *   closed by the pool, is never caught mid-way): SIGTERM, then SIGKILL ORPHAN_GRACE

@@ -8,6 +8,10 @@
  * ("sleep 300.<pid><n>") and is audited at the end; the whole binary's processes are
  * tagged (tu_tag_processes) and none may be left.
  *
+ * One case launches a real Chromium (through the browser module's exec-wrapper, as the
+ * pool does): its whole tree, crashpad handlers re-parented to the test included, is
+ * classified and left alone while the browser lives, and nothing is left after its close.
+ *
  * The cgroup pids pressure case points the watchdog at a fake cgroup tree: the real
  * cgroup cannot be driven near its pids.max from a test.
  */
@@ -30,6 +34,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cdp/cdp_ws.h"
+#include "pool/browser.h"
 #include "tests/support/testutil.h"
 #include "util/log.h"
 #include "watchdog/watchdog.h"
@@ -363,11 +369,25 @@ static pid_t wait_proc(const char *marker, const char *comm)
 	return g_find.pid;
 }
 
+static int int_flag(void *arg)
+{
+	return *(int *)arg;
+}
+
 static int stats_orphans_killed_at_least(void *arg)
 {
 	wd_stats_t s;
 	wd_get_stats(arg, &s);
 	return s.orphans_killed >= 1;
+}
+
+/* Closes the watchdog and runs the loop until it is gone; the loop stays open. */
+static void finish_keep_loop(wd_t *wd)
+{
+	g.closed = 0;
+	g_wd = NULL;
+	wd_close(wd, on_closed, NULL);
+	assert_true(run_until(int_flag, &g.closed, 5000));
 }
 
 static void finish(wd_t *wd)
@@ -587,9 +607,10 @@ static void test_watchdog__libuv_children_left_alone(void **state)
 	finish(wd);
 }
 
-static int three_marked(void *arg)
+static int two_sleeps(void *arg)
 {
-	return count_marked(arg) == 3;
+	pid_t p[2];
+	return find_procs(arg, "sleep", p, 2) == 2;
 }
 
 static void test_watchdog__declared_browser_tree_kept_then_orphaned(void **state)
@@ -608,8 +629,18 @@ static void test_watchdog__declared_browser_tree_kept_then_orphaned(void **state
 	/* a "browser": a shell with two children, itself an orphan (not libuv's child) */
 	snprintf(cmd, sizeof cmd, "sh -c 'sleep %s & sleep %s & wait'", marker, marker);
 	make_orphan(cmd);
-	assert_true(run_until(three_marked, marker, 5000)); /* the shell starts its children */
-	assert_int_equal(find_procs(marker, "sh", &browser, 1), 1);
+	assert_true(run_until(two_sleeps, marker, 5000)); /* the shell starts its children */
+	{
+		pid_t sleeps[2];
+		pid_t ppid2;
+		char st;
+		assert_int_equal(find_procs(marker, "sleep", sleeps, 2), 2);
+		assert_int_equal(proc_state(sleeps[0], &st, &browser), 0);
+		assert_int_equal(proc_state(sleeps[1], &st, &ppid2), 0);
+		assert_int_equal(browser, ppid2);
+		assert_true(browser != getpid());
+	}
+	assert_int_equal(count_marked(marker), 3);
 	g.browsers[0] = browser;
 	g.nbrowsers = 1;
 
@@ -790,6 +821,95 @@ static void test_watchdog__real_cgroup_and_close_before_start(void **state)
 	finish(wd);
 }
 
+/* ---- a real Chromium ---- */
+
+static struct {
+	int ready, status, closed;
+	char why[256];
+} gb;
+
+static void b_ready(browser_t *b, int status, const char *why, void *ud)
+{
+	gb.ready = 1;
+	gb.status = status;
+	snprintf(gb.why, sizeof gb.why, "%s", why);
+}
+
+static void b_closed(browser_t *b, void *ud)
+{
+	gb.closed = 1;
+}
+
+static int tree_empty(void *arg)
+{
+	wd_stats_t s;
+	wd_scan_now(arg);
+	wd_get_stats(arg, &s);
+	return s.total.procs == 0;
+}
+
+static void test_watchdog__real_browser_tree_left_alone(void **state)
+{
+	browser_opts_t bo;
+	cdp_wsctx_t *ws;
+	browser_t *b;
+	wd_opts_t o;
+	wd_stats_t s;
+	wd_t *wd;
+
+	tu_require_chromium();
+	memset(&gb, 0, sizeof gb);
+	ws = cdp_wsctx_new(&g_loop);
+	assert_non_null(ws);
+	fast_opts(&o);
+	wd = new_wd(&o, &g_cbs);
+	assert_int_equal(wd_start(wd), 0);
+	browser_opts_init(&bo);
+	b = browser_new(&g_loop, ws, &bo);
+	assert_non_null(b);
+	assert_int_equal(browser_start(b, b_ready, NULL, NULL), 0);
+	/* not reported while it launches: the exec-wrapper is a libuv child, which anchors it */
+	assert_true(run_until(int_flag, &gb.ready, 30000));
+	if (gb.status != 0)
+		fail_msg("launch failed: %d %s", gb.status, gb.why);
+	g.browsers[0] = browser_pid(b);
+	g.nbrowsers = 1;
+
+	run_for(3500); /* several scans, well past the orphan grace */
+	wd_get_stats(wd, &s);
+	print_message("chromium tree: %u processes (browser %u, zygote %u, gpu %u, utility %u, "
+	              "renderer %u, crashpad %u, other %u), %llu MiB\n",
+	              s.total.procs, s.by_class[WD_CLASS_BROWSER].procs,
+	              s.by_class[WD_CLASS_ZYGOTE].procs, s.by_class[WD_CLASS_GPU].procs,
+	              s.by_class[WD_CLASS_UTILITY].procs, s.by_class[WD_CLASS_RENDERER].procs,
+	              s.by_class[WD_CLASS_CRASHPAD].procs, s.by_class[WD_CLASS_OTHER].procs,
+	              (unsigned long long)(s.total.rss_bytes >> 20));
+	assert_int_equal(s.orphans_killed, 0);
+	assert_int_equal(s.orphans, 0);
+	assert_int_equal(s.browsers, 1);
+	assert_int_equal(s.by_class[WD_CLASS_BROWSER].procs, 1);
+	assert_true(s.by_class[WD_CLASS_ZYGOTE].procs >= 1);
+	assert_true(s.by_class[WD_CLASS_UTILITY].procs >= 1);
+	/* re-parented to us (the subreaper), outside the browser's tree, and kept */
+	assert_true(s.by_class[WD_CLASS_CRASHPAD].procs >= 1);
+	assert_true(s.browser_rss_bytes > 0);
+	assert_true(s.browser_rss_bytes < s.total.rss_bytes); /* crashpad is not the browser's */
+	assert_true(s.by_class[WD_CLASS_BROWSER].threads > 1);
+
+	browser_close(b, b_closed, NULL);
+	assert_true(run_until(int_flag, &gb.closed, 30000));
+	g.nbrowsers = 0;
+	/* the crashpad handlers exit by themselves; their zombies are ours and get reaped */
+	assert_true(run_until(tree_empty, wd, 10000));
+	assert_int_equal(my_zombies(), 0);
+	finish_keep_loop(wd);
+	cdp_wsctx_close(ws);
+	uv_run(&g_loop, UV_RUN_DEFAULT);
+	cdp_wsctx_free(ws);
+	g_loop_open = 0;
+	assert_int_equal(uv_loop_close(&g_loop), 0);
+}
+
 static int group_teardown(void **state)
 {
 	/* nothing this binary started may be left, wherever it was re-parented */
@@ -799,7 +919,7 @@ static int group_teardown(void **state)
 	return n == 0 ? 0 : -1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_watchdog__orphan_killed_and_reaped, setup,
@@ -818,8 +938,14 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog__real_cgroup_and_close_before_start,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watchdog__real_browser_tree_left_alone, setup,
+		                                teardown),
 	};
 	char err[256];
+
+	if (browser_exec_wrapper_main(argc, argv))
+		return 127;
+	signal(SIGPIPE, SIG_IGN);
 	if (log_init_from_env(err, sizeof err) != 0)
 		fprintf(stderr, "%s\n", err);
 	tu_tag_processes();
