@@ -1,17 +1,537 @@
-/* test_run: `cdpilot run` end to end (being written). */
+/*
+ * test_run: `cdpilot run` end to end, as a separate process, against the fixture's demo
+ * live-score site (cdpilot-fixture, /live/...) and real Chromium. The daemon writes its
+ * JSON-lines sink to a temp file, which the test reads back; the site's control endpoints
+ * (/live/ctl/...) change matches while the daemon runs. Every case ends with the daemon
+ * stopped by SIGTERM (exit 0) and no process of the test's left (environment tag audit).
+ */
+#include <errno.h>
+#include <jansson.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
-static void test_run__placeholder(void **state)
+#include "tests/support/daemonkit.h"
+#include "tests/support/testutil.h"
+
+typedef struct env {
+	dk_proc_t fx, d;
+	char base[128];
+	char dir[64];
+	char targets[128], out[128];
+	char metrics[64];
+	int64_t t0;                /* wall clock ms at daemon start */
+} env_t;
+
+static int64_t wall_ms(void)
 {
-	(void)state;
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Parses an RFC 3339 "...T14:17:32.123Z" into Unix ms. */
+static int64_t parse_time(const char *s)
+{
+	struct tm tm;
+	int ms = 0;
+	char *end;
+
+	memset(&tm, 0, sizeof tm);
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	assert_non_null(end);
+	if (*end == '.')
+		ms = (int)strtol(end + 1, NULL, 10);
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static int setup(void **state)
+{
+	env_t *e = calloc(1, sizeof *e);
+
+	if (!e)
+		return -1;
+	tu_tag_processes();
+	snprintf(e->dir, sizeof e->dir, "/tmp/cdpilot-test-run-XXXXXX");
+	if (!mkdtemp(e->dir))
+		return -1;
+	snprintf(e->targets, sizeof e->targets, "%s/targets.json", e->dir);
+	snprintf(e->out, sizeof e->out, "%s/out.jsonl", e->dir);
+	if (dk_fixture_start(&e->fx, e->base, sizeof e->base) != 0)
+		return -1;
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	env_t *e = *state;
+
+	dk_proc_release(&e->d);
+	dk_proc_release(&e->fx);
+	tu_rm_rf(e->dir);
+	free(e);
+	return 0;
+}
+
+static void start_daemon(env_t *e, const char *const extra_env[])
+{
+	const char *bin = getenv("CDPILOT_BIN");
+	char addr[80];
+	const char *envs[32];
+	size_t n = 0;
+
+	assert_non_null(bin);
+	snprintf(e->metrics, sizeof e->metrics, "127.0.0.1:%d", tu_unused_port());
+	snprintf(addr, sizeof addr, "METRICS_ADDR=%s", e->metrics);
+	envs[n++] = addr;
+	envs[n++] = "LOG_LEVEL=info";
+	for (size_t i = 0; extra_env && extra_env[i] && n < 30; i++)
+		envs[n++] = extra_env[i];
+	envs[n] = NULL;
+	e->t0 = wall_ms();
+	assert_int_equal(dk_spawn(&e->d,
+	                          (const char *const[]){ bin, "run", "--targets", e->targets,
+	                                                 "--output", e->out, "--no-status", NULL },
+	                          envs),
+	                 0);
+}
+
+/* Stops the daemon (SIGTERM: exit 0) and checks nothing of ours is left but the fixture. */
+static void stop_daemon(env_t *e)
+{
+	int code = dk_stop(&e->d, 40000);
+	if (code != 0) {
+		char *err = dk_read_file(e->d.err_path);
+		print_message("daemon log:\n%s\n", err);
+		free(err);
+	}
+	assert_int_equal(code, 0);
+	/* only the fixture server is left */
+	assert_int_equal(tu_wait_tagged_count(1, 10000), 1);
+}
+
+static json_t *ctl(env_t *e, const char *what)
+{
+	char url[4096];
+	json_t *j;
+
+	snprintf(url, sizeof url, "%s%s", e->base, what);
+	j = dk_http_get_json(url);
+	if (!j)
+		fail_msg("GET %s failed", url);
+	return j;
+}
+
+static json_t *status(env_t *e)
+{
+	char url[128];
+	snprintf(url, sizeof url, "http://%s/status", e->metrics);
+	return dk_http_get_json(url);
+}
+
+/* Waits until /status answers with every target having a snapshot (seq > 0) or time out;
+ * returns the number of targets. */
+static size_t wait_all_scraped(env_t *e, size_t min_targets, uint64_t timeout_ms)
+{
+	uint64_t end = tu_now_ms() + timeout_ms;
+	size_t n = 0;
+
+	while (tu_now_ms() < end) {
+		json_t *st = status(e), *t;
+		size_t i, done = 0;
+		if (st) {
+			json_t *ts = json_object_get(st, "targets");
+			n = json_array_size(ts);
+			json_array_foreach(ts, i, t)
+				if (json_integer_value(json_object_get(t, "seq")) > 0)
+					done++;
+			json_decref(st);
+			if (n >= min_targets && done == n)
+				return n;
+		}
+		dk_sleep_ms(250);
+	}
+	fail_msg("not every target was scraped within %llu ms (%zu targets)",
+	         (unsigned long long)timeout_ms, n);
+	return 0;
+}
+
+/* Snapshots of one target from the sink, in order. */
+static json_t *snapshots_of(json_t *lines, const char *target, const char *type)
+{
+	json_t *out = json_array(), *l;
+	size_t i;
+
+	json_array_foreach(lines, i, l)
+		if (strcmp(json_string_value(json_object_get(l, "type")) ?: "", type) == 0 &&
+		    strcmp(json_string_value(json_object_get(l, "target")) ?: "", target) == 0)
+			json_array_append(out, l);
+	return out;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * 50 navigate targets discovered from the listing, one target whose page fails, a match
+ * finishing, and SIGHUP adding one target and removing another.
+ */
+static void test_run__navigate_fifty_targets(void **state)
+{
+	env_t *e = *state;
+	char text[2048];
+	json_t *lines, *st, *t, *m;
+	size_t i, nlive = 0;
+	int64_t hup_at, finish_at;
+	const char *finished_id;
+	char finished_target[96];
+	int64_t *ages = NULL;
+	size_t nages = 0, cap = 0;
+	int fail_attempts_after_hup = 0;
+
+	json_decref(ctl(e, "/live/ctl/reset?n=50"));
+	snprintf(text, sizeof text,
+	         "{\"targets\": ["
+	         "{\"id\": \"demo\", \"adapter\": \"livescore\", \"url\": \"%s/live/\", "
+	         "\"discover\": true, \"class\": \"imminent\", \"interval_seconds\": 10},"
+	         "{\"id\": \"broken\", \"adapter\": \"livescore\", \"url\": \"%s/status/500\", "
+	         "\"class\": \"live\"}]}",
+	         e->base, e->base);
+	write_file(e->targets, text);
+	start_daemon(e, (const char *const[]){ "LIVE_INTERVAL_SECONDS=5",
+	                                       "IMMINENT_INTERVAL_SECONDS=10",
+	                                       "COMPLETED_INTERVAL_SECONDS=30",
+	                                       "RETRY_BASE_MS=500", "RETRY_CAP_MS=4000",
+	                                       "RETRY_MAX_TRIES=3", NULL });
+	/* 50 matches + the listing + the broken one; broken never gets a snapshot */
+	{
+		uint64_t end = tu_now_ms() + 60000;
+		size_t n = 0, done = 0;
+		while (tu_now_ms() < end) {
+			st = status(e);
+			done = n = 0;
+			if (st) {
+				json_array_foreach(json_object_get(st, "targets"), i, t) {
+					n++;
+					if (json_integer_value(json_object_get(t, "seq")) > 0)
+						done++;
+				}
+				json_decref(st);
+			}
+			if (n >= 52 && done >= 51)
+				break;
+			dk_sleep_ms(250);
+		}
+		if (n < 52 || done < 51)
+			fail_msg("expected 52 targets, 51 scraped; got %zu targets, %zu scraped", n, done);
+	}
+
+	/* a live match finishes */
+	m = ctl(e, "/live/api/matches");
+	finished_id = NULL;
+	json_array_foreach(json_object_get(m, "matches"), i, t)
+		if (strcmp(json_string_value(json_object_get(t, "status")) ?: "", "live") == 0) {
+			finished_id = json_string_value(json_object_get(t, "id"));
+			break;
+		}
+	assert_non_null(finished_id);
+	snprintf(finished_target, sizeof finished_target, "demo-%s", finished_id);
+	snprintf(text, sizeof text, "/live/ctl/finish?id=%s", finished_id);
+	json_decref(ctl(e, text));
+	finish_at = wall_ms();
+	json_decref(m);
+
+	dk_sleep_ms(12000);
+	/* SIGHUP: "broken" goes, "extra" comes */
+	snprintf(text, sizeof text,
+	         "{\"targets\": ["
+	         "{\"id\": \"demo\", \"adapter\": \"livescore\", \"url\": \"%s/live/\", "
+	         "\"discover\": true, \"class\": \"imminent\", \"interval_seconds\": 10},"
+	         "{\"id\": \"extra\", \"adapter\": \"generic\", \"url\": \"%s/static\", "
+	         "\"class\": \"live\", \"fields\": {\"title\": {\"selector\": \"title\"}}}]}",
+	         e->base, e->base);
+	write_file(e->targets, text);
+	hup_at = wall_ms();
+	kill(e->d.pid, SIGHUP);
+	dk_sleep_ms(12000);
+
+	st = status(e);
+	assert_non_null(st);
+	{
+		int have_extra = 0, have_broken = 0;
+		json_array_foreach(json_object_get(st, "targets"), i, t) {
+			const char *id = json_string_value(json_object_get(t, "id"));
+			if (strcmp(id, "extra") == 0)
+				have_extra = json_integer_value(json_object_get(t, "seq")) > 0;
+			if (strcmp(id, "broken") == 0)
+				have_broken = 1;
+			if (strcmp(id, finished_target) == 0)
+				assert_string_equal(json_string_value(json_object_get(t, "class")),
+				                    "completed");
+		}
+		assert_true(have_extra);
+		assert_false(have_broken);
+	}
+	json_decref(st);
+	stop_daemon(e);
+
+	lines = dk_read_jsonl(e->out);
+	/* freshness of the live targets, sampled every second from 10 s after start until
+	 * the stop, as age = now - scraped_at of its newest snapshot */
+	{
+		json_t *per = json_object();
+		int64_t end_ms = wall_ms() - 1000;
+		json_array_foreach(lines, i, t) {
+			const char *id = json_string_value(json_object_get(t, "target"));
+			if (strcmp(json_string_value(json_object_get(t, "type")), "snapshot") != 0)
+				continue;
+			if (!json_object_get(per, id))
+				json_object_set_new(per, id, json_array());
+			json_array_append_new(json_object_get(per, id),
+			                      json_pack("{s:I, s:s}", "at",
+			                                (json_int_t)parse_time(json_string_value(
+			                                    json_object_get(t, "scraped_at"))),
+			                                "class",
+			                                json_string_value(json_object_get(t, "class"))));
+		}
+		const char *id;
+		json_t *snaps;
+		json_object_foreach(per, id, snaps) {
+			size_t k = 0;
+			/* live throughout: every snapshot says live */
+			int live = 1;
+			json_array_foreach(snaps, k, m)
+				live &= strcmp(json_string_value(json_object_get(m, "class")), "live") == 0;
+			if (!live || strcmp(id, "extra") == 0 || strcmp(id, "demo") == 0)
+				continue;
+			nlive++;
+			for (int64_t at = e->t0 + 15000; at < end_ms; at += 1000) {
+				int64_t newest = 0;
+				json_array_foreach(snaps, k, m) {
+					int64_t s = json_integer_value(json_object_get(m, "at"));
+					if (s <= at && s > newest)
+						newest = s;
+				}
+				if (!newest)
+					continue;
+				if (nages == cap) {
+					cap = cap ? cap * 2 : 1024;
+					ages = realloc(ages, cap * sizeof *ages);
+					assert_non_null(ages);
+				}
+				ages[nages++] = at - newest;
+			}
+		}
+		json_decref(per);
+	}
+	assert_true(nlive >= 5);
+	assert_true(nages > 0);
+	qsort(ages, nages, sizeof *ages, cmp_i64);
+	print_message("live targets %zu, age samples %zu: median %lld ms, p95 %lld ms, max %lld ms\n",
+	              nlive, nages, (long long)ages[nages / 2],
+	              (long long)ages[(nages * 95) / 100], (long long)ages[nages - 1]);
+	assert_true(ages[(nages * 95) / 100] <= 2 * 5000);
+	free(ages);
+
+	/* the finished match: completed, and not scraped again within its 30 s interval */
+	{
+		json_t *snaps = snapshots_of(lines, finished_target, "snapshot");
+		int64_t first_completed = 0;
+		int after = 0;
+		json_array_foreach(snaps, i, m) {
+			int64_t at = parse_time(json_string_value(json_object_get(m, "scraped_at")));
+			if (strcmp(json_string_value(json_object_get(m, "class")), "completed") == 0) {
+				if (!first_completed)
+					first_completed = at;
+				else if (at - first_completed < 25000)
+					after++;
+			}
+		}
+		assert_true(first_completed > finish_at - 1000);
+		assert_int_equal(after, 0);
+		json_decref(snaps);
+	}
+	/* the broken target: failures reported, retried, never published */
+	{
+		char *log = dk_read_file(e->d.err_path);
+		const char *p = log;
+		int64_t hup_rel = hup_at - e->t0;
+		(void)hup_rel;
+		assert_non_null(strstr(log, "target broken failed (1 in a row)"));
+		assert_non_null(strstr(log, "target broken failed (3 in a row)"));
+		assert_non_null(strstr(log, "HTTP 500"));
+		while ((p = strstr(p, "SIGHUP: re-read")) != NULL) {
+			const char *q = strstr(p, "target broken failed");
+			if (q && strstr(q, "target broken removed") == NULL)
+				fail_attempts_after_hup++;
+			p++;
+			break;
+		}
+		free(log);
+		json_t *snaps = snapshots_of(lines, "broken", "snapshot");
+		assert_int_equal(json_array_size(snaps), 0);
+		json_decref(snaps);
+	}
+	json_decref(lines);
+}
+
+/* Watch mode with push: a score change reaches the sink in under a second, also across a
+ * browser recycle (no change lost); a crashed watched page is reloaded. */
+static void test_run__watch_push(void **state)
+{
+	env_t *e = *state;
+	char text[2048];
+	json_t *m, *t, *lines, *snaps;
+	size_t i;
+	const char *mid = NULL;
+	char target[96];
+	int64_t delays[64];
+	json_int_t versions[64];
+	size_t ngoals = 0;
+
+	json_decref(ctl(e, "/live/ctl/reset?n=6"));
+	snprintf(text, sizeof text,
+	         "{\"targets\": [{\"id\": \"demo\", \"adapter\": \"livescore\", \"url\": "
+	         "\"%s/live/\", \"discover\": true, \"class\": \"imminent\", "
+	         "\"children\": {\"mode\": \"watch\", \"push\": true}}]}",
+	         e->base);
+	write_file(e->targets, text);
+	start_daemon(e, (const char *const[]){ "RECYCLE_UPTIME_SECONDS=20", NULL });
+	wait_all_scraped(e, 7, 60000);
+
+	m = ctl(e, "/live/api/matches");
+	json_array_foreach(json_object_get(m, "matches"), i, t)
+		if (strcmp(json_string_value(json_object_get(t, "status")) ?: "", "live") == 0) {
+			mid = json_string_value(json_object_get(t, "id"));
+			break;
+		}
+	assert_non_null(mid);
+	snprintf(target, sizeof target, "demo-%s", mid);
+
+	/* a goal every 1.5 s for 30 s: the browser is recycled at ~20 s meanwhile */
+	for (ngoals = 0; ngoals < 20; ngoals++) {
+		json_t *g;
+		snprintf(text, sizeof text, "/live/ctl/goal?id=%s", mid);
+		g = ctl(e, text);
+		versions[ngoals] = json_integer_value(json_object_get(g, "version"));
+		delays[ngoals] = json_integer_value(json_object_get(g, "changed_at_ms"));
+		assert_true(versions[ngoals] > 0);
+		assert_true(delays[ngoals] > 0);
+		json_decref(g);
+		dk_sleep_ms(1500);
+	}
+	json_decref(m);
+
+	/* crash every renderer: each watched page is reopened and scraped again */
+	{
+		json_t *before = status(e), *after;
+		assert_true(tu_kill_tagged_with_arg("--type=renderer", SIGKILL) > 0);
+		dk_sleep_ms(8000);
+		after = status(e);
+		assert_non_null(before);
+		assert_non_null(after);
+		/* every watched target got new snapshots after the crash */
+		json_array_foreach(json_object_get(after, "targets"), i, t) {
+			const char *id = json_string_value(json_object_get(t, "id"));
+			if (strcmp(id, "demo") == 0)
+				continue;
+			assert_true(json_integer_value(json_object_get(t, "age_ms")) < 8000);
+		}
+		json_decref(before);
+		json_decref(after);
+	}
+	stop_daemon(e);
+
+	lines = dk_read_jsonl(e->out);
+	snaps = snapshots_of(lines, target, "delta");
+	{
+		int64_t d[64];
+		size_t nd = 0;
+		for (size_t g = 0; g < ngoals; g++) {
+			int64_t seen = 0;
+			json_array_foreach(snaps, i, t) {
+				json_t *ch;
+				size_t k;
+				json_array_foreach(json_object_get(t, "changed"), k, ch)
+					if (strcmp(json_string_value(json_object_get(ch, "path")), "/version") ==
+					        0 &&
+					    json_integer_value(json_object_get(ch, "to")) == versions[g])
+						seen = parse_time(json_string_value(json_object_get(t, "scraped_at")));
+			}
+			if (!seen)
+				fail_msg("goal %zu (version %lld) never reached the sink", g,
+				         (long long)versions[g]);
+			d[nd++] = seen - delays[g];
+		}
+		qsort(d, nd, sizeof *d, cmp_i64);
+		print_message("change-to-sink delay over %zu goals: p50 %lld ms, p95 %lld ms, max %lld "
+		              "ms\n",
+		              nd, (long long)d[nd / 2], (long long)d[(nd * 95) / 100],
+		              (long long)d[nd - 1]);
+		assert_true(d[nd - 1] < 1000);
+	}
+	{
+		char *log = dk_read_file(e->d.err_path);
+		assert_non_null(strstr(log, "recycle (uptime)"));
+		assert_non_null(strstr(log, "moved to the new browser"));
+		assert_non_null(strstr(log, "reopening"));
+		free(log);
+	}
+	json_decref(snaps);
+	json_decref(lines);
+}
+
+/* A bad targets file is refused at startup with every error listed; exit 2. */
+static void test_run__bad_targets_file(void **state)
+{
+	env_t *e = *state;
+	char *err;
+
+	write_file(e->targets, "{\"targets\": [{\"id\": \"../x\", \"adapter\": \"nope\", "
+	                       "\"url\": \"ftp://x\"}, {\"id\": \"ok\", \"adapter\": \"generic\", "
+	                       "\"url\": \"http://127.0.0.1/\", \"intervall_seconds\": 5}]}");
+	start_daemon(e, NULL);
+	assert_true(dk_wait(&e->d, 10000));
+	assert_true(WIFEXITED(e->d.status));
+	assert_int_equal(WEXITSTATUS(e->d.status), 2);
+	err = dk_read_file(e->d.err_path);
+	assert_non_null(strstr(err, "targets[0]"));
+	assert_non_null(strstr(err, "\"../x\""));
+	assert_non_null(strstr(err, "nope"));
+	assert_non_null(strstr(err, "ftp://x"));
+	assert_non_null(strstr(err, "did you mean \"interval_seconds\""));
+	free(err);
+	assert_int_equal(tu_wait_tagged_count(1, 5000), 1);
 }
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = { cmocka_unit_test(test_run__placeholder) };
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_run__bad_targets_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run__navigate_fifty_targets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run__watch_push, setup, teardown),
+	};
+	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

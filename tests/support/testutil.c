@@ -2,6 +2,7 @@
 #include "tests/support/testutil.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -419,6 +420,53 @@ int tu_tagged_count(void)
 		if (!isdigit((unsigned char)e->d_name[0]) || strtol(e->d_name, NULL, 10) == (long)getpid())
 			continue;
 		n += environ_has(e->d_name, needle, nlen);
+	}
+	closedir(d);
+	return n;
+}
+
+/* 1 if /proc/<pid>/cmdline has an argument containing needle. */
+static int cmdline_contains(const char *pid, const char *needle)
+{
+	char path[300], buf[8192];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "/proc/%s/cmdline", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+		if (strstr(buf + i, needle))
+			return 1;
+	return 0;
+}
+
+int tu_kill_tagged_with_arg(const char *needle, int sig)
+{
+	const char *tag = getenv(TU_TAG_VAR);
+	char tagged[128];
+	size_t nlen;
+	int n = 0;
+	DIR *d;
+	struct dirent *e;
+
+	if (!tag)
+		return -1;
+	nlen = (size_t)snprintf(tagged, sizeof tagged, "%s=%s", TU_TAG_VAR, tag);
+	d = opendir("/proc");
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		long pid = strtol(e->d_name, NULL, 10);
+		if (!isdigit((unsigned char)e->d_name[0]) || pid == (long)getpid())
+			continue;
+		if (environ_has(e->d_name, tagged, nlen) && cmdline_contains(e->d_name, needle) &&
+		    kill((pid_t)pid, sig) == 0)
+			n++;
 	}
 	closedir(d);
 	return n;

@@ -77,6 +77,9 @@ void tu_report_chromium_count(int before);
  */
 void tu_tag_processes(void);
 int tu_tagged_count(void);
+/* Sends sig to every tagged process with an argument containing needle (e.g.
+ * "--type=renderer"); returns how many were signalled. */
+int tu_kill_tagged_with_arg(const char *needle, int sig);
 /* Waits up to timeout_ms for tu_tagged_count() <= expected; returns the last count. */
 int tu_wait_tagged_count(int expected, uint64_t timeout_ms);
 
