@@ -1,0 +1,14 @@
+# Container files (docker/), checked without Docker: shell tests in tests/docker/ (bash,
+# jq, python3-yaml, apt-cache, promtool, curl), plus the example targets file through the
+# real targets parser. Each test also breaks copies of the files and expects its checks
+# to fail.
+find_program(CDPILOT_BASH bash REQUIRED)
+
+function(cdpilot_docker_test name script)
+  add_test(NAME ${name} COMMAND ${CDPILOT_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/docker/${script})
+  set_tests_properties(${name} PROPERTIES TIMEOUT 120 LABELS unit
+    ENVIRONMENT "CDPILOT_BIN=$<TARGET_FILE:cdpilot>")
+endfunction()
+
+cdpilot_docker_test(test_docker_compose test_compose.sh)
+cdpilot_docker_test(test_docker_dockerfile test_dockerfile.sh)
