@@ -121,9 +121,9 @@ static size_t known_keys(const adapter_t *ad, const char **buf, size_t cap)
 	return n;
 }
 
-static int adapter_complete(const adapter_t *ad)
+int targets_adapter_usable(const adapter_t *ad)
 {
-	if (!ad->normalise)
+	if (!ad || !ad->name || !ad->normalise)
 		return 0;
 	if (ad->needs_browser && !ad->extract_js)
 		return 0;
@@ -166,7 +166,7 @@ static const adapter_t *check_adapter(const json_t *v, const char *where, errlis
 		            sug ? sug : "", sug ? "\"?" : "");
 		return NULL;
 	}
-	if (!adapter_complete(ad)) {
+	if (!targets_adapter_usable(ad)) {
 		errlist_add(errs, "%s: \"adapter\": \"%s\" is not implemented in this build", where,
 		            ad->name);
 		return NULL;

@@ -271,24 +271,49 @@ static void test_targets__json_syntax_error_has_line_and_column(void **state)
 	assert_has(e, "got 42");
 }
 
-/* An adapter that exists in the registry but is not finished (e.g. parse or extract_js
- * still NULL) is refused, not called. */
+static json_t *fake_normalise(const void *state, const json_t *raw, char *why, size_t whylen)
+{
+	return json_object();
+}
+static const char *fake_js(const void *state)
+{
+	return "1";
+}
+
+/* An adapter that is registered but not finished (a NULL parse, normalise or extract_js)
+ * is refused, not called. */
 static void test_targets__unfinished_adapter_refused(void **state)
 {
+	static const char *const keys[] = { "x", NULL };
+	adapter_t a = { .name = "fake", .needs_browser = 1, .normalise = fake_normalise,
+		        .extract_js = fake_js };
 	size_t n;
 	const adapter_t *const *all = adapter_all(&n);
 
+	assert_true(targets_adapter_usable(&a));
+	a.param_keys = keys; /* keys but no parse() */
+	assert_false(targets_adapter_usable(&a));
+	a.param_keys = NULL;
+	a.extract_js = NULL; /* a browser adapter with nothing to evaluate */
+	assert_false(targets_adapter_usable(&a));
+	a.needs_browser = 0;
+	assert_true(targets_adapter_usable(&a));
+	a.normalise = NULL;
+	assert_false(targets_adapter_usable(&a));
+	assert_false(targets_adapter_usable(NULL));
+	assert_true(targets_adapter_usable(adapter_find("generic")));
+	assert_true(targets_adapter_usable(adapter_find("jsonapi")));
+
+	/* and a registered one that is not usable (while one is being written) is refused
+	 * with a clear message */
 	for (size_t i = 0; i < n; i++) {
-		const adapter_t *a = all[i];
 		char text[512];
 		target_set_t set;
 		errlist_t errs;
-		int complete = a->normalise && (!a->needs_browser || a->extract_js) &&
-		               (!a->param_keys || !a->param_keys[0] || a->parse);
-		if (complete)
+		if (targets_adapter_usable(all[i]))
 			continue;
 		snprintf(text, sizeof text, "[{\"id\": \"a\", \"adapter\": \"%s\", \"url\": "
-		         "\"http://h/\"}]", a->name);
+		         "\"http://h/\"}]", all[i]->name);
 		errlist_init(&errs);
 		assert_int_equal(targets_parse(text, strlen(text), &set, &errs), -22);
 		assert_has(errlist_text(&errs), "is not implemented in this build");
