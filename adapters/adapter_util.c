@@ -68,7 +68,9 @@ const char *adapter_util_quote(const json_t *v, char *out, size_t outlen)
 	s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 	if (!s) {
 		snprintf(out, outlen, "(a %s)",
-		         json_is_object(v) ? "object" : json_is_array(v) ? "array" : "value");
+		         json_is_object(v)  ? "object"
+		         : json_is_array(v) ? "array"
+		                            : "value");
 		return out;
 	}
 	n = strlen(s);
@@ -138,8 +140,8 @@ static int array_index(const char *tok, size_t *out)
 	return 0;
 }
 
-int adapter_util_pointer_get(const json_t *root, const char *ptr, const json_t **out,
-                             char *why, size_t whylen)
+int adapter_util_pointer_get(const json_t *root, const char *ptr, const json_t **out, char *why,
+                             size_t whylen)
 {
 	const json_t *cur = root;
 	const char *p = ptr;
@@ -148,8 +150,10 @@ int adapter_util_pointer_get(const json_t *root, const char *ptr, const json_t *
 
 	*out = NULL;
 	if (!adapter_util_pointer_valid(ptr)) {
-		snprintf(why, whylen, "\"%s\" is not a JSON pointer (RFC 6901: \"\" or \"/a/0/b\", "
-		         "'~' only as ~0 or ~1)", ptr ? ptr : "");
+		snprintf(why, whylen,
+		         "\"%s\" is not a JSON pointer (RFC 6901: \"\" or \"/a/0/b\", "
+		         "'~' only as ~0 or ~1)",
+		         ptr ? ptr : "");
 		return -EINVAL;
 	}
 	while (*p) {
@@ -165,12 +169,12 @@ int adapter_util_pointer_get(const json_t *root, const char *ptr, const json_t *
 		if (json_is_object(cur)) {
 			next = json_object_get(cur, tok);
 			if (!next)
-				snprintf(why, whylen, "no key \"%s\" in the object at \"%.*s\"", tok, at,
-				         ptr);
+				snprintf(why, whylen, "no key \"%s\" in the object at \"%.*s\"",
+				         tok, at, ptr);
 		} else if (json_is_array(cur)) {
 			if (array_index(tok, &idx) != 0)
-				snprintf(why, whylen, "\"%s\" is not an array index (at \"%.*s\")", tok,
-				         at, ptr);
+				snprintf(why, whylen, "\"%s\" is not an array index (at \"%.*s\")",
+				         tok, at, ptr);
 			else if (idx >= json_array_size(cur))
 				snprintf(why, whylen,
 				         "index %zu is past the end of the array at \"%.*s\" (%zu "
@@ -180,10 +184,10 @@ int adapter_util_pointer_get(const json_t *root, const char *ptr, const json_t *
 				next = json_array_get(cur, idx);
 		} else {
 			snprintf(why, whylen, "\"%.*s\" is %s, not an object or array", at, ptr,
-			         json_is_null(cur)     ? "null"
-			         : json_is_string(cur) ? "a string"
+			         json_is_null(cur)      ? "null"
+			         : json_is_string(cur)  ? "a string"
 			         : json_is_boolean(cur) ? "a boolean"
-			                               : "a number");
+			                                : "a number");
 		}
 		free(tok);
 		tok = NULL;
@@ -243,18 +247,22 @@ int adapter_util_classify_parse(const json_t *cls, const char *where,
 	if (!cls)
 		return 0;
 	if (!json_is_object(cls)) {
-		errlist_add(errs, "%s: \"classify\": expected an object {\"field\": NAME, \"live\": "
-		            "[...], ...}, got %s", where, adapter_util_quote(cls, q, sizeof q));
+		errlist_add(errs,
+		            "%s: \"classify\": expected an object {\"field\": NAME, \"live\": "
+		            "[...], ...}, got %s",
+		            where, adapter_util_quote(cls, q, sizeof q));
 		return -EINVAL;
 	}
-	json_object_foreach ((json_t *)cls, key, v) {
+	json_object_foreach((json_t *)cls, key, v)
+	{
 		int known = 0;
 		for (size_t i = 0; keys[i]; i++)
 			known |= strcmp(key, keys[i]) == 0;
 		if (!known) {
 			const char *sug = adapter_util_closest(key, keys);
 			errlist_add(errs, "%s: \"classify\": unknown key \"%s\"%s%s%s", where, key,
-			            sug ? " (did you mean \"" : "", sug ? sug : "", sug ? "\"?)" : "");
+			            sug ? " (did you mean \"" : "", sug ? sug : "",
+			            sug ? "\"?)" : "");
 			rc = -EINVAL;
 		}
 	}
@@ -269,7 +277,8 @@ int adapter_util_classify_parse(const json_t *cls, const char *where,
 			found |= strcmp(fname, field_names[i]) == 0;
 		if (!found) {
 			const char *sug = adapter_util_closest(fname, field_names);
-			errlist_add(errs, "%s: \"classify.field\": \"%s\" is not one of the fields%s%s%s",
+			errlist_add(errs,
+			            "%s: \"classify.field\": \"%s\" is not one of the fields%s%s%s",
 			            where, fname, sug ? " (did you mean \"" : "", sug ? sug : "",
 			            sug ? "\"?)" : "");
 			rc = -EINVAL;
@@ -281,7 +290,8 @@ int adapter_util_classify_parse(const json_t *cls, const char *where,
 		if (!list)
 			continue;
 		if (!json_is_array(list)) {
-			errlist_add(errs, "%s: \"classify.%s\": expected an array of values, got %s",
+			errlist_add(errs,
+			            "%s: \"classify.%s\": expected an array of values, got %s",
 			            where, cname, adapter_util_quote(list, q, sizeof q));
 			rc = -EINVAL;
 			continue;
@@ -289,8 +299,10 @@ int adapter_util_classify_parse(const json_t *cls, const char *where,
 		lists++;
 	}
 	if (rc == 0 && lists == 0) {
-		errlist_add(errs, "%s: \"classify\": expected at least one of \"live\", \"imminent\", "
-		            "\"completed\"", where);
+		errlist_add(errs,
+		            "%s: \"classify\": expected at least one of \"live\", \"imminent\", "
+		            "\"completed\"",
+		            where);
 		rc = -EINVAL;
 	}
 	if (rc != 0)
@@ -338,9 +350,7 @@ int adapter_util_classify_eval(const adapter_util_classify_t *c, const json_t *d
 	for (int k = 0; k < SCHED_NCLASSES; k++) {
 		size_t i;
 		const json_t *cand;
-		json_array_foreach (c->values[k], i, cand)
-			if (same_value(v, cand))
-				return k;
+		json_array_foreach(c->values[k], i, cand) if (same_value(v, cand)) return k;
 	}
 	return -1;
 }

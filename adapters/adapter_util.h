@@ -31,8 +31,8 @@ int adapter_util_pointer_valid(const char *ptr);
  * "-" never resolves. On success *out is borrowed from root and 0 is returned; else
  * -EINVAL (bad pointer syntax) or -ENOENT, with why saying which step failed
  * (e.g. `no key "away" in the object at "/score"`). */
-int adapter_util_pointer_get(const json_t *root, const char *ptr, const json_t **out,
-                             char *why, size_t whylen);
+int adapter_util_pointer_get(const json_t *root, const char *ptr, const json_t **out, char *why,
+                             size_t whylen);
 
 /* A new string: base followed by '/' and key with '~' written "~0" and '/' "~1"
  * (caller frees). NULL on out of memory. */
@@ -41,7 +41,7 @@ char *adapter_util_pointer_join(const char *base, const char *key);
 /* ---- classify: {"field": name, "live": [v...], "imminent": [...], "completed": [...]} */
 
 typedef struct adapter_util_classify {
-	char *field;      /* NULL: no classify block */
+	char *field;       /* NULL: no classify block */
 	json_t *values[3]; /* by enum sched_class: the values that mean that class (arrays) */
 } adapter_util_classify_t;
 

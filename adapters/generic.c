@@ -71,14 +71,15 @@ static void g_free(void *p)
 }
 
 /* A non-empty string without NUL bytes of at most max bytes, copied; else an error. */
-static int want_string(const json_t *v, const char *where, const char *path, size_t max,
-                       char **out, errlist_t *errs)
+static int want_string(const json_t *v, const char *where, const char *path, size_t max, char **out,
+                       errlist_t *errs)
 {
 	char q[96];
 
 	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max ||
 	    strlen(json_string_value(v)) != json_string_length(v)) {
-		errlist_add(errs, "%s: \"%s\": expected a non-empty string of at most %zu bytes, got %s",
+		errlist_add(errs,
+		            "%s: \"%s\": expected a non-empty string of at most %zu bytes, got %s",
 		            where, path, max, adapter_util_quote(v, q, sizeof q));
 		return -EINVAL;
 	}
@@ -96,18 +97,22 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 
 	f->required = 1;
 	if (!json_is_object(spec)) {
-		errlist_add(errs, "%s: \"fields.%s\": expected an object {\"selector\": CSS, ...}, got %s",
-		            where, name, adapter_util_quote(spec, q, sizeof q));
+		errlist_add(
+		        errs,
+		        "%s: \"fields.%s\": expected an object {\"selector\": CSS, ...}, got %s",
+		        where, name, adapter_util_quote(spec, q, sizeof q));
 		return -EINVAL;
 	}
-	json_object_foreach ((json_t *)spec, key, v) {
+	json_object_foreach((json_t *)spec, key, v)
+	{
 		int known = 0;
 		for (size_t i = 0; field_keys[i]; i++)
 			known |= strcmp(key, field_keys[i]) == 0;
 		if (!known) {
 			const char *sug = adapter_util_closest(key, field_keys);
-			errlist_add(errs, "%s: \"fields.%s\": unknown key \"%s\"%s%s%s", where, name, key,
-			            sug ? " (did you mean \"" : "", sug ? sug : "", sug ? "\"?)" : "");
+			errlist_add(errs, "%s: \"fields.%s\": unknown key \"%s\"%s%s%s", where,
+			            name, key, sug ? " (did you mean \"" : "", sug ? sug : "",
+			            sug ? "\"?)" : "");
 			rc = -EINVAL;
 		}
 	}
@@ -136,8 +141,10 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 			if (strcmp(t, ftype_names[i]) == 0)
 				found = i;
 		if (found < 0) {
-			errlist_add(errs, "%s: \"fields.%s.type\": expected \"string\", \"int\" or "
-			            "\"float\", got %s", where, name, adapter_util_quote(v, q, sizeof q));
+			errlist_add(errs,
+			            "%s: \"fields.%s.type\": expected \"string\", \"int\" or "
+			            "\"float\", got %s",
+			            where, name, adapter_util_quote(v, q, sizeof q));
 			rc = -EINVAL;
 		} else {
 			f->type = (enum ftype)found;
@@ -145,7 +152,8 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 	}
 	if ((v = json_object_get(spec, "required"))) {
 		if (!json_is_boolean(v)) {
-			errlist_add(errs, "%s: \"fields.%s.required\": expected true or false, got %s",
+			errlist_add(errs,
+			            "%s: \"fields.%s.required\": expected true or false, got %s",
 			            where, name, adapter_util_quote(v, q, sizeof q));
 			rc = -EINVAL;
 		} else {
@@ -154,8 +162,8 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 	}
 	if ((v = json_object_get(spec, "all"))) {
 		if (!json_is_boolean(v)) {
-			errlist_add(errs, "%s: \"fields.%s.all\": expected true or false, got %s", where,
-			            name, adapter_util_quote(v, q, sizeof q));
+			errlist_add(errs, "%s: \"fields.%s.all\": expected true or false, got %s",
+			            where, name, adapter_util_quote(v, q, sizeof q));
 			rc = -EINVAL;
 		} else {
 			f->all = json_is_true(v);
@@ -252,7 +260,8 @@ static int g_parse(const json_t *target, const char *where, void **state, errlis
 	*state = NULL;
 	if (!json_is_object(fields) || json_object_size(fields) == 0 ||
 	    json_object_size(fields) > FIELDS_MAX) {
-		errlist_add(errs, "%s: \"fields\": expected an object of 1 to %d fields {\"name\": "
+		errlist_add(errs,
+		            "%s: \"fields\": expected an object of 1 to %d fields {\"name\": "
 		            "{\"selector\": CSS, ...}}, got %s",
 		            where, FIELDS_MAX, adapter_util_quote(fields, q, sizeof q));
 		rc = -EINVAL;
@@ -268,11 +277,14 @@ static int g_parse(const json_t *target, const char *where, void **state, errlis
 			rc = -ENOMEM;
 			goto out;
 		}
-		json_object_foreach ((json_t *)fields, name, v) {
+		json_object_foreach((json_t *)fields, name, v)
+		{
 			gfield_t *f = &s->f[s->n];
 			if (!*name || strlen(name) > 128) {
-				errlist_add(errs, "%s: \"fields\": a field name must be 1 to 128 bytes, "
-				            "got \"%.40s\"", where, name);
+				errlist_add(errs,
+				            "%s: \"fields\": a field name must be 1 to 128 bytes, "
+				            "got \"%.40s\"",
+				            where, name);
 				rc = -EINVAL;
 				continue;
 			}
@@ -290,7 +302,8 @@ static int g_parse(const json_t *target, const char *where, void **state, errlis
 		}
 	}
 	if ((v = json_object_get(target, "wait_for"))) {
-		if ((r = want_string(v, where, "wait_for", SELECTOR_MAX, &s->wait_for, errs)) != 0 &&
+		if ((r = want_string(v, where, "wait_for", SELECTOR_MAX, &s->wait_for, errs)) !=
+		            0 &&
 		    rc != -ENOMEM)
 			rc = r;
 	}
@@ -372,8 +385,10 @@ static int marker_why(const gfield_t *f, const json_t *raw, const char *label, c
 		snprintf(why, whylen, "%s: regex \"%s\" did not match %s", label, f->regex,
 		         adapter_util_quote(json_object_get(raw, "nomatch"), q, sizeof q));
 	else if (json_object_get(raw, "noattr"))
-		snprintf(why, whylen, "%s: selector \"%s\" matched an element without attribute "
-		         "\"%s\"", label, f->selector, f->attr ? f->attr : "");
+		snprintf(why, whylen,
+		         "%s: selector \"%s\" matched an element without attribute "
+		         "\"%s\"",
+		         label, f->selector, f->attr ? f->attr : "");
 	else
 		snprintf(why, whylen, "%s: unexpected value %s from the page", label,
 		         adapter_util_quote(raw, q, sizeof q));
@@ -387,7 +402,8 @@ static json_t *normalise_field(const gfield_t *f, const json_t *raw, char *why, 
 	snprintf(label, sizeof label, "field \"%s\"", f->name);
 	if (!raw || json_is_null(raw)) {
 		if (f->required) {
-			snprintf(why, whylen, "%s: selector \"%s\" matched nothing", label, f->selector);
+			snprintf(why, whylen, "%s: selector \"%s\" matched nothing", label,
+			         f->selector);
 			return NULL;
 		}
 		return f->all ? json_array() : json_null();
@@ -404,23 +420,26 @@ static json_t *normalise_field(const gfield_t *f, const json_t *raw, char *why, 
 			return NULL;
 		}
 		if (json_array_size(raw) == 0 && f->required) {
-			snprintf(why, whylen, "%s: selector \"%s\" matched nothing", label, f->selector);
+			snprintf(why, whylen, "%s: selector \"%s\" matched nothing", label,
+			         f->selector);
 			return NULL;
 		}
 		arr = json_array();
 		if (!arr)
 			goto nomem;
-		json_array_foreach ((json_t *)raw, i, el) {
+		json_array_foreach((json_t *)raw, i, el)
+		{
 			char elabel[180];
 			json_t *cv;
 			snprintf(elabel, sizeof elabel, "field \"%s\"[%zu]", f->name, i);
-			if (json_is_object(el) && (json_object_get(el, "nomatch") ||
-			                           json_object_get(el, "noattr")))
+			if (json_is_object(el) &&
+			    (json_object_get(el, "nomatch") || json_object_get(el, "noattr")))
 				continue; /* elements the regex or attribute does not apply to */
 			if (!json_is_string(el)) {
 				if (!marker_why(f, el, elabel, why, whylen))
-					snprintf(why, whylen, "%s: unexpected value %s from the page",
-					         elabel, adapter_util_quote(el, q, sizeof q));
+					snprintf(why, whylen,
+					         "%s: unexpected value %s from the page", elabel,
+					         adapter_util_quote(el, q, sizeof q));
 				json_decref(arr);
 				return NULL;
 			}
@@ -431,8 +450,9 @@ static json_t *normalise_field(const gfield_t *f, const json_t *raw, char *why, 
 			}
 		}
 		if (json_array_size(arr) == 0 && f->required) {
-			snprintf(why, whylen, "%s: selector \"%s\" matched, but no element passed the %s",
-			         label, f->selector, f->regex ? "regex" : "attribute");
+			snprintf(why, whylen,
+			         "%s: selector \"%s\" matched, but no element passed the %s", label,
+			         f->selector, f->regex ? "regex" : "attribute");
 			json_decref(arr);
 			return NULL;
 		}
@@ -472,8 +492,8 @@ static json_t *g_normalise(const void *state, const json_t *raw, char *why, size
 		return NULL;
 	}
 	for (size_t i = 0; i < s->n; i++) {
-		json_t *v = normalise_field(&s->f[i], json_object_get(raw, s->f[i].name), why,
-		                            whylen);
+		json_t *v =
+		        normalise_field(&s->f[i], json_object_get(raw, s->f[i].name), why, whylen);
 		if (!v || json_object_set_new(data, s->f[i].name, v) != 0) {
 			json_decref(data);
 			return NULL;

@@ -68,30 +68,37 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 
 	f->required = 1;
 	if (!json_is_object(spec)) {
-		errlist_add(errs, "%s: \"fields.%s\": expected an object {\"pointer\": \"/a/b\", ...}, "
-		            "got %s", where, name, adapter_util_quote(spec, q, sizeof q));
+		errlist_add(errs,
+		            "%s: \"fields.%s\": expected an object {\"pointer\": \"/a/b\", ...}, "
+		            "got %s",
+		            where, name, adapter_util_quote(spec, q, sizeof q));
 		return -EINVAL;
 	}
-	json_object_foreach ((json_t *)spec, key, v) {
+	json_object_foreach((json_t *)spec, key, v)
+	{
 		int known = 0;
 		for (size_t i = 0; field_keys[i]; i++)
 			known |= strcmp(key, field_keys[i]) == 0;
 		if (!known) {
 			const char *sug = adapter_util_closest(key, field_keys);
-			errlist_add(errs, "%s: \"fields.%s\": unknown key \"%s\"%s%s%s", where, name, key,
-			            sug ? " (did you mean \"" : "", sug ? sug : "", sug ? "\"?)" : "");
+			errlist_add(errs, "%s: \"fields.%s\": unknown key \"%s\"%s%s%s", where,
+			            name, key, sug ? " (did you mean \"" : "", sug ? sug : "",
+			            sug ? "\"?)" : "");
 			rc = -EINVAL;
 		}
 	}
 	v = json_object_get(spec, "pointer");
 	if (!v) {
-		errlist_add(errs, "%s: \"fields.%s.pointer\": required (a JSON pointer such as "
-		            "\"/data/0/score\")", where, name);
+		errlist_add(errs,
+		            "%s: \"fields.%s.pointer\": required (a JSON pointer such as "
+		            "\"/data/0/score\")",
+		            where, name);
 		rc = -EINVAL;
 	} else if (!json_is_string(v) || json_string_length(v) > POINTER_MAX ||
 	           strlen(json_string_value(v)) != json_string_length(v) ||
 	           !adapter_util_pointer_valid(json_string_value(v))) {
-		errlist_add(errs, "%s: \"fields.%s.pointer\": expected a JSON pointer (RFC 6901: \"\" "
+		errlist_add(errs,
+		            "%s: \"fields.%s.pointer\": expected a JSON pointer (RFC 6901: \"\" "
 		            "or \"/a/0/b\", '~' written ~0 and '/' in a key ~1), got %s",
 		            where, name, adapter_util_quote(v, q, sizeof q));
 		rc = -EINVAL;
@@ -105,9 +112,11 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 			if (strcmp(t, jtype_names[i]) == 0)
 				found = i;
 		if (found < 0) {
-			errlist_add(errs, "%s: \"fields.%s.type\": expected \"any\", \"string\", \"int\", "
-			            "\"float\" or \"bool\", got %s",
-			            where, name, adapter_util_quote(v, q, sizeof q));
+			errlist_add(
+			        errs,
+			        "%s: \"fields.%s.type\": expected \"any\", \"string\", \"int\", "
+			        "\"float\" or \"bool\", got %s",
+			        where, name, adapter_util_quote(v, q, sizeof q));
 			rc = -EINVAL;
 		} else {
 			f->type = (enum jtype)found;
@@ -115,7 +124,8 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 	}
 	if ((v = json_object_get(spec, "required"))) {
 		if (!json_is_boolean(v)) {
-			errlist_add(errs, "%s: \"fields.%s.required\": expected true or false, got %s",
+			errlist_add(errs,
+			            "%s: \"fields.%s.required\": expected true or false, got %s",
 			            where, name, adapter_util_quote(v, q, sizeof q));
 			rc = -EINVAL;
 		} else {
@@ -136,7 +146,8 @@ static int j_parse(const json_t *target, const char *where, void **state, errlis
 	*state = NULL;
 	if (!json_is_object(fields) || json_object_size(fields) == 0 ||
 	    json_object_size(fields) > FIELDS_MAX) {
-		errlist_add(errs, "%s: \"fields\": expected an object of 1 to %d fields {\"name\": "
+		errlist_add(errs,
+		            "%s: \"fields\": expected an object of 1 to %d fields {\"name\": "
 		            "{\"pointer\": \"/a/b\", ...}}, got %s",
 		            where, FIELDS_MAX, adapter_util_quote(fields, q, sizeof q));
 		return -EINVAL;
@@ -150,11 +161,14 @@ static int j_parse(const json_t *target, const char *where, void **state, errlis
 		rc = -ENOMEM;
 		goto out;
 	}
-	json_object_foreach ((json_t *)fields, name, v) {
+	json_object_foreach((json_t *)fields, name, v)
+	{
 		jfield_t *f = &s->f[s->n];
 		if (!*name || strlen(name) > 128) {
-			errlist_add(errs, "%s: \"fields\": a field name must be 1 to 128 bytes, got "
-			            "\"%.40s\"", where, name);
+			errlist_add(errs,
+			            "%s: \"fields\": a field name must be 1 to 128 bytes, got "
+			            "\"%.40s\"",
+			            where, name);
 			rc = -EINVAL;
 			continue;
 		}
@@ -194,8 +208,7 @@ static json_t *convert(const jfield_t *f, const json_t *v, char *why, size_t why
 	double d;
 
 	switch (f->type) {
-	case JT_ANY:
-		return json_deep_copy(v);
+	case JT_ANY: return json_deep_copy(v);
 	case JT_STRING:
 		if (json_is_string(v))
 			return json_deep_copy(v);
@@ -253,11 +266,14 @@ static json_t *j_normalise(const void *state, const json_t *raw, char *why, size
 		if (rc != 0 || (json_is_null(v) && f->type != JT_ANY)) {
 			if (f->required) {
 				if (rc != 0)
-					snprintf(why, whylen, "field \"%s\": pointer \"%s\" found nothing: %s",
+					snprintf(why, whylen,
+					         "field \"%s\": pointer \"%s\" found nothing: %s",
 					         f->name, f->pointer, step);
 				else
-					snprintf(why, whylen, "field \"%s\": pointer \"%s\": expected %s, got "
-					         "null", f->name, f->pointer, jtype_names[f->type]);
+					snprintf(why, whylen,
+					         "field \"%s\": pointer \"%s\": expected %s, got "
+					         "null",
+					         f->name, f->pointer, jtype_names[f->type]);
 				json_decref(data);
 				return NULL;
 			}

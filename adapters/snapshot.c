@@ -69,7 +69,8 @@ static int diff_at(const char *path, const json_t *a, const json_t *b, json_t *a
 	if (json_is_object(a) && json_is_object(b)) {
 		const char *key;
 		json_t *va;
-		json_object_foreach ((json_t *)a, key, va) {
+		json_object_foreach((json_t *)a, key, va)
+		{
 			json_t *vb = json_object_get(b, key);
 			char *sub = adapter_util_pointer_join(path, key);
 			if (!sub)
@@ -80,7 +81,8 @@ static int diff_at(const char *path, const json_t *a, const json_t *b, json_t *a
 			if (rc)
 				return rc;
 		}
-		json_object_foreach ((json_t *)b, key, va) {
+		json_object_foreach((json_t *)b, key, va)
+		{
 			char *sub;
 			if (json_object_get(a, key))
 				continue;
@@ -107,9 +109,11 @@ static int diff_at(const char *path, const json_t *a, const json_t *b, json_t *a
 				rc = diff_at(sub, json_array_get(a, i), json_array_get(b, i), added,
 				             changed, removed);
 			else if (i < nb)
-				rc = add_entry(added, sub, "value", json_array_get(b, i), NULL, NULL);
+				rc = add_entry(added, sub, "value", json_array_get(b, i), NULL,
+				               NULL);
 			else
-				rc = add_entry(removed, sub, "value", json_array_get(a, i), NULL, NULL);
+				rc = add_entry(removed, sub, "value", json_array_get(a, i), NULL,
+				               NULL);
 			free(sub);
 		}
 		return rc;

@@ -17,8 +17,9 @@
 #include "adapters/adapter_util.h"
 
 static const char *const common_keys[] = {
-	"id",   "adapter", "url",      "class",    "interval_seconds", "mode",
-	"push", "discover", "children", "timeout_seconds", NULL
+	"id",   "adapter", "url",      "class",    "interval_seconds",
+	"mode", "push",    "discover", "children", "timeout_seconds",
+	NULL
 };
 
 int targets_id_valid(const char *id)
@@ -143,7 +144,8 @@ static const adapter_t *check_adapter(const json_t *v, const char *where, errlis
 
 	all = adapter_all(&n);
 	for (size_t i = 0; i < n && k + 1 < sizeof names / sizeof names[0]; i++) {
-		int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", all[i]->name);
+		int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
+		                 all[i]->name);
 		if (w > 0 && (size_t)w < sizeof list - len)
 			len += (size_t)w;
 		names[k++] = all[i]->name;
@@ -154,7 +156,8 @@ static const adapter_t *check_adapter(const json_t *v, const char *where, errlis
 		return NULL;
 	}
 	if (!json_is_string(v)) {
-		errlist_add(errs, "%s: \"adapter\": expected the name of an adapter (one of: %s), got %s",
+		errlist_add(errs,
+		            "%s: \"adapter\": expected the name of an adapter (one of: %s), got %s",
 		            where, list, adapter_util_quote(v, q, sizeof q));
 		return NULL;
 	}
@@ -162,8 +165,8 @@ static const adapter_t *check_adapter(const json_t *v, const char *where, errlis
 	if (!ad) {
 		sug = adapter_util_closest(json_string_value(v), names);
 		errlist_add(errs, "%s: \"adapter\": unknown adapter %s (known: %s)%s%s%s", where,
-		            adapter_util_quote(v, q, sizeof q), list, sug ? "; did you mean \"" : "",
-		            sug ? sug : "", sug ? "\"?" : "");
+		            adapter_util_quote(v, q, sizeof q), list,
+		            sug ? "; did you mean \"" : "", sug ? sug : "", sug ? "\"?" : "");
 		return NULL;
 	}
 	if (!targets_adapter_usable(ad)) {
@@ -175,22 +178,21 @@ static const adapter_t *check_adapter(const json_t *v, const char *where, errlis
 }
 
 /* A JSON number in [lo, hi]; else an error. */
-static int want_number(const json_t *v, const char *where, const char *key, double lo,
-                       double hi, double *out, errlist_t *errs)
+static int want_number(const json_t *v, const char *where, const char *key, double lo, double hi,
+                       double *out, errlist_t *errs)
 {
 	char q[96];
 
 	if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi)) {
-		errlist_add(errs, "%s: \"%s\": expected a number from %g to %g, got %s", where, key, lo,
-		            hi, adapter_util_quote(v, q, sizeof q));
+		errlist_add(errs, "%s: \"%s\": expected a number from %g to %g, got %s", where, key,
+		            lo, hi, adapter_util_quote(v, q, sizeof q));
 		return -EINVAL;
 	}
 	*out = json_number_value(v);
 	return 0;
 }
 
-static int want_bool(const json_t *v, const char *where, const char *key, int *out,
-                     errlist_t *errs)
+static int want_bool(const json_t *v, const char *where, const char *key, int *out, errlist_t *errs)
 {
 	char q[96];
 
@@ -225,15 +227,18 @@ static int check_url(const json_t *v, const char *where, char *out, errlist_t *e
 	}
 	for (const char *p = u; *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-			errlist_add(errs, "%s: \"url\": expected a URL without spaces or control "
+			errlist_add(errs,
+			            "%s: \"url\": expected a URL without spaces or control "
 			            "characters (percent-encode them), got %s",
 			            where, adapter_util_quote(v, q, sizeof q));
 			return -EINVAL;
 		}
 	rc = targets_host(u, host, sizeof host);
 	if (rc != 0) {
-		errlist_add(errs, "%s: \"url\": expected an absolute http:// or https:// URL with a "
-		            "host%s, got %s", where, rc == -ENAMETOOLONG ? " of at most 255 bytes" : "",
+		errlist_add(errs,
+		            "%s: \"url\": expected an absolute http:// or https:// URL with a "
+		            "host%s, got %s",
+		            where, rc == -ENAMETOOLONG ? " of at most 255 bytes" : "",
 		            adapter_util_quote(v, q, sizeof q));
 		return -EINVAL;
 	}
@@ -241,8 +246,7 @@ static int check_url(const json_t *v, const char *where, char *out, errlist_t *e
 	return 0;
 }
 
-int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *out,
-                      errlist_t *errs)
+int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *out, errlist_t *errs)
 {
 	const char *keys[64];
 	const adapter_t *ad = NULL;
@@ -255,8 +259,10 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 	memset(out, 0, sizeof *out);
 	out->klass = SCHED_IMMINENT;
 	if (!json_is_object(obj)) {
-		errlist_add(errs, "%s: expected a target object {\"id\", \"adapter\", \"url\", ...}, "
-		            "got %s", where_in, adapter_util_quote(obj, q, sizeof q));
+		errlist_add(errs,
+		            "%s: expected a target object {\"id\", \"adapter\", \"url\", ...}, "
+		            "got %s",
+		            where_in, adapter_util_quote(obj, q, sizeof q));
 		return -EINVAL;
 	}
 	idv = json_object_get(obj, "id");
@@ -273,7 +279,8 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		rc = -EINVAL;
 	} else if (!json_is_string(idv) || !targets_id_valid(json_string_value(idv)) ||
 	           strlen(json_string_value(idv)) != json_string_length(idv)) {
-		errlist_add(errs, "%s: \"id\": expected 1 to %d characters of A-Z a-z 0-9 _ . - not "
+		errlist_add(errs,
+		            "%s: \"id\": expected 1 to %d characters of A-Z a-z 0-9 _ . - not "
 		            "starting with '.' or '-', got %s",
 		            where, TARGETS_ID_MAX, adapter_util_quote(idv, q, sizeof q));
 		rc = -EINVAL;
@@ -286,7 +293,8 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 	if (!ad)
 		rc = -EINVAL;
 	known_keys(ad, keys, sizeof keys / sizeof keys[0]);
-	json_object_foreach ((json_t *)obj, key, v) {
+	json_object_foreach((json_t *)obj, key, v)
+	{
 		int known = 0;
 		const char *sug;
 		for (size_t i = 0; keys[i]; i++)
@@ -297,8 +305,8 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 			/* without the adapter its keys are unknown: only flag likely typos */
 			sug = adapter_util_closest(key, common_keys);
 			if (sug)
-				errlist_add(errs, "%s: unknown key \"%s\" (did you mean \"%s\"?)", where,
-				            key, sug);
+				errlist_add(errs, "%s: unknown key \"%s\" (did you mean \"%s\"?)",
+				            where, key, sug);
 			if (sug)
 				rc = -EINVAL;
 			continue;
@@ -315,8 +323,10 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 	if ((v = json_object_get(obj, "class"))) {
 		int c = sched_class_parse(json_string_value(v));
 		if (c < 0) {
-			errlist_add(errs, "%s: \"class\": expected \"live\", \"imminent\" or "
-			            "\"completed\", got %s", where, adapter_util_quote(v, q, sizeof q));
+			errlist_add(errs,
+			            "%s: \"class\": expected \"live\", \"imminent\" or "
+			            "\"completed\", got %s",
+			            where, adapter_util_quote(v, q, sizeof q));
 			rc = -EINVAL;
 		} else {
 			out->klass = (enum sched_class)c;
@@ -342,13 +352,15 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 			out->mode = TARGETS_WATCH;
 			mode_given = 1;
 			if (ad && !ad->needs_browser) {
-				errlist_add(errs, "%s: \"mode\": \"watch\" needs an adapter that reads a "
+				errlist_add(errs,
+				            "%s: \"mode\": \"watch\" needs an adapter that reads a "
 				            "page in the browser; \"%s\" fetches without one",
 				            where, ad->name);
 				rc = -EINVAL;
 			}
 		} else {
-			errlist_add(errs, "%s: \"mode\": expected \"navigate\" or \"watch\", got %s",
+			errlist_add(errs,
+			            "%s: \"mode\": expected \"navigate\" or \"watch\", got %s",
 			            where, adapter_util_quote(v, q, sizeof q));
 			rc = -EINVAL;
 		}
@@ -365,18 +377,22 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		if (want_bool(v, where, "discover", &out->discover, errs) != 0) {
 			rc = -EINVAL;
 		} else if (out->discover && ad && (!ad->discover_js || !ad->discover)) {
-			errlist_add(errs, "%s: \"discover\": adapter \"%s\" cannot discover targets",
+			errlist_add(errs,
+			            "%s: \"discover\": adapter \"%s\" cannot discover targets",
 			            where, ad->name);
 			rc = -EINVAL;
 		} else if (out->discover && mode_given) {
-			errlist_add(errs, "%s: \"discover\": a listing page is loaded each time, not "
-			            "watched: drop \"mode\": \"watch\" (give it in \"children\")", where);
+			errlist_add(errs,
+			            "%s: \"discover\": a listing page is loaded each time, not "
+			            "watched: drop \"mode\": \"watch\" (give it in \"children\")",
+			            where);
 			rc = -EINVAL;
 		}
 	}
 	if ((v = json_object_get(obj, "children"))) {
 		if (!json_is_object(v)) {
-			errlist_add(errs, "%s: \"children\": expected an object of keys merged into "
+			errlist_add(errs,
+			            "%s: \"children\": expected an object of keys merged into "
 			            "every discovered target, got %s",
 			            where, adapter_util_quote(v, q, sizeof q));
 			rc = -EINVAL;
@@ -384,8 +400,10 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 			errlist_add(errs, "%s: \"children\": only with \"discover\": true", where);
 			rc = -EINVAL;
 		} else if (json_object_get(v, "id")) {
-			errlist_add(errs, "%s: \"children\": must not set \"id\" (each discovered "
-			            "target has its own)", where);
+			errlist_add(errs,
+			            "%s: \"children\": must not set \"id\" (each discovered "
+			            "target has its own)",
+			            where);
 			rc = -EINVAL;
 		}
 	}
@@ -431,7 +449,8 @@ int targets_parse_json(const json_t *root, target_set_t *out, errlist_t *errs)
 	out->n = 0;
 	if (json_is_object(root)) {
 		json_t *v;
-		json_object_foreach ((json_t *)root, key, v) {
+		json_object_foreach((json_t *)root, key, v)
+		{
 			if (strcmp(key, "targets") != 0) {
 				const char *sug = adapter_util_closest(key, top_keys);
 				errlist_add(errs, "unknown top-level key \"%s\"%s", key,
@@ -446,7 +465,8 @@ int targets_parse_json(const json_t *root, target_set_t *out, errlist_t *errs)
 		}
 	}
 	if (!json_is_array(list)) {
-		errlist_add(errs, "expected {\"targets\": [...]} or an array of target objects, got %s",
+		errlist_add(errs,
+		            "expected {\"targets\": [...]} or an array of target objects, got %s",
 		            adapter_util_quote(list, q, sizeof q));
 		return -EINVAL;
 	}
@@ -456,7 +476,8 @@ int targets_parse_json(const json_t *root, target_set_t *out, errlist_t *errs)
 		fprintf(stderr, "targets: out of memory\n");
 		abort();
 	}
-	json_array_foreach ((json_t *)list, i, t) {
+	json_array_foreach((json_t *)list, i, t)
+	{
 		char where[48];
 		const char *id = json_string_value(json_object_get(t, "id"));
 		snprintf(where, sizeof where, "targets[%zu]", i);
@@ -466,11 +487,14 @@ int targets_parse_json(const json_t *root, target_set_t *out, errlist_t *errs)
 			rc = -EINVAL;
 		/* duplicates: against every earlier target with the same id */
 		for (size_t j = 0; id && j < i; j++) {
-			const char *other = json_string_value(json_object_get(json_array_get(list, j),
-			                                                      "id"));
+			const char *other =
+			        json_string_value(json_object_get(json_array_get(list, j), "id"));
 			if (other && strcmp(other, id) == 0) {
-				errlist_add(errs, "targets[%zu] %s: duplicate id (also targets[%zu])", i,
-				            adapter_util_quote(json_object_get(t, "id"), q, sizeof q), j);
+				errlist_add(
+				        errs, "targets[%zu] %s: duplicate id (also targets[%zu])",
+				        i,
+				        adapter_util_quote(json_object_get(t, "id"), q, sizeof q),
+				        j);
 				rc = -EINVAL;
 				break;
 			}
@@ -520,8 +544,8 @@ int targets_load_file(const char *path, target_set_t *out, errlist_t *errs)
 		goto out;
 	}
 	if ((uint64_t)st.st_size > TARGETS_FILE_MAX) {
-		errlist_add(errs, "%s: %lld bytes, more than the %u MiB a targets file may have", path,
-		            (long long)st.st_size, TARGETS_FILE_MAX >> 20);
+		errlist_add(errs, "%s: %lld bytes, more than the %u MiB a targets file may have",
+		            path, (long long)st.st_size, TARGETS_FILE_MAX >> 20);
 		rc = -EFBIG;
 		goto out;
 	}

@@ -34,17 +34,18 @@ typedef enum targets_mode { TARGETS_NAVIGATE = 0, TARGETS_WATCH } targets_mode_t
 typedef struct target_spec {
 	char id[TARGETS_ID_MAX + 1];
 	const adapter_t *adapter;
-	void *state;                /* the adapter's, owned (freed with adapter->free_state) */
+	void *state; /* the adapter's, owned (freed with adapter->free_state) */
 	char url[TARGETS_URL_MAX + 1];
-	enum sched_class klass;     /* "class", default SCHED_IMMINENT */
-	uint32_t interval_ms;       /* "interval_seconds"; 0 = the class's interval */
-	uint32_t timeout_ms;        /* "timeout_seconds"; 0 = the pool's task timeout */
+	enum sched_class klass; /* "class", default SCHED_IMMINENT */
+	uint32_t interval_ms;   /* "interval_seconds"; 0 = the class's interval */
+	uint32_t timeout_ms;    /* "timeout_seconds"; 0 = the pool's task timeout */
 	targets_mode_t mode;
-	int push;                   /* only with TARGETS_WATCH */
+	int push; /* only with TARGETS_WATCH */
 	int discover;
-	json_t *children;           /* borrowed from json, or NULL; only with discover */
-	json_t *json;               /* the target object, owned; two specs whose json are
-	                               json_equal() are the same target unchanged */
+	json_t *children; /* borrowed from json, or NULL; only with discover */
+	/* The target object, owned (a deep copy). Two specs whose json are json_equal() are
+	 * the same target, unchanged. */
+	json_t *json;
 } target_spec_t;
 
 typedef struct target_set {
@@ -68,8 +69,7 @@ int targets_parse_json(const json_t *root, target_set_t *out, errlist_t *errs);
 /* Validates one target object (borrowed) into *out. where prefixes every error (e.g.
  * `targets[3]`; the id is appended when it is a string). Returns 0 or -EINVAL (out
  * zeroed). */
-int targets_parse_one(const json_t *obj, const char *where, target_spec_t *out,
-                      errlist_t *errs);
+int targets_parse_one(const json_t *obj, const char *where, target_spec_t *out, errlist_t *errs);
 
 /* Reads and parses the file at path (at most TARGETS_FILE_MAX bytes). A read error names
  * the path and strerror. Returns 0, -EINVAL or a negative errno from the read. */

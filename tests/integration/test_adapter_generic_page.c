@@ -239,27 +239,30 @@ static void test_adapter_generic_page__extracts_and_reports(void **state)
 
 	env_open(e);
 	navigate(e, "/static");
-	d = scrape(e,
-	           "{\"fields\": {"
-	           " \"title\": {\"selector\": \"#title\"},"
-	           " \"word\": {\"selector\": \"#msg\", \"regex\": \"^(\\\\w+) content$\"},"
-	           " \"whole\": {\"selector\": \"#msg\", \"regex\": \"cont\\\\w+\"},"
-	           " \"id\": {\"selector\": \"h1\", \"attr\": \"id\"},"
-	           " \"texts\": {\"selector\": \"body > *\", \"all\": true},"
-	           " \"note\": {\"selector\": \".nope\", \"required\": false},"
-	           " \"nomatch\": {\"selector\": \"#msg\", \"regex\": \"\\\\d+\", \"required\": false},"
-	           " \"noattr\": {\"selector\": \"#msg\", \"attr\": \"data-x\", \"required\": false}"
-	           "}}",
-	           why, sizeof why);
+	d = scrape(
+	        e,
+	        "{\"fields\": {"
+	        " \"title\": {\"selector\": \"#title\"},"
+	        " \"word\": {\"selector\": \"#msg\", \"regex\": \"^(\\\\w+) content$\"},"
+	        " \"whole\": {\"selector\": \"#msg\", \"regex\": \"cont\\\\w+\"},"
+	        " \"id\": {\"selector\": \"h1\", \"attr\": \"id\"},"
+	        " \"texts\": {\"selector\": \"body > *\", \"all\": true},"
+	        " \"note\": {\"selector\": \".nope\", \"required\": false},"
+	        " \"nomatch\": {\"selector\": \"#msg\", \"regex\": \"\\\\d+\", \"required\": false},"
+	        " \"noattr\": {\"selector\": \"#msg\", \"attr\": \"data-x\", \"required\": false}"
+	        "}}",
+	        why, sizeof why);
 	if (!d)
 		fail_msg("normalise: %s", why);
-	assert_json(d, "{\"title\": \"Hello fixture\", \"word\": \"static\", \"whole\": \"content\","
-	               " \"id\": \"title\", \"texts\": [\"Hello fixture\", \"static content\"],"
-	               " \"note\": null, \"nomatch\": null, \"noattr\": null}");
+	assert_json(d,
+	            "{\"title\": \"Hello fixture\", \"word\": \"static\", \"whole\": \"content\","
+	            " \"id\": \"title\", \"texts\": [\"Hello fixture\", \"static content\"],"
+	            " \"note\": null, \"nomatch\": null, \"noattr\": null}");
 	json_decref(d);
 
 	/* a required field that matches nothing */
-	assert_null(scrape(e, "{\"fields\": {\"s\": {\"selector\": \"#score\", \"type\": \"int\"}}}",
+	assert_null(scrape(e,
+	                   "{\"fields\": {\"s\": {\"selector\": \"#score\", \"type\": \"int\"}}}",
 	                   why, sizeof why));
 	assert_string_equal(why, "field \"s\": selector \"#score\" matched nothing");
 	/* a bad number */
@@ -267,13 +270,15 @@ static void test_adapter_generic_page__extracts_and_reports(void **state)
 	                   why, sizeof why));
 	assert_string_equal(why, "field \"s\": expected int, got \"static content\"");
 	/* an invalid regex, reported by the page as a marker */
-	assert_null(scrape(e, "{\"fields\": {\"s\": {\"selector\": \"#msg\", \"regex\": \"(\\\\d+\"}}}",
-	                   why, sizeof why));
+	assert_null(
+	        scrape(e, "{\"fields\": {\"s\": {\"selector\": \"#msg\", \"regex\": \"(\\\\d+\"}}}",
+	               why, sizeof why));
 	if (!strstr(why, "field \"s\": invalid regex: ") || !strstr(why, "Unterminated group"))
 		fail_msg("why: %s", why);
 	/* a hostile selector is data: an invalid selector, not code */
-	assert_null(scrape(e, "{\"fields\": {\"s\": {\"selector\": "
-	                      "\"x\\\"]'); window.pwned = 1; //\"}}}",
+	assert_null(scrape(e,
+	                   "{\"fields\": {\"s\": {\"selector\": "
+	                   "\"x\\\"]'); window.pwned = 1; //\"}}}",
 	                   why, sizeof why));
 	if (!strstr(why, "field \"s\": ") || !strstr(why, "not a valid selector"))
 		fail_msg("why: %s", why);
@@ -283,8 +288,9 @@ static void test_adapter_generic_page__extracts_and_reports(void **state)
 
 	/* a JS-rendered page, waited for */
 	navigate(e, "/js");
-	d = scrape(e, "{\"wait_for\": \"#out\", \"fields\": {\"out\": {\"selector\": \"#out\", "
-	              "\"regex\": \"by (\\\\w+)\"}}}",
+	d = scrape(e,
+	           "{\"wait_for\": \"#out\", \"fields\": {\"out\": {\"selector\": \"#out\", "
+	           "\"regex\": \"by (\\\\w+)\"}}}",
 	           why, sizeof why);
 	if (!d)
 		fail_msg("normalise: %s", why);

@@ -175,9 +175,9 @@ static void test_adapter_generic__extract_js_embeds_hostile_text_safely(void **s
 	assert_true(json_is_null(json_object_get(f0, "a")));
 	assert_string_equal(json_string_value(json_object_get(f1, "n")), "y\"); evil(");
 	assert_string_equal(json_string_value(json_object_get(f1, "a")), "data-\"x");
-	assert_null(strstr(js, "alert(1); //`"));      /* never raw */
-	assert_null(strstr(js, "'\"});globalThis"));  /* never raw */
-	assert_null(strstr(js, "</script>"));          /* "/" is escaped too */
+	assert_null(strstr(js, "alert(1); //`"));    /* never raw */
+	assert_null(strstr(js, "'\"});globalThis")); /* never raw */
+	assert_null(strstr(js, "</script>"));        /* "/" is escaped too */
 	json_decref(specs);
 	ad()->free_state(st);
 	errlist_release(&errs);
@@ -271,8 +271,9 @@ static void test_adapter_generic__optional_and_all(void **state)
 	                " \"nums\": {\"selector\": \"td\", \"all\": true, \"type\": \"int\","
 	                "            \"required\": false}}}";
 
-	norm(t, "{\"note\": null, \"tags\": [\"a\", \"b\"], \"nums\": [\"1\", {\"nomatch\": "
-	        "\"x\"}, \"3\"]}",
+	norm(t,
+	     "{\"note\": null, \"tags\": [\"a\", \"b\"], \"nums\": [\"1\", {\"nomatch\": "
+	     "\"x\"}, \"3\"]}",
 	     "{\"note\": null, \"tags\": [\"a\", \"b\"], \"nums\": [1, 3]}", NULL);
 	norm(t, "{\"note\": {\"nomatch\": \"x\"}, \"tags\": [\"a\"], \"nums\": []}",
 	     "{\"note\": null, \"tags\": [\"a\"], \"nums\": []}", NULL);

@@ -199,26 +199,34 @@ static void test_targets__every_error_listed_with_position_and_id(void **state)
 
 static void test_targets__hostile_ids(void **state)
 {
-	const char *bad[] = { "../x", "a:b", "", ".hidden", "-x", "a/b", "a b", "x\\y", "é",
-		              "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+	const char *bad[] = {
+		"../x", "a:b",
+		"",     ".hidden",
+		"-x",   "a/b",
+		"a b",  "x\\y",
+		"é",    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	};
 	char text[512];
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		json_t *id = json_string(bad[i]);
 		char *enc = json_dumps(id, JSON_ENCODE_ANY);
 		assert_false(targets_id_valid(bad[i]));
-		snprintf(text, sizeof text, "[{\"id\": %s, \"adapter\": \"jsonapi\", \"url\": "
-		         "\"http://h/\", \"fields\": {\"x\": {\"pointer\": \"/x\"}}}]", enc);
-		assert_has(errors_of(text, NULL), "\"id\": expected 1 to 64 characters of A-Z a-z 0-9 "
-		                                  "_ . - not starting with '.' or '-'");
+		snprintf(text, sizeof text,
+		         "[{\"id\": %s, \"adapter\": \"jsonapi\", \"url\": "
+		         "\"http://h/\", \"fields\": {\"x\": {\"pointer\": \"/x\"}}}]",
+		         enc);
+		assert_has(errors_of(text, NULL),
+		           "\"id\": expected 1 to 64 characters of A-Z a-z 0-9 "
+		           "_ . - not starting with '.' or '-'");
 		free(enc);
 		json_decref(id);
 	}
 	/* an embedded NUL is refused too */
 	{
-		json_t *o = json_pack("{s:s#, s:s, s:s, s:{s:{s:s}}}", "id", "a\0b", (int)3,
-		                      "adapter", "jsonapi", "url", "http://h/", "fields", "x",
-		                      "pointer", "/x");
+		json_t *o =
+		        json_pack("{s:s#, s:s, s:s, s:{s:{s:s}}}", "id", "a\0b", (int)3, "adapter",
+		                  "jsonapi", "url", "http://h/", "fields", "x", "pointer", "/x");
 		target_spec_t t;
 		errlist_t errs;
 		assert_non_null(o);
@@ -232,32 +240,44 @@ static void test_targets__hostile_ids(void **state)
 	assert_has(errors_of("[{\"id\": 5}]", NULL), "targets[0]: \"id\": expected 1 to 64");
 	assert_true(targets_id_valid("a"));
 	assert_true(targets_id_valid("A.b_c-9"));
-	assert_true(targets_id_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	assert_true(targets_id_valid(
+	        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
 	assert_false(targets_id_valid(NULL));
 }
 
 static void test_targets__urls(void **state)
 {
 	char text[4400], longurl[2100];
-	const char *bad[] = { "http://", "https:///x", "//h/x", "h/x", "http://h /x",
-		              "javascript:alert(1)", "file:///etc/passwd", "http://:80/" };
+	const char *bad[] = { "http://",
+		              "https:///x",
+		              "//h/x",
+		              "h/x",
+		              "http://h /x",
+		              "javascript:alert(1)",
+		              "file:///etc/passwd",
+		              "http://:80/" };
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		snprintf(text, sizeof text, "[{\"id\": \"a\", \"adapter\": \"jsonapi\", \"url\": "
-		         "\"%s\", \"fields\": {\"x\": {\"pointer\": \"/x\"}}}]", bad[i]);
+		snprintf(text, sizeof text,
+		         "[{\"id\": \"a\", \"adapter\": \"jsonapi\", \"url\": "
+		         "\"%s\", \"fields\": {\"x\": {\"pointer\": \"/x\"}}}]",
+		         bad[i]);
 		assert_has(errors_of(text, NULL), "targets[0] \"a\": \"url\": expected");
 	}
 	memset(longurl, 'a', sizeof longurl);
 	memcpy(longurl, "http://h/", 9);
 	longurl[2048] = '\0'; /* 2048 chars: one too many */
-	snprintf(text, sizeof text, "[{\"id\": \"a\", \"adapter\": \"jsonapi\", \"url\": \"%s\", "
-	         "\"fields\": {\"x\": {\"pointer\": \"/x\"}}}]", longurl);
+	snprintf(text, sizeof text,
+	         "[{\"id\": \"a\", \"adapter\": \"jsonapi\", \"url\": \"%s\", "
+	         "\"fields\": {\"x\": {\"pointer\": \"/x\"}}}]",
+	         longurl);
 	assert_has(errors_of(text, NULL), "\"url\": expected at most 2047 bytes, got 2048");
 }
 
 static void test_targets__json_syntax_error_has_line_and_column(void **state)
 {
-	const char *e = errors_of("{\"targets\": [\n  {\"id\": \"a\",\n   \"url\" \"x\"}\n]}", NULL);
+	const char *e =
+	        errors_of("{\"targets\": [\n  {\"id\": \"a\",\n   \"url\" \"x\"}\n]}", NULL);
 
 	assert_has(e, "line 3, column");
 	e = errors_of("{\"targets\": [], \"targets\": []}", NULL);
@@ -285,7 +305,9 @@ static const char *fake_js(const void *state)
 static void test_targets__unfinished_adapter_refused(void **state)
 {
 	static const char *const keys[] = { "x", NULL };
-	adapter_t a = { .name = "fake", .needs_browser = 1, .normalise = fake_normalise,
+	adapter_t a = { .name = "fake",
+		        .needs_browser = 1,
+		        .normalise = fake_normalise,
 		        .extract_js = fake_js };
 	size_t n;
 	const adapter_t *const *all = adapter_all(&n);
@@ -312,8 +334,10 @@ static void test_targets__unfinished_adapter_refused(void **state)
 		errlist_t errs;
 		if (targets_adapter_usable(all[i]))
 			continue;
-		snprintf(text, sizeof text, "[{\"id\": \"a\", \"adapter\": \"%s\", \"url\": "
-		         "\"http://h/\"}]", all[i]->name);
+		snprintf(text, sizeof text,
+		         "[{\"id\": \"a\", \"adapter\": \"%s\", \"url\": "
+		         "\"http://h/\"}]",
+		         all[i]->name);
 		errlist_init(&errs);
 		assert_int_equal(targets_parse(text, strlen(text), &set, &errs), -22);
 		assert_has(errlist_text(&errs), "is not implemented in this build");
@@ -386,10 +410,11 @@ static void test_targets__host(void **state)
 static void test_targets__children_and_release_of_moved_specs(void **state)
 {
 	/* generic has no discovery: "children" is only valid with discover, which it refuses */
-	const char *e = errors_of("[{\"id\": \"d\", \"adapter\": \"generic\", \"url\": \"http://h/\","
-	                          " \"discover\": true, \"children\": {\"id\": \"x\"},"
-	                          " \"fields\": {\"a\": {\"selector\": \"a\"}}}]",
-	                          NULL);
+	const char *e =
+	        errors_of("[{\"id\": \"d\", \"adapter\": \"generic\", \"url\": \"http://h/\","
+	                  " \"discover\": true, \"children\": {\"id\": \"x\"},"
+	                  " \"fields\": {\"a\": {\"selector\": \"a\"}}}]",
+	                  NULL);
 	target_set_t set;
 	errlist_t errs;
 
