@@ -109,11 +109,13 @@ static int env_num(const char *name, uint64_t lo, uint64_t hi, int zero_ok, uint
 		ok = 0;
 	if (!ok) {
 		if (zero_ok)
-			errlist_add(errs, "%s='%s': expected 0 (none) or a whole number from %llu to %llu",
-			            name, v, (unsigned long long)lo, (unsigned long long)hi);
+			errlist_add(
+			        errs,
+			        "%s='%s': expected 0 (none) or a whole number from %llu to %llu",
+			        name, v, (unsigned long long)lo, (unsigned long long)hi);
 		else
-			errlist_add(errs, "%s='%s': expected a whole number from %llu to %llu", name, v,
-			            (unsigned long long)lo, (unsigned long long)hi);
+			errlist_add(errs, "%s='%s': expected a whole number from %llu to %llu",
+			            name, v, (unsigned long long)lo, (unsigned long long)hi);
 		*rc = -EINVAL;
 		return 0;
 	}
@@ -217,8 +219,8 @@ static void kill_timer_cb(uv_timer_t *t)
 			wd->st.orphans_sigkilled++;
 			log_warn("watchdog",
 			         "orphan pid %d (%s) alive %u ms after SIGTERM, sent SIGKILL: %s",
-			         (int)r->pid, wd_class_name(r->klass), (unsigned)wd->o.orphan_grace_ms,
-			         r->head);
+			         (int)r->pid, wd_class_name(r->klass),
+			         (unsigned)wd->o.orphan_grace_ms, r->head);
 		}
 	}
 	arm_kill_timer(wd);
@@ -270,7 +272,8 @@ static size_t collect_anchors(wd_t *wd)
 		const wd_proc_t *p = &wd->tree.procs[i];
 		if (p->parent != -1)
 			break; /* breadth-first: the root's children come first */
-		if (p->ppid == self && wd->cb.is_own_child && wd->cb.is_own_child(wd->cb.ud, p->pid))
+		if (p->ppid == self && wd->cb.is_own_child &&
+		    wd->cb.is_own_child(wd->cb.ud, p->pid))
 			add_anchor(wd, p->pid);
 	}
 	return nbrowsers;
@@ -305,7 +308,8 @@ static void handle_orphan(wd_t *wd, const wd_proc_t *p, uint64_t now)
 		r->first_seen_ms = now;
 		r->seen_scan = wd->scan_no;
 		r->klass = p->klass;
-		snprintf(r->head, sizeof r->head, "%.*s", HEAD_LEN, p->cmdline[0] ? p->cmdline : p->comm);
+		snprintf(r->head, sizeof r->head, "%.*s", HEAD_LEN,
+		         p->cmdline[0] ? p->cmdline : p->comm);
 		log_debug("watchdog", "orphan pid %d (%s) seen: %s", (int)p->pid,
 		          wd_class_name(p->klass), r->head);
 		return;
@@ -319,7 +323,8 @@ static void handle_orphan(wd_t *wd, const wd_proc_t *p, uint64_t now)
 	if (rc == 0) {
 		r->term_ms = now;
 		wd->st.orphans_killed++;
-		log_warn("watchdog", "killing orphan pid %d (%s), an orphan for %llu ms: SIGTERM: %s",
+		log_warn("watchdog",
+		         "killing orphan pid %d (%s), an orphan for %llu ms: SIGTERM: %s",
 		         (int)r->pid, wd_class_name(r->klass),
 		         (unsigned long long)(now - r->first_seen_ms), r->head);
 	} else if (rc != -ESRCH) {
@@ -528,8 +533,8 @@ static int do_scan(wd_t *wd)
 	snprintf(detail, sizeof detail, "a browser tree uses %llu MiB, more than %llu MiB",
 	         (unsigned long long)(rss_max >> 20),
 	         (unsigned long long)(wd->o.browser_rss_limit >> 20));
-	guard(wd, WD_RECYCLE_RSS_LIMIT, wd->o.browser_rss_limit && rss_max > wd->o.browser_rss_limit,
-	      nbrowsers, detail);
+	guard(wd, WD_RECYCLE_RSS_LIMIT,
+	      wd->o.browser_rss_limit && rss_max > wd->o.browser_rss_limit, nbrowsers, detail);
 	pids_guard(wd);
 	wd->st.last_scan_us = (uv_hrtime() - t0) / 1000;
 out:
@@ -569,7 +574,8 @@ int wd_start(wd_t *wd)
 	if (wd->started || wd->closing)
 		return -EALREADY;
 	wd->started = 1;
-	uv_timer_start(&wd->scan_timer, scan_timer_cb, 0, wd->o.interval_ms ? wd->o.interval_ms : 1000);
+	uv_timer_start(&wd->scan_timer, scan_timer_cb, 0,
+	               wd->o.interval_ms ? wd->o.interval_ms : 1000);
 	return 0;
 }
 

@@ -96,27 +96,27 @@ typedef struct wd_callbacks {
 enum wd_recycle_reason { WD_RECYCLE_PID_THRESHOLD = 0, WD_RECYCLE_RSS_LIMIT, WD_NRECYCLE };
 
 typedef struct wd_stats {
-	uint64_t scans;                   /* completed scans */
-	uint64_t last_scan_unix_ms;       /* wall clock of the last scan; 0 before the first */
-	uint64_t last_scan_us;            /* how long it took */
-	wd_totals_t total;                /* processes below cdpilot (cdpilot excluded) */
+	uint64_t scans;             /* completed scans */
+	uint64_t last_scan_unix_ms; /* wall clock of the last scan; 0 before the first */
+	uint64_t last_scan_us;      /* how long it took */
+	wd_totals_t total;          /* processes below cdpilot (cdpilot excluded) */
 	wd_totals_t by_class[WD_NCLASSES];
-	uint64_t browser_rss_bytes;       /* all browser trees together */
-	uint64_t browser_rss_max_bytes;   /* the largest single browser tree */
-	unsigned browsers;                /* browser pids reported and found alive */
-	unsigned zombies;                 /* in the last scan */
-	unsigned orphans;                 /* in the last scan, killed or not yet */
-	uint64_t orphans_killed;          /* total orphans signalled (SIGTERM) */
-	uint64_t orphans_sigkilled;       /* of which needed SIGKILL */
-	uint64_t zombies_reaped;          /* total */
-	uint64_t scan_errors;             /* total: failed scans, truncated scans, unreadable
+	uint64_t browser_rss_bytes;     /* all browser trees together */
+	uint64_t browser_rss_max_bytes; /* the largest single browser tree */
+	unsigned browsers;              /* browser pids reported and found alive */
+	unsigned zombies;               /* in the last scan */
+	unsigned orphans;               /* in the last scan, killed or not yet */
+	uint64_t orphans_killed;        /* total orphans signalled (SIGTERM) */
+	uint64_t orphans_sigkilled;     /* of which needed SIGKILL */
+	uint64_t zombies_reaped;        /* total */
+	uint64_t scan_errors;           /* total: failed scans, truncated scans, unreadable
 	                                     entries */
 	uint64_t recycles_requested[WD_NRECYCLE];
-	int pids_pressure;                /* on_pids_pressure(1) in force */
-	wd_cgroup_t cgroup;               /* as of the last scan */
-	uint64_t self_rss_bytes;          /* cdpilot itself */
+	int pids_pressure;       /* on_pids_pressure(1) in force */
+	wd_cgroup_t cgroup;      /* as of the last scan */
+	uint64_t self_rss_bytes; /* cdpilot itself */
 	unsigned self_threads;
-	unsigned self_fds;                /* entries of /proc/self/fd */
+	unsigned self_fds; /* entries of /proc/self/fd */
 } wd_stats_t;
 
 /* Defaults (see wd_opts_t), then environment: every bad value is added to errs with its

@@ -34,17 +34,16 @@ const char *wd_class_name(enum wd_class c)
 }
 
 /* Base names of Chromium builds whose process without --type= is a browser. */
-static const char *const browser_names[] = { "chromium",      "chromium-browser",
-	                                     "chrome",        "headless_shell",
-	                                     "chrome-headless-shell" };
+static const char *const browser_names[] = { "chromium", "chromium-browser", "chrome",
+	                                     "headless_shell", "chrome-headless-shell" };
 
 /* The value of --type= and the class it means. */
 static const struct {
 	const char *type;
 	enum wd_class klass;
 } type_classes[] = {
-	{ "renderer", WD_CLASS_RENDERER },        { "gpu-process", WD_CLASS_GPU },
-	{ "utility", WD_CLASS_UTILITY },          { "zygote", WD_CLASS_ZYGOTE },
+	{ "renderer", WD_CLASS_RENDERER },         { "gpu-process", WD_CLASS_GPU },
+	{ "utility", WD_CLASS_UTILITY },           { "zygote", WD_CLASS_ZYGOTE },
 	{ "crashpad-handler", WD_CLASS_CRASHPAD },
 };
 
@@ -198,8 +197,7 @@ int wd_parse_stat(const char *buf, size_t len, wd_stat_t *out)
 			if (parse_u64(t, n, &out->rss_pages))
 				return -EINVAL;
 			break;
-		default:
-			break;
+		default: break;
 		}
 		field++;
 	}
@@ -428,8 +426,8 @@ int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
 		int parent_idx = q == 0 ? -1 : (int)(q - 1);
 		unsigned depth = q == 0 ? 1 : t->procs[q - 1].depth + 1;
 
-		for (size_t k = lower_ppid(all, nall, parent_pid); k < nall && all[k].ppid == parent_pid;
-		     k++) {
+		for (size_t k = lower_ppid(all, nall, parent_pid);
+		     k < nall && all[k].ppid == parent_pid; k++) {
 			wd_proc_t *p;
 			if (all[k].pid == root)
 				continue; /* a cycle back to the root (only in broken fake trees) */
@@ -558,7 +556,7 @@ static int read_levels(const char *base, const char *rel_in, const char *max_fil
 		char *slash;
 
 		if (snprintf(dir, sizeof dir, "%s%s", base, strcmp(rel, "/") ? rel : "") <
-		        (int)sizeof dir &&
+		            (int)sizeof dir &&
 		    read_value(dir, cur_file, &cur) == 0) {
 			if (read_value(dir, max_file, &mx) != 0)
 				mx = WD_UNLIMITED;
@@ -588,8 +586,7 @@ static int read_levels(const char *base, const char *rel_in, const char *max_fil
 
 int wd_cgroup_read(const char *root, const char *self_cgroup_file, wd_cgroup_t *out)
 {
-	char buf[8192], v2path[PATH_MAX] = "", pids_base[PATH_MAX] = "",
-	                mem_base[PATH_MAX] = "";
+	char buf[8192], v2path[PATH_MAX] = "", pids_base[PATH_MAX] = "", mem_base[PATH_MAX] = "";
 	char pids_rel[PATH_MAX] = "", mem_rel[PATH_MAX] = "";
 	size_t len = 0;
 	int rc, have_v2 = 0, v1 = 0;
@@ -631,7 +628,8 @@ int wd_cgroup_read(const char *root, const char *self_cgroup_file, wd_cgroup_t *
 						else if (n == 6 && memcmp(s, "memory", 6) == 0)
 							base = mem_base, rel = mem_rel;
 						if (base) {
-							snprintf(base, PATH_MAX, "%s/%s", root, ctrls);
+							snprintf(base, PATH_MAX, "%s/%s", root,
+							         ctrls);
 							snprintf(rel, PATH_MAX, "%s", path);
 							v1 = 1;
 						}
@@ -647,7 +645,8 @@ int wd_cgroup_read(const char *root, const char *self_cgroup_file, wd_cgroup_t *
 	if (!v1 && !have_v2)
 		return 0;
 	out->version = v1 ? 1 : 2;
-	snprintf(out->path, sizeof out->path, "%s", v1 ? (mem_rel[0] ? mem_rel : pids_rel) : v2path);
+	snprintf(out->path, sizeof out->path, "%s",
+	         v1 ? (mem_rel[0] ? mem_rel : pids_rel) : v2path);
 	if (pids_base[0])
 		out->has_pids = read_levels(pids_base, pids_rel, "pids.max", "pids.current",
 		                            &out->pids_max, &out->pids_current);

@@ -50,12 +50,12 @@ enum wd_class wd_classify(const char *args, size_t len);
 /* What one /proc/PID/stat says that the watchdog uses. */
 typedef struct wd_stat {
 	pid_t pid, ppid;
-	char state;            /* 'R', 'S', 'D', 'Z' (zombie), 'X', ... */
-	char comm[64];         /* as the kernel reports it (may hold spaces, ')' and '\n') */
-	unsigned flags;        /* field 9; PF_KTHREAD is 0x00200000 */
-	unsigned threads;      /* field 20 */
-	uint64_t starttime;    /* field 22, clock ticks after boot */
-	uint64_t rss_pages;    /* field 24 */
+	char state;         /* 'R', 'S', 'D', 'Z' (zombie), 'X', ... */
+	char comm[64];      /* as the kernel reports it (may hold spaces, ')' and '\n') */
+	unsigned flags;     /* field 9; PF_KTHREAD is 0x00200000 */
+	unsigned threads;   /* field 20 */
+	uint64_t starttime; /* field 22, clock ticks after boot */
+	uint64_t rss_pages; /* field 24 */
 } wd_stat_t;
 
 /*
@@ -68,8 +68,8 @@ int wd_parse_stat(const char *buf, size_t len, wd_stat_t *out);
 /* Reads and parses proc_root/PID/stat. 0, -ENOENT/-ESRCH (gone), -EACCES, -EINVAL. */
 int wd_read_stat(const char *proc_root, pid_t pid, wd_stat_t *out);
 
-#define WD_CMDLINE_MAX 256       /* bytes kept of a command line (with its NUL) */
-#define WD_TREE_MAX (128 * 1024) /* descendants kept by one scan; more: truncated */
+#define WD_CMDLINE_MAX 256        /* bytes kept of a command line (with its NUL) */
+#define WD_TREE_MAX (128 * 1024)  /* descendants kept by one scan; more: truncated */
 #define WD_SCAN_MAX (1024 * 1024) /* /proc entries looked at by one scan; more: truncated */
 
 typedef struct wd_proc {
@@ -79,9 +79,9 @@ typedef struct wd_proc {
 	uint64_t starttime;
 	uint64_t rss_bytes;
 	enum wd_class klass;
-	int parent;             /* index in wd_tree_t.procs of the parent; -1: the root */
-	unsigned depth;         /* 1 for the root's children */
-	int anchor;             /* set by wd_tree_anchor(); -1 before */
+	int parent;     /* index in wd_tree_t.procs of the parent; -1: the root */
+	unsigned depth; /* 1 for the root's children */
+	int anchor;     /* set by wd_tree_anchor(); -1 before */
 	char comm[64];
 	char cmdline[WD_CMDLINE_MAX]; /* NULs made spaces, unprintable bytes '?', capped */
 } wd_proc_t;
@@ -98,16 +98,16 @@ typedef struct wd_totals {
  */
 typedef struct wd_tree {
 	pid_t root_pid;
-	int root_found;          /* the root's own entry is in .root */
-	wd_proc_t root;          /* cdpilot itself when the watchdog scans (not in procs) */
-	wd_proc_t *procs;        /* the descendants in breadth-first order (parents first) */
+	int root_found;   /* the root's own entry is in .root */
+	wd_proc_t root;   /* cdpilot itself when the watchdog scans (not in procs) */
+	wd_proc_t *procs; /* the descendants in breadth-first order (parents first) */
 	size_t nprocs;
-	wd_totals_t total;       /* over procs (the root excluded) */
+	wd_totals_t total; /* over procs (the root excluded) */
 	wd_totals_t by_class[WD_NCLASSES];
-	unsigned zombies;        /* procs in state 'Z' or 'X' */
-	unsigned skipped;        /* entries gone or malformed while scanning */
-	unsigned unreadable;     /* entries (stat or cmdline) refused with EACCES/EPERM */
-	int truncated;           /* more than WD_SCAN_MAX entries or WD_TREE_MAX descendants */
+	unsigned zombies;    /* procs in state 'Z' or 'X' */
+	unsigned skipped;    /* entries gone or malformed while scanning */
+	unsigned unreadable; /* entries (stat or cmdline) refused with EACCES/EPERM */
+	int truncated;       /* more than WD_SCAN_MAX entries or WD_TREE_MAX descendants */
 	/* scratch kept between scans */
 	void *all;
 	size_t all_cap, procs_cap;
@@ -141,9 +141,9 @@ int wd_tree_find(const wd_tree_t *t, pid_t pid);
 #define WD_UNLIMITED UINT64_MAX
 
 typedef struct wd_cgroup {
-	int version;             /* 2 (unified), 1 (legacy controllers), 0: nothing found */
-	int has_pids;            /* the pids controller was found */
-	uint64_t pids_max;       /* WD_UNLIMITED for "max" */
+	int version;       /* 2 (unified), 1 (legacy controllers), 0: nothing found */
+	int has_pids;      /* the pids controller was found */
+	uint64_t pids_max; /* WD_UNLIMITED for "max" */
 	uint64_t pids_current;
 	int has_memory;
 	uint64_t memory_max;     /* bytes; WD_UNLIMITED for "max" or v1's huge "no limit" */

@@ -42,15 +42,15 @@
 
 static uv_loop_t g_loop;
 static unsigned g_seq;
-static wd_t *g_wd;          /* the running test's watchdog until finish() */
-static int g_loop_open;     /* until finish() closed it */
-static char g_marker[64];   /* the running test's marker */
+static wd_t *g_wd;        /* the running test's watchdog until finish() */
+static int g_loop_open;   /* until finish() closed it */
+static char g_marker[64]; /* the running test's marker */
 
 /* What the callbacks saw. */
 static struct {
 	pid_t browsers[4];
 	size_t nbrowsers;
-	pid_t own;               /* declared through is_own_child */
+	pid_t own; /* declared through is_own_child */
 	unsigned recycle_pid, recycle_rss, recycle_other;
 	unsigned pressure_on, pressure_off;
 	char pressure_why[200];
@@ -315,8 +315,11 @@ static child_t *spawn_sh(const char *script)
 	uv_stdio_container_t stdio[3] = { { .flags = UV_IGNORE },
 		                          { .flags = UV_IGNORE },
 		                          { .flags = UV_IGNORE } };
-	uv_process_options_t o = { .exit_cb = child_exit, .file = "/bin/sh", .args = args,
-		                   .stdio = stdio, .stdio_count = 3 };
+	uv_process_options_t o = { .exit_cb = child_exit,
+		                   .file = "/bin/sh",
+		                   .args = args,
+		                   .stdio = stdio,
+		                   .stdio_count = 3 };
 
 	assert_non_null(c);
 	c->proc.data = c;
@@ -878,12 +881,13 @@ static void test_watchdog__real_browser_tree_left_alone(void **state)
 	run_for(3500); /* several scans, well past the orphan grace */
 	wd_get_stats(wd, &s);
 	print_message("chromium tree: %u processes (browser %u, zygote %u, gpu %u, utility %u, "
-	              "renderer %u, crashpad %u, other %u), %llu MiB\n",
+	              "renderer %u, crashpad %u, other %u), %llu MiB; scan %llu us\n",
 	              s.total.procs, s.by_class[WD_CLASS_BROWSER].procs,
 	              s.by_class[WD_CLASS_ZYGOTE].procs, s.by_class[WD_CLASS_GPU].procs,
 	              s.by_class[WD_CLASS_UTILITY].procs, s.by_class[WD_CLASS_RENDERER].procs,
 	              s.by_class[WD_CLASS_CRASHPAD].procs, s.by_class[WD_CLASS_OTHER].procs,
-	              (unsigned long long)(s.total.rss_bytes >> 20));
+	              (unsigned long long)(s.total.rss_bytes >> 20),
+	              (unsigned long long)s.last_scan_us);
 	assert_int_equal(s.orphans_killed, 0);
 	assert_int_equal(s.orphans, 0);
 	assert_int_equal(s.browsers, 1);
@@ -926,14 +930,16 @@ int main(int argc, char **argv)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog__sigterm_ignored_then_sigkill, setup,
 		                                teardown),
-		cmocka_unit_test_setup_teardown(test_watchdog__zombie_orphan_reaped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watchdog__zombie_orphan_reaped, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog__libuv_children_left_alone, setup,
 		                                teardown),
-		cmocka_unit_test_setup_teardown(test_watchdog__declared_browser_tree_kept_then_orphaned,
-		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_watchdog__declared_browser_tree_kept_then_orphaned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog__declared_own_child_kept, setup,
 		                                teardown),
-		cmocka_unit_test_setup_teardown(test_watchdog__pid_threshold_fires, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watchdog__pid_threshold_fires, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog__pids_pressure_on_and_off, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog__real_cgroup_and_close_before_start,

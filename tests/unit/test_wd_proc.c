@@ -100,10 +100,11 @@ static void mkproc_full(int pid, const char *comm, char state, int ppid, unsigne
 
 	snprintf(rel, sizeof rel, "%d", pid);
 	mkdirs(rel);
-	n = snprintf(stat, sizeof stat,
-	             "%d (%s) %c %d %d %d 0 -1 %u 100 0 0 0 5 3 0 0 20 0 %u 0 %llu 123456789 %llu "
-	             "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
-	             pid, comm, state, ppid, pid, pid, flags, threads, start, rss);
+	n = snprintf(
+	        stat, sizeof stat,
+	        "%d (%s) %c %d %d %d 0 -1 %u 100 0 0 0 5 3 0 0 20 0 %u 0 %llu 123456789 %llu "
+	        "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+	        pid, comm, state, ppid, pid, pid, flags, threads, start, rss);
 	snprintf(path, sizeof path, "%s/%d/stat", g_root, pid);
 	write_file(path, stat, (size_t)n);
 	if (cmd) {
@@ -120,30 +121,30 @@ static void mkproc(int pid, int ppid, const char *cmd, size_t cmdlen)
 
 /* Real command lines from Chromium 156 on Debian 12 (the browser's own is NUL-separated;
  * its zygote children rewrite theirs into one space-separated string). */
-#define CHROMIUM_MAIN                                                                           \
-	"/usr/lib/chromium/chromium\0--headless\0--no-sandbox\0--remote-debugging-port=0\0"    \
-	"--user-data-dir=/tmp/cdpilot-chromium-AbC123\0--no-startup-window\0"                  \
+#define CHROMIUM_MAIN                                                                       \
+	"/usr/lib/chromium/chromium\0--headless\0--no-sandbox\0--remote-debugging-port=0\0" \
+	"--user-data-dir=/tmp/cdpilot-chromium-AbC123\0--no-startup-window\0"               \
 	"--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup\0"
 #define CHROMIUM_ZYGOTE                                                                         \
 	"/usr/lib/chromium/chromium --type=zygote --no-zygote-sandbox --no-sandbox --headless " \
 	"--user-data-dir=/tmp/cdpilot-chromium-AbC123\0"
-#define CHROMIUM_GPU                                                                            \
-	"/usr/lib/chromium/chromium --type=gpu-process --gpu-recent-crash-count=0 --headless "  \
+#define CHROMIUM_GPU                                                                           \
+	"/usr/lib/chromium/chromium --type=gpu-process --gpu-recent-crash-count=0 --headless " \
 	"--ozone-platform=headless --use-angle=swiftshader-webgl "                             \
 	"--user-data-dir=/tmp/cdpilot-chromium-AbC123\0"
-#define CHROMIUM_UTILITY                                                                        \
-	"/usr/lib/chromium/chromium --type=utility "                                           \
+#define CHROMIUM_UTILITY                                                                            \
+	"/usr/lib/chromium/chromium --type=utility "                                                \
 	"--utility-sub-type=network.mojom.NetworkService --lang=en-US --service-sandbox-type=none " \
 	"--user-data-dir=/tmp/cdpilot-chromium-AbC123\0"
-#define CHROMIUM_RENDERER                                                                       \
-	"/usr/lib/chromium/chromium --type=renderer --crashpad-handler-pid=14928 "              \
+#define CHROMIUM_RENDERER                                                          \
+	"/usr/lib/chromium/chromium --type=renderer --crashpad-handler-pid=14928 " \
 	"--user-data-dir=/tmp/cdpilot-chromium-AbC123 --no-sandbox --renderer-client-id=7\0"
-#define CHROMIUM_WEBUI_RENDERER                                                                 \
-	"/usr/lib/chromium/chromium --type=renderer --top-chrome-webui "                        \
+#define CHROMIUM_WEBUI_RENDERER                                          \
+	"/usr/lib/chromium/chromium --type=renderer --top-chrome-webui " \
 	"--user-data-dir=/tmp/cdpilot-chromium-AbC123\0"
-#define CRASHPAD                                                                                \
-	"/usr/lib/chromium/chrome_crashpad_handler\0--monitor-self\0"                          \
-	"--monitor-self-annotation=ptype=crashpad-handler\0"                                   \
+#define CRASHPAD                                                      \
+	"/usr/lib/chromium/chrome_crashpad_handler\0--monitor-self\0" \
+	"--monitor-self-annotation=ptype=crashpad-handler\0"          \
 	"--database=/root/.config/chromium/Crash Reports\0--initial-client-fd=7\0"
 
 static void test_wd_proc__classifies_chromium_command_lines(void **state)
@@ -166,10 +167,13 @@ static void test_wd_proc__classifies_chromium_command_lines(void **state)
 	assert_int_equal(wd_classify(CMD("/opt/google/chrome/chrome --type=renderer\0")),
 	                 WD_CLASS_RENDERER);
 	/* not browsers */
-	assert_int_equal(wd_classify(CMD("/usr/bin/cdpilot\0__cdpilot-exec\0" "123\0"
+	assert_int_equal(wd_classify(CMD("/usr/bin/cdpilot\0__cdpilot-exec\0"
+	                                 "123\0"
 	                                 "/usr/lib/chromium/chromium\0--headless\0")),
 	                 WD_CLASS_OTHER);
-	assert_int_equal(wd_classify(CMD("sleep\0" "300\0")), WD_CLASS_OTHER);
+	assert_int_equal(wd_classify(CMD("sleep\0"
+	                                 "300\0")),
+	                 WD_CLASS_OTHER);
 	assert_int_equal(wd_classify(CMD("/usr/bin/chromedriver\0--port=9515\0")), WD_CLASS_OTHER);
 	assert_int_equal(wd_classify(CMD("/usr/lib/chromium/chromium --type=broker\0")),
 	                 WD_CLASS_OTHER);
@@ -245,7 +249,9 @@ static void make_chromium_tree(void)
 	mkproc_full(50, "kworker/0:1-events", 'I', 2, PF_KTHREAD, 1, 5, 0, CMD(""));
 	mkproc_full(100, "cdpilot", 'S', 1, 0, 3, 900, 2000, CMD("./cdpilot\0run\0"));
 	mkproc_full(101, "chromium", 'S', 100, 0, 20, 1001, 3000, CMD(CHROMIUM_MAIN));
-	mkproc_full(102, "sleep", 'S', 100, 0, 1, 1002, 50, CMD("sleep\0" "300\0"));
+	mkproc_full(102, "sleep", 'S', 100, 0, 1, 1002, 50,
+	            CMD("sleep\0"
+	                "300\0"));
 	mkproc_full(103, "chromium", 'S', 101, 0, 1, 1003, 400, CMD(CHROMIUM_ZYGOTE));
 	mkproc_full(104, "chromium", 'S', 101, 0, 8, 1004, 500, CMD(CHROMIUM_GPU));
 	mkproc_full(105, "chromium", 'S', 103, 0, 12, 1005, 600, CMD(CHROMIUM_RENDERER));
@@ -299,14 +305,14 @@ static void test_wd_proc__scans_a_chromium_tree(void **state)
 	assert_int_equal(t.procs[i].starttime, 1005);
 	assert_int_equal(t.procs[i].rss_bytes, 600ull * (uint64_t)page);
 	assert_string_equal(t.procs[i].comm, "chromium");
-	assert_int_equal(strncmp(t.procs[i].cmdline, "/usr/lib/chromium/chromium --type=renderer", 42),
-	                 0);
+	assert_int_equal(
+	        strncmp(t.procs[i].cmdline, "/usr/lib/chromium/chromium --type=renderer", 42), 0);
 	assert_true(strlen(t.procs[i].cmdline) < WD_CMDLINE_MAX);
 	i = wd_tree_find(&t, 101);
 	assert_int_equal(t.procs[i].klass, WD_CLASS_BROWSER);
 	/* NULs shown as spaces, no trailing space */
-	assert_int_equal(strncmp(t.procs[i].cmdline, "/usr/lib/chromium/chromium --headless --no-sandbox",
-	                         50),
+	assert_int_equal(strncmp(t.procs[i].cmdline,
+	                         "/usr/lib/chromium/chromium --headless --no-sandbox", 50),
 	                 0);
 	assert_int_equal(t.procs[wd_tree_find(&t, 102)].klass, WD_CLASS_OTHER);
 	assert_string_equal(t.procs[wd_tree_find(&t, 102)].cmdline, "sleep 300");
@@ -433,7 +439,8 @@ static int unreadable_checks(void)
 		bad = __LINE__;
 	else if (t.unreadable != 2) /* 102's stat, 103's cmdline */
 		bad = __LINE__;
-	else if (wd_tree_find(&t, 103) < 0 || t.procs[wd_tree_find(&t, 103)].klass != WD_CLASS_OTHER)
+	else if (wd_tree_find(&t, 103) < 0 ||
+	         t.procs[wd_tree_find(&t, 103)].klass != WD_CLASS_OTHER)
 		bad = __LINE__;
 	else if (wd_tree_find(&t, 104) < 0 ||
 	         t.procs[wd_tree_find(&t, 104)].klass != WD_CLASS_RENDERER)
@@ -508,7 +515,9 @@ static void test_wd_proc__zombies(void **state)
 	mkproc(100, 1, CMD("cdpilot\0"));
 	mkproc_full(101, "chromium", 'Z', 100, 0, 1, 5, 0, CMD(""));
 	mkproc_full(102, "sleep", 'X', 100, 0, 1, 6, 0, NULL, 0);
-	mkproc(103, 100, CMD("sleep\0" "300\0"));
+	mkproc(103, 100,
+	       CMD("sleep\0"
+	           "300\0"));
 	wd_tree_init(&t);
 	assert_int_equal(wd_scan(g_root, 100, &t), 0);
 	assert_int_equal(t.nprocs, 3);
@@ -756,7 +765,9 @@ static void test_wd_proc__opts_every_bad_value_listed(void **state)
 		{ "PIDS_HEADROOM_PERCENT", "100", "from 50 to 99" },
 		{ "ORPHAN_GRACE_SECONDS", "-1", "from 1 to 600" },
 	};
-	static const char *const junk[] = { "", " 5", "5s", "+5", "1e3", "99999999999999999999999" };
+	static const char *const junk[] = {
+		"", " 5", "5s", "+5", "1e3", "99999999999999999999999"
+	};
 	wd_opts_t o;
 	errlist_t e;
 
@@ -794,9 +805,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wd_proc__classifies_chromium_command_lines),
 		cmocka_unit_test(test_wd_proc__parses_stat_with_odd_comm),
-		cmocka_unit_test_setup_teardown(test_wd_proc__scans_a_chromium_tree, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wd_proc__vanishing_and_malformed_entries, setup,
+		cmocka_unit_test_setup_teardown(test_wd_proc__scans_a_chromium_tree, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_wd_proc__vanishing_and_malformed_entries,
+		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wd_proc__unreadable_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wd_proc__odd_comm_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wd_proc__zombies, setup, teardown),
