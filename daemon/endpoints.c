@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "adapters/adapter.h"
@@ -397,6 +398,16 @@ void run__metrics_extra(run_t *r, prom_buf_t *b)
 	if (!r->wd)
 		return;
 	wd_get_stats(r->wd, &ws);
+	{
+		/* a scrape sees the tree as it is now, not as of the last interval */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 >
+		    ws.last_scan_unix_ms + 1000) {
+			wd_scan_now(r->wd);
+			wd_get_stats(r->wd, &ws);
+		}
+	}
 	prom_header(b, "cdpilot_processes", "gauge",
 	            "Processes below cdpilot by class, at the last watchdog scan.");
 	for (int c = 0; c < WD_NCLASSES; c++)

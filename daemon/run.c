@@ -116,19 +116,19 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 	if (env_num("WATCH_RELOAD_SECONDS", 1, 86400, &d, errs) == 0)
 		o->watch_reload_ms = (uint32_t)(d * 1000);
 	if (getenv("TARGETS_FILE"))
-		snprintf(o->targets_path, sizeof o->targets_path, "%s", getenv("TARGETS_FILE"));
+		snprintf(o->targets_path, sizeof o->targets_path, "%.*s", (int)sizeof o->targets_path - 1, getenv("TARGETS_FILE"));
 	if (getenv("OUTPUT"))
-		snprintf(o->output, sizeof o->output, "%s", getenv("OUTPUT"));
+		snprintf(o->output, sizeof o->output, "%.*s", (int)sizeof o->output - 1, getenv("OUTPUT"));
 
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":t:o:d:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			snprintf(o->targets_path, sizeof o->targets_path, "%s", optarg);
+			snprintf(o->targets_path, sizeof o->targets_path, "%.*s", (int)sizeof o->targets_path - 1, optarg);
 			break;
 		case 'o':
-			snprintf(o->output, sizeof o->output, "%s", optarg);
+			snprintf(o->output, sizeof o->output, "%.*s", (int)sizeof o->output - 1, optarg);
 			break;
 		case 'd': {
 			char *end = NULL;
@@ -224,7 +224,7 @@ static void target_add(run_t *r, target_spec_t *spec, const char *parent)
 	rt->run = r;
 	rt->spec = *spec;
 	memset(spec, 0, sizeof *spec);
-	snprintf(rt->parent, sizeof rt->parent, "%s", parent);
+	snprintf(rt->parent, sizeof rt->parent, "%.*s", (int)sizeof rt->parent - 1, parent);
 	if (targets_host(rt->spec.url, rt->host, sizeof rt->host) != 0)
 		rt->host[0] = '\0';
 	rt->klass = rt->spec.klass;
@@ -347,7 +347,7 @@ static void record_done(run_t *r, int ok)
 static void target_failed(run_t *r, rtarget_t *rt, const char *why)
 {
 	rt->failures++;
-	snprintf(rt->last_error, sizeof rt->last_error, "%s", why);
+	snprintf(rt->last_error, sizeof rt->last_error, "%.*s", (int)sizeof rt->last_error - 1, why);
 	log_warn("run", "target %s failed (%u in a row): %s", rt->spec.id, rt->failures, why);
 	record_done(r, 0);
 }
@@ -656,7 +656,7 @@ static void task_start(run_t *r, rtarget_t *rt)
 	t->started = now_ms(r);
 	r->inflight++;
 	if (!ad->build_url || ad->build_url(rt->spec.state, rt->spec.url, t->url, sizeof t->url))
-		snprintf(t->url, sizeof t->url, "%s", rt->spec.url);
+		snprintf(t->url, sizeof t->url, "%.*s", (int)sizeof t->url - 1, rt->spec.url);
 	if (ad->needs_browser || rt->spec.discover) {
 		t->lease = pool_acquire(r->pool, rt->spec.timeout_ms, on_granted, on_revoked, t);
 		if (!t->lease)
@@ -738,7 +738,7 @@ static void watch_restart(watch_t *w, const char *why)
 	if (w->closing)
 		return;
 	log_warn("run", "watched page of %s: %s; reopening", w->rt->spec.id, why);
-	snprintf(w->rt->last_error, sizeof w->rt->last_error, "%s", why);
+	snprintf(w->rt->last_error, sizeof w->rt->last_error, "%.*s", (int)sizeof w->rt->last_error - 1, why);
 	if (w->sched_running) {
 		sched_done(r->wsched, w->rt->spec.id, 0, now_ms(r));
 		w->sched_running = 0;

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# demo.sh: installs what is missing (scripts/deps.sh build), builds cdpilot into build/,
-# starts the local fixture web server, and scrapes its JavaScript-rendered page /js with
-# `cdpilot scrape URL --wait-for '#out' --screenshot build/demo.png`. Prints the JSON
-# result and where the screenshot is. The fixture is stopped on any exit.
+# demo.sh: the main job on its embedded defaults. Installs what is missing
+# (scripts/deps.sh build), builds cdpilot into build/, starts the demo live-score site
+# (served by cdpilot's fixture server on a free local port) and runs
+#   cdpilot run --targets <demo targets> --output <results.jsonl> --duration 60 --status
+# with the livescore adapter: it discovers the site's matches from its listing page and
+# keeps each fresh on the interval of its class (live 5 s, imminent 60 s, completed 900 s).
+# A one-line status shows targets, fresh %, tasks/s, processes and controller RSS. It stops
+# after a minute (DEMO_SECONDS) or on Ctrl-C, then prints where the results are and a few
+# lines of them. Everything it started is stopped on any exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+seconds=${DEMO_SECONDS:-60}
 
 ./scripts/deps.sh build
 
@@ -16,65 +22,38 @@ cmake --build build -j"$(nproc)" --target cdpilot cdpilot-fixture
 # shellcheck source=scripts/fixture.sh
 . scripts/fixture.sh
 
-# Pretty-prints one JSON document from stdin without jq or python: a newline and an indent
-# after { [ and ,  and before } ], nothing touched inside strings.
-pretty_json() {
-	if command -v jq >/dev/null 2>&1; then
-		jq .
-		return
-	fi
-	awk '
-	function nl() { printf "\n%*s", depth * 2, "" }
-	{
-		n = length($0)
-		for (i = 1; i <= n; i++) {
-			c = substr($0, i, 1)
-			if (instr) {
-				printf "%s", c
-				if (esc) esc = 0
-				else if (c == "\\") esc = 1
-				else if (c == "\"") instr = 0
-				continue
-			}
-			if (c == "\"") { instr = 1; printf "%s", c }
-			else if (c == "{" || c == "[") {
-				nx = substr($0, i + 1, 1)
-				if ((c == "{" && nx == "}") || (c == "[" && nx == "]")) {
-					printf "%s%s", c, nx; i++
-				} else { depth++; printf "%s", c; nl() }
-			}
-			else if (c == "}" || c == "]") { depth--; nl(); printf "%s", c }
-			else if (c == ",") { printf ","; nl() }
-			else if (c == ":") printf ": "
-			else if (c != " " && c != "\t") printf "%s", c
-		}
-		printf "\n"
-	}'
-}
-
-echo "== starting the fixture web server"
+echo "== starting the demo live-score site"
 start_fixture
-echo "fixture: $base"
+echo "site: $base/live/"
 
-url="$base/js"
-shot="$root/build/demo.png"
-rm -f "$shot"
-echo "== build/daemon/cdpilot scrape $url --wait-for '#out' --screenshot build/demo.png"
+results="$root/build/demo-results.jsonl"
+targets="$root/build/demo-targets.json"
+rm -f "$results"
+cat >"$targets" <<EOF
+{"targets": [
+  {"id": "demo", "adapter": "livescore", "url": "$base/live/", "discover": true,
+   "class": "imminent", "interval_seconds": 10}
+]}
+EOF
+
+metrics_addr=${METRICS_ADDR:-127.0.0.1:9464}
+echo "== build/daemon/cdpilot run --targets build/demo-targets.json --output build/demo-results.jsonl --duration $seconds"
+echo "   (metrics on http://$metrics_addr/metrics, status on http://$metrics_addr/status;"
+echo "    warnings are shown, LOG_LEVEL=info shows everything)"
 rc=0
-out=$(build/daemon/cdpilot scrape "$url" --wait-for '#out' --screenshot "$shot") || rc=$?
-if [ -n "$out" ]; then
-	printf '%s\n' "$out" | pretty_json
-fi
-
+LOG_LEVEL=${LOG_LEVEL:-warn} METRICS_ADDR=$metrics_addr build/daemon/cdpilot run \
+	--targets "$targets" --output "$results" --duration "$seconds" --status || rc=$?
 stop_fixture
 
 if [ "$rc" -ne 0 ]; then
-	echo "demo.sh: cdpilot exited with $rc (exit codes are listed in README.md)" >&2
+	echo "demo.sh: cdpilot exited with $rc" >&2
 	exit "$rc"
 fi
-if [ -s "$shot" ]; then
-	echo "screenshot: $shot ($(wc -c <"$shot") bytes)"
-else
-	echo "demo.sh: cdpilot succeeded but wrote no screenshot at $shot" >&2
-	exit 1
-fi
+snapshots=$(grep -c '"type":"snapshot"' "$results" || true)
+deltas=$(grep -c '"type":"delta"' "$results" || true)
+targets_seen=$(grep -o '"target":"[^"]*"' "$results" | sort -u | wc -l)
+echo
+echo "== results: $results"
+echo "   $snapshots snapshots and $deltas deltas of $targets_seen targets (one JSON object per line)"
+echo "   the last delta:"
+grep '"type":"delta"' "$results" | tail -n 1 | cut -c1-400
