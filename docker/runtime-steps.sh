@@ -39,11 +39,15 @@ usage() {
 	exit 2
 }
 
-# check_candidates: every runtime package must have an install candidate in apt.
+# check_candidates: every runtime package must have an install candidate in apt (one
+# apt-cache call: each call reads the whole package cache).
 check_candidates() {
-	local pkg cand bad=()
+	local pkg cand bad=() policy
+	policy=$(apt-cache policy "${RUNTIME_PKGS[@]}" 2>/dev/null | awk '
+		/^[^ ].*:$/ { pkg = substr($0, 1, length($0) - 1) }
+		/^ *Candidate:/ { print pkg, $2 }')
 	for pkg in "${RUNTIME_PKGS[@]}"; do
-		cand=$(apt-cache policy "$pkg" 2>/dev/null | awk '/^ *Candidate:/ { print $2 }')
+		cand=$(awk -v p="$pkg" '$1 == p { print $2; exit }' <<<"$policy")
 		if [ -z "$cand" ] || [ "$cand" = "(none)" ]; then
 			bad+=("$pkg")
 		else

@@ -12,3 +12,6 @@ endfunction()
 
 cdpilot_docker_test(test_docker_compose test_compose.sh)
 cdpilot_docker_test(test_docker_dockerfile test_dockerfile.sh)
+cdpilot_docker_test(test_docker_runtime_steps test_runtime_steps.sh)
+cdpilot_docker_test(test_docker_dashboard test_dashboard.sh)
+cdpilot_docker_test(test_docker_healthcheck test_healthcheck.sh)
