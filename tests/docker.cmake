@@ -15,3 +15,11 @@ cdpilot_docker_test(test_docker_dockerfile test_dockerfile.sh)
 cdpilot_docker_test(test_docker_runtime_steps test_runtime_steps.sh)
 cdpilot_docker_test(test_docker_dashboard test_dashboard.sh)
 cdpilot_docker_test(test_docker_healthcheck test_healthcheck.sh)
+
+# The example targets file through the daemon's targets parser (once it is built).
+if(TARGET cdpilot_targets)
+  cdpilot_test(NAME test_targets_example SOURCES docker/test_targets_example.c
+               LIBS cdpilot_targets LABELS unit)
+  target_compile_definitions(test_targets_example PRIVATE
+    CDPILOT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+endif()

@@ -46,9 +46,11 @@ check_steps() {
 }
 
 # check_libs BIN PKGLIST: every library BIN needs directly (DT_NEEDED) is in a package of
-# PKGLIST (or of every Debian image); sanitizer runtimes of a test build are skipped.
+# PKGLIST, a direct dependency of one (e.g. libcap2 of libwebsockets17: a sanitizer build
+# links -lcap from lws's pkg-config file, which --as-needed drops otherwise) or a package
+# of every Debian image; sanitizer runtimes of a test build are skipped.
 check_libs() {
-	local bin=$1 list=$2 needed so path pkg
+	local bin=$1 list=$2 needed so path pkg deps
 	if [ ! -x "$bin" ]; then
 		fail "no cdpilot binary at $bin (set CDPILOT_BIN)"
 		return 0
@@ -56,6 +58,9 @@ check_libs() {
 	needed=$(LC_ALL=C objdump -p "$bin" 2>/dev/null | awk '$1 == "NEEDED" { print $2 }')
 	[ -n "$needed" ] || needed=$(LC_ALL=C readelf -d "$bin" | sed -nE 's/.*\(NEEDED\).*\[(.*)\]/\1/p')
 	[ -n "$needed" ] || { fail "cannot read the NEEDED libraries of $bin"; return 0; }
+	mapfile -t deps < <(xargs apt-cache depends --no-recommends --no-suggests \
+		--no-conflicts --no-breaks --no-replaces --no-enhances <"$list" 2>/dev/null |
+		awk '$1 == "Depends:" || $1 == "|Depends:" { print $2 }' | sort -u)
 	for so in $needed; do
 		case "$so" in libasan* | libubsan* | liblsan* | libtsan* | ld-linux*) continue ;; esac
 		path=$(ldd "$bin" | awk -v s="$so" '$1 == s { print $3; exit }')
@@ -67,7 +72,8 @@ check_libs() {
 		[ -n "$pkg" ] || pkg=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1)
 		if [ -z "$pkg" ]; then
 			fail "$so ($path): no Debian package owns it"
-		elif ! grep -qxF "$pkg" "$list" && ! printf '%s\n' "${BASE_PKGS[@]}" | grep -qxF "$pkg"; then
+		elif ! grep -qxF "$pkg" "$list" &&
+			! printf '%s\n' "${BASE_PKGS[@]}" "${deps[@]}" | grep -qxF "$pkg"; then
 			fail "$so ($pkg) is not installed by runtime-steps.sh"
 		else
 			echo "ok lib $so from $pkg"
