@@ -6,4 +6,6 @@ if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
    AND TARGET cdpilot_httpd)
   cdpilot_test(NAME test_run SOURCES integration/test_run.c
                LIBS cdpilot_daemonkit TIMEOUT 600 LABELS integration)
+  cdpilot_test(NAME test_observe SOURCES integration/test_observe.c
+               LIBS cdpilot_daemonkit TIMEOUT 300 LABELS integration)
 endif()

@@ -115,16 +115,22 @@ static void start_daemon(env_t *e, const char *const extra_env[])
 }
 
 /* Stops the daemon (SIGTERM: exit 0) and checks nothing of ours is left but the fixture. */
+/* Stops the daemon (SIGTERM: exit 0); every process it had below it is gone after. */
 static void stop_daemon(env_t *e)
 {
+	static tu_proc_id_t below[4096];
+	size_t n = tu_descendants(e->d.pid, below, 4096);
 	int code = dk_stop(&e->d, 40000);
+
 	if (code != 0) {
 		char *err = dk_read_file(e->d.err_path);
 		print_message("daemon log:\n%s\n", err);
 		free(err);
 	}
 	assert_int_equal(code, 0);
-	/* only the fixture server is left */
+	assert_true(n > 0);
+	assert_int_equal(tu_wait_alive_count(below, n < 4096 ? n : 4096, 10000), 0);
+	/* only the fixture server is left of what the test started */
 	assert_int_equal(tu_wait_tagged_count(1, 10000), 1);
 }
 

@@ -501,3 +501,94 @@ void tu_report_chromium_count(int before)
 		              "test (other runs?)\n",
 		              n, before);
 }
+
+/* ---- descendants ---- */
+
+static int read_stat(long pid, long *ppid, unsigned long long *start)
+{
+	char path[64], buf[1024], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	/* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+	 * cutime cstime priority nice threads itrealvalue starttime */
+	if (sscanf(p + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+	                  "%*d %*d %llu",
+	           ppid, start) != 2)
+		return -1;
+	return 0;
+}
+
+size_t tu_descendants(pid_t root, tu_proc_id_t *out, size_t max)
+{
+	enum { MAXP = 32768 };
+	static long pids[MAXP], ppids[MAXP];
+	static unsigned long long starts[MAXP];
+	size_t n = 0, found = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL && n < MAXP) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 0)
+			continue;
+		if (read_stat(pid, &ppids[n], &starts[n]) == 0)
+			pids[n++] = pid;
+	}
+	closedir(d);
+	for (size_t i = 0; i < n; i++) {
+		long p = ppids[i];
+		for (int hops = 0; p > 1 && p != (long)root && hops < 64; hops++) {
+			size_t j;
+			for (j = 0; j < n && pids[j] != p; j++)
+				;
+			if (j == n)
+				break;
+			p = ppids[j];
+		}
+		if (p == (long)root) {
+			if (found < max) {
+				out[found].pid = (pid_t)pids[i];
+				out[found].start = starts[i];
+			}
+			found++;
+		}
+	}
+	return found;
+}
+
+int tu_alive_count(const tu_proc_id_t *procs, size_t n)
+{
+	int alive = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		long ppid;
+		unsigned long long start;
+		if (read_stat((long)procs[i].pid, &ppid, &start) == 0 && start == procs[i].start)
+			alive++;
+	}
+	return alive;
+}
+
+int tu_wait_alive_count(const tu_proc_id_t *procs, size_t n, uint64_t timeout_ms)
+{
+	uint64_t end = tu_now_ms() + timeout_ms;
+	int a;
+
+	while ((a = tu_alive_count(procs, n)) > 0 && tu_now_ms() < end)
+		usleep(50 * 1000);
+	return a;
+}

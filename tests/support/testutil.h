@@ -5,7 +5,9 @@
 #ifndef CDPILOT_TESTS_TESTUTIL_H
 #define CDPILOT_TESTS_TESTUTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 /* Open file descriptors of this process (entries of /proc/self/fd). */
@@ -82,5 +84,21 @@ int tu_tagged_count(void);
 int tu_kill_tagged_with_arg(const char *needle, int sig);
 /* Waits up to timeout_ms for tu_tagged_count() <= expected; returns the last count. */
 int tu_wait_tagged_count(int expected, uint64_t timeout_ms);
+
+/*
+ * Descendants of a process, from /proc (parent chains), identified by (pid, start time) so
+ * a later check is safe against pid reuse. Chromium's non-zygote children do not inherit
+ * the environment tag, so daemon-level tests audit by descent: take the set while the
+ * daemon runs, check after it exits that none of them is alive any more.
+ */
+typedef struct tu_proc_id {
+	pid_t pid;
+	unsigned long long start; /* field 22 of /proc/PID/stat */
+} tu_proc_id_t;
+/* Writes up to max descendants of root to out; returns how many there are (may be > max). */
+size_t tu_descendants(pid_t root, tu_proc_id_t *out, size_t max);
+/* How many of procs are still alive (same pid and start time; zombies count). */
+int tu_alive_count(const tu_proc_id_t *procs, size_t n);
+int tu_wait_alive_count(const tu_proc_id_t *procs, size_t n, uint64_t timeout_ms);
 
 #endif

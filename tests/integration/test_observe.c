@@ -1,0 +1,417 @@
+/*
+ * test_observe: what `cdpilot run` shows operators, checked from outside against a real
+ * daemon, real Chromium and the fixture pages: /metrics (promtool-clean, process count
+ * equal to a /proc count taken at the same moment), /status and /healthz answering while
+ * 32 tasks run, hostile HTTP requests refused while scraping goes on, the PID_THRESHOLD
+ * guard recycling the browser, and cdpilot as PID 1 of a PID namespace.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/support/daemonkit.h"
+#include "tests/support/testutil.h"
+
+typedef struct env {
+	dk_proc_t fx, d;
+	char base[128];
+	char dir[64];
+	char targets[128], out[128];
+	char metrics[64];
+	int port;
+} env_t;
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static int setup(void **state)
+{
+	env_t *e = calloc(1, sizeof *e);
+
+	if (!e)
+		return -1;
+	tu_tag_processes();
+	snprintf(e->dir, sizeof e->dir, "/tmp/cdpilot-test-observe-XXXXXX");
+	if (!mkdtemp(e->dir))
+		return -1;
+	snprintf(e->targets, sizeof e->targets, "%s/targets.json", e->dir);
+	snprintf(e->out, sizeof e->out, "%s/out.jsonl", e->dir);
+	if (dk_fixture_start(&e->fx, e->base, sizeof e->base) != 0)
+		return -1;
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	env_t *e = *state;
+
+	dk_proc_release(&e->d);
+	dk_proc_release(&e->fx);
+	tu_rm_rf(e->dir);
+	free(e);
+	return 0;
+}
+
+/* n generic targets on the fixture's slow page (each load takes ms), all live. */
+static void write_targets(env_t *e, int n, int ms)
+{
+	size_t cap = 512 + (size_t)n * 256, len = 0;
+	char *text = malloc(cap);
+
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+		                        "%s{\"id\": \"t%d\", \"adapter\": \"generic\", \"url\": "
+		                        "\"%s/slow?ms=%d&i=%d\", \"class\": \"live\", \"fields\": "
+		                        "{\"title\": {\"selector\": \"title\", \"required\": false}}}",
+		                        i ? "," : "", i, e->base, ms, i);
+	snprintf(text + len, cap - len, "]}");
+	write_file(e->targets, text);
+	free(text);
+}
+
+static void start_daemon_argv(env_t *e, const char *const *prefix, const char *const extra[])
+{
+	const char *bin = getenv("CDPILOT_BIN");
+	char addr[80];
+	const char *envs[32];
+	const char *argv[16];
+	size_t n = 0, a = 0;
+
+	assert_non_null(bin);
+	e->port = tu_unused_port();
+	snprintf(e->metrics, sizeof e->metrics, "127.0.0.1:%d", e->port);
+	snprintf(addr, sizeof addr, "METRICS_ADDR=%s", e->metrics);
+	envs[n++] = addr;
+	for (size_t i = 0; extra && extra[i] && n < 30; i++)
+		envs[n++] = extra[i];
+	envs[n] = NULL;
+	for (size_t i = 0; prefix && prefix[i]; i++)
+		argv[a++] = prefix[i];
+	argv[a++] = bin;
+	argv[a++] = "run";
+	argv[a++] = "--targets";
+	argv[a++] = e->targets;
+	argv[a++] = "--output";
+	argv[a++] = e->out;
+	argv[a++] = "--no-status";
+	argv[a] = NULL;
+	assert_int_equal(dk_spawn(&e->d, argv, envs), 0);
+}
+
+static char *get(env_t *e, const char *path, long *code)
+{
+	char url[160];
+	snprintf(url, sizeof url, "http://%s%s", e->metrics, path);
+	return dk_http_get(url, code);
+}
+
+/* Waits for /readyz to say 200. */
+static void wait_ready(env_t *e, uint64_t timeout_ms)
+{
+	uint64_t end = tu_now_ms() + timeout_ms;
+	while (tu_now_ms() < end) {
+		long code = 0;
+		char *b = get(e, "/readyz", &code);
+		free(b);
+		if (code == 200)
+			return;
+		dk_sleep_ms(200);
+	}
+	fail_msg("/readyz never answered 200 within %llu ms", (unsigned long long)timeout_ms);
+}
+
+/* Value of the first sample line of metric (with labels, exact text up to the value). */
+static double metric(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	const char *p = text;
+
+	while ((p = strstr(p, series)) != NULL) {
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+		p += n;
+	}
+	return -1;
+}
+
+/* Stops the daemon (SIGTERM: exit 0); every process it had below it is gone after. */
+static void stop_daemon(env_t *e)
+{
+	static tu_proc_id_t below[4096];
+	size_t n = tu_descendants(e->d.pid, below, 4096);
+	int code = dk_stop(&e->d, 40000);
+
+	if (code != 0) {
+		char *err = dk_read_file(e->d.err_path);
+		print_message("daemon log:\n%s\n", err);
+		free(err);
+	}
+	assert_int_equal(code, 0);
+	assert_true(n > 0);
+	assert_int_equal(tu_wait_alive_count(below, n < 4096 ? n : 4096, 10000), 0);
+	/* only the fixture server is left of what the test started */
+	assert_int_equal(tu_wait_tagged_count(1, 10000), 1);
+}
+
+/* Opens a TCP connection to the endpoint server and sends data (may be NULL). */
+static int raw_connect(env_t *e)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)e->port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	return fd;
+}
+
+/* Sends req and returns the status code of the answer (0 if none). */
+static int raw_request(env_t *e, const char *req, size_t len)
+{
+	int fd = raw_connect(e), code = 0;
+	char buf[512];
+	ssize_t n;
+	struct timeval tv = { 15, 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (len)
+		(void)!write(fd, req, len);
+	n = read(fd, buf, sizeof buf - 1);
+	if (n > 12) {
+		buf[n] = '\0';
+		sscanf(buf, "HTTP/1.%*d %d", &code);
+	}
+	close(fd);
+	return code;
+}
+
+static void test_observe__metrics_status_under_load(void **state)
+{
+	env_t *e = *state;
+	char *text, *big;
+	long code = 0;
+	double ok_before, ok_after;
+	char path[128];
+	FILE *f;
+	int rc;
+
+	write_targets(e, 40, 1500);
+	start_daemon_argv(e, NULL,
+	                  (const char *const[]){ "CONCURRENCY_CAP=32", "LIVE_INTERVAL_SECONDS=2",
+	                                         "BLOCK_RESOURCES=none", NULL });
+	wait_ready(e, 30000);
+	dk_sleep_ms(6000);
+
+	/* /healthz and /status answer while 32 tasks run */
+	for (int i = 0; i < 5; i++) {
+		json_t *st;
+		text = get(e, "/healthz", &code);
+		assert_non_null(text);
+		assert_int_equal(code, 200);
+		free(text);
+		text = get(e, "/status", &code);
+		assert_non_null(text);
+		assert_int_equal(code, 200);
+		st = json_loads(text, 0, NULL);
+		assert_non_null(st);
+		assert_int_equal(json_array_size(json_object_get(st, "targets")), 40);
+		json_decref(st);
+		free(text);
+		text = get(e, "/metrics", &code);
+		assert_int_equal(code, 200);
+		if (metric(text, "cdpilot_leases_in_use") >= 30)
+			i = 5;
+		free(text);
+		dk_sleep_ms(300);
+	}
+
+	/* the process count in /metrics matches /proc at the same moment (within 2) */
+	{
+		int good = 0;
+		for (int attempt = 0; attempt < 5 && !good; attempt++) {
+			int before = (int)tu_descendants(e->d.pid, NULL, 0);
+			double m;
+			text = get(e, "/metrics", &code);
+			int after = (int)tu_descendants(e->d.pid, NULL, 0);
+			m = metric(text, "cdpilot_tree_processes");
+			print_message("processes: /proc %d..%d, /metrics %.0f\n", before, after, m);
+			good = m >= (before < after ? before : after) - 2 &&
+			       m <= (before > after ? before : after) + 2;
+			free(text);
+		}
+		assert_true(good);
+	}
+
+	/* promtool accepts the exposition */
+	text = get(e, "/metrics", &code);
+	assert_non_null(text);
+	snprintf(path, sizeof path, "%s/metrics.txt", e->dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	ok_before = metric(text, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"ok\"}");
+	free(text);
+	{
+		char cmd[256];
+		snprintf(cmd, sizeof cmd, "promtool check metrics < %s", path);
+		rc = system(cmd);
+		assert_int_equal(rc, 0);
+	}
+
+	/* hostile requests: refused with 4xx, and scraping goes on */
+	assert_int_equal(raw_request(e, "POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 35), 405);
+	assert_int_equal(raw_request(e, "\x16\x03\x01garbage\r\n\r\n", 14), 400);
+	big = malloc(20000);
+	assert_non_null(big);
+	memcpy(big, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ", 39);
+	memset(big + 39, 'a', 20000 - 39 - 4);
+	memcpy(big + 20000 - 4, "\r\n\r\n", 4);
+	code = raw_request(e, big, 20000);
+	assert_true(code == 431 || code == 414);
+	free(big);
+	{
+		/* slowloris: a head that never completes is answered 408 and closed */
+		int fd = raw_connect(e);
+		char buf[256];
+		ssize_t n;
+		struct timeval tv = { 20, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		(void)!write(fd, "GET /metr", 9);
+		n = read(fd, buf, sizeof buf - 1);
+		assert_true(n > 12);
+		buf[n] = '\0';
+		assert_non_null(strstr(buf, " 408 "));
+		close(fd);
+	}
+	dk_sleep_ms(2000);
+	text = get(e, "/metrics", &code);
+	ok_after = metric(text, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"ok\"}");
+	assert_true(metric(text, "cdpilot_http_responses_total{code=\"4xx\"}") >= 4);
+	free(text);
+	print_message("tasks ok: %.0f before the hostile requests, %.0f after\n", ok_before,
+	              ok_after);
+	assert_true(ok_after > ok_before);
+	stop_daemon(e);
+}
+
+static void test_observe__pid_threshold_recycles(void **state)
+{
+	env_t *e = *state;
+	uint64_t end;
+	double n = 0;
+
+	write_targets(e, 4, 100);
+	start_daemon_argv(e, NULL,
+	                  (const char *const[]){ "PID_THRESHOLD=10", "WATCHDOG_INTERVAL_SECONDS=1",
+	                                         "LIVE_INTERVAL_SECONDS=1", NULL });
+	wait_ready(e, 30000);
+	end = tu_now_ms() + 30000;
+	while (tu_now_ms() < end && n < 1) {
+		long code;
+		char *text = get(e, "/metrics", &code);
+		if (text)
+			n = metric(text, "cdpilot_recycles_total{reason=\"pid_threshold\"}");
+		free(text);
+		dk_sleep_ms(500);
+	}
+	assert_true(n >= 1);
+	stop_daemon(e);
+}
+
+/* cdpilot as PID 1 of a new PID namespace: it serves, reaps, and SIGTERM leaves nothing. */
+static void test_observe__pid1(void **state)
+{
+	env_t *e = *state;
+	char path[64], buf[4096];
+	pid_t inner = 0;
+	FILE *f;
+	char *log;
+
+	if (system("command -v unshare >/dev/null") != 0)
+		fail_msg("unshare (util-linux) is needed for the PID 1 test");
+	write_targets(e, 4, 100);
+	start_daemon_argv(e, (const char *const[]){ "/usr/bin/unshare", "--pid", "--fork",
+	                                             "--mount-proc", NULL },
+	                  (const char *const[]){ "LIVE_INTERVAL_SECONDS=1", NULL });
+	wait_ready(e, 30000);
+	/* the daemon is unshare's child: PID 1 inside, a normal pid outside */
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)e->d.pid, (int)e->d.pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	if (fgets(buf, sizeof buf, f))
+		inner = (pid_t)strtol(buf, NULL, 10);
+	fclose(f);
+	assert_true(inner > 0);
+	snprintf(path, sizeof path, "/proc/%d/status", (int)inner);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	{
+		int nspid_one = 0;
+		while (fgets(buf, sizeof buf, f))
+			if (strncmp(buf, "NSpid:", 6) == 0) {
+				char *last = strrchr(buf, '\t');
+				nspid_one = last && strtol(last + 1, NULL, 10) == 1;
+			}
+		fclose(f);
+		assert_true(nspid_one);
+	}
+	dk_sleep_ms(5000);
+	{
+		/* no zombie below PID 1 after a few seconds of scraping */
+		long code;
+		char *text = get(e, "/metrics", &code);
+		assert_non_null(text);
+		assert_true(metric(text, "cdpilot_zombies") <= 1);
+		assert_true(metric(text, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"ok\"}") > 0);
+		free(text);
+	}
+	static tu_proc_id_t below[4096];
+	size_t nb = tu_descendants(e->d.pid, below, 4096);
+	assert_true(nb > 3);
+	assert_int_equal(kill(inner, SIGTERM), 0);
+	assert_true(dk_wait(&e->d, 40000));
+	assert_int_equal(tu_wait_alive_count(below, nb < 4096 ? nb : 4096, 10000), 0);
+	assert_true(WIFEXITED(e->d.status));
+	assert_int_equal(WEXITSTATUS(e->d.status), 0);
+	log = dk_read_file(e->d.err_path);
+	assert_non_null(strstr(log, "stopping (Terminated)"));
+	free(log);
+	assert_int_equal(tu_wait_tagged_count(1, 10000), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_observe__metrics_status_under_load, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_observe__pid_threshold_recycles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_observe__pid1, setup, teardown),
+	};
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
