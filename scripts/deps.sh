@@ -19,7 +19,7 @@ BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
 	libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev
 	libcurl4-openssl-dev libcmocka-dev libhiredis-dev
 	chromium fonts-liberation redis-server)
-TEST_PKGS=(procps util-linux curl clang libclang-rt-dev prometheus)
+TEST_PKGS=(procps util-linux curl clang libclang-rt-dev prometheus jq python3-yaml)
 BENCH_PKGS=(nodejs npm)
 
 die() {
