@@ -1,0 +1,139 @@
+/*
+ * store: publishes snapshots, deltas and health to Redis, and reads the run-time targets
+ * hash, over one hiredis async connection on the caller's libuv loop (redis_uv.c glue).
+ * docs/redis.md is the key contract for clients.
+ *
+ * Keys (P = REDIS_PREFIX, T = a target id):
+ *   P:latest:T    the latest snapshot (JSON string), optional TTL SNAPSHOT_TTL_SECONDS
+ *   P:seq:T       "EPOCH:SEQ" of that snapshot, the ordering guard (same TTL)
+ *   P:changes     stream of deltas, fields target, seq, delta (XADD MAXLEN ~ CHANGES_MAXLEN)
+ *   P:changes:T   pub/sub channel: each delta is PUBLISHed there too
+ *   P:health      health JSON (store_set_health), expires if not refreshed
+ *   P:targets     hash id -> target object JSON, written by clients, read every second
+ *   P:epoch       counter: each store takes one number from it on its first connection
+ * One result is written by one Lua script (EVALSHA, EVAL on NOSCRIPT): latest, seq, stream
+ * entry and publish together, and only if (epoch, seq) is greater than the stored one, so an
+ * older result never overwrites a newer one. The epoch orders processes: a restarted daemon
+ * (whose seq starts again at 1) gets a greater epoch than the one before it.
+ *
+ * Outages: store_put() never blocks and never fails because Redis is down. While the
+ * connection is down (or the write window is full), only the latest snapshot per target is
+ * kept (the backlog, at most backlog_max targets; past it the least recently put target is
+ * dropped and counted). Reconnection backs off from 100 ms doubling to 5 s. A target from the
+ * backlog is written with ONE delta against what Redis holds for it (read first, diffed with
+ * snapshot_delta, marked "resync": true).
+ *
+ * Lifecycle (a handle): store_new -> store_start -> ... -> store_close(cb) -> cb -> (memory
+ * freed by the store before cb; do not touch it after). All callbacks fire from the loop.
+ * Nothing here calls back synchronously from the call that registers the callback.
+ * Redis errors (NOAUTH, WRONGPASS, WRONGTYPE, OOM, unexpected reply types) are logged with
+ * the command and the reply, counted, and never crash. Out of memory aborts (daemon plumbing).
+ */
+#ifndef CDPILOT_STORE_STORE_H
+#define CDPILOT_STORE_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "util/errlist.h"
+
+#define STORE_ID_MAX 64
+
+typedef struct store_opts {
+	char url[2049];          /* REDIS_URL; default redis://127.0.0.1:6379/0 */
+	char prefix[64];         /* REDIS_PREFIX; default "cdpilot"; [A-Za-z0-9_.:-]{1,63} */
+	uint32_t snapshot_ttl_s; /* SNAPSHOT_TTL_SECONDS; 0 (default) = no TTL; max 31536000 */
+	uint64_t changes_maxlen; /* CHANGES_MAXLEN; default 100000; 1..1000000000 */
+	size_t backlog_max;      /* STORE_BACKLOG_MAX; default 100000; 1..10000000 */
+	/* Not from the environment (tests and the daemon may change them): */
+	uint32_t health_refresh_ms; /* default 2000; P:health expires after 5 refreshes */
+	uint32_t targets_poll_ms;   /* default 1000 */
+	uint32_t backoff_min_ms;    /* default 100 */
+	uint32_t backoff_max_ms;    /* default 5000 */
+	uint32_t close_grace_ms;    /* store_close() flushes for at most this; default 2000 */
+	uint32_t inflight_max;      /* writes sent and not yet answered; default 256 */
+} store_opts_t;
+
+typedef struct store store_t;
+
+typedef struct store_stats {
+	int connected;          /* 1: connected, authenticated, ready to write */
+	int degraded;           /* not connected, or a backlog is waiting */
+	size_t backlog;         /* targets whose latest snapshot is not yet written */
+	uint64_t writes_ok;     /* results written (or refused by the guard: see refused) */
+	uint64_t write_errors;  /* error or unexpected replies to writes (retried later) */
+	uint64_t refused_seq;   /* results refused because Redis held a newer (epoch, seq) */
+	uint64_t resyncs;       /* backlog writes made with a delta against the stored latest */
+	uint64_t reconnects;    /* successful connections after the first */
+	uint64_t drops;         /* backlog entries dropped at backlog_max */
+	uint64_t rejected;      /* store_put() calls refused (not a snapshot, bad target id) */
+	uint64_t epoch;         /* this store's epoch, 0 until the first connection */
+	char last_error[256];   /* last connection or command error, "" if none yet */
+} store_stats_t;
+
+/* Defaults into o. */
+void store_opts_init(store_opts_t *o);
+
+/*
+ * Reads REDIS_URL, REDIS_PREFIX, SNAPSHOT_TTL_SECONDS, CHANGES_MAXLEN and STORE_BACKLOG_MAX
+ * (unset ones keep o's value). Every bad value is added to errs, naming the variable, its
+ * value and what was expected; REDIS_URL is parsed here, so a bad URL is a startup error.
+ * Returns 0 or -EINVAL.
+ */
+int store_opts_from_env(store_opts_t *o, errlist_t *errs);
+
+/* 1 if id is 1..64 bytes of [A-Za-z0-9_.-] not starting with '.' or '-'. Such an id names
+ * only its own keys. */
+int store_id_valid(const char *id);
+
+/*
+ * A store on loop with a copy of *o. Returns NULL after logging why if o->url or o->prefix
+ * is not valid (store_opts_from_env has already said so for env values). Nothing is
+ * connected before store_start().
+ */
+store_t *store_new(uv_loop_t *loop, const store_opts_t *o);
+
+/* Starts connecting (asynchronously; failures are retried with backoff and logged).
+ * Returns 0, or -EALREADY. */
+int store_start(store_t *s);
+
+/*
+ * Queues one result. snapshot (borrowed) must be an object with "target" (a valid id) and
+ * "seq" (an integer >= 1); delta (borrowed, may be NULL: no change) is its delta from the
+ * previous snapshot of the target (adapters/snapshot.h). Both are serialised at once; the
+ * caller may change or free them after the call. Results of one target must be put in
+ * increasing seq. A bad snapshot is logged and counted in stats.rejected. May be called
+ * before store_start() (queued in the backlog) and from any callback; ignored after
+ * store_close().
+ */
+void store_put(store_t *s, const json_t *snapshot, const json_t *delta);
+
+/* health (borrowed, any JSON) is serialised and written to P:health at once if it changed,
+ * then rewritten every health_refresh_ms with an expiry of 5 refreshes. */
+void store_set_health(store_t *s, const json_t *health);
+
+/*
+ * The targets hash. targets_obj (borrowed until the callback returns) is {id: target object}
+ * of the valid entries, each object with "id" set to its field name; errors is NULL or one
+ * line per refused entry (bad id, not JSON, not an object, an "id" that differs from the
+ * field), naming the field. Called after the first successful read, then only when the
+ * valid entries or the errors changed. While Redis is down nothing is called (the last set
+ * stays in force). At most 100000 fields of at most 1 MiB each are taken (more is an
+ * error line). One watcher per store; cb NULL stops watching. cb may call any store
+ * function, store_close() included.
+ */
+typedef void (*store_targets_cb)(void *ud, const json_t *targets_obj, const char *errors);
+void store_watch_targets(store_t *s, store_targets_cb cb, void *ud);
+
+void store_get_stats(const store_t *s, store_stats_t *out);
+
+/*
+ * Flushes the backlog for at most close_grace_ms, then closes the connection and every
+ * handle; cb(ud) fires once from the loop when all are closed, after which s is freed.
+ * Unwritten results are counted in the log. Call once; s must not be used afterwards.
+ */
+void store_close(store_t *s, void (*cb)(void *ud), void *ud);
+
+#endif
