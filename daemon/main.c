@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #ifdef CDPILOT_HAVE_RUN
+#include "daemon/config.h"
 #include "daemon/run.h"
 #endif
 #include "daemon/scrape.h"
@@ -22,6 +23,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: cdpilot run --targets FILE [--output FILE|-] [--duration S] [--status]\n"
+	        "                   [--SETTING VALUE...]\n"
+	        "       cdpilot check-config [-v] [--SETTING VALUE...]\n"
 	        "       cdpilot scrape URL [--wait-for CSS] [--extract JS] [--screenshot FILE.png]\n"
 	        "                          [--timeout SECONDS]\n"
 	        "       cdpilot --version\n"
@@ -38,6 +41,56 @@ static void usage(FILE *f)
 }
 
 #ifdef CDPILOT_HAVE_RUN
+/* Settings from flags and the environment, validated exactly as `run` uses them; every
+ * error goes to errs. Returns what run_parse_args() returns. */
+static int load_settings(int *argc, char **argv, run_opts_t *o, errlist_t *errs)
+{
+	char err[512] = "";
+
+	config_apply_flags(argc, argv, errs);
+	config_check_env(errs);
+	if (log_init_from_env(err, sizeof err) != 0)
+		errlist_add(errs, "%s", err);
+	return run_parse_args(*argc, argv, o, errs);
+}
+
+/* `cdpilot check-config [-v] [--SETTING VALUE...]`: the effective configuration and where
+ * each value came from on stdout; 0 if `run` would accept it, else 2 with every error. */
+static int check_config(int argc, char **argv)
+{
+	run_opts_t *o = calloc(1, sizeof *o);
+	errlist_t errs;
+	int verbose = 0, n = 1, rc;
+
+	if (!o)
+		return RUN_EXIT_FAILURE;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
+			verbose = 1;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("usage: cdpilot check-config [-v] [--SETTING VALUE...]\n"
+			       "Validates every setting as `cdpilot run` would and prints one line\n"
+			       "per setting: NAME=value (default|env|flag); -v adds the range and\n"
+			       "meaning. Exit 0 if valid, 2 with every error listed otherwise.\n"
+			       "See docs/configuration.md.\n");
+			free(o);
+			return 0;
+		} else {
+			argv[n++] = argv[i];
+		}
+	}
+	argv[n] = NULL;
+	errlist_init(&errs);
+	rc = load_settings(&n, argv, o, &errs);
+	config_print(stdout, verbose);
+	fflush(stdout);
+	if (rc != 0)
+		config_print_errors(stderr, "check-config", &errs);
+	errlist_release(&errs);
+	free(o);
+	return rc != 0 ? RUN_EXIT_USAGE : 0;
+}
+
 static int run_daemon(int argc, char **argv)
 {
 	run_opts_t *o = calloc(1, sizeof *o);
@@ -48,7 +101,7 @@ static int run_daemon(int argc, char **argv)
 	if (!o)
 		return RUN_EXIT_FAILURE;
 	errlist_init(&errs);
-	rc = run_parse_args(argc, argv, o, &errs);
+	rc = load_settings(&argc, argv, o, &errs);
 	if (rc == 1) {
 		run_usage(stdout);
 		errlist_release(&errs);
@@ -56,7 +109,7 @@ static int run_daemon(int argc, char **argv)
 		return 0;
 	}
 	if (rc != 0) {
-		fprintf(stderr, "cdpilot run: %u error(s):\n%s\n", errs.count, errlist_text(&errs));
+		config_print_errors(stderr, "run", &errs);
 		errlist_release(&errs);
 		free(o);
 		return RUN_EXIT_USAGE;
@@ -123,6 +176,15 @@ int main(int argc, char **argv)
 
 	if (browser_exec_wrapper_main(argc, argv))
 		return 127;
+	/* libuv and lws write to sockets with write(2): a peer going away must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+#ifdef CDPILOT_HAVE_RUN
+	/* These two read flags and the whole environment themselves, every error at once. */
+	if (argc >= 2 && strcmp(argv[1], "run") == 0)
+		return run_daemon(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "check-config") == 0)
+		return check_config(argc - 1, argv + 1);
+#endif
 	if (log_init_from_env(err, sizeof err) != 0) {
 		fprintf(stderr, "cdpilot: %s\n", err);
 		return SCRAPE_EXIT_USAGE;
@@ -135,9 +197,6 @@ int main(int argc, char **argv)
 			return SCRAPE_EXIT_USAGE;
 		}
 	}
-	/* libuv and lws write to sockets with write(2): a peer going away must not kill us. */
-	signal(SIGPIPE, SIG_IGN);
-
 	if (argc < 2) {
 		fprintf(stderr, "cdpilot: missing command: expected run, scrape, --help or --version\n");
 		return SCRAPE_EXIT_USAGE;
@@ -150,10 +209,6 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-#ifdef CDPILOT_HAVE_RUN
-	if (strcmp(argv[1], "run") == 0)
-		return run_daemon(argc - 1, argv + 1);
-#endif
 	if (strcmp(argv[1], "scrape") == 0) {
 		browser_sweep_stale_dirs();
 		return run_scrape(argc - 2, argv + 2);

@@ -1,0 +1,362 @@
+/*
+ * config: the settings table, flags into the environment, the environment's near misses
+ * and empty values, and the effective configuration. See config.h.
+ */
+#include "daemon/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* ---- checks for the settings no module validates when it reads them ---- */
+
+static int check_cdp_url(const char *v, char *why, size_t whylen)
+{
+	const char *host = NULL;
+
+	if (strncmp(v, "ws://", 5) == 0)
+		host = v + 5;
+	else if (strncmp(v, "http://", 7) == 0)
+		host = v + 7;
+	if (host && *host && *host != '/' && *host != ':' && !strpbrk(v, " \t\r\n"))
+		return 0;
+	snprintf(why, whylen, "expected ws://HOST:PORT/PATH or http://HOST:PORT");
+	return -EINVAL;
+}
+
+static int check_chromium_path(const char *v, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (stat(v, &st) == 0 && S_ISREG(st.st_mode) && access(v, X_OK) == 0)
+		return 0;
+	snprintf(why, whylen, "expected the path of an executable file");
+	return -EINVAL;
+}
+
+static int check_chromium_flags(const char *v, char *why, size_t whylen)
+{
+	const char *p = v;
+
+	for (;;) {
+		p += strspn(p, " \t\r\n");
+		if (!*p)
+			return 0;
+		if (*p != '-')
+			break;
+		p += strcspn(p, " \t\r\n");
+	}
+	snprintf(why, whylen, "expected Chromium switches, each starting with '-', separated "
+	                      "by spaces");
+	return -EINVAL;
+}
+
+/* ---- the table ---- */
+
+#define EMPTY_OK CONFIG_EMPTY_OK
+
+/* One row per setting: {ENV, --flag, group, default, range, meaning, flags, check}.
+ * docs/configuration.md has the same rows (tests/docs/check_config_docs.sh compares). */
+/* clang-format off */
+static const config_setting_t settings[] = {
+	{ "LOG_LEVEL", "--log-level", "logging", "info", "debug, info, warn, error or off", "least severe log event written to stderr", 0, NULL },
+	{ "LOG_FORMAT", "--log-format", "logging", "text", "text or json", "text lines, or one JSON object per line", 0, NULL },
+
+	{ "CHROMIUM_PATH", "--chromium-path", "browser", "(the first of chromium, chromium-browser, google-chrome-stable, google-chrome on PATH)", "an executable file", "the Chromium executable", 0, check_chromium_path },
+	{ "CHROMIUM_FLAGS", "--chromium-flags", "browser", "(none; the image sets --no-sandbox)", "Chromium switches separated by spaces; empty: none", "extra Chromium switches; --disable-features= lists are merged with cdpilot's own", EMPTY_OK, check_chromium_flags },
+	{ "CDP_URL", "--cdp-url", "browser", "(none: launch Chromium)", "ws://HOST:PORT/PATH or http://HOST:PORT", "attach to a running browser instead of launching one", 0, check_cdp_url },
+	{ "CDP_MAX_MESSAGE_MB", "--cdp-max-message-mb", "browser", "64", "1 to 1024", "largest CDP message either way, in MiB; a message over it fails alone", 0, NULL },
+
+	{ "CONCURRENCY_CAP", "--concurrency-cap", "pool", "8", "1 to 256", "browser contexts leased at once; further requests wait in FIFO order", 0, NULL },
+	{ "LEASE_TIMEOUT_SECONDS", "--lease-timeout-seconds", "pool", "60", "1 to 86400", "how long a request may wait for a free context", 0, NULL },
+	{ "TASK_TIMEOUT_SECONDS", "--task-timeout-seconds", "pool", "30", "1 to 3600", "deadline of a whole task; past it the context is disposed and the task fails with timeout", 0, NULL },
+	{ "RECYCLE_UPTIME_SECONDS", "--recycle-uptime-seconds", "pool", "21600", "0 (never) to 2592000", "replace the browser after this long; the new one is ready before the old one drains", 0, NULL },
+	{ "RECYCLE_TASK_COUNT", "--recycle-task-count", "pool", "5000", "0 (never) to 100000000", "replace the browser after this many tasks", 0, NULL },
+	{ "BLOCK_RESOURCES", "--block-resources", "pool", "image,media,font", "none, or a comma-separated list of document, stylesheet, image, media, font, script, texttrack, xhr, fetch, eventsource, websocket, manifest, other", "resource types failed before they load", 0, NULL },
+	{ "USER_AGENT", "--user-agent", "pool", "(Chromium's)", "at most 511 characters; empty: Chromium's", "user agent of every page", EMPTY_OK, NULL },
+	{ "VIEWPORT", "--viewport", "pool", "1280x800", "WIDTHxHEIGHT, each 100 to 10000", "viewport of every page", 0, NULL },
+	{ "EXTRA_HEADERS", "--extra-headers", "pool", "(none)", "a JSON object of string values; empty: none", "extra request headers of every page", EMPTY_OK, NULL },
+
+	{ "LIVE_INTERVAL_SECONDS", "--live-interval-seconds", "scheduler", "5", "0.1 to 86400", "how often a live target is scraped", 0, NULL },
+	{ "IMMINENT_INTERVAL_SECONDS", "--imminent-interval-seconds", "scheduler", "60", "0.1 to 86400", "how often an imminent target is scraped", 0, NULL },
+	{ "COMPLETED_INTERVAL_SECONDS", "--completed-interval-seconds", "scheduler", "900", "0.1 to 86400", "how often a completed target is scraped", 0, NULL },
+	{ "MAX_QUEUE_DEPTH", "--max-queue-depth", "scheduler", "1000", "1 to 1000000", "due tasks waiting for a context; past it the lowest class is dropped first", 0, NULL },
+	{ "RETRY_MAX_TRIES", "--retry-max-tries", "scheduler", "3", "0 to 100", "retries of a failed task before it waits for its next interval", 0, NULL },
+	{ "RETRY_BASE_MS", "--retry-base-ms", "scheduler", "1000", "1 to 3600000", "backoff of the first retry in milliseconds (full jitter), doubled at each retry", 0, NULL },
+	{ "RETRY_CAP_MS", "--retry-cap-ms", "scheduler", "60000", "RETRY_BASE_MS to 86400000", "longest retry backoff in milliseconds", 0, NULL },
+	{ "HOST_CONCURRENCY", "--host-concurrency", "scheduler", "4", "1 to 1024", "tasks running at once against one host", 0, NULL },
+	{ "HOST_MIN_INTERVAL_MS", "--host-min-interval-ms", "scheduler", "0", "0 to 3600000", "least time between two task starts on one host, in milliseconds", 0, NULL },
+
+	{ "HEALTH_WINDOW_SECONDS", "--health-window-seconds", "health", "300", "0 to 86400", "after a degraded or failing grade, health stays recovering for this long; 0: never recovering", 0, NULL },
+	{ "HEALTH_DEGRADED_MEDIAN_SECONDS", "--health-degraded-median-seconds", "health", "60", "0.1 to 86400", "median target data age at which health is degraded", 0, NULL },
+	{ "HEALTH_DEGRADED_P95_SECONDS", "--health-degraded-p95-seconds", "health", "60", "0.1 to 86400", "95th percentile target data age at which health is degraded", 0, NULL },
+	{ "HEALTH_FAILING_MAX_SECONDS", "--health-failing-max-seconds", "health", "120", "0.1 to 86400", "oldest target data age at which health is failing", 0, NULL },
+	{ "STALL_SECONDS", "--stall-seconds", "health", "90", "0.1 to 86400", "time without any success while work is due after which health is failing and the browser is recycled", 0, NULL },
+
+	{ "WATCHDOG_INTERVAL_SECONDS", "--watchdog-interval-seconds", "watchdog", "10", "1 to 3600", "how often the process tree is scanned", 0, NULL },
+	{ "PID_THRESHOLD", "--pid-threshold", "watchdog", "200", "10 to 100000", "processes in the tree past which the browser is recycled", 0, NULL },
+	{ "BROWSER_RSS_LIMIT_MB", "--browser-rss-limit-mb", "watchdog", "0", "0 (none) or 64 to 1048576", "browser tree memory in MiB past which the browser is recycled", 0, NULL },
+	{ "PIDS_HEADROOM_PERCENT", "--pids-headroom-percent", "watchdog", "80", "50 to 99", "share of the cgroup's pids.max past which new leases stop and the browser is recycled", 0, NULL },
+	{ "ORPHAN_GRACE_SECONDS", "--orphan-grace-seconds", "watchdog", "5", "1 to 600", "age of a re-parented orphan before it is killed", 0, NULL },
+
+	{ "METRICS_ADDR", "--metrics-addr", "endpoints", "127.0.0.1:9464", "IPv4:PORT or [IPv6]:PORT", "where /metrics, /status, /healthz and /readyz listen", 0, NULL },
+	{ "METRICS_MAX_CONNS", "--metrics-max-conns", "endpoints", "64", "1 to 4096", "HTTP connections open at once", 0, NULL },
+	{ "METRICS_MAX_HEAD_BYTES", "--metrics-max-head-bytes", "endpoints", "8192", "1024 to 65536", "largest HTTP request head", 0, NULL },
+	{ "METRICS_IDLE_TIMEOUT_MS", "--metrics-idle-timeout-ms", "endpoints", "10000", "100 to 600000", "an idle HTTP connection is closed after this many milliseconds", 0, NULL },
+
+	{ "TARGETS_FILE", "--targets", "daemon", "(none: required)", "a JSON targets file (docs/targets.md)", "the targets to keep fresh; SIGHUP re-reads it", 0, NULL },
+	{ "OUTPUT", "--output", "daemon", "(none: no JSON-lines sink)", "a file, or - for stdout; empty: none", "JSON-lines sink for snapshots and deltas", EMPTY_OK, NULL },
+	{ "WATCH_CAP", "--watch-cap", "daemon", "64", "1 to 1024", "watched pages (mode watch) open at once", 0, NULL },
+	{ "WATCH_RELOAD_SECONDS", "--watch-reload-seconds", "daemon", "600", "1 to 86400", "a watched page is reloaded after this long", 0, NULL },
+	{ "EXIT_ON_HEALTH_FAILURE", "--exit-on-health-failure", "daemon", "0", "0 or 1", "1: exit non-zero once health has been failing for HEALTH_FAILURE_EXIT_SECONDS", 0, NULL },
+	{ "HEALTH_FAILURE_EXIT_SECONDS", "--health-failure-exit-seconds", "daemon", "300", "1 to 86400", "how long health must be failing before that exit", 0, NULL },
+};
+/* clang-format on */
+
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+static unsigned char g_from_flag[NSETTINGS];
+
+const config_setting_t *config_settings(size_t *n)
+{
+	*n = NSETTINGS;
+	return settings;
+}
+
+const config_setting_t *config_find_env(const char *name)
+{
+	for (size_t i = 0; i < NSETTINGS; i++)
+		if (strcmp(settings[i].env, name) == 0)
+			return &settings[i];
+	return NULL;
+}
+
+/* Length of "--name" in "--name=value". */
+static size_t flag_name_len(const char *arg)
+{
+	return strcspn(arg, "=");
+}
+
+const config_setting_t *config_find_flag(const char *arg)
+{
+	size_t n = flag_name_len(arg);
+
+	for (size_t i = 0; i < NSETTINGS; i++)
+		if (strlen(settings[i].flag) == n && strncmp(settings[i].flag, arg, n) == 0)
+			return &settings[i];
+	return NULL;
+}
+
+void config_reset(void)
+{
+	memset(g_from_flag, 0, sizeof g_from_flag);
+}
+
+/* ---- near misses ---- */
+
+#define DIST_MAXLEN 64
+
+static unsigned min3(unsigned a, unsigned b, unsigned c)
+{
+	unsigned m = a < b ? a : b;
+	return m < c ? m : c;
+}
+
+/* Levenshtein distance of a[0..la) and b[0..lb), case ignored; 9 past 8 or 64 chars. */
+static unsigned distance_n(const char *a, size_t la, const char *b, size_t lb)
+{
+	unsigned row[DIST_MAXLEN + 1], prev_diag, tmp;
+
+	if (la > DIST_MAXLEN || lb > DIST_MAXLEN || (la > lb ? la - lb : lb - la) > 8)
+		return 9;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		prev_diag = row[0];
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			int same = toupper((unsigned char)a[i - 1]) == toupper((unsigned char)b[j - 1]);
+			tmp = row[j];
+			row[j] = min3(row[j] + 1, row[j - 1] + 1, prev_diag + (same ? 0 : 1));
+			prev_diag = tmp;
+		}
+	}
+	return row[lb] > 8 ? 9 : row[lb];
+}
+
+unsigned config_distance(const char *a, const char *b)
+{
+	return distance_n(a, strlen(a), b, strlen(b));
+}
+
+/* The closest setting within max_d of name[0..len) by env name (or flag), or NULL. */
+static const config_setting_t *closest(const char *name, size_t len, int by_flag, unsigned max_d)
+{
+	const config_setting_t *best = NULL;
+	unsigned best_d = max_d + 1;
+
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		const char *k = by_flag ? settings[i].flag : settings[i].env;
+		unsigned d = distance_n(name, len, k, strlen(k));
+		if (d < best_d) {
+			best_d = d;
+			best = &settings[i];
+		}
+	}
+	return best;
+}
+
+/* ---- flags ---- */
+
+int config_apply_flags(int *argc, char **argv, errlist_t *errs)
+{
+	unsigned before = errs->count;
+	int in = 1, out = 1;
+
+	while (in < *argc) {
+		char *arg = argv[in];
+		const config_setting_t *s;
+		size_t n;
+
+		if (strcmp(arg, "--") == 0) {
+			while (in < *argc)
+				argv[out++] = argv[in++];
+			break;
+		}
+		if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+			argv[out++] = argv[in++];
+			continue;
+		}
+		n = flag_name_len(arg);
+		s = config_find_flag(arg);
+		if (s) {
+			const char *val = NULL;
+			if (arg[n] == '=') {
+				val = arg + n + 1;
+				in++;
+			} else if (in + 1 < *argc) {
+				val = argv[in + 1];
+				in += 2;
+			} else {
+				errlist_add(errs, "%s: expected a value (%s)", arg, s->range);
+				in++;
+				continue;
+			}
+			if (setenv(s->env, val, 1) != 0) {
+				errlist_add(errs, "%s='%s': cannot set %s: %s", s->flag, val, s->env,
+				            strerror(errno));
+				continue;
+			}
+			g_from_flag[s - settings] = 1;
+			continue;
+		}
+		s = closest(arg, n, 1, 2);
+		if (!s) {
+			argv[out++] = argv[in++];
+			continue;
+		}
+		errlist_add(errs, "unknown option %.*s (did you mean %s?)", (int)n, arg, s->flag);
+		in++;
+		/* Its value goes with it, so that it is not read as a stray argument. */
+		if (arg[n] != '=' && in < *argc && argv[in][0] != '-')
+			in++;
+	}
+	*argc = out;
+	argv[out] = NULL;
+	return errs->count > before ? -EINVAL : 0;
+}
+
+/* ---- the environment ---- */
+
+int config_check_env(errlist_t *errs)
+{
+	unsigned before = errs->count;
+
+	for (char **e = environ; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+		const config_setting_t *s;
+		int known = 0;
+
+		if (n < 6 || !memchr(*e, '_', n))
+			continue;
+		for (size_t i = 0; i < NSETTINGS && !known; i++)
+			known = strlen(settings[i].env) == n && strncmp(settings[i].env, *e, n) == 0;
+		if (known)
+			continue;
+		s = closest(*e, n, 0, 2);
+		if (s)
+			errlist_add(errs, "unknown setting %.*s (did you mean %s?)", (int)n, *e,
+			            s->env);
+	}
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		const config_setting_t *s = &settings[i];
+		const char *v = getenv(s->env);
+		char why[256] = "";
+
+		if (!v)
+			continue;
+		if (!*v && !(s->flags & CONFIG_EMPTY_OK)) {
+			errlist_add(errs, "%s='': empty; expected %s (unset it for the default)",
+			            s->env, s->range);
+			unsetenv(s->env);
+			continue;
+		}
+		if (*v && s->check && s->check(v, why, sizeof why) != 0)
+			errlist_add(errs, "%s='%.200s': %s", s->env, v, why);
+	}
+	return errs->count > before ? -EINVAL : 0;
+}
+
+enum config_source config_source(const config_setting_t *s)
+{
+	if (s < settings || s >= settings + NSETTINGS)
+		return CONFIG_SRC_DEFAULT;
+	if (g_from_flag[s - settings])
+		return CONFIG_SRC_FLAG;
+	return getenv(s->env) ? CONFIG_SRC_ENV : CONFIG_SRC_DEFAULT;
+}
+
+const char *config_source_name(enum config_source src)
+{
+	switch (src) {
+	case CONFIG_SRC_ENV: return "env";
+	case CONFIG_SRC_FLAG: return "flag";
+	default: return "default";
+	}
+}
+
+void config_print(FILE *f, int verbose)
+{
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		const config_setting_t *s = &settings[i];
+		enum config_source src = config_source(s);
+
+		if (src != CONFIG_SRC_DEFAULT)
+			fprintf(f, "%s=%s  (%s)\n", s->env, getenv(s->env), config_source_name(src));
+		else if (s->def[0] == '(')
+			fprintf(f, "%s=  (default: %.*s)\n", s->env, (int)strlen(s->def) - 2,
+			        s->def + 1);
+		else
+			fprintf(f, "%s=%s  (default)\n", s->env, s->def);
+		if (verbose)
+			fprintf(f, "    [%s] %s; %s\n", s->group, s->range, s->meaning);
+	}
+}
+
+void config_print_errors(FILE *f, const char *cmd, const errlist_t *errs)
+{
+	const char *t = errlist_text(errs);
+	unsigned lines = *t ? 1 : 0;
+
+	for (const char *p = t; *p; p++)
+		lines += *p == '\n';
+	fprintf(f, "cdpilot %s: %u error(s):\n%s\n", cmd, lines, t);
+	if (errs->dropped)
+		fprintf(f, "(%u more not shown)\n", errs->dropped);
+}
