@@ -1,0 +1,74 @@
+# bench/daemon_lib.sh: shared by bench/run-daemon.sh and bench/soak/run.sh (sourced, from the
+# repository root). daemon_setup installs what is missing (scripts/deps.sh bench, npm ci in
+# bench/ when playwright-core is missing), builds cdpilot and cdpilot-fixture into
+# $BUILD_DIR (default build/; NO_BUILD=1 skips the build), starts the fixture server on a
+# free port and sets:
+#   $base     the fixture's URL          $tmp   a scratch dir (removed on exit)
+#   $cdpilot  the daemon binary          $fixture_pid
+# A trap stops the fixture and every process registered with bg_track on any exit.
+
+BUILD_DIR=${BUILD_DIR:-build}
+bg_pids=()
+
+# bg_track PID: stopped (TERM, then KILL) by the exit trap if still running.
+bg_track() { bg_pids+=("$1"); }
+
+daemon_cleanup() {
+	local p
+	for p in "${bg_pids[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "${bg_pids[@]}"; do
+		for _ in $(seq 1 50); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	if [ -n "${fixture_pid:-}" ]; then
+		kill -TERM "$fixture_pid" 2>/dev/null || true
+		wait "$fixture_pid" 2>/dev/null || true
+	fi
+	[ -n "${tmp:-}" ] && rm -rf "$tmp"
+}
+
+daemon_setup() {
+	./scripts/deps.sh bench
+	if [ "${NO_BUILD:-0}" != 1 ]; then
+		echo "== building cdpilot and cdpilot-fixture into $BUILD_DIR/"
+		cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo --log-level=WARNING
+		cmake --build "$BUILD_DIR" -j"$(nproc)" --target cdpilot cdpilot-fixture
+	fi
+	cdpilot=$BUILD_DIR/daemon/cdpilot
+	[ -x "$cdpilot" ] || { echo "$0: $cdpilot not found (unset NO_BUILD to build it)" >&2; exit 1; }
+	if [ ! -d bench/node_modules/playwright-core ]; then
+		echo "== npm ci in bench/"
+		(cd bench && npm ci --no-audit --no-fund)
+	fi
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/cdpilot-bench.XXXXXX")
+	trap daemon_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	"$BUILD_DIR"/tests/fixture/cdpilot-fixture --port 0 >"$tmp/fixture.out" 2>"$tmp/fixture.log" &
+	fixture_pid=$!
+	base=
+	for _ in $(seq 1 100); do
+		case "$(head -n 1 "$tmp/fixture.out" 2>/dev/null || true)" in
+		"listening on http://"*)
+			base=$(head -n 1 "$tmp/fixture.out")
+			base=${base#listening on }
+			break
+			;;
+		esac
+		kill -0 "$fixture_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -z "$base" ]; then
+		echo "$0: the fixture server did not start; its log:" >&2
+		cat "$tmp/fixture.log" >&2
+		exit 1
+	fi
+}
+
+# now_ms: Unix time in milliseconds.
+now_ms() { date +%s%3N; }

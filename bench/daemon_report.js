@@ -1,0 +1,182 @@
+// daemon_report.js: the figures of bench/run-daemon.sh, computed the same way for both sides
+// from the JSON lines they wrote (cdpilot's sink, pw_schedule.js's output) and from the
+// controller samples (daemon_tool.js sample). Subcommands:
+//
+//   step --side S --mode M --n N --interval S --targets FILE --out FILE --samples FILE
+//        --start MS --warm S --measure S --results FILE
+//        One step of the ladder: appends a JSON line to --results, prints a summary, exits
+//        0 if the step passed (p95 age <= 1.5 x interval) and 10 if not.
+//   push --out FILE --goals FILE --results FILE
+//        Push latency: each goal matched to the first delta of its target carrying a
+//        version >= the goal's; appends a JSON line to --results and prints it.
+//   table --results FILE
+//        The table of the run, with the ratios cdpilot/Playwright.
+//
+// Age: sampled every second over the measuring window [start + warm, start + warm +
+// measure]; at each sample, for each target, age = now - scraped_at of its newest snapshot
+// at that moment (a target not scraped yet counts from the start of the step); p50/p95/max
+// over every (sample, target) pair, nearest rank.
+// Controller CPU per task: (utime + stime of the controller process at the end of the
+// window - at its start) / snapshots whose scraped_at falls in the window. Controller RSS:
+// the largest VmHWM seen (peak resident memory of the controller process alone).
+'use strict';
+const fs = require('node:fs');
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(name);
+  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
+}
+function need(name) {
+  const v = arg(name);
+  if (v === undefined) { console.error(`daemon_report ${process.argv[2]}: ${name} is required`); process.exit(2); }
+  return v;
+}
+function lines(file) {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((l) => {
+    try { return [JSON.parse(l)]; } catch (e) { return []; } // a line cut by a kill
+  });
+}
+function pct(sorted, p) {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+const r1 = (x) => (x === null || x === undefined ? null : Math.round(x * 10) / 10);
+
+function step() {
+  const side = need('--side'), mode = need('--mode'), n = Number(need('--n'));
+  const interval = Number(arg('--interval', '5')) * 1000;
+  const start = Number(need('--start'));
+  const ws = start + Number(need('--warm')) * 1000;
+  const we = ws + Number(need('--measure')) * 1000;
+  let ids = [];
+  const doc = JSON.parse(fs.readFileSync(need('--targets'), 'utf8'));
+  ids = (Array.isArray(doc) ? doc : doc.targets).map((t) => t.id);
+  const times = new Map(ids.map((id) => [id, []]));
+  let inWindow = 0;
+  for (const rec of lines(need('--out'))) {
+    if (rec.type !== 'snapshot' || !times.has(rec.target)) continue;
+    const t = Date.parse(rec.scraped_at);
+    times.get(rec.target).push(t);
+    if (t >= ws && t <= we) inWindow++;
+  }
+  const ages = [];
+  for (const ts of times.values()) {
+    ts.sort((a, b) => a - b);
+    let i = -1;
+    for (let now = ws; now <= we; now += 1000) {
+      while (i + 1 < ts.length && ts[i + 1] <= now) i++;
+      ages.push(now - (i >= 0 ? ts[i] : start));
+    }
+  }
+  ages.sort((a, b) => a - b);
+  const samples = lines(need('--samples'));
+  const at = (t) => samples.reduce((best, s) => (!best || Math.abs(s.t - t) < Math.abs(best.t - t) ? s : best), null);
+  const s0 = at(ws), s1 = at(we);
+  const cpuMs = s0 && s1 ? s1.cpu_ms - s0.cpu_ms : null;
+  const rssPeak = samples.reduce((m, s) => Math.max(m, s.hwm_kb || s.rss_kb), 0) / 1024;
+  const p95 = pct(ages, 95);
+  const res = {
+    kind: 'step', side, mode, n, interval_s: interval / 1000, window_s: (we - ws) / 1000,
+    p50_age_s: r1(pct(ages, 50) / 1000), p95_age_s: r1(p95 / 1000), max_age_s: r1(ages[ages.length - 1] / 1000),
+    snapshots_in_window: inWindow, expected_in_window: Math.round((n * (we - ws)) / interval),
+    cpu_ms_per_task: cpuMs !== null && inWindow ? Math.round((cpuMs / inWindow) * 100) / 100 : null,
+    cpu_percent: cpuMs !== null ? r1((cpuMs / (we - ws)) * 100) : null,
+    peak_rss_mb: r1(rssPeak), pass: p95 !== null && p95 <= 1.5 * interval,
+  };
+  fs.appendFileSync(need('--results'), `${JSON.stringify(res)}\n`);
+  console.log(`   ${side} ${mode} N=${n}: p95 age ${res.p95_age_s} s (p50 ${res.p50_age_s}, max ${res.max_age_s}), ` +
+    `${inWindow}/${res.expected_in_window} snapshots, CPU ${res.cpu_ms_per_task} ms/task (${res.cpu_percent}% of a core), ` +
+    `RSS peak ${res.peak_rss_mb} MB -> ${res.pass ? 'pass' : 'FAIL'}`);
+  process.exit(res.pass ? 0 : 10);
+}
+
+function push() {
+  const byTarget = new Map();
+  for (const rec of lines(need('--out'))) {
+    if (rec.type !== 'delta') continue;
+    const ch = [...(rec.changed || []), ...(rec.added || [])].find((c) => c.path === '/version');
+    if (!ch) continue;
+    const v = ch.to !== undefined ? ch.to : ch.value;
+    if (!byTarget.has(rec.target)) byTarget.set(rec.target, []);
+    byTarget.get(rec.target).push({ t: Date.parse(rec.scraped_at), v: Number(v) });
+  }
+  const lat = [];
+  let unmatched = 0;
+  const goals = lines(need('--goals'));
+  for (const g of goals) {
+    const d = (byTarget.get(g.id) || []).find((x) => x.v >= g.version && x.t >= g.changed_at_ms - 5);
+    if (d) lat.push(d.t - g.changed_at_ms);
+    else unmatched++;
+  }
+  lat.sort((a, b) => a - b);
+  const res = {
+    kind: 'push', targets: byTarget.size, goals: goals.length, matched: lat.length, unmatched,
+    p50_ms: pct(lat, 50), p95_ms: pct(lat, 95), max_ms: lat.length ? lat[lat.length - 1] : null,
+    min_ms: lat.length ? lat[0] : null,
+  };
+  fs.appendFileSync(need('--results'), `${JSON.stringify(res)}\n`);
+  console.log(`   push: ${res.matched}/${res.goals} goals seen in a delta, change -> delta p50 ${res.p50_ms} ms, ` +
+    `p95 ${res.p95_ms} ms (min ${res.min_ms}, max ${res.max_ms})`);
+}
+
+function table() {
+  const rows = lines(need('--results'));
+  const steps = rows.filter((r) => r.kind === 'step');
+  const out = [['figure', 'cdpilot', 'playwright', 'cdpilot/playwright']];
+  const f = (x, d = 1) => (x === null || x === undefined ? '-' : typeof x === 'string' ? x : x.toFixed(d));
+  const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b ? `${(a / b).toFixed(2)}` : '-');
+  for (const mode of ['navigate', 'watch']) {
+    const best = {};
+    for (const side of ['cdpilot', 'playwright']) {
+      const mine = steps.filter((s) => s.side === side && s.mode === mode);
+      if (!mine.length) continue;
+      const firstFail = Math.min(...mine.filter((s) => !s.pass).map((s) => s.n), Infinity);
+      const passed = mine.filter((s) => s.pass && s.n < firstFail).sort((a, b) => b.n - a.n);
+      best[side] = {
+        max: passed.length ? passed[0].n : 0, atMax: passed[0] || null,
+        bound: firstFail === Infinity ? '>=' : '',
+        max_tested: Math.max(...mine.map((s) => s.n)),
+      };
+    }
+    if (!best.cdpilot && !best.playwright) continue;
+    const c = best.cdpilot || {}, p = best.playwright || {};
+    const label = (b) => (b && b.max !== undefined ? `${b.bound}${b.max}` : '-');
+    out.push([`${mode}: max live targets at 5 s (p95 age <= 7.5 s)`, label(c), label(p), ratio(c.max, p.max)]);
+    // the figures at the largest N both sides passed, so they compare like with like
+    const common = Math.min(c.max || 0, p.max || 0);
+    const at = (side) => steps.filter((s) => s.side === side && s.mode === mode && s.n === common && s.pass).pop();
+    const a = at('cdpilot'), b = at('playwright');
+    if (common > 0) {
+      out.push([`${mode}: p95 age at N=${common} (s)`, f(a && a.p95_age_s), f(b && b.p95_age_s), ratio(a && a.p95_age_s, b && b.p95_age_s)]);
+      out.push([`${mode}: controller CPU per task at N=${common} (ms)`, f(a && a.cpu_ms_per_task, 2), f(b && b.cpu_ms_per_task, 2), ratio(a && a.cpu_ms_per_task, b && b.cpu_ms_per_task)]);
+      out.push([`${mode}: controller CPU at N=${common} (% of a core)`, f(a && a.cpu_percent), f(b && b.cpu_percent), ratio(a && a.cpu_percent, b && b.cpu_percent)]);
+      out.push([`${mode}: controller RSS peak at N=${common} (MB)`, f(a && a.peak_rss_mb), f(b && b.peak_rss_mb), ratio(a && a.peak_rss_mb, b && b.peak_rss_mb)]);
+    }
+    const am = c.atMax, bm = p.atMax;
+    out.push([`${mode}: controller CPU per task at each max N (ms)`, f(am && am.cpu_ms_per_task, 2), f(bm && bm.cpu_ms_per_task, 2), ratio(am && am.cpu_ms_per_task, bm && bm.cpu_ms_per_task)]);
+    out.push([`${mode}: controller RSS peak at each max N (MB)`, f(am && am.peak_rss_mb), f(bm && bm.peak_rss_mb), ratio(am && am.peak_rss_mb, bm && bm.peak_rss_mb)]);
+  }
+  const pu = rows.filter((r) => r.kind === 'push').pop();
+  if (pu) {
+    out.push([`watch+push (${pu.targets} targets): change -> delta p50 (ms)`, f(pu.p50_ms, 0), '-', '-']);
+    out.push([`watch+push: change -> delta p95 (ms) [${pu.matched}/${pu.goals} goals]`, f(pu.p95_ms, 0), '-', '-']);
+  }
+  const w = out[0].map((_, i) => Math.max(...out.map((r) => r[i].length)));
+  for (const [i, r] of out.entries()) {
+    console.log(r.map((cell, j) => (j === 0 ? cell.padEnd(w[j]) : cell.padStart(w[j]))).join(' | '));
+    if (i === 0) console.log(w.map((k) => '-'.repeat(k)).join('-|-'));
+  }
+  console.log('cdpilot/playwright: the first row of each mode above 1 = cdpilot keeps more targets fresh; ' +
+    'the other rows below 1 = cdpilot uses less. ">=" = the largest N tried passed.');
+  console.log('\nevery step (side mode N: p95 age s, CPU ms/task, RSS MB, pass):');
+  for (const s of steps) {
+    console.log(`  ${s.side.padEnd(10)} ${s.mode.padEnd(8)} N=${String(s.n).padStart(3)}: p95 ${f(s.p95_age_s)} s, ` +
+      `${f(s.cpu_ms_per_task, 2)} ms/task, ${f(s.peak_rss_mb)} MB, ${s.snapshots_in_window}/${s.expected_in_window} snapshots, ${s.pass ? 'pass' : 'FAIL'}`);
+  }
+}
+
+const cmds = { step, push, table };
+const cmd = cmds[process.argv[2]];
+if (!cmd) { console.error('usage: node daemon_report.js step|push|table ...'); process.exit(2); }
+cmd();

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# bench/run-daemon.sh: the daemon schedule benchmark. The largest number of live targets at
+# a 5 s interval that this machine keeps at p95 age <= 7.5 s (1.5 x the interval), in
+# navigate and in watch mode, for `cdpilot run` and for the same schedule driven by
+# Playwright (bench/pw_schedule.js: same Chromium and switches, same pages, concurrency 8,
+# one context per scrape), with controller CPU per task and controller RSS; then, in watch
+# mode with push, the p50/p95 delay from a change on the page to its delta in the sink.
+# Targets: the fixture's demo live-score site (/live/match/ID, every match kicked off
+# through /live/ctl/start), read by the generic adapter. Raw results:
+# $BUILD_DIR/bench-results/daemon/ (results.jsonl and every step's output and logs).
+#
+# usage: bench/run-daemon.sh            (about 15-20 minutes)
+#        QUICK=1 bench/run-daemon.sh    (about 6 minutes: coarser ladders, shorter steps)
+# env:   BUILD_DIR (build), NO_BUILD=1, NAV_LADDER, WATCH_LADDER, WARM_SECONDS,
+#        MEASURE_SECONDS, PUSH_TARGETS (16), PUSH_SECONDS (60), SIDES ("cdpilot playwright"),
+#        MODES ("navigate watch"), PUSH=0 to skip the push measurement
+set -euo pipefail
+cd "$(dirname "$0")/.."
+case "${1:-}" in
+-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+"") ;;
+*) echo "usage: [QUICK=1] bench/run-daemon.sh" >&2; exit 2 ;;
+esac
+
+interval=5
+conc=8
+if [ "${QUICK:-0}" = 1 ]; then
+	nav_ladder=${NAV_LADDER:-"16 32 64"}
+	watch_ladder=${WATCH_LADDER:-"32 64 128"}
+	warm=${WARM_SECONDS:-8}
+	measure=${MEASURE_SECONDS:-20}
+	resolution=16
+	push_seconds=${PUSH_SECONDS:-30}
+else
+	nav_ladder=${NAV_LADDER:-"8 16 32 64 128"}
+	watch_ladder=${WATCH_LADDER:-"16 32 64 128"}
+	warm=${WARM_SECONDS:-10}
+	measure=${MEASURE_SECONDS:-30}
+	resolution=8
+	push_seconds=${PUSH_SECONDS:-60}
+fi
+sides=${SIDES:-"cdpilot playwright"}
+modes=${MODES:-"navigate watch"}
+push_n=${PUSH_TARGETS:-16}
+
+# shellcheck source=bench/daemon_lib.sh
+. bench/daemon_lib.sh
+daemon_setup
+outdir=$BUILD_DIR/bench-results/daemon
+rm -rf "$outdir"
+mkdir -p "$outdir"
+results=$outdir/results.jsonl
+: >"$results"
+t_begin=$(date +%s)
+
+# The daemon's settings: the same concurrency as the Playwright side, the per-host limit
+# lifted to it (every target is on 127.0.0.1), no resource blocking (Playwright blocks
+# nothing), no recycling by uptime during a step.
+# (An array, not a function: `env ... cdpilot &` must be the process whose pid $! is.)
+daemon_env() {
+	denv=(CONCURRENCY_CAP=$conc HOST_CONCURRENCY=$conc BLOCK_RESOURCES=none
+		LIVE_INTERVAL_SECONDS=$interval WATCH_CAP=1024 RECYCLE_UPTIME_SECONDS=0
+		METRICS_ADDR="127.0.0.1:$(node bench/daemon_tool.js port)")
+}
+
+# run_step SIDE MODE N: one step; returns 0 if it passed, 10 if not, other: broken.
+run_step() {
+	local side=$1 mode=$2 n=$3 d pid spid start rc=0
+	d=$outdir/$side-$mode-$n
+	mkdir -p "$d"
+	node bench/daemon_tool.js site --base "$base" --n "$n"
+	node bench/daemon_tool.js targets --base "$base" --n "$n" --mode "$mode" \
+		--interval "$interval" --out "$d/targets.json"
+	start=$(now_ms)
+	if [ "$side" = cdpilot ]; then
+		daemon_env
+		env "${denv[@]}" "$cdpilot" run --targets "$d/targets.json" --output "$d/out.jsonl" \
+			--duration $((warm + measure + 1)) --no-status 2>"$d/log" &
+	else
+		node bench/pw_schedule.js --targets "$d/targets.json" --output "$d/out.jsonl" \
+			--duration $((warm + measure + 1)) --concurrency "$conc" 2>"$d/log" &
+	fi
+	pid=$!
+	bg_track "$pid"
+	node bench/daemon_tool.js sample --pid "$pid" --out "$d/samples.jsonl" &
+	spid=$!
+	wait "$pid" || { echo "   $side exited with $? (log: $d/log)"; tail -n 5 "$d/log" | sed 's/^/   | /'; }
+	wait "$spid" || true
+	node bench/daemon_report.js step --side "$side" --mode "$mode" --n "$n" \
+		--interval "$interval" --targets "$d/targets.json" --out "$d/out.jsonl" \
+		--samples "$d/samples.jsonl" --start "$start" --warm "$warm" --measure "$measure" \
+		--results "$results" || rc=$?
+	return $rc
+}
+
+# ladder SIDE MODE LADDER: up the ladder until a step fails, then halve the gap between the
+# last pass and the first failure down to the resolution.
+ladder() {
+	local side=$1 mode=$2 list=$3 pass=0 fail=0 n rc mid gap
+	echo "== $side, $mode mode: ladder $list (then bisect), ${warm}+${measure} s per step"
+	for n in $list; do
+		rc=0
+		run_step "$side" "$mode" "$n" || rc=$?
+		if [ "$rc" = 0 ]; then pass=$n; else fail=$n; break; fi
+	done
+	while [ "$fail" -gt 0 ]; do
+		gap=$((fail - pass))
+		[ "$gap" -gt "$resolution" ] && [ "$gap" -gt $((pass / 4)) ] || break
+		mid=$(((pass + fail) / 2 / resolution * resolution))
+		[ "$mid" -gt "$pass" ] && [ "$mid" -lt "$fail" ] || break
+		rc=0
+		run_step "$side" "$mode" "$mid" || rc=$?
+		if [ "$rc" = 0 ]; then pass=$mid; else fail=$mid; fi
+	done
+}
+
+for mode in $modes; do
+	case $mode in navigate) list=$nav_ladder ;; watch) list=$watch_ladder ;; *)
+		echo "unknown mode $mode" >&2
+		exit 2
+		;;
+	esac
+	for side in $sides; do
+		ladder "$side" "$mode" "$list"
+	done
+done
+
+if [ "${PUSH:-1}" = 1 ] && [[ " $sides " == *" cdpilot "* ]]; then
+	echo "== cdpilot, watch mode with push: $push_n targets, a goal every ~1 s for ${push_seconds} s"
+	d=$outdir/push
+	mkdir -p "$d"
+	# speed 0: the demo clock stands still, so a goal is the only change on a page
+	node bench/daemon_tool.js site --base "$base" --n "$push_n" --speed 0
+	node bench/daemon_tool.js targets --base "$base" --n "$push_n" --mode watch --push \
+		--interval "$interval" --out "$d/targets.json"
+	daemon_env
+	env "${denv[@]}" "$cdpilot" run --targets "$d/targets.json" --output "$d/out.jsonl" \
+		--duration $((warm + push_seconds + 3)) --no-status 2>"$d/log" &
+	pid=$!
+	bg_track "$pid"
+	sleep "$warm"
+	node bench/daemon_tool.js goals --base "$base" --n "$push_n" --seconds "$push_seconds" \
+		--out "$d/goals.jsonl" 2>"$d/goals.log" || echo "   some goals failed: $d/goals.log"
+	wait "$pid" || echo "   cdpilot exited with $? (log: $d/log)"
+	node bench/daemon_report.js push --out "$d/out.jsonl" --goals "$d/goals.jsonl" \
+		--results "$results"
+fi
+
+echo
+echo "== results ($(($(date +%s) - t_begin)) s; interval ${interval} s, concurrency $conc," \
+	"steps of ${warm} s warm-up + ${measure} s measured)"
+node bench/daemon_report.js table --results "$results"
+echo "raw results: $outdir/"
