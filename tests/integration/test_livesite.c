@@ -1,0 +1,621 @@
+/*
+ * Integration tests for the demo live-score site (tests/fixture/livesite.c) and the
+ * livescore adapter, on the fixture server in this process and, for the page cases, the
+ * real Chromium: the listing read by the adapter's discover_js and discover(), a match
+ * page waited for, extracted and normalised as the daemon does, a forced goal reaching
+ * the open page by long-polling without any navigation, a match finishing; then, with a
+ * plain HTTP client (util/fetch), the JSON API and the control endpoints, a held long-poll
+ * answered on a change and at its deadline, and closing the fixture with requests held.
+ * The site's clock is paused (speed 0) where a natural change would race the check. Every
+ * case audits its teardown: the loop closes, no fd (and no Chromium process) is left.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "adapters/adapter.h"
+#include "cdp/cdp_err.h"
+#include "cdp/cdp_page.h"
+#include "cdp/cdp_ws.h"
+#include "pool/browser.h"
+#include "tests/fixture/fixture.h"
+#include "tests/support/testutil.h"
+#include "util/fetch.h"
+#include "util/log.h"
+
+#define WAIT_MS 30000
+
+/* One HTTP request made with util/fetch. */
+typedef struct get {
+	int done, status;
+	long code;
+	json_t *json;
+	char error[256];
+	uint64_t t_done;
+} get_t;
+
+typedef struct env {
+	uv_loop_t loop;
+	fixture_t *fx;
+	fetch_ctx_t *fetch;
+	cdp_wsctx_t *ws;
+	browser_t *b;
+	cdp_page_t *page;
+	int ready, ready_status, b_closed, fx_closed, fetch_closed, page_closed;
+	int fds_before, chrom_before;
+	char udd[512];
+	/* the last page operation */
+	int done, status;
+	long http_status;
+	json_t *value;
+	char why[1024];
+	int finished;
+} env_t;
+
+/* ---- callbacks ---- */
+
+static void on_ready(browser_t *b, int status, const char *why, void *ud)
+{
+	env_t *e = ud;
+	e->ready = 1;
+	e->ready_status = status;
+	snprintf(e->why, sizeof e->why, "%s", why);
+}
+static void on_lost(browser_t *b, int err, const char *why, void *ud)
+{
+}
+static void on_b_closed(browser_t *b, void *ud)
+{
+	((env_t *)ud)->b_closed = 1;
+}
+static void on_fx_closed(void *ud)
+{
+	((env_t *)ud)->fx_closed = 1;
+}
+static void on_fetch_closed(void *ud)
+{
+	((env_t *)ud)->fetch_closed = 1;
+}
+static void on_page_closed(void *ud)
+{
+	((env_t *)ud)->page_closed = 1;
+}
+static void on_opened(cdp_page_t *page, int status, const char *why, void *ud)
+{
+	env_t *e = ud;
+	e->done = 1;
+	e->status = status;
+	e->page = page;
+	snprintf(e->why, sizeof e->why, "%s", why);
+}
+static void on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
+{
+	env_t *e = ud;
+	e->done = 1;
+	e->status = res->status;
+	e->http_status = res->http_status;
+	snprintf(e->why, sizeof e->why, "%s", res->message);
+}
+static void on_waited(cdp_page_t *page, int status, const char *why, void *ud)
+{
+	env_t *e = ud;
+	e->done = 1;
+	e->status = status;
+	snprintf(e->why, sizeof e->why, "%s", why);
+}
+static void on_eval(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
+{
+	env_t *e = ud;
+	e->done = 1;
+	e->status = status;
+	e->value = value ? json_incref(value) : NULL;
+	snprintf(e->why, sizeof e->why, "%s", why);
+}
+static void on_get(const fetch_result_t *res, void *ud)
+{
+	get_t *g = ud;
+
+	g->done = 1;
+	g->status = res->status;
+	g->code = res->http_code;
+	g->t_done = tu_now_ms();
+	snprintf(g->error, sizeof g->error, "%s", res->error);
+	if (res->status == 0)
+		g->json = json_loads(res->body, 0, NULL);
+}
+
+/* ---- the environment ---- */
+
+static int env_setup(void **state)
+{
+	*state = calloc(1, sizeof(env_t));
+	return *state ? 0 : -1;
+}
+
+/* A failed check leaves libuv handles behind: such an env is leaked, not freed. */
+static int env_teardown(void **state)
+{
+	env_t *e = *state;
+	if (e->finished)
+		free(e);
+	return 0;
+}
+
+static void env_open(env_t *e, int with_browser)
+{
+	browser_opts_t o;
+
+	if (with_browser)
+		tu_require_chromium();
+	e->fds_before = tu_fd_count();
+	e->chrom_before = tu_chromium_count();
+	assert_int_equal(uv_loop_init(&e->loop), 0);
+	e->fx = fixture_new(&e->loop, NULL, 0);
+	assert_non_null(e->fx);
+	e->fetch = fetch_ctx_new(&e->loop);
+	assert_non_null(e->fetch);
+	if (!with_browser)
+		return;
+	e->ws = cdp_wsctx_new(&e->loop);
+	assert_non_null(e->ws);
+	browser_opts_init(&o);
+	e->b = browser_new(&e->loop, e->ws, &o);
+	assert_non_null(e->b);
+	assert_int_equal(browser_start(e->b, on_ready, on_lost, e), 0);
+	assert_true(tu_run_until(&e->loop, &e->ready, WAIT_MS));
+	if (e->ready_status != 0)
+		fail_msg("browser did not start: %s", e->why);
+	snprintf(e->udd, sizeof e->udd, "%s", browser_user_data_dir(e->b));
+	e->done = 0;
+	assert_int_equal(cdp_page_open(browser_conn(e->b), NULL, 10000, on_opened, e), 0);
+	assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+	if (e->status != 0)
+		fail_msg("cdp_page_open: %s", e->why);
+}
+
+static void env_close(env_t *e)
+{
+	if (e->page) {
+		cdp_page_close(e->page, on_page_closed, e);
+		assert_true(tu_run_until(&e->loop, &e->page_closed, WAIT_MS));
+	}
+	if (e->b) {
+		browser_close(e->b, on_b_closed, e);
+		assert_true(tu_run_until(&e->loop, &e->b_closed, WAIT_MS));
+	}
+	if (e->fx) {
+		fixture_close(e->fx, on_fx_closed, e);
+		assert_true(tu_run_until(&e->loop, &e->fx_closed, 5000));
+	}
+	fetch_ctx_close(e->fetch, on_fetch_closed, e);
+	assert_true(tu_run_until(&e->loop, &e->fetch_closed, 5000));
+	if (e->ws) {
+		cdp_wsctx_close(e->ws);
+		uv_run(&e->loop, UV_RUN_DEFAULT);
+		cdp_wsctx_free(e->ws);
+	}
+	uv_run(&e->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&e->loop), 0);
+	if (e->b) {
+		assert_int_equal(tu_wait_procs_with_arg(e->udd, 5000), 0);
+		assert_false(tu_path_exists(e->udd));
+		tu_report_chromium_count(e->chrom_before);
+	}
+	assert_int_equal(tu_fd_count(), e->fds_before);
+	e->finished = 1;
+}
+
+/* ---- HTTP and page helpers ---- */
+
+static void get_start(env_t *e, const char *path, get_t *g)
+{
+	char url[512];
+
+	memset(g, 0, sizeof *g);
+	fixture_url(e->fx, path, url, sizeof url);
+	assert_int_equal(fetch_get(e->fetch, url, 60000, 0, on_get, g), 0);
+}
+
+static void get_wait(env_t *e, get_t *g, const char *what)
+{
+	assert_true(tu_run_until(&e->loop, &g->done, WAIT_MS));
+	if (g->status != 0)
+		fail_msg("GET %s: %s", what, g->error);
+}
+
+/* GET path; fails unless it answers code with a JSON body; returns the body (new ref). */
+static json_t *get_json(env_t *e, const char *path, long code)
+{
+	get_t g;
+
+	get_start(e, path, &g);
+	get_wait(e, &g, path);
+	if (g.code != code)
+		fail_msg("GET %s: HTTP %ld, expected %ld", path, g.code, code);
+	if (!g.json)
+		fail_msg("GET %s: the body is not JSON", path);
+	return g.json;
+}
+
+static void navigate(env_t *e, const char *path)
+{
+	char url[256];
+
+	fixture_url(e->fx, path, url, sizeof url);
+	e->done = 0;
+	assert_int_equal(cdp_page_navigate(e->page, url, 10000, on_nav, e), 0);
+	assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+	if (e->status != 0)
+		fail_msg("navigate %s: %s", url, e->why);
+}
+
+static json_t *evaluate(env_t *e, const char *js)
+{
+	json_t *v;
+
+	e->done = 0;
+	e->value = NULL;
+	assert_int_equal(cdp_page_evaluate(e->page, js, 10000, on_eval, e), 0);
+	assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+	if (e->status != 0)
+		fail_msg("evaluate: %s: %s", cdp_strerror(e->status), e->why);
+	v = e->value;
+	e->value = NULL;
+	return v;
+}
+
+/* extract_js + normalise on the current page; fails the test on bad data. */
+static json_t *extract(env_t *e)
+{
+	const adapter_t *ad = adapter_find("livescore");
+	json_t *raw = evaluate(e, ad->extract_js(NULL)), *data;
+	char why[512] = "";
+
+	data = ad->normalise(NULL, raw, why, sizeof why);
+	if (!data) {
+		char *s = json_dumps(raw, JSON_COMPACT);
+		fail_msg("normalise: %s (raw %s)", why, s ? s : "?");
+	}
+	json_decref(raw);
+	return data;
+}
+
+static json_int_t jint(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v))
+		fail_msg("\"%s\" is not an integer", key);
+	return json_integer_value(v);
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	if (!json_is_string(v))
+		fail_msg("\"%s\" is not a string", key);
+	return json_string_value(v);
+}
+
+/* The id of the first match of the API's list with that status. */
+static void first_with_status(env_t *e, const char *status, char *id, size_t idlen)
+{
+	json_t *m = get_json(e, "/live/api/matches", 200), *t;
+	size_t i;
+
+	id[0] = '\0';
+	json_array_foreach (json_object_get(m, "matches"), i, t) {
+		if (strcmp(jstr(t, "status"), status) == 0) {
+			snprintf(id, idlen, "%s", jstr(t, "id"));
+			break;
+		}
+	}
+	json_decref(m);
+	if (!id[0])
+		fail_msg("no %s match on the site", status);
+}
+
+/* ---- tests ---- */
+
+/*
+ * The adapter against the site in Chromium: discovery on the listing, a match page
+ * extracted, a forced goal reaching the open page without a reload, a finish.
+ */
+static void test_livesite__adapter_in_chromium(void **state)
+{
+	env_t *e = *state;
+	const adapter_t *ad = adapter_find("livescore");
+	json_t *raw, *targets, *t, *data, *ctl;
+	char why[512] = "", id[32], path[128], want_url[256];
+	size_t i, nclass[SCHED_NCLASSES] = { 0 };
+	json_int_t version, home;
+	uint64_t t0;
+	unsigned long hits;
+
+	env_open(e, 1);
+	assert_int_equal(fixture_live_configure(e->fx, 24, 0, 7), 0); /* paused clock */
+
+	/* discovery: 24 matches, each an absolute match URL, a mix of classes */
+	navigate(e, "/live/");
+	raw = evaluate(e, ad->discover_js(NULL));
+	targets = ad->discover(NULL, raw, "demo", why, sizeof why);
+	if (!targets)
+		fail_msg("discover: %s", why);
+	json_decref(raw);
+	assert_int_equal(json_array_size(targets), 24);
+	json_array_foreach (targets, i, t) {
+		snprintf(path, sizeof path, "/live/match/%zu", i + 1);
+		fixture_url(e->fx, path, want_url, sizeof want_url);
+		snprintf(id, sizeof id, "demo-%zu", i + 1);
+		assert_string_equal(jstr(t, "id"), id);
+		assert_string_equal(jstr(t, "adapter"), "livescore");
+		assert_string_equal(jstr(t, "url"), want_url);
+		nclass[sched_class_parse(jstr(t, "class"))]++;
+	}
+	json_decref(targets);
+	assert_true(nclass[SCHED_LIVE] > 0);
+	assert_true(nclass[SCHED_IMMINENT] > 0);
+	assert_true(nclass[SCHED_COMPLETED] > 0);
+
+	/* a live match page: waited for, extracted, normalised, as the API says */
+	first_with_status(e, "live", id, sizeof id);
+	snprintf(path, sizeof path, "/live/match/%s", id);
+	navigate(e, path);
+	assert_int_equal(e->http_status, 200);
+	e->done = 0;
+	assert_int_equal(cdp_page_wait_for(e->page, ad->wait_for(NULL), 10000, on_waited, e), 0);
+	assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+	if (e->status != 0)
+		fail_msg("wait_for: %s", e->why);
+	data = extract(e);
+	snprintf(path, sizeof path, "/live/api/match/%s", id);
+	{
+		json_t *api = get_json(e, path, 200);
+		assert_string_equal(jstr(data, "id"), id);
+		assert_string_equal(jstr(data, "status"), "live");
+		assert_string_equal(jstr(data, "home"), jstr(api, "home"));
+		assert_string_equal(jstr(data, "away"), jstr(api, "away"));
+		assert_int_equal(jint(data, "version"), jint(api, "version"));
+		assert_int_equal(jint(data, "minute"), jint(api, "minute"));
+		assert_true(json_equal(json_object_get(data, "score"), json_object_get(api, "score")));
+		assert_int_equal(ad->classify(NULL, data), SCHED_LIVE);
+		json_decref(api);
+	}
+	version = jint(data, "version");
+	home = jint(json_object_get(data, "score"), "home");
+	json_decref(data);
+
+	/* a goal: the open page shows it within a second, with no new page load */
+	snprintf(path, sizeof path, "/live/match/%s", id);
+	hits = fixture_hits(e->fx, path);
+	snprintf(path, sizeof path, "/live/ctl/goal?id=%s&side=home", id);
+	ctl = get_json(e, path, 200);
+	assert_true(json_is_true(json_object_get(ctl, "ok")));
+	assert_true(jint(ctl, "version") > version);
+	assert_true(jint(ctl, "changed_at_ms") > 0);
+	t0 = tu_now_ms();
+	for (;;) {
+		data = extract(e);
+		if (jint(data, "version") == jint(ctl, "version"))
+			break;
+		assert_int_equal(jint(data, "version"), version);
+		json_decref(data);
+		if (tu_now_ms() - t0 > 1000)
+			fail_msg("the goal did not reach the page within 1 s");
+		tu_run_until(&e->loop, &(int){ 0 }, 20);
+	}
+	assert_int_equal(jint(json_object_get(data, "score"), "home"), home + 1);
+	assert_non_null(strstr(jstr(data, "last_event"), "goal"));
+	json_decref(data);
+	json_decref(ctl);
+	snprintf(path, sizeof path, "/live/match/%s", id);
+	assert_int_equal(fixture_hits(e->fx, path), hits);
+
+	/* the match finishes: the page says so and the adapter classes it completed */
+	snprintf(path, sizeof path, "/live/ctl/finish?id=%s", id);
+	ctl = get_json(e, path, 200);
+	assert_string_equal(jstr(json_object_get(ctl, "match"), "status"), "finished");
+	t0 = tu_now_ms();
+	for (;;) {
+		data = extract(e);
+		if (strcmp(jstr(data, "status"), "finished") == 0)
+			break;
+		json_decref(data);
+		if (tu_now_ms() - t0 > 5000)
+			fail_msg("the finish did not reach the page");
+		tu_run_until(&e->loop, &(int){ 0 }, 20);
+	}
+	assert_int_equal(jint(data, "version"), jint(ctl, "version"));
+	assert_int_equal(ad->classify(NULL, data), SCHED_COMPLETED);
+	json_decref(data);
+	json_decref(ctl);
+
+	/* a failing page is an HTTP error for the daemon to report */
+	snprintf(path, sizeof path, "/live/match/%s?fail=1", id);
+	navigate(e, path);
+	assert_int_equal(e->http_status, 500);
+
+	env_close(e);
+}
+
+/* The JSON API and the control endpoints: states, errors, resets and match counts. */
+static void test_livesite__api_and_control(void **state)
+{
+	env_t *e = *state;
+	json_t *j, *m;
+	char id[32], path[128];
+	size_t i, counts[3] = { 0 };
+	get_t g;
+
+	env_open(e, 0);
+	j = get_json(e, "/live/api/matches", 200);
+	assert_int_equal(jint(j, "n"), 24);
+	assert_int_equal(json_array_size(json_object_get(j, "matches")), 24);
+	json_array_foreach (json_object_get(j, "matches"), i, m) {
+		const char *st = jstr(m, "status");
+		snprintf(id, sizeof id, "%zu", i + 1);
+		assert_string_equal(jstr(m, "id"), id);
+		counts[strcmp(st, "live") == 0 ? 0 : strcmp(st, "upcoming") == 0 ? 1 : 2]++;
+		assert_true(jint(json_object_get(m, "score"), "home") >= 0);
+		assert_true(jint(m, "minute") >= 0 && jint(m, "minute") <= 90);
+	}
+	assert_true(counts[0] > 0 && counts[1] > 0 && counts[2] > 0);
+	json_decref(j);
+
+	/* errors: a bad value, an unknown id, a goal for a match not live */
+	json_decref(get_json(e, "/live/ctl?speed=fast", 400));
+	json_decref(get_json(e, "/live/ctl/goal?id=99", 404));
+	json_decref(get_json(e, "/live/ctl/goal", 400));
+	json_decref(get_json(e, "/live/ctl/launch?id=1", 404));
+	json_decref(get_json(e, "/live/api/match/0", 404));
+	first_with_status(e, "upcoming", id, sizeof id);
+	snprintf(path, sizeof path, "/live/ctl/goal?id=%s", id);
+	j = get_json(e, path, 409);
+	assert_non_null(strstr(jstr(j, "error"), "not live"));
+	json_decref(j);
+
+	/* start an upcoming match: live at once, minute 1, 0-0 */
+	snprintf(path, sizeof path, "/live/ctl/start?id=%s", id);
+	j = get_json(e, path, 200);
+	m = json_object_get(j, "match");
+	assert_string_equal(jstr(m, "status"), "live");
+	assert_int_equal(jint(m, "minute"), 1);
+	assert_int_equal(jint(j, "version"), jint(m, "version"));
+	json_decref(j);
+
+	/* crash: garbage the adapter refuses; fail: 500 for a while */
+	snprintf(path, sizeof path, "/live/ctl/crash?id=%s", id);
+	j = get_json(e, path, 200);
+	assert_string_equal(jstr(json_object_get(j, "match"), "status"), "error");
+	json_decref(j);
+	snprintf(path, sizeof path, "/live/ctl/fail?id=%s&ms=60000", id);
+	json_decref(get_json(e, path, 200));
+	snprintf(path, sizeof path, "/live/api/match/%s", id);
+	json_decref(get_json(e, path, 500));
+	snprintf(path, sizeof path, "/live/match/%s", id);
+	get_start(e, path, &g);
+	get_wait(e, &g, path);
+	assert_int_equal(g.code, 500);
+
+	/* match counts: reset with 50, the listing with ?n=6 */
+	j = get_json(e, "/live/ctl/reset?n=50", 200);
+	assert_int_equal(jint(j, "n"), 50);
+	json_decref(j);
+	j = get_json(e, "/live/api/matches", 200);
+	assert_int_equal(json_array_size(json_object_get(j, "matches")), 50);
+	json_decref(j);
+	get_start(e, "/live/?n=6", &g);
+	get_wait(e, &g, "/live/?n=6");
+	assert_int_equal(g.code, 200);
+	j = get_json(e, "/live/api/matches", 200);
+	assert_int_equal(json_array_size(json_object_get(j, "matches")), 6);
+	json_decref(j);
+	json_decref(get_json(e, "/live/ctl?n=501", 400));
+	assert_int_equal(fixture_live_configure(e->fx, 501, 1, 0), -EINVAL);
+	assert_int_equal(fixture_live_configure(e->fx, 10, 1001, 0), -EINVAL);
+
+	env_close(e);
+}
+
+/*
+ * Long-polling: a held request is answered at once on a change, another at its deadline
+ * with the state unchanged; closing the fixture with requests held leaves nothing open.
+ */
+static void test_livesite__long_poll(void **state)
+{
+	env_t *e = *state;
+	json_t *j, *ctl;
+	char id[16], path[160];
+	json_int_t version;
+	get_t held, deadline, left[3];
+	uint64_t t0;
+
+	env_open(e, 0);
+	assert_int_equal(fixture_live_configure(e->fx, 12, 0, 3), 0); /* paused clock */
+	first_with_status(e, "live", id, sizeof id);
+	snprintf(path, sizeof path, "/live/api/match/%s", id);
+	j = get_json(e, path, 200);
+	version = jint(j, "version");
+	json_decref(j);
+
+	/* a different version is answered at once */
+	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld", id, (long long)version - 1);
+	j = get_json(e, path, 200);
+	assert_int_equal(jint(j, "version"), version);
+	json_decref(j);
+
+	/* the current version is held until the goal */
+	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld", id, (long long)version);
+	get_start(e, path, &held);
+	tu_run_until(&e->loop, &held.done, 500);
+	assert_false(held.done);
+	snprintf(path, sizeof path, "/live/ctl/goal?id=%s&side=away", id);
+	ctl = get_json(e, path, 200);
+	t0 = tu_now_ms();
+	get_wait(e, &held, "the held long-poll");
+	assert_int_equal(held.code, 200);
+	assert_non_null(held.json);
+	assert_int_equal(jint(held.json, "version"), jint(ctl, "version"));
+	assert_true(jint(held.json, "version") > version);
+	assert_true(held.t_done - t0 < 5000); /* answered by the change, not its 25 s wait */
+	json_decref(held.json);
+	version = jint(ctl, "version");
+	json_decref(ctl);
+
+	/* nothing changes: answered at its deadline, unchanged */
+	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld&wait=300", id,
+	         (long long)version);
+	get_start(e, path, &deadline);
+	tu_run_until(&e->loop, &deadline.done, 100);
+	assert_false(deadline.done);
+	get_wait(e, &deadline, "the long-poll with wait=300");
+	assert_int_equal(deadline.code, 200);
+	assert_int_equal(jint(deadline.json, "version"), version);
+	json_decref(deadline.json);
+
+	/* three requests held when the fixture closes: they fail, nothing stays open */
+	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld&wait=60000", id,
+	         (long long)version);
+	for (int i = 0; i < 3; i++)
+		get_start(e, path, &left[i]);
+	tu_run_until(&e->loop, &(int){ 0 }, 300);
+	for (int i = 0; i < 3; i++)
+		assert_false(left[i].done);
+	fixture_close(e->fx, on_fx_closed, e);
+	e->fx = NULL;
+	assert_true(tu_run_until(&e->loop, &e->fx_closed, 5000));
+	for (int i = 0; i < 3; i++) {
+		assert_true(tu_run_until(&e->loop, &left[i].done, 5000));
+		assert_int_not_equal(left[i].status, 0);
+	}
+	env_close(e);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_livesite__api_and_control, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_livesite__long_poll, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_livesite__adapter_in_chromium, env_setup,
+		                                env_teardown),
+	};
+	static uv_loop_t first;
+
+	if (browser_exec_wrapper_main(argc, argv))
+		return 127; /* exec failed */
+	signal(SIGPIPE, SIG_IGN);
+	if (!getenv("LOG_LEVEL"))
+		log_set_level(LOG_WARN);
+	/* libuv opens a process-wide pipe with the first loop: open it before any fd count */
+	if (uv_loop_init(&first) != 0 || uv_loop_close(&first) != 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
