@@ -25,12 +25,12 @@
 #include "adapters/adapter.h"
 #include "adapters/adapter_util.h"
 
-#define TEAM_MAX 100        /* bytes of a team name */
-#define EVENT_MAX 200       /* bytes of the last event */
-#define MATCH_ID_MAX 16     /* bytes of a match id */
-#define URL_MAX 2047        /* the targets file's limit */
-#define TARGET_ID_MAX 64    /* the targets file's limit */
-#define DISCOVER_MAX 10000  /* entries on one listing */
+#define TEAM_MAX 100       /* bytes of a team name */
+#define EVENT_MAX 200      /* bytes of the last event */
+#define MATCH_ID_MAX 16    /* bytes of a match id */
+#define URL_MAX 2047       /* the targets file's limit */
+#define TARGET_ID_MAX 64   /* the targets file's limit */
+#define DISCOVER_MAX 10000 /* entries on one listing */
 #define MINUTE_MAX 130
 #define GOALS_MAX 999
 
@@ -101,8 +101,8 @@ static int status_index(const char *s)
 }
 
 /* A string of 1..max bytes (0..max if may_be_empty) without NUL; else why. */
-static const char *want_string(const json_t *obj, const char *key, const char *path,
-                               size_t max, int may_be_empty, char *why, size_t whylen)
+static const char *want_string(const json_t *obj, const char *key, const char *path, size_t max,
+                               int may_be_empty, char *why, size_t whylen)
 {
 	const json_t *v = json_object_get(obj, key);
 	char q[96];
@@ -154,7 +154,8 @@ static json_t *ls_normalise(const void *state, const json_t *raw, char *why, siz
 	char q[96];
 
 	if (!json_is_object(raw)) {
-		snprintf(why, whylen, "expected an object {id, home, away, score, minute, status, "
+		snprintf(why, whylen,
+		         "expected an object {id, home, away, score, minute, status, "
 		         "last_event, version} from the match page, got %s",
 		         adapter_util_quote(raw, q, sizeof q));
 		return NULL;
@@ -181,15 +182,15 @@ static json_t *ls_normalise(const void *state, const json_t *raw, char *why, siz
 		return NULL;
 	if (!(status = want_string(raw, "status", "status", 16, 0, why, whylen)) ||
 	    status_index(status) < 0) {
-		snprintf(why, whylen,
-		         "field \"status\": expected \"upcoming\", \"live\" or \"finished\", got %s",
-		         adapter_util_quote(json_object_get(raw, "status"), q, sizeof q));
+		snprintf(
+		        why, whylen,
+		        "field \"status\": expected \"upcoming\", \"live\" or \"finished\", got %s",
+		        adapter_util_quote(json_object_get(raw, "status"), q, sizeof q));
 		return NULL;
 	}
 	if (!(event = want_string(raw, "last_event", "last_event", EVENT_MAX, 1, why, whylen)))
 		return NULL;
-	if (want_int(raw, "version", "version", 0, (json_int_t)1 << 62, &version, why, whylen) <
-	    0)
+	if (want_int(raw, "version", "version", 0, (json_int_t)1 << 62, &version, why, whylen) < 0)
 		return NULL;
 	data = json_pack("{s:s, s:s, s:s, s:{s:I, s:I}, s:I, s:s, s:s, s:I}", "id", id, "home",
 	                 home, "away", away, "score", "home", sh, "away", sa, "minute", minute,
@@ -227,8 +228,8 @@ static int url_valid(const char *u, size_t len)
 	return 1;
 }
 
-static json_t *ls_discover(const void *state, const json_t *raw, const char *parent_id,
-                           char *why, size_t whylen)
+static json_t *ls_discover(const void *state, const json_t *raw, const char *parent_id, char *why,
+                           size_t whylen)
 {
 	json_t *out = NULL, *seen = NULL;
 	const json_t *e;
@@ -240,8 +241,10 @@ static json_t *ls_discover(const void *state, const json_t *raw, const char *par
 		return NULL;
 	}
 	if (!json_is_array(raw)) {
-		snprintf(why, whylen, "expected an array of {id, url, status} from the listing, "
-		         "got %s", adapter_util_quote(raw, q, sizeof q));
+		snprintf(why, whylen,
+		         "expected an array of {id, url, status} from the listing, "
+		         "got %s",
+		         adapter_util_quote(raw, q, sizeof q));
 		return NULL;
 	}
 	if (json_array_size(raw) > DISCOVER_MAX) {
@@ -253,7 +256,8 @@ static json_t *ls_discover(const void *state, const json_t *raw, const char *par
 	seen = json_object();
 	if (!out || !seen)
 		goto nomem;
-	json_array_foreach (raw, i, e) {
+	json_array_foreach(raw, i, e)
+	{
 		const json_t *jid, *jurl, *jst;
 		char tid[TARGET_ID_MAX + 16], path[32];
 		const char *mid;
@@ -261,8 +265,9 @@ static json_t *ls_discover(const void *state, const json_t *raw, const char *par
 		json_t *t;
 
 		if (!json_is_object(e)) {
-			snprintf(why, whylen, "listing[%zu]: expected an object {id, url, status}, got %s",
-			         i, adapter_util_quote(e, q, sizeof q));
+			snprintf(why, whylen,
+			         "listing[%zu]: expected an object {id, url, status}, got %s", i,
+			         adapter_util_quote(e, q, sizeof q));
 			goto bad;
 		}
 		jid = json_object_get(e, "id");
@@ -273,14 +278,15 @@ static json_t *ls_discover(const void *state, const json_t *raw, const char *par
 		           match_id_valid(json_string_value(jid))) {
 			mid = json_string_value(jid);
 		} else {
-			snprintf(why, whylen, "listing[%zu]: \"id\": expected a match id (1 to %d "
+			snprintf(why, whylen,
+			         "listing[%zu]: \"id\": expected a match id (1 to %d "
 			         "decimal digits), got %s",
 			         i, MATCH_ID_MAX, adapter_util_quote(jid, q, sizeof q));
 			goto bad;
 		}
 		if ((size_t)snprintf(tid, sizeof tid, "%s-%s", parent_id, mid) > TARGET_ID_MAX) {
-			snprintf(why, whylen, "listing[%zu]: target id \"%s-%s\" is over %d bytes", i,
-			         parent_id, mid, TARGET_ID_MAX);
+			snprintf(why, whylen, "listing[%zu]: target id \"%s-%s\" is over %d bytes",
+			         i, parent_id, mid, TARGET_ID_MAX);
 			goto bad;
 		}
 		if (json_object_get(seen, tid)) {
@@ -290,7 +296,8 @@ static json_t *ls_discover(const void *state, const json_t *raw, const char *par
 		jurl = json_object_get(e, "url");
 		if (!json_is_string(jurl) ||
 		    !url_valid(json_string_value(jurl), json_string_length(jurl))) {
-			snprintf(why, whylen, "listing[%zu] (match \"%s\"): \"url\": expected an "
+			snprintf(why, whylen,
+			         "listing[%zu] (match \"%s\"): \"url\": expected an "
 			         "absolute http:// or https:// URL of at most %d bytes, got %s",
 			         i, mid, URL_MAX, adapter_util_quote(jurl, q, sizeof q));
 			goto bad;
@@ -298,13 +305,14 @@ static json_t *ls_discover(const void *state, const json_t *raw, const char *par
 		jst = json_object_get(e, "status");
 		si = status_index(json_string_value(jst));
 		if (si < 0) {
-			snprintf(why, whylen, "listing[%zu] (match \"%s\"): \"status\": expected "
+			snprintf(why, whylen,
+			         "listing[%zu] (match \"%s\"): \"status\": expected "
 			         "\"upcoming\", \"live\" or \"finished\", got %s",
 			         i, mid, adapter_util_quote(jst, q, sizeof q));
 			goto bad;
 		}
-		t = json_pack("{s:s, s:s, s:O, s:s}", "id", tid, "adapter", "livescore", "url", jurl,
-		              "class", sched_class_name(status_class[si]));
+		t = json_pack("{s:s, s:s, s:O, s:s}", "id", tid, "adapter", "livescore", "url",
+		              jurl, "class", sched_class_name(status_class[si]));
 		if (!t || json_array_append_new(out, t) != 0 ||
 		    json_object_set_new(seen, tid, json_true()) != 0)
 			goto nomem;

@@ -311,7 +311,8 @@ static void first_with_status(env_t *e, const char *status, char *id, size_t idl
 	size_t i;
 
 	id[0] = '\0';
-	json_array_foreach (json_object_get(m, "matches"), i, t) {
+	json_array_foreach(json_object_get(m, "matches"), i, t)
+	{
 		if (strcmp(jstr(t, "status"), status) == 0) {
 			snprintf(id, idlen, "%s", jstr(t, "id"));
 			break;
@@ -350,7 +351,8 @@ static void test_livesite__adapter_in_chromium(void **state)
 		fail_msg("discover: %s", why);
 	json_decref(raw);
 	assert_int_equal(json_array_size(targets), 24);
-	json_array_foreach (targets, i, t) {
+	json_array_foreach(targets, i, t)
+	{
 		snprintf(path, sizeof path, "/live/match/%zu", i + 1);
 		fixture_url(e->fx, path, want_url, sizeof want_url);
 		snprintf(id, sizeof id, "demo-%zu", i + 1);
@@ -384,7 +386,8 @@ static void test_livesite__adapter_in_chromium(void **state)
 		assert_string_equal(jstr(data, "away"), jstr(api, "away"));
 		assert_int_equal(jint(data, "version"), jint(api, "version"));
 		assert_int_equal(jint(data, "minute"), jint(api, "minute"));
-		assert_true(json_equal(json_object_get(data, "score"), json_object_get(api, "score")));
+		assert_true(
+		        json_equal(json_object_get(data, "score"), json_object_get(api, "score")));
 		assert_int_equal(ad->classify(NULL, data), SCHED_LIVE);
 		json_decref(api);
 	}
@@ -458,7 +461,8 @@ static void test_livesite__api_and_control(void **state)
 	j = get_json(e, "/live/api/matches", 200);
 	assert_int_equal(jint(j, "n"), 24);
 	assert_int_equal(json_array_size(json_object_get(j, "matches")), 24);
-	json_array_foreach (json_object_get(j, "matches"), i, m) {
+	json_array_foreach(json_object_get(j, "matches"), i, m)
+	{
 		const char *st = jstr(m, "status");
 		snprintf(id, sizeof id, "%zu", i + 1);
 		assert_string_equal(jstr(m, "id"), id);
@@ -526,7 +530,8 @@ static void test_livesite__api_and_control(void **state)
 
 /*
  * Long-polling: a held request is answered at once on a change, another at its deadline
- * with the state unchanged; closing the fixture with requests held leaves nothing open.
+ * with the state unchanged; one over the cap gets 503; closing the fixture with requests
+ * held leaves nothing open.
  */
 static void test_livesite__long_poll(void **state)
 {
@@ -534,7 +539,7 @@ static void test_livesite__long_poll(void **state)
 	json_t *j, *ctl;
 	char id[16], path[160];
 	json_int_t version;
-	get_t held, deadline, left[3];
+	get_t held, deadline, *left;
 	uint64_t t0;
 
 	env_open(e, 0);
@@ -580,21 +585,28 @@ static void test_livesite__long_poll(void **state)
 	assert_int_equal(jint(deadline.json, "version"), version);
 	json_decref(deadline.json);
 
-	/* three requests held when the fixture closes: they fail, nothing stays open */
+	/* FIXTURE_HELD_MAX requests held: one more gets 503 at once; then the fixture closes
+	 * with all of them held: they fail and nothing stays open */
+	left = calloc(FIXTURE_HELD_MAX + 1, sizeof *left);
+	assert_non_null(left);
 	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld&wait=60000", id,
 	         (long long)version);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < FIXTURE_HELD_MAX; i++)
 		get_start(e, path, &left[i]);
-	tu_run_until(&e->loop, &(int){ 0 }, 300);
-	for (int i = 0; i < 3; i++)
+	tu_run_until(&e->loop, &(int){ 0 }, 1000);
+	for (int i = 0; i < FIXTURE_HELD_MAX; i++)
 		assert_false(left[i].done);
+	get_start(e, path, &left[FIXTURE_HELD_MAX]);
+	get_wait(e, &left[FIXTURE_HELD_MAX], "one long-poll over the cap");
+	assert_int_equal(left[FIXTURE_HELD_MAX].code, 503);
 	fixture_close(e->fx, on_fx_closed, e);
 	e->fx = NULL;
 	assert_true(tu_run_until(&e->loop, &e->fx_closed, 5000));
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < FIXTURE_HELD_MAX; i++) {
 		assert_true(tu_run_until(&e->loop, &left[i].done, 5000));
 		assert_int_not_equal(left[i].status, 0);
 	}
+	free(left);
 	env_close(e);
 }
 

@@ -136,8 +136,9 @@ static void test_adapter_livescore__normalise_bad(void **state)
 	bad("score", "\"1-0\"", "field \"score\": expected an object", "\"1-0\"");
 	bad("minute", "\"--\"", "field \"minute\": expected an integer from 0 to 130", "\"--\"");
 	bad("minute", "500", "minute", "500");
-	bad("status", "\"error\"", "field \"status\": expected \"upcoming\", \"live\" or "
-	                           "\"finished\"",
+	bad("status", "\"error\"",
+	    "field \"status\": expected \"upcoming\", \"live\" or "
+	    "\"finished\"",
 	    "\"error\"");
 	bad("status", NULL, "status", "got nothing");
 	bad("home", "\"\"", "field \"home\": expected a string of 1 to 100 bytes", "got \"\"");
