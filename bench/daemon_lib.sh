@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/daemon_lib.sh: shared by bench/run-daemon.sh and bench/soak/run.sh (sourced, from the
 # repository root). daemon_setup installs what is missing (scripts/deps.sh bench, npm ci in
 # bench/ when playwright-core is missing), builds cdpilot and cdpilot-fixture into

@@ -58,8 +58,8 @@ t_begin=$(date +%s)
 # nothing), no recycling by uptime during a step.
 # (An array, not a function: `env ... cdpilot &` must be the process whose pid $! is.)
 daemon_env() {
-	denv=(CONCURRENCY_CAP=$conc HOST_CONCURRENCY=$conc BLOCK_RESOURCES=none
-		LIVE_INTERVAL_SECONDS=$interval WATCH_CAP=1024 RECYCLE_UPTIME_SECONDS=0
+	denv=("CONCURRENCY_CAP=$conc" "HOST_CONCURRENCY=$conc" BLOCK_RESOURCES=none
+		"LIVE_INTERVAL_SECONDS=$interval" WATCH_CAP=1024 RECYCLE_UPTIME_SECONDS=0
 		METRICS_ADDR="127.0.0.1:$(node bench/daemon_tool.js port)")
 }
 
@@ -105,9 +105,9 @@ ladder() {
 	done
 	while [ "$fail" -gt 0 ]; do
 		gap=$((fail - pass))
-		[ "$gap" -gt "$resolution" ] && [ "$gap" -gt $((pass / 4)) ] || break
+		if [ "$gap" -le "$resolution" ] || [ "$gap" -le $((pass / 4)) ]; then break; fi
 		mid=$(((pass + fail) / 2 / resolution * resolution))
-		[ "$mid" -gt "$pass" ] && [ "$mid" -lt "$fail" ] || break
+		if [ "$mid" -le "$pass" ] || [ "$mid" -ge "$fail" ]; then break; fi
 		rc=0
 		run_step "$side" "$mode" "$mid" || rc=$?
 		if [ "$rc" = 0 ]; then pass=$mid; else fail=$mid; fi
