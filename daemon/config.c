@@ -51,8 +51,9 @@ static int check_chromium_flags(const char *v, char *why, size_t whylen)
 			break;
 		p += strcspn(p, " \t\r\n");
 	}
-	snprintf(why, whylen, "expected Chromium switches, each starting with '-', separated "
-	                      "by spaces");
+	snprintf(why, whylen,
+	         "expected Chromium switches, each starting with '-', separated "
+	         "by spaces");
 	return -EINVAL;
 }
 
@@ -115,6 +116,12 @@ static const config_setting_t settings[] = {
 	{ "WATCH_RELOAD_SECONDS", "--watch-reload-seconds", "daemon", "600", "1 to 86400", "a watched page is reloaded after this long", 0, NULL },
 	{ "EXIT_ON_HEALTH_FAILURE", "--exit-on-health-failure", "daemon", "0", "0 or 1", "1: exit non-zero once health has been failing for HEALTH_FAILURE_EXIT_SECONDS", 0, NULL },
 	{ "HEALTH_FAILURE_EXIT_SECONDS", "--health-failure-exit-seconds", "daemon", "300", "1 to 86400", "how long health must be failing before that exit", 0, NULL },
+
+	{ "REDIS_URL", "--redis-url", "store", "redis://127.0.0.1:6379/0", "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=N&user=U&password=P]", "the Redis server snapshots, deltas and health are written to", CONFIG_URL_SECRET, NULL },
+	{ "REDIS_PREFIX", "--redis-prefix", "store", "cdpilot", "1 to 63 characters of A-Z a-z 0-9 _ . : -", "first part of every Redis key", 0, NULL },
+	{ "SNAPSHOT_TTL_SECONDS", "--snapshot-ttl-seconds", "store", "0", "0 (no expiry) to 31536000", "expiry of each target's latest snapshot in Redis", 0, NULL },
+	{ "CHANGES_MAXLEN", "--changes-maxlen", "store", "100000", "1 to 1000000000", "approximate length cap of the stream of deltas", 0, NULL },
+	{ "STORE_BACKLOG_MAX", "--store-backlog-max", "store", "100000", "1 to 10000000", "targets whose latest snapshot is kept while Redis is unreachable; past it the least recently updated is dropped", 0, NULL },
 };
 /* clang-format on */
 
@@ -180,7 +187,8 @@ static unsigned distance_n(const char *a, size_t la, const char *b, size_t lb)
 		prev_diag = row[0];
 		row[0] = (unsigned)i;
 		for (size_t j = 1; j <= lb; j++) {
-			int same = toupper((unsigned char)a[i - 1]) == toupper((unsigned char)b[j - 1]);
+			int same = toupper((unsigned char)a[i - 1]) ==
+			           toupper((unsigned char)b[j - 1]);
 			tmp = row[j];
 			row[j] = min3(row[j] + 1, row[j - 1] + 1, prev_diag + (same ? 0 : 1));
 			prev_diag = tmp;
@@ -248,8 +256,8 @@ int config_apply_flags(int *argc, char **argv, errlist_t *errs)
 				continue;
 			}
 			if (setenv(s->env, val, 1) != 0) {
-				errlist_add(errs, "%s='%s': cannot set %s: %s", s->flag, val, s->env,
-				            strerror(errno));
+				errlist_add(errs, "%s='%s': cannot set %s: %s", s->flag, val,
+				            s->env, strerror(errno));
 				continue;
 			}
 			g_from_flag[s - settings] = 1;
@@ -286,7 +294,8 @@ int config_check_env(errlist_t *errs)
 		if (n < 6 || !memchr(*e, '_', n))
 			continue;
 		for (size_t i = 0; i < NSETTINGS && !known; i++)
-			known = strlen(settings[i].env) == n && strncmp(settings[i].env, *e, n) == 0;
+			known = strlen(settings[i].env) == n &&
+			        strncmp(settings[i].env, *e, n) == 0;
 		if (known)
 			continue;
 		s = closest(*e, n, 0, 2);
@@ -331,15 +340,64 @@ const char *config_source_name(enum config_source src)
 	}
 }
 
+void config_redact_url(const char *url, char *out, size_t outlen)
+{
+	const char *p = strstr(url, "://"), *at, *colon, *q;
+	size_t len = 0;
+
+	if (!outlen)
+		return;
+	out[0] = '\0';
+#define PUT(s, n)                              \
+	do {                                   \
+		size_t n_ = (n);               \
+		if (len + n_ >= outlen)        \
+			n_ = outlen - 1 - len; \
+		memcpy(out + len, (s), n_);    \
+		len += n_;                     \
+		out[len] = '\0';               \
+	} while (0)
+	if (p) {
+		p += 3;
+		/* The last '@': an unencoded '@', '/' or '?' in a password still ends up
+		 * hidden (hiding too much is the safe side). */
+		at = strrchr(p, '@');
+		colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+		if (at && colon) {
+			PUT(url, (size_t)(colon + 1 - url));
+			PUT("***", 3);
+			url = at;
+		}
+	}
+	while ((q = strstr(url, "password=")) != NULL) {
+		if (q > url && q[-1] != '?' && q[-1] != '&') {
+			PUT(url, (size_t)(q + 9 - url));
+			url = q + 9;
+			continue;
+		}
+		PUT(url, (size_t)(q + 9 - url));
+		PUT("***", 3);
+		url = q + 9 + strcspn(q + 9, "&#");
+	}
+	PUT(url, strlen(url));
+#undef PUT
+}
+
 void config_print(FILE *f, int verbose)
 {
 	for (size_t i = 0; i < NSETTINGS; i++) {
 		const config_setting_t *s = &settings[i];
 		enum config_source src = config_source(s);
+		const char *v = getenv(s->env);
+		char red[2048];
 
-		if (src != CONFIG_SRC_DEFAULT)
-			fprintf(f, "%s=%s  (%s)\n", s->env, getenv(s->env), config_source_name(src));
-		else if (s->def[0] == '(')
+		if (src != CONFIG_SRC_DEFAULT) {
+			if (s->flags & CONFIG_URL_SECRET) {
+				config_redact_url(v, red, sizeof red);
+				v = red;
+			}
+			fprintf(f, "%s=%s  (%s)\n", s->env, v, config_source_name(src));
+		} else if (s->def[0] == '(')
 			fprintf(f, "%s=  (default: %.*s)\n", s->env, (int)strlen(s->def) - 2,
 			        s->def + 1);
 		else

@@ -29,7 +29,8 @@
 #include "util/errlist.h"
 
 enum {
-	CONFIG_EMPTY_OK = 1u << 0, /* an empty value is meaningful, not a mistake */
+	CONFIG_EMPTY_OK = 1u << 0,   /* an empty value is meaningful, not a mistake */
+	CONFIG_URL_SECRET = 1u << 1, /* a URL that may hold a password: printed with "***" */
 };
 
 enum config_source { CONFIG_SRC_DEFAULT = 0, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };
@@ -80,13 +81,18 @@ const char *config_source_name(enum config_source src);
 
 /*
  * One line per setting, in table order: "NAME=value  (env)" / "(flag)" / "(default)";
- * a default that is not a value prints "NAME=  (default: ...)". With verbose, each line is
+ * a default that is not a value prints "NAME=  (default: ...)"; the password in a
+ * CONFIG_URL_SECRET value is printed as "***". With verbose, each line is
  * followed by an indented line with the range and the meaning.
  */
 void config_print(FILE *f, int verbose);
 
 /* Prints "cdpilot CMD: N error(s):" and the errors, one per line, to f. */
 void config_print_errors(FILE *f, const char *cmd, const errlist_t *errs);
+
+/* url with the password of its user info ("scheme://user:PASSWORD@") and of a
+ * "password=" query parameter replaced by "***", into out (always NUL-terminated). */
+void config_redact_url(const char *url, char *out, size_t outlen);
 
 /* Forgets which settings came from flags (tests). */
 void config_reset(void);

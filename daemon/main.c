@@ -14,6 +14,7 @@
 #ifdef CDPILOT_HAVE_RUN
 #include "daemon/config.h"
 #include "daemon/run.h"
+#include "daemon/targets.h"
 #endif
 #include "daemon/scrape.h"
 #include "pool/browser.h"
@@ -82,6 +83,24 @@ static int check_config(int argc, char **argv)
 	argv[n] = NULL;
 	errlist_init(&errs);
 	rc = load_settings(&n, argv, o, &errs);
+	if (o->targets_path[0]) {
+		/* The targets file as `run` will load it, each problem naming the setting. */
+		target_set_t set = { 0 };
+		errlist_t terrs;
+		errlist_init(&terrs);
+		if (targets_load_file(o->targets_path, &set, &terrs) != 0) {
+			const char *t = errlist_text(&terrs);
+			while (*t) {
+				size_t len = strcspn(t, "\n");
+				errlist_add(&errs, "TARGETS_FILE='%s': %.*s", o->targets_path,
+				            (int)len, t);
+				t += len + (t[len] == '\n');
+			}
+			rc = -EINVAL;
+		}
+		targets_release(&set);
+		errlist_release(&terrs);
+	}
 	config_print(stdout, verbose);
 	fflush(stdout);
 	if (rc != 0)
