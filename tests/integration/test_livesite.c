@@ -540,6 +540,8 @@ static void test_livesite__long_poll(void **state)
 	char id[16], path[160];
 	json_int_t version;
 	get_t held, deadline, *left;
+	char api[64];
+	unsigned long hits;
 	uint64_t t0;
 
 	env_open(e, 0);
@@ -591,9 +593,15 @@ static void test_livesite__long_poll(void **state)
 	assert_non_null(left);
 	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld&wait=60000", id,
 	         (long long)version);
+	snprintf(api, sizeof api, "/live/api/match/%s", id);
+	hits = fixture_hits(e->fx, api);
 	for (int i = 0; i < FIXTURE_HELD_MAX; i++)
 		get_start(e, path, &left[i]);
-	tu_run_until(&e->loop, &(int){ 0 }, 1000);
+	t0 = tu_now_ms();
+	while (fixture_hits(e->fx, api) < hits + FIXTURE_HELD_MAX && tu_now_ms() - t0 < WAIT_MS)
+		tu_run_until(&e->loop, &(int){ 0 }, 20);
+	assert_int_equal(fixture_hits(e->fx, api), hits + FIXTURE_HELD_MAX);
+	tu_run_until(&e->loop, &(int){ 0 }, 200);
 	for (int i = 0; i < FIXTURE_HELD_MAX; i++)
 		assert_false(left[i].done);
 	get_start(e, path, &left[FIXTURE_HELD_MAX]);
