@@ -618,12 +618,82 @@ static void test_livesite__long_poll(void **state)
 	env_close(e);
 }
 
+/*
+ * The site's own clock: a long-poll on an upcoming match is answered by its kick-off (the
+ * held request's timer, after a speed change re-armed it); then at high speed the match
+ * runs to full time with its version and minute never going back.
+ */
+static void test_livesite__clock(void **state)
+{
+	env_t *e = *state;
+	json_t *j, *m;
+	char id[32] = "", path[160];
+	json_int_t version, minute = 0;
+	get_t held;
+	uint64_t t0;
+	size_t i;
+
+	env_open(e, 0);
+	assert_int_equal(fixture_live_configure(e->fx, 24, 0, 5), 0); /* paused */
+	/* the next match to kick off: the highest upcoming id */
+	j = get_json(e, "/live/api/matches", 200);
+	json_array_foreach(json_object_get(j, "matches"), i,
+	                   m) if (strcmp(jstr(m, "status"), "upcoming") == 0)
+	        snprintf(id, sizeof id, "%s", jstr(m, "id"));
+	json_decref(j);
+	assert_true(id[0]);
+	snprintf(path, sizeof path, "/live/api/match/%s", id);
+	j = get_json(e, path, 200);
+	version = jint(j, "version");
+	json_decref(j);
+
+	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld&wait=20000", id,
+	         (long long)version);
+	get_start(e, path, &held);
+	tu_run_until(&e->loop, &held.done, 300);
+	assert_false(held.done); /* paused: nothing happens */
+	/* 100x: the kick-off, 22.5 s of demo time away, comes in about 0.2 s */
+	json_decref(get_json(e, "/live/ctl?speed=100", 200));
+	t0 = tu_now_ms();
+	get_wait(e, &held, "the long-poll on an upcoming match");
+	assert_int_equal(held.code, 200);
+	assert_string_equal(jstr(held.json, "status"), "live");
+	assert_true(jint(held.json, "version") > version);
+	assert_true(held.t_done - t0 < 15000); /* by the kick-off, not the 20 s deadline */
+	version = jint(held.json, "version");
+	json_decref(held.json);
+
+	/* 1000x: full time within a fraction of a second, never going back */
+	json_decref(get_json(e, "/live/ctl?speed=1000", 200));
+	snprintf(path, sizeof path, "/live/api/match/%s", id);
+	t0 = tu_now_ms();
+	for (;;) {
+		j = get_json(e, path, 200);
+		assert_true(jint(j, "version") >= version);
+		assert_true(jint(j, "minute") >= minute);
+		version = jint(j, "version");
+		minute = jint(j, "minute");
+		if (strcmp(jstr(j, "status"), "finished") == 0)
+			break;
+		assert_string_equal(jstr(j, "status"), "live");
+		json_decref(j);
+		if (tu_now_ms() - t0 > 20000)
+			fail_msg("match %s did not finish at 1000x", id);
+		tu_run_until(&e->loop, &(int){ 0 }, 20);
+	}
+	assert_int_equal(jint(j, "minute"), 90);
+	assert_string_equal(jstr(j, "last_event"), "full time");
+	json_decref(j);
+	env_close(e);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_livesite__api_and_control, env_setup,
 		                                env_teardown),
 		cmocka_unit_test_setup_teardown(test_livesite__long_poll, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_livesite__clock, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_livesite__adapter_in_chromium, env_setup,
 		                                env_teardown),
 	};
