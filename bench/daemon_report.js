@@ -3,7 +3,7 @@
 // controller samples (daemon_tool.js sample). Subcommands:
 //
 //   step --side S --mode M --n N --interval S --targets FILE --out FILE --samples FILE
-//        --start MS --warm S --measure S --results FILE
+//        --start MS --ready MS --warm S --measure S --results FILE
 //        One step of the ladder: appends a JSON line to --results, prints a summary, exits
 //        0 if the step passed (p95 age <= 1.5 x interval) and 10 if not.
 //   push --out FILE --goals FILE --results FILE
@@ -12,8 +12,9 @@
 //   table --results FILE
 //        The table of the run, with the ratios cdpilot/Playwright.
 //
-// Age: sampled every second over the measuring window [start + warm, start + warm +
-// measure]; at each sample, for each target, age = now - scraped_at of its newest snapshot
+// Age: sampled every second over the measuring window [ready + warm, ready + warm +
+// measure], where start is when the controller was started and ready when every target
+// had its first snapshot (at most a minute later); at each sample, for each target, age = now - scraped_at of its newest snapshot
 // at that moment (a target not scraped yet counts from the start of the step); p50/p95/max
 // over every (sample, target) pair, nearest rank.
 // Controller CPU per task: (utime + stime of the controller process at the end of the
@@ -47,7 +48,8 @@ function step() {
   const side = need('--side'), mode = need('--mode'), n = Number(need('--n'));
   const interval = Number(arg('--interval', '5')) * 1000;
   const start = Number(need('--start'));
-  const ws = start + Number(need('--warm')) * 1000;
+  const ready = Number(arg('--ready', String(start)));
+  const ws = ready + Number(need('--warm')) * 1000;
   const we = ws + Number(need('--measure')) * 1000;
   let ids = [];
   const doc = JSON.parse(fs.readFileSync(need('--targets'), 'utf8'));
@@ -78,6 +80,7 @@ function step() {
   const p95 = pct(ages, 95);
   const res = {
     kind: 'step', side, mode, n, interval_s: interval / 1000, window_s: (we - ws) / 1000,
+    all_first_s: r1((ready - start) / 1000),
     p50_age_s: r1(pct(ages, 50) / 1000), p95_age_s: r1(p95 / 1000), max_age_s: r1(ages[ages.length - 1] / 1000),
     snapshots_in_window: inWindow, expected_in_window: Math.round((n * (we - ws)) / interval),
     cpu_ms_per_task: cpuMs !== null && inWindow ? Math.round((cpuMs / inWindow) * 100) / 100 : null,
@@ -87,7 +90,7 @@ function step() {
   fs.appendFileSync(need('--results'), `${JSON.stringify(res)}\n`);
   console.log(`   ${side} ${mode} N=${n}: p95 age ${res.p95_age_s} s (p50 ${res.p50_age_s}, max ${res.max_age_s}), ` +
     `${inWindow}/${res.expected_in_window} snapshots, CPU ${res.cpu_ms_per_task} ms/task (${res.cpu_percent}% of a core), ` +
-    `RSS peak ${res.peak_rss_mb} MB -> ${res.pass ? 'pass' : 'FAIL'}`);
+    `RSS peak ${res.peak_rss_mb} MB, all scraped once after ${res.all_first_s} s -> ${res.pass ? 'pass' : 'FAIL'}`);
   process.exit(res.pass ? 0 : 10);
 }
 
@@ -172,7 +175,8 @@ function table() {
   console.log('\nevery step (side mode N: p95 age s, CPU ms/task, RSS MB, pass):');
   for (const s of steps) {
     console.log(`  ${s.side.padEnd(10)} ${s.mode.padEnd(8)} N=${String(s.n).padStart(3)}: p95 ${f(s.p95_age_s)} s, ` +
-      `${f(s.cpu_ms_per_task, 2)} ms/task, ${f(s.peak_rss_mb)} MB, ${s.snapshots_in_window}/${s.expected_in_window} snapshots, ${s.pass ? 'pass' : 'FAIL'}`);
+      `${f(s.cpu_ms_per_task, 2)} ms/task, ${f(s.peak_rss_mb)} MB, ${s.snapshots_in_window}/${s.expected_in_window} snapshots, ` +
+      `all scraped once after ${f(s.all_first_s)} s, ${s.pass ? 'pass' : 'FAIL'}`);
   }
 }
 

@@ -11,6 +11,10 @@
 //   sample --pid P --out FILE [--every-ms MS]
 //                                          /proc/P/stat utime+stime, VmRSS, VmHWM as JSON
 //                                          lines {t, cpu_ms, rss_kb, hwm_kb} until P exits
+//   wait-first --out FILE --targets FILE [--timeout S]
+//                                          until FILE (JSON lines) holds a snapshot of every
+//                                          target; prints the Unix ms when it did (or when
+//                                          the timeout ran out, with "timeout" on stderr)
 //   goals --base URL --n N --seconds S --out FILE [--seed K]
 //                                          a goal on a random live match every 0.5-1.5 s;
 //                                          one JSON line per goal {id, version, changed_at_ms}
@@ -144,6 +148,35 @@ const cmds = {
       await sleep(every);
     }
     fs.closeSync(out);
+  },
+
+  async 'wait-first'() {
+    const outPath = need('--out');
+    const doc = JSON.parse(fs.readFileSync(need('--targets'), 'utf8'));
+    const want = new Set((Array.isArray(doc) ? doc : doc.targets).map((t) => t.id));
+    const until = Date.now() + Number(arg('--timeout', '60')) * 1000;
+    let pos = 0, rest = '';
+    while (want.size && Date.now() < until) {
+      let fd = -1;
+      try {
+        fd = fs.openSync(outPath, 'r');
+        const buf = Buffer.alloc(1 << 20);
+        let n;
+        while ((n = fs.readSync(fd, buf, 0, buf.length, pos)) > 0) {
+          pos += n;
+          const parts = (rest + buf.toString('utf8', 0, n)).split('\n');
+          rest = parts.pop();
+          for (const l of parts) {
+            const m = /"type":"snapshot","target":"([^"]+)"/.exec(l);
+            if (m) want.delete(m[1]);
+          }
+        }
+      } catch (e) { /* not created yet */ }
+      if (fd >= 0) fs.closeSync(fd);
+      if (want.size) await sleep(100);
+    }
+    if (want.size) console.error(`wait-first: timeout, ${want.size} target(s) without a snapshot`);
+    console.log(Date.now());
   },
 
   async goals() {

@@ -14,8 +14,8 @@
 //   watch targets ("mode": "watch"): one context and page per target, opened on its first
 //                     scrape (goto + waitForSelector) and read with the same evaluate on
 //                     every later one; reopened if a read fails.
-// Stops scheduling after --duration seconds, lets the scrapes in flight finish, closes the
-// browser, prints a summary on stderr.
+// Stops scheduling after --duration seconds or on SIGTERM/SIGINT, lets the scrapes in
+// flight finish, closes the browser, prints a summary on stderr.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -96,7 +96,9 @@ async function main() {
   const browser = await chromium.launch({ executablePath: executable(), ignoreDefaultArgs: true, args: [...args, 'about:blank'] });
 
   const t0 = Date.now();
-  const stopAt = t0 + duration * 1000;
+  let stopAt = t0 + duration * 1000;
+  let kick = () => {};
+  for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => { stopAt = Date.now(); kick(); });
   for (const t of targets) t.due = t0;
   let inflight = 0, ok = 0, failed = 0;
   const errors = new Map();
@@ -171,6 +173,7 @@ async function main() {
       for (const t of targets) if (!t.running) next = Math.min(next, t.due);
       timer = setTimeout(pump, Math.max(1, next - Date.now()));
     }
+    kick = pump;
     pump();
   });
   fs.closeSync(out);

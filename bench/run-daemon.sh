@@ -12,7 +12,7 @@
 # usage: bench/run-daemon.sh            (about 15-20 minutes)
 #        QUICK=1 bench/run-daemon.sh    (about 6 minutes: coarser ladders, shorter steps)
 # env:   BUILD_DIR (build), NO_BUILD=1, NAV_LADDER, WATCH_LADDER, WARM_SECONDS,
-#        MEASURE_SECONDS, PUSH_TARGETS (16), PUSH_SECONDS (60), SIDES ("cdpilot playwright"),
+#        MEASURE_SECONDS, FIRST_TIMEOUT (60), PUSH_TARGETS (16), PUSH_SECONDS (60), SIDES ("cdpilot playwright"),
 #        MODES ("navigate watch"), PUSH=0 to skip the push measurement
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,7 @@ fi
 sides=${SIDES:-"cdpilot playwright"}
 modes=${MODES:-"navigate watch"}
 push_n=${PUSH_TARGETS:-16}
+first_timeout=${FIRST_TIMEOUT:-60}
 
 # shellcheck source=bench/daemon_lib.sh
 . bench/daemon_lib.sh
@@ -63,9 +64,13 @@ daemon_env() {
 		METRICS_ADDR="127.0.0.1:$(node bench/daemon_tool.js port)")
 }
 
-# run_step SIDE MODE N: one step; returns 0 if it passed, 10 if not, other: broken.
+# run_step SIDE MODE N: one step; returns 0 if it passed, 10 if not, other: broken. The
+# controller runs until every target has its first snapshot (at most FIRST_TIMEOUT s),
+# then warm + measure seconds more, and is stopped with SIGTERM (both sides finish the
+# scrapes in flight and close the browser).
 run_step() {
-	local side=$1 mode=$2 n=$3 d pid spid start rc=0
+	local side=$1 mode=$2 n=$3 d pid spid start ready rc=0
+	local cap=$((first_timeout + warm + measure + 30))
 	d=$outdir/$side-$mode-$n
 	mkdir -p "$d"
 	node bench/daemon_tool.js site --base "$base" --n "$n"
@@ -75,42 +80,58 @@ run_step() {
 	if [ "$side" = cdpilot ]; then
 		daemon_env
 		env "${denv[@]}" "$cdpilot" run --targets "$d/targets.json" --output "$d/out.jsonl" \
-			--duration $((warm + measure + 1)) --no-status 2>"$d/log" &
+			--duration "$cap" --no-status 2>"$d/log" &
 	else
 		node bench/pw_schedule.js --targets "$d/targets.json" --output "$d/out.jsonl" \
-			--duration $((warm + measure + 1)) --concurrency "$conc" 2>"$d/log" &
+			--duration "$cap" --concurrency "$conc" 2>"$d/log" &
 	fi
 	pid=$!
 	bg_track "$pid"
 	node bench/daemon_tool.js sample --pid "$pid" --out "$d/samples.jsonl" &
 	spid=$!
+	ready=$(node bench/daemon_tool.js wait-first --out "$d/out.jsonl" --targets "$d/targets.json" \
+		--timeout "$first_timeout")
+	sleep $((warm + measure + 1))
+	kill -TERM "$pid" 2>/dev/null || true
 	wait "$pid" || { echo "   $side exited with $? (log: $d/log)"; tail -n 5 "$d/log" | sed 's/^/   | /'; }
 	wait "$spid" || true
 	node bench/daemon_report.js step --side "$side" --mode "$mode" --n "$n" \
 		--interval "$interval" --targets "$d/targets.json" --out "$d/out.jsonl" \
-		--samples "$d/samples.jsonl" --start "$start" --warm "$warm" --measure "$measure" \
-		--results "$results" || rc=$?
+		--samples "$d/samples.jsonl" --start "$start" --ready "$ready" --warm "$warm" \
+		--measure "$measure" --results "$results" || rc=$?
 	return $rc
 }
 
-# ladder SIDE MODE LADDER: up the ladder until a step fails, then halve the gap between the
-# last pass and the first failure down to the resolution.
+# ladder MODE LIST: every side up the ladder, the sides alternating at each N (so both see
+# about the same background load) until each has failed once; then, per side, the gap
+# between its last pass and its first failure is halved down to the resolution.
 ladder() {
-	local side=$1 mode=$2 list=$3 pass=0 fail=0 n rc mid gap
-	echo "== $side, $mode mode: ladder $list (then bisect), ${warm}+${measure} s per step"
+	local mode=$1 list=$2 n side rc mid gap left
+	declare -A pass fail
+	echo "== $mode mode: ladder $list (then bisect), ${warm}+${measure} s per step after" \
+		"every target's first snapshot"
+	for side in $sides; do pass[$side]=0; fail[$side]=0; done
 	for n in $list; do
-		rc=0
-		run_step "$side" "$mode" "$n" || rc=$?
-		if [ "$rc" = 0 ]; then pass=$n; else fail=$n; break; fi
+		left=0
+		for side in $sides; do
+			[ "${fail[$side]}" = 0 ] || continue
+			left=1
+			rc=0
+			run_step "$side" "$mode" "$n" || rc=$?
+			if [ "$rc" = 0 ]; then pass[$side]=$n; else fail[$side]=$n; fi
+		done
+		[ "$left" = 1 ] || break
 	done
-	while [ "$fail" -gt 0 ]; do
-		gap=$((fail - pass))
-		if [ "$gap" -le "$resolution" ] || [ "$gap" -le $((pass / 4)) ]; then break; fi
-		mid=$(((pass + fail) / 2 / resolution * resolution))
-		if [ "$mid" -le "$pass" ] || [ "$mid" -ge "$fail" ]; then break; fi
-		rc=0
-		run_step "$side" "$mode" "$mid" || rc=$?
-		if [ "$rc" = 0 ]; then pass=$mid; else fail=$mid; fi
+	for side in $sides; do
+		while [ "${fail[$side]}" -gt 0 ]; do
+			gap=$((fail[$side] - pass[$side]))
+			if [ "$gap" -le "$resolution" ] || [ "$gap" -le $((pass[$side] / 4)) ]; then break; fi
+			mid=$(((pass[$side] + fail[$side]) / 2 / resolution * resolution))
+			if [ "$mid" -le "${pass[$side]}" ] || [ "$mid" -ge "${fail[$side]}" ]; then break; fi
+			rc=0
+			run_step "$side" "$mode" "$mid" || rc=$?
+			if [ "$rc" = 0 ]; then pass[$side]=$mid; else fail[$side]=$mid; fi
+		done
 	done
 }
 
@@ -120,9 +141,7 @@ for mode in $modes; do
 		exit 2
 		;;
 	esac
-	for side in $sides; do
-		ladder "$side" "$mode" "$list"
-	done
+	ladder "$mode" "$list"
 done
 
 if [ "${PUSH:-1}" = 1 ] && [[ " $sides " == *" cdpilot "* ]]; then
@@ -135,12 +154,16 @@ if [ "${PUSH:-1}" = 1 ] && [[ " $sides " == *" cdpilot "* ]]; then
 		--interval "$interval" --out "$d/targets.json"
 	daemon_env
 	env "${denv[@]}" "$cdpilot" run --targets "$d/targets.json" --output "$d/out.jsonl" \
-		--duration $((warm + push_seconds + 3)) --no-status 2>"$d/log" &
+		--duration $((first_timeout + push_seconds + 60)) --no-status 2>"$d/log" &
 	pid=$!
 	bg_track "$pid"
-	sleep "$warm"
+	node bench/daemon_tool.js wait-first --out "$d/out.jsonl" --targets "$d/targets.json" \
+		--timeout "$first_timeout" >/dev/null
+	sleep 2
 	node bench/daemon_tool.js goals --base "$base" --n "$push_n" --seconds "$push_seconds" \
 		--out "$d/goals.jsonl" 2>"$d/goals.log" || echo "   some goals failed: $d/goals.log"
+	sleep 2
+	kill -TERM "$pid" 2>/dev/null || true
 	wait "$pid" || echo "   cdpilot exited with $? (log: $d/log)"
 	node bench/daemon_report.js push --out "$d/out.jsonl" --goals "$d/goals.jsonl" \
 		--results "$results"
