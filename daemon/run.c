@@ -1101,7 +1101,11 @@ static void on_wake(uv_timer_t *t)
 static void schedule_wake(run_t *r)
 {
 	uint64_t now = now_ms(r);
-	uint64_t a = sched_next_wakeup(r->nav, now), b = sched_next_wakeup(r->wsched, now);
+	/* with every navigate slot busy, a finishing task calls pump(): waking for queued
+	 * targets that cannot start would spin */
+	uint64_t a = r->inflight < r->o->pool.concurrency_cap ? sched_next_wakeup(r->nav, now)
+	                                                      : UINT64_MAX;
+	uint64_t b = sched_next_wakeup(r->wsched, now);
 	uint64_t at = a < b ? a : b;
 
 	if (r->stopping || at == UINT64_MAX) {

@@ -592,3 +592,18 @@ int tu_wait_alive_count(const tu_proc_id_t *procs, size_t n, uint64_t timeout_ms
 		usleep(50 * 1000);
 	return a;
 }
+
+int tu_kill_descendants_with_arg(pid_t root, const char *needle, int sig)
+{
+	static tu_proc_id_t below[4096];
+	size_t n = tu_descendants(root, below, 4096);
+	int killed = 0;
+
+	for (size_t i = 0; i < n && i < 4096; i++) {
+		char pid[32];
+		snprintf(pid, sizeof pid, "%d", (int)below[i].pid);
+		if (cmdline_contains(pid, needle) && kill(below[i].pid, sig) == 0)
+			killed++;
+	}
+	return killed;
+}

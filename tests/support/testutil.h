@@ -100,5 +100,8 @@ size_t tu_descendants(pid_t root, tu_proc_id_t *out, size_t max);
 /* How many of procs are still alive (same pid and start time; zombies count). */
 int tu_alive_count(const tu_proc_id_t *procs, size_t n);
 int tu_wait_alive_count(const tu_proc_id_t *procs, size_t n, uint64_t timeout_ms);
+/* Sends sig to every descendant of root with an argument containing needle; returns how
+ * many were signalled. */
+int tu_kill_descendants_with_arg(pid_t root, const char *needle, int sig);
 
 #endif
