@@ -536,6 +536,9 @@ static void on_write_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	redisReply *rep = reply;
 	char d[300];
 
+	if (!rep)
+		s->state = C_DOWN; /* the connection is going: on_disconnect follows */
+
 	if (rep && rep->type == REDIS_REPLY_ERROR && !r->evaled && s->ac &&
 	    !strncmp(rep->str, "NOSCRIPT", 8)) {
 		r->evaled = 1;
@@ -565,10 +568,7 @@ static void on_write_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		}
 		write_done(s, r, 0);
 	}
-	if (!s->closing)
-		pump(s);
-	else
-		maybe_finish(s);
+	pump(s); /* also while closing: the grace period flushes */
 }
 
 /* Resync step 1 answered: the stored latest (or nil). */
@@ -581,18 +581,18 @@ static void on_resync_get(redisAsyncContext *ac, void *reply, void *privdata)
 	char d[300];
 	int rc;
 
+	if (!rep)
+		s->state = C_DOWN; /* the connection is going: on_disconnect follows */
+
 	if (!rep || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL) ||
-	    !s->ac || s->closing) {
+	    !s->ac) {
 		describe(rep, d, sizeof d);
 		if (rep && s->ac) {
 			s->st.write_errors++;
 			set_error(s, "GET %s:latest:%s (resync): %s", s->o.prefix, r->id, d);
 		}
 		write_done(s, r, 0);
-		if (!s->closing)
-			pump(s);
-		else
-			maybe_finish(s);
+		pump(s);
 		return;
 	}
 	if (rep->type == REDIS_REPLY_STRING) {
@@ -627,7 +627,8 @@ static void on_resync_get(redisAsyncContext *ac, void *reply, void *privdata)
 		write_done(s, r, 0);
 }
 
-static void start_resync(store_t *s, entry_t *e)
+/* Returns 0, or -EIO if the command could not be queued (the entry is back in the queue). */
+static int start_resync(store_t *s, entry_t *e)
 {
 	req_t *r = xmalloc(sizeof *r);
 	char k[KEY_MAX];
@@ -643,15 +644,19 @@ static void start_resync(store_t *s, entry_t *e)
 	e->inflight = 1;
 	s->inflight++;
 	key(s, k, "latest", e->id);
-	if (redisAsyncCommand(s->ac, on_resync_get, r, "GET %s", k) != REDIS_OK)
+	if (redisAsyncCommand(s->ac, on_resync_get, r, "GET %s", k) != REDIS_OK) {
 		write_done(s, r, 0);
+		return -EIO;
+	}
+	return 0;
 }
 
 /* Sends queued resyncs while the window allows. */
 static void pump(store_t *s)
 {
 	while (s->state == C_READY && s->ac && s->inflight < s->o.inflight_max && s->qhead)
-		start_resync(s, s->qhead);
+		if (start_resync(s, s->qhead) != 0)
+			break;
 	if (s->closing)
 		maybe_finish(s);
 }
