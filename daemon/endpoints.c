@@ -391,10 +391,38 @@ static double cg_value(uint64_t v)
 	return v == WD_UNLIMITED ? (double)INFINITY : (double)v;
 }
 
+static void store_metrics(run_t *r, prom_buf_t *b)
+{
+	store_stats_t ss;
+
+	if (!r->store)
+		return;
+	store_get_stats(r->store, &ss);
+	gauge(b, "cdpilot_store_connected", "1 while connected to Redis and ready to write.",
+	      ss.connected);
+	gauge(b, "cdpilot_store_backlog",
+	      "Targets whose latest snapshot is not yet in Redis (one kept per target).",
+	      (double)ss.backlog);
+	prom_header(b, "cdpilot_store_writes_total", "counter",
+	            "Results written to Redis: ok, error (retried), refused_seq (Redis held a "
+	            "newer one), resync (written with a delta against what Redis held).");
+	prom_sample(b, "cdpilot_store_writes_total", (double)ss.writes_ok, "result", "ok", NULL);
+	prom_sample(b, "cdpilot_store_writes_total", (double)ss.write_errors, "result", "error",
+	            NULL);
+	prom_sample(b, "cdpilot_store_writes_total", (double)ss.refused_seq, "result",
+	            "refused_seq", NULL);
+	prom_sample(b, "cdpilot_store_writes_total", (double)ss.resyncs, "result", "resync", NULL);
+	counter(b, "cdpilot_store_reconnects_total", "Reconnections to Redis.",
+	        (double)ss.reconnects);
+	counter(b, "cdpilot_store_drops_total",
+	        "Backlog entries dropped at STORE_BACKLOG_MAX during an outage.", (double)ss.drops);
+}
+
 void run__metrics_extra(run_t *r, prom_buf_t *b)
 {
 	wd_stats_t ws;
 
+	store_metrics(r, b);
 	if (!r->wd)
 		return;
 	wd_get_stats(r->wd, &ws);
@@ -448,6 +476,16 @@ void run__metrics_extra(run_t *r, prom_buf_t *b)
 
 void run__status_extra(run_t *r, json_t *doc)
 {
+	if (r->store) {
+		store_stats_t ss;
+		store_get_stats(r->store, &ss);
+		json_object_set_new(doc, "store",
+		                    json_pack("{s:b, s:b, s:I, s:I, s:I, s:s}", "connected",
+		                              ss.connected, "degraded", ss.degraded, "backlog",
+		                              (json_int_t)ss.backlog, "writes_ok",
+		                              (json_int_t)ss.writes_ok, "reconnects",
+		                              (json_int_t)ss.reconnects, "last_error", ss.last_error));
+	}
 	wd_stats_t ws;
 	json_t *by = json_object();
 

@@ -94,6 +94,9 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 	wd_opts_from_env(&o->wd, errs);
 	httpd_opts_init(&o->http);
 	httpd_opts_from_env(&o->http, errs);
+	store_opts_init(&o->store);
+	store_opts_from_env(&o->store, errs);
+	o->use_store = getenv("REDIS_URL") != NULL;
 	{
 		const char *v = getenv("EXIT_ON_HEALTH_FAILURE");
 		if (v && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
@@ -442,6 +445,8 @@ static int publish(run_t *r, rtarget_t *rt, const json_t *raw, const char *url,
 		if (delta)
 			sink_put(r->sink, "delta", delta);
 	}
+	if (r->store)
+		store_put(r->store, snap, delta);
 	if (delta)
 		r->deltas_total++;
 	json_decref(delta);
@@ -1249,6 +1254,25 @@ static void on_tick(uv_timer_t *t)
 	} else {
 		r->failing_since = 0;
 	}
+	if (r->store) {
+		store_stats_t ss;
+		json_t *h = health_to_json(r->health);
+		store_get_stats(r->store, &ss);
+		if (ss.degraded) {
+			char why[400];
+			snprintf(why, sizeof why, "redis %s, %zu snapshot(s) waiting%s%.200s",
+			         ss.connected ? "catching up" : "not connected", ss.backlog,
+			         ss.last_error[0] ? ": " : "", ss.last_error);
+			health_set_condition(r->health, "store", HEALTH_DEGRADED, why, now);
+		} else {
+			health_set_condition(r->health, "store", HEALTH_HEALTHY, "", now);
+		}
+		if (h) {
+			json_object_set_new(h, "instance_pid", json_integer(getpid()));
+			store_set_health(r->store, h);
+			json_decref(h);
+		}
+	}
 	if (now - r->last_probe_ms >= 5000) {
 		r->last_probe_ms = now;
 		run__probe(r);
@@ -1266,6 +1290,37 @@ static void on_tick(uv_timer_t *t)
 	if (r->o->duration_s > 0 && now - r->started_ms >= (uint64_t)(r->o->duration_s * 1000))
 		begin_stop(r, "duration reached");
 	pump(r);
+}
+
+/* The store's targets hash changed: {id: target object}. Its targets are reconciled like
+ * the file's, under the source "@redis" (ids cannot start with '@'). */
+static void on_redis_targets(void *ud, const json_t *obj, const char *errors)
+{
+	run_t *r = ud;
+	target_set_t set = { 0 };
+	errlist_t errs;
+	const char *id;
+	json_t *t;
+
+	if (r->stopping)
+		return;
+	if (errors)
+		log_warn("run", "the Redis targets hash has bad entries:\n%s", errors);
+	errlist_init(&errs);
+	set.v = calloc(json_object_size(obj) + 1, sizeof *set.v);
+	if (!set.v)
+		abort();
+	json_object_foreach((json_t *)obj, id, t) {
+		char where[120];
+		snprintf(where, sizeof where, "redis targets \"%.64s\"", id);
+		if (targets_parse_one(t, where, &set.v[set.n], &errs) == 0)
+			set.n++;
+	}
+	if (errs.count)
+		log_warn("run", "%u target(s) from Redis refused:\n%s", errs.count, errlist_text(&errs));
+	errlist_release(&errs);
+	reconcile(r, &set, "@redis");
+	targets_release(&set);
 }
 
 static void reload_targets(run_t *r)
@@ -1298,6 +1353,11 @@ static void on_sink_closed(void *ud)
 	(void)ud;
 }
 
+static void on_store_closed(void *ud)
+{
+	(void)ud;
+}
+
 static void on_fetch_closed(void *ud)
 {
 	(void)ud;
@@ -1311,6 +1371,9 @@ static void on_pool_closed(pool_t *p, void *ud)
 	log_info("run", "browser closed; %llu tasks (%llu ok, %llu failed), %llu deltas",
 	         (unsigned long long)r->done_total, (unsigned long long)r->ok_total,
 	         (unsigned long long)r->fail_total, (unsigned long long)r->deltas_total);
+	if (r->store)
+		store_close(r->store, on_store_closed, r);
+	r->store = NULL;
 	if (r->httpd)
 		httpd_close(r->httpd);
 	if (r->wd)
@@ -1429,6 +1492,17 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 			         strerror(-rc));
 		r->wd = wd_new(loop, &o->wd, &cbs);
 		wd_start(r->wd);
+	}
+	if (o->use_store) {
+		r->store = store_new(loop, &o->store);
+		if (!r->store) {
+			fprintf(stderr, "cdpilot run: REDIS_URL or REDIS_PREFIX is not usable (see "
+			                "above)\n");
+			abort();
+		}
+		store_watch_targets(r->store, on_redis_targets, r);
+		store_start(r->store);
+		log_info("run", "publishing to Redis (prefix %s)", o->store.prefix);
 	}
 	r->httpd = httpd_new(loop, &o->http);
 	if (!r->httpd || httpd_start(r->httpd) != 0) {

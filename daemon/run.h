@@ -21,6 +21,7 @@
 #include "pool/pool.h"
 #include "scheduler/health.h"
 #include "scheduler/sched.h"
+#include "store/store.h"
 #include "util/errlist.h"
 #include "watchdog/watchdog.h"
 
@@ -43,6 +44,8 @@ typedef struct run_opts {
 	pool_opts_t pool;
 	wd_opts_t wd;
 	httpd_opts_t http;
+	int use_store;               /* REDIS_URL is set: publish to Redis too */
+	store_opts_t store;
 	sched_opts_t sched;
 	health_opts_t health;
 } run_opts_t;

@@ -105,6 +105,7 @@ struct run {
 	/* reporting (endpoints.c) */
 	struct httpd *httpd;
 	struct wd *wd;
+	store_t *store;
 	uint64_t tasks_by[16][POOL_NOUTCOMES]; /* [adapter index][outcome] */
 	uint64_t dur_buckets[RUN_NBUCKETS];    /* per-bucket task durations, see run_dur_bounds */
 	uint64_t dur_count;

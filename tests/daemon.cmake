@@ -3,7 +3,7 @@ add_library(cdpilot_daemonkit STATIC support/daemonkit.c)
 target_link_libraries(cdpilot_daemonkit PUBLIC cdpilot_testutil PkgConfig::CURL PkgConfig::JANSSON)
 
 if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
-   AND TARGET cdpilot_httpd)
+   AND TARGET cdpilot_httpd AND TARGET cdpilot_store)
   cdpilot_test(NAME test_run SOURCES integration/test_run.c
                LIBS cdpilot_daemonkit TIMEOUT 600 LABELS integration)
   cdpilot_test(NAME test_observe SOURCES integration/test_observe.c
