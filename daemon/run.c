@@ -1166,6 +1166,7 @@ static void show_status(run_t *r)
 		if ((uint64_t)i != (now / 1000) % RATE_WINDOW)
 			sum += r->done_per_sec[i];
 	pool_get_stats(r->pool, &ps);
+	wd_scan_now(r->wd); /* about a millisecond: the line shows the tree as it is */
 	wd_get_stats(r->wd, &ws);
 	fprintf(stderr,
 	        "\r\033[Kcdpilot: %zu targets, %u%% fresh, %.1f tasks/s, %u leases, %u watched, "

@@ -7,7 +7,10 @@
 # keeps each fresh on the interval of its class (live 5 s, imminent 60 s, completed 900 s).
 # A one-line status shows targets, fresh %, tasks/s, processes and controller RSS. It stops
 # after a minute (DEMO_SECONDS) or on Ctrl-C, then prints where the results are and a few
-# lines of them. Everything it started is stopped on any exit.
+# lines of them. Results also go to Redis: a private redis-server on a unix socket in a temp
+# dir (unless REDIS_URL is set), kept running at the end so the printed redis-cli commands
+# work (it is stopped the next time the demo runs; `kill $(cat build/demo-redis/pid)`).
+# Everything else it started is stopped on any exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -36,6 +39,28 @@ cat >"$targets" <<EOF
 ]}
 EOF
 
+redis_cli=(redis-cli)
+if [ -z "${REDIS_URL:-}" ]; then
+	rdir="$root/build/demo-redis"
+	if [ -f "$rdir/pid" ]; then
+		kill "$(cat "$rdir/pid")" 2>/dev/null || true
+		sleep 0.2
+	fi
+	rm -rf "$rdir"
+	mkdir -p "$rdir"
+	echo "== starting a private redis-server on $rdir/redis.sock"
+	redis-server --port 0 --unixsocket "$rdir/redis.sock" --unixsocketperm 700 \
+		--dir "$rdir" --save "" --appendonly no --daemonize yes \
+		--pidfile "$rdir/pid" --logfile "$rdir/redis.log"
+	for _ in $(seq 1 50); do
+		[ -S "$rdir/redis.sock" ] && break
+		sleep 0.1
+	done
+	export REDIS_URL="unix://$rdir/redis.sock"
+	redis_cli=(redis-cli -s "$rdir/redis.sock")
+fi
+echo "redis: $REDIS_URL"
+
 metrics_addr=${METRICS_ADDR:-127.0.0.1:9464}
 echo "== build/daemon/cdpilot run --targets build/demo-targets.json --output build/demo-results.jsonl --duration $seconds"
 echo "   (metrics on http://$metrics_addr/metrics, status on http://$metrics_addr/status;"
@@ -57,3 +82,10 @@ echo "== results: $results"
 echo "   $snapshots snapshots and $deltas deltas of $targets_seen targets (one JSON object per line)"
 echo "   the last delta:"
 grep '"type":"delta"' "$results" | tail -n 1 | cut -c1-400
+match=$(grep -o '"target":"demo-[0-9]*"' "$results" | tail -n 1 | cut -d'"' -f4)
+echo
+echo "== in Redis ($REDIS_URL), try:"
+echo "   ${redis_cli[*]} GET cdpilot:latest:${match:-demo-12}"
+echo "   ${redis_cli[*]} XREVRANGE cdpilot:changes + - COUNT 3"
+echo "   ${redis_cli[*]} GET cdpilot:health"
+echo "   ${redis_cli[*]} SUBSCRIBE cdpilot:changes:${match:-demo-12}   (while a demo runs)"
