@@ -15,8 +15,10 @@
  */
 #include "store/store.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -119,6 +121,8 @@ struct store {
 	store_stats_t st;
 
 	uv_timer_t reconnect_t, health_t, targets_t, grace_t, kick_t;
+	uv_getaddrinfo_t resolve_req;
+	int resolving;
 	unsigned open_handles; /* timers + glue polls not yet closed */
 	int started, closing, finishing, freed_cb_due;
 	void (*close_cb)(void *ud);
@@ -993,7 +997,8 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
 	maybe_finish(s);
 }
 
-static void connect_now(store_t *s)
+/* Connects to the unix socket, or to ip (a numeric address) on the URL's port. */
+static void connect_to(store_t *s, const char *ip)
 {
 	redisAsyncContext *ac;
 	int rc;
@@ -1001,7 +1006,7 @@ static void connect_now(store_t *s)
 	if (s->closing || s->ac)
 		return;
 	ac = s->url.is_unix ? redisAsyncConnectUnix(s->url.path)
-	                    : redisAsyncConnect(s->url.host, s->url.port);
+	                    : redisAsyncConnect(ip, s->url.port);
 	if (!ac) {
 		log_error(COMP, "out of memory creating a Redis context");
 		abort();
@@ -1025,6 +1030,62 @@ static void connect_now(store_t *s)
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	s->ac = ac;
 	s->state = C_CONNECTING;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	store_t *s = req->data;
+	char ip[INET6_ADDRSTRLEN] = "";
+
+	s->resolving = 0;
+	s->open_handles--;
+	if (status == 0 && res) {
+		if (res->ai_family == AF_INET6)
+			uv_ip6_name((struct sockaddr_in6 *)res->ai_addr, ip, sizeof ip);
+		else
+			uv_ip4_name((struct sockaddr_in *)res->ai_addr, ip, sizeof ip);
+	}
+	uv_freeaddrinfo(res);
+	if (s->closing) {
+		maybe_finish(s);
+		return;
+	}
+	if (status != 0 || !ip[0]) {
+		set_error(s, "resolving the host of %s: %s", s->redacted,
+		          status ? uv_strerror(status) : "no address");
+		schedule_reconnect(s);
+		return;
+	}
+	connect_to(s, ip);
+}
+
+/* hiredis resolves host names with a blocking getaddrinfo(): names are resolved here on
+ * libuv's thread pool first, numeric addresses and unix sockets connect at once. */
+static void connect_now(store_t *s)
+{
+	struct in6_addr a6;
+	struct addrinfo hints;
+	int rc;
+
+	if (s->closing || s->ac || s->resolving)
+		return;
+	if (s->url.is_unix || inet_pton(AF_INET, s->url.host, &a6) == 1 ||
+	    inet_pton(AF_INET6, s->url.host, &a6) == 1) {
+		connect_to(s, s->url.host);
+		return;
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	s->resolve_req.data = s;
+	rc = uv_getaddrinfo(s->loop, &s->resolve_req, on_resolved, s->url.host, NULL, &hints);
+	if (rc) {
+		set_error(s, "resolving the host of %s: %s", s->redacted, uv_strerror(rc));
+		schedule_reconnect(s);
+		return;
+	}
+	s->resolving = 1;
+	s->open_handles++;
 }
 
 static void on_reconnect_timer(uv_timer_t *t)
@@ -1130,6 +1191,8 @@ static void on_finish(uv_timer_t *t)
 	if (s->nentries || s->inflight)
 		log_warn(COMP, "closing with %zu unwritten target results and %u writes unanswered",
 		         s->nentries, s->inflight);
+	if (s->resolving)
+		uv_cancel((uv_req_t *)&s->resolve_req); /* on_resolved still runs */
 	if (s->ac) {
 		redisAsyncContext *ac = s->ac;
 		redisAsyncFree(ac); /* pending callbacks get NULL; on_disconnect may run */

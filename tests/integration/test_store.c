@@ -632,7 +632,7 @@ static void test_store__acl_user_and_wrong_password(void **state)
 	freeReplyObject(rep);
 
 	opts_for(&o, r, "cp2");
-	snprintf(o.url, sizeof o.url, "redis://alice:wonder@127.0.0.1:%d/2", r->port);
+	snprintf(o.url, sizeof o.url, "redis://alice:wonder@localhost:%d/2", r->port);
 	s = store_new(loop, &o);
 	store_start(s);
 	a1 = snap("a", 1, 1, 1);
@@ -694,6 +694,15 @@ static void test_store__backlog_is_bounded_without_redis(void **state)
 	assert_int_equal(st.backlog, 5);
 	assert_true(st.drops >= 3);
 	assert_non_null(strstr(st.last_error, "nothing-here.sock"));
+	close_store(s);
+
+	/* a host name that does not resolve (resolved off the loop): an error, retried */
+	snprintf(o.url, sizeof o.url, "redis://no-such-host.invalid:6379/0");
+	s = store_new(loop, &o);
+	store_start(s);
+	assert_true(run_until(has_error, s, 10000));
+	store_get_stats(s, &st);
+	assert_non_null(strstr(st.last_error, "resolving the host of redis://no-such-host.invalid"));
 	close_store(s);
 	finish();
 }

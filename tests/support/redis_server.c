@@ -47,7 +47,7 @@ static int spawn(tu_redis_t *r)
 		return -1;
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
+		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "-::1",
 		       "--unixsocket", r->sock, "--unixsocketperm", "700", "--dir", r->dir,
 		       "--save", "", "--appendonly", "yes", "--appendfsync", "always",
 		       "--daemonize", "no", "--loglevel", "warning", "--logfile",
