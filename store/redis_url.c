@@ -122,7 +122,8 @@ static int parse_userinfo(const char *url, const char *s, size_t n, store_url_t 
 	size_t ulen = colon ? (size_t)(colon - s) : n;
 
 	if (decode(s, ulen, out->user, sizeof out->user) != 0)
-		return fail(url, err, errlen, "the user is not valid (bad %%-escape or over %zu bytes)",
+		return fail(url, err, errlen,
+		            "the user is not valid (bad %%-escape or over %zu bytes)",
 		            sizeof out->user - 1);
 	if (colon) {
 		if (decode(colon + 1, n - ulen - 1, out->password, sizeof out->password) != 0)
@@ -146,7 +147,8 @@ static int parse_tcp(const char *url, const char *rest, store_url_t *out, char *
 		if (*p == '@')
 			at = p;
 	if (strpbrk(rest, "?#"))
-		return fail(url, err, errlen, "query strings and fragments are not supported in redis://");
+		return fail(url, err, errlen,
+		            "query strings and fragments are not supported in redis://");
 	if (at) {
 		int rc = parse_userinfo(url, rest, (size_t)(at - rest), out, err, errlen);
 		if (rc)
@@ -166,7 +168,8 @@ static int parse_tcp(const char *url, const char *rest, store_url_t *out, char *
 		out->host[hlen] = '\0';
 		if (rb + 1 < end) {
 			if (rb[1] != ':')
-				return fail(url, err, errlen, "unexpected text after the IPv6 host");
+				return fail(url, err, errlen,
+				            "unexpected text after the IPv6 host");
 			port_s = rb + 2;
 		}
 	} else {
@@ -176,7 +179,8 @@ static int parse_tcp(const char *url, const char *rest, store_url_t *out, char *
 		if (hlen == 0)
 			return fail(url, err, errlen, "no host");
 		if (hlen >= sizeof out->host)
-			return fail(url, err, errlen, "the host is over %zu bytes", sizeof out->host - 1);
+			return fail(url, err, errlen, "the host is over %zu bytes",
+			            sizeof out->host - 1);
 		for (p = hp; p < hend; p++)
 			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
 				return fail(url, err, errlen, "the host contains '%c'", *p);
@@ -191,14 +195,14 @@ static int parse_tcp(const char *url, const char *rest, store_url_t *out, char *
 		            (int)(end - port_s), port_s);
 	if (*end == '/' && end[1]) {
 		if (parse_num(end + 1, strlen(end + 1), 0, DB_MAX, &out->db) != 0)
-			return fail(url, err, errlen, "the database \"%s\" is not a number from 0 to %d",
-			            end + 1, DB_MAX);
+			return fail(url, err, errlen,
+			            "the database \"%s\" is not a number from 0 to %d", end + 1,
+			            DB_MAX);
 	}
 	return 0;
 }
 
-static int parse_unix(const char *url, const char *rest, store_url_t *out, char *err,
-                      size_t errlen)
+static int parse_unix(const char *url, const char *rest, store_url_t *out, char *err, size_t errlen)
 {
 	const char *q = strchr(rest, '?');
 	size_t plen = q ? (size_t)(q - rest) : strlen(rest);
@@ -206,7 +210,8 @@ static int parse_unix(const char *url, const char *rest, store_url_t *out, char 
 	if (plen == 0 || rest[0] != '/')
 		return fail(url, err, errlen, "the socket path must be absolute (unix:///path)");
 	if (plen >= sizeof out->path)
-		return fail(url, err, errlen, "the socket path is over %zu bytes", sizeof out->path - 1);
+		return fail(url, err, errlen, "the socket path is over %zu bytes",
+		            sizeof out->path - 1);
 	if (decode(rest, plen, out->path, sizeof out->path) != 0)
 		return fail(url, err, errlen, "the socket path has a bad %%-escape");
 	if (strchr(out->path, '#'))
@@ -217,13 +222,14 @@ static int parse_unix(const char *url, const char *rest, store_url_t *out, char 
 		size_t n = amp ? (size_t)(amp - k) : strlen(k);
 		eq = memchr(k, '=', n);
 		if (!eq)
-			return fail(url, err, errlen, "query parameter \"%.*s\" has no value", (int)n, k);
+			return fail(url, err, errlen, "query parameter \"%.*s\" has no value",
+			            (int)n, k);
 		size_t klen = (size_t)(eq - k), vlen = n - klen - 1;
 		if (klen == 2 && !memcmp(k, "db", 2)) {
 			if (parse_num(eq + 1, vlen, 0, DB_MAX, &out->db) != 0)
 				return fail(url, err, errlen,
-				            "the database \"%.*s\" is not a number from 0 to %d", (int)vlen,
-				            eq + 1, DB_MAX);
+				            "the database \"%.*s\" is not a number from 0 to %d",
+				            (int)vlen, eq + 1, DB_MAX);
 		} else if (klen == 4 && !memcmp(k, "user", 4)) {
 			if (decode(eq + 1, vlen, out->user, sizeof out->user) != 0)
 				return fail(url, err, errlen, "the user is not valid");

@@ -16,14 +16,14 @@
 #include <stddef.h>
 
 typedef struct store_url {
-	int is_unix;       /* 1: path is set; 0: host and port are set */
-	char host[256];    /* without brackets */
-	int port;          /* 1..65535 */
-	char path[108];    /* sun_path size */
-	char user[128];    /* "" = none */
+	int is_unix;    /* 1: path is set; 0: host and port are set */
+	char host[256]; /* without brackets */
+	int port;       /* 1..65535 */
+	char path[108]; /* sun_path size */
+	char user[128]; /* "" = none */
 	char password[512];
-	int has_password;  /* an empty password is still a password */
-	int db;            /* 0..1000000 */
+	int has_password; /* an empty password is still a password */
+	int db;           /* 0..1000000 */
 } store_url_t;
 
 /*

@@ -90,8 +90,7 @@ static void cleanup(void *p)
 	uv_close((uv_handle_t *)&g->poll, on_closed);
 }
 
-int store_uv_attach(redisAsyncContext *ac, uv_loop_t *loop, void (*closed_cb)(void *ud),
-                    void *ud)
+int store_uv_attach(redisAsyncContext *ac, uv_loop_t *loop, void (*closed_cb)(void *ud), void *ud)
 {
 	glue_t *g;
 	int rc;

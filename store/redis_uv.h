@@ -25,7 +25,6 @@
  * glue's handle has closed after the context was freed; NULL for none. Returns 0, -EEXIST
  * (already attached), -ENOMEM, or a libuv error (e.g. a bad fd).
  */
-int store_uv_attach(redisAsyncContext *ac, uv_loop_t *loop, void (*closed_cb)(void *ud),
-                    void *ud);
+int store_uv_attach(redisAsyncContext *ac, uv_loop_t *loop, void (*closed_cb)(void *ud), void *ud);
 
 #endif

@@ -42,32 +42,32 @@
  * none), ttl seconds (0 none), maxlen, target, channel. Returns {1, previous "E:S" or ""}
  * when written, {0, stored "E:S"} when refused by the guard. */
 static const char write_lua[] =
-    "local e, s = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local cur = redis.call('GET', KEYS[2])\n"
-    "if cur then\n"
-    "  local ce, cs = string.match(cur, '^(%d+):(%d+)$')\n"
-    "  ce, cs = tonumber(ce), tonumber(cs)\n"
-    "  if ce and (ce > e or (ce == e and cs >= s)) then return {0, cur} end\n"
-    "end\n"
-    "local ttl = tonumber(ARGV[5])\n"
-    "if ttl > 0 then\n"
-    "  redis.call('SET', KEYS[1], ARGV[3], 'EX', ttl)\n"
-    "  redis.call('SET', KEYS[2], ARGV[1] .. ':' .. ARGV[2], 'EX', ttl)\n"
-    "else\n"
-    "  redis.call('SET', KEYS[1], ARGV[3])\n"
-    "  redis.call('SET', KEYS[2], ARGV[1] .. ':' .. ARGV[2])\n"
-    "end\n"
-    "if ARGV[4] ~= '' then\n"
-    "  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'target', ARGV[7],\n"
-    "             'seq', ARGV[2], 'delta', ARGV[4])\n"
-    "  redis.call('PUBLISH', ARGV[8], ARGV[4])\n"
-    "end\n"
-    "return {1, cur or ''}\n";
+        "local e, s = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+        "local cur = redis.call('GET', KEYS[2])\n"
+        "if cur then\n"
+        "  local ce, cs = string.match(cur, '^(%d+):(%d+)$')\n"
+        "  ce, cs = tonumber(ce), tonumber(cs)\n"
+        "  if ce and (ce > e or (ce == e and cs >= s)) then return {0, cur} end\n"
+        "end\n"
+        "local ttl = tonumber(ARGV[5])\n"
+        "if ttl > 0 then\n"
+        "  redis.call('SET', KEYS[1], ARGV[3], 'EX', ttl)\n"
+        "  redis.call('SET', KEYS[2], ARGV[1] .. ':' .. ARGV[2], 'EX', ttl)\n"
+        "else\n"
+        "  redis.call('SET', KEYS[1], ARGV[3])\n"
+        "  redis.call('SET', KEYS[2], ARGV[1] .. ':' .. ARGV[2])\n"
+        "end\n"
+        "if ARGV[4] ~= '' then\n"
+        "  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'target', ARGV[7],\n"
+        "             'seq', ARGV[2], 'delta', ARGV[4])\n"
+        "  redis.call('PUBLISH', ARGV[8], ARGV[4])\n"
+        "end\n"
+        "return {1, cur or ''}\n";
 
 enum conn_state { C_DOWN = 0, C_CONNECTING, C_SETUP, C_READY };
 
 typedef struct entry {
-	struct entry *hnext;       /* hash chain */
+	struct entry *hnext;         /* hash chain */
 	struct entry *qprev, *qnext; /* the send queue (only when queued) */
 	char id[STORE_ID_MAX + 1];
 	uint64_t seq;
@@ -178,20 +178,11 @@ static void describe(const redisReply *r, char *out, size_t n)
 	case REDIS_REPLY_STATUS:
 		snprintf(out, n, "status \"%.*s\"", (int)(r->len > 200 ? 200 : r->len), r->str);
 		break;
-	case REDIS_REPLY_STRING:
-		snprintf(out, n, "a string of %zu bytes", r->len);
-		break;
-	case REDIS_REPLY_INTEGER:
-		snprintf(out, n, "integer %lld", r->integer);
-		break;
-	case REDIS_REPLY_NIL:
-		snprintf(out, n, "nil");
-		break;
-	case REDIS_REPLY_ARRAY:
-		snprintf(out, n, "an array of %zu elements", r->elements);
-		break;
-	default:
-		snprintf(out, n, "reply type %d", r->type);
+	case REDIS_REPLY_STRING: snprintf(out, n, "a string of %zu bytes", r->len); break;
+	case REDIS_REPLY_INTEGER: snprintf(out, n, "integer %lld", r->integer); break;
+	case REDIS_REPLY_NIL: snprintf(out, n, "nil"); break;
+	case REDIS_REPLY_ARRAY: snprintf(out, n, "an array of %zu elements", r->elements); break;
+	default: snprintf(out, n, "reply type %d", r->type);
 	}
 }
 
@@ -280,7 +271,8 @@ int store_opts_from_env(store_opts_t *o, errlist_t *errs)
 		char err[1400];
 		if (strlen(v) >= sizeof o->url || store_url_parse(v, &u, err, sizeof err) != 0) {
 			if (strlen(v) >= sizeof o->url)
-				snprintf(err, sizeof err, "REDIS_URL: over %zu bytes", sizeof o->url - 1);
+				snprintf(err, sizeof err, "REDIS_URL: over %zu bytes",
+				         sizeof o->url - 1);
 			errlist_add(errs, "%s", err);
 			rc = -EINVAL;
 		} else {
@@ -442,14 +434,17 @@ static void backlog_put(store_t *s, const char *id, uint64_t seq, char *snap)
 		entry_t *old = s->qhead; /* queued entries are never in flight */
 		s->st.drops++;
 		if (!old) {
-			log_warn(COMP, "backlog full (%zu targets): dropped the result of %s seq %" PRIu64,
-			         s->nentries, id, seq);
+			log_warn(
+			        COMP,
+			        "backlog full (%zu targets): dropped the result of %s seq %" PRIu64,
+			        s->nentries, id, seq);
 			free(snap);
 			return;
 		}
-		log_warn(COMP,
-		         "backlog full (%zu targets): dropped the unwritten result of %s seq %" PRIu64,
-		         s->nentries, old->id, old->seq);
+		log_warn(
+		        COMP,
+		        "backlog full (%zu targets): dropped the unwritten result of %s seq %" PRIu64,
+		        s->nentries, old->id, old->seq);
 		entry_free(s, old);
 	}
 	e = xmalloc(sizeof *e);
@@ -555,8 +550,9 @@ static void on_write_reply(redisAsyncContext *ac, void *reply, void *privdata)
 			s->st.writes_ok++;
 		} else {
 			s->st.refused_seq++;
-			log_info(COMP, "%s seq %" PRIu64 " (epoch %" PRIu64
-			               ") not written: Redis holds a newer result (%.*s)",
+			log_info(COMP,
+			         "%s seq %" PRIu64 " (epoch %" PRIu64
+			         ") not written: Redis holds a newer result (%.*s)",
 			         r->id, r->seq, s->epoch, (int)rep->element[1]->len,
 			         rep->element[1]->str ? rep->element[1]->str : "");
 		}
@@ -588,8 +584,7 @@ static void on_resync_get(redisAsyncContext *ac, void *reply, void *privdata)
 	if (!rep)
 		s->state = C_DOWN; /* the connection is going: on_disconnect follows */
 
-	if (!rep || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL) ||
-	    !s->ac) {
+	if (!rep || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL) || !s->ac) {
 		describe(rep, d, sizeof d);
 		if (rep && s->ac) {
 			s->st.write_errors++;
@@ -602,14 +597,18 @@ static void on_resync_get(redisAsyncContext *ac, void *reply, void *privdata)
 	if (rep->type == REDIS_REPLY_STRING) {
 		prev = json_loadb(rep->str, rep->len, 0, NULL);
 		if (!prev)
-			log_warn(COMP, "%s:latest:%s holds no valid JSON: the resync delta is against nothing",
-			         s->o.prefix, r->id);
+			log_warn(
+			        COMP,
+			        "%s:latest:%s holds no valid JSON: the resync delta is against nothing",
+			        s->o.prefix, r->id);
 	}
 	next = json_loads(r->snap, 0, NULL);
 	rc = next ? snapshot_delta(prev, next, &delta) : -EINVAL;
 	if (rc == -EINVAL && prev) {
-		log_warn(COMP, "%s:latest:%s is not a snapshot of %s: the resync delta is against nothing",
-		         s->o.prefix, r->id, r->id);
+		log_warn(
+		        COMP,
+		        "%s:latest:%s is not a snapshot of %s: the resync delta is against nothing",
+		        s->o.prefix, r->id, r->id);
 		rc = snapshot_delta(NULL, next, &delta);
 	}
 	if (rc == -ENOMEM) {
@@ -677,11 +676,12 @@ void store_put(store_t *s, const json_t *snapshot, const json_t *delta)
 	if (!json_is_object(snapshot) || !store_id_valid(id) || !json_is_integer(js) ||
 	    json_integer_value(js) < 1 || (delta && !json_is_object(delta))) {
 		s->st.rejected++;
-		log_warn(COMP,
-		         "store_put refused: expected a snapshot object with \"target\" (1 to 64 of "
-		         "[A-Za-z0-9_.-], not starting with '.' or '-') and \"seq\" >= 1, got target "
-		         "\"%.80s\"",
-		         id ? id : "(not a string)");
+		log_warn(
+		        COMP,
+		        "store_put refused: expected a snapshot object with \"target\" (1 to 64 of "
+		        "[A-Za-z0-9_.-], not starting with '.' or '-') and \"seq\" >= 1, got target "
+		        "\"%.80s\"",
+		        id ? id : "(not a string)");
 		return;
 	}
 	snap = json_dumps(snapshot, JSON_COMPACT);
@@ -795,8 +795,8 @@ static void on_targets(redisAsyncContext *ac, void *reply, void *privdata)
 	}
 	n = rep->elements / 2;
 	if (n > TARGETS_FIELDS_MAX) {
-		errlist_add(&errs, "%s:targets: %zu fields, only the first %d are read", s->o.prefix,
-		            n, TARGETS_FIELDS_MAX);
+		errlist_add(&errs, "%s:targets: %zu fields, only the first %d are read",
+		            s->o.prefix, n, TARGETS_FIELDS_MAX);
 		n = TARGETS_FIELDS_MAX;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -828,10 +828,12 @@ static void on_targets(redisAsyncContext *ac, void *reply, void *privdata)
 		if (!json_is_object(t)) {
 			errlist_add(&errs, "%s:targets field \"%s\": expected a target object",
 			            s->o.prefix, f->str);
-		} else if (tid && (!json_is_string(tid) || strcmp(json_string_value(tid), f->str))) {
-			errlist_add(&errs,
-			            "%s:targets field \"%s\": its \"id\" differs from the field name",
-			            s->o.prefix, f->str);
+		} else if (tid &&
+		           (!json_is_string(tid) || strcmp(json_string_value(tid), f->str))) {
+			errlist_add(
+			        &errs,
+			        "%s:targets field \"%s\": its \"id\" differs from the field name",
+			        s->o.prefix, f->str);
 		} else {
 			json_object_set_new(t, "id", json_string(f->str));
 			json_object_set(obj, f->str, t);
@@ -906,7 +908,8 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		describe(rep, d, sizeof d);
 		s->setup_failed = 1;
 		if (!strcmp(what, "AUTH"))
-			set_error(s, "AUTH as %s%s%s on %s failed: %s", s->url.user[0] ? "user \"" : "",
+			set_error(s, "AUTH as %s%s%s on %s failed: %s",
+			          s->url.user[0] ? "user \"" : "",
 			          s->url.user[0] ? s->url.user : "the default user",
 			          s->url.user[0] ? "\"" : "", s->redacted, d);
 		else
@@ -918,7 +921,8 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		if (rep->type != REDIS_REPLY_INTEGER || rep->integer < 1) {
 			describe(rep, d, sizeof d);
 			s->setup_failed = 1;
-			set_error(s, "INCR %s:epoch: %s (expected a positive integer)", s->o.prefix, d);
+			set_error(s, "INCR %s:epoch: %s (expected a positive integer)", s->o.prefix,
+			          d);
 			redisAsyncDisconnect(ac);
 			return;
 		}
@@ -1098,8 +1102,8 @@ static void schedule_reconnect(store_t *s)
 	if (s->closing)
 		return;
 	uv_timer_start(&s->reconnect_t, on_reconnect_timer, s->backoff_ms, 0);
-	s->backoff_ms = s->backoff_ms * 2 > s->o.backoff_max_ms ? s->o.backoff_max_ms
-	                                                          : s->backoff_ms * 2;
+	s->backoff_ms =
+	        s->backoff_ms * 2 > s->o.backoff_max_ms ? s->o.backoff_max_ms : s->backoff_ms * 2;
 }
 
 /* ---- lifecycle ---- */
@@ -1115,7 +1119,8 @@ store_t *store_new(uv_loop_t *loop, const store_opts_t *o)
 		return NULL;
 	}
 	if (!prefix_valid(o->prefix)) {
-		log_error(COMP, "REDIS_PREFIX \"%s\": expected 1 to 63 characters of [A-Za-z0-9_.:-]",
+		log_error(COMP,
+		          "REDIS_PREFIX \"%s\": expected 1 to 63 characters of [A-Za-z0-9_.:-]",
 		          o->prefix);
 		return NULL;
 	}

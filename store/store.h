@@ -59,18 +59,18 @@ typedef struct store_opts {
 typedef struct store store_t;
 
 typedef struct store_stats {
-	int connected;          /* 1: connected, authenticated, ready to write */
-	int degraded;           /* not connected, or a backlog is waiting */
-	size_t backlog;         /* targets whose latest snapshot is not yet written */
-	uint64_t writes_ok;     /* results written (or refused by the guard: see refused) */
-	uint64_t write_errors;  /* error or unexpected replies to writes (retried later) */
-	uint64_t refused_seq;   /* results refused because Redis held a newer (epoch, seq) */
-	uint64_t resyncs;       /* backlog writes made with a delta against the stored latest */
-	uint64_t reconnects;    /* successful connections after the first */
-	uint64_t drops;         /* backlog entries dropped at backlog_max */
-	uint64_t rejected;      /* store_put() calls refused (not a snapshot, bad target id) */
-	uint64_t epoch;         /* this store's epoch, 0 until the first connection */
-	char last_error[256];   /* last connection or command error, "" if none yet */
+	int connected;         /* 1: connected, authenticated, ready to write */
+	int degraded;          /* not connected, or a backlog is waiting */
+	size_t backlog;        /* targets whose latest snapshot is not yet written */
+	uint64_t writes_ok;    /* results written (or refused by the guard: see refused) */
+	uint64_t write_errors; /* error or unexpected replies to writes (retried later) */
+	uint64_t refused_seq;  /* results refused because Redis held a newer (epoch, seq) */
+	uint64_t resyncs;      /* backlog writes made with a delta against the stored latest */
+	uint64_t reconnects;   /* successful connections after the first */
+	uint64_t drops;        /* backlog entries dropped at backlog_max */
+	uint64_t rejected;     /* store_put() calls refused (not a snapshot, bad target id) */
+	uint64_t epoch;        /* this store's epoch, 0 until the first connection */
+	char last_error[256];  /* last connection or command error, "" if none yet */
 } store_stats_t;
 
 /* Defaults into o. */
@@ -135,5 +135,23 @@ void store_get_stats(const store_t *s, store_stats_t *out);
  * Unwritten results are counted in the log. Call once; s must not be used afterwards.
  */
 void store_close(store_t *s, void (*cb)(void *ud), void *ud);
+
+/*
+ * PLANNED (SCHEDULE=redis, not implemented yet): instances sharing one schedule. Shape:
+ *   P:sched          sorted set, member = target id, score = due time (Unix ms)
+ *   P:lease:T        "instance-id:fence" with PX = lease length; the holder alone scrapes T
+ *   P:instances      hash instance-id -> heartbeat JSON {pid, host, started, seen_ms}
+ *   typedef void (*store_claim_cb)(void *ud, int status, const char *const *ids, size_t n,
+ *                                  const uint64_t *fences);
+ *   int store_sched_claim(store_t *s, int64_t now_ms, unsigned max, store_claim_cb cb, void *ud);
+ *       one script: ZRANGEBYSCORE due <= now, skip ids whose lease exists, SET lease NX PX,
+ *       INCR P:fence:T (the fencing token), move the due time past the lease; cb once.
+ *   void store_sched_done(store_t *s, const char *id, int64_t next_due_ms);
+ *       ZADD the next due time and DEL the lease if still ours (compare-and-delete script).
+ *   A timer inside the store renews the leases it holds (PEXPIRE if still ours) and the
+ *   heartbeat; a lost lease is reported through a callback so the daemon stops the task.
+ *   Writes of a claimed target would use the fence in place of the process epoch, so a
+ *   taken-over target's new holder always wins the (epoch, seq) guard.
+ */
 
 #endif

@@ -163,9 +163,10 @@ static void wait_writes(store_t *s, uint64_t n)
 
 	if (!run_until(writes_reached, &w, 10000)) {
 		store_get_stats(s, &st);
-		fail_msg("expected %llu writes, have %llu ok, %llu refused, backlog %zu, error \"%s\"",
-		         (unsigned long long)n, (unsigned long long)st.writes_ok,
-		         (unsigned long long)st.refused_seq, st.backlog, st.last_error);
+		fail_msg(
+		        "expected %llu writes, have %llu ok, %llu refused, backlog %zu, error \"%s\"",
+		        (unsigned long long)n, (unsigned long long)st.writes_ok,
+		        (unsigned long long)st.refused_seq, st.backlog, st.last_error);
 	}
 }
 
@@ -173,8 +174,8 @@ static void wait_writes(store_t *s, uint64_t n)
 static json_t *snap(const char *target, uint64_t seq, int v, int k)
 {
 	return json_pack("{s:s, s:s, s:I, s:s, s:{s:i, s:i}}", "target", target, "adapter",
-	                 "generic", "seq", (json_int_t)seq, "scraped_at", "2026-01-01T00:00:00.000Z",
-	                 "data", "v", v, "k", k);
+	                 "generic", "seq", (json_int_t)seq, "scraped_at",
+	                 "2026-01-01T00:00:00.000Z", "data", "v", v, "k", k);
 }
 
 /* Puts next with its delta against prev (NULL: first). */
@@ -243,7 +244,8 @@ static json_t *stream_of(redisContext *c, const char *stream, const char *target
 		const char *t = NULL, *sq = NULL, *d = NULL;
 		assert_int_equal(fields->elements, 6);
 		for (size_t f = 0; f + 1 < fields->elements; f += 2) {
-			const char *name = fields->element[f]->str, *val = fields->element[f + 1]->str;
+			const char *name = fields->element[f]->str,
+			           *val = fields->element[f + 1]->str;
 			if (!strcmp(name, "target"))
 				t = val;
 			else if (!strcmp(name, "seq"))
@@ -258,9 +260,11 @@ static json_t *stream_of(redisContext *c, const char *stream, const char *target
 			continue;
 		json_t *dj = json_loads(d, 0, NULL);
 		assert_non_null(dj);
-		assert_int_equal(json_integer_value(json_object_get(dj, "seq")), strtoll(sq, NULL, 10));
-		json_array_append_new(out, json_pack("{s:I, s:o}", "seq",
-		                                     (json_int_t)strtoll(sq, NULL, 10), "delta", dj));
+		assert_int_equal(json_integer_value(json_object_get(dj, "seq")),
+		                 strtoll(sq, NULL, 10));
+		json_array_append_new(out,
+		                      json_pack("{s:I, s:o}", "seq",
+		                                (json_int_t)strtoll(sq, NULL, 10), "delta", dj));
 	}
 	freeReplyObject(rep);
 	return out;
@@ -365,8 +369,8 @@ static void test_store__contract(void **state)
 		json_t *ch = json_object_get(d, "changed");
 		assert_int_equal(json_integer_value(json_object_get(d, "prev_seq")), 1);
 		assert_int_equal(json_array_size(ch), 1);
-		assert_string_equal(json_string_value(json_object_get(json_array_get(ch, 0), "path")),
-		                    "/v");
+		assert_string_equal(
+		        json_string_value(json_object_get(json_array_get(ch, 0), "path")), "/v");
 	}
 	json_decref(entries);
 	entries = stream_of(c, "cp:changes", "m2");
@@ -535,7 +539,8 @@ static void test_store__targets_hash_and_hostile_ids(void **state)
 	assert_int_equal(json_object_size(w.last), 0);
 	assert_string_equal(w.errors, "");
 
-	rep = cmd(c, "HSET cp:targets m1 %s", "{\"url\":\"http://a.test/\",\"adapter\":\"generic\"}");
+	rep = cmd(c, "HSET cp:targets m1 %s",
+	          "{\"url\":\"http://a.test/\",\"adapter\":\"generic\"}");
 	freeReplyObject(rep);
 	x.calls = 2;
 	assert_true(run_until(tw_called, &x, 3000));
@@ -543,16 +548,15 @@ static void test_store__targets_hash_and_hostile_ids(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(w.last, "m1"), "id")),
 	                    "m1");
 	assert_string_equal(
-	    json_string_value(json_object_get(json_object_get(w.last, "m1"), "url")),
-	    "http://a.test/");
+	        json_string_value(json_object_get(json_object_get(w.last, "m1"), "url")),
+	        "http://a.test/");
 
 	/* no change: no call */
 	run_for(2200);
 	assert_int_equal(w.calls, 2);
 
 	/* bad entries are refused one by one, the good one stays */
-	rep = cmd(c, "HSET cp:targets ../evil {} bad %s other %s", "not json",
-	          "{\"id\":\"m9\"}");
+	rep = cmd(c, "HSET cp:targets ../evil {} bad %s other %s", "not json", "{\"id\":\"m9\"}");
 	freeReplyObject(rep);
 	x.calls = 3;
 	assert_true(run_until(tw_called, &x, 3000));
@@ -702,7 +706,8 @@ static void test_store__backlog_is_bounded_without_redis(void **state)
 	store_start(s);
 	assert_true(run_until(has_error, s, 10000));
 	store_get_stats(s, &st);
-	assert_non_null(strstr(st.last_error, "resolving the host of redis://no-such-host.invalid"));
+	assert_non_null(
+	        strstr(st.last_error, "resolving the host of redis://no-such-host.invalid"));
 	close_store(s);
 	finish();
 }
@@ -839,7 +844,8 @@ static void test_store__outage_and_resync(void **state)
 		assert_true(json_is_true(json_object_get(d, "resync")));
 		ch = json_object_get(d, "changed");
 		assert_int_equal(json_array_size(ch), 1);
-		assert_int_equal(json_integer_value(json_object_get(json_array_get(ch, 0), "from")), 0);
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(ch, 0), "from")),
+		                 0);
 		assert_int_equal(json_integer_value(json_object_get(json_array_get(ch, 0), "to")),
 		                 seq);
 		json_decref(entries);
@@ -898,7 +904,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_store__contract, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store__ttl_and_ordering_guard, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__ttl_and_ordering_guard, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store__targets_hash_and_hostile_ids, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store__acl_user_and_wrong_password, setup,
@@ -906,7 +913,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store__backlog_is_bounded_without_redis, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store__close_flushes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store__glue_sees_a_dead_server, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__glue_sees_a_dead_server, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store__outage_and_resync, setup, teardown),
 	};
 	log_set_level(LOG_WARN);

@@ -47,11 +47,11 @@ static int spawn(tu_redis_t *r)
 		return -1;
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "-::1",
-		       "--unixsocket", r->sock, "--unixsocketperm", "700", "--dir", r->dir,
+		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
+		       "-::1", "--unixsocket", r->sock, "--unixsocketperm", "700", "--dir", r->dir,
 		       "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		       "--daemonize", "no", "--loglevel", "warning", "--logfile",
-		       "redis.log", (char *)NULL);
+		       "--daemonize", "no", "--loglevel", "warning", "--logfile", "redis.log",
+		       (char *)NULL);
 		_exit(127);
 	}
 	r->pid = pid;
@@ -59,8 +59,9 @@ static int spawn(tu_redis_t *r)
 		redisContext *c;
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
-			fprintf(stderr, "redis-server exited at start (status %d); see %s/redis.log\n",
-			        st, r->dir);
+			fprintf(stderr,
+			        "redis-server exited at start (status %d); see %s/redis.log\n", st,
+			        r->dir);
 			r->pid = 0;
 			return -1;
 		}

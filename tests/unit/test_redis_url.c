@@ -38,9 +38,8 @@ static void test_redis_url__tcp_forms(void **state)
 	assert_string_equal(u.password, "s3cret");
 	assert_string_equal(u.user, "");
 
-	assert_int_equal(store_url_parse("redis://alice:p%40ss%3Aw@[::1]:7000/15", &u, err,
-	                                 sizeof err),
-	                 0);
+	assert_int_equal(
+	        store_url_parse("redis://alice:p%40ss%3Aw@[::1]:7000/15", &u, err, sizeof err), 0);
 	assert_string_equal(u.user, "alice");
 	assert_string_equal(u.password, "p@ss:w");
 	assert_string_equal(u.host, "::1");
@@ -190,8 +189,10 @@ static void test_redis_url__target_ids(void **state)
 {
 	assert_true(store_id_valid("m1"));
 	assert_true(store_id_valid("A.b-c_9"));
-	assert_true(store_id_valid("x123456789012345678901234567890123456789012345678901234567890123"));
-	assert_false(store_id_valid("x1234567890123456789012345678901234567890123456789012345678901234"));
+	assert_true(
+	        store_id_valid("x123456789012345678901234567890123456789012345678901234567890123"));
+	assert_false(store_id_valid(
+	        "x1234567890123456789012345678901234567890123456789012345678901234"));
 	assert_false(store_id_valid(""));
 	assert_false(store_id_valid(NULL));
 	assert_false(store_id_valid(".hidden"));
