@@ -62,10 +62,10 @@ typedef struct store_stats {
 	int connected;         /* 1: connected, authenticated, ready to write */
 	int degraded;          /* not connected, or a backlog is waiting */
 	size_t backlog;        /* targets whose latest snapshot is not yet written */
-	uint64_t writes_ok;    /* results written (or refused by the guard: see refused) */
+	uint64_t writes_ok;    /* results written (refusals are in refused_seq) */
 	uint64_t write_errors; /* error or unexpected replies to writes (retried later) */
 	uint64_t refused_seq;  /* results refused because Redis held a newer (epoch, seq) */
-	uint64_t resyncs;      /* backlog writes made with a delta against the stored latest */
+	uint64_t resyncs;      /* of the above: backlog writes diffed against Redis */
 	uint64_t reconnects;   /* successful connections after the first */
 	uint64_t drops;        /* backlog entries dropped at backlog_max */
 	uint64_t rejected;     /* store_put() calls refused (not a snapshot, bad target id) */
