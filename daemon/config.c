@@ -117,7 +117,7 @@ static const config_setting_t settings[] = {
 	{ "EXIT_ON_HEALTH_FAILURE", "--exit-on-health-failure", "daemon", "0", "0 or 1", "1: exit non-zero once health has been failing for HEALTH_FAILURE_EXIT_SECONDS", 0, NULL },
 	{ "HEALTH_FAILURE_EXIT_SECONDS", "--health-failure-exit-seconds", "daemon", "300", "1 to 86400", "how long health must be failing before that exit", 0, NULL },
 
-	{ "REDIS_URL", "--redis-url", "store", "redis://127.0.0.1:6379/0", "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=N&user=U&password=P]", "the Redis server snapshots, deltas and health are written to", CONFIG_URL_SECRET, NULL },
+	{ "REDIS_URL", "--redis-url", "store", "(none: no Redis)", "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH[?db=N&user=U&password=P]", "publish snapshots, deltas and health to this Redis server, and read targets from its hash too", CONFIG_URL_SECRET, NULL },
 	{ "REDIS_PREFIX", "--redis-prefix", "store", "cdpilot", "1 to 63 characters of A-Z a-z 0-9 _ . : -", "first part of every Redis key", 0, NULL },
 	{ "SNAPSHOT_TTL_SECONDS", "--snapshot-ttl-seconds", "store", "0", "0 (no expiry) to 31536000", "expiry of each target's latest snapshot in Redis", 0, NULL },
 	{ "CHANGES_MAXLEN", "--changes-maxlen", "store", "100000", "1 to 1000000000", "approximate length cap of the stream of deltas", 0, NULL },

@@ -65,6 +65,9 @@ static int check_config(int argc, char **argv)
 
 	if (!o)
 		return RUN_EXIT_FAILURE;
+	errlist_init(&errs);
+	/* Settings first, so that a flag's value ("--chromium-flags -v") is not an option. */
+	config_apply_flags(&argc, argv, &errs);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
 			verbose = 1;
@@ -74,6 +77,7 @@ static int check_config(int argc, char **argv)
 			       "per setting: NAME=value (default|env|flag); -v adds the range and\n"
 			       "meaning. Exit 0 if valid, 2 with every error listed otherwise.\n"
 			       "See docs/configuration.md.\n");
+			errlist_release(&errs);
 			free(o);
 			return 0;
 		} else {
@@ -81,7 +85,6 @@ static int check_config(int argc, char **argv)
 		}
 	}
 	argv[n] = NULL;
-	errlist_init(&errs);
 	rc = load_settings(&n, argv, o, &errs);
 	if (o->targets_path[0]) {
 		/* The targets file as `run` will load it, each problem naming the setting. */

@@ -4,7 +4,7 @@
 cdpilot_test(NAME test_config SOURCES unit/test_config.c LIBS cdpilot_config LABELS unit)
 
 if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
-   AND TARGET cdpilot_httpd)
+   AND TARGET cdpilot_httpd AND TARGET cdpilot_store)
   cdpilot_test(NAME test_config_cli SOURCES unit/test_config_cli.c TIMEOUT 120 LABELS unit)
 endif()
 
