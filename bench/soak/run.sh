@@ -44,16 +44,16 @@ echo "== soak: $minutes min, $ntargets live targets every 2 s, CONCURRENCY_CAP=8
 env CONCURRENCY_CAP=8 HOST_CONCURRENCY=8 RECYCLE_UPTIME_SECONDS=60 LIVE_INTERVAL_SECONDS=2 \
 	WATCHDOG_INTERVAL_SECONDS=5 METRICS_ADDR="127.0.0.1:$port" \
 	"$cdpilot" run --targets "$tmp/targets.json" --output "$tmp/out.jsonl" \
-	--duration $((minutes * 60)) --no-status 2>"$log" &
+	--duration $((minutes * 60 + 120)) --no-status 2>"$log" &
 pid=$!
 bg_track "$pid"
 node bench/daemon_tool.js wait-status --url "http://127.0.0.1:$port/status" --timeout 60
-node bench/soak/sample.js --pid "$pid" --url "http://127.0.0.1:$port" --out "$csv" --every 5 &
-spid=$!
-bg_track "$spid"
+node bench/soak/sample.js --pid "$pid" --url "http://127.0.0.1:$port" --out "$csv" \
+	--seconds $((minutes * 60)) --every 5 || true
 status=0
+kill -0 "$pid" 2>/dev/null || { echo "cdpilot exited before the end (log: $log)"; status=1; }
+kill -TERM "$pid" 2>/dev/null || true
 wait "$pid" || { status=$?; echo "cdpilot exited with $status (log: $log)"; }
-wait "$spid" || true
 
 echo
 echo "== soak results ($csv)"

@@ -9,7 +9,8 @@
 //   fds, fds_proc            the daemon's open fds: cdpilot_self_open_fds | /proc/PID/fd
 //   zombies, recycles, launches, tasks_ok, tasks_failed   (/metrics, /status: cumulative)
 //
-//   node sample.js --pid PID --url http://127.0.0.1:PORT --out FILE.csv [--every 5]
+//   node sample.js --pid PID --url http://127.0.0.1:PORT --out FILE.csv --seconds S [--every 5]
+// Stops after S seconds (or when the daemon is gone), so no sample sees the shutdown.
 'use strict';
 const fs = require('node:fs');
 
@@ -60,13 +61,14 @@ async function main() {
   const url = arg('--url');
   const outPath = arg('--out');
   const every = Number(arg('--every', '5')) * 1000;
+  const seconds = Number(arg('--seconds', '1800'));
   if (!pid || !url || !outPath) { console.error('usage: node sample.js --pid PID --url URL --out FILE [--every S]'); process.exit(2); }
   const cols = ['t_s', 'unix_ms', 'procs', 'procs_proc', 'threads', 'threads_proc', 'rss_mb', 'rss_mb_proc',
     'fds', 'fds_proc', 'zombies', 'recycles', 'launches', 'tasks_ok', 'tasks_failed'];
   fs.writeFileSync(outPath, `${cols.join(',')}\n`);
   const t0 = Date.now();
   let next = t0;
-  for (;;) {
+  while (Date.now() - t0 < seconds * 1000) {
     try { process.kill(pid, 0); } catch (e) { break; }
     let text, status;
     try {
