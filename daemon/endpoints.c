@@ -405,13 +405,15 @@ static void store_metrics(run_t *r, prom_buf_t *b)
 	      (double)ss.backlog);
 	prom_header(b, "cdpilot_store_writes_total", "counter",
 	            "Results written to Redis: ok, error (retried), refused_seq (Redis held a "
-	            "newer one), resync (written with a delta against what Redis held).");
+	            "newer one).");
 	prom_sample(b, "cdpilot_store_writes_total", (double)ss.writes_ok, "result", "ok", NULL);
 	prom_sample(b, "cdpilot_store_writes_total", (double)ss.write_errors, "result", "error",
 	            NULL);
 	prom_sample(b, "cdpilot_store_writes_total", (double)ss.refused_seq, "result",
 	            "refused_seq", NULL);
-	prom_sample(b, "cdpilot_store_writes_total", (double)ss.resyncs, "result", "resync", NULL);
+	counter(b, "cdpilot_store_resyncs_total",
+	        "Backlog writes made with one delta against what Redis held (after an outage).",
+	        (double)ss.resyncs);
 	counter(b, "cdpilot_store_reconnects_total", "Reconnections to Redis.",
 	        (double)ss.reconnects);
 	counter(b, "cdpilot_store_drops_total",
