@@ -4,8 +4,8 @@ target_link_libraries(cdpilot_daemonkit PUBLIC cdpilot_testutil PkgConfig::CURL 
 
 if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
    AND TARGET cdpilot_httpd AND TARGET cdpilot_store)
-  cdpilot_test(NAME test_run SOURCES integration/test_run.c
-               LIBS cdpilot_daemonkit TIMEOUT 600 LABELS integration)
+  cdpilot_test(NAME test_run SOURCES integration/test_run.c support/redis_server.c
+               LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 900 LABELS integration)
   cdpilot_test(NAME test_observe SOURCES integration/test_observe.c
                LIBS cdpilot_daemonkit TIMEOUT 300 LABELS integration)
 endif()

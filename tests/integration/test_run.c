@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "tests/support/daemonkit.h"
+#include "tests/support/redis_server.h"
 #include "tests/support/testutil.h"
 
 typedef struct env {
@@ -550,12 +551,162 @@ static void test_run__bad_targets_file(void **state)
 	assert_int_equal(tu_wait_tagged_count(1, 5000), 1);
 }
 
+static char *redis_get(redisContext *c, const char *fmt, const char *arg)
+{
+	redisReply *rep = redisCommand(c, fmt, arg);
+	char *out = NULL;
+
+	if (rep && rep->type == REDIS_REPLY_STRING)
+		out = strdup(rep->str);
+	freeReplyObject(rep);
+	return out;
+}
+
+/*
+ * Redis: snapshots and deltas reach it; a target added to and removed from the targets
+ * hash is picked up; redis-server killed for 20 s mid-run: the daemon goes on (degraded,
+ * backlog bounded by the number of targets), and after the restart every target's latest
+ * in Redis is its last scrape, with a resync delta in the stream.
+ */
+static void test_run__redis_outage(void **state)
+{
+	env_t *e = *state;
+	static tu_redis_t rs;
+	char text[2048], url[512];
+	redisContext *c;
+	json_t *lines, *t;
+	size_t i;
+	int checked = 0;
+
+	memset(&rs, 0, sizeof rs);
+	assert_int_equal(tu_redis_start(&rs), 0);
+	json_decref(ctl(e, "/live/ctl/reset?n=8"));
+	snprintf(text, sizeof text,
+	         "{\"targets\": [{\"id\": \"demo\", \"adapter\": \"livescore\", \"url\": "
+	         "\"%s/live/\", \"discover\": true, \"class\": \"imminent\", "
+	         "\"interval_seconds\": 5}]}",
+	         e->base);
+	write_file(e->targets, text);
+	snprintf(url, sizeof url, "REDIS_URL=%s", rs.url);
+	start_daemon(e, (const char *const[]){ url, "LIVE_INTERVAL_SECONDS=2",
+	                                       "IMMINENT_INTERVAL_SECONDS=4",
+	                                       "COMPLETED_INTERVAL_SECONDS=4", NULL });
+	wait_all_scraped(e, 9, 60000);
+	c = tu_redis_client(&rs);
+	assert_non_null(c);
+
+	/* a target added through the hash, then removed */
+	{
+		redisReply *rep;
+		char obj[600];
+		uint64_t end = tu_now_ms() + 15000;
+		char *latest = NULL;
+		snprintf(obj, sizeof obj,
+		         "{\"adapter\": \"generic\", \"url\": \"%s/static\", \"class\": "
+		         "\"live\", \"fields\": {\"title\": {\"selector\": \"title\"}}}",
+		         e->base);
+		rep = redisCommand(c, "HSET cdpilot:targets fromredis %s", obj);
+		assert_non_null(rep);
+		freeReplyObject(rep);
+		while (tu_now_ms() < end && !latest) {
+			latest = redis_get(c, "GET cdpilot:latest:%s", "fromredis");
+			if (!latest)
+				dk_sleep_ms(200);
+		}
+		assert_non_null(latest);
+		assert_non_null(strstr(latest, "Static page"));
+		free(latest);
+		rep = redisCommand(c, "HDEL cdpilot:targets fromredis");
+		freeReplyObject(rep);
+		dk_sleep_ms(3000);
+		{
+			json_t *st = status(e);
+			assert_non_null(st);
+			json_array_foreach(json_object_get(st, "targets"), i, t)
+				assert_string_not_equal(json_string_value(json_object_get(t, "id")),
+				                        "fromredis");
+			json_decref(st);
+		}
+	}
+	redisFree(c);
+
+	/* the outage */
+	tu_redis_kill(&rs);
+	for (int k = 0; k < 20; k++) {
+		json_t *st = status(e), *store;
+		assert_non_null(st); /* the daemon answers throughout */
+		store = json_object_get(st, "store");
+		assert_non_null(store);
+		if (k >= 3) {
+			assert_false(json_is_true(json_object_get(store, "connected")));
+			/* one snapshot kept per target at most */
+			assert_true(json_integer_value(json_object_get(store, "backlog")) <= 9);
+		}
+		json_decref(st);
+		dk_sleep_ms(1000);
+	}
+	assert_int_equal(tu_redis_restart(&rs), 0);
+	dk_sleep_ms(8000);
+	stop_daemon(e);
+
+	/* every target's latest in Redis is its last snapshot in the sink */
+	c = tu_redis_client(&rs);
+	assert_non_null(c);
+	lines = dk_read_jsonl(e->out);
+	{
+		json_t *last = json_object();
+		const char *id;
+		json_array_foreach(lines, i, t)
+			if (strcmp(json_string_value(json_object_get(t, "type")), "snapshot") == 0)
+				json_object_set(last, json_string_value(json_object_get(t, "target")), t);
+		json_object_foreach(last, id, t) {
+			char *latest = redis_get(c, "GET cdpilot:latest:%s", id);
+			json_t *j;
+			if (strcmp(id, "fromredis") == 0) {
+				free(latest);
+				continue;
+			}
+			assert_non_null(latest);
+			j = json_loads(latest, 0, NULL);
+			assert_non_null(j);
+			assert_int_equal(json_integer_value(json_object_get(j, "seq")),
+			                 json_integer_value(json_object_get(t, "seq")));
+			json_decref(j);
+			free(latest);
+			checked++;
+		}
+		json_decref(last);
+	}
+	assert_true(checked >= 9);
+	{
+		redisReply *rep = redisCommand(c, "XLEN cdpilot:changes");
+		assert_non_null(rep);
+		assert_true(rep->type == REDIS_REPLY_INTEGER && rep->integer > 9);
+		freeReplyObject(rep);
+		rep = redisCommand(c, "XREVRANGE cdpilot:changes + - COUNT 200");
+		int resync = 0;
+		for (size_t k = 0; rep && k < rep->elements; k++) {
+			redisReply *fields = rep->element[k]->element[1];
+			for (size_t f = 0; f + 1 < fields->elements; f += 2)
+				if (strcmp(fields->element[f]->str, "delta") == 0 &&
+				    strstr(fields->element[f + 1]->str, "\"resync\":true"))
+					resync++;
+		}
+		freeReplyObject(rep);
+		assert_true(resync >= 1);
+	}
+	redisFree(c);
+	json_decref(lines);
+	tu_redis_stop(&rs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_run__bad_targets_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run__navigate_fifty_targets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run__watch_push, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run__redis_outage, setup, teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
