@@ -50,8 +50,11 @@ static int load_settings(int *argc, char **argv, run_opts_t *o, errlist_t *errs)
 
 	config_apply_flags(argc, argv, errs);
 	config_check_env(errs);
-	if (log_init_from_env(err, sizeof err) != 0)
-		errlist_add(errs, "%s", err);
+	if (log_init_from_env(err, sizeof err) != 0) {
+		char *save = NULL;
+		for (char *line = strtok_r(err, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			errlist_add(errs, "%s", line);
+	}
 	return run_parse_args(*argc, argv, o, errs);
 }
 

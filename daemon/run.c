@@ -75,7 +75,7 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char perr[2048] = "";
+	char perr[8192] = "";
 	double d;
 	int c;
 
@@ -86,8 +86,12 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 	pool_opts_init(&o->pool);
 	sched_opts_init(&o->sched);
 	health_opts_init(&o->health);
-	if (pool_opts_from_env(&o->pool, perr, sizeof perr) != 0)
-		errlist_add(errs, "%s", perr);
+	if (pool_opts_from_env(&o->pool, perr, sizeof perr) != 0) {
+		/* one errlist line per error line */
+		char *save = NULL;
+		for (char *line = strtok_r(perr, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			errlist_add(errs, "%s", line);
+	}
 	sched_opts_from_env(&o->sched, errs);
 	health_opts_from_env(&o->health, errs);
 	wd_opts_init(&o->wd);

@@ -46,8 +46,12 @@ int log_init_from_env(char *errbuf, size_t errlen)
 			g_format = LOG_JSON;
 		else if (strcasecmp(fm, "text") == 0)
 			g_format = LOG_TEXT;
-		else if (rc == 0) {
-			snprintf(errbuf, errlen, "LOG_FORMAT='%s': expected text or json", fm);
+		else {
+			/* both bad: one line each, so every error is reported at once */
+			size_t used = rc ? strnlen(errbuf, errlen) : 0;
+			if (used + 1 < errlen)
+				snprintf(errbuf + used, errlen - used, "%sLOG_FORMAT='%s': expected text or json",
+				         used ? "\n" : "", fm);
 			rc = -EINVAL;
 		}
 	}

@@ -17,7 +17,7 @@ enum log_format { LOG_TEXT = 0, LOG_JSON };
 
 /*
  * Reads LOG_LEVEL and LOG_FORMAT from the environment. Returns 0, or -EINVAL after
- * writing to *errbuf a message naming the bad variable, its value and what was expected
+ * writing to *errbuf one line per bad variable, naming it, its value and what was expected
  * (the defaults stay in force).
  */
 int log_init_from_env(char *errbuf, size_t errlen);
