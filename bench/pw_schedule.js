@@ -178,7 +178,8 @@ async function main() {
   });
   fs.closeSync(out);
   await browser.close();
-  fs.rmSync(udd, { recursive: true, force: true });
+  // Chromium's helpers may still be writing the profile for a moment after close()
+  try { fs.rmSync(udd, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }); } catch (e) { console.error(`could not remove ${udd}: ${e.message}`); }
   console.error(JSON.stringify({ side: 'playwright', targets: targets.length, ok, failed, errors: Object.fromEntries(errors) }));
 }
 
