@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +60,8 @@ int dk_spawn(dk_proc_t *p, const char *const argv[], const char *const env_extra
 				unsetenv(name);
 		}
 		signal(SIGPIPE, SIG_DFL);
+		/* a test killed by ctest's timeout must not leave a daemon running */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
