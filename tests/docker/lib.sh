@@ -100,3 +100,14 @@ finish() {
 	echo "$1: all checks passed"
 	exit 0
 }
+
+# The environment names the container files may use: every setting in the table of
+# docs/configuration.md (which tests/docs/check_config_docs.sh keeps in step with the code),
+# plus the process environment the image sets for Chromium and cdpilot (HOME, TMPDIR).
+KNOWN_ENV=$TMP/known-env.txt
+{
+	grep -oE '^\| `[A-Z][A-Z0-9_]*`' "$REPO/docs/configuration.md" | tr -d '|` '
+	echo HOME
+	echo TMPDIR
+} >"$KNOWN_ENV"
+[ "$(wc -l <"$KNOWN_ENV")" -gt 20 ] || { echo "FATAL: no settings table in docs/configuration.md" >&2; exit 1; }

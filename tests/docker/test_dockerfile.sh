@@ -294,7 +294,7 @@ check_dockerfile() {
 
 D=$DOCKER_DIR/Dockerfile
 I=$DOCKER_DIR/Dockerfile.dockerignore
-K=$DOCKER_DIR/known-env.txt
+K=$KNOWN_ENV
 
 echo "== the real Dockerfile"
 check_dockerfile "$D" "$REPO" "$I" "$K"
