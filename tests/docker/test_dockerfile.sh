@@ -300,12 +300,36 @@ echo "== the real Dockerfile"
 check_dockerfile "$D" "$REPO" "$I" "$K"
 [ "$fails" -eq 0 ] && echo "ok: docker/Dockerfile"
 
+# The image's command line is one the binary accepts: its subcommand and every --flag of
+# the CMD appear in that subcommand's --help.
+check_cmd_matches_help() { # DOCKERFILE
+	local cmd sub help flag
+	cmd=$(sed -nE 's/^CMD[[:space:]]+\[(.*)\]/\1/p' "$1" | tr -d '",')
+	sub=${cmd%% *}
+	help=$("$CDPILOT_BIN" "$sub" --help 2>&1) || { fail "cdpilot $sub --help failed"; return 0; }
+	for flag in $cmd; do
+		case "$flag" in
+		--*) grep -q -- "$flag" <<<"$help" || fail "CMD flag $flag is not in 'cdpilot $sub --help'" ;;
+		esac
+	done
+	return 0
+}
+if [ -n "${CDPILOT_BIN:-}" ]; then
+	check_cmd_matches_help "$D"
+elif [ -n "${CI:-}" ]; then
+	fail "CDPILOT_BIN is not set: run this test through ctest"
+fi
+
 echo "== broken copies must fail"
 broken() { # broken NAME SED-SCRIPT [FILE]
 	sed -e "$2" "${3:-$D}" >"$TMP/$1"
 	cmp -s "${3:-$D}" "$TMP/$1" && echo "FATAL: sed '$2' changed nothing" >&2 && exit 1
 	echo "$TMP/$1"
 }
+if [ -n "${CDPILOT_BIN:-}" ]; then
+	self_check "CMD flag unknown to the binary" "CMD flag --tragets is not in" \
+		check_cmd_matches_help "$(broken cmdflag 's|"--targets"|"--tragets"|')"
+fi
 self_check "root user" "USER root: runs as root" \
 	check_dockerfile "$(broken user 's/^USER .*/USER root/')" "$REPO" "$I" "$K"
 self_check "no user" "no USER in the runtime stage" \
