@@ -343,6 +343,39 @@ static void test_observe__pid_threshold_recycles(void **state)
 	stop_daemon(e);
 }
 
+/* EXIT_ON_HEALTH_FAILURE=1: failing for HEALTH_FAILURE_EXIT_SECONDS makes cdpilot exit 1
+ * (so an orchestrator restarts it), cleanly, leaving nothing behind. */
+static void test_observe__exit_on_health_failure(void **state)
+{
+	env_t *e = *state;
+	static tu_proc_id_t below[1024];
+	size_t n;
+	char text[512];
+	char *log;
+
+	snprintf(text, sizeof text,
+	         "{\"targets\": [{\"id\": \"down\", \"adapter\": \"generic\", \"url\": "
+	         "\"%s/status/503\", \"class\": \"live\", \"fields\": {\"t\": {\"selector\": "
+	         "\"title\"}}}]}",
+	         e->base);
+	write_file(e->targets, text);
+	start_daemon_argv(e, NULL,
+	                  (const char *const[]){ "EXIT_ON_HEALTH_FAILURE=1",
+	                                         "HEALTH_FAILURE_EXIT_SECONDS=3",
+	                                         "HEALTH_FAILING_MAX_SECONDS=2",
+	                                         "LIVE_INTERVAL_SECONDS=1", NULL });
+	wait_ready(e, 30000);
+	n = tu_descendants(e->d.pid, below, 1024);
+	assert_true(dk_wait(&e->d, 30000));
+	assert_true(WIFEXITED(e->d.status));
+	assert_int_equal(WEXITSTATUS(e->d.status), 1);
+	log = dk_read_file(e->d.err_path);
+	assert_non_null(strstr(log, "failing"));
+	assert_non_null(strstr(log, "EXIT_ON_HEALTH_FAILURE=1"));
+	free(log);
+	assert_int_equal(tu_wait_alive_count(below, n < 1024 ? n : 1024, 10000), 0);
+}
+
 /* cdpilot as PID 1 of a new PID namespace: it serves, reaps, and SIGTERM leaves nothing. */
 static void test_observe__pid1(void **state)
 {
@@ -410,6 +443,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_observe__metrics_status_under_load, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_observe__pid_threshold_recycles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_observe__exit_on_health_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_observe__pid1, setup, teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
