@@ -555,6 +555,20 @@ static void on_waited(cdp_page_t *page, int status, const char *why, void *ud)
 	run_extract(t);
 }
 
+/* Why a navigation counts as failed (an error, or an HTTP status >= 400), into msg;
+ * returns 0 when it succeeded. */
+static int nav_failure(const cdp_nav_result_t *res, const char *url, char *msg, size_t len)
+{
+	if (res->status != 0)
+		snprintf(msg, len, "loading %.300s failed: %.200s", url,
+		         res->message[0] ? res->message : cdp_strerror(res->status));
+	else if (res->http_status >= 400)
+		snprintf(msg, len, "loading %.300s: HTTP %ld", url, res->http_status);
+	else
+		return 0;
+	return -1;
+}
+
 static void on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
 {
 	task_t *t = ud;
@@ -564,14 +578,7 @@ static void on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
 
 	if (op_revoked(t))
 		return;
-	if (res->status != 0) {
-		snprintf(msg, sizeof msg, "loading %.300s failed: %.200s", t->url,
-		         res->message[0] ? res->message : cdp_strerror(res->status));
-		task_finish(t, 0, msg);
-		return;
-	}
-	if (res->http_status >= 400) {
-		snprintf(msg, sizeof msg, "loading %.300s: HTTP %ld", t->url, res->http_status);
+	if (nav_failure(res, t->url, msg, sizeof msg) != 0) {
 		task_finish(t, 0, msg);
 		return;
 	}
@@ -951,13 +958,7 @@ static void w_on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
 	w->busy = 0;
 	if (w->closing || res->status == -ECANCELED)
 		return;
-	if (res->status != 0 || res->http_status >= 400) {
-		if (res->status != 0)
-			snprintf(msg, sizeof msg, "loading %.300s failed: %.200s", w->rt->spec.url,
-			         res->message[0] ? res->message : cdp_strerror(res->status));
-		else
-			snprintf(msg, sizeof msg, "loading %.300s: HTTP %ld", w->rt->spec.url,
-			         res->http_status);
+	if (nav_failure(res, w->rt->spec.url, msg, sizeof msg) != 0) {
 		target_failed(w->run, w->rt, msg);
 		watch_restart(w, msg);
 		return;

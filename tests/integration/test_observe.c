@@ -34,13 +34,6 @@ typedef struct env {
 	int port;
 } env_t;
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
 
 static int setup(void **state)
 {
@@ -86,7 +79,7 @@ static void write_targets(env_t *e, int n, int ms)
 		                        "{\"title\": {\"selector\": \"title\", \"required\": false}}}",
 		                        i ? "," : "", i, e->base, ms, i);
 	snprintf(text + len, cap - len, "]}");
-	write_file(e->targets, text);
+	dk_write_file(e->targets, text);
 	free(text);
 }
 
@@ -155,22 +148,11 @@ static double metric(const char *text, const char *series)
 	return -1;
 }
 
-/* Stops the daemon (SIGTERM: exit 0); every process it had below it is gone after. */
+/* Stops the daemon (exit 0, nothing left below it); only the fixture is left of what the
+ * test started. */
 static void stop_daemon(env_t *e)
 {
-	static tu_proc_id_t below[4096];
-	size_t n = tu_descendants(e->d.pid, below, 4096);
-	int code = dk_stop(&e->d, 40000);
-
-	if (code != 0) {
-		char *err = dk_read_file(e->d.err_path);
-		print_message("daemon log:\n%s\n", err);
-		free(err);
-	}
-	assert_int_equal(code, 0);
-	assert_true(n > 0);
-	assert_int_equal(tu_wait_alive_count(below, n < 4096 ? n : 4096, 10000), 0);
-	/* only the fixture server is left of what the test started */
+	dk_stop_clean(&e->d);
 	assert_int_equal(tu_wait_tagged_count(1, 10000), 1);
 }
 
@@ -358,7 +340,7 @@ static void test_observe__exit_on_health_failure(void **state)
 	         "\"%s/status/503\", \"class\": \"live\", \"fields\": {\"t\": {\"selector\": "
 	         "\"title\"}}}]}",
 	         e->base);
-	write_file(e->targets, text);
+	dk_write_file(e->targets, text);
 	start_daemon_argv(e, NULL,
 	                  (const char *const[]){ "EXIT_ON_HEALTH_FAILURE=1",
 	                                         "HEALTH_FAILURE_EXIT_SECONDS=3",

@@ -55,13 +55,6 @@ static int64_t parse_time(const char *s)
 	return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
 
 static int setup(void **state)
 {
@@ -116,33 +109,14 @@ static void start_daemon(env_t *e, const char *const extra_env[])
 }
 
 /* Stops the daemon (SIGTERM: exit 0) and checks nothing of ours is left but the fixture. */
-/* Stops the daemon (SIGTERM: exit 0); every process it had below it is gone after. */
+/* Stops the daemon (exit 0, nothing left below it); only the fixture is left of what the
+ * test started. */
 static void stop_daemon(env_t *e)
 {
-	static tu_proc_id_t below[4096];
-	size_t n = tu_descendants(e->d.pid, below, 4096);
-	int code = dk_stop(&e->d, 40000);
-
-	if (code != 0) {
-		char *err = dk_read_file(e->d.err_path);
-		print_message("daemon log:\n%s\n", err);
-		free(err);
-	}
-	assert_int_equal(code, 0);
-	assert_true(n > 0);
-	assert_int_equal(tu_wait_alive_count(below, n < 4096 ? n : 4096, 10000), 0);
-	/* only the fixture server is left of what the test started */
+	dk_stop_clean(&e->d);
 	assert_int_equal(tu_wait_tagged_count(1, 10000), 1);
 }
 
-/* The daemon's log, tail first, for a failure message. */
-static void dump_log(env_t *e)
-{
-	char *err = dk_read_file(e->d.err_path);
-	size_t len = strlen(err);
-	print_message("daemon log (last 4000 bytes):\n%s\n", err + (len > 4000 ? len - 4000 : 0));
-	free(err);
-}
 
 static json_t *ctl(env_t *e, const char *what)
 {
@@ -185,7 +159,7 @@ static size_t wait_all_scraped(env_t *e, size_t min_targets, uint64_t timeout_ms
 		}
 		dk_sleep_ms(250);
 	}
-	dump_log(e);
+	dk_dump_log(&e->d);
 	fail_msg("not every target was scraped within %llu ms (%zu targets)",
 	         (unsigned long long)timeout_ms, n);
 	return 0;
@@ -235,7 +209,7 @@ static void test_run__navigate_fifty_targets(void **state)
 	         "{\"id\": \"broken\", \"adapter\": \"livescore\", \"url\": \"%s/status/500\", "
 	         "\"class\": \"live\"}]}",
 	         e->base, e->base);
-	write_file(e->targets, text);
+	dk_write_file(e->targets, text);
 	start_daemon(e, (const char *const[]){ "LIVE_INTERVAL_SECONDS=5",
 	                                       "IMMINENT_INTERVAL_SECONDS=30",
 	                                       "COMPLETED_INTERVAL_SECONDS=60",
@@ -266,7 +240,7 @@ static void test_run__navigate_fifty_targets(void **state)
 			dk_sleep_ms(250);
 		}
 		if (n < 52 || waiting > 0) {
-			dump_log(e);
+			dk_dump_log(&e->d);
 			fail_msg("expected 52 targets, all live and imminent ones scraped; got %zu "
 			         "targets, %zu not scraped yet",
 			         n, waiting);
@@ -297,7 +271,7 @@ static void test_run__navigate_fifty_targets(void **state)
 	         "{\"id\": \"extra\", \"adapter\": \"generic\", \"url\": \"%s/static\", "
 	         "\"class\": \"live\", \"fields\": {\"title\": {\"selector\": \"title\"}}}]}",
 	         e->base, e->base);
-	write_file(e->targets, text);
+	dk_write_file(e->targets, text);
 	hup_at = wall_ms();
 	kill(e->d.pid, SIGHUP);
 	dk_sleep_ms(12000);
@@ -442,7 +416,7 @@ static void test_run__watch_push(void **state)
 	         "\"%s/live/\", \"discover\": true, \"class\": \"imminent\", "
 	         "\"children\": {\"mode\": \"watch\", \"push\": true}}]}",
 	         e->base);
-	write_file(e->targets, text);
+	dk_write_file(e->targets, text);
 	start_daemon(e, (const char *const[]){ "RECYCLE_UPTIME_SECONDS=20", NULL });
 	wait_all_scraped(e, 7, 60000);
 
@@ -534,7 +508,7 @@ static void test_run__bad_targets_file(void **state)
 	env_t *e = *state;
 	char *err;
 
-	write_file(e->targets, "{\"targets\": [{\"id\": \"../x\", \"adapter\": \"nope\", "
+	dk_write_file(e->targets, "{\"targets\": [{\"id\": \"../x\", \"adapter\": \"nope\", "
 	                       "\"url\": \"ftp://x\"}, {\"id\": \"ok\", \"adapter\": \"generic\", "
 	                       "\"url\": \"http://127.0.0.1/\", \"intervall_seconds\": 5}]}");
 	start_daemon(e, NULL);
@@ -586,7 +560,7 @@ static void test_run__redis_outage(void **state)
 	         "\"%s/live/\", \"discover\": true, \"class\": \"imminent\", "
 	         "\"interval_seconds\": 5}]}",
 	         e->base);
-	write_file(e->targets, text);
+	dk_write_file(e->targets, text);
 	snprintf(url, sizeof url, "REDIS_URL=%s", rs.url);
 	start_daemon(e, (const char *const[]){ url, "LIVE_INTERVAL_SECONDS=2",
 	                                       "IMMINENT_INTERVAL_SECONDS=4",

@@ -249,3 +249,32 @@ json_t *dk_read_jsonl(const char *path)
 	free(text);
 	return arr;
 }
+
+void dk_write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+void dk_dump_log(const dk_proc_t *p)
+{
+	char *err = dk_read_file(p->err_path);
+	size_t len = strlen(err);
+	print_message("daemon log (last 4000 bytes):\n%s\n", err + (len > 4000 ? len - 4000 : 0));
+	free(err);
+}
+
+void dk_stop_clean(dk_proc_t *p)
+{
+	static tu_proc_id_t below[4096];
+	size_t n = tu_descendants(p->pid, below, 4096);
+	int code = dk_stop(p, 40000);
+
+	if (code != 0)
+		dk_dump_log(p);
+	assert_int_equal(code, 0);
+	assert_true(n > 0);
+	assert_int_equal(tu_wait_alive_count(below, n < 4096 ? n : 4096, 10000), 0);
+}

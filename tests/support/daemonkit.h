@@ -45,6 +45,14 @@ json_t *dk_http_get_json(const char *url);
  * line fails the test). A missing file is an empty array. */
 json_t *dk_read_jsonl(const char *path);
 
+/* Writes text to path (fails the test on error). */
+void dk_write_file(const char *path, const char *text);
+/* Prints the tail of a process's stderr (for a failure message). */
+void dk_dump_log(const dk_proc_t *p);
+/* Stops a daemon with SIGTERM and checks it exited 0 and that every process it had below it
+ * (taken just before the signal, by pid and start time) is gone within 10 s. */
+void dk_stop_clean(dk_proc_t *p);
+
 /* Sleeps ms milliseconds. */
 void dk_sleep_ms(uint64_t ms);
 
