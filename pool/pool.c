@@ -633,6 +633,12 @@ void pool_lease_cancel(pool_lease_t *l)
 {
 	pool_t *p = l->pool;
 
+	if (l->state == L_OPENING && !l->grant_failed) {
+		/* the page is still opening: fail the grant now; on_open disposes the page */
+		uv_timer_stop(&l->timer);
+		grant_fail(l, -ECANCELED, "lease request cancelled while its page was opening");
+		return;
+	}
 	if (l->state != L_WAITING)
 		return;
 	uv_timer_stop(&l->timer);

@@ -134,7 +134,10 @@ pool_lease_t *pool_acquire_watch(pool_t *pool, pool_granted_cb granted_cb,
  * requests stay queued (bounded by their wait timeouts). */
 void pool_set_paused(pool_t *pool, int paused);
 
-/* Cancels a request not yet granted: granted_cb fires with -ECANCELED. No-op otherwise. */
+/* Cancels a request not yet granted, whether it still waits or its page is opening:
+ * granted_cb fires at once (inside this call) with -ECANCELED and no callback of this lease
+ * fires after it, so the holder may free its state when this returns; a page that was
+ * opening is disposed by the pool. No-op once granted (use pool_release). */
 void pool_lease_cancel(pool_lease_t *lease);
 
 /* The leased page (borrowed, valid until pool_release or revocation). */

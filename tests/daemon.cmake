@@ -7,5 +7,5 @@ if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
   cdpilot_test(NAME test_run SOURCES integration/test_run.c support/redis_server.c
                LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 900 LABELS integration)
   cdpilot_test(NAME test_observe SOURCES integration/test_observe.c
-               LIBS cdpilot_daemonkit TIMEOUT 300 LABELS integration)
+               LIBS cdpilot_daemonkit m TIMEOUT 300 LABELS integration)
 endif()

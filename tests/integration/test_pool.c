@@ -678,6 +678,94 @@ static void test_pool__close_lets_inflight_tasks_finish(void **state)
 	assert_int_equal(tu_fd_count(), h.fds_before);
 }
 
+/* Cancelling a lease whose page is still opening: granted_cb fires once, inside the
+ * cancel, with -ECANCELED; nothing fires after it (the holder frees its state at once, so
+ * a late callback is a use-after-free under ASan and a wrong count here); the page that
+ * was opening is disposed and its slot freed. */
+static int cancel_calls, cancel_status_ok, cancel_late;
+
+static void on_cancel_granted(pool_lease_t *l, int status, const char *why, void *ud)
+{
+	int *cancelled = ud;
+
+	cancel_calls++;
+	if (*cancelled)
+		cancel_late++;
+	cancel_status_ok += status == -ECANCELED;
+}
+
+static void on_cancel_revoked(pool_lease_t *l, enum pool_outcome reason, const char *why,
+                              void *ud)
+{
+	cancel_late++;
+}
+
+static void on_cancel_moved(pool_lease_t *l, void *ud) { cancel_late++; }
+
+static void test_pool__cancel_while_opening(void **state)
+{
+	static h_t h; /* outlives a failed check: libuv keeps the loop in its signal lists */
+	pool_opts_t o;
+	pool_stats_t st;
+	pool_lease_t *l[4];
+	int *holder[4];
+	uint64_t end;
+
+	tu_require_chromium();
+	pool_opts_init(&o);
+	o.concurrency_cap = 2;
+	h_open(&h, &o);
+	assert_true(h_wait_ready(&h));
+	cancel_calls = cancel_status_ok = cancel_late = 0;
+	for (int i = 0; i < 4; i++) {
+		holder[i] = calloc(1, sizeof *holder[i]);
+		l[i] = i < 2 ? pool_acquire(h.pool, 0, on_cancel_granted, on_cancel_revoked,
+		                            holder[i])
+		             : pool_acquire_watch(h.pool, on_cancel_granted, on_cancel_revoked,
+		                                  on_cancel_moved, holder[i]);
+		assert_non_null(l[i]);
+	}
+	/* one loop turn: the pump starts every page opening (2 slots + 2 watch leases) */
+	uv_run(&h.loop, UV_RUN_NOWAIT);
+	pool_get_stats(h.pool, &st);
+	assert_int_equal(st.leases_in_use, 2);
+	assert_int_equal(st.watch_leases, 2);
+	assert_int_equal(cancel_calls, 0); /* all still opening */
+	for (int i = 0; i < 4; i++) {
+		pool_lease_cancel(l[i]);
+		*holder[i] = 1;
+		free(holder[i]); /* the contract: nothing of this lease fires any more */
+		holder[i] = NULL;
+	}
+	assert_int_equal(cancel_calls, 4);
+	assert_int_equal(cancel_status_ok, 4);
+	/* the pages finish opening and are disposed; the slots come back */
+	h_start_probe(&h, 200);
+	end = tu_now_ms() + 10000;
+	do {
+		uv_run(&h.loop, UV_RUN_ONCE);
+		pool_get_stats(h.pool, &st);
+	} while ((st.leases_in_use || st.watch_leases) && tu_now_ms() < end);
+	assert_int_equal(st.leases_in_use, 0);
+	assert_int_equal(st.watch_leases, 0);
+	assert_int_equal(cancel_calls, 4);
+	assert_int_equal(cancel_late, 0);
+	/* and the pool still serves */
+	h.target = 4;
+	for (int i = 0; i < 4; i++)
+		issue_task(&h, "/static");
+	assert_true(h_wait_tasks(&h, 30000));
+	assert_int_equal(h.ok, 4);
+	h.max_contexts_seen = 0;
+	end = tu_now_ms() + 1000;
+	while (tu_now_ms() < end)
+		uv_run(&h.loop, UV_RUN_ONCE);
+	print_message("contexts alive after the cancelled and finished leases: %u\n",
+	              h.max_contexts_seen);
+	assert_int_equal(h.max_contexts_seen, 0);
+	h_close(&h);
+}
+
 /* The child runs a pool with tasks flowing until it is killed. */
 static void child_run_pool(int ready_fd)
 {
@@ -761,6 +849,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_pool__browser_killed_mid_run),
 		cmocka_unit_test(test_pool__recycle_under_load_loses_nothing),
 		cmocka_unit_test(test_pool__close_lets_inflight_tasks_finish),
+		cmocka_unit_test(test_pool__cancel_while_opening),
 		cmocka_unit_test(test_pool__controller_sigkill_leaves_no_chromium),
 	};
 
