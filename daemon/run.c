@@ -101,6 +101,19 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 	store_opts_init(&o->store);
 	store_opts_from_env(&o->store, errs);
 	o->use_store = getenv("REDIS_URL") != NULL;
+	share_opts_init(&o->share);
+	share_opts_from_env(&o->share, errs);
+	o->share.run_ms = o->pool.task_timeout_ms;
+	{
+		const char *v = getenv("SCHEDULE");
+		if (v && strcmp(v, "local") != 0 && strcmp(v, "redis") != 0)
+			errlist_add(errs, "SCHEDULE=\"%.80s\": expected local or redis", v);
+		else if (v && strcmp(v, "redis") == 0 && !o->use_store)
+			errlist_add(errs, "SCHEDULE=redis: the shared schedule lives in Redis; set "
+			                  "REDIS_URL too");
+		else
+			o->shared_schedule = v && strcmp(v, "redis") == 0;
+	}
 	{
 		const char *v = getenv("EXIT_ON_HEALTH_FAILURE");
 		if (v && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
@@ -178,6 +191,9 @@ static void pump(run_t *r);
 static void schedule_wake(run_t *r);
 static void watch_open(run_t *r, rtarget_t *rt, watch_t *replaces);
 static void watch_close(watch_t *w);
+static void watch_sched_done(run_t *r, rtarget_t *rt, int ok);
+static void share_run_over(run_t *r, rtarget_t *rt);
+static void claim(run_t *r, rtarget_t *rt, int watch);
 static void watch_extract(watch_t *w);
 
 static uint64_t now_ms(run_t *r)
@@ -259,6 +275,8 @@ static void target_remove(run_t *r, rtarget_t *rt)
 	r->ntargets--;
 	rt->removed = 1;
 	sched_remove(sched_of(r, rt), rt->spec.id);
+	if (r->share && !r->stopping)
+		share_forget(r->share, rt->spec.id);
 	if (rt->watch)
 		watch_close(rt->watch);
 	if (!r->stopping)
@@ -266,28 +284,37 @@ static void target_remove(run_t *r, rtarget_t *rt)
 	rt_unref(rt);
 }
 
-/* Replaces the spec of an existing target (its state: seq, last snapshot, ages stay). */
+/* Replaces the spec of an existing target (its state: seq, last snapshot, ages stay). The
+ * scheduler keeps its due time and running state (sched_update), so a changed spec never
+ * brings a scrape forward nor starts a second one beside a running one; only a switch
+ * between navigate and watch moves it to the other scheduler (due at once there). A
+ * discovered target already scraped keeps the class its own page gave it: the listing's
+ * class is a first guess, and a listing read a moment before a change would undo it. */
 static void target_update(run_t *r, rtarget_t *rt, target_spec_t *spec)
 {
 	int mode_changed = spec->mode != rt->spec.mode || spec->push != rt->spec.push ||
 	                   strcmp(spec->url, rt->spec.url) != 0;
+	int sched_changed = spec->mode != rt->spec.mode;
+	int keep_class = rt->parent[0] && rt->seq > 0;
 	sched_t *old = sched_of(r, rt);
 
 	if (rt->watch && mode_changed)
 		watch_close(rt->watch);
-	if (rt->task || mode_changed) {
-		/* a running task keeps the old spec's adapter state alive through rt; simplest
-		 * is to re-add under the new spec once the old one is out of the scheduler */
-	}
-	sched_remove(old, rt->spec.id);
+	if (sched_changed)
+		sched_remove(old, rt->spec.id);
 	target_spec_release(&rt->spec);
 	rt->spec = *spec;
 	memset(spec, 0, sizeof *spec);
 	if (targets_host(rt->spec.url, rt->host, sizeof rt->host) != 0)
 		rt->host[0] = '\0';
-	rt->klass = rt->spec.klass;
-	sched_add(sched_of(r, rt), rt->spec.id, rt->host, rt->klass, rt->spec.interval_ms, rt,
-	          now_ms(r));
+	if (!keep_class)
+		rt->klass = rt->spec.klass;
+	if (sched_changed)
+		sched_add(sched_of(r, rt), rt->spec.id, rt->host, rt->klass, rt->spec.interval_ms, rt,
+		          now_ms(r));
+	else
+		sched_update(old, rt->spec.id, rt->host, rt->klass, rt->spec.interval_ms, rt,
+		             now_ms(r));
 	log_info("run", "target %s changed", rt->spec.id);
 }
 
@@ -449,8 +476,10 @@ static int publish(run_t *r, rtarget_t *rt, const json_t *raw, const char *url,
 		if (delta)
 			sink_put(r->sink, "delta", delta);
 	}
-	if (r->store)
-		store_put(r->store, snap, delta);
+	if (r->store) {
+		store_put_fenced(r->store, snap, delta, rt->fence, rt->resync);
+		rt->resync = 0;
+	}
 	if (delta)
 		r->deltas_total++;
 	json_decref(delta);
@@ -485,6 +514,7 @@ static void task_finish(task_t *t, int ok, const char *why)
 	r->inflight--;
 	if (!rt->removed)
 		sched_done(sched_of(r, rt), rt->spec.id, ok, now_ms(r));
+	share_run_over(r, rt);
 	rt_unref(rt);
 	free(t);
 	pump(r);
@@ -720,7 +750,7 @@ static void watch_close(watch_t *w)
 	}
 	w->page = NULL;
 	if (w->sched_running && !rt->removed) {
-		sched_done(r->wsched, rt->spec.id, 0, now_ms(r));
+		watch_sched_done(r, rt, 0);
 		w->sched_running = 0;
 	}
 	r->watches--;
@@ -756,7 +786,7 @@ static void watch_restart(watch_t *w, const char *why)
 	log_warn("run", "watched page of %s: %s; reopening", w->rt->spec.id, why);
 	snprintf(w->rt->last_error, sizeof w->rt->last_error, "%.*s", (int)sizeof w->rt->last_error - 1, why);
 	if (w->sched_running) {
-		sched_done(r->wsched, w->rt->spec.id, 0, now_ms(r));
+		watch_sched_done(r, w->rt, 0);
 		w->sched_running = 0;
 	}
 	if (w->binding && w->page)
@@ -818,7 +848,7 @@ static void w_on_eval(cdp_page_t *page, int status, json_t *value, const char *w
 	}
 	if (w->sched_running) {
 		w->sched_running = 0;
-		sched_done(r->wsched, rt->spec.id, ok, now_ms(r));
+		watch_sched_done(r, rt, ok);
 	}
 	/* a move finishes once the new page has delivered its first result */
 	if (w->replaces && ok) {
@@ -1089,16 +1119,112 @@ static void watch_due(run_t *r, rtarget_t *rt)
 
 	if (!w) {
 		watch_open(r, rt, NULL);
-		sched_done(r->wsched, rt->spec.id, 0, now_ms(r));
+		watch_sched_done(r, rt, 0);
 		return;
 	}
 	if (w->state != W_READY || w->closing) {
 		/* still opening: the first extraction will follow the load */
-		sched_done(r->wsched, rt->spec.id, 1, now_ms(r));
+		watch_sched_done(r, rt, 1);
 		return;
 	}
 	w->sched_running = 1;
 	watch_extract(w);
+}
+
+/* ---- the shared schedule (SCHEDULE=redis, store/share.h) ---- */
+
+typedef struct claim {
+	run_t *run;
+	rtarget_t *rt; /* ref held */
+	int watch;
+} claim_t;
+
+/* The run of a target we claimed is over: tell the others when it is due again. */
+static void share_run_over(run_t *r, rtarget_t *rt)
+{
+	sched_info_t si;
+	uint64_t now = now_ms(r);
+
+	if (!r->share || !rt->held)
+		return;
+	rt->held = 0;
+	if (rt->removed || sched_get_info(sched_of(r, rt), rt->spec.id, &si) != 0)
+		return;
+	share_done(r->share, rt->spec.id,
+	           si.due_ms > now ? (uint32_t)(si.due_ms - now > 86400000 ? 86400000
+	                                                                    : si.due_ms - now)
+	                           : 0);
+}
+
+static void watch_sched_done(run_t *r, rtarget_t *rt, int ok)
+{
+	sched_done(r->wsched, rt->spec.id, ok, now_ms(r));
+	share_run_over(r, rt);
+}
+
+static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
+{
+	claim_t *c = ud;
+	run_t *r = c->run;
+	rtarget_t *rt = c->rt;
+	int watch = c->watch;
+	uint64_t now = now_ms(r);
+
+	free(c);
+	if (!watch)
+		r->claiming--;
+	if (rt->removed || r->stopping) {
+		if (!rt->removed)
+			sched_defer(sched_of(r, rt), rt->spec.id, now + retry_ms, now);
+		rt_unref(rt);
+		return;
+	}
+	if (status < 0 && !rt->owner) {
+		/* Redis cannot say who holds it, and it was not ours: wait, so that it is never
+		 * scraped by two instances at once */
+		sched_defer(sched_of(r, rt), rt->spec.id, now + 1000, now);
+	} else if (status == 0) {
+		/* another instance holds it (or it is not due there yet) */
+		rt->owner = 0;
+		sched_defer(sched_of(r, rt), rt->spec.id, now + retry_ms, now);
+		if (watch && rt->watch)
+			watch_close(rt->watch);
+	} else {
+		if (status == 1) {
+			rt->held = 1;
+			rt->owner = 1;
+			if (fence != rt->fence && rt->seq > 0)
+				rt->resync = 1; /* taken over: Redis may hold another's newer result */
+			rt->fence = fence;
+		} else {
+			/* Redis is away: ours at the last claim, so we keep it (the others take it
+			 * only once our heartbeat is lease_ms old, with a fence that outranks our
+			 * writes) */
+			log_debug("run", "shared schedule unreachable (%s): %s was ours, scraping it",
+			          strerror(-status), rt->spec.id);
+		}
+		if (watch)
+			watch_due(r, rt);
+		else
+			task_start(r, rt);
+	}
+	rt_unref(rt);
+	pump(r);
+}
+
+static void claim(run_t *r, rtarget_t *rt, int watch)
+{
+	claim_t *c = calloc(1, sizeof *c);
+
+	if (!c)
+		abort();
+	c->run = r;
+	c->rt = rt;
+	c->watch = watch;
+	rt->refs++;
+	if (!watch)
+		r->claiming++;
+	share_claim(r->share, rt->spec.id, on_claimed, c);
 }
 
 /* ---- the pump ---- */
@@ -1113,8 +1239,9 @@ static void schedule_wake(run_t *r)
 	uint64_t now = now_ms(r);
 	/* with every navigate slot busy, a finishing task calls pump(): waking for queued
 	 * targets that cannot start would spin */
-	uint64_t a = r->inflight < r->o->pool.concurrency_cap ? sched_next_wakeup(r->nav, now)
-	                                                      : UINT64_MAX;
+	uint64_t a = r->inflight + r->claiming < r->o->pool.concurrency_cap
+	                     ? sched_next_wakeup(r->nav, now)
+	                     : UINT64_MAX;
 	uint64_t b = sched_next_wakeup(r->wsched, now);
 	uint64_t at = a < b ? a : b;
 
@@ -1133,11 +1260,19 @@ static void pump(run_t *r)
 
 	if (r->stopping)
 		return;
-	while (r->inflight < r->o->pool.concurrency_cap &&
-	       (rt = sched_next(r->nav, now, &id)) != NULL)
-		task_start(r, rt);
-	while ((rt = sched_next(r->wsched, now, &id)) != NULL)
-		watch_due(r, rt);
+	while (r->inflight + r->claiming < r->o->pool.concurrency_cap &&
+	       (rt = sched_next(r->nav, now, &id)) != NULL) {
+		if (r->share)
+			claim(r, rt, 0);
+		else
+			task_start(r, rt);
+	}
+	while ((rt = sched_next(r->wsched, now, &id)) != NULL) {
+		if (r->share)
+			claim(r, rt, 1);
+		else
+			watch_due(r, rt);
+	}
 	schedule_wake(r);
 }
 
@@ -1364,6 +1499,16 @@ static void on_store_closed(void *ud)
 	(void)ud;
 }
 
+/* The store closes after the shared schedule, which releases our leases through it. */
+static void on_share_closed(void *ud)
+{
+	run_t *r = ud;
+
+	if (r->store)
+		store_close(r->store, on_store_closed, r);
+	r->store = NULL;
+}
+
 static void on_fetch_closed(void *ud)
 {
 	(void)ud;
@@ -1377,9 +1522,13 @@ static void on_pool_closed(pool_t *p, void *ud)
 	log_info("run", "browser closed; %llu tasks (%llu ok, %llu failed), %llu deltas",
 	         (unsigned long long)r->done_total, (unsigned long long)r->ok_total,
 	         (unsigned long long)r->fail_total, (unsigned long long)r->deltas_total);
-	if (r->store)
-		store_close(r->store, on_store_closed, r);
-	r->store = NULL;
+	if (r->share) {
+		share_t *sh = r->share;
+		r->share = NULL;
+		share_close(sh, on_share_closed, r);
+	} else {
+		on_share_closed(r);
+	}
 	if (r->httpd)
 		httpd_close(r->httpd);
 	if (r->wd)
@@ -1509,6 +1658,8 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 		store_watch_targets(r->store, on_redis_targets, r);
 		store_start(r->store);
 		log_info("run", "publishing to Redis (prefix %s)", o->store.prefix);
+		if (o->shared_schedule)
+			r->share = share_new(loop, r->store, &o->share);
 	}
 	r->httpd = httpd_new(loop, &o->http);
 	if (!r->httpd || httpd_start(r->httpd) != 0) {

@@ -21,6 +21,7 @@
 #include "pool/pool.h"
 #include "scheduler/health.h"
 #include "scheduler/sched.h"
+#include "store/share.h"
 #include "store/store.h"
 #include "util/errlist.h"
 #include "watchdog/watchdog.h"
@@ -46,6 +47,8 @@ typedef struct run_opts {
 	httpd_opts_t http;
 	int use_store;               /* REDIS_URL is set: publish to Redis too */
 	store_opts_t store;
+	int shared_schedule;         /* SCHEDULE=redis (needs REDIS_URL); default local */
+	share_opts_t share;
 	sched_opts_t sched;
 	health_opts_t health;
 } run_opts_t;

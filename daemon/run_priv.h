@@ -39,6 +39,10 @@ typedef struct rtarget {
 	unsigned failures;
 	unsigned refs;            /* the table + a running task */
 	int removed;
+	uint64_t fence;           /* SCHEDULE=redis: the fence of our last won claim; 0 none */
+	int held;                 /* SCHEDULE=redis: our claim of the current run was won */
+	int owner;                /* SCHEDULE=redis: our last answered claim was won */
+	int resync;               /* SCHEDULE=redis: newly taken over, next write resyncs */
 	task_t *task;
 	watch_t *watch;
 } rtarget_t;
@@ -106,6 +110,8 @@ struct run {
 	struct httpd *httpd;
 	struct wd *wd;
 	store_t *store;
+	share_t *share;           /* SCHEDULE=redis */
+	unsigned claiming;        /* claims of navigate targets in flight (count as inflight) */
 	uint64_t tasks_by[16][POOL_NOUTCOMES]; /* [adapter index][outcome] */
 	uint64_t dur_buckets[RUN_NBUCKETS];    /* per-bucket task durations, see run_dur_bounds */
 	uint64_t dur_count;

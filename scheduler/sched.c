@@ -52,6 +52,9 @@ typedef struct starget {
 	uint64_t start_ms; /* last start */
 	int started;       /* start_ms is valid */
 	int retry_pending; /* due time is a backoff retry, not the interval */
+	/* before the current run (sched_defer puts them back) */
+	uint64_t prev_start_ms;
+	int prev_started, prev_retry_pending;
 	unsigned failures, tries;
 	size_t hidx; /* heap index while waiting */
 	struct starget *qprev, *qnext;
@@ -739,6 +742,9 @@ void *sched_next(sched_t *s, uint64_t now_ms, const char **id_out)
 				continue;
 			queue_remove(s, t);
 			t->state = T_RUNNING;
+			t->prev_start_ms = t->start_ms;
+			t->prev_started = t->started;
+			t->prev_retry_pending = t->retry_pending;
 			t->start_ms = now_ms;
 			t->started = 1;
 			t->retry_pending = 0;
@@ -805,6 +811,19 @@ int sched_done(sched_t *s, const char *id, int ok, uint64_t now_ms)
 	} else {
 		set_waiting(s, t, max_u64(t->start_ms + interval_of(s, t), now_ms));
 	}
+	return 0;
+}
+
+int sched_defer(sched_t *s, const char *id, uint64_t due_ms, uint64_t now_ms)
+{
+	starget_t *t = target_find(s, id);
+	if (!t || t->state != T_RUNNING)
+		return -ENOENT;
+	release_run(s, t);
+	t->start_ms = t->prev_start_ms;
+	t->started = t->prev_started;
+	t->retry_pending = t->prev_retry_pending;
+	set_waiting(s, t, max_u64(due_ms, now_ms));
 	return 0;
 }
 

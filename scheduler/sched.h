@@ -112,6 +112,11 @@ uint64_t sched_next_wakeup(sched_t *s, uint64_t now_ms);
 /* A running target finished. Returns 0, or -ENOENT (removed meanwhile or not running). */
 int sched_done(sched_t *s, const char *id, int ok, uint64_t now_ms);
 
+/* A running target did not run after all (another instance holds it, see store/share.h):
+ * it waits until due_ms (at least now), its failures and retries untouched, as if it had
+ * not been handed out. Returns 0, or -ENOENT (removed meanwhile or not running). */
+int sched_defer(sched_t *s, const char *id, uint64_t due_ms, uint64_t now_ms);
+
 /* queued is as of the last call that took now_ms. 0 or -ENOENT. */
 int sched_get_info(const sched_t *s, const char *id, sched_info_t *out);
 void sched_get_stats(sched_t *s, uint64_t now_ms, sched_stats_t *out);

@@ -71,6 +71,7 @@ typedef struct entry {
 	struct entry *qprev, *qnext; /* the send queue (only when queued) */
 	char id[STORE_ID_MAX + 1];
 	uint64_t seq;
+	uint64_t epoch; /* the fence it was put with; 0: the store's epoch */
 	char *snap; /* latest unwritten snapshot, or NULL while only the in-flight one is left */
 	int queued;
 	int inflight; /* a resync of this target is in flight */
@@ -80,6 +81,7 @@ typedef struct req {
 	store_t *s;
 	char id[STORE_ID_MAX + 1];
 	uint64_t seq;
+	uint64_t epoch; /* the fence it was put with; 0: the store's epoch */
 	char *snap;
 	char *delta; /* NULL: no delta */
 	int resync;  /* 1: from the backlog (entry inflight) */
@@ -407,7 +409,7 @@ static void entry_free(store_t *s, entry_t *e)
 }
 
 /* Keeps snap (stolen) as the latest unwritten snapshot of id unless a newer one is kept. */
-static void backlog_put(store_t *s, const char *id, uint64_t seq, char *snap)
+static void backlog_put(store_t *s, const char *id, uint64_t seq, uint64_t epoch, char *snap)
 {
 	entry_t *e = find(s, id);
 
@@ -423,6 +425,7 @@ static void backlog_put(store_t *s, const char *id, uint64_t seq, char *snap)
 		free(e->snap);
 		e->snap = snap;
 		e->seq = seq;
+		e->epoch = epoch;
 		/* least recently put at the head; an entry in flight is queued again by
 		 * write_done() */
 		q_unlink(s, e);
@@ -451,6 +454,7 @@ static void backlog_put(store_t *s, const char *id, uint64_t seq, char *snap)
 	memset(e, 0, sizeof *e);
 	snprintf(e->id, sizeof e->id, "%s", id);
 	e->seq = seq;
+	e->epoch = epoch;
 	e->snap = snap;
 	hash_insert(s, e);
 	q_push(s, e);
@@ -479,7 +483,7 @@ static int send_script(store_t *s, req_t *r)
 	key(s, kseq, "seq", r->id);
 	key(s, kstream, "changes", NULL);
 	key(s, chan, "changes", r->id);
-	snprintf(epoch, sizeof epoch, "%" PRIu64, s->epoch);
+	snprintf(epoch, sizeof epoch, "%" PRIu64, r->epoch ? r->epoch : s->epoch);
 	snprintf(seq, sizeof seq, "%" PRIu64, r->seq);
 	snprintf(ttl, sizeof ttl, "%" PRIu32, s->o.snapshot_ttl_s);
 	snprintf(maxlen, sizeof maxlen, "%" PRIu64, s->o.changes_maxlen);
@@ -515,6 +519,7 @@ static void write_done(store_t *s, req_t *r, int ok)
 		if (!ok && !s->closing && !e->snap) {
 			e->snap = r->snap; /* still the latest: keep it */
 			e->seq = r->seq;
+			e->epoch = r->epoch;
 			r->snap = NULL;
 		}
 		if (e->snap)
@@ -522,7 +527,7 @@ static void write_done(store_t *s, req_t *r, int ok)
 		else
 			entry_free(s, e);
 	} else if (!ok && !s->closing) {
-		backlog_put(s, r->id, r->seq, r->snap);
+		backlog_put(s, r->id, r->seq, r->epoch, r->snap);
 		r->snap = NULL;
 	}
 	req_free(r);
@@ -553,7 +558,7 @@ static void on_write_reply(redisAsyncContext *ac, void *reply, void *privdata)
 			log_info(COMP,
 			         "%s seq %" PRIu64 " (epoch %" PRIu64
 			         ") not written: Redis holds a newer result (%.*s)",
-			         r->id, r->seq, s->epoch, (int)rep->element[1]->len,
+			         r->id, r->seq, r->epoch ? r->epoch : s->epoch, (int)rep->element[1]->len,
 			         rep->element[1]->str ? rep->element[1]->str : "");
 		}
 		if (r->resync)
@@ -641,6 +646,7 @@ static int start_resync(store_t *s, entry_t *e)
 	r->resync = 1;
 	snprintf(r->id, sizeof r->id, "%s", e->id);
 	r->seq = e->seq;
+	r->epoch = e->epoch;
 	r->snap = e->snap;
 	e->snap = NULL;
 	q_unlink(s, e);
@@ -666,6 +672,12 @@ static void pump(store_t *s)
 
 void store_put(store_t *s, const json_t *snapshot, const json_t *delta)
 {
+	store_put_fenced(s, snapshot, delta, 0, 0);
+}
+
+void store_put_fenced(store_t *s, const json_t *snapshot, const json_t *delta, uint64_t fence,
+                      int resync)
+{
 	const json_t *jt = json_object_get(snapshot, "target");
 	const json_t *js = json_object_get(snapshot, "seq");
 	const char *id = json_string_value(jt);
@@ -689,12 +701,14 @@ void store_put(store_t *s, const json_t *snapshot, const json_t *delta)
 		log_error(COMP, "out of memory serialising a snapshot");
 		abort();
 	}
-	if (!find(s, id) && s->state == C_READY && s->ac && s->inflight < s->o.inflight_max) {
+	if (!resync && !find(s, id) && s->state == C_READY && s->ac &&
+	    s->inflight < s->o.inflight_max) {
 		req_t *r = xmalloc(sizeof *r);
 		memset(r, 0, sizeof *r);
 		r->s = s;
 		snprintf(r->id, sizeof r->id, "%s", id);
 		r->seq = (uint64_t)json_integer_value(js);
+		r->epoch = fence;
 		r->snap = snap;
 		if (delta) {
 			r->delta = json_dumps(delta, JSON_COMPACT);
@@ -708,7 +722,7 @@ void store_put(store_t *s, const json_t *snapshot, const json_t *delta)
 			write_done(s, r, 0);
 		return;
 	}
-	backlog_put(s, id, (uint64_t)json_integer_value(js), snap);
+	backlog_put(s, id, (uint64_t)json_integer_value(js), fence, snap);
 	pump(s);
 }
 
@@ -1165,6 +1179,48 @@ int store_start(store_t *s)
 	               s->o.health_refresh_ms);
 	connect_now(s);
 	return 0;
+}
+
+/* ---- raw commands (for store/share.c) ---- */
+
+typedef struct cmd {
+	store_reply_cb cb;
+	void *ud;
+} cmd_t;
+
+static void on_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	cmd_t *c = privdata;
+
+	c->cb(c->ud, reply);
+	free(c);
+}
+
+int store_command(store_t *s, store_reply_cb cb, void *ud, int argc, const char **argv,
+                  const size_t *lens)
+{
+	cmd_t *c;
+
+	if (s->closing || s->state != C_READY || !s->ac)
+		return -ENOTCONN;
+	c = xmalloc(sizeof *c);
+	c->cb = cb;
+	c->ud = ud;
+	if (redisAsyncCommandArgv(s->ac, on_cmd_reply, c, argc, argv, lens) != REDIS_OK) {
+		free(c);
+		return -EIO;
+	}
+	return 0;
+}
+
+const char *store_prefix(const store_t *s)
+{
+	return s->o.prefix;
+}
+
+int store_ready(const store_t *s)
+{
+	return s->state == C_READY && s->ac && !s->closing;
 }
 
 void store_get_stats(const store_t *s, store_stats_t *out)

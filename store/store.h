@@ -136,22 +136,26 @@ void store_get_stats(const store_t *s, store_stats_t *out);
  */
 void store_close(store_t *s, void (*cb)(void *ud), void *ud);
 
+/* Like store_put(), with fence (if not 0) in place of the store's epoch in the ordering
+ * guard: the shared schedule (store/share.h) hands one out with each change of a target's
+ * holder, greater than every epoch and fence before it, so a taken-over target's new holder
+ * always wins the guard and a holder that lost its lease can no longer write. resync 1:
+ * write it as a backlog entry is written, with one delta against what Redis holds (for the
+ * first result after a takeover, whose own previous snapshot is not what Redis has). */
+void store_put_fenced(store_t *s, const json_t *snapshot, const json_t *delta, uint64_t fence,
+                      int resync);
+
 /*
- * PLANNED (SCHEDULE=redis, not implemented yet): instances sharing one schedule. Shape:
- *   P:sched          sorted set, member = target id, score = due time (Unix ms)
- *   P:lease:T        "instance-id:fence" with PX = lease length; the holder alone scrapes T
- *   P:instances      hash instance-id -> heartbeat JSON {pid, host, started, seen_ms}
- *   typedef void (*store_claim_cb)(void *ud, int status, const char *const *ids, size_t n,
- *                                  const uint64_t *fences);
- *   int store_sched_claim(store_t *s, int64_t now_ms, unsigned max, store_claim_cb cb, void *ud);
- *       one script: ZRANGEBYSCORE due <= now, skip ids whose lease exists, SET lease NX PX,
- *       INCR P:fence:T (the fencing token), move the due time past the lease; cb once.
- *   void store_sched_done(store_t *s, const char *id, int64_t next_due_ms);
- *       ZADD the next due time and DEL the lease if still ours (compare-and-delete script).
- *   A timer inside the store renews the leases it holds (PEXPIRE if still ours) and the
- *   heartbeat; a lost lease is reported through a callback so the daemon stops the task.
- *   Writes of a claimed target would use the fence in place of the process epoch, so a
- *   taken-over target's new holder always wins the (epoch, seq) guard.
+ * A raw command on the store's connection, for store/share.c. reply (NULL when the
+ * connection was lost or the store closed; borrowed for the call) goes to cb exactly once,
+ * from the loop (inside store_close() for commands still pending then). Returns 0, or
+ * -ENOTCONN (not connected or closing: cb will not fire), -EIO.
  */
+struct redisReply;
+typedef void (*store_reply_cb)(void *ud, struct redisReply *reply);
+int store_command(store_t *s, store_reply_cb cb, void *ud, int argc, const char **argv,
+                  const size_t *lens);
+const char *store_prefix(const store_t *s);
+int store_ready(const store_t *s); /* connected and set up */
 
 #endif

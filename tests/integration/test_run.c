@@ -368,6 +368,16 @@ static void test_run__navigate_fifty_targets(void **state)
 					after++;
 			}
 		}
+		if (after || first_completed <= finish_at - 1000) {
+			print_message("snapshots of %s (finished at %lld):\n", finished_target,
+			              (long long)finish_at);
+			json_array_foreach(snaps, i, m)
+				print_message("  seq %lld at %s class %s\n",
+				              (long long)json_integer_value(json_object_get(m, "seq")),
+				              json_string_value(json_object_get(m, "scraped_at")),
+				              json_string_value(json_object_get(m, "class")));
+			dk_dump_log(&e->d);
+		}
 		assert_true(first_completed > finish_at - 1000);
 		assert_int_equal(after, 0);
 		json_decref(snaps);

@@ -103,6 +103,43 @@ static void expect_next(sched_t *s, uint64_t now, const char *want)
 	assert_string_equal(got, want);
 }
 
+/* ---- sched_defer (a target another instance holds) ---- */
+
+static void test_sched__defer_waits_and_keeps_failures(void **state)
+{
+	sched_opts_t o = opts();
+	sched_t *s;
+	sched_info_t i;
+
+	o.retry_max_tries = 0;
+	s = mk(&o);
+	add(s, "a", "h", SCHED_LIVE, 5000, 0);
+	expect_next(s, 0, "a");
+	assert_int_equal(sched_done(s, "a", 0, 100), 0); /* one failure: due at 5000 */
+	expect_next(s, 5000, "a");
+	/* held elsewhere: back to waiting until 6500, the failure count untouched */
+	assert_int_equal(sched_defer(s, "a", 6500, 5001), 0);
+	i = info(s, "a");
+	assert_false(i.running);
+	assert_int_equal(i.due_ms, 6500);
+	assert_int_equal(i.failures, 1);
+	expect_next(s, 6499, NULL);
+	/* the host slot was given back: another target of the host may start */
+	add(s, "b", "h", SCHED_LIVE, 5000, 6000);
+	expect_next(s, 6000, "b");
+	expect_next(s, 6500, "a");
+	/* the run that happened started at 6500: the interval counts from there */
+	assert_int_equal(sched_done(s, "a", 1, 6600), 0);
+	assert_int_equal(info(s, "a").due_ms, 11500);
+	/* a due time in the past means now */
+	expect_next(s, 11500, "a");
+	assert_int_equal(sched_defer(s, "a", 3, 11600), 0);
+	assert_int_equal(info(s, "a").due_ms, 11600);
+	/* not running: -ENOENT */
+	assert_int_equal(sched_defer(s, "a", 20000, 11700), -ENOENT_);
+	assert_int_equal(sched_defer(s, "nope", 20000, 11700), -ENOENT_);
+}
+
 /* ---- ordering ---- */
 
 static void test_sched__higher_class_first(void **state)
@@ -877,6 +914,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sched__env_bad_values, clear_env, clear_env),
 		cmocka_unit_test_setup_teardown(test_sched__env_every_bad_value_is_listed,
 		                                clear_env, clear_env),
+		cmocka_unit_test_teardown(test_sched__defer_waits_and_keeps_failures, teardown),
 		cmocka_unit_test_teardown(test_sched__smoke_10k_targets, teardown),
 		cmocka_unit_test_teardown(test_sched__random_operations_keep_invariants, teardown),
 	};

@@ -1,0 +1,262 @@
+/*
+ * SCHEDULE=redis: three `cdpilot run` instances on one redis-server share 300 targets at a
+ * 5 s interval (jsonapi targets on the fixture: the schedule is under test, not Chromium).
+ * One instance is SIGKILLed mid-run. From the three JSON-lines sinks: no target is ever
+ * scraped by two instances at once (each scrape is [scraped_at - duration_ms, scraped_at]),
+ * all three share the work, and every target is fresh again, from a survivor, within the
+ * lease (5 s) plus one interval after the kill. The survivors stop cleanly and hand their
+ * leases back (nothing held in Redis afterwards).
+ */
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/support/daemonkit.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/testutil.h"
+
+#define NINST 3
+#define NTARGETS 300
+#define INTERVAL_MS 5000
+#define LEASE_MS 5000
+
+typedef struct env {
+	dk_proc_t fx, d[NINST];
+	tu_redis_t rs;
+	char base[128];
+	char dir[64];
+	char targets[128], out[NINST][128];
+	char metrics[NINST][64];
+} env_t;
+
+static int64_t wall_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Parses an RFC 3339 "...T14:17:32.123Z" into Unix ms. */
+static int64_t parse_time(const char *s)
+{
+	struct tm tm;
+	int ms = 0;
+	char *end;
+
+	memset(&tm, 0, sizeof tm);
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	assert_non_null(end);
+	if (*end == '.')
+		ms = (int)strtol(end + 1, NULL, 10);
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static int setup(void **state)
+{
+	env_t *e = calloc(1, sizeof *e);
+
+	if (!e)
+		return -1;
+	tu_tag_processes();
+	snprintf(e->dir, sizeof e->dir, "/tmp/cdpilot-test-share-XXXXXX");
+	if (!mkdtemp(e->dir))
+		return -1;
+	snprintf(e->targets, sizeof e->targets, "%s/targets.json", e->dir);
+	for (int i = 0; i < NINST; i++)
+		snprintf(e->out[i], sizeof e->out[i], "%s/out%d.jsonl", e->dir, i);
+	if (dk_fixture_start(&e->fx, e->base, sizeof e->base) != 0)
+		return -1;
+	if (tu_redis_start(&e->rs) != 0)
+		return -1;
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	env_t *e = *state;
+
+	for (int i = 0; i < NINST; i++)
+		dk_proc_release(&e->d[i]);
+	dk_proc_release(&e->fx);
+	tu_redis_stop(&e->rs);
+	tu_rm_rf(e->dir);
+	free(e);
+	return 0;
+}
+
+static void start_instance(env_t *e, int i)
+{
+	const char *bin = getenv("CDPILOT_BIN");
+	char addr[80], url[512], inst[64];
+
+	assert_non_null(bin);
+	snprintf(e->metrics[i], sizeof e->metrics[i], "127.0.0.1:%d", tu_unused_port());
+	snprintf(addr, sizeof addr, "METRICS_ADDR=%s", e->metrics[i]);
+	snprintf(url, sizeof url, "REDIS_URL=%s", e->rs.url);
+	snprintf(inst, sizeof inst, "SCHEDULE_INSTANCE=inst%d", i);
+	assert_int_equal(dk_spawn(&e->d[i],
+	                          (const char *const[]){ bin, "run", "--targets", e->targets,
+	                                                 "--output", e->out[i], "--no-status",
+	                                                 NULL },
+	                          (const char *const[]){ addr, url, inst, "SCHEDULE=redis",
+	                                                 "SCHEDULE_LEASE_SECONDS=5",
+	                                                 "LIVE_INTERVAL_SECONDS=5",
+	                                                 "HOST_CONCURRENCY=16", "LOG_LEVEL=info",
+	                                                 NULL }),
+	                 0);
+}
+
+typedef struct scrape {
+	int inst;
+	int64_t start, end; /* Unix ms */
+} scrape_t;
+
+static int cmp_scrape(const void *a, const void *b)
+{
+	const scrape_t *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void test_share__three_instances_one_killed(void **state)
+{
+	env_t *e = *state;
+	static scrape_t *per[NTARGETS];
+	static size_t nper[NTARGETS], capper[NTARGETS];
+	size_t cap = 64 + (size_t)NTARGETS * 200, len = 0, by_inst[NINST] = { 0 };
+	char *text = malloc(cap);
+	int64_t killed_at;
+	int stale = 0, overlaps = 0;
+	int64_t worst = 0; /* the longest wait for a survivor's scrape after the kill */
+	redisContext *c;
+	redisReply *rep;
+
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
+	for (int i = 0; i < NTARGETS; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+		                        "%s{\"id\": \"t%03d\", \"adapter\": \"jsonapi\", \"url\": "
+		                        "\"%s/live/api/matches?t=%d\", \"class\": \"live\", "
+		                        "\"fields\": {\"first\": {\"pointer\": \"/matches/0/id\"}}}",
+		                        i ? "," : "", i, e->base, i);
+	snprintf(text + len, cap - len, "]}");
+	dk_write_file(e->targets, text);
+	free(text);
+
+	for (int i = 0; i < NINST; i++)
+		start_instance(e, i);
+	dk_sleep_ms(30000);
+	kill(e->d[2].pid, SIGKILL);
+	killed_at = wall_ms();
+	assert_true(dk_wait(&e->d[2], 5000));
+	dk_sleep_ms(LEASE_MS + INTERVAL_MS + 10000);
+	for (int i = 0; i < 2; i++) {
+		int code = dk_stop(&e->d[i], 30000);
+		if (code != 0)
+			dk_dump_log(&e->d[i]);
+		assert_int_equal(code, 0);
+	}
+
+	/* every scrape of every instance, per target */
+	for (int i = 0; i < NINST; i++) {
+		json_t *lines = dk_read_jsonl(e->out[i]), *l;
+		size_t k;
+		json_array_foreach(lines, k, l) {
+			const char *id = json_string_value(json_object_get(l, "target"));
+			int t;
+			scrape_t s;
+			if (strcmp(json_string_value(json_object_get(l, "type")) ?: "", "snapshot") != 0)
+				continue;
+			assert_non_null(id);
+			assert_int_equal(sscanf(id, "t%d", &t), 1);
+			assert_true(t >= 0 && t < NTARGETS);
+			s.inst = i;
+			s.end = parse_time(json_string_value(json_object_get(l, "scraped_at")));
+			s.start = s.end - json_integer_value(json_object_get(l, "duration_ms"));
+			if (nper[t] == capper[t]) {
+				capper[t] = capper[t] ? 2 * capper[t] : 32;
+				per[t] = realloc(per[t], capper[t] * sizeof *per[t]);
+				assert_non_null(per[t]);
+			}
+			per[t][nper[t]++] = s;
+			by_inst[i]++;
+		}
+		json_decref(lines);
+	}
+	print_message("snapshots by instance: %zu, %zu, %zu (the last one killed after 30 s)\n",
+	              by_inst[0], by_inst[1], by_inst[2]);
+	for (int i = 0; i < NINST; i++)
+		assert_true(by_inst[i] >= NTARGETS / 10); /* each did a share of the work */
+
+	for (int t = 0; t < NTARGETS; t++) {
+		int64_t after = 0;
+		qsort(per[t], nper[t], sizeof *per[t], cmp_scrape);
+		for (size_t k = 0; k < nper[t]; k++) {
+			/* two instances at once: this scrape starts before an earlier one of another
+			 * instance ended */
+			for (size_t j = 0; j < k; j++)
+				if (per[t][j].inst != per[t][k].inst && per[t][j].end > per[t][k].start) {
+					if (overlaps++ < 5)
+						print_message("t%03d: instance %d [%lld, %lld] and instance %d "
+						              "[%lld, %lld] overlap\n",
+						              t, per[t][j].inst, (long long)per[t][j].start,
+						              (long long)per[t][j].end, per[t][k].inst,
+						              (long long)per[t][k].start, (long long)per[t][k].end);
+				}
+			if (per[t][k].inst != 2 && per[t][k].end > killed_at && !after)
+				after = per[t][k].end;
+		}
+		/* fresh again, from a survivor, within the lease plus one interval (and 2 s for a
+		 * loaded machine) after the kill */
+		if (after && after - killed_at > worst)
+			worst = after - killed_at;
+		if (!after || after - killed_at > LEASE_MS + INTERVAL_MS + 2000) {
+			if (stale++ < 5)
+				print_message("t%03d: first survivor scrape %lld ms after the kill\n", t,
+				              after ? (long long)(after - killed_at) : -1LL);
+		}
+		free(per[t]);
+		per[t] = NULL;
+		nper[t] = capper[t] = 0;
+	}
+	print_message("targets scraped by two instances at once: %d; not fresh again in time: %d; "
+	              "every target scraped by a survivor within %lld ms of the kill\n",
+	              overlaps, stale, (long long)worst);
+	assert_int_equal(overlaps, 0);
+	assert_int_equal(stale, 0);
+
+	/* the survivors handed their leases back on SIGTERM; the dead one's expired */
+	c = tu_redis_client(&e->rs);
+	assert_non_null(c);
+	rep = redisCommand(c, "SCARD cdpilot:owned:inst0");
+	assert_non_null(rep);
+	assert_int_equal(rep->integer, 0);
+	freeReplyObject(rep);
+	rep = redisCommand(c, "ZCARD cdpilot:sched");
+	assert_non_null(rep);
+	assert_int_equal(rep->integer, NTARGETS);
+	freeReplyObject(rep);
+	redisFree(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_share__three_instances_one_killed, setup,
+		                                teardown),
+	};
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
