@@ -418,6 +418,28 @@ static void store_metrics(run_t *r, prom_buf_t *b)
 	        (double)ss.reconnects);
 	counter(b, "cdpilot_store_drops_total",
 	        "Backlog entries dropped at STORE_BACKLOG_MAX during an outage.", (double)ss.drops);
+	if (r->share) {
+		share_stats_t sh;
+		share_get_stats(r->share, &sh);
+		prom_header(b, "cdpilot_schedule_claims_total", "counter",
+		            "SCHEDULE=redis claims: won (this instance scrapes), held (another "
+		            "instance holds the target or it is not due), error (Redis did not "
+		            "answer).");
+		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.won, "result", "won",
+		            NULL);
+		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.held, "result", "held",
+		            NULL);
+		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.errors, "result", "error",
+		            NULL);
+		counter(b, "cdpilot_schedule_released_total",
+		        "Targets this instance gave away to even the shares.", (double)sh.released);
+		gauge(b, "cdpilot_schedule_instances",
+		      "Live instances on the shared schedule at the last heartbeat.",
+		      (double)sh.instances);
+		gauge(b, "cdpilot_schedule_owned",
+		      "Targets this instance holds on the shared schedule at the last heartbeat.",
+		      (double)sh.owned);
+	}
 }
 
 void run__metrics_extra(run_t *r, prom_buf_t *b)
@@ -487,6 +509,16 @@ void run__status_extra(run_t *r, json_t *doc)
 		                              (json_int_t)ss.backlog, "writes_ok",
 		                              (json_int_t)ss.writes_ok, "reconnects",
 		                              (json_int_t)ss.reconnects, "last_error", ss.last_error));
+	}
+	if (r->share) {
+		share_stats_t sh;
+		share_get_stats(r->share, &sh);
+		json_object_set_new(doc, "schedule",
+		                    json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:I}", "mode", "redis",
+		                              "instance", share_instance(r->share), "instances",
+		                              (int)sh.instances, "owned", (int)sh.owned, "won",
+		                              (json_int_t)sh.won, "held", (json_int_t)sh.held,
+		                              "errors", (json_int_t)sh.errors));
 	}
 	wd_stats_t ws;
 	json_t *by = json_object();

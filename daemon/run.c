@@ -286,28 +286,37 @@ static void target_remove(run_t *r, rtarget_t *rt)
 
 /* Replaces the spec of an existing target (its state: seq, last snapshot, ages stay). The
  * scheduler keeps its due time and running state (sched_update), so a changed spec never
- * brings a scrape forward nor starts a second one beside a running one; only a switch
- * between navigate and watch moves it to the other scheduler (due at once there). A
- * discovered target already scraped keeps the class its own page gave it: the listing's
- * class is a first guess, and a listing read a moment before a change would undo it. */
+ * starts a second scrape beside a running one; a switch between navigate and watch moves it
+ * to the other scheduler (due at once there). A discovered target already scraped keeps the
+ * class its own page gave it, unless the listing now says something new: a class that
+ * differs both from what the listing said before and from what the page said last (a match
+ * that kicked off or finished since the page was read). Then the listing's class is taken
+ * and, if the target is not running, it is due at once, to read the page in its new state.
+ * A listing read a moment before the page changed, saying what the page already said, moves
+ * nothing. */
 static void target_update(run_t *r, rtarget_t *rt, target_spec_t *spec)
 {
 	int mode_changed = spec->mode != rt->spec.mode || spec->push != rt->spec.push ||
 	                   strcmp(spec->url, rt->spec.url) != 0;
 	int sched_changed = spec->mode != rt->spec.mode;
 	int keep_class = rt->parent[0] && rt->seq > 0;
+	int news = rt->parent[0] && spec->klass != rt->spec.klass && spec->klass != rt->klass;
 	sched_t *old = sched_of(r, rt);
+	sched_info_t si;
+	int running = sched_get_info(old, rt->spec.id, &si) == 0 && si.running;
 
 	if (rt->watch && mode_changed)
 		watch_close(rt->watch);
-	if (sched_changed)
+	if (sched_changed || (news && !running)) {
 		sched_remove(old, rt->spec.id);
+		sched_changed = 1;
+	}
 	target_spec_release(&rt->spec);
 	rt->spec = *spec;
 	memset(spec, 0, sizeof *spec);
 	if (targets_host(rt->spec.url, rt->host, sizeof rt->host) != 0)
 		rt->host[0] = '\0';
-	if (!keep_class)
+	if (!keep_class || news)
 		rt->klass = rt->spec.klass;
 	if (sched_changed)
 		sched_add(sched_of(r, rt), rt->spec.id, rt->host, rt->klass, rt->spec.interval_ms, rt,
@@ -315,7 +324,11 @@ static void target_update(run_t *r, rtarget_t *rt, target_spec_t *spec)
 	else
 		sched_update(old, rt->spec.id, rt->host, rt->klass, rt->spec.interval_ms, rt,
 		             now_ms(r));
-	log_info("run", "target %s changed", rt->spec.id);
+	if (news)
+		log_info("run", "target %s changed: the listing says %s%s", rt->spec.id,
+		         sched_class_name(rt->klass), running ? "" : "; due now");
+	else
+		log_info("run", "target %s changed", rt->spec.id);
 }
 
 /* Makes the targets with this parent ("" = the file) exactly `set`; set's specs are taken. */

@@ -245,6 +245,27 @@ static void key(const share_t *sh, char out[KEY_MAX], const char *kind, const ch
 		snprintf(out, KEY_MAX, "%s:%s", store_prefix(sh->store), kind);
 }
 
+/* Every key and number a script may need, for one target (id NULL: none). */
+typedef struct keys {
+	char sched[KEY_MAX], lease[KEY_MAX], fence[KEY_MAX], instances[KEY_MAX], owned[KEY_MAX];
+	char epoch[KEY_MAX], lease_prefix[KEY_MAX], owned_prefix[KEY_MAX];
+	char lease_ms[16], run_ms[16];
+} keys_t;
+
+static void keys_for(const share_t *sh, const char *id, keys_t *k)
+{
+	key(sh, k->sched, "sched", NULL);
+	key(sh, k->lease, "lease", id ? id : "");
+	key(sh, k->fence, "fence", id ? id : "");
+	key(sh, k->instances, "instances", NULL);
+	key(sh, k->owned, "owned", sh->o.instance);
+	key(sh, k->epoch, "epoch", NULL);
+	key(sh, k->lease_prefix, "lease", "");
+	key(sh, k->owned_prefix, "owned", "");
+	snprintf(k->lease_ms, sizeof k->lease_ms, "%" PRIu32, sh->o.lease_ms);
+	snprintf(k->run_ms, sizeof k->run_ms, "%" PRIu32, sh->o.run_ms);
+}
+
 static void on_reply(void *ud, redisReply *rep);
 
 /* EVALs script with nkeys keys then the args; the request joins the in-flight list.
@@ -392,28 +413,20 @@ static void on_deferred(uv_timer_t *t)
 
 void share_claim(share_t *sh, const char *id, share_claim_cb cb, void *ud)
 {
-	char ks[KEY_MAX], kl[KEY_MAX], kf[KEY_MAX], ki[KEY_MAX], ko[KEY_MAX], ke[KEY_MAX];
-	char owned_prefix[KEY_MAX], lease[16], run[16];
 	sreq_t *q = xcalloc(sizeof *q);
 	deferred_t *d;
+	keys_t k;
 	int rc = -ECANCELED;
 
 	q->kind = R_CLAIM;
 	q->cb = cb;
 	q->ud = ud;
 	if (!sh->closing) {
-		key(sh, ks, "sched", NULL);
-		key(sh, kl, "lease", id);
-		key(sh, kf, "fence", id);
-		key(sh, ki, "instances", NULL);
-		key(sh, ko, "owned", sh->o.instance);
-		key(sh, ke, "epoch", NULL);
-		snprintf(owned_prefix, sizeof owned_prefix, "%s:owned:", store_prefix(sh->store));
-		snprintf(lease, sizeof lease, "%" PRIu32, sh->o.lease_ms);
-		snprintf(run, sizeof run, "%" PRIu32, sh->o.run_ms);
+		keys_for(sh, id, &k);
 		rc = send_eval(sh, q, claim_lua, 6,
-		               (const char *const[]){ ks, kl, kf, ki, ko, ke, id, sh->o.instance,
-		                                      lease, run, owned_prefix },
+		               (const char *const[]){ k.sched, k.lease, k.fence, k.instances, k.owned,
+		                                      k.epoch, id, sh->o.instance, k.lease_ms,
+		                                      k.run_ms, k.owned_prefix },
 		               11);
 		if (rc == 0)
 			return;
@@ -431,60 +444,59 @@ void share_claim(share_t *sh, const char *id, share_claim_cb cb, void *ud)
 	uv_timer_start(&d->t, on_deferred, 0, 0);
 }
 
-void share_done(share_t *sh, const char *id, uint32_t next_ms)
+/* A fire-and-forget request, or NULL once closing. */
+static sreq_t *new_req(share_t *sh, enum req_kind kind)
 {
-	char ks[KEY_MAX], kl[KEY_MAX], ki[KEY_MAX], ko[KEY_MAX], nxt[16], lease[16], run[16];
 	sreq_t *q;
 
 	if (sh->closing)
-		return;
+		return NULL;
 	q = xcalloc(sizeof *q);
-	q->kind = R_DONE;
-	key(sh, ks, "sched", NULL);
-	key(sh, kl, "lease", id);
-	key(sh, ki, "instances", NULL);
-	key(sh, ko, "owned", sh->o.instance);
+	q->kind = kind;
+	return q;
+}
+
+void share_done(share_t *sh, const char *id, uint32_t next_ms)
+{
+	sreq_t *q = new_req(sh, R_DONE);
+	char nxt[16];
+	keys_t k;
+
+	if (!q)
+		return;
+	keys_for(sh, id, &k);
 	snprintf(nxt, sizeof nxt, "%" PRIu32, next_ms);
-	snprintf(lease, sizeof lease, "%" PRIu32, sh->o.lease_ms);
-	snprintf(run, sizeof run, "%" PRIu32, sh->o.run_ms);
 	(void)send_eval(sh, q, done_lua, 4,
-	                (const char *const[]){ ks, kl, ki, ko, id, sh->o.instance, nxt, lease, run },
+	                (const char *const[]){ k.sched, k.lease, k.instances, k.owned, id,
+	                                       sh->o.instance, nxt, k.lease_ms, k.run_ms },
 	                9);
 }
 
 void share_forget(share_t *sh, const char *id)
 {
-	char ks[KEY_MAX], kl[KEY_MAX], ko[KEY_MAX];
-	sreq_t *q;
+	sreq_t *q = new_req(sh, R_FORGET);
+	keys_t k;
 
-	if (sh->closing)
+	if (!q)
 		return;
-	q = xcalloc(sizeof *q);
-	q->kind = R_FORGET;
-	key(sh, ks, "sched", NULL);
-	key(sh, kl, "lease", id);
-	key(sh, ko, "owned", sh->o.instance);
+	keys_for(sh, id, &k);
 	(void)send_eval(sh, q, forget_lua, 3,
-	                (const char *const[]){ ks, kl, ko, id, sh->o.instance }, 5);
+	                (const char *const[]){ k.sched, k.lease, k.owned, id, sh->o.instance }, 5);
 }
 
 static void on_beat(uv_timer_t *t)
 {
 	share_t *sh = t->data;
-	char ki[KEY_MAX], ko[KEY_MAX], pl[KEY_MAX], po[KEY_MAX], lease[16];
 	sreq_t *q;
+	keys_t k;
 
-	if (sh->closing || !store_ready(sh->store))
+	if (!store_ready(sh->store) || !(q = new_req(sh, R_HEARTBEAT)))
 		return;
-	q = xcalloc(sizeof *q);
-	q->kind = R_HEARTBEAT;
-	key(sh, ki, "instances", NULL);
-	key(sh, ko, "owned", sh->o.instance);
-	snprintf(pl, sizeof pl, "%s:lease:", store_prefix(sh->store));
-	snprintf(po, sizeof po, "%s:owned:", store_prefix(sh->store));
-	snprintf(lease, sizeof lease, "%" PRIu32, sh->o.lease_ms);
+	keys_for(sh, NULL, &k);
 	(void)send_eval(sh, q, heartbeat_lua, 2,
-	                (const char *const[]){ ki, ko, sh->o.instance, pl, po, lease }, 6);
+	                (const char *const[]){ k.instances, k.owned, sh->o.instance, k.lease_prefix,
+	                                       k.owned_prefix, k.lease_ms },
+	                6);
 }
 
 share_t *share_new(uv_loop_t *loop, store_t *store, const share_opts_t *o)
@@ -555,10 +567,10 @@ static void on_grace(uv_timer_t *t)
 
 void share_close(share_t *sh, void (*cb)(void *ud), void *ud)
 {
-	char ki[KEY_MAX], ko[KEY_MAX], pl[KEY_MAX];
-	sreq_t *q;
+	sreq_t *q = new_req(sh, R_CLOSE);
+	keys_t k;
 
-	if (sh->closing)
+	if (!q)
 		return;
 	sh->closing = 1;
 	sh->close_cb = cb;
@@ -567,13 +579,10 @@ void share_close(share_t *sh, void (*cb)(void *ud), void *ud)
 	for (sreq_t *r = sh->reqs; r; r = r->next)
 		if (r->kind == R_CLAIM)
 			deliver(r, -ECANCELED, 0, 0);
-	q = xcalloc(sizeof *q);
-	q->kind = R_CLOSE;
-	key(sh, ki, "instances", NULL);
-	key(sh, ko, "owned", sh->o.instance);
-	snprintf(pl, sizeof pl, "%s:lease:", store_prefix(sh->store));
-	if (send_eval(sh, q, close_lua, 2, (const char *const[]){ ki, ko, sh->o.instance, pl }, 4) !=
-	    0) {
+	keys_for(sh, NULL, &k);
+	if (send_eval(sh, q, close_lua, 2,
+	              (const char *const[]){ k.instances, k.owned, sh->o.instance, k.lease_prefix },
+	              4) != 0) {
 		finish_close(sh);
 		return;
 	}

@@ -33,27 +33,6 @@ typedef struct env {
 	int64_t t0;                /* wall clock ms at daemon start */
 } env_t;
 
-static int64_t wall_ms(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-/* Parses an RFC 3339 "...T14:17:32.123Z" into Unix ms. */
-static int64_t parse_time(const char *s)
-{
-	struct tm tm;
-	int ms = 0;
-	char *end;
-
-	memset(&tm, 0, sizeof tm);
-	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	assert_non_null(end);
-	if (*end == '.')
-		ms = (int)strtol(end + 1, NULL, 10);
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
 
 
 static int setup(void **state)
@@ -100,7 +79,7 @@ static void start_daemon(env_t *e, const char *const extra_env[])
 	for (size_t i = 0; extra_env && extra_env[i] && n < 30; i++)
 		envs[n++] = extra_env[i];
 	envs[n] = NULL;
-	e->t0 = wall_ms();
+	e->t0 = dk_wall_ms();
 	assert_int_equal(dk_spawn(&e->d,
 	                          (const char *const[]){ bin, "run", "--targets", e->targets,
 	                                                 "--output", e->out, "--no-status", NULL },
@@ -259,7 +238,7 @@ static void test_run__navigate_fifty_targets(void **state)
 	snprintf(finished_target, sizeof finished_target, "demo-%s", finished_id);
 	snprintf(text, sizeof text, "/live/ctl/finish?id=%s", finished_id);
 	json_decref(ctl(e, text));
-	finish_at = wall_ms();
+	finish_at = dk_wall_ms();
 	json_decref(m);
 
 	dk_sleep_ms(12000);
@@ -272,7 +251,7 @@ static void test_run__navigate_fifty_targets(void **state)
 	         "\"class\": \"live\", \"fields\": {\"title\": {\"selector\": \"title\"}}}]}",
 	         e->base, e->base);
 	dk_write_file(e->targets, text);
-	hup_at = wall_ms();
+	hup_at = dk_wall_ms();
 	kill(e->d.pid, SIGHUP);
 	dk_sleep_ms(12000);
 
@@ -301,7 +280,7 @@ static void test_run__navigate_fifty_targets(void **state)
 	 * the stop, as age = now - scraped_at of its newest snapshot */
 	{
 		json_t *per = json_object();
-		int64_t end_ms = wall_ms() - 1000;
+		int64_t end_ms = dk_wall_ms() - 1000;
 		json_array_foreach(lines, i, t) {
 			const char *id = json_string_value(json_object_get(t, "target"));
 			if (strcmp(json_string_value(json_object_get(t, "type")), "snapshot") != 0)
@@ -310,7 +289,7 @@ static void test_run__navigate_fifty_targets(void **state)
 				json_object_set_new(per, id, json_array());
 			json_array_append_new(json_object_get(per, id),
 			                      json_pack("{s:I, s:s}", "at",
-			                                (json_int_t)parse_time(json_string_value(
+			                                (json_int_t)dk_parse_time(json_string_value(
 			                                    json_object_get(t, "scraped_at"))),
 			                                "class",
 			                                json_string_value(json_object_get(t, "class"))));
@@ -360,7 +339,7 @@ static void test_run__navigate_fifty_targets(void **state)
 		int64_t first_completed = 0;
 		int after = 0;
 		json_array_foreach(snaps, i, m) {
-			int64_t at = parse_time(json_string_value(json_object_get(m, "scraped_at")));
+			int64_t at = dk_parse_time(json_string_value(json_object_get(m, "scraped_at")));
 			if (strcmp(json_string_value(json_object_get(m, "class")), "completed") == 0) {
 				if (!first_completed)
 					first_completed = at;
@@ -487,7 +466,7 @@ static void test_run__watch_push(void **state)
 					if (strcmp(json_string_value(json_object_get(ch, "path")), "/version") ==
 					        0 &&
 					    json_integer_value(json_object_get(ch, "to")) == versions[g])
-						seen = parse_time(json_string_value(json_object_get(t, "scraped_at")));
+						seen = dk_parse_time(json_string_value(json_object_get(t, "scraped_at")));
 			}
 			if (!seen)
 				fail_msg("goal %zu (version %lld) never reached the sink", g,

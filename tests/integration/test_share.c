@@ -41,27 +41,6 @@ typedef struct env {
 	char metrics[NINST][64];
 } env_t;
 
-static int64_t wall_ms(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-/* Parses an RFC 3339 "...T14:17:32.123Z" into Unix ms. */
-static int64_t parse_time(const char *s)
-{
-	struct tm tm;
-	int ms = 0;
-	char *end;
-
-	memset(&tm, 0, sizeof tm);
-	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	assert_non_null(end);
-	if (*end == '.')
-		ms = (int)strtol(end + 1, NULL, 10);
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
 
 static int setup(void **state)
 {
@@ -159,7 +138,7 @@ static void test_share__three_instances_one_killed(void **state)
 		start_instance(e, i);
 	dk_sleep_ms(30000);
 	kill(e->d[2].pid, SIGKILL);
-	killed_at = wall_ms();
+	killed_at = dk_wall_ms();
 	assert_true(dk_wait(&e->d[2], 5000));
 	dk_sleep_ms(LEASE_MS + INTERVAL_MS + 10000);
 	for (int i = 0; i < 2; i++) {
@@ -183,7 +162,7 @@ static void test_share__three_instances_one_killed(void **state)
 			assert_int_equal(sscanf(id, "t%d", &t), 1);
 			assert_true(t >= 0 && t < NTARGETS);
 			s.inst = i;
-			s.end = parse_time(json_string_value(json_object_get(l, "scraped_at")));
+			s.end = dk_parse_time(json_string_value(json_object_get(l, "scraped_at")));
 			s.start = s.end - json_integer_value(json_object_get(l, "duration_ms"));
 			if (nper[t] == capper[t]) {
 				capper[t] = capper[t] ? 2 * capper[t] : 32;

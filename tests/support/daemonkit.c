@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -277,4 +278,27 @@ void dk_stop_clean(dk_proc_t *p)
 	assert_int_equal(code, 0);
 	assert_true(n > 0);
 	assert_int_equal(tu_wait_alive_count(below, n < 4096 ? n : 4096, 10000), 0);
+}
+
+int64_t dk_wall_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int64_t dk_parse_time(const char *s)
+{
+	struct tm tm;
+	int ms = 0;
+	char *end;
+
+	memset(&tm, 0, sizeof tm);
+	end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	if (!end)
+		fail_msg("expected an RFC 3339 time (2026-11-23T14:17:32.123Z), got \"%s\"",
+		         s ? s : "(null)");
+	if (*end == '.')
+		ms = (int)strtol(end + 1, NULL, 10);
+	return (int64_t)timegm(&tm) * 1000 + ms;
 }

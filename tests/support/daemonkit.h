@@ -53,6 +53,11 @@ void dk_dump_log(const dk_proc_t *p);
  * (taken just before the signal, by pid and start time) is gone within 10 s. */
 void dk_stop_clean(dk_proc_t *p);
 
+/* The wall clock in Unix ms (what snapshots' scraped_at say). */
+int64_t dk_wall_ms(void);
+/* Parses an RFC 3339 "...T14:17:32.123Z" (a snapshot's scraped_at) into Unix ms; fails the
+ * test on anything else. */
+int64_t dk_parse_time(const char *s);
 /* Sleeps ms milliseconds. */
 void dk_sleep_ms(uint64_t ms);
 
