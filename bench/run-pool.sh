@@ -30,25 +30,44 @@ cmake --build build -j"$(nproc)" --target cdpilot-fixture cdpilot-bench-pool
 . bench/lib.sh
 bench_setup
 out=$results/pool.jsonl
+machine=$results/pool-machine.jsonl
 : >"$out"
+: >"$machine"
 status=0
+hz=$(getconf CLK_TCK)
+# CPU time of the whole machine (user, nice, system, irq, softirq, steal), in ticks: around
+# one side's run it is the controller, Chromium and the fixture together. Only meaningful on
+# an otherwise idle machine; the table shows it per task, launch and teardown included.
+busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+# measured SIDE C CMD...: runs CMD, appends its result to $out and the machine's CPU to $machine
+measured() {
+	local side=$1 c=$2 b0 b1
+	shift 2
+	b0=$(busy_ticks)
+	"$@" >>"$out" 2>>"$results/pool-$side.log" || status=1
+	b1=$(busy_ticks)
+	echo "{\"side\":\"$side\",\"concurrency\":$c,\"machine_cpu_ms\":$(((b1 - b0) * 1000 / hz))}" >>"$machine"
+}
 for c in $levels; do
 	echo "== concurrency $c: cdpilot ($tasks tasks)"
-	build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" --concurrency "$c" \
-		>>"$out" 2>>"$results/pool-cdpilot.log" || status=1
+	measured cdpilot "$c" build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" --concurrency "$c"
 	echo "== concurrency $c: playwright ($tasks tasks)"
-	node bench/pw_pool.js --base "$base" --tasks "$tasks" --concurrency "$c" \
-		>>"$out" 2>>"$results/pool-playwright.log" || status=1
+	measured playwright "$c" node bench/pw_pool.js --base "$base" --tasks "$tasks" --concurrency "$c"
 done
 echo "== concurrency 8: cdpilot with its defaults (BLOCK_RESOURCES=image,media,font)"
 build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" --concurrency 8 --block \
 	>>"$out" 2>>"$results/pool-cdpilot.log" || status=1
 
 echo
-node - "$out" <<'JS' || status=1
+node - "$out" "$machine" <<'JS' || status=1
 'use strict';
 const fs = require('node:fs');
-const rows = fs.readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const read = (p) => fs.readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const rows = read(process.argv[2]);
+for (const m of read(process.argv[3])) {
+  const r = rows.find((x) => x.side === m.side && x.concurrency === m.concurrency && !x.block_resources);
+  if (r) r.machine_cpu_ms_per_task = m.machine_cpu_ms / (r.tasks || 1);
+}
 const metrics = [
   ['tasks/s', 'tasks_per_s', 'higher'],
   ['p50 task (ms)', 'p50_ms', 'lower'],
@@ -56,6 +75,7 @@ const metrics = [
   ['peak controller RSS (MB)', 'peak_rss_mb', 'lower'],
   ['controller CPU per task (ms)', 'cpu_ms_per_task', 'lower'],
   ['peak processes (tree)', 'peak_processes', 'lower'],
+  ['machine CPU per task (ms, all processes)', 'machine_cpu_ms_per_task', 'lower'],
 ];
 const f = (x) => (typeof x !== 'number' ? '-' : x < 10 ? x.toFixed(2) : x.toFixed(1));
 const lines = [['concurrency', 'metric', 'cdpilot', 'playwright', 'advantage']];
