@@ -23,7 +23,9 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1128,6 +1130,29 @@ static int sweep_entry(const char *path, const struct stat *st, int type, struct
 	return remove(path) != 0 && errno != ENOENT ? errno : 0;
 }
 
+/* Whether a browser still answers on the profile's SingletonSocket (a unix socket Chromium
+ * listens on while it runs). Unlike the pid in SingletonLock, this holds across PID
+ * namespaces: cdpilot as PID 1 of its own namespace sees no other process, and must not
+ * take another namespace's live profile for a leftover. Connecting to a local unix socket
+ * does not block. */
+static int profile_in_use(const char *dir)
+{
+	struct sockaddr_un sa;
+	int fd, rc;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	if (snprintf(sa.sun_path, sizeof sa.sun_path, "%s/SingletonSocket", dir) >=
+	    (int)sizeof sa.sun_path)
+		return 1; /* cannot tell: leave it */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 1;
+	rc = connect(fd, (const struct sockaddr *)&sa, sizeof sa);
+	close(fd);
+	return rc == 0;
+}
+
 int browser_sweep_stale_dirs(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -1168,7 +1193,7 @@ int browser_sweep_stale_dirs(void)
 		} else if (time(NULL) - st.st_mtime > 600) {
 			stale = 1; /* never got as far as its lock */
 		}
-		if (!stale)
+		if (!stale || profile_in_use(dir))
 			continue;
 		if (nftw(dir, sweep_entry, 16, FTW_DEPTH | FTW_PHYS) == 0) {
 			removed++;

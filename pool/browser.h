@@ -70,7 +70,9 @@ int browser_opts_from_env(browser_opts_t *o, char *err, size_t errlen);
  * Removes user-data-dirs left in $TMPDIR (default /tmp) by cdpilot processes that were
  * killed (SIGKILL leaves no one to clean up; PR_SET_PDEATHSIG kills Chromium, not its
  * profile): a cdpilot-chromium-* dir whose SingletonLock names a pid that no longer exists,
- * or that has no lock and is over 10 minutes old. A dir of a live browser is never touched.
+ * or that has no lock and is over 10 minutes old, and whose SingletonSocket nobody answers.
+ * A dir of a live browser is never touched, in another PID namespace either (where its pid
+ * would look dead: the socket check is what holds there).
  * Synchronous: call at startup, before the loop serves anything. Returns how many it
  * removed (logged).
  */

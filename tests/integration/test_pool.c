@@ -13,12 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "cdp/cdp_err.h"
+#include "pool/browser.h"
 #include "pool/pool.h"
 #include "tests/fixture/fixture.h"
 #include "tests/support/testutil.h"
@@ -766,6 +770,49 @@ static void test_pool__cancel_while_opening(void **state)
 	h_close(&h);
 }
 
+/* The startup sweep judges a profile by its browser answering on SingletonSocket, not only
+ * by the pid in SingletonLock: in a PID namespace of its own (cdpilot as PID 1) every other
+ * namespace's browser pid looks dead. */
+static void test_pool__sweep_spares_a_profile_in_use(void **state)
+{
+	char tmp[] = "/tmp/cdpilot-test-sweep-XXXXXX", dir[256], path[300];
+	const char *old_tmp = getenv("TMPDIR");
+	char saved[4096] = "";
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd;
+
+	assert_non_null(mkdtemp(tmp));
+	if (old_tmp)
+		snprintf(saved, sizeof saved, "%s", old_tmp);
+	setenv("TMPDIR", tmp, 1);
+	snprintf(dir, sizeof dir, "%s/cdpilot-chromium-inuse", tmp);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof path, "%s/SingletonLock", dir);
+	assert_int_equal(symlink("otherhost-999999999", path), 0); /* no such pid here */
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	assert_true(strlen(dir) + 17 < sizeof sa.sun_path);
+	memcpy(sa.sun_path, dir, strlen(dir));
+	memcpy(sa.sun_path + strlen(dir), "/SingletonSocket", 17);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	/* a browser answers there: kept, whatever the pid says */
+	assert_int_equal(browser_sweep_stale_dirs(), 0);
+	assert_int_equal(stat(dir, &st), 0);
+	/* nobody answers any more (the socket file stays, as after a SIGKILL): removed */
+	close(fd);
+	assert_int_equal(browser_sweep_stale_dirs(), 1);
+	assert_int_not_equal(stat(dir, &st), 0);
+	if (saved[0])
+		setenv("TMPDIR", saved, 1);
+	else
+		unsetenv("TMPDIR");
+	assert_int_equal(tu_rm_rf(tmp), 0);
+}
+
 /* The child runs a pool with tasks flowing until it is killed. */
 static void child_run_pool(int ready_fd)
 {
@@ -850,6 +897,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_pool__recycle_under_load_loses_nothing),
 		cmocka_unit_test(test_pool__close_lets_inflight_tasks_finish),
 		cmocka_unit_test(test_pool__cancel_while_opening),
+		cmocka_unit_test(test_pool__sweep_spares_a_profile_in_use),
 		cmocka_unit_test(test_pool__controller_sigkill_leaves_no_chromium),
 	};
 
