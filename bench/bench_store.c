@@ -278,7 +278,7 @@ int main(int argc, char **argv)
 	b.targets = 1000;
 	b.size = 512;
 	b.window = 256;
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) { /* --name VALUE pairs */
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v) {
 			rc = -EINVAL;
@@ -298,7 +298,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "cdpilot-bench-store: unknown argument '%s'\n", a);
 			rc = -EINVAL;
 		}
-		i++;
 	}
 	if (rc || !url) {
 		fprintf(stderr, "usage: cdpilot-bench-store --url REDIS_URL [--results N] "
