@@ -89,3 +89,7 @@ echo "   ${redis_cli[*]} GET cdpilot:latest:${match:-demo-12}"
 echo "   ${redis_cli[*]} XREVRANGE cdpilot:changes + - COUNT 3"
 echo "   ${redis_cli[*]} GET cdpilot:health"
 echo "   ${redis_cli[*]} SUBSCRIBE cdpilot:changes:${match:-demo-12}   (while a demo runs)"
+if [ -n "${rdir:-}" ]; then
+	echo "   (the demo's redis-server keeps running for these; the next demo replaces it;"
+	echo "    stop it with: kill \$(cat $rdir/pid))"
+fi
