@@ -410,8 +410,11 @@ static void test_observe__pid1(void **state)
 	 * mount point (a chroot, such as a fresh debootstrap root); making only /proc private in
 	 * the new mount namespace, then mounting the namespace's proc there, works everywhere and
 	 * never shows through to the outside. The shell execs cdpilot, which stays PID 1. */
+	/* --kill-child: a failed check kills unshare (dk_proc_release), and cdpilot, PID 1 of
+	 * its namespace, would otherwise live on */
 	start_daemon_argv(e, (const char *const[]){ "/usr/bin/unshare", "--pid", "--fork",
-	                                             "--mount", "--propagation", "unchanged",
+	                                             "--kill-child", "--mount", "--propagation",
+	                                             "unchanged",
 	                                             "/bin/sh", "-c",
 	                                             "mount --make-rprivate /proc && "
 	                                             "mount -t proc proc /proc && exec \"$0\" \"$@\"",
