@@ -238,8 +238,7 @@ int adapter_util_classify_parse(const json_t *cls, const char *where,
                                 errlist_t *errs)
 {
 	static const char *const keys[] = { "field", "live", "imminent", "completed", NULL };
-	const char *key, *fname;
-	const json_t *v;
+	const char *fname;
 	char q[128];
 	int rc = 0, lists = 0;
 
@@ -253,19 +252,7 @@ int adapter_util_classify_parse(const json_t *cls, const char *where,
 		            where, adapter_util_quote(cls, q, sizeof q));
 		return -EINVAL;
 	}
-	json_object_foreach((json_t *)cls, key, v)
-	{
-		int known = 0;
-		for (size_t i = 0; keys[i]; i++)
-			known |= strcmp(key, keys[i]) == 0;
-		if (!known) {
-			const char *sug = adapter_util_closest(key, keys);
-			errlist_add(errs, "%s: \"classify\": unknown key \"%s\"%s%s%s", where, key,
-			            sug ? " (did you mean \"" : "", sug ? sug : "",
-			            sug ? "\"?)" : "");
-			rc = -EINVAL;
-		}
-	}
+	rc = adapter_util_unknown_keys(cls, keys, where, "classify", errs);
 	fname = json_string_value(json_object_get(cls, "field"));
 	if (!fname) {
 		errlist_add(errs, "%s: \"classify.field\": expected the name of a field, got %s",
@@ -427,5 +414,42 @@ int adapter_util_parse_float(const char *s, double *out)
 	if (errno || !end || *end || !isfinite(v))
 		return -EINVAL;
 	*out = v;
+	return 0;
+}
+
+int adapter_util_unknown_keys(const json_t *obj, const char *const *known, const char *where,
+                              const char *path, errlist_t *errs)
+{
+	const char *key;
+	const json_t *v;
+	int rc = 0;
+
+	json_object_foreach((json_t *)obj, key, v)
+	{
+		int found = 0;
+		const char *sug;
+		for (size_t i = 0; known[i] && !found; i++)
+			found = strcmp(key, known[i]) == 0;
+		if (found)
+			continue;
+		sug = adapter_util_closest(key, known);
+		errlist_add(errs, "%s: \"%s\": unknown key \"%s\"%s%s%s", where, path, key,
+		            sug ? " (did you mean \"" : "", sug ? sug : "", sug ? "\"?)" : "");
+		rc = -EINVAL;
+	}
+	return rc;
+}
+
+int adapter_util_bool(const json_t *v, const char *where, const char *path, int *out,
+                      errlist_t *errs)
+{
+	char q[96];
+
+	if (!json_is_boolean(v)) {
+		errlist_add(errs, "%s: \"%s\": expected true or false, got %s", where, path,
+		            adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
+	*out = json_is_true(v);
 	return 0;
 }

@@ -20,6 +20,16 @@ unsigned adapter_util_distance(const char *a, const char *b);
  * enough to be a likely typo (distance <= 2, and less than half of word's length). */
 const char *adapter_util_closest(const char *word, const char *const *candidates);
 
+/* Every key of the object obj that is not in known (NULL-terminated) is an error
+ * `where: "path": unknown key "k" (did you mean "x"?)`. Returns 0 or -EINVAL. */
+int adapter_util_unknown_keys(const json_t *obj, const char *const *known, const char *where,
+                              const char *path, errlist_t *errs);
+
+/* v must be true or false: sets *out (1 or 0) and returns 0, or adds
+ * `where: "path": expected true or false, got V` and returns -EINVAL. */
+int adapter_util_bool(const json_t *v, const char *where, const char *path, int *out,
+                      errlist_t *errs);
+
 /* Writes v for an error message into out: strings in JSON quotes, other values as
  * compact JSON, "nothing" for NULL; cut to outlen with "..." at the end. Returns out. */
 const char *adapter_util_quote(const json_t *v, char *out, size_t outlen);

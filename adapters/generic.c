@@ -91,7 +91,6 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
                        errlist_t *errs)
 {
 	char path[192], q[96];
-	const char *key;
 	const json_t *v;
 	int rc = 0, r;
 
@@ -103,19 +102,8 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 		        where, name, adapter_util_quote(spec, q, sizeof q));
 		return -EINVAL;
 	}
-	json_object_foreach((json_t *)spec, key, v)
-	{
-		int known = 0;
-		for (size_t i = 0; field_keys[i]; i++)
-			known |= strcmp(key, field_keys[i]) == 0;
-		if (!known) {
-			const char *sug = adapter_util_closest(key, field_keys);
-			errlist_add(errs, "%s: \"fields.%s\": unknown key \"%s\"%s%s%s", where,
-			            name, key, sug ? " (did you mean \"" : "", sug ? sug : "",
-			            sug ? "\"?)" : "");
-			rc = -EINVAL;
-		}
-	}
+	snprintf(path, sizeof path, "fields.%s", name);
+	rc = adapter_util_unknown_keys(spec, field_keys, where, path, errs);
 	snprintf(path, sizeof path, "fields.%s.selector", name);
 	v = json_object_get(spec, "selector");
 	if (!v) {
@@ -150,25 +138,14 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 			f->type = (enum ftype)found;
 		}
 	}
-	if ((v = json_object_get(spec, "required"))) {
-		if (!json_is_boolean(v)) {
-			errlist_add(errs,
-			            "%s: \"fields.%s.required\": expected true or false, got %s",
-			            where, name, adapter_util_quote(v, q, sizeof q));
-			rc = -EINVAL;
-		} else {
-			f->required = json_is_true(v);
-		}
-	}
-	if ((v = json_object_get(spec, "all"))) {
-		if (!json_is_boolean(v)) {
-			errlist_add(errs, "%s: \"fields.%s.all\": expected true or false, got %s",
-			            where, name, adapter_util_quote(v, q, sizeof q));
-			rc = -EINVAL;
-		} else {
-			f->all = json_is_true(v);
-		}
-	}
+	snprintf(path, sizeof path, "fields.%s.required", name);
+	if ((v = json_object_get(spec, "required")) &&
+	    adapter_util_bool(v, where, path, &f->required, errs) != 0)
+		rc = -EINVAL;
+	snprintf(path, sizeof path, "fields.%s.all", name);
+	if ((v = json_object_get(spec, "all")) &&
+	    adapter_util_bool(v, where, path, &f->all, errs) != 0)
+		rc = -EINVAL;
 	return rc;
 }
 

@@ -61,9 +61,8 @@ static void j_free(void *p)
 static int parse_field(const char *where, const char *name, const json_t *spec, jfield_t *f,
                        errlist_t *errs)
 {
-	const char *key;
 	const json_t *v;
-	char q[96];
+	char path[192], q[96];
 	int rc = 0;
 
 	f->required = 1;
@@ -74,19 +73,8 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 		            where, name, adapter_util_quote(spec, q, sizeof q));
 		return -EINVAL;
 	}
-	json_object_foreach((json_t *)spec, key, v)
-	{
-		int known = 0;
-		for (size_t i = 0; field_keys[i]; i++)
-			known |= strcmp(key, field_keys[i]) == 0;
-		if (!known) {
-			const char *sug = adapter_util_closest(key, field_keys);
-			errlist_add(errs, "%s: \"fields.%s\": unknown key \"%s\"%s%s%s", where,
-			            name, key, sug ? " (did you mean \"" : "", sug ? sug : "",
-			            sug ? "\"?)" : "");
-			rc = -EINVAL;
-		}
-	}
+	snprintf(path, sizeof path, "fields.%s", name);
+	rc = adapter_util_unknown_keys(spec, field_keys, where, path, errs);
 	v = json_object_get(spec, "pointer");
 	if (!v) {
 		errlist_add(errs,
@@ -122,16 +110,10 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 			f->type = (enum jtype)found;
 		}
 	}
-	if ((v = json_object_get(spec, "required"))) {
-		if (!json_is_boolean(v)) {
-			errlist_add(errs,
-			            "%s: \"fields.%s.required\": expected true or false, got %s",
-			            where, name, adapter_util_quote(v, q, sizeof q));
-			rc = -EINVAL;
-		} else {
-			f->required = json_is_true(v);
-		}
-	}
+	snprintf(path, sizeof path, "fields.%s.required", name);
+	if ((v = json_object_get(spec, "required")) &&
+	    adapter_util_bool(v, where, path, &f->required, errs) != 0)
+		rc = -EINVAL;
 	return rc;
 }
 
