@@ -1,5 +1,5 @@
-// chromium_flags.js: the Chromium switches cdpilot launches with, for the Playwright side
-// of every benchmark. Read from base_flags[] and OUR_DISABLED_FEATURES in ../pool/browser.c
+// chromium_flags.js: the Chromium switches and binary cdpilot launches with, for the
+// Playwright side of every benchmark. Read from base_flags[] and OUR_DISABLED_FEATURES in ../pool/browser.c
 // so the two sides cannot drift apart; FALLBACK_FLAGS is used if that file cannot be read.
 // The --remote-debugging-* switches are left out (Playwright talks over a pipe).
 'use strict';
@@ -48,4 +48,14 @@ function cdpilotFlags() {
   return flags;
 }
 
-module.exports = { cdpilotFlags, FALLBACK_FLAGS };
+// The Chromium binary both sides run: $CHROMIUM_PATH (bench/lib.sh sets it), else the one
+// cdpilot would pick on a Debian host: the headless shell, then the full browser.
+function chromiumExecutable() {
+  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
+  for (const p of ['/usr/lib/chromium/chromium-headless-shell', '/usr/lib/chromium/chromium']) {
+    if (fs.existsSync(p)) return p;
+  }
+  return 'chromium';
+}
+
+module.exports = { cdpilotFlags, chromiumExecutable, FALLBACK_FLAGS };

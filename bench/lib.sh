@@ -1,6 +1,6 @@
 # bench/lib.sh: shared by the benchmark scripts (sourced, from the repository root).
-# bench_setup installs the pinned playwright-core if bench/node_modules lacks it, starts
-# the fixture server (scripts/fixture.sh: sets $base and $tmp, cleans up on exit) and
+# bench_setup installs the pinned playwright-core if bench/node_modules lacks it, exports
+# CHROMIUM_PATH for both sides, starts the fixture server (scripts/fixture.sh: sets $base and $tmp, cleans up on exit) and
 # sets $results to build/bench-results.
 
 # shellcheck source=scripts/fixture.sh
@@ -11,6 +11,17 @@ bench_setup() {
 		echo "== npm ci in bench/"
 		(cd bench && npm ci --no-audit --no-fund)
 	fi
+	# Both sides run the same Chromium binary: the one cdpilot picks on its own (the
+	# headless shell, else the full browser), unless CHROMIUM_PATH says otherwise.
+	if [ -z "${CHROMIUM_PATH:-}" ]; then
+		for c in /usr/lib/chromium/chromium-headless-shell /usr/lib/chromium/chromium; do
+			if [ -x "$c" ]; then
+				export CHROMIUM_PATH=$c
+				break
+			fi
+		done
+	fi
+	echo "== Chromium for both sides: ${CHROMIUM_PATH:-chromium on PATH}"
 	start_fixture
 	results=build/bench-results
 	mkdir -p "$results"

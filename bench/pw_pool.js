@@ -18,13 +18,8 @@ function arg(name, dflt) {
 // The same switches cdpilot launches with (read from pool/browser.c). Playwright's own
 // defaults are dropped (ignoreDefaultArgs: true) so both sides run Chromium identically;
 // Playwright needs only its pipe transport and a user-data-dir, which we add.
-const { cdpilotFlags, FALLBACK_FLAGS } = require('./chromium_flags');
+const { cdpilotFlags, chromiumExecutable, FALLBACK_FLAGS } = require('./chromium_flags');
 const CDPILOT_FLAGS = cdpilotFlags() || FALLBACK_FLAGS;
-
-function executable() {
-  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
-  return fs.existsSync('/usr/lib/chromium/chromium') ? '/usr/lib/chromium/chromium' : 'chromium';
-}
 
 function countTree(root) {
   const parent = new Map();
@@ -62,7 +57,7 @@ async function main() {
   const udd = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-bench-'));
   const args = [...CDPILOT_FLAGS, '--remote-debugging-pipe', `--user-data-dir=${udd}`];
   if (process.getuid && process.getuid() === 0) args.push('--no-sandbox');
-  const browser = await chromium.launch({ executablePath: executable(), ignoreDefaultArgs: true, args: [...args, 'about:blank'] });
+  const browser = await chromium.launch({ executablePath: chromiumExecutable(), ignoreDefaultArgs: true, args: [...args, 'about:blank'] });
   let peakProcs = 0, peakRss = 0, samplerUs = 0;
   const sampler = setInterval(() => {
     const c0 = process.cpuUsage();

@@ -21,16 +21,11 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
-const { cdpilotFlags, FALLBACK_FLAGS } = require('./chromium_flags');
+const { cdpilotFlags, chromiumExecutable, FALLBACK_FLAGS } = require('./chromium_flags');
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(name);
   return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
-
-function executable() {
-  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
-  return fs.existsSync('/usr/lib/chromium/chromium') ? '/usr/lib/chromium/chromium' : 'chromium';
 }
 
 // The page-side part of the generic adapter: for each field, the trimmed textContent of the
@@ -93,7 +88,7 @@ async function main() {
   const udd = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-sched-'));
   const args = [...flags, '--remote-debugging-pipe', `--user-data-dir=${udd}`];
   if (process.getuid && process.getuid() === 0) args.push('--no-sandbox');
-  const browser = await chromium.launch({ executablePath: executable(), ignoreDefaultArgs: true, args: [...args, 'about:blank'] });
+  const browser = await chromium.launch({ executablePath: chromiumExecutable(), ignoreDefaultArgs: true, args: [...args, 'about:blank'] });
 
   const t0 = Date.now();
   let stopAt = t0 + duration * 1000;

@@ -69,6 +69,40 @@ static const char *const open_methods[] = {
 	"",
 };
 
+/* The page-side popup guard (ST_NO_POPUPS). */
+static const char no_popups_js[] =
+        "(() => {\n"
+        "  const blank = (t) => !!t && !/^_(self|parent|top)$/i.test(t);\n"
+        "  const aim = (el) => {\n"
+        "    if (el.target) return el.target;\n"
+        "    const b = el.ownerDocument && el.ownerDocument.querySelector('base[target]');\n"
+        "    return b ? b.target : '';\n"
+        "  };\n"
+        "  const link = (el) => el instanceof HTMLAnchorElement || el instanceof HTMLAreaElement;\n"
+        "  Object.defineProperty(window, 'open', { value: function () { return null; },\n"
+        "    writable: false, configurable: false });\n"
+        "  const onclick = (e) => {\n"
+        "    const el = e.target && e.target.closest ? e.target.closest('a[href],area[href]') : null;\n"
+        "    if (el && blank(aim(el))) e.preventDefault();\n"
+        "  };\n"
+        "  window.addEventListener('click', onclick, true);\n"
+        "  window.addEventListener('auxclick', onclick, true);\n"
+        "  window.addEventListener('submit', (e) => {\n"
+        "    const f = e.target, t = (e.submitter && e.submitter.formTarget) || (f && aim(f));\n"
+        "    if (blank(t)) e.preventDefault();\n"
+        "  }, true);\n"
+        "  const click = HTMLElement.prototype.click;\n"
+        "  HTMLElement.prototype.click = function () {\n"
+        "    if (link(this) && !this.isConnected && blank(aim(this))) return;\n"
+        "    return click.call(this);\n"
+        "  };\n"
+        "  const submit = HTMLFormElement.prototype.submit;\n"
+        "  HTMLFormElement.prototype.submit = function () {\n"
+        "    if (blank(aim(this))) return;\n"
+        "    return submit.call(this);\n"
+        "  };\n"
+        "})();";
+
 struct cdp_page {
 	cdp_conn_t *conn;
 	uv_loop_t *loop;
@@ -681,10 +715,11 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 	case ST_HEADERS: params = json_pack("{s:O}", "headers", p->extra_headers); break;
 	case ST_BLOCK: params = json_pack("{s:O}", "patterns", p->block_patterns); break;
 	case ST_NO_POPUPS:
-		/* in every frame, before the page's own scripts: window.open opens nothing */
-		params = json_pack("{s:s}", "source",
-		                   "Object.defineProperty(window, 'open', {value: function () "
-		                   "{ return null; }, writable: false, configurable: false});");
+		/* in every frame, before the page's own scripts: window.open opens nothing, and
+		 * links, areas and forms aimed at a new window do nothing (Chromium's popup
+		 * blocker is not in the headless shell). A guard, not a wall: the pool closes
+		 * whatever window still gets opened. */
+		params = json_pack("{s:s}", "source", no_popups_js);
 		break;
 	default: return -EINVAL;
 	}

@@ -68,7 +68,7 @@ static const config_setting_t settings[] = {
 	{ "LOG_LEVEL", "--log-level", "logging", "info", "debug, info, warn, error or off", "least severe log event written to stderr", 0, NULL },
 	{ "LOG_FORMAT", "--log-format", "logging", "text", "text or json", "text lines, or one JSON object per line", 0, NULL },
 
-	{ "CHROMIUM_PATH", "--chromium-path", "browser", "(the first of chromium, chromium-browser, google-chrome-stable, google-chrome on PATH)", "an executable file", "the Chromium executable", 0, check_chromium_path },
+	{ "CHROMIUM_PATH", "--chromium-path", "browser", "(the first of chromium-headless-shell, chromium, chromium-browser, google-chrome-stable, google-chrome on PATH)", "an executable file", "the Chromium executable", 0, check_chromium_path },
 	{ "CHROMIUM_FLAGS", "--chromium-flags", "browser", "(none; the image sets --no-sandbox)", "Chromium switches separated by spaces; empty: none", "extra Chromium switches; --disable-features= lists are merged with cdpilot's own", EMPTY_OK, check_chromium_flags },
 	{ "CDP_URL", "--cdp-url", "browser", "(none: launch Chromium)", "ws://HOST:PORT/PATH or http://HOST:PORT", "attach to a running browser instead of launching one", 0, check_cdp_url },
 	{ "CDP_MAX_MESSAGE_MB", "--cdp-max-message-mb", "browser", "64", "1 to 1024", "largest CDP message either way, in MiB; a message over it fails alone", 0, NULL },

@@ -19,15 +19,16 @@ CDPILOT_HOME=/home/cdpilot
 
 # Runtime libraries of the cdpilot binary (libwebsockets17 is libwebsockets.so.17), the
 # libwebsockets libuv plugin (dlopen'ed at run time, NOT pulled in by libwebsockets17:
-# without it the lws context on the libuv loop cannot be created), Chromium with the fonts
+# without it the lws context on the libuv loop cannot be created), Chromium's headless shell with the fonts
 # it needs (installed without recommends), CA certificates for https targets, and curl
 # (a few hundred KB next to libcurl4) for the HEALTHCHECK.
 RUNTIME_PKGS=(libuv1 libwebsockets17 libwebsockets-evlib-uv libjansson4 libcurl4
-	libhiredis0.14 chromium fonts-liberation ca-certificates curl)
+	libhiredis0.14 chromium-headless-shell fonts-liberation ca-certificates curl)
 
 # Files that must be there after the install (globs: the lib dir names the architecture):
-# the lws libuv plugin and Chromium's real binary (cdpilot resolves /usr/bin/chromium to it).
-REQUIRED_FILES=('/usr/lib/*/libwebsockets-evlib_uv.so' /usr/lib/chromium/chromium)
+# the lws libuv plugin and the headless shell's real binary (cdpilot resolves
+# /usr/bin/chromium-headless-shell to it).
+REQUIRED_FILES=('/usr/lib/*/libwebsockets-evlib_uv.so' /usr/lib/chromium/chromium-headless-shell)
 
 die() {
 	echo "runtime-steps.sh: $*" >&2

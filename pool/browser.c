@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -35,7 +36,10 @@
 
 #define LOG_COMP "browser"
 #define EXEC_MODE_ARG "__cdpilot-exec"
-#define DEBIAN_CHROMIUM_BIN "/usr/lib/chromium/chromium"
+#define DEBIAN_CHROMIUM_DIR "/usr/lib/chromium"
+/* In every user-data-dir we make, locked by us while the browser lives: the sweep takes a
+ * directory whose lock nobody holds for a leftover. */
+#define OWNER_LOCK "cdpilot.lock"
 #define PORT_FILE "DevToolsActivePort"
 #define PORT_POLL_MS 25
 #define SESSION_POLL_MS 50
@@ -45,6 +49,9 @@
 #define OUR_DISABLED_FEATURES "WebUIOmniboxPopup,WebUIOmniboxAimPopup"
 
 static const char *const candidate_names[] = {
+	/* Debian's build of the old headless shell: the automation build, no UI layer; about
+	 * three times the tasks per CPU second of the full browser (bench/README.md) */
+	"chromium-headless-shell",
 	"chromium",
 	"chromium-browser",
 	"google-chrome-stable",
@@ -146,6 +153,7 @@ struct browser {
 	int attached;
 	char *exe;        /* launched: the path executed */
 	char *udd;        /* launched: the user-data-dir (NULL until made) */
+	int lock_fd;      /* launched: OWNER_LOCK in udd, flock()ed; -1 if none */
 	char *attach_url; /* attached: CDP_URL as given */
 	char ws_url[1024];
 	char port_prev[512]; /* last partial DevToolsActivePort content seen */
@@ -387,13 +395,21 @@ static int is_shell_script(const char *path)
 	return r == 2 && head[0] == '#' && head[1] == '!';
 }
 
-/* Writes path (or the Debian binary behind a wrapper script) to out. */
+/* Writes path (or the Debian binary behind a wrapper script) to out. Debian's
+ * /usr/bin/chromium and /usr/bin/chromium-headless-shell are scripts that add flags of
+ * their own; the binary of the same name in /usr/lib/chromium is what they run. */
 static int resolve_found(const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {
-	const char *use = path;
+	const char *use = path, *base = strrchr(path, '/');
+	char bin[PATH_MAX];
 
-	if (is_shell_script(path) && is_executable_file(DEBIAN_CHROMIUM_BIN)) {
-		use = DEBIAN_CHROMIUM_BIN;
+	base = base ? base + 1 : path;
+	if (is_shell_script(path) &&
+	    ((snprintf(bin, sizeof bin, "%s/%s", DEBIAN_CHROMIUM_DIR, base) < (int)sizeof bin &&
+	      is_executable_file(bin)) ||
+	     (snprintf(bin, sizeof bin, "%s/chromium", DEBIAN_CHROMIUM_DIR) < (int)sizeof bin &&
+	      is_executable_file(bin)))) {
+		use = bin;
 		log_info(LOG_COMP,
 		         "%s is a shell script (a wrapper that adds flags of its own); "
 		         "using the binary %s",
@@ -915,6 +931,25 @@ static void on_launch_timer(uv_timer_t *t)
 	launch_fail(b, -ETIMEDOUT, msg);
 }
 
+/* Takes OWNER_LOCK in the new user-data-dir; held (close-on-exec, so by this process
+ * alone) until the handle is freed. Without it the sweep falls back on Chromium's own
+ * SingletonLock, which the headless shell does not make. */
+static void lock_profile(browser_t *b)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof path, "%s/" OWNER_LOCK, b->udd) >= (int)sizeof path)
+		return;
+	b->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (b->lock_fd < 0 || flock(b->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		log_warn(LOG_COMP, "cannot lock %s: %s; a sweep by another cdpilot may take it for "
+		         "a leftover once it is 10 minutes old", path, strerror(errno));
+		if (b->lock_fd >= 0)
+			close(b->lock_fd);
+		b->lock_fd = -1;
+	}
+}
+
 static int launch(browser_t *b)
 {
 	char exe[PATH_MAX], err[1536], tmpl[PATH_MAX];
@@ -942,6 +977,7 @@ static int launch(browser_t *b)
 		rmdir(tmpl);
 		return -ENOMEM;
 	}
+	lock_profile(b);
 	rc = build_args(b, &args, err, sizeof err);
 	if (rc != 0) {
 		sv_free(&args);
@@ -1166,10 +1202,10 @@ int browser_sweep_stale_dirs(void)
 	if (!d)
 		return 0;
 	while ((e = readdir(d)) != NULL) {
-		char dir[PATH_MAX], lock[PATH_MAX], target[256];
+		char dir[PATH_MAX], lock[PATH_MAX], olock[PATH_MAX], target[256];
 		struct stat st;
 		ssize_t n;
-		int stale = 0;
+		int stale = 0, owner;
 
 		if (strncmp(e->d_name, "cdpilot-chromium-", 17) != 0)
 			continue;
@@ -1178,9 +1214,18 @@ int browser_sweep_stale_dirs(void)
 			continue;
 		if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
 			continue;
-		n = readlink(lock, target, sizeof target - 1);
-		if (n > 0) {
-			/* "hostname-PID" */
+		owner = -1;
+		if (snprintf(olock, sizeof olock, "%s/" OWNER_LOCK, dir) < (int)sizeof olock)
+			owner = open(olock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (owner >= 0) {
+			/* ours: stale exactly when no cdpilot holds the lock (any PID namespace) */
+			if (flock(owner, LOCK_EX | LOCK_NB) != 0) {
+				close(owner);
+				continue;
+			}
+			stale = 1;
+		} else if ((n = readlink(lock, target, sizeof target - 1)) > 0) {
+			/* a profile from before OWNER_LOCK: Chromium's lock, "hostname-PID" */
 			const char *dash;
 			char *end;
 			long pid;
@@ -1193,14 +1238,17 @@ int browser_sweep_stale_dirs(void)
 		} else if (time(NULL) - st.st_mtime > 600) {
 			stale = 1; /* never got as far as its lock */
 		}
-		if (!stale || profile_in_use(dir))
-			continue;
-		if (nftw(dir, sweep_entry, 16, FTW_DEPTH | FTW_PHYS) == 0) {
-			removed++;
-			log_info(LOG_COMP, "removed %s, left behind by a browser that is gone", dir);
-		} else {
-			log_warn(LOG_COMP, "cannot remove stale %s: %s", dir, strerror(errno));
+		if (stale && (owner >= 0 || !profile_in_use(dir))) {
+			if (nftw(dir, sweep_entry, 16, FTW_DEPTH | FTW_PHYS) == 0) {
+				removed++;
+				log_info(LOG_COMP, "removed %s, left behind by a browser that is gone",
+				         dir);
+			} else {
+				log_warn(LOG_COMP, "cannot remove stale %s: %s", dir, strerror(errno));
+			}
 		}
+		if (owner >= 0)
+			close(owner);
 	}
 	closedir(d);
 	return removed;
@@ -1244,6 +1292,7 @@ browser_t *browser_new(uv_loop_t *loop, cdp_wsctx_t *ws, const browser_opts_t *o
 	b->ws = ws;
 	b->state = BS_NEW;
 	b->pidfd = -1;
+	b->lock_fd = -1;
 	b->opt_chromium_path = xstrdup(opts->chromium_path);
 	b->opt_extra_flags = xstrdup(opts->extra_flags);
 	b->opt_cdp_url = xstrdup(opts->cdp_url);
@@ -1407,6 +1456,8 @@ static void on_timer_closed(uv_handle_t *h)
 	free(b->opt_extra_flags);
 	free(b->opt_cdp_url);
 	free(b->exe);
+	if (b->lock_fd >= 0)
+		close(b->lock_fd); /* after the removal: the sweep never takes a live profile */
 	free(b->udd);
 	free(b->attach_url);
 	free(b);

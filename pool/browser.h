@@ -3,9 +3,9 @@
  * CDP connection. Knows processes, flags, user-data-dirs and the DevTools endpoint;
  * knows nothing of targets, leases or sinks.
  *
- * Launch: find the executable (CHROMIUM_PATH, else chromium, chromium-browser,
- * google-chrome-stable, google-chrome on PATH; a Debian shell wrapper is resolved to the
- * real binary), create a fresh temporary user-data-dir, spawn it headless with
+ * Launch: find the executable (CHROMIUM_PATH, else chromium-headless-shell, chromium,
+ * chromium-browser, google-chrome-stable, google-chrome on PATH; a Debian shell wrapper is
+ * resolved to the real binary), create a fresh temporary user-data-dir, spawn it headless with
  * --remote-debugging-port=0 through this same executable in exec-wrapper mode (which sets
  * PR_SET_PDEATHSIG and its own session before exec'ing Chromium, so the browser tree dies
  * with us), read the port from DevToolsActivePort, connect the websocket.
@@ -69,10 +69,11 @@ int browser_opts_from_env(browser_opts_t *o, char *err, size_t errlen);
 /*
  * Removes user-data-dirs left in $TMPDIR (default /tmp) by cdpilot processes that were
  * killed (SIGKILL leaves no one to clean up; PR_SET_PDEATHSIG kills Chromium, not its
- * profile): a cdpilot-chromium-* dir whose SingletonLock names a pid that no longer exists,
- * or that has no lock and is over 10 minutes old, and whose SingletonSocket nobody answers.
- * A dir of a live browser is never touched, in another PID namespace either (where its pid
- * would look dead: the socket check is what holds there).
+ * profile): a cdpilot-chromium-* dir whose cdpilot.lock nobody holds (the launching
+ * cdpilot flock()s it for the browser's life; a lock is seen from every PID namespace).
+ * A dir without that file (made by an older cdpilot) is taken if Chromium's SingletonLock
+ * names a pid that no longer exists, or it has no lock and is over 10 minutes old, and its
+ * SingletonSocket answers nobody. A dir of a live browser is never touched.
  * Synchronous: call at startup, before the loop serves anything. Returns how many it
  * removed (logged).
  */
@@ -126,7 +127,8 @@ int browser_exec_wrapper_main(int argc, char **argv);
  * returns 0, or returns CDP_ENOBROWSER with a message naming everything tried in err.
  * explicit_path (else $CHROMIUM_PATH) is used exactly as given, and if it is not an
  * executable file that is an error naming it (no fallback to PATH). A PATH hit that is a
- * shell script (Debian's /usr/bin/chromium) is replaced by /usr/lib/chromium/chromium
+ * shell script (Debian's /usr/bin/chromium-headless-shell, /usr/bin/chromium) is replaced
+ * by the binary of the same name in /usr/lib/chromium (else /usr/lib/chromium/chromium)
  * when that exists. Logs which path it chose. Does not touch the loop.
  */
 int browser_find_executable(const char *explicit_path, char *out, size_t outlen, char *err,

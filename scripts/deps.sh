@@ -2,8 +2,10 @@
 # deps.sh: installs the Debian 12 packages cdpilot needs for one purpose and that are not
 # installed yet. Usage: scripts/deps.sh [--dry-run] build|test|bench
 #
-#   build  compiler, cmake, the libraries, Chromium and redis-server (the demo runs both)
-#   test   build + procps, util-linux, curl, clang with libFuzzer (the fuzz smoke run),
+#   build  compiler, cmake, the libraries, Chromium's headless shell (the browser cdpilot
+#          runs) and redis-server (the demo runs both)
+#   test   build + the full chromium (one watchdog test checks its process tree too),
+#          procps, util-linux, curl, clang with libFuzzer (the fuzz smoke run),
 #          prometheus (for promtool, which checks /metrics)
 #   bench  build + nodejs and npm (the Playwright side of bench/)
 #
@@ -18,8 +20,8 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
 	libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev
 	libcurl4-openssl-dev libcmocka-dev libhiredis-dev
-	chromium fonts-liberation redis-server)
-TEST_PKGS=(procps util-linux curl clang libclang-rt-dev prometheus jq python3-yaml)
+	chromium-headless-shell fonts-liberation redis-server)
+TEST_PKGS=(chromium procps util-linux curl clang libclang-rt-dev prometheus jq python3-yaml)
 BENCH_PKGS=(nodejs npm)
 
 die() {

@@ -35,7 +35,8 @@ const char *wd_class_name(enum wd_class c)
 
 /* Base names of Chromium builds whose process without --type= is a browser. */
 static const char *const browser_names[] = { "chromium", "chromium-browser", "chrome",
-	                                     "headless_shell", "chrome-headless-shell" };
+	                                     "headless_shell", "chrome-headless-shell",
+	                                     "chromium-headless-shell" };
 
 /* The value of --type= and the class it means. */
 static const struct {

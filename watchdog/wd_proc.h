@@ -42,8 +42,8 @@ const char *wd_class_name(enum wd_class c);
  * NUL-terminated) separated by NULs, or by spaces (Chromium's zygote children rewrite
  * their command line into one space-separated string). argv[0]'s base name decides
  * crashpad ("*crashpad_handler") and whether a process without --type= is a browser
- * (chromium, chromium-browser, chrome, google-chrome*, headless_shell); the first
- * --type=VALUE argument decides the rest. Empty input is WD_CLASS_OTHER.
+ * (chromium, chromium-headless-shell, chromium-browser, chrome, google-chrome*,
+ * headless_shell); the first --type=VALUE argument decides the rest. Empty input is WD_CLASS_OTHER.
  */
 enum wd_class wd_classify(const char *args, size_t len);
 

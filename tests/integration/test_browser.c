@@ -333,8 +333,13 @@ static void test_browser__find_executable(void **state)
 	unsetenv("CHROMIUM_PATH");
 	assert_int_equal(browser_find_executable(NULL, out, sizeof out, err, sizeof err), 0);
 	assert_int_equal(access(out, X_OK), 0);
-	/* Debian's /usr/bin/chromium is a script: the real binary is used instead. */
-	if (access("/usr/lib/chromium/chromium", X_OK) == 0 && strstr(out, "/usr/lib/chromium"))
+	/* The headless shell comes first; Debian's /usr/bin/chromium-headless-shell and
+	 * /usr/bin/chromium are scripts: the real binaries are used instead. */
+	if (access("/usr/bin/chromium-headless-shell", X_OK) == 0 &&
+	    access("/usr/lib/chromium/chromium-headless-shell", X_OK) == 0)
+		assert_string_equal(out, "/usr/lib/chromium/chromium-headless-shell");
+	else if (access("/usr/lib/chromium/chromium", X_OK) == 0 &&
+	         strstr(out, "/usr/lib/chromium"))
 		assert_string_equal(out, "/usr/lib/chromium/chromium");
 
 	/* An explicit path that is not there is an error naming it: no fallback. */

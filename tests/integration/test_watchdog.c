@@ -851,7 +851,10 @@ static int tree_empty(void *arg)
 	return s.total.procs == 0;
 }
 
-static void test_watchdog__real_browser_tree_left_alone(void **state)
+/* A real browser's tree, launched from path (NULL: the default executable). The full
+ * Chromium starts crashpad handlers, which are re-parented to us; the headless shell
+ * starts none. */
+static void real_browser_tree(const char *path, int with_crashpad)
 {
 	browser_opts_t bo;
 	cdp_wsctx_t *ws;
@@ -868,6 +871,7 @@ static void test_watchdog__real_browser_tree_left_alone(void **state)
 	wd = new_wd(&o, &g_cbs);
 	assert_int_equal(wd_start(wd), 0);
 	browser_opts_init(&bo);
+	bo.chromium_path = path;
 	b = browser_new(&g_loop, ws, &bo);
 	assert_non_null(b);
 	assert_int_equal(browser_start(b, b_ready, NULL, NULL), 0);
@@ -894,10 +898,15 @@ static void test_watchdog__real_browser_tree_left_alone(void **state)
 	assert_int_equal(s.by_class[WD_CLASS_BROWSER].procs, 1);
 	assert_true(s.by_class[WD_CLASS_ZYGOTE].procs >= 1);
 	assert_true(s.by_class[WD_CLASS_UTILITY].procs >= 1);
+	print_message("%s\n", browser_executable(b));
 	/* re-parented to us (the subreaper), outside the browser's tree, and kept */
-	assert_true(s.by_class[WD_CLASS_CRASHPAD].procs >= 1);
+	if (with_crashpad) {
+		assert_true(s.by_class[WD_CLASS_CRASHPAD].procs >= 1);
+		assert_true(s.browser_rss_bytes < s.total.rss_bytes); /* not the browser's */
+	} else {
+		assert_int_equal(s.by_class[WD_CLASS_CRASHPAD].procs, 0);
+	}
 	assert_true(s.browser_rss_bytes > 0);
-	assert_true(s.browser_rss_bytes < s.total.rss_bytes); /* crashpad is not the browser's */
 	assert_true(s.by_class[WD_CLASS_BROWSER].threads > 1);
 
 	browser_close(b, b_closed, NULL);
@@ -912,6 +921,26 @@ static void test_watchdog__real_browser_tree_left_alone(void **state)
 	cdp_wsctx_free(ws);
 	g_loop_open = 0;
 	assert_int_equal(uv_loop_close(&g_loop), 0);
+}
+
+static void test_watchdog__real_browser_tree_left_alone(void **state)
+{
+	char path[4096], err[1024];
+
+	tu_require_chromium();
+	assert_int_equal(browser_find_executable(NULL, path, sizeof path, err, sizeof err), 0);
+	real_browser_tree(NULL, strstr(path, "headless-shell") == NULL);
+}
+
+/* The full browser too (the suite's packages install both): its crashpad handlers. */
+static void test_watchdog__real_full_chromium_tree_left_alone(void **state)
+{
+	const char *full = "/usr/lib/chromium/chromium";
+
+	if (access(full, X_OK) != 0)
+		fail_msg("%s is required for this test (the README's test command installs the "
+		         "chromium package)", full);
+	real_browser_tree(full, 1);
 }
 
 static int group_teardown(void **state)
@@ -943,6 +972,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_watchdog__pids_pressure_on_and_off, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog__real_cgroup_and_close_before_start,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watchdog__real_full_chromium_tree_left_alone,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog__real_browser_tree_left_alone, setup,
 		                                teardown),

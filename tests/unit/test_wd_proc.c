@@ -164,6 +164,9 @@ static void test_wd_proc__classifies_chromium_command_lines(void **state)
 	assert_int_equal(wd_classify(CMD("google-chrome-stable\0about:blank\0")), WD_CLASS_BROWSER);
 	assert_int_equal(wd_classify(CMD("/x/chrome-headless-shell\0--no-sandbox\0")),
 	                 WD_CLASS_BROWSER);
+	assert_int_equal(wd_classify(CMD("/usr/lib/chromium/chromium-headless-shell\0"
+	                                 "--remote-debugging-port=0\0")),
+	                 WD_CLASS_BROWSER);
 	assert_int_equal(wd_classify(CMD("/opt/google/chrome/chrome --type=renderer\0")),
 	                 WD_CLASS_RENDERER);
 	/* not browsers */
