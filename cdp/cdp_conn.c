@@ -433,6 +433,33 @@ static void handle_reply(cdp_conn_t *c, json_t *msg, json_t *jid, const char *da
 	rearm(c);
 }
 
+/*
+ * Whether an incoming message is an event no listener wants. Only the prefix Chromium
+ * writes for events, {"method":"NAME" with no escape in NAME, is trusted; anything else is
+ * parsed (and checked) in full. Most events of a page's load (requests, frames, execution
+ * contexts, targets) are wanted by nobody, and parsing them was most of a task's JSON work.
+ */
+static int unwanted_event(const cdp_conn_t *c, const char *data, size_t len)
+{
+	static const char prefix[] = "{\"method\":\"";
+	const size_t pl = sizeof prefix - 1;
+	const char *name, *end;
+	size_t n;
+
+	if (len < pl || memcmp(data, prefix, pl) != 0)
+		return 0;
+	name = data + pl;
+	end = memchr(name, '"', len - pl);
+	if (!end || memchr(name, '\\', (size_t)(end - name)))
+		return 0;
+	n = (size_t)(end - name);
+	for (const cdp_listener_t *l = c->listeners; l; l = l->next)
+		if (!l->removed &&
+		    (!l->method || (strlen(l->method) == n && memcmp(l->method, name, n) == 0)))
+			return 0;
+	return 1;
+}
+
 void cdp_conn_feed(cdp_conn_t *c, const char *data, size_t len)
 {
 	json_error_t jerr;
@@ -441,6 +468,11 @@ void cdp_conn_feed(cdp_conn_t *c, const char *data, size_t len)
 
 	if (c->state != CONN_OPEN)
 		return;
+	if (unwanted_event(c, data, len)) {
+		c->stats.events++;
+		c->stats.events_unparsed++;
+		return;
+	}
 	msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!msg) {
 		malformed(c, jerr.text, data, len);

@@ -63,6 +63,7 @@ typedef struct cdp_conn_opts {
 
 typedef struct cdp_conn_stats {
 	uint64_t sent, replies, events;
+	uint64_t events_unparsed; /* of events: wanted by no listener, dropped unparsed */
 	uint64_t timeouts, late_replies, malformed, oversized;
 	size_t pending;
 } cdp_conn_stats_t;
@@ -102,7 +103,11 @@ cdp_listener_t *cdp_conn_on(cdp_conn_t *conn, const char *method, const char *se
                             cdp_event_cb cb, void *ud);
 void cdp_conn_off(cdp_conn_t *conn, cdp_listener_t *l);
 
-/* Feeds one complete incoming message (from the transport). */
+/*
+ * Feeds one complete incoming message (from the transport). An event that starts the way
+ * Chromium writes events, {"method":"NAME", and that no listener wants (by method) is
+ * counted (stats.events, stats.events_unparsed) and dropped without being parsed.
+ */
 void cdp_conn_feed(cdp_conn_t *conn, const char *data, size_t len);
 
 /*

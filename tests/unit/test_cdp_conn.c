@@ -495,6 +495,54 @@ static void test_cdp_conn__events_by_method_and_session(void **state)
 	assert_int_equal(any.calls, 4);
 }
 
+/* Events no listener wants are dropped before parsing; wanted ones, and anything not in
+ * Chromium's event shape, are parsed as before. */
+static void test_cdp_conn__unwanted_events_dropped_unparsed(void **state)
+{
+	env_t *e = *state;
+	evrec_t load = { 0 }, any = { 0 };
+	cdp_listener_t *l_any;
+	cdp_conn_stats_t st;
+
+	cdp_conn_on(e->conn, "Page.loadEventFired", "S1", on_event, &load);
+	feed(e, "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"x\":1},"
+	        "\"sessionId\":\"S1\"}");
+	/* not even valid JSON after the name: unparsed, so not counted as malformed */
+	feed(e, "{\"method\":\"Page.frameStartedLoading\",\"params\":{!!!");
+	cdp_conn_get_stats(e->conn, &st);
+	assert_int_equal(st.events, 2);
+	assert_int_equal(st.events_unparsed, 2);
+	assert_int_equal(st.malformed, 0);
+
+	/* wanted by method: parsed, then matched by session */
+	feed(e, "{\"method\":\"Page.loadEventFired\",\"params\":{\"x\":3},\"sessionId\":\"S2\"}");
+	feed(e, "{\"method\":\"Page.loadEventFired\",\"params\":{\"x\":4},\"sessionId\":\"S1\"}");
+	assert_int_equal(load.calls, 1);
+	assert_int_equal(load.x, 4);
+	/* a name with an escape, or another key order, is parsed in full */
+	feed(e, "{\"method\":\"Page.load\\u0045ventFired\",\"params\":{\"x\":5},"
+	        "\"sessionId\":\"S1\"}");
+	feed(e, "{\"sessionId\":\"S1\",\"method\":\"Page.loadEventFired\",\"params\":{\"x\":6}}");
+	assert_int_equal(load.calls, 3);
+	assert_int_equal(load.x, 6);
+	feed(e, "{\"method\":\"Other.event\",\"params\":[]}");
+	cdp_conn_get_stats(e->conn, &st);
+	assert_int_equal(st.events_unparsed, 3);
+	assert_int_equal(st.malformed, 0);
+
+	/* a catch-all listener wants everything */
+	l_any = cdp_conn_on(e->conn, NULL, NULL, on_event, &any);
+	feed(e, "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"x\":2}}");
+	assert_int_equal(any.calls, 1);
+	assert_int_equal(any.x, 2);
+	cdp_conn_off(e->conn, l_any);
+	feed(e, "{\"method\":\"Network.requestWillBeSent\",\"params\":{\"x\":2}}");
+	cdp_conn_get_stats(e->conn, &st);
+	assert_int_equal(any.calls, 1);
+	assert_int_equal(st.events_unparsed, 4);
+	assert_int_equal(st.events, 9);
+}
+
 typedef struct selfremove {
 	cdp_listener_t *self;
 	cdp_listener_t *other;
@@ -607,6 +655,7 @@ int main(void)
 		T(test_cdp_conn__events_by_method_and_session),
 		T(test_cdp_conn__listener_removal_during_dispatch),
 		T(test_cdp_conn__malformed_input_is_ignored),
+		T(test_cdp_conn__unwanted_events_dropped_unparsed),
 #undef T
 	};
 	log_set_level(LOG_OFF);
