@@ -57,7 +57,7 @@ async function main() {
   const udd = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-bench-'));
   const args = [...CDPILOT_FLAGS, '--remote-debugging-pipe', `--user-data-dir=${udd}`];
   if (process.getuid && process.getuid() === 0) args.push('--no-sandbox');
-  const browser = await chromium.launch({ executablePath: chromiumExecutable(), ignoreDefaultArgs: true, args: [...args, 'about:blank'] });
+  const browser = await chromium.launch({ executablePath: chromiumExecutable(), ignoreDefaultArgs: true, args });
   let peakProcs = 0, peakRss = 0, samplerUs = 0;
   const sampler = setInterval(() => {
     const c0 = process.cpuUsage();

@@ -88,7 +88,7 @@ async function main() {
   const udd = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-sched-'));
   const args = [...flags, '--remote-debugging-pipe', `--user-data-dir=${udd}`];
   if (process.getuid && process.getuid() === 0) args.push('--no-sandbox');
-  const browser = await chromium.launch({ executablePath: chromiumExecutable(), ignoreDefaultArgs: true, args: [...args, 'about:blank'] });
+  const browser = await chromium.launch({ executablePath: chromiumExecutable(), ignoreDefaultArgs: true, args });
 
   const t0 = Date.now();
   let stopAt = t0 + duration * 1000;

@@ -25,7 +25,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const { chromium } = require('playwright-core');
-const { cdpilotFlags, FALLBACK_FLAGS } = require('./chromium_flags');
+const { cdpilotFlags, chromiumExecutable, FALLBACK_FLAGS } = require('./chromium_flags');
 const pwVersion = require('playwright-core/package.json').version;
 
 const STEP_TIMEOUT_MS = 30000;
@@ -41,7 +41,7 @@ function parseArgs(argv) {
     base: null,
     runs: 5,
     evals: 1000,
-    chromium: process.env.CHROMIUM_PATH || '/usr/lib/chromium/chromium',
+    chromium: chromiumExecutable(),
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

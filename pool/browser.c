@@ -576,7 +576,9 @@ static int merge_features(char *feats, size_t cap, const char *list)
 }
 
 /*
- * Builds "<argv0> __cdpilot-exec <pid> <chromium> flags... about:blank" for uv_spawn.
+ * Builds "<argv0> __cdpilot-exec <pid> <chromium> flags..." for uv_spawn. No URL: every
+ * page is made in a context of its own, and the headless shell (which ignores
+ * --no-startup-window) would keep a renderer alive for a startup about:blank all along.
  * Writes a reason to why on error.
  */
 static int build_args(browser_t *b, strvec_t *sv, char *why, size_t whylen)
@@ -641,7 +643,6 @@ static int build_args(browser_t *b, strvec_t *sv, char *why, size_t whylen)
 	for (size_t i = 0; i < user.n; i++)
 		if ((rc = sv_push(sv, user.v[i])))
 			goto out;
-	rc = sv_push(sv, "about:blank");
 out:
 	if (rc == -ENOMEM)
 		snprintf(why, whylen, "out of memory building the Chromium command line");
