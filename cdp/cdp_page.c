@@ -42,7 +42,6 @@ enum open_step {
 	ST_TARGET,
 	ST_ATTACH,
 	ST_PAGE_ENABLE,
-	ST_RUNTIME_ENABLE,
 	ST_NETWORK_ENABLE,
 	ST_LIFECYCLE,
 	ST_USER_AGENT,
@@ -58,7 +57,6 @@ static const char *const open_methods[] = {
 	"Target.createTarget",
 	"Target.attachToTarget",
 	"Page.enable",
-	"Runtime.enable",
 	"Network.enable",
 	"Page.setLifecycleEventsEnabled",
 	"Emulation.setUserAgentOverride",
@@ -704,7 +702,6 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 		session = NULL;
 		break;
 	case ST_PAGE_ENABLE:
-	case ST_RUNTIME_ENABLE:
 	case ST_NETWORK_ENABLE: params = json_object(); break;
 	case ST_LIFECYCLE: params = json_pack("{s:b}", "enabled", 1); break;
 	case ST_USER_AGENT: params = json_pack("{s:s}", "userAgent", p->user_agent); break;

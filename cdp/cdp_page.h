@@ -34,8 +34,9 @@ typedef struct cdp_page_opts {
 	int viewport_height;
 	/* Page hygiene (all off when zero/NULL): */
 	int dismiss_dialogs;            /* alert/confirm/prompt/beforeunload answered at once */
-	int block_popups;               /* window.open returns null in every frame (links with
-	                                   target=_blank still open: the pool closes those) */
+	int block_popups;               /* window.open returns null in every frame, and links,
+	                                   areas and forms aimed at a new window do nothing (what
+	                                   still opens a window, the pool closes) */
 	const char *block_resources;    /* comma list of CDP resource types in lower case
 	                                   (image,media,font,...): failed with BlockedByClient */
 	const char *extra_headers_json; /* a JSON object of extra request headers */
@@ -69,8 +70,10 @@ typedef void (*cdp_page_shot_cb)(cdp_page_t *page, int status, const unsigned ch
 typedef void (*cdp_page_closed_cb)(void *ud);
 
 /*
- * opts may be NULL (strings in it are copied). timeout_ms bounds the whole open. On success
- * cb gets the page (status 0). On failure whatever was created is disposed first, then cb
+ * opts may be NULL (strings in it are copied). timeout_ms bounds the whole open. The page's
+ * session has the Page and Network domains and lifecycle events on, and not the Runtime
+ * domain (its events are wanted by nobody here; a caller that needs bindings enables it).
+ * On success cb gets the page (status 0). On failure whatever was created is disposed first, then cb
  * fires with page NULL (nothing to close), the error and a message naming the step.
  */
 int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeout_ms,

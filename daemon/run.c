@@ -1032,11 +1032,11 @@ static void watch_navigate(watch_t *w)
 	w->busy = 1;
 }
 
-static void on_binding_added(cdp_conn_t *c, const cdp_reply_t *rep, void *ud)
+/* ud: the method's name. A failure shows up as no pushes; the scheduled refresh still runs. */
+static void on_push_setup(cdp_conn_t *c, const cdp_reply_t *rep, void *ud)
 {
-	/* nothing: a failure shows up as no pushes; the scheduled refresh still runs */
 	if (rep->status)
-		log_warn("run", "Runtime.addBinding failed: %s", rep->error_message);
+		log_warn("run", "%s failed: %s", (const char *)ud, rep->error_message);
 }
 
 static void w_on_granted(pool_lease_t *lease, int status, const char *why, void *ud)
@@ -1057,9 +1057,13 @@ static void w_on_granted(pool_lease_t *lease, int status, const char *why, void 
 	if (w->rt->spec.push) {
 		w->binding = cdp_conn_on(c, "Runtime.bindingCalled", cdp_page_session_id(w->page),
 		                         on_binding, w);
+		/* bindings report through the Runtime domain, which pages do not enable (its
+		 * events are a cost every other page would pay for nothing) */
+		cdp_conn_send(c, cdp_page_session_id(w->page), "Runtime.enable", json_object(),
+		              5000, on_push_setup, (void *)"Runtime.enable", NULL);
 		cdp_conn_send(c, cdp_page_session_id(w->page), "Runtime.addBinding",
-		              json_pack("{s:s}", "name", PUSH_BINDING), 5000, on_binding_added, NULL,
-		              NULL);
+		              json_pack("{s:s}", "name", PUSH_BINDING), 5000, on_push_setup,
+		              (void *)"Runtime.addBinding", NULL);
 	}
 	watch_navigate(w);
 }
