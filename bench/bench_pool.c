@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cdp/cdp_conn.h"
 #include "cdp/cdp_err.h"
 #include "pool/pool.h"
 #include "util/log.h"
@@ -229,6 +230,7 @@ int main(int argc, char **argv)
 	cdp_wsctx_t *ws;
 	int block = 0;
 	double cpu0, cpu1, secs;
+	cdp_conn_stats_t cs0, cs1;
 	pool_stats_t st;
 	json_t *out;
 	char *text;
@@ -279,6 +281,7 @@ int main(int argc, char **argv)
 	uv_timer_init(&b.loop, &b.sampler);
 	b.sampler.data = &b;
 	uv_timer_start(&b.sampler, sample, 0, 100);
+	cdp_conn_get_stats(pool_browser_conn(b.pool), &cs0);
 	cpu0 = cpu_seconds();
 	b.t0 = now_us();
 	for (int i = 0; i < b.conc && b.issued < b.tasks; i++)
@@ -287,18 +290,24 @@ int main(int argc, char **argv)
 		uv_run(&b.loop, UV_RUN_ONCE);
 	secs = (double)(now_us() - b.t0) / 1e6;
 	cpu1 = cpu_seconds();
+	cdp_conn_get_stats(pool_browser_conn(b.pool), &cs1);
 	sample(&b.sampler);
 	uv_timer_stop(&b.sampler);
 	uv_close((uv_handle_t *)&b.sampler, NULL);
 	qsort(b.lat_ms, (size_t)b.tasks, sizeof *b.lat_ms, cmp_double);
-	out = json_pack("{s:s, s:i, s:i, s:b, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i}", "side",
+	out = json_pack("{s:s, s:i, s:i, s:b, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i, s:{s:f, "
+	                "s:f, s:f}}",
+	                "side",
 	                "cdpilot", "concurrency", b.conc, "tasks", b.tasks, "block_resources",
 	                block, "ok", b.ok, "failed", b.failed, "tasks_per_s", b.tasks / secs,
 	                "p50_ms", b.lat_ms[b.tasks / 2], "p95_ms",
 	                b.lat_ms[(size_t)(b.tasks * 95 / 100)], "peak_rss_mb",
 	                (double)b.peak_rss_kb / 1024.0, "cpu_ms_per_task",
 	                (cpu1 - cpu0 - b.sampler_cpu) * 1000.0 / b.tasks, "peak_processes",
-	                b.peak_procs);
+	                b.peak_procs, "cdp_per_task", "commands",
+	                (double)(cs1.sent - cs0.sent) / b.tasks, "events",
+	                (double)(cs1.events - cs0.events) / b.tasks, "events_unparsed",
+	                (double)(cs1.events_unparsed - cs0.events_unparsed) / b.tasks);
 	text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	printf("%s\n", text);
 	fflush(stdout);
