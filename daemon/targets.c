@@ -192,19 +192,6 @@ static int want_number(const json_t *v, const char *where, const char *key, doub
 	return 0;
 }
 
-static int want_bool(const json_t *v, const char *where, const char *key, int *out, errlist_t *errs)
-{
-	char q[96];
-
-	if (!json_is_boolean(v)) {
-		errlist_add(errs, "%s: \"%s\": expected true or false, got %s", where, key,
-		            adapter_util_quote(v, q, sizeof q));
-		return -EINVAL;
-	}
-	*out = json_is_true(v);
-	return 0;
-}
-
 static int check_url(const json_t *v, const char *where, char *out, errlist_t *errs)
 {
 	char q[96], host[256];
@@ -366,7 +353,7 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		}
 	}
 	if ((v = json_object_get(obj, "push"))) {
-		if (want_bool(v, where, "push", &out->push, errs) != 0) {
+		if (adapter_util_bool(v, where, "push", &out->push, errs) != 0) {
 			rc = -EINVAL;
 		} else if (out->push && out->mode != TARGETS_WATCH) {
 			errlist_add(errs, "%s: \"push\": only with \"mode\": \"watch\"", where);
@@ -374,7 +361,7 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		}
 	}
 	if ((v = json_object_get(obj, "discover"))) {
-		if (want_bool(v, where, "discover", &out->discover, errs) != 0) {
+		if (adapter_util_bool(v, where, "discover", &out->discover, errs) != 0) {
 			rc = -EINVAL;
 		} else if (out->discover && ad && (!ad->discover_js || !ad->discover)) {
 			errlist_add(errs,
