@@ -934,19 +934,23 @@ static void on_launch_timer(uv_timer_t *t)
 
 /* Takes OWNER_LOCK in the new user-data-dir; held (close-on-exec, so by this process
  * alone) until the handle is freed. Without it the sweep falls back on Chromium's own
- * SingletonLock, which the headless shell does not make. */
+ * SingletonLock, which the headless shell does not make. The file is locked under another
+ * name and renamed into place, so a sweep never finds it unlocked. */
 static void lock_profile(browser_t *b)
 {
-	char path[PATH_MAX];
+	char tmp[PATH_MAX], path[PATH_MAX];
 
-	if (snprintf(path, sizeof path, "%s/" OWNER_LOCK, b->udd) >= (int)sizeof path)
+	if (snprintf(path, sizeof path, "%s/" OWNER_LOCK, b->udd) >= (int)sizeof path ||
+	    snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp)
 		return;
-	b->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (b->lock_fd < 0 || flock(b->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+	b->lock_fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (b->lock_fd < 0 || flock(b->lock_fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, path) != 0) {
 		log_warn(LOG_COMP, "cannot lock %s: %s; a sweep by another cdpilot may take it for "
 		         "a leftover once it is 10 minutes old", path, strerror(errno));
-		if (b->lock_fd >= 0)
+		if (b->lock_fd >= 0) {
 			close(b->lock_fd);
+			unlink(tmp);
+		}
 		b->lock_fd = -1;
 	}
 }

@@ -5,6 +5,7 @@
  * count, and no Chromium left when the controller is SIGKILLed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -780,7 +782,7 @@ static void test_pool__cancel_while_opening(void **state)
 
 /* The startup sweep judges a profile by its browser answering on SingletonSocket, not only
  * by the pid in SingletonLock: in a PID namespace of its own (cdpilot as PID 1) every other
- * namespace's browser pid looks dead. */
+ * namespace's browser pid looks dead. A profile with cdpilot.lock goes by that lock. */
 static void test_pool__sweep_spares_a_profile_in_use(void **state)
 {
 	char tmp[] = "/tmp/cdpilot-test-sweep-XXXXXX", dir[256], path[300];
@@ -811,6 +813,21 @@ static void test_pool__sweep_spares_a_profile_in_use(void **state)
 	assert_int_equal(browser_sweep_stale_dirs(), 0);
 	assert_int_equal(stat(dir, &st), 0);
 	/* nobody answers any more (the socket file stays, as after a SIGKILL): removed */
+	close(fd);
+	assert_int_equal(browser_sweep_stale_dirs(), 1);
+	assert_int_not_equal(stat(dir, &st), 0);
+
+	/* cdpilot's own profile (the headless shell makes no Singleton files): kept while
+	 * cdpilot.lock is held (flock: another open file description conflicts, in this
+	 * process too), removed once it is not */
+	snprintf(dir, sizeof dir, "%s/cdpilot-chromium-locked", tmp);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof path, "%s/cdpilot.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+	assert_int_equal(browser_sweep_stale_dirs(), 0);
+	assert_int_equal(stat(dir, &st), 0);
 	close(fd);
 	assert_int_equal(browser_sweep_stale_dirs(), 1);
 	assert_int_not_equal(stat(dir, &st), 0);
