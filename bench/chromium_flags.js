@@ -1,6 +1,7 @@
 // chromium_flags.js: the Chromium switches and binary cdpilot launches with, for the
-// Playwright side of every benchmark. Read from base_flags[] and OUR_DISABLED_FEATURES in ../pool/browser.c
-// so the two sides cannot drift apart; FALLBACK_FLAGS is used if that file cannot be read.
+// Playwright side of every benchmark. The switches are read from base_flags[] and
+// OUR_DISABLED_FEATURES in ../pool/browser.c so the two sides cannot drift apart;
+// FALLBACK_FLAGS is used if that file cannot be read.
 // The --remote-debugging-* switches are left out (Playwright talks over a pipe).
 'use strict';
 

@@ -1,7 +1,7 @@
 # bench/lib.sh: shared by the benchmark scripts (sourced, from the repository root).
 # bench_setup installs the pinned playwright-core if bench/node_modules lacks it, exports
-# CHROMIUM_PATH for both sides, starts the fixture server (scripts/fixture.sh: sets $base and $tmp, cleans up on exit) and
-# sets $results to build/bench-results.
+# CHROMIUM_PATH for both sides, starts the fixture server (scripts/fixture.sh: sets $base
+# and $tmp, cleans up on exit) and sets $results to build/bench-results.
 
 # shellcheck source=scripts/fixture.sh
 . scripts/fixture.sh

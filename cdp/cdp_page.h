@@ -73,8 +73,9 @@ typedef void (*cdp_page_closed_cb)(void *ud);
  * opts may be NULL (strings in it are copied). timeout_ms bounds the whole open. The page's
  * session has the Page and Network domains and lifecycle events on, and not the Runtime
  * domain (its events are wanted by nobody here; a caller that needs bindings enables it).
- * On success cb gets the page (status 0). On failure whatever was created is disposed first, then cb
- * fires with page NULL (nothing to close), the error and a message naming the step.
+ * On success cb gets the page (status 0). On failure whatever was created is disposed
+ * first, then cb fires with page NULL (nothing to close), the error and a message naming
+ * the step.
  */
 int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeout_ms,
                   cdp_page_open_cb cb, void *ud);
