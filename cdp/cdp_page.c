@@ -70,6 +70,8 @@ static const char *const open_methods[] = {
 /* The page-side popup guard (ST_NO_POPUPS). */
 static const char no_popups_js[] =
         "(() => {\n"
+        "  const d = Object.getOwnPropertyDescriptor(window, 'open');\n"
+        "  if (d && !d.configurable && !d.writable) return;\n"
         "  const blank = (t) => !!t && !/^_(self|parent|top)$/i.test(t);\n"
         "  const aim = (el) => {\n"
         "    if (el.target) return el.target;\n"
@@ -107,6 +109,8 @@ struct cdp_page {
 	uv_loop_t *loop;
 	enum page_state state;
 	char *context_id, *target_id, *session_id;
+	char *open_url;   /* the target was created at this URL (NULL: about:blank) */
+	int initial_nav;  /* recording that first navigation until a navigate adopts it */
 	char *user_agent;
 	int viewport_w, viewport_h;
 	int lifecycle_on; /* Page.setLifecycleEventsEnabled succeeded */
@@ -158,10 +162,15 @@ struct cdp_page {
 
 	/* navigate */
 	cdp_listener_t *l_load, *l_lifecycle, *l_response, *l_frame_nav;
+	cdp_listener_t *l_started, *l_failed; /* the initial navigation only */
 	char *nav_url, *final_url, *main_frame, *nav_loader, *loaded_loader;
 	char *resp_loader, *resp_url;
+	char *start_loader; /* initial navigation: its loader, once seen starting */
+	char *nav_error;    /* initial navigation: Network.loadingFailed's errorText */
 	long resp_status;
 	int nav_replied, load_seen, http_failure;
+	int adopting;       /* the running navigate waits for the initial navigation */
+	int status_asked;   /* adopting: the page was asked for its HTTP status */
 
 	/* wait_for */
 	char *wait_expr;
@@ -181,6 +190,9 @@ struct cdp_page {
 };
 
 static void on_reply(cdp_conn_t *conn, const cdp_reply_t *reply, void *ud);
+static int nav_listeners_on(cdp_page_t *p);
+static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *method,
+                         json_t *params, void *ud);
 static void begin_dispose(cdp_page_t *p);
 static void fail_running(cdp_page_t *p, int status, const char *why);
 
@@ -265,6 +277,8 @@ static void nav_listeners_off(cdp_page_t *p)
 	listener_off(p, &p->l_lifecycle);
 	listener_off(p, &p->l_response);
 	listener_off(p, &p->l_frame_nav);
+	listener_off(p, &p->l_started);
+	listener_off(p, &p->l_failed);
 }
 
 /* Ends the running operation's machinery (not its callback). */
@@ -275,9 +289,11 @@ static void op_reset(cdp_page_t *p)
 		uv_timer_stop(&p->op_timer);
 		uv_timer_stop(&p->poll_timer);
 	}
-	nav_listeners_off(p);
+	if (!p->initial_nav) /* kept from the open until a navigate takes them over */
+		nav_listeners_off(p);
 	p->op = OP_NONE;
 	p->step = 0;
+	p->adopting = p->status_asked = 0;
 }
 
 static int can_start(const cdp_page_t *p)
@@ -447,7 +463,7 @@ static void finish_nav(cdp_page_t *p, int status, const char *message)
 	p->final_url = NULL;
 	p->nav_url = NULL;
 	op_reset(p);
-	log_debug("page", "navigate done: %s (http %ld, %s)", cdp_strerror(status), res.http_status,
+	log_debug("page", "navigate done: %s: %s (http %ld, %s)", p->target_id, cdp_strerror(status), res.http_status,
 	          res.final_url);
 	cb(p, &res, ud);
 	free(final_url);
@@ -671,6 +687,54 @@ static int block_patterns(const char *list, json_t **out)
 	return 0;
 }
 
+/* ---- browser-wide blocking ---- */
+
+static void on_browser_paused(cdp_conn_t *conn, const char *session_id, const char *method,
+                              json_t *params, void *ud)
+{
+	uint64_t *blocked = ud;
+	json_t *id = json_object_get(params, "requestId");
+
+	if (session_id || !json_is_string(id))
+		return; /* a page's own Fetch, or a malformed event */
+	(*blocked)++;
+	cdp_conn_send(conn, NULL, "Fetch.failRequest",
+	              json_pack("{s:O, s:s}", "requestId", id, "errorReason", "BlockedByClient"),
+	              5000, hygiene_reply, NULL, NULL);
+}
+
+static void block_browser_reply(cdp_conn_t *conn, const cdp_reply_t *r, void *ud)
+{
+	if (r->status != 0 && r->status != -ECANCELED && r->status != CDP_ECONNLOST)
+		log_error("page", "browser-wide request blocking failed: Fetch.enable: %s",
+		          r->error_message);
+}
+
+int cdp_block_browser(cdp_conn_t *conn, const char *list, uint64_t *blocked,
+                      cdp_listener_t **out)
+{
+	json_t *patterns = NULL;
+	int rc = block_patterns(list, &patterns);
+
+	*out = NULL;
+	if (rc != 0)
+		return rc;
+	if (!patterns)
+		return 0;
+	*out = cdp_conn_on(conn, "Fetch.requestPaused", NULL, on_browser_paused, blocked);
+	if (!*out) {
+		json_decref(patterns);
+		return -ENOMEM;
+	}
+	rc = cdp_conn_send(conn, NULL, "Fetch.enable", json_pack("{s:o}", "patterns", patterns),
+	                   5000, block_browser_reply, NULL, NULL);
+	if (rc != 0) {
+		cdp_conn_off(conn, *out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 static int add_crash_listeners(cdp_page_t *p)
 {
 	p->l_insp_crash =
@@ -694,8 +758,16 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 		session = NULL;
 		break;
 	case ST_TARGET:
-		params = json_pack("{s:s, s:s}", "url", "about:blank", "browserContextId",
-		                   p->context_id);
+		params = json_pack("{s:s, s:s}", "url", p->open_url ? p->open_url : "about:blank",
+		                   "browserContextId", p->context_id);
+		/* Opened at its URL, the first document is laid out at the viewport's size
+		 * from the start (Emulation would only apply once the session is set up). */
+		if (params && p->open_url && p->viewport_w > 0 && p->viewport_h > 0 &&
+		    (json_object_set_new(params, "width", json_integer(p->viewport_w)) ||
+		     json_object_set_new(params, "height", json_integer(p->viewport_h)))) {
+			json_decref(params);
+			params = NULL;
+		}
 		session = NULL;
 		break;
 	case ST_ATTACH:
@@ -717,7 +789,8 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 		 * links, areas and forms aimed at a new window do nothing (Chromium's popup
 		 * blocker is not in the headless shell). A guard, not a wall: the pool closes
 		 * whatever window still gets opened. */
-		params = json_pack("{s:s}", "source", no_popups_js);
+		params = json_pack("{s:s, s:b}", "source", no_popups_js, "runImmediately",
+		                   p->open_url != NULL);
 		break;
 	default: return -EINVAL;
 	}
@@ -750,7 +823,7 @@ static int step_applies(const cdp_page_t *p, int step)
 {
 	switch (step) {
 	case ST_USER_AGENT: return p->user_agent != NULL;
-	case ST_VIEWPORT: return p->viewport_w > 0 && p->viewport_h > 0;
+	case ST_VIEWPORT: return p->viewport_w > 0 && p->viewport_h > 0 && !p->open_url;
 	case ST_HEADERS: return p->extra_headers != NULL;
 	case ST_BLOCK: return p->block_patterns != NULL;
 	case ST_NO_POPUPS: return p->block_popups;
@@ -822,6 +895,26 @@ static void open_send_setup(cdp_page_t *p)
 		open_finish(p);
 }
 
+/*
+ * Opened at its URL, the target is already navigating when the session attaches: its
+ * events are recorded from here (the set-up commands answer only once that navigation
+ * commits or fails, and Page.setLifecycleEventsEnabled replays the lifecycle so far), and
+ * the first cdp_page_navigate() to the same URL waits for it instead of loading it again.
+ */
+static int initial_nav_begin(cdp_page_t *p)
+{
+	set_str(&p->main_frame, p->target_id);
+	p->nav_replied = 1; /* there is no Page.navigate reply to wait for */
+	p->initial_nav = 1;
+	if (nav_listeners_on(p) != 0)
+		return -ENOMEM;
+	p->l_started = cdp_conn_on(p->conn, "Page.frameStartedNavigating", p->session_id,
+	                           on_nav_event, p);
+	p->l_failed =
+	        cdp_conn_on(p->conn, "Network.loadingFailed", p->session_id, on_nav_event, p);
+	return p->l_started && p->l_failed ? 0 : -ENOMEM;
+}
+
 /* Context, target, attach: one after the other, each needs the previous one's id. */
 static void open_reply(cdp_page_t *p, const cdp_reply_t *r)
 {
@@ -849,7 +942,8 @@ static void open_reply(cdp_page_t *p, const cdp_reply_t *r)
 	                               : &p->session_id,
 	        id);
 	if (p->step == ST_ATTACH) {
-		if (add_crash_listeners(p) != 0 || add_hygiene_listeners(p) != 0) {
+		if (add_crash_listeners(p) != 0 || add_hygiene_listeners(p) != 0 ||
+		    (p->open_url && initial_nav_begin(p) != 0)) {
 			fail_open(p, -ENOMEM, "out of memory adding listeners");
 			return;
 		}
@@ -904,6 +998,13 @@ int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeou
 			}
 			p->extra_headers = h;
 		}
+		/* A user agent, extra headers and blocking must cover the page's very first
+		 * request, which a target created at its URL sends before the session exists. */
+		if (opts->url && !p->user_agent && !p->extra_headers && !p->block_patterns &&
+		    !(p->open_url = strdup(opts->url))) {
+			rc = -ENOMEM;
+			goto out;
+		}
 	}
 	/* The deadline is needed by the first send; the timer starts once it succeeded. */
 	p->timeout_ms = timeout_ms ? timeout_ms : PAGE_DEFAULT_TIMEOUT_MS;
@@ -924,6 +1025,7 @@ int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeou
 out:
 	if (rc != 0) {
 		free(p->user_agent);
+		free(p->open_url);
 		json_decref(p->block_patterns);
 		json_decref(p->extra_headers);
 		free(p);
@@ -933,21 +1035,43 @@ out:
 
 /* ---- navigate ---- */
 
+/* What the page itself knows of its navigation, for an adopted one whose response went
+ * by before Network was enabled: [HTTP status, URL after redirects]. */
+static const char adopt_status_js[] =
+        "(() => { const n = performance.getEntriesByType('navigation')[0];"
+        " return [n && n.responseStatus || 0, location.href]; })()";
+
+static void nav_succeed(cdp_page_t *p)
+{
+	if (p->adopting && p->resp_status == 0 && !p->status_asked) {
+		json_t *params = json_pack("{s:s, s:b}", "expression", adopt_status_js,
+		                           "returnByValue", 1);
+		p->status_asked = 1;
+		if (params && send_cmd(p, p->session_id, "Runtime.evaluate", params, 0) == 0)
+			return; /* nav_reply finishes */
+	}
+	finish_nav(p, 0, "");
+}
+
 static void nav_check_done(cdp_page_t *p)
 {
-	if (p->op != OP_NAV || !p->nav_replied)
+	if (p->op != OP_NAV || !p->nav_replied || p->status_asked)
 		return;
+	if (p->nav_error) {
+		finish_nav(p, CDP_ENAV, p->nav_error);
+		return;
+	}
 	if (p->http_failure) {
 		/* Chrome shows its own error page for an empty 4xx/5xx body; the response is ours. */
 		if (p->resp_status >= 400 || p->load_seen)
-			finish_nav(p, 0, "");
+			nav_succeed(p);
 		return;
 	}
 	if (p->lifecycle_on) {
 		if (str_eq(p->loaded_loader, p->nav_loader))
-			finish_nav(p, 0, "");
+			nav_succeed(p);
 	} else if (p->load_seen) {
-		finish_nav(p, 0, "");
+		nav_succeed(p);
 	}
 }
 
@@ -956,7 +1080,7 @@ static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *m
 {
 	cdp_page_t *p = ud;
 
-	if (p->op != OP_NAV)
+	if (p->op != OP_NAV && !p->initial_nav)
 		return;
 	if (strcmp(method, "Page.loadEventFired") == 0) {
 		p->load_seen = 1;
@@ -968,9 +1092,19 @@ static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *m
 			          "ignoring a Page.lifecycleEvent without name/frameId/loaderId");
 			return;
 		}
-		if (strcmp(name, "load") != 0 ||
-		    !str_eq(frame, p->main_frame ? p->main_frame : p->target_id))
+		if (!str_eq(frame, p->main_frame ? p->main_frame : p->target_id))
 			return;
+		/* The initial navigation, if it was never seen starting (a data: URL, or one
+		 * that committed before the session was set up): the replayed commit names the
+		 * document. */
+		if ((p->initial_nav || p->adopting) && strcmp(name, "commit") == 0 &&
+		    !p->start_loader && !p->nav_loader)
+			set_str(&p->nav_loader, loader);
+		if (strcmp(name, "load") != 0)
+			return;
+		/* ... or, committed before the session was even attached, only its load. */
+		if ((p->initial_nav || p->adopting) && !p->nav_loader)
+			set_str(&p->nav_loader, loader);
 		set_str(&p->loaded_loader, loader);
 	} else if (strcmp(method, "Network.responseReceived") == 0) {
 		const char *type = NULL, *loader = NULL, *frame = NULL, *url = NULL;
@@ -988,6 +1122,10 @@ static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *m
 			return;
 		if (frame && !str_eq(frame, p->main_frame ? p->main_frame : p->target_id))
 			return;
+		if ((p->initial_nav || p->adopting) && !p->start_loader && loader) {
+			set_str(&p->start_loader, loader);
+			set_str(&p->nav_loader, loader);
+		}
 		if (p->nav_loader && loader && strcmp(loader, p->nav_loader) != 0)
 			return;
 		if (!json_is_number(jstatus)) {
@@ -1032,10 +1170,101 @@ static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *m
 		free(p->final_url);
 		p->final_url = full;
 		return;
+	} else if (strcmp(method, "Page.frameStartedNavigating") == 0) {
+		const char *frame = NULL, *loader = NULL;
+		if (json_unpack(params, "{s:s, s:s}", "frameId", &frame, "loaderId", &loader) != 0) {
+			log_debug("page", "ignoring a Page.frameStartedNavigating without "
+			                  "frameId/loaderId");
+			return;
+		}
+		if (p->start_loader || !str_eq(frame, p->main_frame))
+			return;
+		set_str(&p->start_loader, loader);
+		set_str(&p->nav_loader, loader);
+		return;
+	} else if (strcmp(method, "Network.loadingFailed") == 0) {
+		/* No frameId here: the request id of a navigation is its loader id. */
+		const char *id = NULL, *type = NULL, *text = NULL;
+		if (json_unpack(params, "{s:s, s:s, s:s}", "requestId", &id, "type", &type,
+		                "errorText", &text) != 0) {
+			log_debug("page", "ignoring a Network.loadingFailed without "
+			                  "requestId/type/errorText");
+			return;
+		}
+		if (strcmp(type, "Document") != 0 || !str_eq(id, p->start_loader))
+			return;
+		if (strcmp(text, "net::ERR_HTTP_RESPONSE_CODE_FAILURE") == 0)
+			p->http_failure = 1;
+		else if (!p->nav_error)
+			set_str(&p->nav_error, *text ? text : "navigation failed");
 	} else {
 		return;
 	}
 	nav_check_done(p);
+}
+
+/* Forgets what a navigation saw (not its URL). */
+static void nav_state_reset(cdp_page_t *p)
+{
+	free(p->start_loader);
+	free(p->nav_error);
+	free(p->final_url);
+	free(p->nav_loader);
+	free(p->loaded_loader);
+	free(p->resp_loader);
+	free(p->resp_url);
+	p->start_loader = p->nav_error = NULL;
+	p->final_url = p->nav_loader = p->loaded_loader = p->resp_loader = p->resp_url = NULL;
+	p->resp_status = 0;
+	p->nav_replied = p->load_seen = p->http_failure = 0;
+	set_str(&p->main_frame, p->target_id);
+}
+
+/*
+ * The initial navigation ended on Chrome's error page and its error went by unseen (it
+ * failed before Network was enabled): load the URL once more with Page.navigate, whose
+ * reply names the error. Only a failed first load pays for this.
+ */
+static void adopt_retry(cdp_page_t *p)
+{
+	json_t *params = json_pack("{s:s}", "url", p->nav_url);
+	int rc;
+
+	log_debug("page", "%s: the first load ended on Chrome's error page; navigating again "
+	                  "for its error", p->target_id);
+	p->adopting = p->status_asked = 0;
+	listener_off(p, &p->l_started);
+	listener_off(p, &p->l_failed);
+	nav_state_reset(p);
+	rc = params ? send_cmd(p, p->session_id, "Page.navigate", params, 0) : -ENOMEM;
+	if (rc != 0)
+		finish_nav(p, CDP_ENAV, "the page's first load failed (Chrome's error page)");
+}
+
+/* The reply to adopt_status_js. Whatever it says, the navigation has ended. */
+static void adopt_status_reply(cdp_page_t *p, const cdp_reply_t *r)
+{
+	json_t *v = NULL, *owned = NULL;
+	char why[256];
+	json_int_t status = 0;
+	const char *href = NULL;
+
+	if (r->status != 0)
+		log_debug("page", "asking the page for its HTTP status failed: %s", r->error_message);
+	else if (read_evaluate(r->result, &v, &owned, why, sizeof why) != 0 ||
+	         json_unpack(v, "[I, s]", &status, &href) != 0)
+		log_debug("page", "the page's own HTTP status is unreadable; taking none");
+	if (href && strncmp(href, "chrome-error://", 15) == 0) {
+		json_decref(owned);
+		adopt_retry(p);
+		return;
+	}
+	if (status > 0 && status < 1000)
+		p->resp_status = (long)status;
+	if (href && !p->final_url)
+		set_str(&p->final_url, href);
+	json_decref(owned);
+	finish_nav(p, 0, "");
 }
 
 static void nav_reply(cdp_page_t *p, const cdp_reply_t *r)
@@ -1043,6 +1272,11 @@ static void nav_reply(cdp_page_t *p, const cdp_reply_t *r)
 	const char *frame = NULL, *loader = NULL, *error_text = NULL;
 	json_error_t err;
 	char why[512];
+
+	if (p->adopting) {
+		adopt_status_reply(p, r);
+		return;
+	}
 
 	if (r->status != 0) {
 		snprintf(why, sizeof why, "Page.navigate failed: %s", r->error_message);
@@ -1081,6 +1315,29 @@ static void on_conn_watch(uv_timer_t *t)
 		finish_nav(p, CDP_ECONNLOST, "connection to the browser lost during navigation");
 }
 
+static int nav_listeners_on(cdp_page_t *p)
+{
+	p->l_load = cdp_conn_on(p->conn, "Page.loadEventFired", p->session_id, on_nav_event, p);
+	p->l_lifecycle =
+	        cdp_conn_on(p->conn, "Page.lifecycleEvent", p->session_id, on_nav_event, p);
+	p->l_response =
+	        cdp_conn_on(p->conn, "Network.responseReceived", p->session_id, on_nav_event, p);
+	p->l_frame_nav =
+	        cdp_conn_on(p->conn, "Page.frameNavigated", p->session_id, on_nav_event, p);
+	return p->l_load && p->l_lifecycle && p->l_response && p->l_frame_nav ? 0 : -ENOMEM;
+}
+
+/* Adopting the initial navigation: what it did so far may already settle it, but the
+ * callback must come from the loop, so the first check runs from the poll timer. */
+static void on_adopt_poll(uv_timer_t *t)
+{
+	cdp_page_t *p = t->data;
+
+	nav_check_done(p);
+	if (p->op == OP_NAV)
+		on_conn_watch(t);
+}
+
 int cdp_page_navigate(cdp_page_t *p, const char *url, uint32_t timeout_ms, cdp_page_nav_cb cb,
                       void *ud)
 {
@@ -1091,30 +1348,29 @@ int cdp_page_navigate(cdp_page_t *p, const char *url, uint32_t timeout_ms, cdp_p
 		return rc;
 	if (!url || !cb)
 		return -EINVAL;
+	if (p->initial_nav) {
+		p->initial_nav = 0;
+		if (strcmp(url, p->open_url) == 0) {
+			if (!(p->nav_url = strdup(url)))
+				return -ENOMEM;
+			op_begin(p, OP_NAV, timeout_ms, ud);
+			p->cb.nav = cb;
+			p->adopting = 1;
+			uv_timer_start(&p->poll_timer, on_adopt_poll, 0, PAGE_CONN_WATCH_MS);
+			log_debug("page", "navigate %s (the page was opened there)", url);
+			return 0;
+		}
+		nav_listeners_off(p); /* another URL: a navigation of its own */
+	}
 	free(p->nav_url);
-	free(p->final_url);
-	free(p->nav_loader);
-	free(p->loaded_loader);
-	free(p->resp_loader);
-	free(p->resp_url);
-	p->final_url = p->nav_loader = p->loaded_loader = p->resp_loader = p->resp_url = NULL;
-	p->resp_status = 0;
-	p->nav_replied = p->load_seen = p->http_failure = 0;
-	set_str(&p->main_frame, p->target_id);
+	nav_state_reset(p);
 	p->nav_url = strdup(url);
 	params = json_pack("{s:s}", "url", url);
 	if (!p->nav_url || !params) {
 		json_decref(params);
 		return -ENOMEM;
 	}
-	p->l_load = cdp_conn_on(p->conn, "Page.loadEventFired", p->session_id, on_nav_event, p);
-	p->l_lifecycle =
-	        cdp_conn_on(p->conn, "Page.lifecycleEvent", p->session_id, on_nav_event, p);
-	p->l_response =
-	        cdp_conn_on(p->conn, "Network.responseReceived", p->session_id, on_nav_event, p);
-	p->l_frame_nav =
-	        cdp_conn_on(p->conn, "Page.frameNavigated", p->session_id, on_nav_event, p);
-	if (!p->l_load || !p->l_lifecycle || !p->l_response || !p->l_frame_nav) {
+	if (nav_listeners_on(p) != 0) {
 		nav_listeners_off(p);
 		json_decref(params);
 		return -ENOMEM;
@@ -1415,6 +1671,9 @@ static void free_page(cdp_page_t *p)
 	free(p->loaded_loader);
 	free(p->resp_loader);
 	free(p->resp_url);
+	free(p->start_loader);
+	free(p->nav_error);
+	free(p->open_url);
 	free(p->wait_expr);
 	json_decref(p->block_patterns);
 	json_decref(p->extra_headers);

@@ -717,7 +717,8 @@ static void task_start(run_t *r, rtarget_t *rt)
 	if (!ad->build_url || ad->build_url(rt->spec.state, rt->spec.url, t->url, sizeof t->url))
 		snprintf(t->url, sizeof t->url, "%.*s", (int)sizeof t->url - 1, rt->spec.url);
 	if (ad->needs_browser || rt->spec.discover) {
-		t->lease = pool_acquire(r->pool, rt->spec.timeout_ms, on_granted, on_revoked, t);
+		t->lease = pool_acquire(r->pool, t->url, rt->spec.timeout_ms, on_granted,
+		                        on_revoked, t);
 		if (!t->lease)
 			task_finish(t, 0, "the pool is closing");
 		return;

@@ -36,6 +36,7 @@ typedef struct pbrowser {
 	enum pool_recycle_reason reason; /* why it was launched, if as a replacement */
 	int replacement;
 	cdp_listener_t *l_created, *l_crashed;
+	cdp_listener_t *l_blocked; /* browser-wide blocking (a browser we launched) */
 } pbrowser_t;
 
 enum lease_state { L_WAITING, L_OPENING, L_GRANTED, L_REVOKED, L_CLOSING, L_DONE };
@@ -48,6 +49,7 @@ struct pool_lease {
 	cdp_page_t *page;
 	uv_timer_t timer; /* wait timeout, then the task deadline, then the stuck grace */
 	uint32_t task_timeout_ms;
+	char *url;         /* the page is opened there (NULL: about:blank) */
 	pool_granted_cb granted_cb;
 	pool_revoked_cb revoked_cb;
 	void *ud;
@@ -305,6 +307,7 @@ static void lease_timer_closed(uv_handle_t *h)
 	pool_lease_t *l = h->data;
 	pool_t *p = l->pool;
 
+	free(l->url);
 	free(l);
 	pool_unref(p);
 }
@@ -490,11 +493,13 @@ static void start_lease(pool_t *p, pool_lease_t *l)
 		p->in_use++;
 	l->pb->leases++;
 	memset(&po, 0, sizeof po);
+	po.url = p->opts.open_at_url ? l->url : NULL;
 	po.user_agent = p->opts.user_agent[0] ? p->opts.user_agent : NULL;
 	po.viewport_width = p->opts.viewport_width;
 	po.viewport_height = p->opts.viewport_height;
-	po.block_resources = strcmp(p->opts.block_resources, "none") ? p->opts.block_resources
-	                                                              : NULL;
+	po.block_resources = strcmp(p->opts.block_resources, "none") && !l->pb->l_blocked
+	                             ? p->opts.block_resources
+	                             : NULL;
 	po.extra_headers_json = p->opts.extra_headers[0] ? p->opts.extra_headers : NULL;
 	po.dismiss_dialogs = 1;
 	po.block_popups = 1;
@@ -561,8 +566,8 @@ static void on_wait_timeout(uv_timer_t *t)
 	lease_maybe_free(l);
 }
 
-pool_lease_t *pool_acquire(pool_t *p, uint32_t task_timeout_ms, pool_granted_cb granted_cb,
-                           pool_revoked_cb revoked_cb, void *ud)
+pool_lease_t *pool_acquire(pool_t *p, const char *url, uint32_t task_timeout_ms,
+                           pool_granted_cb granted_cb, pool_revoked_cb revoked_cb, void *ud)
 {
 	pool_lease_t *l;
 
@@ -571,6 +576,10 @@ pool_lease_t *pool_acquire(pool_t *p, uint32_t task_timeout_ms, pool_granted_cb 
 	l = calloc(1, sizeof *l);
 	if (!l)
 		return NULL;
+	if (url && !(l->url = strdup(url))) {
+		free(l);
+		return NULL;
+	}
 	l->pool = p;
 	l->state = L_WAITING;
 	l->task_timeout_ms = task_timeout_ms ? task_timeout_ms : p->opts.task_timeout_ms;
@@ -595,7 +604,7 @@ pool_lease_t *pool_acquire(pool_t *p, uint32_t task_timeout_ms, pool_granted_cb 
 pool_lease_t *pool_acquire_watch(pool_t *p, pool_granted_cb granted_cb,
                                  pool_revoked_cb revoked_cb, pool_moved_cb moved_cb, void *ud)
 {
-	pool_lease_t *l = pool_acquire(p, 0, granted_cb, revoked_cb, ud);
+	pool_lease_t *l = pool_acquire(p, NULL, 0, granted_cb, revoked_cb, ud);
 
 	if (l) {
 		l->watch = 1;
@@ -723,8 +732,10 @@ static void pb_close(pbrowser_t *pb)
 	if (c) {
 		cdp_conn_off(c, pb->l_created);
 		cdp_conn_off(c, pb->l_crashed);
+		if (pb->l_blocked)
+			cdp_conn_off(c, pb->l_blocked);
 	}
-	pb->l_created = pb->l_crashed = NULL;
+	pb->l_created = pb->l_crashed = pb->l_blocked = NULL;
 	browser_close(pb->b, pb_closed, pb);
 }
 
@@ -755,18 +766,23 @@ static void on_target_created(cdp_conn_t *c, const char *sid, const char *method
 {
 	pbrowser_t *pb = ud;
 	pool_t *p = pb->pool;
-	const char *tid = NULL, *type = NULL, *ctx = NULL;
+	const char *tid = NULL, *type = NULL, *ctx = NULL, *opener = NULL;
 	pool_lease_t *l;
 
-	if (json_unpack(params, "{s:{s:s, s:s, s?s}}", "targetInfo", "targetId", &tid, "type",
-	                &type, "browserContextId", &ctx) != 0 || !ctx)
+	if (json_unpack(params, "{s:{s:s, s:s, s?s, s?s}}", "targetInfo", "targetId", &tid,
+	                "type", &type, "browserContextId", &ctx, "openerId", &opener) != 0 ||
+	    !ctx)
 		return;
 	if (strcmp(type, "page") != 0)
 		return;
+	/* A second page in a leased context is a popup: close it at once. So is any page with
+	 * an opener in a browser we launched, even in a context whose lease is still opening
+	 * (a page opened at its URL runs its first scripts then): no page the pool makes has
+	 * one. An attached browser may have other users: there only our contexts count. */
 	l = lease_by_context(p, pb, ctx);
-	if (!l || l->state != L_GRANTED || strcmp(cdp_page_target_id(l->page), tid) == 0)
+	if (!(l && l->state == L_GRANTED && strcmp(cdp_page_target_id(l->page), tid) != 0) &&
+	    !(opener && (l || browser_pid(pb->b) > 0)))
 		return;
-	/* A second page in a leased context is a popup: close it at once. */
 	p->st.popups_closed++;
 	log_debug("pool", "closing popup %s", tid);
 	cdp_conn_send(c, NULL, "Target.closeTarget", json_pack("{s:s}", "targetId", tid), 5000,
@@ -863,6 +879,13 @@ static void on_browser_ready(browser_t *b, int status, const char *why, void *ud
 	pb->l_crashed = cdp_conn_on(c, "Target.targetCrashed", NULL, on_target_crashed, pb);
 	cdp_conn_send(c, NULL, "Target.setDiscoverTargets", json_pack("{s:b}", "discover", 1), 5000,
 	              on_discover, NULL, NULL);
+	/* Blocking for the whole browser, so it covers a page's first document too; a browser
+	 * we attached to may have other users, and gets it page by page instead. */
+	if (browser_pid(b) > 0 && strcmp(p->opts.block_resources, "none") != 0 &&
+	    cdp_block_browser(c, p->opts.block_resources, &p->st.requests_blocked,
+	                      &pb->l_blocked) != 0)
+		log_error("pool", "cannot block %s browser-wide; pages block on their own",
+		          p->opts.block_resources);
 	pb_set_state(pb, PB_READY);
 	pb->ready_at = uv_now(p->loop);
 	if (p->current) {

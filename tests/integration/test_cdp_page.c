@@ -509,6 +509,137 @@ static void test_cdp_page__navigation_outcomes(void **state)
 	env_close(e);
 }
 
+/* Opens a page created straight at url (opts may be NULL); returns the open's status. */
+static int open_at(env_t *e, const cdp_page_opts_t *opts, const char *url, uint32_t timeout_ms,
+                   cdp_page_t **out)
+{
+	res_t r = { 0 };
+	cdp_page_opts_t o = { 0 };
+
+	if (opts)
+		o = *opts;
+	o.url = url;
+	assert_int_equal(cdp_page_open(browser_conn(e->b), &o, timeout_ms, on_opened, &r), 0);
+	assert_true(tu_run_until(&e->loop, &r.done, WAIT_MS));
+	*out = r.page;
+	return r.status;
+}
+
+/* Opened at its URL, the first navigate to that URL reports the page's first load with the
+ * same outcomes as a navigation of its own, whichever way the events fell. */
+static void test_cdp_page__opened_at_url(void **state)
+{
+	env_t *e = *state;
+	res_t r = { 0 };
+	char url[512], want[256];
+	cdp_page_t *p;
+	cdp_page_counters_t pc;
+	cdp_page_opts_t guarded = { .block_popups = 1 };
+	cdp_page_opts_t ua = { .user_agent = "cdpilot-test/2.0" };
+	cdp_page_opts_t blocking = { .block_resources = "image" };
+	cdp_listener_t *l_block;
+	uint64_t blocked = 0;
+	int port;
+	uint64_t t0;
+
+	env_open(e);
+
+	/* several times over, as the session is set up before or after the commit */
+	for (int i = 0; i < 10; i++) {
+		url_of(e, i % 2 ? "/status/404" : "/redirect?to=/static", url, sizeof url);
+		url_of(e, "/static", want, sizeof want);
+		assert_int_equal(open_at(e, NULL, url, 10000, &p), 0);
+		navigate(e, p, url, 10000, &r);
+		assert_int_equal(r.status, 0);
+		assert_int_equal(r.http_status, i % 2 ? 404 : 200);
+		if (i % 2 == 0)
+			assert_string_equal(r.final_url, want);
+		close_page(e, p);
+	}
+
+	/* a script of the first document navigating again: the last document is waited for */
+	url_of(e, "/static", want, sizeof want);
+	snprintf(url, sizeof url,
+	         "data:text/html,<title>first</title><script>location.replace('%s')</script>",
+	         want);
+	assert_int_equal(open_at(e, NULL, url, 10000, &p), 0);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.final_url, want);
+	evaluate(e, p, "document.title", 5000, &r);
+	assert_string_equal(json_string_value(r.value), "Static page");
+	close_page(e, p);
+
+	/* a refused connection: Chrome's error text, as from Page.navigate */
+	port = tu_unused_port();
+	assert_true(port > 0);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+	assert_int_equal(open_at(e, NULL, url, 10000, &p), 0);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, CDP_ENAV);
+	assert_string_equal(r.why, "net::ERR_CONNECTION_REFUSED");
+	close_page(e, p);
+
+	/* browser-wide blocking covers the first document (its image never comes, so only a
+	 * blocked one lets it load), and the popup guard is in it once it is handed over */
+	assert_int_equal(cdp_block_browser(browser_conn(e->b), "image", &blocked, &l_block), 0);
+	assert_non_null(l_block);
+	url_of(e, "/never-load", url, sizeof url);
+	assert_int_equal(open_at(e, &guarded, url, 10000, &p), 0);
+	navigate(e, p, url, 5000, &r);
+	assert_int_equal(r.status, 0);
+	assert_true(blocked >= 1);
+	cdp_conn_off(browser_conn(e->b), l_block);
+	cdp_conn_send(browser_conn(e->b), NULL, "Fetch.disable", NULL, 5000, ignore_reply, NULL,
+	              NULL);
+	evaluate(e, p, "window.open('about:blank') === null", 5000, &r);
+	assert_true(json_is_true(r.value));
+	/* another URL afterwards is a navigation of its own */
+	url_of(e, "/static", url, sizeof url);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.http_status, 200);
+	evaluate(e, p, "document.title", 5000, &r);
+	assert_string_equal(json_string_value(r.value), "Static page");
+	close_page(e, p);
+
+	/* a user agent must cover the first request: the page starts at about:blank, and the
+	 * navigate is a real one */
+	url_of(e, "/static", url, sizeof url);
+	assert_int_equal(open_at(e, &ua, url, 10000, &p), 0);
+	evaluate(e, p, "location.href", 5000, &r);
+	assert_string_equal(json_string_value(r.value), "about:blank");
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	evaluate(e, p, "navigator.userAgent", 5000, &r);
+	assert_string_equal(json_string_value(r.value), "cdpilot-test/2.0");
+	close_page(e, p);
+	/* so must a page's own blocking */
+	url_of(e, "/never-load", url, sizeof url);
+	assert_int_equal(open_at(e, &blocking, url, 10000, &p), 0);
+	evaluate(e, p, "location.href", 5000, &r);
+	assert_string_equal(json_string_value(r.value), "about:blank");
+	navigate(e, p, url, 5000, &r);
+	assert_int_equal(r.status, 0);
+	cdp_page_get_counters(p, &pc);
+	assert_true(pc.requests_blocked >= 1);
+	close_page(e, p);
+
+	/* a server that never answers: -ETIMEDOUT, and the page stays usable */
+	url_of(e, "/hang", url, sizeof url);
+	assert_int_equal(open_at(e, NULL, url, 10000, &p), 0);
+	t0 = tu_now_ms();
+	navigate(e, p, url, 1000, &r);
+	assert_int_equal(r.status, -ETIMEDOUT);
+	assert_true(tu_now_ms() - t0 < 3000);
+	evaluate(e, p, "1+1", 5000, &r);
+	assert_int_equal(json_integer_value(r.value), 2);
+	close_page(e, p);
+
+	res_reset(&r);
+	env_close(e);
+}
+
 static void test_cdp_page__timeout_fails_alone(void **state)
 {
 	env_t *e = *state;
@@ -667,6 +798,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_cdp_page__big_screenshot_arrives_whole,
 		                                env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_page__navigation_outcomes, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__opened_at_url, env_setup,
 		                                env_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_page__timeout_fails_alone, env_setup,
 		                                env_teardown),

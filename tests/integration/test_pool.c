@@ -165,7 +165,7 @@ static void run_task(h_t *h, const char *path)
 	t->h = h;
 	fixture_url(h->fx, path, t->url, sizeof t->url);
 	h->running++;
-	t->lease = pool_acquire(h->pool, 0, on_granted, on_revoked, t);
+	t->lease = pool_acquire(h->pool, t->url, 0, on_granted, on_revoked, t);
 	assert_non_null(t->lease);
 }
 
@@ -416,7 +416,16 @@ static void hostile_granted(pool_lease_t *l, int status, const char *why, void *
 	hostile_t *x = ud;
 	char url[256];
 
-	assert_int_equal(status, 0);
+	if (status != 0) {
+		/* A page opened at its URL (open_at_url) is handed over once its set-up
+		 * commands answer, which a renderer stuck from its first load never does: the
+		 * deadline ends it while still opening, and the pool frees the lease. */
+		assert_int_equal(status, -ETIMEDOUT);
+		x->finished = 1;
+		x->outcome = POOL_TIMEOUT;
+		x->lease = NULL;
+		return;
+	}
 	fixture_url(x->h->fx, x->path, url, sizeof url);
 	if (cdp_page_navigate(pool_lease_page(l), url, 20000, hostile_nav, x) != 0)
 		hostile_done(x, POOL_FAILED);
@@ -454,8 +463,13 @@ static void test_pool__hostile_pages_fail_alone(void **state)
 	h_start_probe(&h, 50);
 	assert_true(h_wait_ready(&h));
 	for (size_t i = 0; i < n; i++) {
+		char url[256];
 		xs[i].h = &h;
-		xs[i].lease = pool_acquire(h.pool, 0, hostile_granted, hostile_revoked, &xs[i]);
+		/* given their URLs, as the daemon does (opened at about:blank first: the pool
+		 * option open_at_url is off) */
+		fixture_url(h.fx, xs[i].path, url, sizeof url);
+		xs[i].lease =
+		        pool_acquire(h.pool, url, 0, hostile_granted, hostile_revoked, &xs[i]);
 		assert_non_null(xs[i].lease);
 	}
 	/* good tasks flow beside them */
@@ -485,9 +499,9 @@ static void test_pool__hostile_pages_fail_alone(void **state)
 	print_message("popups closed=%llu launches=%llu stuck=%llu\n",
 	              (unsigned long long)st.popups_closed, (unsigned long long)st.browser_launches,
 	              (unsigned long long)st.stuck_contexts);
+	print_message("most pages seen alive in one context: %u\n", h.max_pages_per_context);
 	assert_true(xs[1].window_open_blocked);
 	assert_int_equal(st.popups_closed, 5); /* the guarded ones opened nothing */
-	print_message("most pages seen alive in one context: %u\n", h.max_pages_per_context);
 	assert_true(h.max_pages_per_context <= 3);
 	assert_true(st.dialogs_dismissed > 0);
 	assert_int_equal(st.browser_launches, 1); /* nothing took the browser down */
@@ -675,7 +689,7 @@ static void test_pool__close_lets_inflight_tasks_finish(void **state)
 	assert_int_equal(st.leases_in_use, 4); /* some granted, the rest still opening */
 	assert_int_equal(st.waiting, 2);
 	pool_close(h.pool, on_pool_closed, &h);
-	assert_null(pool_acquire(h.pool, 0, after_close_acquire, NULL, NULL));
+	assert_null(pool_acquire(h.pool, NULL, 0, after_close_acquire, NULL, NULL));
 	assert_true(tu_run_until(&h.loop, &h.pool_closed, 30000));
 	print_message("after close: ok=%d failed=%d (the waiting ones were cancelled)\n", h.ok,
 	              h.failed);
@@ -733,7 +747,7 @@ static void test_pool__cancel_while_opening(void **state)
 	cancel_calls = cancel_status_ok = cancel_late = 0;
 	for (int i = 0; i < 4; i++) {
 		holder[i] = calloc(1, sizeof *holder[i]);
-		l[i] = i < 2 ? pool_acquire(h.pool, 0, on_cancel_granted, on_cancel_revoked,
+		l[i] = i < 2 ? pool_acquire(h.pool, NULL, 0, on_cancel_granted, on_cancel_revoked,
 		                            holder[i])
 		             : pool_acquire_watch(h.pool, on_cancel_granted, on_cancel_revoked,
 		                                  on_cancel_moved, holder[i]);
