@@ -463,8 +463,8 @@ static void finish_nav(cdp_page_t *p, int status, const char *message)
 	p->final_url = NULL;
 	p->nav_url = NULL;
 	op_reset(p);
-	log_debug("page", "navigate done: %s: %s (http %ld, %s)", p->target_id, cdp_strerror(status), res.http_status,
-	          res.final_url);
+	log_debug("page", "navigate done: %s: %s (http %ld, %s)", p->target_id,
+	          cdp_strerror(status), res.http_status, res.final_url);
 	cb(p, &res, ud);
 	free(final_url);
 	free(other);
@@ -1172,7 +1172,7 @@ static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *m
 		return;
 	} else if (strcmp(method, "Page.frameStartedNavigating") == 0) {
 		const char *frame = NULL, *loader = NULL;
-		if (json_unpack(params, "{s:s, s:s}", "frameId", &frame, "loaderId", &loader) != 0) {
+		if (json_unpack(params, "{s:s, s:s}", "frameId", &frame, "loaderId", &loader)) {
 			log_debug("page", "ignoring a Page.frameStartedNavigating without "
 			                  "frameId/loaderId");
 			return;
@@ -1250,7 +1250,8 @@ static void adopt_status_reply(cdp_page_t *p, const cdp_reply_t *r)
 	const char *href = NULL;
 
 	if (r->status != 0)
-		log_debug("page", "asking the page for its HTTP status failed: %s", r->error_message);
+		log_debug("page", "asking the page for its HTTP status failed: %s",
+		          r->error_message);
 	else if (read_evaluate(r->result, &v, &owned, why, sizeof why) != 0 ||
 	         json_unpack(v, "[I, s]", &status, &href) != 0)
 		log_debug("page", "the page's own HTTP status is unreadable; taking none");
