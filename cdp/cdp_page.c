@@ -608,19 +608,27 @@ static void on_dialog(cdp_conn_t *conn, const char *session_id, const char *meth
 	              json_pack("{s:b}", "accept", accept), 5000, hygiene_reply, NULL, NULL);
 }
 
-/* Only requests of blocked resource types are paused (see Fetch.enable's patterns). */
-static void on_request_paused(cdp_conn_t *conn, const char *session_id, const char *method,
-                              json_t *params, void *ud)
+/* Fails a request paused by Fetch.enable's patterns (only blocked resource types are
+ * paused) on the session that paused it, and counts it. */
+static void block_paused(cdp_conn_t *conn, const char *session_id, json_t *params,
+                         uint64_t *blocked)
 {
-	cdp_page_t *p = ud;
 	json_t *id = json_object_get(params, "requestId");
 
 	if (!json_is_string(id))
 		return;
-	p->counters.requests_blocked++;
-	cdp_conn_send(conn, p->session_id, "Fetch.failRequest",
+	(*blocked)++;
+	cdp_conn_send(conn, session_id, "Fetch.failRequest",
 	              json_pack("{s:O, s:s}", "requestId", id, "errorReason", "BlockedByClient"),
 	              5000, hygiene_reply, NULL, NULL);
+}
+
+static void on_request_paused(cdp_conn_t *conn, const char *session_id, const char *method,
+                              json_t *params, void *ud)
+{
+	cdp_page_t *p = ud;
+
+	block_paused(conn, p->session_id, params, &p->counters.requests_blocked);
 }
 
 static int add_hygiene_listeners(cdp_page_t *p)
@@ -692,15 +700,8 @@ static int block_patterns(const char *list, json_t **out)
 static void on_browser_paused(cdp_conn_t *conn, const char *session_id, const char *method,
                               json_t *params, void *ud)
 {
-	uint64_t *blocked = ud;
-	json_t *id = json_object_get(params, "requestId");
-
-	if (session_id || !json_is_string(id))
-		return; /* a page's own Fetch, or a malformed event */
-	(*blocked)++;
-	cdp_conn_send(conn, NULL, "Fetch.failRequest",
-	              json_pack("{s:O, s:s}", "requestId", id, "errorReason", "BlockedByClient"),
-	              5000, hygiene_reply, NULL, NULL);
+	if (!session_id) /* else a page's own Fetch */
+		block_paused(conn, NULL, params, ud);
 }
 
 static void block_browser_reply(cdp_conn_t *conn, const cdp_reply_t *r, void *ud)
@@ -1092,17 +1093,12 @@ static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *m
 			          "ignoring a Page.lifecycleEvent without name/frameId/loaderId");
 			return;
 		}
-		if (!str_eq(frame, p->main_frame ? p->main_frame : p->target_id))
+		if (strcmp(name, "load") != 0 ||
+		    !str_eq(frame, p->main_frame ? p->main_frame : p->target_id))
 			return;
 		/* The initial navigation, if it was never seen starting (a data: URL, or one
-		 * that committed before the session was set up): the replayed commit names the
-		 * document. */
-		if ((p->initial_nav || p->adopting) && strcmp(name, "commit") == 0 &&
-		    !p->start_loader && !p->nav_loader)
-			set_str(&p->nav_loader, loader);
-		if (strcmp(name, "load") != 0)
-			return;
-		/* ... or, committed before the session was even attached, only its load. */
+		 * that committed before the session was attached): its document is the one
+		 * that loads. */
 		if ((p->initial_nav || p->adopting) && !p->nav_loader)
 			set_str(&p->nav_loader, loader);
 		set_str(&p->loaded_loader, loader);
