@@ -228,7 +228,7 @@ int main(int argc, char **argv)
 	bench_t b;
 	pool_opts_t o;
 	cdp_wsctx_t *ws;
-	int block = 0, at_url = 0;
+	int block = 0;
 	double cpu0, cpu1, secs;
 	cdp_conn_stats_t cs0, cs1;
 	pool_stats_t st;
@@ -250,8 +250,6 @@ int main(int argc, char **argv)
 			b.conc = (int)strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--block") == 0)
 			block = 1;
-		else if (strcmp(argv[i], "--open-at-url") == 0)
-			at_url = 1;
 		else {
 			fprintf(stderr, "cdpilot-bench-pool: unknown argument '%s'\n", argv[i]);
 			return 2;
@@ -259,7 +257,7 @@ int main(int argc, char **argv)
 	}
 	if (!b.base || b.tasks < 1 || b.conc < 1 || b.conc > 256) {
 		fprintf(stderr, "usage: cdpilot-bench-pool --base URL [--tasks N] "
-		                "[--concurrency 1..256] [--block] [--open-at-url]\n");
+		                "[--concurrency 1..256] [--block]\n");
 		return 2;
 	}
 	log_set_level(getenv("BENCH_DEBUG") ? LOG_DEBUG : LOG_WARN);
@@ -273,7 +271,6 @@ int main(int argc, char **argv)
 	o.recycle_uptime_ms = 0;
 	if (!block)
 		snprintf(o.block_resources, sizeof o.block_resources, "none");
-	o.open_at_url = at_url;
 	b.pool = pool_new(&b.loop, ws, &o);
 	pool_start(b.pool);
 	/* wait for the browser, so launch time is not part of throughput */
@@ -311,8 +308,6 @@ int main(int argc, char **argv)
 	                (double)(cs1.sent - cs0.sent) / b.tasks, "events",
 	                (double)(cs1.events - cs0.events) / b.tasks, "events_unparsed",
 	                (double)(cs1.events_unparsed - cs0.events_unparsed) / b.tasks);
-	if (out)
-		json_object_set_new(out, "open_at_url", json_boolean(at_url));
 	text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	printf("%s\n", text);
 	fflush(stdout);

@@ -5,8 +5,7 @@
 # run. Each task: fresh context, load the page, read its title, dispose the context.
 # Prints tasks/s, p50/p95 task latency, peak controller RSS, controller CPU per task and
 # the peak process count of the whole tree, with ratios; then cdpilot once more with its
-# defaults (resource blocking on), and once opening each page at its URL. Raw JSON lines
-# go to build/bench-results/pool.jsonl.
+# defaults (resource blocking on). Raw JSON lines go to build/bench-results/pool.jsonl.
 #
 # usage: bench/run-pool.sh [--tasks N] [--levels "1 8 32"]
 set -euo pipefail
@@ -58,9 +57,6 @@ done
 echo "== concurrency 8: cdpilot with its defaults (BLOCK_RESOURCES=image,media,font)"
 build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" --concurrency 8 --block \
 	>>"$out" 2>>"$results/pool-cdpilot.log" || status=1
-echo "== concurrency 8: cdpilot opening each page at its URL (pool option open_at_url)"
-build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" --concurrency 8 --open-at-url \
-	>>"$out" 2>>"$results/pool-cdpilot.log" || status=1
 
 echo
 node - "$out" "$machine" <<'JS' || status=1
@@ -69,7 +65,7 @@ const fs = require('node:fs');
 const read = (p) => fs.readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const rows = read(process.argv[2]);
 for (const m of read(process.argv[3])) {
-  const r = rows.find((x) => x.side === m.side && x.concurrency === m.concurrency && !x.block_resources && !x.open_at_url);
+  const r = rows.find((x) => x.side === m.side && x.concurrency === m.concurrency && !x.block_resources);
   if (r) r.machine_cpu_ms_per_task = m.machine_cpu_ms / (r.tasks || 1);
 }
 const metrics = [
@@ -85,7 +81,7 @@ const f = (x) => (typeof x !== 'number' ? '-' : x < 10 ? x.toFixed(2) : x.toFixe
 const lines = [['concurrency', 'metric', 'cdpilot', 'playwright', 'advantage']];
 const levels = [...new Set(rows.map((r) => r.concurrency))];
 for (const c of levels) {
-  const a = rows.find((r) => r.side === 'cdpilot' && r.concurrency === c && !r.block_resources && !r.open_at_url);
+  const a = rows.find((r) => r.side === 'cdpilot' && r.concurrency === c && !r.block_resources);
   const b = rows.find((r) => r.side === 'playwright' && r.concurrency === c);
   if (!a || !b) continue;
   for (const [label, k, better] of metrics) {
@@ -100,19 +96,11 @@ for (const [i, r] of lines.entries()) {
 }
 console.log('advantage: how many times better cdpilot is (above 1 = cdpilot better), same settings, no blocking.');
 const d = rows.find((r) => r.side === 'cdpilot' && r.block_resources);
-const n = rows.find((r) => r.side === 'cdpilot' && r.concurrency === 8 && !r.block_resources && !r.open_at_url);
-const u = rows.find((r) => r.side === 'cdpilot' && r.open_at_url);
-const p8 = rows.find((r) => r.side === 'playwright' && r.concurrency === 8);
+const n = rows.find((r) => r.side === 'cdpilot' && r.concurrency === 8 && !r.block_resources);
 if (d && n) {
   console.log(`\ncdpilot defaults at concurrency 8 (blocking image,media,font): ${f(d.tasks_per_s)} tasks/s ` +
               `(${(d.tasks_per_s / n.tasks_per_s).toFixed(2)}x of no blocking), p95 ${f(d.p95_ms)} ms, ` +
               `peak processes ${d.peak_processes}`);
-}
-if (u && p8) {
-  console.log(`cdpilot opening pages at their URL (open_at_url, not yet the default) at concurrency 8: ` +
-              `${f(u.tasks_per_s)} tasks/s (${(u.tasks_per_s / p8.tasks_per_s).toFixed(2)}x Playwright), ` +
-              `controller CPU ${f(u.cpu_ms_per_task)} ms/task (${(p8.cpu_ms_per_task / u.cpu_ms_per_task).toFixed(2)}x), ` +
-              `peak processes ${u.peak_processes}`);
 }
 const failed = rows.filter((r) => r.failed > 0);
 if (failed.length) { console.log('\nruns with failed tasks:', JSON.stringify(failed)); process.exitCode = 1; }

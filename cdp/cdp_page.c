@@ -5,10 +5,16 @@
  * (poll_timer) paces wait_for polling and, while a navigation waits for its load event
  * with no command in flight, watches that the connection is still open.
  *
- * At most one command of the page is in flight at any time; when an operation ends early
- * (timeout, crash, close) the in-flight command is cancelled with cdp_conn_cancel(), so the
- * conn never holds a callback to a page that has moved on. Late replies after a cancel are
- * dropped by the conn.
+ * Opening is a chain (context, target, session) and then the session's set-up commands,
+ * sent together. On a holding connection (cdp_hold_pages) the session is Chrome's own
+ * auto-attached one, reported by Target.attachedToTarget (often before createTarget
+ * answers), and the set-up ends with Runtime.runIfWaitingForDebugger, which lets the page
+ * start loading.
+ *
+ * Apart from those set-up commands, at most one command of the page is in flight; when an
+ * operation ends early (timeout, crash, close) the commands in flight are cancelled with
+ * cdp_conn_cancel(), so the conn never holds a callback to a page that has moved on. Late
+ * replies after a cancel are dropped by the conn.
  *
  * Lifetime: the page is freed only from the close callback of its last timer, which libuv
  * runs at the top of the loop, never on the stack of a page callback or a conn callback.
@@ -49,6 +55,7 @@ enum open_step {
 	ST_HEADERS,
 	ST_BLOCK,
 	ST_NO_POPUPS,
+	ST_RESUME,
 	ST_OPEN_DONE
 };
 
@@ -64,6 +71,7 @@ static const char *const open_methods[] = {
 	"Network.setExtraHTTPHeaders",
 	"Fetch.enable",
 	"Page.addScriptToEvaluateOnNewDocument",
+	"Runtime.runIfWaitingForDebugger",
 	"",
 };
 
@@ -104,12 +112,28 @@ static const char no_popups_js[] =
         "  };\n"
         "})();";
 
+/* cdp_hold_pages: Target.setAutoAttach asked, granted or refused. */
+enum hold_state { HOLD_ASKED, HOLD_ON, HOLD_FAILED };
+
+struct cdp_hold {
+	cdp_conn_t *conn;
+	enum hold_state state;
+	uint64_t id; /* the command, while it is pending */
+	int pending;
+};
+
 struct cdp_page {
 	cdp_conn_t *conn;
 	uv_loop_t *loop;
 	enum page_state state;
 	char *context_id, *target_id, *session_id;
 	char *open_url;   /* the target was created at this URL (NULL: about:blank) */
+	const cdp_hold_t *hold; /* held: the session comes from Chrome's auto-attach */
+	cdp_listener_t *l_attach; /* held, until our target's session is attached */
+	int open_cmd;     /* the chained open step whose reply is awaited (ST_CONTEXT...) */
+	int target_replied; /* held: Target.createTarget has answered */
+	int setup_complete; /* every set-up command has answered */
+	int resume;       /* held and waiting for the debugger: ST_RESUME lets it go */
 	int initial_nav;  /* recording that first navigation until a navigate adopts it */
 	char *user_agent;
 	int viewport_w, viewport_h;
@@ -695,6 +719,55 @@ static int block_patterns(const char *list, json_t **out)
 	return 0;
 }
 
+/* ---- holding new pages ---- */
+
+static void hold_reply(cdp_conn_t *conn, const cdp_reply_t *r, void *ud)
+{
+	cdp_hold_t *h = ud;
+
+	h->pending = 0;
+	h->state = r->status == 0 ? HOLD_ON : HOLD_FAILED;
+	if (r->status != 0 && r->status != -ECANCELED && r->status != CDP_ECONNLOST)
+		log_error("page", "holding new pages failed: Target.setAutoAttach: %s",
+		          r->error_message);
+}
+
+int cdp_hold_pages(cdp_conn_t *conn, cdp_hold_t **out)
+{
+	cdp_hold_t *h = calloc(1, sizeof *h);
+	json_t *params = json_pack("{s:b, s:b, s:b, s:[{s:s, s:b}, {s:b}]}", "autoAttach", 1,
+	                           "waitForDebuggerOnStart", 1, "flatten", 1, "filter", "type",
+	                           "page", "exclude", 0, "exclude", 1);
+	int rc;
+
+	*out = NULL;
+	if (!h || !params) {
+		free(h);
+		json_decref(params);
+		return -ENOMEM;
+	}
+	h->conn = conn;
+	h->state = HOLD_ASKED;
+	h->pending = 1;
+	rc = cdp_conn_send(conn, NULL, "Target.setAutoAttach", params, 5000, hold_reply, h,
+	                   &h->id);
+	if (rc != 0) {
+		free(h);
+		return rc;
+	}
+	*out = h;
+	return 0;
+}
+
+void cdp_hold_free(cdp_hold_t *h)
+{
+	if (!h)
+		return;
+	if (h->pending)
+		cdp_conn_cancel(h->conn, h->id); /* hold_reply runs now, with -ECANCELED */
+	free(h);
+}
+
 /* ---- browser-wide blocking ---- */
 
 static void on_browser_paused(cdp_conn_t *conn, const char *session_id, const char *method,
@@ -776,7 +849,8 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 		session = NULL;
 		break;
 	case ST_PAGE_ENABLE:
-	case ST_NETWORK_ENABLE: params = json_object(); break;
+	case ST_NETWORK_ENABLE:
+	case ST_RESUME: params = json_object(); break;
 	case ST_LIFECYCLE: params = json_pack("{s:b}", "enabled", 1); break;
 	case ST_USER_AGENT: params = json_pack("{s:s}", "userAgent", p->user_agent); break;
 	case ST_VIEWPORT:
@@ -791,7 +865,7 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 		 * blocker is not in the headless shell). A guard, not a wall: the pool closes
 		 * whatever window still gets opened. */
 		params = json_pack("{s:s, s:b}", "source", no_popups_js, "runImmediately",
-		                   p->open_url != NULL);
+		                   p->open_url && !p->hold);
 		break;
 	default: return -EINVAL;
 	}
@@ -805,6 +879,7 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 
 static int open_send_step(cdp_page_t *p)
 {
+	p->open_cmd = p->step;
 	return open_send_step_to(p, p->step, NULL, NULL, NULL);
 }
 
@@ -828,8 +903,17 @@ static int step_applies(const cdp_page_t *p, int step)
 	case ST_HEADERS: return p->extra_headers != NULL;
 	case ST_BLOCK: return p->block_patterns != NULL;
 	case ST_NO_POPUPS: return p->block_popups;
+	case ST_RESUME: return p->resume;
 	default: return 1;
 	}
+}
+
+/* A held page is open once both its set-up and Target.createTarget have answered. */
+static void setup_done(cdp_page_t *p)
+{
+	p->setup_complete = 1;
+	if (!p->hold || p->target_replied)
+		open_finish(p);
 }
 
 static void on_setup_reply(cdp_conn_t *conn, const cdp_reply_t *r, void *ud)
@@ -857,7 +941,7 @@ static void on_setup_reply(cdp_conn_t *conn, const cdp_reply_t *r, void *ud)
 	if (p->setup_status)
 		fail_open(p, p->setup_status, p->setup_why);
 	else
-		open_finish(p);
+		setup_done(p);
 }
 
 /*
@@ -893,14 +977,15 @@ static void open_send_setup(cdp_page_t *p)
 		return;
 	}
 	if (p->setup_out == 0)
-		open_finish(p);
+		setup_done(p);
 }
 
 /*
- * Opened at its URL, the target is already navigating when the session attaches: its
- * events are recorded from here (the set-up commands answer only once that navigation
- * commits or fails, and Page.setLifecycleEventsEnabled replays the lifecycle so far), and
- * the first cdp_page_navigate() to the same URL waits for it instead of loading it again.
+ * Opened at its URL, the target navigates there by itself: held, once the set-up lets it
+ * go; else it is already under way when the session attaches. Its events are recorded from
+ * here (the set-up commands answer only once that navigation commits or fails, and
+ * Page.setLifecycleEventsEnabled replays the lifecycle so far), and the first
+ * cdp_page_navigate() to the same URL waits for it instead of loading it again.
  */
 static int initial_nav_begin(cdp_page_t *p)
 {
@@ -916,13 +1001,60 @@ static int initial_nav_begin(cdp_page_t *p)
 	return p->l_started && p->l_failed ? 0 : -ENOMEM;
 }
 
+/* The session is attached (by Target.attachToTarget, or by Chrome for a held page): the
+ * page-long listeners go on and the set-up goes out. */
+static void open_attached(cdp_page_t *p)
+{
+	if (add_crash_listeners(p) != 0 || add_hygiene_listeners(p) != 0 ||
+	    (p->open_url && initial_nav_begin(p) != 0)) {
+		fail_open(p, -ENOMEM, "out of memory adding listeners");
+		return;
+	}
+	open_send_setup(p);
+}
+
+/*
+ * A held page: Chrome attaches a session to every new page (cdp_hold_pages) and reports
+ * it here, possibly before Target.createTarget answers. Ours is the page of our context
+ * that has no opener (a popup has one); it waits for the debugger until the set-up is in.
+ */
+static void on_attached(cdp_conn_t *conn, const char *session_id, const char *method,
+                        json_t *params, void *ud)
+{
+	cdp_page_t *p = ud;
+	const char *sid = NULL, *tid = NULL, *type = NULL, *ctx = NULL, *opener = NULL;
+	int waiting = 0;
+	json_error_t err;
+
+	if (session_id || p->op != OP_OPEN || p->session_id)
+		return;
+	if (json_unpack_ex(params, &err, 0, "{s:s, s:{s:s, s:s, s?s, s?s}, s?b}", "sessionId",
+	                   &sid, "targetInfo", "targetId", &tid, "type", &type,
+	                   "browserContextId", &ctx, "openerId", &opener, "waitingForDebugger",
+	                   &waiting) != 0) {
+		log_debug("page", "ignoring a Target.attachedToTarget of unexpected shape: %s",
+		          err.text);
+		return;
+	}
+	if (!str_eq(ctx, p->context_id) || strcmp(type, "page") != 0 || opener ||
+	    (p->target_id && strcmp(tid, p->target_id) != 0))
+		return;
+	listener_off(p, &p->l_attach);
+	set_str(&p->session_id, sid);
+	if (!p->target_id)
+		set_str(&p->target_id, tid);
+	p->resume = waiting;
+	open_attached(p);
+}
+
 /* Context, target, attach: one after the other, each needs the previous one's id. */
 static void open_reply(cdp_page_t *p, const cdp_reply_t *r)
 {
-	const char *method = open_methods[p->step];
-	const char *key = p->step == ST_CONTEXT  ? "browserContextId"
-	                  : p->step == ST_TARGET ? "targetId"
-	                                         : "sessionId";
+	int cmd = p->open_cmd;
+	const char *method = open_methods[cmd];
+	const char *key = cmd == ST_CONTEXT  ? "browserContextId"
+	                  : cmd == ST_TARGET ? "targetId"
+	                                     : "sessionId";
 	const char *id = NULL;
 	json_error_t err;
 	char why[512];
@@ -938,20 +1070,47 @@ static void open_reply(cdp_page_t *p, const cdp_reply_t *r)
 		fail_open(p, CDP_EBADREPLY, why);
 		return;
 	}
-	set_str(p->step == ST_CONTEXT  ? &p->context_id
-	        : p->step == ST_TARGET ? &p->target_id
-	                               : &p->session_id,
-	        id);
-	if (p->step == ST_ATTACH) {
-		if (add_crash_listeners(p) != 0 || add_hygiene_listeners(p) != 0 ||
-		    (p->open_url && initial_nav_begin(p) != 0)) {
-			fail_open(p, -ENOMEM, "out of memory adding listeners");
-			return;
-		}
-		open_send_setup(p);
+	if (cmd == ST_TARGET && p->target_id && strcmp(p->target_id, id) != 0) {
+		snprintf(why, sizeof why, "Target.createTarget made %s, but Chrome attached %s", id,
+		         p->target_id);
+		fail_open(p, CDP_EBADREPLY, why);
 		return;
 	}
-	p->step++;
+	set_str(cmd == ST_CONTEXT  ? &p->context_id
+	        : cmd == ST_TARGET ? &p->target_id
+	                           : &p->session_id,
+	        id);
+	if (cmd == ST_ATTACH) {
+		open_attached(p);
+		return;
+	}
+	if (cmd == ST_CONTEXT && p->hold) {
+		/* before the target exists: Chrome may report its session first */
+		p->l_attach = cdp_conn_on(p->conn, "Target.attachedToTarget", NULL, on_attached, p);
+		if (!p->l_attach) {
+			fail_open(p, -ENOMEM, "out of memory adding a listener");
+			return;
+		}
+	}
+	if (cmd == ST_TARGET && p->hold) {
+		p->target_replied = 1;
+		if (p->session_id) {
+			if (p->setup_complete)
+				open_finish(p);
+			return; /* the set-up is under way */
+		}
+		if (p->hold->state != HOLD_FAILED) {
+			p->step = ST_ATTACH; /* Chrome's attach is still to come */
+			return;
+		}
+		/* Chrome refused to hold pages after this one was asked for: attach to it the
+		 * usual way, while its first document may already be loading. */
+		log_warn("page", "target %s is not held (Target.setAutoAttach failed): attaching",
+		         p->target_id);
+		listener_off(p, &p->l_attach);
+		p->hold = NULL;
+	}
+	p->step = cmd + 1;
 	rc = open_send_step(p);
 	if (rc != 0) {
 		snprintf(why, sizeof why, "cannot send %s: %s", open_methods[p->step],
@@ -999,9 +1158,13 @@ int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeou
 			}
 			p->extra_headers = h;
 		}
+		if (opts->hold && opts->hold->state != HOLD_FAILED)
+			p->hold = opts->hold;
 		/* A user agent, extra headers and blocking must cover the page's very first
-		 * request, which a target created at its URL sends before the session exists. */
-		if (opts->url && !p->user_agent && !p->extra_headers && !p->block_patterns &&
+		 * request, which a target created at its URL sends before the session exists,
+		 * unless the page is held until its session is set up. */
+		if (opts->url &&
+		    (p->hold || (!p->user_agent && !p->extra_headers && !p->block_patterns)) &&
 		    !(p->open_url = strdup(opts->url))) {
 			rc = -ENOMEM;
 			goto out;
@@ -1099,7 +1262,7 @@ static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *m
 		/* The initial navigation, if it was never seen starting (a data: URL, or one
 		 * that committed before the session was attached): its document is the one
 		 * that loads. */
-		if ((p->initial_nav || p->adopting) && !p->nav_loader)
+		if ((p->initial_nav || p->adopting) && !p->nav_loader && !p->hold)
 			set_str(&p->nav_loader, loader);
 		set_str(&p->loaded_loader, loader);
 	} else if (strcmp(method, "Network.responseReceived") == 0) {
@@ -1711,6 +1874,7 @@ static void begin_dispose(cdp_page_t *p)
 	listener_off(p, &p->l_detached);
 	listener_off(p, &p->l_dialog);
 	listener_off(p, &p->l_paused);
+	listener_off(p, &p->l_attach);
 	cancel_pending(p);
 	if (p->context_id && cdp_conn_is_open(p->conn)) {
 		params = json_pack("{s:s}", "browserContextId", p->context_id);

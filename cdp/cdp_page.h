@@ -1,8 +1,9 @@
 /*
  * cdp_page: one page in its own browser context, driven over a flattened session:
- * open (createBrowserContext + createTarget + attachToTarget{flatten}), navigate and wait
- * for the load event, wait for a CSS selector, evaluate an expression, screenshot, close
- * (disposeBrowserContext, which takes every target of the context with it, popups too).
+ * open (createBrowserContext + createTarget + attachToTarget{flatten}, or the session
+ * Chrome attached to a held page: cdp_hold_pages), navigate and wait for the load event,
+ * wait for a CSS selector, evaluate an expression, screenshot, close (disposeBrowserContext,
+ * which takes every target of the context with it, popups too).
  * Pure CDP: knows nothing of pools, targets or sinks.
  *
  * Ownership: the page belongs to the caller from open_cb until cdp_page_close(); the conn
@@ -28,17 +29,24 @@
 
 typedef struct cdp_page cdp_page_t;
 
+typedef struct cdp_hold cdp_hold_t;
+
 typedef struct cdp_page_opts {
+	/* The connection holds new pages (cdp_hold_pages(), below): the page's session is the
+	 * one Chrome attached to it, paused before its first request, and the page runs only
+	 * once the whole set-up is in place. Then every page on that connection must be
+	 * opened with it (a held page nobody claims never loads). Borrowed for the open. */
+	const cdp_hold_t *hold;
 	/* NULL: the target is created at about:blank. Set: it is created straight at this URL,
 	 * which saves a whole navigation (about a fifth of Chromium's work for a small page),
 	 * and the first cdp_page_navigate() to the same URL waits for that load instead of
-	 * starting another. Ignored when user_agent, extra_headers_json or block_resources is
-	 * set: those must cover the page's first request, which goes out before the session
-	 * exists (block browser-wide instead: cdp_block_browser). For the same reason the popup
-	 * guard reaches that first document only once the session is set up, at its commit: a
-	 * script that ran before can still open a window, which the caller closes. Dialogs are
-	 * answered for it. Chrome may answer the set-up commands only once that navigation
-	 * has committed or failed: the open may take as long. */
+	 * starting another. With hold, the set-up (hygiene, user agent, headers, blocking)
+	 * covers that first document from its first request and its first script. Without
+	 * hold the first request goes out before the session exists: url is then ignored when
+	 * user_agent, extra_headers_json or block_resources is set, the popup guard reaches the
+	 * first document only at its commit, and a dialog opened before may go unanswered.
+	 * Either way Chrome answers the set-up only once that navigation has committed or
+	 * failed: the open may take as long. */
 	const char *url;
 	const char *user_agent; /* NULL: Chromium's own */
 	int viewport_width;     /* 0: Chromium's default (800x600 headless) */
@@ -135,6 +143,19 @@ void cdp_page_close(cdp_page_t *page, cdp_page_closed_cb cb, void *ud);
  */
 int cdp_block_browser(cdp_conn_t *conn, const char *list, uint64_t *blocked,
                       cdp_listener_t **out);
+
+/*
+ * Holding new pages, for a caller that owns the whole browser: Target.setAutoAttach on the
+ * browser session (flattened, page targets only, waitForDebuggerOnStart), so every new page
+ * waits, before its first request, until its session is set up and
+ * Runtime.runIfWaitingForDebugger lets it go. cdp_page_open() with opts.hold claims its own
+ * page's session that way; a page nobody claims (a popup) stays paused until closed. The
+ * hold belongs to the caller: free it with cdp_hold_free() before the connection is closed.
+ * If Chrome refuses (logged), pages opened with it fall back to opening the usual way.
+ * 0, -ENOMEM, or the send's error.
+ */
+int cdp_hold_pages(cdp_conn_t *conn, cdp_hold_t **out);
+void cdp_hold_free(cdp_hold_t *hold);
 
 const char *cdp_page_session_id(const cdp_page_t *page);
 const char *cdp_page_target_id(const cdp_page_t *page);

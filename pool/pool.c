@@ -37,6 +37,7 @@ typedef struct pbrowser {
 	int replacement;
 	cdp_listener_t *l_created, *l_crashed;
 	cdp_listener_t *l_blocked; /* browser-wide blocking (a browser we launched) */
+	cdp_hold_t *hold;          /* new pages held until set up (a browser we launched) */
 } pbrowser_t;
 
 enum lease_state { L_WAITING, L_OPENING, L_GRANTED, L_REVOKED, L_CLOSING, L_DONE };
@@ -493,7 +494,8 @@ static void start_lease(pool_t *p, pool_lease_t *l)
 		p->in_use++;
 	l->pb->leases++;
 	memset(&po, 0, sizeof po);
-	po.url = p->opts.open_at_url ? l->url : NULL;
+	po.hold = l->pb->hold;
+	po.url = l->pb->hold ? l->url : NULL;
 	po.user_agent = p->opts.user_agent[0] ? p->opts.user_agent : NULL;
 	po.viewport_width = p->opts.viewport_width;
 	po.viewport_height = p->opts.viewport_height;
@@ -713,6 +715,7 @@ static void pb_closed(browser_t *b, void *ud)
 			*pp = pb->next;
 			break;
 		}
+	cdp_hold_free(pb->hold); /* its command has been answered or cancelled by now */
 	free(pb);
 	maybe_finish_close(p);
 }
@@ -886,6 +889,10 @@ static void on_browser_ready(browser_t *b, int status, const char *why, void *ud
 	                      &pb->l_blocked) != 0)
 		log_error("pool", "cannot block %s browser-wide; pages block on their own",
 		          p->opts.block_resources);
+	/* Each page is held until its set-up is in, and then opened straight at its task's
+	 * URL; a browser we attached to may have other users, whose pages must not wait. */
+	if (browser_pid(b) > 0 && cdp_hold_pages(c, &pb->hold) != 0)
+		log_error("pool", "cannot hold new pages; they open at about:blank");
 	pb_set_state(pb, PB_READY);
 	pb->ready_at = uv_now(p->loop);
 	if (p->current) {

@@ -78,10 +78,6 @@ typedef struct pool_opts {
 	int viewport_width;            /* VIEWPORT "WxH", default 1280x800 */
 	int viewport_height;
 	char extra_headers[2048];      /* EXTRA_HEADERS as a JSON object, default "" */
-	int open_at_url;               /* open each page straight at the task's URL (see
-	                                  pool_acquire); default 0, not yet an env setting:
-	                                  a first document's earliest scripts can beat the
-	                                  popup guard and the dialog handler */
 	browser_opts_t browser;
 } pool_opts_t;
 
@@ -121,11 +117,12 @@ int pool_start(pool_t *pool);
 
 /*
  * NULL if the pool is shutting down. task_timeout_ms 0: the pool's default. url: where the
- * task will go first, or NULL. With open_at_url set, the page is opened straight there
- * (see cdp_page_opts_t.url: one navigation instead of two, about a fifth less Chromium
- * work for a small page) and the grant may come only once that navigation has committed;
- * the task's cdp_page_navigate() to the same URL then waits for its load. Without
- * USER_AGENT and EXTRA_HEADERS only; else, and by default, about:blank first.
+ * task will go first, or NULL. On a browser the pool launched, the page is opened straight
+ * there (see cdp_page_opts_t.url and cdp_hold_pages: one navigation instead of two, about
+ * a fifth less Chromium work for a small page, with every setting and all hygiene in place
+ * before its first request) and the grant comes once that navigation has committed; the
+ * task's cdp_page_navigate() to the same URL then waits for its load. On an attached
+ * browser (CDP_URL), whose other users' pages must not be held, about:blank first.
  */
 pool_lease_t *pool_acquire(pool_t *pool, const char *url, uint32_t task_timeout_ms,
                            pool_granted_cb granted_cb, pool_revoked_cb revoked_cb, void *ud);

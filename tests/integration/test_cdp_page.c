@@ -640,6 +640,86 @@ static void test_cdp_page__opened_at_url(void **state)
 	env_close(e);
 }
 
+/* Held pages (cdp_hold_pages): the whole set-up is in before the first document's first
+ * request and first script, so user agent, page blocking and hygiene all cover it. */
+static void test_cdp_page__held_pages(void **state)
+{
+	env_t *e = *state;
+	res_t r = { 0 };
+	char url[512], want[256];
+	cdp_page_t *p;
+	cdp_page_counters_t pc;
+	cdp_hold_t *hold;
+	cdp_page_opts_t o = { .dismiss_dialogs = 1, .block_popups = 1,
+		              .user_agent = "cdpilot-held/1.0", .block_resources = "image" };
+	cdp_page_opts_t bare = { 0 };
+	int port;
+
+	env_open(e);
+	assert_int_equal(cdp_hold_pages(browser_conn(e->b), &hold), 0);
+	o.hold = bare.hold = hold;
+
+	/* the first script of the first document: a dialog, a window, the user agent */
+	snprintf(url, sizeof url,
+	         "data:text/html,<script>alert('first'); document.title = "
+	         "String(window.open('about:blank')) + ' ' + navigator.userAgent</script>");
+	assert_int_equal(open_at(e, &o, url, 10000, &p), 0);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	evaluate(e, p, "document.title", 5000, &r);
+	assert_string_equal(json_string_value(r.value), "null cdpilot-held/1.0");
+	cdp_page_get_counters(p, &pc);
+	assert_int_equal(pc.dialogs_dismissed, 1);
+	close_page(e, p);
+
+	/* the page's own blocking covers the first document: its image never comes, so only a
+	 * blocked one lets it load; and it was opened there, not at about:blank */
+	url_of(e, "/never-load", url, sizeof url);
+	assert_int_equal(open_at(e, &o, url, 10000, &p), 0);
+	evaluate(e, p, "location.href", 5000, &r);
+	assert_string_equal(json_string_value(r.value), url);
+	navigate(e, p, url, 5000, &r);
+	assert_int_equal(r.status, 0);
+	assert_int_equal(r.http_status, 200);
+	cdp_page_get_counters(p, &pc);
+	assert_true(pc.requests_blocked >= 1);
+	close_page(e, p);
+
+	/* outcomes, every event of the first navigation seen */
+	for (int i = 0; i < 4; i++) {
+		url_of(e, i % 2 ? "/status/404" : "/redirect?to=/static", url, sizeof url);
+		url_of(e, "/static", want, sizeof want);
+		assert_int_equal(open_at(e, &o, url, 10000, &p), 0);
+		navigate(e, p, url, 10000, &r);
+		assert_int_equal(r.status, 0);
+		assert_int_equal(r.http_status, i % 2 ? 404 : 200);
+		if (i % 2 == 0)
+			assert_string_equal(r.final_url, want);
+		close_page(e, p);
+	}
+	port = tu_unused_port();
+	assert_true(port > 0);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+	assert_int_equal(open_at(e, &o, url, 10000, &p), 0);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, CDP_ENAV);
+	assert_string_equal(r.why, "net::ERR_CONNECTION_REFUSED");
+	close_page(e, p);
+
+	/* a page opened at about:blank on a holding connection is let go as well */
+	assert_int_equal(open_at(e, &bare, NULL, 10000, &p), 0);
+	url_of(e, "/static", url, sizeof url);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	evaluate(e, p, "document.title", 5000, &r);
+	assert_string_equal(json_string_value(r.value), "Static page");
+	close_page(e, p);
+
+	cdp_hold_free(hold);
+	res_reset(&r);
+	env_close(e);
+}
+
 static void test_cdp_page__timeout_fails_alone(void **state)
 {
 	env_t *e = *state;
@@ -801,6 +881,8 @@ int main(int argc, char **argv)
 		                                env_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_page__opened_at_url, env_setup,
 		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__held_pages, env_setup,
+		                                env_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_page__timeout_fails_alone, env_setup,
 		                                env_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_page__close_cancels_running_op, env_setup,
@@ -819,5 +901,8 @@ int main(int argc, char **argv)
 		log_set_level(LOG_WARN);
 	signal(SIGPIPE, SIG_IGN);
 	warm_up_libuv();
+	/* TEST_FILTER=pattern runs only the matching cases (while working on one) */
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

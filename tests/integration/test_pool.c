@@ -417,9 +417,9 @@ static void hostile_granted(pool_lease_t *l, int status, const char *why, void *
 	char url[256];
 
 	if (status != 0) {
-		/* A page opened at its URL (open_at_url) is handed over once its set-up
-		 * commands answer, which a renderer stuck from its first load never does: the
-		 * deadline ends it while still opening, and the pool frees the lease. */
+		/* A page opened at its URL is handed over once its set-up commands answer,
+		 * which a renderer stuck from its first load never does: the deadline ends it
+		 * while still opening, and the pool frees the lease. */
 		assert_int_equal(status, -ETIMEDOUT);
 		x->finished = 1;
 		x->outcome = POOL_TIMEOUT;
@@ -465,8 +465,8 @@ static void test_pool__hostile_pages_fail_alone(void **state)
 	for (size_t i = 0; i < n; i++) {
 		char url[256];
 		xs[i].h = &h;
-		/* given their URLs, as the daemon does (opened at about:blank first: the pool
-		 * option open_at_url is off) */
+		/* given their URLs, as the daemon does: each page is opened there, held until
+		 * its dialog handler and popup guard are in */
 		fixture_url(h.fx, xs[i].path, url, sizeof url);
 		xs[i].lease =
 		        pool_acquire(h.pool, url, 0, hostile_granted, hostile_revoked, &xs[i]);
@@ -956,5 +956,8 @@ int main(int argc, char **argv)
 		char err[256];
 		log_init_from_env(err, sizeof err);
 	}
+	/* TEST_FILTER=pattern runs only the matching cases (while working on one) */
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
