@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
 # bench/run-pool.sh: the pool benchmark (issue 3). cdpilot's pool against Playwright (one
 # browser, a new context per task) on the same Chromium, flags and fixture pages (50
-# JS-rendered pages), at concurrency 1, 8 and 32, measured one after the other in the same
-# run. Each task: fresh context, load the page, read its title, dispose the context.
-# Prints tasks/s, p50/p95 task latency, peak controller RSS, controller CPU per task and
-# the peak process count of the whole tree, with ratios; then cdpilot once more with its
-# defaults (resource blocking on). Raw JSON lines go to build/bench-results/pool.jsonl.
+# JS-rendered pages), at concurrency 1, 8 and 32. Each task: fresh context, load the page,
+# read its title, dispose the context. The two sides take turns, ROUNDS times per level (5),
+# so a machine whose speed drifts (other tenants) weighs on both alike; the table shows each
+# figure's median over the rounds, with ratios, then the throughput ratio of every round.
+# Figures: tasks/s, p50/p95 task latency, peak controller RSS, controller CPU per task and
+# the peak process count of the whole tree; then cdpilot once more with its defaults
+# (resource blocking on). Raw JSON lines go to build/bench-results/pool.jsonl.
 #
-# usage: bench/run-pool.sh [--tasks N] [--levels "1 8 32"]
+# usage: bench/run-pool.sh [--tasks N] [--levels "1 8 32"] [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tasks=100
 levels="1 8 32"
+rounds=5
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--tasks) tasks=${2:?--tasks needs a value}; shift 2 ;;
 	--levels) levels=${2:?--levels needs a value}; shift 2 ;;
-	-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "usage: bench/run-pool.sh [--tasks N] [--levels \"1 8 32\"]" >&2; exit 2 ;;
+	--rounds) rounds=${2:?--rounds needs a value}; shift 2 ;;
+	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "usage: bench/run-pool.sh [--tasks N] [--levels \"1 8 32\"] [--rounds N]" >&2; exit 2 ;;
 	esac
 done
 
@@ -39,20 +43,23 @@ hz=$(getconf CLK_TCK)
 # one side's run it is the controller, Chromium and the fixture together. Only meaningful on
 # an otherwise idle machine; the table shows it per task, launch and teardown included.
 busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
-# measured SIDE C CMD...: runs CMD, appends its result to $out and the machine's CPU to $machine
+# measured SIDE C ROUND CMD...: runs CMD, appends its result (tagged with ROUND) to $out and
+# the machine's CPU to $machine
 measured() {
-	local side=$1 c=$2 b0 b1
-	shift 2
+	local side=$1 c=$2 r=$3 b0 b1 line
+	shift 3
 	b0=$(busy_ticks)
-	"$@" >>"$out" 2>>"$results/pool-$side.log" || status=1
+	line=$("$@" 2>>"$results/pool-$side.log") || status=1
 	b1=$(busy_ticks)
-	echo "{\"side\":\"$side\",\"concurrency\":$c,\"machine_cpu_ms\":$(((b1 - b0) * 1000 / hz))}" >>"$machine"
+	[ -n "$line" ] && echo "$line" | sed "s/^{/{\"round\":$r,/" >>"$out"
+	echo "{\"side\":\"$side\",\"concurrency\":$c,\"round\":$r,\"machine_cpu_ms\":$(((b1 - b0) * 1000 / hz))}" >>"$machine"
 }
 for c in $levels; do
-	echo "== concurrency $c: cdpilot ($tasks tasks)"
-	measured cdpilot "$c" build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" --concurrency "$c"
-	echo "== concurrency $c: playwright ($tasks tasks)"
-	measured playwright "$c" node bench/pw_pool.js --base "$base" --tasks "$tasks" --concurrency "$c"
+	for r in $(seq 1 "$rounds"); do
+		echo "== concurrency $c, round $r/$rounds: cdpilot, then playwright ($tasks tasks each)"
+		measured cdpilot "$c" "$r" build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" --concurrency "$c"
+		measured playwright "$c" "$r" node bench/pw_pool.js --base "$base" --tasks "$tasks" --concurrency "$c"
+	done
 done
 echo "== concurrency 8: cdpilot with its defaults (BLOCK_RESOURCES=image,media,font)"
 build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" --concurrency 8 --block \
@@ -65,9 +72,16 @@ const fs = require('node:fs');
 const read = (p) => fs.readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const rows = read(process.argv[2]);
 for (const m of read(process.argv[3])) {
-  const r = rows.find((x) => x.side === m.side && x.concurrency === m.concurrency && !x.block_resources);
+  const r = rows.find((x) => x.side === m.side && x.concurrency === m.concurrency &&
+                             x.round === m.round && !x.block_resources);
   if (r) r.machine_cpu_ms_per_task = m.machine_cpu_ms / (r.tasks || 1);
 }
+const median = (xs) => {
+  const s = xs.filter((x) => typeof x === 'number').sort((x, y) => x - y);
+  if (!s.length) return undefined;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const runs = (side, c) => rows.filter((r) => r.side === side && r.concurrency === c && !r.block_resources);
 const metrics = [
   ['tasks/s', 'tasks_per_s', 'higher'],
   ['p50 task (ms)', 'p50_ms', 'lower'],
@@ -81,12 +95,12 @@ const f = (x) => (typeof x !== 'number' ? '-' : x < 10 ? x.toFixed(2) : x.toFixe
 const lines = [['concurrency', 'metric', 'cdpilot', 'playwright', 'advantage']];
 const levels = [...new Set(rows.map((r) => r.concurrency))];
 for (const c of levels) {
-  const a = rows.find((r) => r.side === 'cdpilot' && r.concurrency === c && !r.block_resources);
-  const b = rows.find((r) => r.side === 'playwright' && r.concurrency === c);
-  if (!a || !b) continue;
+  const as = runs('cdpilot', c), bs = runs('playwright', c);
+  if (!as.length || !bs.length) continue;
   for (const [label, k, better] of metrics) {
-    const adv = better === 'higher' ? a[k] / b[k] : b[k] / a[k];
-    lines.push([String(c), label, f(a[k]), f(b[k]), Number.isFinite(adv) ? `${adv.toFixed(2)}x` : '-']);
+    const a = median(as.map((r) => r[k])), b = median(bs.map((r) => r[k]));
+    const adv = better === 'higher' ? a / b : b / a;
+    lines.push([String(c), label, f(a), f(b), Number.isFinite(adv) ? `${adv.toFixed(2)}x` : '-']);
   }
 }
 const w = lines[0].map((_, i) => Math.max(...lines.map((r) => r[i].length)));
@@ -94,10 +108,21 @@ for (const [i, r] of lines.entries()) {
   console.log(r.map((cell, j) => (j < 2 ? cell.padEnd(w[j]) : cell.padStart(w[j]))).join(' | '));
   if (i === 0) console.log(w.map((n) => '-'.repeat(n)).join('-|-'));
 }
-console.log('advantage: how many times better cdpilot is (above 1 = cdpilot better), same settings, no blocking.');
+console.log('medians over the rounds; advantage: how many times better cdpilot is (above 1 = cdpilot better),');
+console.log('same settings, no blocking.');
+console.log('\ntasks/s, cdpilot/Playwright, round by round:');
+for (const c of levels) {
+  const as = runs('cdpilot', c), bs = runs('playwright', c);
+  const ratios = as.map((a) => [a, bs.find((b) => b.round === a.round)])
+    .filter(([, b]) => b).map(([a, b]) => a.tasks_per_s / b.tasks_per_s);
+  if (ratios.length) {
+    console.log(`  concurrency ${c}: ${ratios.map((x) => x.toFixed(2) + 'x').join(' ')}` +
+                ` (median ${median(ratios).toFixed(2)}x)`);
+  }
+}
 const d = rows.find((r) => r.side === 'cdpilot' && r.block_resources);
-const n = rows.find((r) => r.side === 'cdpilot' && r.concurrency === 8 && !r.block_resources);
-if (d && n) {
+const n = { tasks_per_s: median(runs('cdpilot', 8).map((r) => r.tasks_per_s)) };
+if (d && n.tasks_per_s) {
   console.log(`\ncdpilot defaults at concurrency 8 (blocking image,media,font): ${f(d.tasks_per_s)} tasks/s ` +
               `(${(d.tasks_per_s / n.tasks_per_s).toFixed(2)}x of no blocking), p95 ${f(d.p95_ms)} ms, ` +
               `peak processes ${d.peak_processes}`);
