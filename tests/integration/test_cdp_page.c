@@ -525,6 +525,38 @@ static int open_at(env_t *e, const cdp_page_opts_t *opts, const char *url, uint3
 	return r.status;
 }
 
+/* Pages opened at their URL with opts, rounds times: a 404 and a redirect report their
+ * status and final URL; then a refused connection gives Chrome's error text, as from
+ * Page.navigate. */
+static void first_load_outcomes(env_t *e, const cdp_page_opts_t *opts, int rounds)
+{
+	res_t r = { 0 };
+	char url[512], want[256];
+	cdp_page_t *p;
+	int port;
+
+	for (int i = 0; i < rounds; i++) {
+		url_of(e, i % 2 ? "/status/404" : "/redirect?to=/static", url, sizeof url);
+		url_of(e, "/static", want, sizeof want);
+		assert_int_equal(open_at(e, opts, url, 10000, &p), 0);
+		navigate(e, p, url, 10000, &r);
+		assert_int_equal(r.status, 0);
+		assert_int_equal(r.http_status, i % 2 ? 404 : 200);
+		if (i % 2 == 0)
+			assert_string_equal(r.final_url, want);
+		close_page(e, p);
+	}
+	port = tu_unused_port();
+	assert_true(port > 0);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+	assert_int_equal(open_at(e, opts, url, 10000, &p), 0);
+	navigate(e, p, url, 10000, &r);
+	assert_int_equal(r.status, CDP_ENAV);
+	assert_string_equal(r.why, "net::ERR_CONNECTION_REFUSED");
+	close_page(e, p);
+	res_reset(&r);
+}
+
 /* Opened at its URL, the first navigate to that URL reports the page's first load with the
  * same outcomes as a navigation of its own, whichever way the events fell. */
 static void test_cdp_page__opened_at_url(void **state)
@@ -539,23 +571,12 @@ static void test_cdp_page__opened_at_url(void **state)
 	cdp_page_opts_t blocking = { .block_resources = "image" };
 	cdp_listener_t *l_block;
 	uint64_t blocked = 0;
-	int port;
 	uint64_t t0;
 
 	env_open(e);
 
 	/* several times over, as the session is set up before or after the commit */
-	for (int i = 0; i < 10; i++) {
-		url_of(e, i % 2 ? "/status/404" : "/redirect?to=/static", url, sizeof url);
-		url_of(e, "/static", want, sizeof want);
-		assert_int_equal(open_at(e, NULL, url, 10000, &p), 0);
-		navigate(e, p, url, 10000, &r);
-		assert_int_equal(r.status, 0);
-		assert_int_equal(r.http_status, i % 2 ? 404 : 200);
-		if (i % 2 == 0)
-			assert_string_equal(r.final_url, want);
-		close_page(e, p);
-	}
+	first_load_outcomes(e, NULL, 10);
 
 	/* a script of the first document navigating again: the last document is waited for */
 	url_of(e, "/static", want, sizeof want);
@@ -568,16 +589,6 @@ static void test_cdp_page__opened_at_url(void **state)
 	assert_string_equal(r.final_url, want);
 	evaluate(e, p, "document.title", 5000, &r);
 	assert_string_equal(json_string_value(r.value), "Static page");
-	close_page(e, p);
-
-	/* a refused connection: Chrome's error text, as from Page.navigate */
-	port = tu_unused_port();
-	assert_true(port > 0);
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-	assert_int_equal(open_at(e, NULL, url, 10000, &p), 0);
-	navigate(e, p, url, 10000, &r);
-	assert_int_equal(r.status, CDP_ENAV);
-	assert_string_equal(r.why, "net::ERR_CONNECTION_REFUSED");
 	close_page(e, p);
 
 	/* browser-wide blocking covers the first document (its image never comes, so only a
@@ -646,14 +657,13 @@ static void test_cdp_page__held_pages(void **state)
 {
 	env_t *e = *state;
 	res_t r = { 0 };
-	char url[512], want[256];
+	char url[512];
 	cdp_page_t *p;
 	cdp_page_counters_t pc;
 	cdp_hold_t *hold;
 	cdp_page_opts_t o = { .dismiss_dialogs = 1, .block_popups = 1,
 		              .user_agent = "cdpilot-held/1.0", .block_resources = "image" };
 	cdp_page_opts_t bare = { 0 };
-	int port;
 
 	env_open(e);
 	assert_int_equal(cdp_hold_pages(browser_conn(e->b), &hold), 0);
@@ -686,25 +696,7 @@ static void test_cdp_page__held_pages(void **state)
 	close_page(e, p);
 
 	/* outcomes, every event of the first navigation seen */
-	for (int i = 0; i < 4; i++) {
-		url_of(e, i % 2 ? "/status/404" : "/redirect?to=/static", url, sizeof url);
-		url_of(e, "/static", want, sizeof want);
-		assert_int_equal(open_at(e, &o, url, 10000, &p), 0);
-		navigate(e, p, url, 10000, &r);
-		assert_int_equal(r.status, 0);
-		assert_int_equal(r.http_status, i % 2 ? 404 : 200);
-		if (i % 2 == 0)
-			assert_string_equal(r.final_url, want);
-		close_page(e, p);
-	}
-	port = tu_unused_port();
-	assert_true(port > 0);
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-	assert_int_equal(open_at(e, &o, url, 10000, &p), 0);
-	navigate(e, p, url, 10000, &r);
-	assert_int_equal(r.status, CDP_ENAV);
-	assert_string_equal(r.why, "net::ERR_CONNECTION_REFUSED");
-	close_page(e, p);
+	first_load_outcomes(e, &o, 4);
 
 	/* a page opened at about:blank on a holding connection is let go as well */
 	assert_int_equal(open_at(e, &bare, NULL, 10000, &p), 0);
