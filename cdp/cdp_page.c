@@ -78,8 +78,6 @@ static const char *const open_methods[] = {
 /* The page-side popup guard (ST_NO_POPUPS). */
 static const char no_popups_js[] =
         "(() => {\n"
-        "  const d = Object.getOwnPropertyDescriptor(window, 'open');\n"
-        "  if (d && !d.configurable && !d.writable) return;\n"
         "  const blank = (t) => !!t && !/^_(self|parent|top)$/i.test(t);\n"
         "  const aim = (el) => {\n"
         "    if (el.target) return el.target;\n"
@@ -194,7 +192,6 @@ struct cdp_page {
 	long resp_status;
 	int nav_replied, load_seen, http_failure;
 	int adopting;       /* the running navigate waits for the initial navigation */
-	int status_asked;   /* adopting: the page was asked for its HTTP status */
 
 	/* wait_for */
 	char *wait_expr;
@@ -317,7 +314,7 @@ static void op_reset(cdp_page_t *p)
 		nav_listeners_off(p);
 	p->op = OP_NONE;
 	p->step = 0;
-	p->adopting = p->status_asked = 0;
+	p->adopting = 0;
 }
 
 static int can_start(const cdp_page_t *p)
@@ -864,8 +861,7 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 		 * links, areas and forms aimed at a new window do nothing (Chromium's popup
 		 * blocker is not in the headless shell). A guard, not a wall: the pool closes
 		 * whatever window still gets opened. */
-		params = json_pack("{s:s, s:b}", "source", no_popups_js, "runImmediately",
-		                   p->open_url && !p->hold);
+		params = json_pack("{s:s}", "source", no_popups_js);
 		break;
 	default: return -EINVAL;
 	}
@@ -981,11 +977,9 @@ static void open_send_setup(cdp_page_t *p)
 }
 
 /*
- * Opened at its URL, the target navigates there by itself: held, once the set-up lets it
- * go; else it is already under way when the session attaches. Its events are recorded from
- * here (the set-up commands answer only once that navigation commits or fails, and
- * Page.setLifecycleEventsEnabled replays the lifecycle so far), and the first
- * cdp_page_navigate() to the same URL waits for it instead of loading it again.
+ * Opened at its URL (held), the target navigates there by itself once the set-up lets it
+ * go. Its events are recorded from here, and the first cdp_page_navigate() to the same URL
+ * waits for that load instead of starting another.
  */
 static int initial_nav_begin(cdp_page_t *p)
 {
@@ -1099,16 +1093,14 @@ static void open_reply(cdp_page_t *p, const cdp_reply_t *r)
 				open_finish(p);
 			return; /* the set-up is under way */
 		}
-		if (p->hold->state != HOLD_FAILED) {
-			p->step = ST_ATTACH; /* Chrome's attach is still to come */
+		if (p->hold->state == HOLD_FAILED) {
+			/* Chrome refused after this page was asked for: it is loading unheld */
+			fail_open(p, CDP_EPROTOCOL, "new pages are not held (Target.setAutoAttach "
+			                            "failed): the page is not set up");
 			return;
 		}
-		/* Chrome refused to hold pages after this one was asked for: attach to it the
-		 * usual way, while its first document may already be loading. */
-		log_warn("page", "target %s is not held (Target.setAutoAttach failed): attaching",
-		         p->target_id);
-		listener_off(p, &p->l_attach);
-		p->hold = NULL;
+		p->step = ST_ATTACH; /* Chrome's attach is still to come */
+		return;
 	}
 	p->step = cmd + 1;
 	rc = open_send_step(p);
@@ -1160,12 +1152,9 @@ int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeou
 		}
 		if (opts->hold && opts->hold->state != HOLD_FAILED)
 			p->hold = opts->hold;
-		/* A user agent, extra headers and blocking must cover the page's very first
-		 * request, which a target created at its URL sends before the session exists,
-		 * unless the page is held until its session is set up. */
-		if (opts->url &&
-		    (p->hold || (!p->user_agent && !p->extra_headers && !p->block_patterns)) &&
-		    !(p->open_url = strdup(opts->url))) {
+		/* Only a held page may start at its URL: everything must cover its first
+		 * request and script. */
+		if (opts->url && p->hold && !(p->open_url = strdup(opts->url))) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -1199,27 +1188,9 @@ out:
 
 /* ---- navigate ---- */
 
-/* What the page itself knows of its navigation, for an adopted one whose response went
- * by before Network was enabled: [HTTP status, URL after redirects]. */
-static const char adopt_status_js[] =
-        "(() => { const n = performance.getEntriesByType('navigation')[0];"
-        " return [n && n.responseStatus || 0, location.href]; })()";
-
-static void nav_succeed(cdp_page_t *p)
-{
-	if (p->adopting && p->resp_status == 0 && !p->status_asked) {
-		json_t *params = json_pack("{s:s, s:b}", "expression", adopt_status_js,
-		                           "returnByValue", 1);
-		p->status_asked = 1;
-		if (params && send_cmd(p, p->session_id, "Runtime.evaluate", params, 0) == 0)
-			return; /* nav_reply finishes */
-	}
-	finish_nav(p, 0, "");
-}
-
 static void nav_check_done(cdp_page_t *p)
 {
-	if (p->op != OP_NAV || !p->nav_replied || p->status_asked)
+	if (p->op != OP_NAV || !p->nav_replied)
 		return;
 	if (p->nav_error) {
 		finish_nav(p, CDP_ENAV, p->nav_error);
@@ -1228,14 +1199,14 @@ static void nav_check_done(cdp_page_t *p)
 	if (p->http_failure) {
 		/* Chrome shows its own error page for an empty 4xx/5xx body; the response is ours. */
 		if (p->resp_status >= 400 || p->load_seen)
-			nav_succeed(p);
+			finish_nav(p, 0, "");
 		return;
 	}
 	if (p->lifecycle_on) {
 		if (str_eq(p->loaded_loader, p->nav_loader))
-			nav_succeed(p);
+			finish_nav(p, 0, "");
 	} else if (p->load_seen) {
-		nav_succeed(p);
+		finish_nav(p, 0, "");
 	}
 }
 
@@ -1259,11 +1230,6 @@ static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *m
 		if (strcmp(name, "load") != 0 ||
 		    !str_eq(frame, p->main_frame ? p->main_frame : p->target_id))
 			return;
-		/* The initial navigation, if it was never seen starting (a data: URL, or one
-		 * that committed before the session was attached): its document is the one
-		 * that loads. */
-		if ((p->initial_nav || p->adopting) && !p->nav_loader && !p->hold)
-			set_str(&p->nav_loader, loader);
 		set_str(&p->loaded_loader, loader);
 	} else if (strcmp(method, "Network.responseReceived") == 0) {
 		const char *type = NULL, *loader = NULL, *frame = NULL, *url = NULL;
@@ -1362,8 +1328,8 @@ static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *m
 	nav_check_done(p);
 }
 
-/* Forgets what a navigation saw (not its URL). */
-static void nav_state_reset(cdp_page_t *p)
+/* Frees what a navigation saw (not its URL), leaving NULLs. */
+static void nav_state_free(cdp_page_t *p)
 {
 	free(p->start_loader);
 	free(p->nav_error);
@@ -1374,57 +1340,15 @@ static void nav_state_reset(cdp_page_t *p)
 	free(p->resp_url);
 	p->start_loader = p->nav_error = NULL;
 	p->final_url = p->nav_loader = p->loaded_loader = p->resp_loader = p->resp_url = NULL;
+}
+
+/* Forgets what a navigation saw (not its URL). */
+static void nav_state_reset(cdp_page_t *p)
+{
+	nav_state_free(p);
 	p->resp_status = 0;
 	p->nav_replied = p->load_seen = p->http_failure = 0;
 	set_str(&p->main_frame, p->target_id);
-}
-
-/*
- * The initial navigation ended on Chrome's error page and its error went by unseen (it
- * failed before Network was enabled): load the URL once more with Page.navigate, whose
- * reply names the error. Only a failed first load pays for this.
- */
-static void adopt_retry(cdp_page_t *p)
-{
-	json_t *params = json_pack("{s:s}", "url", p->nav_url);
-	int rc;
-
-	log_debug("page", "%s: the first load ended on Chrome's error page; navigating again "
-	                  "for its error", p->target_id);
-	p->adopting = p->status_asked = 0;
-	listener_off(p, &p->l_started);
-	listener_off(p, &p->l_failed);
-	nav_state_reset(p);
-	rc = params ? send_cmd(p, p->session_id, "Page.navigate", params, 0) : -ENOMEM;
-	if (rc != 0)
-		finish_nav(p, CDP_ENAV, "the page's first load failed (Chrome's error page)");
-}
-
-/* The reply to adopt_status_js. Whatever it says, the navigation has ended. */
-static void adopt_status_reply(cdp_page_t *p, const cdp_reply_t *r)
-{
-	json_t *v = NULL, *owned = NULL;
-	char why[256];
-	json_int_t status = 0;
-	const char *href = NULL;
-
-	if (r->status != 0)
-		log_debug("page", "asking the page for its HTTP status failed: %s",
-		          r->error_message);
-	else if (read_evaluate(r->result, &v, &owned, why, sizeof why) != 0 ||
-	         json_unpack(v, "[I, s]", &status, &href) != 0)
-		log_debug("page", "the page's own HTTP status is unreadable; taking none");
-	if (href && strncmp(href, "chrome-error://", 15) == 0) {
-		json_decref(owned);
-		adopt_retry(p);
-		return;
-	}
-	if (status > 0 && status < 1000)
-		p->resp_status = (long)status;
-	if (href && !p->final_url)
-		set_str(&p->final_url, href);
-	json_decref(owned);
-	finish_nav(p, 0, "");
 }
 
 static void nav_reply(cdp_page_t *p, const cdp_reply_t *r)
@@ -1432,11 +1356,6 @@ static void nav_reply(cdp_page_t *p, const cdp_reply_t *r)
 	const char *frame = NULL, *loader = NULL, *error_text = NULL;
 	json_error_t err;
 	char why[512];
-
-	if (p->adopting) {
-		adopt_status_reply(p, r);
-		return;
-	}
 
 	if (r->status != 0) {
 		snprintf(why, sizeof why, "Page.navigate failed: %s", r->error_message);
@@ -1825,14 +1744,8 @@ static void free_page(cdp_page_t *p)
 	free(p->session_id);
 	free(p->user_agent);
 	free(p->nav_url);
-	free(p->final_url);
 	free(p->main_frame);
-	free(p->nav_loader);
-	free(p->loaded_loader);
-	free(p->resp_loader);
-	free(p->resp_url);
-	free(p->start_loader);
-	free(p->nav_error);
+	nav_state_free(p);
 	free(p->open_url);
 	free(p->wait_expr);
 	json_decref(p->block_patterns);

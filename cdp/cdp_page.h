@@ -37,16 +37,13 @@ typedef struct cdp_page_opts {
 	 * once the whole set-up is in place. Then every page on that connection must be
 	 * opened with it (a held page nobody claims never loads). Borrowed for the open. */
 	const cdp_hold_t *hold;
-	/* NULL: the target is created at about:blank. Set: it is created straight at this URL,
-	 * which saves a whole navigation (about a fifth of Chromium's work for a small page),
-	 * and the first cdp_page_navigate() to the same URL waits for that load instead of
-	 * starting another. With hold, the set-up (hygiene, user agent, headers, blocking)
-	 * covers that first document from its first request and its first script. Without
-	 * hold the first request goes out before the session exists: url is then ignored when
-	 * user_agent, extra_headers_json or block_resources is set, the popup guard reaches the
-	 * first document only at its commit, and a dialog opened before may go unanswered.
-	 * Either way Chrome answers the set-up only once that navigation has committed or
-	 * failed: the open may take as long. */
+	/* With hold: the target is created straight at this URL, which saves a whole
+	 * navigation (about a fifth of Chromium's work for a small page), and the first
+	 * cdp_page_navigate() to the same URL waits for that load instead of starting another.
+	 * The set-up (hygiene, user agent, headers, blocking) covers that first document from
+	 * its first request and first script. Chrome answers the set-up only once that
+	 * navigation has committed or failed: the open may take as long. NULL, or no hold (a
+	 * page not held would load before its set-up): about:blank. */
 	const char *url;
 	const char *user_agent; /* NULL: Chromium's own */
 	int viewport_width;     /* 0: Chromium's default (800x600 headless) */
@@ -150,8 +147,9 @@ int cdp_block_browser(cdp_conn_t *conn, const char *list, uint64_t *blocked,
  * waits, before its first request, until its session is set up and
  * Runtime.runIfWaitingForDebugger lets it go. cdp_page_open() with opts.hold claims its own
  * page's session that way; a page nobody claims (a popup) stays paused until closed. The
- * hold belongs to the caller: free it with cdp_hold_free() before the connection is closed.
- * If Chrome refuses (logged), pages opened with it fall back to opening the usual way.
+ * hold belongs to the caller; cdp_hold_free() frees it (Chrome goes on holding new pages
+ * on that connection). If Chrome refuses (logged), pages opened with it start at
+ * about:blank, set up before they navigate.
  * 0, -ENOMEM, or the send's error.
  */
 int cdp_hold_pages(cdp_conn_t *conn, cdp_hold_t **out);

@@ -557,8 +557,25 @@ static void first_load_outcomes(env_t *e, const cdp_page_opts_t *opts, int round
 	res_reset(&r);
 }
 
+/* Without a hold, a page starts at about:blank whatever url says (it would load before its
+ * set-up), and the navigate to url is a real one, which succeeds. */
+static cdp_page_t *open_unheld(env_t *e, const cdp_page_opts_t *opts, const char *path,
+                               uint32_t nav_ms, res_t *r)
+{
+	char url[512];
+	cdp_page_t *p;
+
+	url_of(e, path, url, sizeof url);
+	assert_int_equal(open_at(e, opts, url, 10000, &p), 0);
+	evaluate(e, p, "location.href", 5000, r);
+	assert_string_equal(json_string_value(r->value), "about:blank");
+	navigate(e, p, url, nav_ms, r);
+	assert_int_equal(r->status, 0);
+	return p;
+}
+
 /* Opened at its URL, the first navigate to that URL reports the page's first load with the
- * same outcomes as a navigation of its own, whichever way the events fell. */
+ * same outcomes as a navigation of its own. */
 static void test_cdp_page__opened_at_url(void **state)
 {
 	env_t *e = *state;
@@ -566,6 +583,8 @@ static void test_cdp_page__opened_at_url(void **state)
 	char url[512], want[256];
 	cdp_page_t *p;
 	cdp_page_counters_t pc;
+	cdp_hold_t *hold;
+	cdp_page_opts_t held = { 0 };
 	cdp_page_opts_t guarded = { .block_popups = 1 };
 	cdp_page_opts_t ua = { .user_agent = "cdpilot-test/2.0" };
 	cdp_page_opts_t blocking = { .block_resources = "image" };
@@ -574,16 +593,41 @@ static void test_cdp_page__opened_at_url(void **state)
 	uint64_t t0;
 
 	env_open(e);
+	/* without a hold (before it: a holding connection holds every new page): a user
+	 * agent ... */
+	p = open_unheld(e, &ua, "/static", 10000, &r);
+	evaluate(e, p, "navigator.userAgent", 5000, &r);
+	assert_string_equal(json_string_value(r.value), "cdpilot-test/2.0");
+	close_page(e, p);
+	/* ... or a page's own blocking */
+	p = open_unheld(e, &blocking, "/never-load", 5000, &r);
+	cdp_page_get_counters(p, &pc);
+	assert_true(pc.requests_blocked >= 1);
+	close_page(e, p);
 
-	/* several times over, as the session is set up before or after the commit */
-	first_load_outcomes(e, NULL, 10);
+	/* a server that never answers a navigation: -ETIMEDOUT, and the page stays usable */
+	url_of(e, "/hang", url, sizeof url);
+	assert_int_equal(open_at(e, NULL, url, 10000, &p), 0);
+	t0 = tu_now_ms();
+	navigate(e, p, url, 1000, &r);
+	assert_int_equal(r.status, -ETIMEDOUT);
+	assert_true(tu_now_ms() - t0 < 3000);
+	evaluate(e, p, "1+1", 5000, &r);
+	assert_int_equal(json_integer_value(r.value), 2);
+	close_page(e, p);
+
+	assert_int_equal(cdp_hold_pages(browser_conn(e->b), &hold), 0);
+	held.hold = guarded.hold = hold;
+
+	/* several times over, as the events may fall differently */
+	first_load_outcomes(e, &held, 10);
 
 	/* a script of the first document navigating again: the last document is waited for */
 	url_of(e, "/static", want, sizeof want);
 	snprintf(url, sizeof url,
 	         "data:text/html,<title>first</title><script>location.replace('%s')</script>",
 	         want);
-	assert_int_equal(open_at(e, NULL, url, 10000, &p), 0);
+	assert_int_equal(open_at(e, &held, url, 10000, &p), 0);
 	navigate(e, p, url, 10000, &r);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.final_url, want);
@@ -614,38 +658,12 @@ static void test_cdp_page__opened_at_url(void **state)
 	assert_string_equal(json_string_value(r.value), "Static page");
 	close_page(e, p);
 
-	/* a user agent must cover the first request: the page starts at about:blank, and the
-	 * navigate is a real one */
-	url_of(e, "/static", url, sizeof url);
-	assert_int_equal(open_at(e, &ua, url, 10000, &p), 0);
-	evaluate(e, p, "location.href", 5000, &r);
-	assert_string_equal(json_string_value(r.value), "about:blank");
-	navigate(e, p, url, 10000, &r);
-	assert_int_equal(r.status, 0);
-	evaluate(e, p, "navigator.userAgent", 5000, &r);
-	assert_string_equal(json_string_value(r.value), "cdpilot-test/2.0");
-	close_page(e, p);
-	/* so must a page's own blocking */
-	url_of(e, "/never-load", url, sizeof url);
-	assert_int_equal(open_at(e, &blocking, url, 10000, &p), 0);
-	evaluate(e, p, "location.href", 5000, &r);
-	assert_string_equal(json_string_value(r.value), "about:blank");
-	navigate(e, p, url, 5000, &r);
-	assert_int_equal(r.status, 0);
-	cdp_page_get_counters(p, &pc);
-	assert_true(pc.requests_blocked >= 1);
-	close_page(e, p);
-
-	/* a server that never answers: -ETIMEDOUT, and the page stays usable */
+	/* a server that never answers: a held page's set-up is answered only once its first
+	 * document commits, so the open times out */
 	url_of(e, "/hang", url, sizeof url);
-	assert_int_equal(open_at(e, NULL, url, 10000, &p), 0);
-	t0 = tu_now_ms();
-	navigate(e, p, url, 1000, &r);
-	assert_int_equal(r.status, -ETIMEDOUT);
-	assert_true(tu_now_ms() - t0 < 3000);
-	evaluate(e, p, "1+1", 5000, &r);
-	assert_int_equal(json_integer_value(r.value), 2);
-	close_page(e, p);
+	assert_int_equal(open_at(e, &held, url, 1000, &p), -ETIMEDOUT);
+	assert_null(p);
+	cdp_hold_free(hold);
 
 	res_reset(&r);
 	env_close(e);
