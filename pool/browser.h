@@ -49,6 +49,11 @@ typedef struct browser_opts {
 	const char *cdp_url;         /* NULL: $CDP_URL; set: attach instead of launching */
 	uint32_t launch_timeout_ms;  /* spawn to websocket open; default 30000 */
 	uint32_t close_grace_ms;     /* Browser.close -> SIGTERM -> SIGKILL steps; default 2000 */
+	int allow_new_windows;       /* 0 (default): a launched browser gets
+	                              * --block-new-web-contents, so no page can open a popup
+	                              * (window.open returns null, target=_blank opens nothing);
+	                              * the headless shell honours it, the full chromium does
+	                              * not. 1: popups open (tests of the pool's closing path) */
 	cdp_conn_opts_t conn;        /* passed to the connection */
 } browser_opts_t;
 

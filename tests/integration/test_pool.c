@@ -51,6 +51,7 @@ typedef struct h {
 	const char *path; /* page the tasks load */
 	unsigned max_contexts_seen;
 	unsigned max_pages_per_context;
+	char *max_pages_seen; /* the targets of that context when the most were seen */
 	int probing;
 	uv_timer_t probe;
 } h_t;
@@ -210,6 +211,8 @@ static void h_close(h_t *h)
 	assert_int_equal(uv_loop_close(&h->loop), 0);
 	assert_int_equal(tu_wait_tagged_count(h->chrom_before, 5000), h->chrom_before);
 	assert_int_equal(tu_fd_count(), h->fds_before);
+	free(h->max_pages_seen);
+	h->max_pages_seen = NULL;
 }
 
 static int h_wait_ready(h_t *h)
@@ -244,6 +247,35 @@ static void on_contexts(cdp_conn_t *c, const cdp_reply_t *r, void *ud)
 		h->max_contexts_seen = (unsigned)json_array_size(ids);
 }
 
+/* One line per target of context ctx: type, id, opener, attached, URL (so a failure of a
+ * bound on pages per context says which pages they were). Caller frees. */
+static char *describe_context(json_t *infos, const char *ctx)
+{
+	size_t cap = 4096, len = 0;
+	char *out = malloc(cap);
+
+	if (!out)
+		return NULL;
+	out[0] = '\0';
+	for (size_t j = 0; j < json_array_size(infos); j++) {
+		json_t *t = json_array_get(infos, j);
+		const char *cj = json_string_value(json_object_get(t, "browserContextId"));
+		const char *op = json_string_value(json_object_get(t, "openerId"));
+		int n;
+		if (!cj || strcmp(cj, ctx) != 0)
+			continue;
+		n = snprintf(out + len, cap - len, "    %s %.8s opener=%.8s attached=%d %s\n",
+		             json_string_value(json_object_get(t, "type")),
+		             json_string_value(json_object_get(t, "targetId")), op ? op : "-",
+		             json_is_true(json_object_get(t, "attached")),
+		             json_string_value(json_object_get(t, "url")));
+		if (n < 0 || (size_t)n >= cap - len)
+			break;
+		len += (size_t)n;
+	}
+	return out;
+}
+
 static void on_targets(cdp_conn_t *c, const cdp_reply_t *r, void *ud)
 {
 	h_t *h = ud;
@@ -263,8 +295,11 @@ static void on_targets(cdp_conn_t *c, const cdp_reply_t *r, void *ud)
 			const char *type = json_string_value(json_object_get(t, "type"));
 			n += cj && type && strcmp(ci, cj) == 0 && strcmp(type, "page") == 0;
 		}
-		if (n > h->max_pages_per_context)
+		if (n > h->max_pages_per_context) {
 			h->max_pages_per_context = n;
+			free(h->max_pages_seen);
+			h->max_pages_seen = describe_context(infos, ci);
+		}
 	}
 }
 
@@ -499,13 +534,74 @@ static void test_pool__hostile_pages_fail_alone(void **state)
 	print_message("popups closed=%llu launches=%llu stuck=%llu\n",
 	              (unsigned long long)st.popups_closed, (unsigned long long)st.browser_launches,
 	              (unsigned long long)st.stuck_contexts);
-	print_message("most pages seen alive in one context: %u\n", h.max_pages_per_context);
+	print_message("most pages seen alive in one context: %u\n%s", h.max_pages_per_context,
+	              h.max_pages_seen ? h.max_pages_seen : "");
 	assert_true(xs[1].window_open_blocked);
-	assert_int_equal(st.popups_closed, 5); /* the guarded ones opened nothing */
-	assert_true(h.max_pages_per_context <= 3);
+	/* Launched with --block-new-web-contents, no page can open a window: no popup ever
+	 * exists, so none has to be closed (test_pool__popups_closed_when_allowed covers the
+	 * closing path a browser without that switch relies on). */
+	assert_int_equal(st.popups_closed, 0);
+	assert_int_equal(h.max_pages_per_context, 1);
 	assert_true(st.dialogs_dismissed > 0);
 	assert_int_equal(st.browser_launches, 1); /* nothing took the browser down */
 	/* every slot came back */
+	end = tu_now_ms() + 15000;
+	do {
+		uv_run(&h.loop, UV_RUN_NOWAIT);
+		pool_get_stats(h.pool, &st);
+		usleep(10000);
+	} while (st.leases_in_use > 0 && tu_now_ms() < end);
+	assert_int_equal(st.leases_in_use, 0);
+	h_close(&h);
+}
+
+static void popups_lease_released(hostile_t *x, h_t *h)
+{
+	uint64_t end = tu_now_ms() + 30000;
+
+	while (!x->finished && tu_now_ms() < end)
+		uv_run(&h->loop, UV_RUN_ONCE);
+}
+
+/* A browser that lets pages open windows (allow_new_windows: the full chromium ignores
+ * --block-new-web-contents, and an attached browser was launched by someone else): the
+ * pool closes every popup that gets past the page's guard as soon as it appears. The
+ * guarded window.open, links and form open nothing; the five dispatched clicks each
+ * make a popup, and each is closed. How many are alive at once depends on how long
+ * Chromium takes to destroy a closed target (300-500 ms with 156.0.8078.114), so that
+ * count is printed, not bounded: the bound holds only where popups are refused. */
+static void test_pool__popups_closed_when_allowed(void **state)
+{
+	static h_t h; /* outlives a failed check: libuv keeps the loop in its signal lists */
+	pool_opts_t o;
+	pool_stats_t st;
+	hostile_t x = { .path = "/popup-bomb", .popups = 1 };
+	char url[256];
+	uint64_t end;
+
+	tu_require_chromium();
+	pool_opts_init(&o);
+	o.concurrency_cap = 2;
+	o.task_timeout_ms = 10000;
+	o.browser.allow_new_windows = 1;
+	h_open(&h, &o);
+	h_start_probe(&h, 50);
+	assert_true(h_wait_ready(&h));
+	x.h = &h;
+	fixture_url(h.fx, x.path, url, sizeof url);
+	x.lease = pool_acquire(h.pool, url, 0, hostile_granted, hostile_revoked, &x);
+	assert_non_null(x.lease);
+	popups_lease_released(&x, &h);
+	pool_get_stats(h.pool, &st);
+	print_message("%s -> %s; popups closed=%llu; most pages seen alive in one context: "
+	              "%u\n%s",
+	              x.path, pool_outcome_name(x.outcome), (unsigned long long)st.popups_closed,
+	              h.max_pages_per_context, h.max_pages_seen ? h.max_pages_seen : "");
+	assert_true(x.finished);
+	assert_int_equal(x.outcome, POOL_OK);
+	assert_true(x.window_open_blocked);
+	assert_int_equal(st.popups_closed, 5); /* the guarded ones opened nothing */
+	assert_true(h.max_pages_per_context >= 2); /* popups did open: the test can see them */
 	end = tu_now_ms() + 15000;
 	do {
 		uv_run(&h.loop, UV_RUN_NOWAIT);
@@ -937,6 +1033,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pool__cap_holds_for_200_tasks),
 		cmocka_unit_test(test_pool__hostile_pages_fail_alone),
+		cmocka_unit_test(test_pool__popups_closed_when_allowed),
 		cmocka_unit_test(test_pool__default_blocking_blocks_images),
 		cmocka_unit_test(test_pool__browser_killed_mid_run),
 		cmocka_unit_test(test_pool__recycle_under_load_loses_nothing),
