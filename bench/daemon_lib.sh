@@ -34,7 +34,7 @@ daemon_cleanup() {
 }
 
 daemon_setup() {
-	./scripts/deps.sh bench
+	./scripts/deps.sh --current bench
 	if [ "${NO_BUILD:-0}" != 1 ]; then
 		echo "== building cdpilot and cdpilot-fixture into $BUILD_DIR/"
 		cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo --log-level=WARNING
@@ -42,6 +42,9 @@ daemon_setup() {
 	fi
 	cdpilot=$BUILD_DIR/daemon/cdpilot
 	[ -x "$cdpilot" ] || { echo "$0: $cdpilot not found (unset NO_BUILD to build it)" >&2; exit 1; }
+	# shellcheck source=bench/lib.sh
+	. bench/lib.sh
+	bench_browser_banner "$cdpilot"
 	if [ ! -d bench/node_modules/playwright-core ]; then
 		echo "== npm ci in bench/"
 		(cd bench && npm ci --no-audit --no-fund)

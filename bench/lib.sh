@@ -6,6 +6,15 @@
 # shellcheck source=scripts/fixture.sh
 . scripts/fixture.sh
 
+# bench_browser_banner CDPILOT: the Chromium build a benchmark drives, as Browser.getVersion
+# reports it (printed first, so every figure can be traced to its build).
+bench_browser_banner() {
+	local v
+	v=$("$1" --version --browser 2>/dev/null | tail -n 1) || v="(cdpilot --version --browser failed)"
+	echo "== chromium: $v"
+	echo "$v" >"${results:-build/bench-results}/chromium-version.json" 2>/dev/null || true
+}
+
 bench_setup() {
 	if [ ! -d bench/node_modules/playwright-core ]; then
 		echo "== npm ci in bench/"
@@ -22,7 +31,8 @@ bench_setup() {
 		done
 	fi
 	echo "== Chromium for both sides: ${CHROMIUM_PATH:-chromium on PATH}"
-	start_fixture
 	results=build/bench-results
 	mkdir -p "$results"
+	bench_browser_banner build/daemon/cdpilot
+	start_fixture
 }

@@ -26,10 +26,10 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-./scripts/deps.sh bench
+./scripts/deps.sh --current bench
 echo "== building into build/"
 cmake -S . -B build --log-level=WARNING
-cmake --build build -j"$(nproc)" --target cdpilot-fixture cdpilot-bench-pool
+cmake --build build -j"$(nproc)" --target cdpilot cdpilot-fixture cdpilot-bench-pool
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 bench_setup

@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-./scripts/deps.sh bench
+./scripts/deps.sh --current bench
 
 echo "== building into build/"
 cmake -S . -B build --log-level=WARNING

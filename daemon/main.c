@@ -17,6 +17,7 @@
 #include "daemon/targets.h"
 #endif
 #include "daemon/scrape.h"
+#include "daemon/version.h"
 #include "pool/browser.h"
 #include "util/log.h"
 
@@ -28,7 +29,7 @@ static void usage(FILE *f)
 	        "       cdpilot check-config [-v] [--SETTING VALUE...]\n"
 	        "       cdpilot scrape URL [--wait-for CSS] [--extract JS] [--screenshot FILE.png]\n"
 	        "                          [--timeout SECONDS]\n"
-	        "       cdpilot --version\n"
+	        "       cdpilot --version [--browser]\n"
 	        "       cdpilot --help\n"
 	        "\n"
 	        "cdpilot drives one headless Chromium over the Chrome DevTools Protocol.\n"
@@ -227,6 +228,13 @@ int main(int argc, char **argv)
 		return SCRAPE_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
+		if (argc == 3 && strcmp(argv[2], "--browser") == 0)
+			return version_browser_main();
+		if (argc > 2) {
+			fprintf(stderr, "cdpilot: --version takes only --browser, not '%s'\n",
+			        argv[2]);
+			return SCRAPE_EXIT_USAGE;
+		}
 		printf("cdpilot %s\n", CDPILOT_VERSION);
 		return 0;
 	}

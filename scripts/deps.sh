@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deps.sh: installs the Debian 12 packages cdpilot needs for one purpose and that are not
-# installed yet. Usage: scripts/deps.sh [--dry-run] build|test|bench
+# installed yet. Usage: scripts/deps.sh [--dry-run] [--current] build|test|bench
 #
 #   build  compiler, cmake, the libraries, Chromium's headless shell (the browser cdpilot
 #          runs) and redis-server (the demo runs both)
@@ -15,6 +15,13 @@
 # Each package is checked with dpkg-query; apt-get update and apt-get install run only when
 # something is missing, as root directly or else through sudo. --dry-run only says what
 # would be installed. Prints one line: what it installs, or that nothing is missing.
+#
+# --current (the test command and the benchmarks use it): Chromium must be the build a new
+# user gets today, not whatever this machine installed months ago. It refreshes the
+# package lists (apt-get update), upgrades chromium-headless-shell and chromium when Debian
+# has a newer build than the installed one, and prints the build in use. If the lists
+# cannot be refreshed (no network), it says so and goes on with the installed build; in CI
+# (CI=true) that is an error. CHROMIUM_PATH set: that browser is used, nothing is upgraded.
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
@@ -30,15 +37,17 @@ die() {
 }
 
 usage() {
-	echo "usage: scripts/deps.sh [--dry-run] build|test|bench" >&2
+	echo "usage: scripts/deps.sh [--dry-run] [--current] build|test|bench" >&2
 	exit 2
 }
 
 dry_run=0
+current=0
 mode=
 for arg in "$@"; do
 	case "$arg" in
 	--dry-run) dry_run=1 ;;
+	--current) current=1 ;;
 	build | test | bench)
 		[ -z "$mode" ] || usage
 		mode=$arg
@@ -82,37 +91,93 @@ for pkg in "${wanted[@]}"; do
 	missing+=("$pkg")
 done
 
+# Root runs apt-get itself; anyone else goes through sudo (prompting only on a terminal).
+# Sets as_root, or returns 1 when neither is possible.
+find_root() {
+	if [ "$(id -u)" = 0 ]; then
+		as_root=(env DEBIAN_FRONTEND=noninteractive)
+	elif command -v sudo >/dev/null 2>&1; then
+		if [ -t 0 ]; then
+			as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
+		else
+			as_root=(sudo -n env DEBIAN_FRONTEND=noninteractive)
+		fi
+	else
+		return 1
+	fi
+}
+
+installed_version() {
+	dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true
+}
+
+# --current: upgrade the Chromium packages to Debian's candidate and say which build runs.
+ensure_current_chromium() {
+	local pkg have cand upgrade=() lists_fresh=0
+	if [ -n "${CHROMIUM_PATH:-}" ]; then
+		echo "deps ($mode): CHROMIUM_PATH=$CHROMIUM_PATH: that browser is used as it is"
+		return 0
+	fi
+	if [ "$lists_updated" = 1 ]; then
+		lists_fresh=1
+	elif find_root && "${as_root[@]}" apt-get -q=2 update >/dev/null 2>&1; then
+		lists_fresh=1
+	elif [ -n "${CI:-}" ]; then
+		die "--current: apt-get update failed, so whether Chromium is Debian's current" \
+			"build cannot be checked (in CI that is an error)"
+	else
+		echo "deps ($mode): WARNING: apt-get update failed; Chromium is not checked" \
+			"against Debian's current build"
+	fi
+	for pkg in chromium-headless-shell chromium; do
+		have=$(installed_version "$pkg")
+		[ -n "$have" ] || continue
+		[ "$lists_fresh" = 1 ] || continue
+		cand=$(apt-cache policy "$pkg" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+		if [ -n "$cand" ] && [ "$cand" != "(none)" ] &&
+			dpkg --compare-versions "$cand" gt "$have"; then
+			echo "deps ($mode): $pkg $have is not Debian's current build: upgrading to $cand"
+			upgrade+=("$pkg")
+		fi
+	done
+	if [ ${#upgrade[@]} -gt 0 ]; then
+		[ "$dry_run" = 0 ] || return 0
+		if ! "${as_root[@]}" apt-get -q -y install --only-upgrade --no-install-recommends \
+			"${upgrade[@]}"; then
+			die "apt-get install --only-upgrade ${upgrade[*]} failed: the tests would" \
+				"run a Chromium build no new user gets"
+		fi
+	fi
+	for pkg in chromium-headless-shell chromium; do
+		have=$(installed_version "$pkg")
+		[ -z "$have" ] || echo "deps ($mode): $pkg $have$([ "$lists_fresh" = 1 ] &&
+			echo " (Debian's current build)")"
+	done
+}
+
+lists_updated=0
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "deps ($mode): nothing missing"
-	exit 0
-fi
-if [ "$dry_run" = 1 ]; then
+elif [ "$dry_run" = 1 ]; then
 	echo "deps ($mode): would install: ${missing[*]}"
-	exit 0
-fi
-
-# Root runs apt-get itself; anyone else goes through sudo (prompting only on a terminal).
-if [ "$(id -u)" = 0 ]; then
-	as_root=(env DEBIAN_FRONTEND=noninteractive)
-elif command -v sudo >/dev/null 2>&1; then
-	if [ -t 0 ]; then
-		as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
-	else
-		as_root=(sudo -n env DEBIAN_FRONTEND=noninteractive)
-	fi
 else
-	die "not root and sudo is not installed. As root, run:" \
-		"apt-get update && apt-get install --no-install-recommends ${missing[*]}"
+	if ! find_root; then
+		die "not root and sudo is not installed. As root, run:" \
+			"apt-get update && apt-get install --no-install-recommends ${missing[*]}"
+	fi
+	echo "deps ($mode): installing: ${missing[*]}"
+	if ! "${as_root[@]}" apt-get -q update; then
+		die "apt-get update failed (as ${as_root[0]}). Install these yourself:" \
+			"apt-get install --no-install-recommends ${missing[*]}"
+	fi
+	lists_updated=1
+	# --no-install-recommends keeps the set small; Chromium's one real need among its
+	# recommendations, fonts-liberation, is listed explicitly above.
+	if ! "${as_root[@]}" apt-get -q -y install --no-install-recommends "${missing[@]}"; then
+		die "apt-get install failed. Install these yourself:" \
+			"apt-get install --no-install-recommends ${missing[*]}"
+	fi
 fi
-
-echo "deps ($mode): installing: ${missing[*]}"
-if ! "${as_root[@]}" apt-get -q update; then
-	die "apt-get update failed (as ${as_root[0]}). Install these yourself:" \
-		"apt-get install --no-install-recommends ${missing[*]}"
-fi
-# --no-install-recommends keeps the set small; Chromium's one real need among its
-# recommendations, fonts-liberation, is listed explicitly above.
-if ! "${as_root[@]}" apt-get -q -y install --no-install-recommends "${missing[@]}"; then
-	die "apt-get install failed. Install these yourself:" \
-		"apt-get install --no-install-recommends ${missing[*]}"
+if [ "$current" = 1 ]; then
+	ensure_current_chromium
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# test.sh: the whole test suite, as CI runs it. Installs what is missing
-# (scripts/deps.sh test), then builds and runs ctest, one test at a time (integration tests
-# count Chromium processes), in:
+# test.sh: the whole test suite, as CI runs it. Installs what is missing and brings
+# Chromium to Debian's current build (scripts/deps.sh --current test), then builds and runs
+# ctest, one test at a time (integration tests count Chromium processes), in:
 #   build/        the normal build (RelWithDebInfo)
 #   build-asan/   -DCDPILOT_SANITIZE=ON: AddressSanitizer with LeakSanitizer, UBSan
 #   build-fuzz/   clang -DCDPILOT_FUZZ=ON: a short smoke run of each libFuzzer target
@@ -9,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-./scripts/deps.sh test || exit 1
+./scripts/deps.sh --current test || exit 1
 
 jobs=$(nproc 2>/dev/null || echo 2)
 started=$SECONDS
@@ -55,6 +55,10 @@ run_build() {
 		summaries+=("$(printf '%-12s FAILED to build (%d s)' "$dir/" $((SECONDS - t0)))")
 		total_fail=$((total_fail + 1))
 		return
+	fi
+	if [ "$dir" = build ]; then
+		# Before any test: the Chromium build this run drives, as the browser itself says.
+		echo "===== chromium: $("$dir/daemon/cdpilot" --version --browser 2>&1 | tail -n 1)"
 	fi
 	echo "===== $name: ctest -j1 in $dir/"
 	# shellcheck disable=SC2086 # ctest_args is a word list on purpose
