@@ -167,6 +167,50 @@ static int cmp_i64(const void *a, const void *b)
  * 50 navigate targets discovered from the listing, one target whose page fails, a match
  * finishing, and SIGHUP adding one target and removing another.
  */
+/* The value of key of target id in /status (a new reference), or NULL. */
+static json_t *status_field(env_t *e, const char *id, const char *key)
+{
+	json_t *st = status(e), *t, *v = NULL;
+	size_t i;
+
+	json_array_foreach(st ? json_object_get(st, "targets") : NULL, i, t)
+		if (strcmp(json_string_value(json_object_get(t, "id")) ?: "", id) == 0)
+			v = json_incref(json_object_get(t, key));
+	json_decref(st);
+	return v;
+}
+
+/* Polls /status until target id has the class klass, up to timeout_ms (then the checks
+ * that follow say what was wrong). */
+static void wait_class(env_t *e, const char *id, const char *klass, uint64_t timeout_ms)
+{
+	uint64_t end = tu_now_ms() + timeout_ms;
+	json_t *v = NULL;
+
+	do {
+		json_decref(v);
+		if ((v = status_field(e, id, "class")) && strcmp(json_string_value(v) ?: "", klass) == 0)
+			break;
+		dk_sleep_ms(250);
+	} while (tu_now_ms() < end);
+	json_decref(v);
+}
+
+/* Polls /status until target id has been scraped (seq > 0), up to timeout_ms. */
+static void wait_scraped(env_t *e, const char *id, uint64_t timeout_ms)
+{
+	uint64_t end = tu_now_ms() + timeout_ms;
+	json_t *v = NULL;
+
+	do {
+		json_decref(v);
+		if ((v = status_field(e, id, "seq")) && json_integer_value(v) > 0)
+			break;
+		dk_sleep_ms(250);
+	} while (tu_now_ms() < end);
+	json_decref(v);
+}
+
 static void test_run__navigate_fifty_targets(void **state)
 {
 	env_t *e = *state;
@@ -189,18 +233,23 @@ static void test_run__navigate_fifty_targets(void **state)
 	         "\"class\": \"live\"}]}",
 	         e->base, e->base);
 	dk_write_file(e->targets, text);
-	start_daemon(e, (const char *const[]){ "LIVE_INTERVAL_SECONDS=5",
-	                                       "IMMINENT_INTERVAL_SECONDS=30",
+	/* ~17 live matches every 10 s and ~25 imminent every 60 s ask for about 2 page loads
+	 * a second, under a third of what this machine does quiet (~7): with both cores
+	 * loaded it still keeps up (at 5 s and 30 s it asked for 4.2 and failed there). */
+	start_daemon(e, (const char *const[]){ "LIVE_INTERVAL_SECONDS=10",
+	                                       "IMMINENT_INTERVAL_SECONDS=60",
 	                                       "COMPLETED_INTERVAL_SECONDS=60",
 	                                       "HOST_CONCURRENCY=8",
 	                                       "RETRY_BASE_MS=500", "RETRY_CAP_MS=4000",
 	                                       "RETRY_MAX_TRIES=3", NULL });
 	/* 50 matches + the listing + the broken one (never a snapshot). Completed matches
-	 * come last by design (live > imminent > completed): wait for the other classes. */
+	 * come last by design (live > imminent > completed): wait for the other classes, as
+	 * long as they keep coming (a loaded machine is slower, not wrong): fail only when no
+	 * new target was scraped for 45 s, or after 300 s. */
 	{
-		uint64_t end = tu_now_ms() + 90000;
-		size_t n = 0, waiting = 0;
-		while (tu_now_ms() < end) {
+		uint64_t end = tu_now_ms() + 300000, progress_by = tu_now_ms() + 45000;
+		size_t n = 0, waiting = 0, least_waiting = SIZE_MAX;
+		while (tu_now_ms() < end && tu_now_ms() < progress_by) {
 			st = status(e);
 			waiting = n = 0;
 			if (st) {
@@ -216,6 +265,10 @@ static void test_run__navigate_fifty_targets(void **state)
 			}
 			if (n >= 52 && waiting == 0)
 				break;
+			if (n >= 52 && waiting < least_waiting) {
+				least_waiting = waiting;
+				progress_by = tu_now_ms() + 45000;
+			}
 			dk_sleep_ms(250);
 		}
 		if (n < 52 || waiting > 0) {
@@ -241,7 +294,8 @@ static void test_run__navigate_fifty_targets(void **state)
 	finish_at = dk_wall_ms();
 	json_decref(m);
 
-	dk_sleep_ms(12000);
+	/* its next scrape (live: within 10 s, later under load) sees it finished */
+	wait_class(e, finished_target, "completed", 60000);
 	/* SIGHUP: "broken" goes, "extra" comes */
 	snprintf(text, sizeof text,
 	         "{\"targets\": ["
@@ -253,7 +307,7 @@ static void test_run__navigate_fifty_targets(void **state)
 	dk_write_file(e->targets, text);
 	hup_at = dk_wall_ms();
 	kill(e->d.pid, SIGHUP);
-	dk_sleep_ms(12000);
+	wait_scraped(e, "extra", 60000);
 
 	st = status(e);
 	assert_non_null(st);
@@ -330,7 +384,7 @@ static void test_run__navigate_fifty_targets(void **state)
 	print_message("live targets %zu, age samples %zu: median %lld ms, p95 %lld ms, max %lld ms\n",
 	              nlive, nages, (long long)ages[nages / 2],
 	              (long long)ages[(nages * 95) / 100], (long long)ages[nages - 1]);
-	assert_true(ages[(nages * 95) / 100] <= 2 * 5000);
+	assert_true(ages[(nages * 95) / 100] <= 2 * 10000);
 	free(ages);
 
 	/* the finished match: completed, and not scraped again within its 60 s interval */
