@@ -1,0 +1,109 @@
+/*
+ * claim.c: the shared schedule (SCHEDULE=redis, store/share.h): a claim before each run, the run's end reported.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/adapter.h"
+#include "adapters/snapshot.h"
+#include "cdp/cdp_err.h"
+#include "daemon/targets.h"
+#include "runner/runner_priv.h"
+#include "util/log.h"
+
+/* ---- the shared schedule (SCHEDULE=redis, store/share.h) ---- */
+
+typedef struct claim {
+	run_t *run;
+	rtarget_t *rt; /* ref held */
+	int watch;
+} claim_t;
+
+/* The run of a target we claimed is over: tell the others when it is due again. */
+void runner__share_run_over(run_t *r, rtarget_t *rt)
+{
+	sched_info_t si;
+	uint64_t now = now_ms(r);
+
+	if (!r->share || !rt->held)
+		return;
+	rt->held = 0;
+	if (rt->removed || sched_get_info(sched_of(r, rt), rt->spec.id, &si) != 0)
+		return;
+	share_done(r->share, rt->spec.id,
+	           si.due_ms > now ? (uint32_t)(si.due_ms - now > 86400000 ? 86400000
+	                                                                    : si.due_ms - now)
+	                           : 0);
+}
+
+void runner__watch_sched_done(run_t *r, rtarget_t *rt, int ok)
+{
+	sched_done(r->wsched, rt->spec.id, ok, now_ms(r));
+	runner__share_run_over(r, rt);
+}
+
+static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
+{
+	claim_t *c = ud;
+	run_t *r = c->run;
+	rtarget_t *rt = c->rt;
+	int watch = c->watch;
+	uint64_t now = now_ms(r);
+
+	free(c);
+	if (!watch)
+		r->claiming--;
+	if (rt->removed || r->stopping) {
+		if (!rt->removed)
+			sched_defer(sched_of(r, rt), rt->spec.id, now + retry_ms, now);
+		runner__rt_unref(rt);
+		return;
+	}
+	if (status < 0 && !rt->owner) {
+		/* Redis cannot say who holds it, and it was not ours: wait, so that it is never
+		 * scraped by two instances at once */
+		sched_defer(sched_of(r, rt), rt->spec.id, now + 1000, now);
+	} else if (status == 0) {
+		/* another instance holds it (or it is not due there yet) */
+		rt->owner = 0;
+		sched_defer(sched_of(r, rt), rt->spec.id, now + retry_ms, now);
+		if (watch && rt->watch)
+			runner__watch_close(rt->watch);
+	} else {
+		if (status == 1) {
+			rt->held = 1;
+			rt->owner = 1;
+			if (fence != rt->fence && rt->seq > 0)
+				rt->resync = 1; /* taken over: Redis may hold another's newer result */
+			rt->fence = fence;
+		} else {
+			/* Redis is away: ours at the last claim, so we keep it (the others take it
+			 * only once our heartbeat is lease_ms old, with a fence that outranks our
+			 * writes) */
+			log_debug("run", "shared schedule unreachable (%s): %s was ours, scraping it",
+			          strerror(-status), rt->spec.id);
+		}
+		if (watch)
+			runner__watch_due(r, rt);
+		else
+			runner__task_start(r, rt);
+	}
+	runner__rt_unref(rt);
+	runner__pump(r);
+}
+
+void runner__claim(run_t *r, rtarget_t *rt, int watch)
+{
+	claim_t *c = calloc(1, sizeof *c);
+
+	if (!c)
+		abort();
+	c->run = r;
+	c->rt = rt;
+	c->watch = watch;
+	rt->refs++;
+	if (!watch)
+		r->claiming++;
+	share_claim(r->share, rt->spec.id, on_claimed, c);
+}

@@ -1,0 +1,111 @@
+/*
+ * publish.c: results: a raw value becomes a snapshot and a delta, sent to the sink and the store; failures are recorded.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/adapter.h"
+#include "adapters/snapshot.h"
+#include "cdp/cdp_err.h"
+#include "daemon/targets.h"
+#include "runner/runner_priv.h"
+#include "util/log.h"
+
+/* ---- results ---- */
+
+void runner__record_done(run_t *r, int ok)
+{
+	uint64_t sec = now_ms(r) / 1000;
+
+	r->done_per_sec[sec % RATE_WINDOW]++;
+	r->done_total++;
+	if (ok)
+		r->ok_total++;
+	else
+		r->fail_total++;
+}
+
+void runner__target_failed(run_t *r, rtarget_t *rt, const char *why)
+{
+	rt->failures++;
+	snprintf(rt->last_error, sizeof rt->last_error, "%.*s", (int)sizeof rt->last_error - 1, why);
+	log_warn("run", "target %s failed (%u in a row): %s", rt->spec.id, rt->failures, why);
+	runner__record_done(r, 0);
+}
+
+/* A raw value came back for rt; turn it into a snapshot (and delta). Returns 0 or fails
+ * the target with a reason. raw is borrowed. */
+int runner__publish(run_t *r, rtarget_t *rt, const json_t *raw, const char *url,
+                    uint64_t started)
+{
+	const adapter_t *ad = rt->spec.adapter;
+	char why[512] = "";
+	json_t *data = NULL, *snap = NULL, *delta = NULL;
+	uint32_t duration = (uint32_t)(now_ms(r) - started);
+
+	if (rt->removed)
+		return 0;
+	if (rt->spec.discover) {
+		json_t *children = ad->discover(rt->spec.state, raw, rt->spec.id, why, sizeof why);
+		if (!children) {
+			runner__target_failed(r, rt, why[0] ? why : "discovery returned nothing");
+			return -EINVAL;
+		}
+		data = json_pack("{s:I, s:[]}", "discovered", (json_int_t)json_array_size(children),
+		                 "targets");
+		{
+			size_t i;
+			json_t *c;
+			json_array_foreach(children, i, c)
+				json_array_append(json_object_get(data, "targets"), json_object_get(c, "id"));
+		}
+		runner__discovered(r, rt, children);
+		json_decref(children);
+	} else {
+		data = ad->normalise(rt->spec.state, raw, why, sizeof why);
+		if (!data) {
+			runner__target_failed(r, rt, why[0] ? why : "the page's data did not validate");
+			return -EINVAL;
+		}
+		if (ad->classify) {
+			int k = ad->classify(rt->spec.state, data);
+			if (k >= 0 && k < SCHED_NCLASSES && (enum sched_class)k != rt->klass) {
+				log_info("run", "target %s: %s -> %s", rt->spec.id,
+				         sched_class_name(rt->klass), sched_class_name((enum sched_class)k));
+				rt->klass = (enum sched_class)k;
+				sched_set_class(sched_of(r, rt), rt->spec.id, rt->klass, now_ms(r));
+			}
+		}
+	}
+	snap = snapshot_new(rt->spec.id, ad->name, url, rt->seq + 1, unix_ms(), duration,
+	                    rt->klass, data);
+	if (!snap) {
+		runner__target_failed(r, rt, "out of memory building the snapshot");
+		return -ENOMEM;
+	}
+	rt->seq++;
+	r->snapshots_total++;
+	if (snapshot_delta(rt->last, snap, &delta) != 0)
+		delta = NULL;
+	if (r->sink) {
+		sink_put(r->sink, "snapshot", snap);
+		if (delta)
+			sink_put(r->sink, "delta", delta);
+	}
+	if (r->store) {
+		store_put_fenced(r->store, snap, delta, rt->fence, rt->resync);
+		rt->resync = 0;
+	}
+	if (delta)
+		r->deltas_total++;
+	json_decref(delta);
+	json_decref(rt->last);
+	rt->last = snap;
+	rt->last_ok_ms = now_ms(r);
+	r->last_success_ms = rt->last_ok_ms;
+	rt->failures = 0;
+	rt->last_error[0] = '\0';
+	runner__record_done(r, 1);
+	return 0;
+}

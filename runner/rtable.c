@@ -1,0 +1,203 @@
+/*
+ * rtable.c: the targets table: ids, specs, discovered children, reconcile against a new list.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/adapter.h"
+#include "adapters/snapshot.h"
+#include "cdp/cdp_err.h"
+#include "daemon/targets.h"
+#include "runner/runner_priv.h"
+#include "util/log.h"
+
+/* ---- targets table ---- */
+
+rtarget_t *runner__find_target(run_t *r, const char *id)
+{
+	for (rtarget_t *t = r->targets; t; t = t->next)
+		if (strcmp(t->spec.id, id) == 0)
+			return t;
+	return NULL;
+}
+
+void runner__rt_unref(rtarget_t *rt)
+{
+	if (--rt->refs > 0)
+		return;
+	json_decref(rt->last);
+	target_spec_release(&rt->spec);
+	free(rt);
+}
+
+/* Takes ownership of *spec (zeroed on return). */
+void runner__target_add(run_t *r, target_spec_t *spec, const char *parent)
+{
+	rtarget_t *rt = calloc(1, sizeof *rt);
+
+	if (!rt)
+		abort();
+	rt->run = r;
+	rt->spec = *spec;
+	memset(spec, 0, sizeof *spec);
+	snprintf(rt->parent, sizeof rt->parent, "%.*s", (int)sizeof rt->parent - 1, parent);
+	if (targets_host(rt->spec.url, rt->host, sizeof rt->host) != 0)
+		rt->host[0] = '\0';
+	rt->klass = rt->spec.klass;
+	rt->added_ms = now_ms(r);
+	rt->refs = 1;
+	rt->next = r->targets;
+	r->targets = rt;
+	r->ntargets++;
+	sched_add(sched_of(r, rt), rt->spec.id, rt->host, rt->klass, rt->spec.interval_ms, rt,
+	          now_ms(r));
+	log_info("run", "target %s added (%s, %s, %s%s)", rt->spec.id, rt->spec.adapter->name,
+	         sched_class_name(rt->klass), rt->spec.mode == TARGETS_WATCH ? "watch" : "navigate",
+	         rt->spec.push ? ", push" : "");
+}
+
+void runner__target_remove(run_t *r, rtarget_t *rt)
+{
+	rtarget_t **pp;
+
+	for (pp = &r->targets; *pp; pp = &(*pp)->next)
+		if (*pp == rt) {
+			*pp = rt->next;
+			break;
+		}
+	r->ntargets--;
+	rt->removed = 1;
+	sched_remove(sched_of(r, rt), rt->spec.id);
+	if (r->share && !r->stopping)
+		share_forget(r->share, rt->spec.id);
+	if (rt->watch)
+		runner__watch_close(rt->watch);
+	if (!r->stopping)
+		log_info("run", "target %s removed", rt->spec.id);
+	runner__rt_unref(rt);
+}
+
+/* Replaces the spec of an existing target (its state: seq, last snapshot, ages stay). The
+ * scheduler keeps its due time and running state (sched_update), so a changed spec never
+ * starts a second scrape beside a running one; a switch between navigate and watch moves it
+ * to the other scheduler (due at once there). A discovered target already scraped keeps the
+ * class its own page gave it, unless the listing now says something new: a class that
+ * differs both from what the listing said before and from what the page said last (a match
+ * that kicked off or finished since the page was read). Then the listing's class is taken
+ * and, if the target is not running, it is due at once, to read the page in its new state.
+ * A listing read a moment before the page changed, saying what the page already said, moves
+ * nothing. */
+void runner__target_update(run_t *r, rtarget_t *rt, target_spec_t *spec)
+{
+	int mode_changed = spec->mode != rt->spec.mode || spec->push != rt->spec.push ||
+	                   strcmp(spec->url, rt->spec.url) != 0;
+	int sched_changed = spec->mode != rt->spec.mode;
+	int keep_class = rt->parent[0] && rt->seq > 0;
+	int news = rt->parent[0] && spec->klass != rt->spec.klass && spec->klass != rt->klass;
+	sched_t *old = sched_of(r, rt);
+	sched_info_t si;
+	int running = sched_get_info(old, rt->spec.id, &si) == 0 && si.running;
+
+	if (rt->watch && mode_changed)
+		runner__watch_close(rt->watch);
+	if (sched_changed || (news && !running)) {
+		sched_remove(old, rt->spec.id);
+		sched_changed = 1;
+	}
+	target_spec_release(&rt->spec);
+	rt->spec = *spec;
+	memset(spec, 0, sizeof *spec);
+	if (targets_host(rt->spec.url, rt->host, sizeof rt->host) != 0)
+		rt->host[0] = '\0';
+	if (!keep_class || news)
+		rt->klass = rt->spec.klass;
+	if (sched_changed)
+		sched_add(sched_of(r, rt), rt->spec.id, rt->host, rt->klass, rt->spec.interval_ms, rt,
+		          now_ms(r));
+	else
+		sched_update(old, rt->spec.id, rt->host, rt->klass, rt->spec.interval_ms, rt,
+		             now_ms(r));
+	if (news)
+		log_info("run", "target %s changed: the listing says %s%s", rt->spec.id,
+		         sched_class_name(rt->klass), running ? "" : "; due now");
+	else
+		log_info("run", "target %s changed", rt->spec.id);
+}
+
+/* Makes the targets with this parent ("" = the file) exactly `set`; set's specs are taken. */
+void runner__reconcile(run_t *r, target_set_t *set, const char *parent)
+{
+	char (*ids)[sizeof set->v[0].id] = calloc(set->n + 1, sizeof *ids);
+
+	if (!ids)
+		abort();
+	for (size_t i = 0; i < set->n; i++)
+		memcpy(ids[i], set->v[i].id, sizeof ids[i]);
+	for (size_t i = 0; i < set->n; i++) {
+		target_spec_t *s = &set->v[i];
+		rtarget_t *rt = runner__find_target(r, s->id);
+		if (!rt) {
+			runner__target_add(r, s, parent);
+		} else if (strcmp(rt->parent, parent) != 0) {
+			log_warn("run", "target %s is already defined (%s); the one from %s is ignored",
+			         s->id, rt->parent[0] ? rt->parent : "the targets file",
+			         parent[0] ? parent : "the targets file");
+		} else if (!json_equal(rt->spec.json, s->json)) {
+			runner__target_update(r, rt, s);
+		}
+	}
+	for (rtarget_t *rt = r->targets, *next; rt; rt = next) {
+		int keep = 0;
+		next = rt->next;
+		if (strcmp(rt->parent, parent) != 0)
+			continue;
+		for (size_t i = 0; i < set->n && !keep; i++)
+			keep = strcmp(ids[i], rt->spec.id) == 0;
+		if (keep)
+			continue;
+		/* children of a removed parent go with it */
+		for (rtarget_t *c = r->targets, *cn; c; c = cn) {
+			cn = c->next;
+			if (strcmp(c->parent, rt->spec.id) == 0) {
+				if (c == next)
+					next = cn;
+				runner__target_remove(r, c);
+			}
+		}
+		runner__target_remove(r, rt);
+	}
+	free(ids);
+	runner__pump(r);
+}
+
+void runner__discovered(run_t *r, rtarget_t *rt, json_t *children)
+{
+	target_set_t set = { 0 };
+	errlist_t errs;
+	size_t i;
+	json_t *child;
+
+	errlist_init(&errs);
+	set.v = calloc(json_array_size(children) + 1, sizeof *set.v);
+	if (!set.v)
+		abort();
+	json_array_foreach(children, i, child) {
+		char where[160];
+		json_t *obj = json_deep_copy(child);
+		if (!obj)
+			abort();
+		if (rt->spec.children)
+			json_object_update(obj, rt->spec.children);
+		snprintf(where, sizeof where, "%s: discovered[%zu]", rt->spec.id, i);
+		if (targets_parse_one(obj, where, &set.v[set.n], &errs) == 0)
+			set.n++;
+		json_decref(obj);
+	}
+	if (errs.count)
+		log_warn("run", "discovery by %s: %u entr%s refused:\n%s", rt->spec.id, errs.count,
+		         errs.count == 1 ? "y" : "ies", errlist_text(&errs));
+	errlist_release(&errs);
+	runner__reconcile(r, &set, rt->spec.id);
+	targets_release(&set);
+}

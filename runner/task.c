@@ -1,0 +1,234 @@
+/*
+ * task.c: the navigate task (lease -> navigate -> wait -> extract -> publish) and the fetch task of adapters that need no browser.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/adapter.h"
+#include "adapters/snapshot.h"
+#include "cdp/cdp_err.h"
+#include "daemon/targets.h"
+#include "runner/runner_priv.h"
+#include "util/log.h"
+
+/* ---- navigate tasks ---- */
+
+static void task_finish(task_t *t, int ok, const char *why)
+{
+	run_t *r = t->run;
+	rtarget_t *rt = t->rt;
+
+	if (!ok && why)
+		runner__target_failed(r, rt, why);
+	if (!(r->stopping && !ok && !why))
+		run__count_task(r, rt->spec.adapter,
+		                ok ? POOL_OK : t->revoked ? t->revoke_reason : POOL_FAILED,
+		                now_ms(r) - t->started);
+	if (t->lease) {
+		pool_release(t->lease, ok ? POOL_OK : POOL_FAILED);
+		t->lease = NULL;
+	}
+	rt->task = NULL;
+	r->inflight--;
+	if (!rt->removed)
+		sched_done(sched_of(r, rt), rt->spec.id, ok, now_ms(r));
+	runner__share_run_over(r, rt);
+	runner__rt_unref(rt);
+	free(t);
+	runner__pump(r);
+}
+
+/* An operation callback: returns 1 if the task was revoked meanwhile (and finishes it). */
+static int op_revoked(task_t *t)
+{
+	t->op_pending = 0;
+	if (!t->revoked)
+		return 0;
+	task_finish(t, 0, t->why);
+	return 1;
+}
+
+static void on_eval(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
+{
+	task_t *t = ud;
+	char msg[600];
+
+	if (op_revoked(t))
+		return;
+	if (status != 0) {
+		snprintf(msg, sizeof msg, "extraction failed: %s%s%s", cdp_strerror(status),
+		         why && *why ? ": " : "", why ? why : "");
+		task_finish(t, 0, msg);
+		return;
+	}
+	task_finish(t, runner__publish(t->run, t->rt, value, t->url, t->started) == 0, NULL);
+}
+
+static uint32_t remaining(task_t *t)
+{
+	uint32_t total = t->rt->spec.timeout_ms ? t->rt->spec.timeout_ms
+	                                        : t->run->o->pool.task_timeout_ms;
+	uint64_t used = now_ms(t->run) - t->started;
+	return used + 100 >= total ? 100 : (uint32_t)(total - used);
+}
+
+static void run_extract(task_t *t)
+{
+	const adapter_t *ad = t->rt->spec.adapter;
+	const char *js = t->rt->spec.discover ? ad->discover_js(t->rt->spec.state)
+	                                      : ad->extract_js(t->rt->spec.state);
+	int rc = cdp_page_evaluate(t->page, js, remaining(t), on_eval, t);
+
+	if (rc != 0) {
+		task_finish(t, 0, cdp_strerror(rc));
+		return;
+	}
+	t->op_pending = 1;
+}
+
+static void on_waited(cdp_page_t *page, int status, const char *why, void *ud)
+{
+	task_t *t = ud;
+	char msg[600];
+
+	if (op_revoked(t))
+		return;
+	if (status != 0) {
+		snprintf(msg, sizeof msg, "waiting for \"%s\" failed: %s",
+		         t->rt->spec.adapter->wait_for(t->rt->spec.state), why && *why ? why
+		                                                                   : cdp_strerror(status));
+		task_finish(t, 0, msg);
+		return;
+	}
+	run_extract(t);
+}
+
+/* Why a navigation counts as failed (an error, or an HTTP status >= 400), into msg;
+ * returns 0 when it succeeded. */
+int runner__nav_failure(const cdp_nav_result_t *res, const char *url, char *msg, size_t len)
+{
+	if (res->status != 0)
+		snprintf(msg, len, "loading %.300s failed: %.200s", url,
+		         res->message[0] ? res->message : cdp_strerror(res->status));
+	else if (res->http_status >= 400)
+		snprintf(msg, len, "loading %.300s: HTTP %ld", url, res->http_status);
+	else
+		return 0;
+	return -1;
+}
+
+static void on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
+{
+	task_t *t = ud;
+	const adapter_t *ad = t->rt->spec.adapter;
+	const char *sel;
+	char msg[600];
+
+	if (op_revoked(t))
+		return;
+	if (runner__nav_failure(res, t->url, msg, sizeof msg) != 0) {
+		task_finish(t, 0, msg);
+		return;
+	}
+	sel = !t->rt->spec.discover && ad->wait_for ? ad->wait_for(t->rt->spec.state) : NULL;
+	if (sel && *sel) {
+		int rc = cdp_page_wait_for(t->page, sel, remaining(t), on_waited, t);
+		if (rc != 0) {
+			task_finish(t, 0, cdp_strerror(rc));
+			return;
+		}
+		t->op_pending = 1;
+		return;
+	}
+	run_extract(t);
+}
+
+static void on_granted(pool_lease_t *lease, int status, const char *why, void *ud)
+{
+	task_t *t = ud;
+	int rc;
+
+	if (status != 0) {
+		t->lease = NULL; /* freed by the pool */
+		task_finish(t, 0, status == -ECANCELED && t->run->stopping ? NULL : why);
+		return;
+	}
+	t->page = pool_lease_page(lease);
+	rc = cdp_page_navigate(t->page, t->url, remaining(t), on_nav, t);
+	if (rc != 0) {
+		task_finish(t, 0, cdp_strerror(rc));
+		return;
+	}
+	t->op_pending = 1;
+}
+
+static void on_revoked(pool_lease_t *lease, enum pool_outcome reason, const char *why,
+                       void *ud)
+{
+	task_t *t = ud;
+
+	t->revoked = 1;
+	t->revoke_reason = reason;
+	snprintf(t->why, sizeof t->why, "%s: %s", pool_outcome_name(reason), why);
+	pool_release(lease, reason);
+	t->lease = NULL;
+	if (!t->op_pending)
+		task_finish(t, 0, t->why);
+	/* else: the pending operation is cancelled as the pool closes the page, and its
+	 * callback finishes the task */
+}
+
+static void on_fetched(const fetch_result_t *res, void *ud)
+{
+	task_t *t = ud;
+	json_t *doc;
+	json_error_t jerr;
+	char msg[600];
+
+	if (res->status != 0) {
+		snprintf(msg, sizeof msg, "fetching %.300s failed: %.200s", t->url, res->error);
+		task_finish(t, 0, msg);
+		return;
+	}
+	if (res->http_code >= 400) {
+		snprintf(msg, sizeof msg, "fetching %.300s: HTTP %ld", t->url, res->http_code);
+		task_finish(t, 0, msg);
+		return;
+	}
+	doc = json_loadb(res->body, res->body_len, JSON_DECODE_ANY, &jerr);
+	if (!doc) {
+		snprintf(msg, sizeof msg, "fetching %.300s: the body is not JSON (line %d column %d: %.160s)",
+		         t->url, jerr.line, jerr.column, jerr.text);
+		task_finish(t, 0, msg);
+		return;
+	}
+	task_finish(t, runner__publish(t->run, t->rt, doc, t->url, t->started) == 0, NULL);
+	json_decref(doc);
+}
+
+void runner__task_start(run_t *r, rtarget_t *rt)
+{
+	task_t *t = calloc(1, sizeof *t);
+	const adapter_t *ad = rt->spec.adapter;
+
+	if (!t)
+		abort();
+	t->run = r;
+	t->rt = rt;
+	rt->refs++;
+	rt->task = t;
+	t->started = now_ms(r);
+	r->inflight++;
+	if (!ad->build_url || ad->build_url(rt->spec.state, rt->spec.url, t->url, sizeof t->url))
+		snprintf(t->url, sizeof t->url, "%.*s", (int)sizeof t->url - 1, rt->spec.url);
+	if (ad->needs_browser || rt->spec.discover) {
+		t->lease = pool_acquire(r->pool, t->url, rt->spec.timeout_ms, on_granted,
+		                        on_revoked, t);
+		if (!t->lease)
+			task_finish(t, 0, "the pool is closing");
+		return;
+	}
+	if (fetch_get(r->fetch, t->url, remaining(t), 0, on_fetched, t) != 0)
+		task_finish(t, 0, "could not start the HTTP request");
+}

@@ -1,0 +1,437 @@
+/*
+ * watch.c: watched pages: open, read, push, periodic reload, reopen with backoff, move to a new browser on recycle.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/adapter.h"
+#include "adapters/snapshot.h"
+#include "cdp/cdp_err.h"
+#include "daemon/targets.h"
+#include "runner/runner_priv.h"
+#include "util/log.h"
+
+static void watch_extract(watch_t *w);
+static void watch_navigate(watch_t *w);
+
+/* ---- watched pages ---- */
+
+static void watch_free_closed(uv_handle_t *h)
+{
+	watch_t *w = h->data;
+	runner__rt_unref(w->rt);
+	free(w);
+}
+
+/* Releases the page (if any) and frees w once its timer has closed. */
+void runner__watch_close(watch_t *w)
+{
+	run_t *r = w->run;
+	rtarget_t *rt = w->rt;
+
+	if (w->closing)
+		return;
+	w->closing = 1;
+	w->state = W_CLOSED;
+	if (rt->watch == w)
+		rt->watch = w->moving_to; /* NULL unless a move is under way */
+	if (w->moving_to)
+		w->moving_to->replaces = NULL;
+	if (w->replaces)
+		w->replaces->moving_to = NULL;
+	if (w->binding && w->page)
+		cdp_conn_off(cdp_page_conn(w->page), w->binding);
+	w->binding = NULL;
+	if (w->lease) {
+		pool_lease_t *l = w->lease;
+		w->lease = NULL;
+		pool_lease_cancel(l); /* if still waiting: granted_cb(-ECANCELED) */
+		if (w->page)
+			pool_release(l, POOL_OK);
+	}
+	w->page = NULL;
+	if (w->sched_running && !rt->removed) {
+		runner__watch_sched_done(r, rt, 0);
+		w->sched_running = 0;
+	}
+	r->watches--;
+	uv_timer_stop(&w->retry);
+	uv_close((uv_handle_t *)&w->retry, watch_free_closed);
+}
+
+static void watch_reopen_cb(uv_timer_t *tm)
+{
+	watch_t *w = tm->data;
+	rtarget_t *rt = w->rt;
+	run_t *r = w->run;
+	unsigned fails = w->open_failures;
+
+	if (w->closing || r->stopping || rt->removed)
+		return;
+	runner__watch_close(w);
+	if (!rt->watch) {
+		runner__watch_open(r, rt, NULL);
+		if (rt->watch)
+			rt->watch->open_failures = fails;
+	}
+}
+
+/* The page is gone or unusable: start again (at once the first time, then backing off). */
+static void watch_restart(watch_t *w, const char *why)
+{
+	run_t *r = w->run;
+	uint64_t delay;
+
+	if (w->closing)
+		return;
+	log_warn("run", "watched page of %s: %s; reopening", w->rt->spec.id, why);
+	snprintf(w->rt->last_error, sizeof w->rt->last_error, "%.*s", (int)sizeof w->rt->last_error - 1, why);
+	if (w->sched_running) {
+		runner__watch_sched_done(r, w->rt, 0);
+		w->sched_running = 0;
+	}
+	if (w->binding && w->page)
+		cdp_conn_off(cdp_page_conn(w->page), w->binding);
+	w->binding = NULL;
+	if (w->lease) {
+		pool_lease_t *l = w->lease;
+		w->lease = NULL;
+		if (w->page)
+			pool_release(l, POOL_FAILED);
+		else
+			pool_lease_cancel(l);
+	}
+	w->page = NULL;
+	w->busy = 0;
+	w->state = W_OPENING;
+	delay = w->open_failures ? 1000ull << (w->open_failures > 5 ? 5 : w->open_failures - 1)
+	                         : 0;
+	if (delay > WATCH_RETRY_MAX_MS)
+		delay = WATCH_RETRY_MAX_MS;
+	w->open_failures++;
+	uv_timer_start(&w->retry, watch_reopen_cb, delay, 0);
+}
+
+static void watch_ready(watch_t *w)
+{
+	w->state = W_READY;
+	w->loaded_at = now_ms(w->run);
+	watch_extract(w);
+}
+
+static void w_on_eval(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
+{
+	watch_t *w = ud;
+	run_t *r = w->run;
+	rtarget_t *rt = w->rt;
+	int ok;
+	char msg[600];
+
+	w->busy = 0;
+	if (w->closing || status == -ECANCELED)
+		return;
+	if (status != 0) {
+		snprintf(msg, sizeof msg, "extraction failed: %s%s%s", cdp_strerror(status),
+		         why && *why ? ": " : "", why ? why : "");
+		if (status == -ETIMEDOUT || status == CDP_ECRASHED || status == CDP_ECONNLOST) {
+			runner__target_failed(r, rt, msg);
+			watch_restart(w, msg);
+			return;
+		}
+		runner__target_failed(r, rt, msg);
+		ok = 0;
+	} else {
+		ok = runner__publish(r, rt, value, rt->spec.url, w->op_started) == 0;
+		run__count_task(r, rt->spec.adapter, ok ? POOL_OK : POOL_FAILED,
+		                now_ms(r) - w->op_started);
+		if (ok)
+			w->open_failures = 0;
+	}
+	if (w->sched_running) {
+		w->sched_running = 0;
+		runner__watch_sched_done(r, rt, ok);
+	}
+	/* a move finishes once the new page has delivered its first result */
+	if (w->replaces && ok) {
+		watch_t *old = w->replaces;
+		w->replaces = NULL;
+		old->moving_to = NULL;
+		rt->watch = w;
+		log_info("run", "watched page of %s moved to the new browser", rt->spec.id);
+		runner__watch_close(old);
+	}
+	if (w->again) {
+		w->again = 0;
+		watch_extract(w);
+	}
+	runner__pump(r);
+}
+
+
+static void watch_extract(watch_t *w)
+{
+	const adapter_t *ad = w->rt->spec.adapter;
+	int rc;
+
+	if (w->closing || w->state != W_READY)
+		return;
+	if (w->busy) {
+		w->again = 1;
+		return;
+	}
+	if (now_ms(w->run) - w->loaded_at >= w->run->o->watch_reload_ms) {
+		watch_navigate(w); /* periodic reload */
+		return;
+	}
+	w->op_started = now_ms(w->run);
+	rc = cdp_page_evaluate(w->page, ad->extract_js(w->rt->spec.state), 10000, w_on_eval, w);
+	if (rc != 0) {
+		watch_restart(w, cdp_strerror(rc));
+		return;
+	}
+	w->busy = 1;
+}
+
+static void on_binding(cdp_conn_t *c, const char *sid, const char *method, json_t *params,
+                       void *ud)
+{
+	watch_t *w = ud;
+	const char *name = json_string_value(json_object_get(params, "name"));
+
+	if (!name || strcmp(name, PUSH_BINDING) != 0)
+		return;
+	watch_extract(w);
+}
+
+static const char *observer_js(const char *root)
+{
+	/* Installs one MutationObserver on the root (or body); each batch of mutations calls
+	 * the binding once. Installed again after each load. */
+	static char js[2048];
+	json_t *sel = json_string(root ? root : "");
+	char *enc = json_dumps(sel, JSON_ENCODE_ANY);
+
+	snprintf(js, sizeof js,
+	         "(() => { const sel = %s; const root = (sel && document.querySelector(sel)) || "
+	         "document.body || document.documentElement; if (window.__cdpilotObs) "
+	         "window.__cdpilotObs.disconnect(); const o = new MutationObserver(() => { try "
+	         "{ window.%s('change'); } catch (e) {} }); o.observe(root, { subtree: true, "
+	         "childList: true, characterData: true, attributes: true }); "
+	         "window.__cdpilotObs = o; return true; })()",
+	         enc ? enc : "\"\"", PUSH_BINDING);
+	free(enc);
+	json_decref(sel);
+	return js;
+}
+
+static void w_on_observer(cdp_page_t *page, int status, json_t *value, const char *why,
+                          void *ud)
+{
+	watch_t *w = ud;
+
+	w->busy = 0;
+	if (w->closing || status == -ECANCELED)
+		return;
+	if (status != 0) {
+		watch_restart(w, "could not install the change observer");
+		return;
+	}
+	watch_ready(w);
+}
+
+static void w_after_load(watch_t *w)
+{
+	const adapter_t *ad = w->rt->spec.adapter;
+	int rc;
+
+	if (!w->rt->spec.push) {
+		watch_ready(w);
+		return;
+	}
+	rc = cdp_page_evaluate(w->page, observer_js(ad->watch_root ? ad->watch_root(
+	                                                                 w->rt->spec.state)
+	                                                           : NULL),
+	                       10000, w_on_observer, w);
+	if (rc != 0) {
+		watch_restart(w, cdp_strerror(rc));
+		return;
+	}
+	w->busy = 1;
+}
+
+static void w_on_waited(cdp_page_t *page, int status, const char *why, void *ud)
+{
+	watch_t *w = ud;
+	char msg[600];
+
+	w->busy = 0;
+	if (w->closing || status == -ECANCELED)
+		return;
+	if (status != 0) {
+		snprintf(msg, sizeof msg, "waiting for the page failed: %s",
+		         why && *why ? why : cdp_strerror(status));
+		runner__target_failed(w->run, w->rt, msg);
+		watch_restart(w, msg);
+		return;
+	}
+	w_after_load(w);
+}
+
+static void w_on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
+{
+	watch_t *w = ud;
+	const adapter_t *ad = w->rt->spec.adapter;
+	const char *sel;
+	char msg[600];
+	int rc;
+
+	w->busy = 0;
+	if (w->closing || res->status == -ECANCELED)
+		return;
+	if (runner__nav_failure(res, w->rt->spec.url, msg, sizeof msg) != 0) {
+		runner__target_failed(w->run, w->rt, msg);
+		watch_restart(w, msg);
+		return;
+	}
+	sel = ad->wait_for ? ad->wait_for(w->rt->spec.state) : NULL;
+	if (sel && *sel) {
+		rc = cdp_page_wait_for(w->page, sel, 15000, w_on_waited, w);
+		if (rc != 0) {
+			watch_restart(w, cdp_strerror(rc));
+			return;
+		}
+		w->busy = 1;
+		return;
+	}
+	w_after_load(w);
+}
+
+static void watch_navigate(watch_t *w)
+{
+	int rc;
+
+	w->state = W_LOADING;
+	rc = cdp_page_navigate(w->page, w->rt->spec.url, 30000, w_on_nav, w);
+	if (rc != 0) {
+		watch_restart(w, cdp_strerror(rc));
+		return;
+	}
+	w->busy = 1;
+}
+
+/* ud: the method's name. A failure shows up as no pushes; the scheduled refresh still runs. */
+static void on_push_setup(cdp_conn_t *c, const cdp_reply_t *rep, void *ud)
+{
+	if (rep->status)
+		log_warn("run", "%s failed: %s", (const char *)ud, rep->error_message);
+}
+
+static void w_on_granted(pool_lease_t *lease, int status, const char *why, void *ud)
+{
+	watch_t *w = ud;
+	cdp_conn_t *c;
+
+	if (status != 0) {
+		w->lease = NULL;
+		if (w->closing || status == -ECANCELED)
+			return;
+		runner__target_failed(w->run, w->rt, why);
+		watch_restart(w, why);
+		return;
+	}
+	w->page = pool_lease_page(lease);
+	c = cdp_page_conn(w->page);
+	if (w->rt->spec.push) {
+		w->binding = cdp_conn_on(c, "Runtime.bindingCalled", cdp_page_session_id(w->page),
+		                         on_binding, w);
+		/* bindings report through the Runtime domain, which pages do not enable (its
+		 * events are a cost every other page would pay for nothing) */
+		cdp_conn_send(c, cdp_page_session_id(w->page), "Runtime.enable", json_object(),
+		              5000, on_push_setup, (void *)"Runtime.enable", NULL);
+		cdp_conn_send(c, cdp_page_session_id(w->page), "Runtime.addBinding",
+		              json_pack("{s:s}", "name", PUSH_BINDING), 5000, on_push_setup,
+		              (void *)"Runtime.addBinding", NULL);
+	}
+	watch_navigate(w);
+}
+
+static void w_on_revoked(pool_lease_t *lease, enum pool_outcome reason, const char *why,
+                         void *ud)
+{
+	watch_t *w = ud;
+	char msg[600];
+
+	snprintf(msg, sizeof msg, "%s: %s", pool_outcome_name(reason), why);
+	if (w->binding && w->page)
+		cdp_conn_off(cdp_page_conn(w->page), w->binding);
+	w->binding = NULL;
+	w->lease = NULL;
+	w->page = NULL;
+	pool_release(lease, reason);
+	if (w->closing)
+		return;
+	w->open_failures = 0; /* a crash or a lost browser: reopen at once */
+	watch_restart(w, msg);
+}
+
+static void w_on_moved(pool_lease_t *lease, void *ud)
+{
+	watch_t *w = ud;
+
+	if (w->closing || w->moving_to || w->run->stopping)
+		return;
+	runner__watch_open(w->run, w->rt, w);
+}
+
+void runner__watch_open(run_t *r, rtarget_t *rt, watch_t *replaces)
+{
+	watch_t *w;
+
+	if (r->stopping || rt->removed)
+		return;
+	if (!replaces && r->watches >= r->o->watch_cap) {
+		snprintf(rt->last_error, sizeof rt->last_error,
+		         "WATCH_CAP (%u) watched pages are open; this target waits for a free one",
+		         r->o->watch_cap);
+		return;
+	}
+	w = calloc(1, sizeof *w);
+	if (!w)
+		abort();
+	w->run = r;
+	w->rt = rt;
+	rt->refs++;
+	w->state = W_OPENING;
+	uv_timer_init(r->loop, &w->retry);
+	w->retry.data = w;
+	r->watches++;
+	if (replaces) {
+		w->replaces = replaces;
+		replaces->moving_to = w;
+	} else {
+		rt->watch = w;
+	}
+	w->lease = pool_acquire_watch(r->pool, w_on_granted, w_on_revoked, w_on_moved, w);
+	if (!w->lease)
+		runner__watch_close(w);
+}
+
+/* The watch scheduler handed out rt: refresh its page (or open it). */
+void runner__watch_due(run_t *r, rtarget_t *rt)
+{
+	watch_t *w = rt->watch;
+
+	if (!w) {
+		runner__watch_open(r, rt, NULL);
+		runner__watch_sched_done(r, rt, 0);
+		return;
+	}
+	if (w->state != W_READY || w->closing) {
+		/* still opening: the first extraction will follow the load */
+		runner__watch_sched_done(r, rt, 1);
+		return;
+	}
+	w->sched_running = 1;
+	watch_extract(w);
+}
