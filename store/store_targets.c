@@ -24,6 +24,48 @@ static char *xstrdup(const char *str)
 
 /* ---- targets hash ---- */
 
+/* One field of the hash: a valid target goes into obj (with "id" set to the field name), a
+ * refused one becomes a line in errs. Fields that are not strings are skipped. */
+static void read_field(const store_t *s, const redisReply *f, const redisReply *v, json_t *obj,
+                       errlist_t *errs)
+{
+	json_t *t, *tid;
+	json_error_t jerr;
+
+	if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+		return;
+	if (strlen(f->str) != f->len || !store_id_valid(f->str)) {
+		errlist_add(errs,
+		            "%s:targets field \"%.80s\": not a valid target id (1 to 64 of "
+		            "[A-Za-z0-9_.-], not starting with '.' or '-')",
+		            s->o.prefix, f->str);
+		return;
+	}
+	if (v->len > TARGETS_VALUE_MAX) {
+		errlist_add(errs, "%s:targets field \"%s\": value of %zu bytes, over %d",
+		            s->o.prefix, f->str, v->len, TARGETS_VALUE_MAX);
+		return;
+	}
+	t = json_loadb(v->str, v->len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!t) {
+		errlist_add(errs, "%s:targets field \"%s\": not JSON (%s at column %d)",
+		            s->o.prefix, f->str, jerr.text, jerr.column);
+		return;
+	}
+	tid = json_object_get(t, "id");
+	if (!json_is_object(t)) {
+		errlist_add(errs, "%s:targets field \"%s\": expected a target object", s->o.prefix,
+		            f->str);
+	} else if (tid && (!json_is_string(tid) || strcmp(json_string_value(tid), f->str))) {
+		errlist_add(errs, "%s:targets field \"%s\": its \"id\" differs from the field name",
+		            s->o.prefix, f->str);
+	} else {
+		json_object_set_new(t, "id", json_string(f->str));
+		json_object_set(obj, f->str, t);
+	}
+	json_decref(t);
+}
+
 static void on_targets(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	store_t *s = privdata;
@@ -59,47 +101,8 @@ static void on_targets(redisAsyncContext *ac, void *reply, void *privdata)
 		            s->o.prefix, n, TARGETS_FIELDS_MAX);
 		n = TARGETS_FIELDS_MAX;
 	}
-	for (size_t i = 0; i < n; i++) {
-		redisReply *f = rep->element[2 * i], *v = rep->element[2 * i + 1];
-		json_t *t, *tid;
-		json_error_t jerr;
-
-		if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-			continue;
-		if (strlen(f->str) != f->len || !store_id_valid(f->str)) {
-			errlist_add(&errs,
-			            "%s:targets field \"%.80s\": not a valid target id (1 to 64 of "
-			            "[A-Za-z0-9_.-], not starting with '.' or '-')",
-			            s->o.prefix, f->str);
-			continue;
-		}
-		if (v->len > TARGETS_VALUE_MAX) {
-			errlist_add(&errs, "%s:targets field \"%s\": value of %zu bytes, over %d",
-			            s->o.prefix, f->str, v->len, TARGETS_VALUE_MAX);
-			continue;
-		}
-		t = json_loadb(v->str, v->len, JSON_REJECT_DUPLICATES, &jerr);
-		if (!t) {
-			errlist_add(&errs, "%s:targets field \"%s\": not JSON (%s at column %d)",
-			            s->o.prefix, f->str, jerr.text, jerr.column);
-			continue;
-		}
-		tid = json_object_get(t, "id");
-		if (!json_is_object(t)) {
-			errlist_add(&errs, "%s:targets field \"%s\": expected a target object",
-			            s->o.prefix, f->str);
-		} else if (tid &&
-		           (!json_is_string(tid) || strcmp(json_string_value(tid), f->str))) {
-			errlist_add(
-			        &errs,
-			        "%s:targets field \"%s\": its \"id\" differs from the field name",
-			        s->o.prefix, f->str);
-		} else {
-			json_object_set_new(t, "id", json_string(f->str));
-			json_object_set(obj, f->str, t);
-		}
-		json_decref(t);
-	}
+	for (size_t i = 0; i < n; i++)
+		read_field(s, rep->element[2 * i], rep->element[2 * i + 1], obj, &errs);
 	etext = errs.count ? errlist_text(&errs) : NULL;
 	if (!s->tpolled || !json_equal(obj, s->tlast) ||
 	    (etext == NULL) != (s->tlast_err == NULL) ||
