@@ -1,0 +1,320 @@
+/*
+ * store_write.c: writing results. Each result is one run of the write script, which
+ * writes latest, seq, the stream entry and the publish together, and only if its
+ * (epoch, seq) is greater than the stored one (the ordering guard). store_put() sends
+ * directly when it can, else keeps the result in the backlog; store__pump() drains the
+ * backlog as resyncs (GET the stored latest, diff, then the script) while the write window
+ * allows. A failed write goes back to the backlog.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/snapshot.h"
+#include "store/store_priv.h"
+#include "util/log.h"
+
+/* The write script. KEYS: latest, seq key, stream. ARGV: epoch, seq, snapshot, delta ("" for
+ * none), ttl seconds (0 none), maxlen, target, channel. Returns {1, previous "E:S" or ""}
+ * when written, {0, stored "E:S"} when refused by the guard. */
+const char store__write_lua[] =
+        "local e, s = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+        "local cur = redis.call('GET', KEYS[2])\n"
+        "if cur then\n"
+        "  local ce, cs = string.match(cur, '^(%d+):(%d+)$')\n"
+        "  ce, cs = tonumber(ce), tonumber(cs)\n"
+        "  if ce and (ce > e or (ce == e and cs >= s)) then return {0, cur} end\n"
+        "end\n"
+        "local ttl = tonumber(ARGV[5])\n"
+        "if ttl > 0 then\n"
+        "  redis.call('SET', KEYS[1], ARGV[3], 'EX', ttl)\n"
+        "  redis.call('SET', KEYS[2], ARGV[1] .. ':' .. ARGV[2], 'EX', ttl)\n"
+        "else\n"
+        "  redis.call('SET', KEYS[1], ARGV[3])\n"
+        "  redis.call('SET', KEYS[2], ARGV[1] .. ':' .. ARGV[2])\n"
+        "end\n"
+        "if ARGV[4] ~= '' then\n"
+        "  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'target', ARGV[7],\n"
+        "             'seq', ARGV[2], 'delta', ARGV[4])\n"
+        "  redis.call('PUBLISH', ARGV[8], ARGV[4])\n"
+        "end\n"
+        "return {1, cur or ''}\n";
+
+typedef struct req {
+	store_t *s;
+	char id[STORE_ID_MAX + 1];
+	uint64_t seq;
+	uint64_t epoch; /* the fence it was put with; 0: the store's epoch */
+	char *snap;
+	char *delta; /* NULL: no delta */
+	int resync;  /* 1: from the backlog (entry inflight) */
+	int evaled;  /* the EVAL fallback was used */
+} req_t;
+
+/* ---- writes ---- */
+
+static void req_free(req_t *r)
+{
+	free(r->snap);
+	free(r->delta);
+	free(r);
+}
+
+static void on_write_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+static int send_script(store_t *s, req_t *r)
+{
+	char klatest[KEY_MAX], kseq[KEY_MAX], kstream[KEY_MAX], chan[KEY_MAX];
+	char epoch[24], seq[24], ttl[16], maxlen[24];
+	const char *argv[14];
+	size_t lens[14];
+	int n = 0;
+
+	store__key(s, klatest, "latest", r->id);
+	store__key(s, kseq, "seq", r->id);
+	store__key(s, kstream, "changes", NULL);
+	store__key(s, chan, "changes", r->id);
+	snprintf(epoch, sizeof epoch, "%" PRIu64, r->epoch ? r->epoch : s->epoch);
+	snprintf(seq, sizeof seq, "%" PRIu64, r->seq);
+	snprintf(ttl, sizeof ttl, "%" PRIu32, s->o.snapshot_ttl_s);
+	snprintf(maxlen, sizeof maxlen, "%" PRIu64, s->o.changes_maxlen);
+	argv[n++] = r->evaled ? "EVAL" : "EVALSHA";
+	argv[n++] = r->evaled ? store__write_lua : s->sha;
+	argv[n++] = "3";
+	argv[n++] = klatest;
+	argv[n++] = kseq;
+	argv[n++] = kstream;
+	argv[n++] = epoch;
+	argv[n++] = seq;
+	argv[n++] = r->snap;
+	argv[n++] = r->delta ? r->delta : "";
+	argv[n++] = ttl;
+	argv[n++] = maxlen;
+	argv[n++] = r->id;
+	argv[n++] = chan;
+	for (int i = 0; i < n; i++)
+		lens[i] = strlen(argv[i]);
+	if (redisAsyncCommandArgv(s->ac, on_write_reply, r, n, argv, lens) != REDIS_OK)
+		return -EIO;
+	return 0;
+}
+
+/* The write of r is over (ok: written or refused by the guard). Frees r. */
+static void write_done(store_t *s, req_t *r, int ok)
+{
+	entry_t *e = r->resync ? store__find(s, r->id) : NULL;
+
+	s->inflight--;
+	if (r->resync && e) {
+		e->inflight = 0;
+		if (!ok && !s->closing && !e->snap) {
+			e->snap = r->snap; /* still the latest: keep it */
+			e->seq = r->seq;
+			e->epoch = r->epoch;
+			r->snap = NULL;
+		}
+		if (e->snap)
+			store__q_push(s, e);
+		else
+			store__entry_free(s, e);
+	} else if (!ok && !s->closing) {
+		store__backlog_put(s, r->id, r->seq, r->epoch, r->snap);
+		r->snap = NULL;
+	}
+	req_free(r);
+}
+
+static void on_write_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	req_t *r = privdata;
+	store_t *s = r->s;
+	redisReply *rep = reply;
+	char d[300];
+
+	if (!rep)
+		s->state = C_DOWN; /* the connection is going: on_disconnect follows */
+
+	if (rep && rep->type == REDIS_REPLY_ERROR && !r->evaled && s->ac &&
+	    !strncmp(rep->str, "NOSCRIPT", 8)) {
+		r->evaled = 1;
+		if (send_script(s, r) == 0)
+			return;
+	}
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_INTEGER) {
+		if (rep->element[0]->integer == 1) {
+			s->st.writes_ok++;
+		} else {
+			s->st.refused_seq++;
+			log_info(COMP,
+			         "%s seq %" PRIu64 " (epoch %" PRIu64
+			         ") not written: Redis holds a newer result (%.*s)",
+			         r->id, r->seq, r->epoch ? r->epoch : s->epoch, (int)rep->element[1]->len,
+			         rep->element[1]->str ? rep->element[1]->str : "");
+		}
+		if (r->resync)
+			s->st.resyncs++;
+		write_done(s, r, 1);
+	} else {
+		store__describe(rep, d, sizeof d);
+		if (rep) {
+			s->st.write_errors++;
+			store__set_error(s, "write of %s seq %" PRIu64 " (%s): %s", r->id, r->seq,
+			                 r->evaled ? "EVAL" : "EVALSHA", d);
+		}
+		write_done(s, r, 0);
+	}
+	store__pump(s); /* also while closing: the grace period flushes */
+}
+
+/* Resync step 1 answered: the stored latest (or nil). */
+static void on_resync_get(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	req_t *r = privdata;
+	store_t *s = r->s;
+	redisReply *rep = reply;
+	json_t *prev = NULL, *next = NULL, *delta = NULL;
+	char d[300];
+	int rc;
+
+	if (!rep)
+		s->state = C_DOWN; /* the connection is going: on_disconnect follows */
+
+	if (!rep || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL) || !s->ac) {
+		store__describe(rep, d, sizeof d);
+		if (rep && s->ac) {
+			s->st.write_errors++;
+			store__set_error(s, "GET %s:latest:%s (resync): %s", s->o.prefix, r->id, d);
+		}
+		write_done(s, r, 0);
+		store__pump(s);
+		return;
+	}
+	if (rep->type == REDIS_REPLY_STRING) {
+		prev = json_loadb(rep->str, rep->len, 0, NULL);
+		if (!prev)
+			log_warn(
+			        COMP,
+			        "%s:latest:%s holds no valid JSON: the resync delta is against nothing",
+			        s->o.prefix, r->id);
+	}
+	next = json_loads(r->snap, 0, NULL);
+	rc = next ? snapshot_delta(prev, next, &delta) : -EINVAL;
+	if (rc == -EINVAL && prev) {
+		log_warn(
+		        COMP,
+		        "%s:latest:%s is not a snapshot of %s: the resync delta is against nothing",
+		        s->o.prefix, r->id, r->id);
+		rc = snapshot_delta(NULL, next, &delta);
+	}
+	if (rc == -ENOMEM) {
+		log_error(COMP, "out of memory computing a delta");
+		abort();
+	}
+	if (delta) {
+		json_object_set_new(delta, "resync", json_true());
+		r->delta = json_dumps(delta, JSON_COMPACT);
+		if (!r->delta) {
+			log_error(COMP, "out of memory serialising a delta");
+			abort();
+		}
+	}
+	json_decref(prev);
+	json_decref(next);
+	json_decref(delta);
+	if (send_script(s, r) != 0)
+		write_done(s, r, 0);
+}
+
+/* Returns 0, or -EIO if the command could not be queued (the entry is back in the queue). */
+static int start_resync(store_t *s, entry_t *e)
+{
+	req_t *r = store__xmalloc(sizeof *r);
+	char k[KEY_MAX];
+
+	memset(r, 0, sizeof *r);
+	r->s = s;
+	r->resync = 1;
+	snprintf(r->id, sizeof r->id, "%s", e->id);
+	r->seq = e->seq;
+	r->epoch = e->epoch;
+	r->snap = e->snap;
+	e->snap = NULL;
+	store__q_unlink(s, e);
+	e->inflight = 1;
+	s->inflight++;
+	store__key(s, k, "latest", e->id);
+	if (redisAsyncCommand(s->ac, on_resync_get, r, "GET %s", k) != REDIS_OK) {
+		write_done(s, r, 0);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Sends queued resyncs while the window allows. */
+void store__pump(store_t *s)
+{
+	while (s->state == C_READY && s->ac && s->inflight < s->o.inflight_max && s->qhead)
+		if (start_resync(s, s->qhead) != 0)
+			break;
+	if (s->closing)
+		store__maybe_finish(s);
+}
+
+void store_put(store_t *s, const json_t *snapshot, const json_t *delta)
+{
+	store_put_fenced(s, snapshot, delta, 0, 0);
+}
+
+void store_put_fenced(store_t *s, const json_t *snapshot, const json_t *delta, uint64_t fence,
+                      int resync)
+{
+	const json_t *jt = json_object_get(snapshot, "target");
+	const json_t *js = json_object_get(snapshot, "seq");
+	const char *id = json_string_value(jt);
+	char *snap;
+
+	if (s->closing)
+		return;
+	if (!json_is_object(snapshot) || !store_id_valid(id) || !json_is_integer(js) ||
+	    json_integer_value(js) < 1 || (delta && !json_is_object(delta))) {
+		s->st.rejected++;
+		log_warn(
+		        COMP,
+		        "store_put refused: expected a snapshot object with \"target\" (1 to 64 of "
+		        "[A-Za-z0-9_.-], not starting with '.' or '-') and \"seq\" >= 1, got target "
+		        "\"%.80s\"",
+		        id ? id : "(not a string)");
+		return;
+	}
+	snap = json_dumps(snapshot, JSON_COMPACT);
+	if (!snap) {
+		log_error(COMP, "out of memory serialising a snapshot");
+		abort();
+	}
+	if (!resync && !store__find(s, id) && s->state == C_READY && s->ac &&
+	    s->inflight < s->o.inflight_max) {
+		req_t *r = store__xmalloc(sizeof *r);
+		memset(r, 0, sizeof *r);
+		r->s = s;
+		snprintf(r->id, sizeof r->id, "%s", id);
+		r->seq = (uint64_t)json_integer_value(js);
+		r->epoch = fence;
+		r->snap = snap;
+		if (delta) {
+			r->delta = json_dumps(delta, JSON_COMPACT);
+			if (!r->delta) {
+				log_error(COMP, "out of memory serialising a delta");
+				abort();
+			}
+		}
+		s->inflight++;
+		if (send_script(s, r) != 0)
+			write_done(s, r, 0);
+		return;
+	}
+	store__backlog_put(s, id, (uint64_t)json_integer_value(js), fence, snap);
+	store__pump(s);
+}
