@@ -120,6 +120,43 @@ static int url_ok(const char *url)
 	return 0;
 }
 
+/* Checks the value of one known option (name without "=value") and stores it in o.
+ * Returns 0, or -EINVAL with one line in err. */
+static int set_option(scrape_opts_t *o, const char *name, const char *value, char *err,
+                      size_t errlen)
+{
+	if (strcmp(name, "--timeout") == 0) {
+		char *end = NULL;
+		double t;
+		errno = 0;
+		t = strtod(value, &end);
+		if (*value == '\0' || !end || *end != '\0' || errno || !isfinite(t) || t <= 0 ||
+		    t > 3600) {
+			snprintf(err, errlen,
+			         "--timeout '%s': expected a number of seconds greater than 0 and "
+			         "at most 3600",
+			         value);
+			return -EINVAL;
+		}
+		o->timeout_s = t;
+		return 0;
+	}
+	if (*value == '\0') {
+		snprintf(err, errlen, "%s '': expected a non-empty %s", name,
+		         strcmp(name, "--wait-for") == 0  ? "CSS selector"
+		         : strcmp(name, "--extract") == 0 ? "JavaScript expression"
+		                                          : "file path");
+		return -EINVAL;
+	}
+	if (strcmp(name, "--wait-for") == 0)
+		o->wait_for = value;
+	else if (strcmp(name, "--extract") == 0)
+		o->extract = value;
+	else
+		o->screenshot = value;
+	return 0;
+}
+
 int scrape_parse_args(int argc, char **argv, scrape_opts_t *o, char *err, size_t errlen)
 {
 	int only_positional = 0;
@@ -172,36 +209,8 @@ int scrape_parse_args(int argc, char **argv, scrape_opts_t *o, char *err, size_t
 			snprintf(err, errlen, "option %s needs a value (see --help)", name);
 			return -EINVAL;
 		}
-		if (strcmp(name, "--timeout") == 0) {
-			char *end = NULL;
-			double t;
-			errno = 0;
-			t = strtod(value, &end);
-			if (*value == '\0' || !end || *end != '\0' || errno || !isfinite(t) ||
-			    t <= 0 || t > 3600) {
-				snprintf(
-				        err, errlen,
-				        "--timeout '%s': expected a number of seconds greater than 0 and "
-				        "at most 3600",
-				        value);
-				return -EINVAL;
-			}
-			o->timeout_s = t;
-			continue;
-		}
-		if (*value == '\0') {
-			snprintf(err, errlen, "%s '': expected a non-empty %s", name,
-			         strcmp(name, "--wait-for") == 0  ? "CSS selector"
-			         : strcmp(name, "--extract") == 0 ? "JavaScript expression"
-			                                          : "file path");
+		if (set_option(o, name, value, err, errlen) != 0)
 			return -EINVAL;
-		}
-		if (strcmp(name, "--wait-for") == 0)
-			o->wait_for = value;
-		else if (strcmp(name, "--extract") == 0)
-			o->extract = value;
-		else
-			o->screenshot = value;
 	}
 	if (!o->url) {
 		snprintf(err, errlen,
