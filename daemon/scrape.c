@@ -12,17 +12,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cdp/cdp_err.h"
 #include "cdp/cdp_page.h"
 #include "cdp/cdp_ws.h"
+#include "daemon/scrape_priv.h"
 #include "pool/browser.h"
 #include "util/log.h"
 
@@ -32,19 +31,6 @@
 const char scrape_default_extract[] =
         "({title: document.title, url: location.href, "
         "text: (document.body ? document.body.innerText : '').slice(0, 10000)})";
-
-enum phase {
-	PH_START,
-	PH_LAUNCH,
-	PH_OPEN,
-	PH_NAVIGATE,
-	PH_WAIT,
-	PH_TITLE,
-	PH_EXTRACT,
-	PH_SHOT,
-	PH_WRITE,
-	PH_CLOSING
-};
 
 static const char *const phase_doing[] = {
 	[PH_START] = "starting",
@@ -58,49 +44,6 @@ static const char *const phase_doing[] = {
 	[PH_WRITE] = "writing the screenshot",
 	[PH_CLOSING] = "closing",
 };
-
-static const struct kind_exit {
-	const char *kind;
-	int code;
-} kind_exits[] = {
-	{ "launch", SCRAPE_EXIT_LAUNCH },     { "network", SCRAPE_EXIT_NETWORK },
-	{ "http", SCRAPE_EXIT_HTTP },         { "timeout", SCRAPE_EXIT_TIMEOUT },
-	{ "selector", SCRAPE_EXIT_SELECTOR }, { "script", SCRAPE_EXIT_SCRIPT },
-	{ "browser", SCRAPE_EXIT_BROWSER },   { "internal", SCRAPE_EXIT_INTERNAL },
-};
-
-typedef struct scrape {
-	uv_loop_t *loop;
-	const scrape_opts_t *o;
-	cdp_wsctx_t *ws;
-	browser_t *browser;
-	cdp_page_t *page;
-	enum phase phase;
-	int closing;       /* cleanup started */
-	int busy;          /* an uncancellable step runs; an abort waits for it */
-	int abort_pending; /* cleanup asked for while busy */
-	uint64_t deadline; /* loop time, ms */
-	uv_timer_t timer;
-	uv_signal_t sig_int, sig_term;
-	int handles_open;
-	int done;
-
-	/* outcome */
-	const char *kind; /* NULL: success so far */
-	char message[2048];
-	long http_status;
-	char *final_url;
-	char *title;
-	json_t *data;
-	uint64_t t0_ns, launch_ms, nav_start_ns, navigate_ms, total_ms;
-
-	/* screenshot file */
-	unsigned char *png;
-	size_t png_len, png_off;
-	uv_fs_t fs;
-	uv_file fd;
-	int write_err;
-} scrape_t;
 
 static void cleanup(scrape_t *s);
 static void step_wait(scrape_t *s);
@@ -573,51 +516,6 @@ static void start(scrape_t *s)
 		fail(s, "launch", "cannot start the browser: %s", cdp_strerror(rc));
 }
 
-/* ---- result ---- */
-
-/* A JSON string of text; bytes that are not valid UTF-8 make it fall back to ASCII. */
-static json_t *json_text(const char *text)
-{
-	json_t *j;
-	char *copy;
-
-	if (!text)
-		text = "";
-	j = json_string(text);
-	if (j)
-		return j;
-	copy = strdup(text);
-	if (!copy)
-		return NULL;
-	for (char *p = copy; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	j = json_string(copy);
-	free(copy);
-	return j;
-}
-
-static int exit_code_for(const char *kind)
-{
-	for (size_t i = 0; i < sizeof kind_exits / sizeof kind_exits[0]; i++)
-		if (strcmp(kind_exits[i].kind, kind) == 0)
-			return kind_exits[i].code;
-	return SCRAPE_EXIT_INTERNAL;
-}
-
-static json_t *build_result(const scrape_t *s)
-{
-	if (s->kind)
-		return json_pack("{s:o, s:{s:s, s:o}}", "url", json_text(s->o->url), "error",
-		                 "kind", s->kind, "message", json_text(s->message));
-	return json_pack("{s:o, s:o, s:I, s:o, s:O, s:{s:I, s:I, s:I}}", "url",
-	                 json_text(s->o->url), "final_url", json_text(s->final_url), "http_status",
-	                 (json_int_t)s->http_status, "title", json_text(s->title), "data",
-	                 s->data ? s->data : json_null(), "timings", "launch_ms",
-	                 (json_int_t)s->launch_ms, "navigate_ms", (json_int_t)s->navigate_ms,
-	                 "total_ms", (json_int_t)s->total_ms);
-}
-
 int scrape_run(uv_loop_t *loop, const scrape_opts_t *o, json_t **out)
 {
 	scrape_t s;
@@ -651,166 +549,18 @@ int scrape_run(uv_loop_t *loop, const scrape_opts_t *o, json_t **out)
 	if (s.handles_open != 0)
 		log_error(COMP, "%d handles still open after the run", s.handles_open);
 
-	*out = build_result(&s);
+	*out = scrape__build_result(&s);
 	if (!*out) {
 		log_error(COMP, "cannot build the result object");
-		*out = json_pack("{s:o, s:{s:s, s:s}}", "url", json_text(o->url), "error", "kind",
-		                 "internal", "message", "cannot build the result object");
+		*out = json_pack("{s:o, s:{s:s, s:s}}", "url", scrape__json_text(o->url), "error",
+		                 "kind", "internal", "message", "cannot build the result object");
 		code = SCRAPE_EXIT_INTERNAL;
 	} else {
-		code = s.kind ? exit_code_for(s.kind) : SCRAPE_EXIT_OK;
+		code = s.kind ? scrape__exit_code_for(s.kind) : SCRAPE_EXIT_OK;
 	}
 	json_decref(s.data);
 	free(s.final_url);
 	free(s.title);
 	free(s.png);
 	return code;
-}
-
-/* ---- arguments ---- */
-
-void scrape_usage(FILE *f)
-{
-	fprintf(f,
-	        "usage: cdpilot scrape URL [--wait-for CSS] [--extract JS] [--screenshot FILE.png]\n"
-	        "                          [--timeout SECONDS]\n"
-	        "\n"
-	        "Loads URL (http, https, file or about) in a fresh headless Chromium context and\n"
-	        "prints one JSON object on stdout:\n"
-	        "  {\"url\", \"final_url\", \"http_status\", \"title\", \"data\",\n"
-	        "   \"timings\": {\"launch_ms\", \"navigate_ms\", \"total_ms\"}}\n"
-	        "or, on failure, {\"url\", \"error\": {\"kind\", \"message\"}}.\n"
-	        "\n"
-	        "options (also accepted as --name=value):\n"
-	        "  --wait-for CSS       after the load event, wait until the selector matches\n"
-	        "  --extract JS         expression whose value becomes \"data\" (promises are\n"
-	        "                       awaited); default: {title, url, text} of the page\n"
-	        "  --screenshot FILE    write a full-page PNG to FILE\n"
-	        "  --timeout SECONDS    bound for the whole run, 0 < SECONDS <= 3600 (default 30)\n"
-	        "  --help               this help\n"
-	        "\n"
-	        "environment: CHROMIUM_PATH, CHROMIUM_FLAGS, CDP_URL (attach to a running browser\n"
-	        "instead of launching one), LOG_LEVEL (debug|info|warn|error|off), LOG_FORMAT\n"
-	        "(text|json). Logs go to stderr.\n"
-	        "\n"
-	        "exit codes (and error kinds):\n"
-	        "  0  ok\n"
-	        "  2  usage      bad command line\n"
-	        "  3  launch     the browser could not start or be attached to\n"
-	        "  4  network    DNS or connection error loading the URL\n"
-	        "  5  http       the page answered with HTTP status >= 400\n"
-	        "  6  timeout    --timeout expired\n"
-	        "  7  selector   --wait-for never matched before the timeout\n"
-	        "  8  script     exception in --extract\n"
-	        "  9  browser    the browser crashed or the connection was lost\n"
-	        " 10  internal   anything else (including SIGINT/SIGTERM)\n");
-}
-
-static int url_ok(const char *url)
-{
-	static const char *const schemes[] = { "http://", "https://", "file://", "about:" };
-
-	for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
-		size_t n = strlen(schemes[i]);
-		if (strncasecmp(url, schemes[i], n) == 0)
-			return url[n] != '\0';
-	}
-	return 0;
-}
-
-int scrape_parse_args(int argc, char **argv, scrape_opts_t *o, char *err, size_t errlen)
-{
-	int only_positional = 0;
-
-	memset(o, 0, sizeof *o);
-	o->timeout_s = 30;
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		const char *eq, *value;
-		char name[64];
-		size_t nlen;
-
-		if (only_positional || a[0] != '-' || a[1] == '\0') {
-			if (o->url) {
-				snprintf(
-				        err, errlen,
-				        "unexpected argument '%s': expected a single URL (see --help)",
-				        a);
-				return -EINVAL;
-			}
-			o->url = a;
-			continue;
-		}
-		if (strcmp(a, "--") == 0) {
-			only_positional = 1;
-			continue;
-		}
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-			return 1;
-		eq = strchr(a, '=');
-		nlen = eq ? (size_t)(eq - a) : strlen(a);
-		if (nlen >= sizeof name)
-			nlen = sizeof name - 1;
-		memcpy(name, a, nlen);
-		name[nlen] = '\0';
-		if (strcmp(name, "--wait-for") != 0 && strcmp(name, "--extract") != 0 &&
-		    strcmp(name, "--screenshot") != 0 && strcmp(name, "--timeout") != 0) {
-			snprintf(
-			        err, errlen,
-			        "unknown option '%s': expected --wait-for, --extract, --screenshot, "
-			        "--timeout or --help",
-			        name);
-			return -EINVAL;
-		}
-		if (eq) {
-			value = eq + 1;
-		} else if (i + 1 < argc) {
-			value = argv[++i];
-		} else {
-			snprintf(err, errlen, "option %s needs a value (see --help)", name);
-			return -EINVAL;
-		}
-		if (strcmp(name, "--timeout") == 0) {
-			char *end = NULL;
-			double t;
-			errno = 0;
-			t = strtod(value, &end);
-			if (*value == '\0' || !end || *end != '\0' || errno || !isfinite(t) ||
-			    t <= 0 || t > 3600) {
-				snprintf(
-				        err, errlen,
-				        "--timeout '%s': expected a number of seconds greater than 0 and "
-				        "at most 3600",
-				        value);
-				return -EINVAL;
-			}
-			o->timeout_s = t;
-			continue;
-		}
-		if (*value == '\0') {
-			snprintf(err, errlen, "%s '': expected a non-empty %s", name,
-			         strcmp(name, "--wait-for") == 0  ? "CSS selector"
-			         : strcmp(name, "--extract") == 0 ? "JavaScript expression"
-			                                          : "file path");
-			return -EINVAL;
-		}
-		if (strcmp(name, "--wait-for") == 0)
-			o->wait_for = value;
-		else if (strcmp(name, "--extract") == 0)
-			o->extract = value;
-		else
-			o->screenshot = value;
-	}
-	if (!o->url) {
-		snprintf(err, errlen,
-		         "missing URL: expected cdpilot scrape URL [--wait-for CSS] [--extract JS] "
-		         "[--screenshot FILE.png] [--timeout SECONDS]");
-		return -EINVAL;
-	}
-	if (!url_ok(o->url)) {
-		snprintf(err, errlen,
-		         "URL '%s': expected an http://, https://, file:// or about: URL", o->url);
-		return -EINVAL;
-	}
-	return 0;
 }

@@ -23,64 +23,9 @@
 #include <time.h>
 
 #include "scheduler/sched_env.h"
+#include "scheduler/sched_priv.h"
 
-#define SCHED_ID_MAX 1024 /* bytes of an id or a host name, without the NUL */
 #define SCHED_INITIAL_BUCKETS 64
-
-enum tstate { T_WAITING, T_QUEUED, T_RUNNING };
-
-typedef struct shost {
-	struct shost *hnext;
-	char *name;
-	unsigned refs; /* targets naming it + running starts counted on it */
-	unsigned running;
-	int started; /* last_start_ms is valid */
-	uint64_t last_start_ms;
-} shost_t;
-
-typedef struct starget {
-	struct starget *hnext;
-	char *id;
-	shost_t *host;     /* NULL: no politeness limit */
-	shost_t *run_host; /* the host the current run counts on (running only) */
-	enum sched_class klass;
-	uint32_t interval_override;
-	void *ud;
-	enum tstate state;
-	uint64_t due_ms;
-	uint64_t seq;      /* tie-break, renewed whenever the due time is set */
-	uint64_t start_ms; /* last start */
-	int started;       /* start_ms is valid */
-	int retry_pending; /* due time is a backoff retry, not the interval */
-	/* before the current run (sched_defer puts them back) */
-	uint64_t prev_start_ms;
-	int prev_started, prev_retry_pending;
-	unsigned failures, tries;
-	size_t hidx; /* heap index while waiting */
-	struct starget *qprev, *qnext;
-} starget_t;
-
-typedef struct squeue {
-	starget_t *head, *tail;
-	unsigned n;
-} squeue_t;
-
-struct sched {
-	sched_opts_t o;
-	starget_t **tb; /* target buckets */
-	size_t tnb, ntargets;
-	shost_t **hb; /* host buckets */
-	size_t hnb, nhosts;
-	starget_t **heap;
-	size_t heap_len, heap_cap;
-	squeue_t q[SCHED_NCLASSES];
-	unsigned queued_total, running;
-	unsigned per_class[SCHED_NCLASSES];
-	uint64_t drops[SCHED_NCLASSES];
-	uint64_t retries;
-	uint64_t seq;
-	uint64_t rng;
-};
 
 /* ---- options ---- */
 
@@ -208,32 +153,6 @@ int sched_opts_from_env(sched_opts_t *o, errlist_t *errs)
 
 /* ---- small helpers ---- */
 
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-	if (!p)
-		abort();
-	return p;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-	char *p = strndup(s, n);
-	if (!p)
-		abort();
-	return p;
-}
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 /* splitmix64: small, seedable, good enough for jitter. */
 static uint64_t rng_next(sched_t *s)
 {
@@ -274,236 +193,6 @@ static uint64_t backoff_bound(const sched_t *s, unsigned k)
 	return b < cap ? b : cap;
 }
 
-static int valid_name(const char *s, int may_be_empty)
-{
-	if (!s)
-		return may_be_empty;
-	size_t n = strnlen(s, SCHED_ID_MAX + 1);
-	return n <= SCHED_ID_MAX && (n > 0 || may_be_empty);
-}
-
-/* ---- hosts ---- */
-
-static void hosts_grow(sched_t *s)
-{
-	size_t nb = s->hnb * 2;
-	shost_t **b = xcalloc(nb, sizeof *b);
-	for (size_t i = 0; i < s->hnb; i++) {
-		shost_t *h = s->hb[i], *next;
-		for (; h; h = next) {
-			next = h->hnext;
-			size_t j = hash_str(h->name) & (nb - 1);
-			h->hnext = b[j];
-			b[j] = h;
-		}
-	}
-	free(s->hb);
-	s->hb = b;
-	s->hnb = nb;
-}
-
-/* A reference to the host named name, created if new; NULL for "" (no limit). */
-static shost_t *host_ref(sched_t *s, const char *name)
-{
-	if (!name || !*name)
-		return NULL;
-	size_t i = hash_str(name) & (s->hnb - 1);
-	for (shost_t *h = s->hb[i]; h; h = h->hnext)
-		if (strcmp(h->name, name) == 0) {
-			h->refs++;
-			return h;
-		}
-	if (s->nhosts >= s->hnb) {
-		hosts_grow(s);
-		i = hash_str(name) & (s->hnb - 1);
-	}
-	shost_t *h = xcalloc(1, sizeof *h);
-	h->name = xstrndup(name, SCHED_ID_MAX);
-	h->refs = 1;
-	h->hnext = s->hb[i];
-	s->hb[i] = h;
-	s->nhosts++;
-	return h;
-}
-
-static void host_unref(sched_t *s, shost_t *h)
-{
-	if (!h || --h->refs > 0)
-		return;
-	shost_t **pp = &s->hb[hash_str(h->name) & (s->hnb - 1)];
-	while (*pp != h)
-		pp = &(*pp)->hnext;
-	*pp = h->hnext;
-	s->nhosts--;
-	free(h->name);
-	free(h);
-}
-
-/* 0 if the host has HOST_CONCURRENCY running or started one less than
- * HOST_MIN_INTERVAL_MS ago. */
-static int host_may_start(const sched_t *s, const shost_t *h, uint64_t now_ms)
-{
-	if (!h)
-		return 1;
-	if (h->running >= s->o.host_concurrency)
-		return 0;
-	if (s->o.host_min_interval_ms && h->started &&
-	    now_ms < h->last_start_ms + s->o.host_min_interval_ms)
-		return 0;
-	return 1;
-}
-
-/* ---- targets by id ---- */
-
-static starget_t **target_slot(const sched_t *s, const char *id)
-{
-	starget_t **pp = &s->tb[hash_str(id) & (s->tnb - 1)];
-	while (*pp && strcmp((*pp)->id, id) != 0)
-		pp = &(*pp)->hnext;
-	return pp;
-}
-
-static starget_t *target_find(const sched_t *s, const char *id)
-{
-	if (!valid_name(id, 0))
-		return NULL;
-	return *target_slot(s, id);
-}
-
-static void targets_grow(sched_t *s)
-{
-	size_t nb = s->tnb * 2;
-	starget_t **b = xcalloc(nb, sizeof *b);
-	for (size_t i = 0; i < s->tnb; i++) {
-		starget_t *t = s->tb[i], *next;
-		for (; t; t = next) {
-			next = t->hnext;
-			size_t j = hash_str(t->id) & (nb - 1);
-			t->hnext = b[j];
-			b[j] = t;
-		}
-	}
-	free(s->tb);
-	s->tb = b;
-	s->tnb = nb;
-}
-
-/* ---- the waiting heap ---- */
-
-static int heap_less(const starget_t *a, const starget_t *b)
-{
-	if (a->due_ms != b->due_ms)
-		return a->due_ms < b->due_ms;
-	if (a->klass != b->klass)
-		return a->klass < b->klass;
-	return a->seq < b->seq;
-}
-
-static void heap_set(sched_t *s, size_t i, starget_t *t)
-{
-	s->heap[i] = t;
-	t->hidx = i;
-}
-
-static void heap_up(sched_t *s, size_t i)
-{
-	starget_t *t = s->heap[i];
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!heap_less(t, s->heap[p]))
-			break;
-		heap_set(s, i, s->heap[p]);
-		i = p;
-	}
-	heap_set(s, i, t);
-}
-
-static void heap_down(sched_t *s, size_t i)
-{
-	starget_t *t = s->heap[i];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m;
-		if (l >= s->heap_len)
-			break;
-		m = (r < s->heap_len && heap_less(s->heap[r], s->heap[l])) ? r : l;
-		if (!heap_less(s->heap[m], t))
-			break;
-		heap_set(s, i, s->heap[m]);
-		i = m;
-	}
-	heap_set(s, i, t);
-}
-
-static void heap_push(sched_t *s, starget_t *t)
-{
-	if (s->heap_len == s->heap_cap) {
-		size_t cap = s->heap_cap ? s->heap_cap * 2 : 64;
-		starget_t **h = realloc(s->heap, cap * sizeof *h);
-		if (!h)
-			abort();
-		s->heap = h;
-		s->heap_cap = cap;
-	}
-	heap_set(s, s->heap_len++, t);
-	heap_up(s, t->hidx);
-}
-
-static void heap_remove(sched_t *s, starget_t *t)
-{
-	size_t i = t->hidx;
-	starget_t *last = s->heap[--s->heap_len];
-	if (i == s->heap_len)
-		return;
-	heap_set(s, i, last);
-	heap_up(s, i);
-	heap_down(s, last->hidx);
-}
-
-/* ---- queues ---- */
-
-static int queue_before(const starget_t *a, const starget_t *b)
-{
-	return a->due_ms != b->due_ms ? a->due_ms < b->due_ms : a->seq < b->seq;
-}
-
-/* Sorted insertion from the tail: O(1) in the usual case, as targets become due in order. */
-static void queue_insert(sched_t *s, starget_t *t)
-{
-	squeue_t *q = &s->q[t->klass];
-	starget_t *after = q->tail;
-	while (after && queue_before(t, after))
-		after = after->qprev;
-	t->qprev = after;
-	t->qnext = after ? after->qnext : q->head;
-	if (t->qnext)
-		t->qnext->qprev = t;
-	else
-		q->tail = t;
-	if (after)
-		after->qnext = t;
-	else
-		q->head = t;
-	q->n++;
-	s->queued_total++;
-	t->state = T_QUEUED;
-}
-
-static void queue_remove(sched_t *s, starget_t *t)
-{
-	squeue_t *q = &s->q[t->klass];
-	if (t->qprev)
-		t->qprev->qnext = t->qnext;
-	else
-		q->head = t->qnext;
-	if (t->qnext)
-		t->qnext->qprev = t->qprev;
-	else
-		q->tail = t->qprev;
-	t->qprev = t->qnext = NULL;
-	q->n--;
-	s->queued_total--;
-}
-
 /* ---- states ---- */
 
 static void set_waiting(sched_t *s, starget_t *t, uint64_t due_ms)
@@ -511,7 +200,7 @@ static void set_waiting(sched_t *s, starget_t *t, uint64_t due_ms)
 	t->due_ms = due_ms;
 	t->seq = ++s->seq;
 	t->state = T_WAITING;
-	heap_push(s, t);
+	sched__heap_push(s, t);
 }
 
 /* Takes t out of the heap or its queue (not running targets). Returns the old state. */
@@ -519,9 +208,9 @@ static enum tstate detach(sched_t *s, starget_t *t)
 {
 	enum tstate st = t->state;
 	if (st == T_WAITING)
-		heap_remove(s, t);
+		sched__heap_remove(s, t);
 	else if (st == T_QUEUED)
-		queue_remove(s, t);
+		sched__queue_remove(s, t);
 	return st;
 }
 
@@ -535,7 +224,7 @@ static void enqueue_or_drop(sched_t *s, starget_t *t, uint64_t now_ms)
 		starget_t *victim = t;
 		if ((int)t->klass < lowest && s->q[lowest].tail) {
 			victim = s->q[lowest].tail;
-			queue_remove(s, victim);
+			sched__queue_remove(s, victim);
 		}
 		s->drops[victim->klass]++;
 		victim->retry_pending = 0;
@@ -543,7 +232,7 @@ static void enqueue_or_drop(sched_t *s, starget_t *t, uint64_t now_ms)
 		if (victim == t)
 			return;
 	}
-	queue_insert(s, t);
+	sched__queue_insert(s, t);
 }
 
 /* Moves every waiting target due by now into the queues, earliest first. */
@@ -551,7 +240,7 @@ static void promote(sched_t *s, uint64_t now_ms)
 {
 	while (s->heap_len > 0 && s->heap[0]->due_ms <= now_ms) {
 		starget_t *t = s->heap[0];
-		heap_remove(s, t);
+		sched__heap_remove(s, t);
 		enqueue_or_drop(s, t, now_ms);
 	}
 }
@@ -573,7 +262,7 @@ static void reattach(sched_t *s, starget_t *t, enum tstate old, int follow, uint
 	}
 	if (old == T_QUEUED && due <= now_ms) {
 		t->due_ms = due;
-		queue_insert(s, t);
+		sched__queue_insert(s, t);
 	} else {
 		set_waiting(s, t, due);
 	}
@@ -583,7 +272,7 @@ static void release_run(sched_t *s, starget_t *t)
 {
 	if (t->run_host) {
 		t->run_host->running--;
-		host_unref(s, t->run_host);
+		sched__host_unref(s, t->run_host);
 		t->run_host = NULL;
 	}
 	s->running--;
@@ -593,7 +282,7 @@ static void release_run(sched_t *s, starget_t *t)
 
 sched_t *sched_new(const sched_opts_t *opts)
 {
-	sched_t *s = xcalloc(1, sizeof *s);
+	sched_t *s = sched__xcalloc(1, sizeof *s);
 	if (opts)
 		s->o = *opts;
 	else
@@ -615,8 +304,8 @@ sched_t *sched_new(const sched_opts_t *opts)
 		         (uint64_t)(uintptr_t)s;
 	}
 	s->tnb = s->hnb = SCHED_INITIAL_BUCKETS;
-	s->tb = xcalloc(s->tnb, sizeof *s->tb);
-	s->hb = xcalloc(s->hnb, sizeof *s->hb);
+	s->tb = sched__xcalloc(s->tnb, sizeof *s->tb);
+	s->hb = sched__xcalloc(s->hnb, sizeof *s->hb);
 	return s;
 }
 
@@ -649,18 +338,19 @@ void sched_free(sched_t *s)
 int sched_add(sched_t *s, const char *id, const char *host, enum sched_class klass,
               uint32_t interval_ms, void *ud, uint64_t now_ms)
 {
-	if (!valid_name(id, 0) || !valid_name(host, 1) || (unsigned)klass >= SCHED_NCLASSES)
+	if (!sched__valid_name(id, 0) || !sched__valid_name(host, 1) ||
+	    (unsigned)klass >= SCHED_NCLASSES)
 		return -EINVAL;
-	starget_t **slot = target_slot(s, id);
+	starget_t **slot = sched__target_slot(s, id);
 	if (*slot)
 		return -EEXIST;
 	if (s->ntargets >= s->tnb) {
-		targets_grow(s);
-		slot = target_slot(s, id);
+		sched__targets_grow(s);
+		slot = sched__target_slot(s, id);
 	}
-	starget_t *t = xcalloc(1, sizeof *t);
-	t->id = xstrndup(id, SCHED_ID_MAX);
-	t->host = host_ref(s, host);
+	starget_t *t = sched__xcalloc(1, sizeof *t);
+	t->id = sched__xstrndup(id, SCHED_ID_MAX);
+	t->host = sched__host_ref(s, host);
 	t->klass = klass;
 	t->interval_override = interval_ms;
 	t->ud = ud;
@@ -674,16 +364,16 @@ int sched_add(sched_t *s, const char *id, const char *host, enum sched_class kla
 int sched_update(sched_t *s, const char *id, const char *host, enum sched_class klass,
                  uint32_t interval_ms, void *ud, uint64_t now_ms)
 {
-	if (!valid_name(host, 1) || (unsigned)klass >= SCHED_NCLASSES)
+	if (!sched__valid_name(host, 1) || (unsigned)klass >= SCHED_NCLASSES)
 		return -EINVAL;
-	starget_t *t = target_find(s, id);
+	starget_t *t = sched__target_find(s, id);
 	if (!t)
 		return -ENOENT;
 	enum tstate old = detach(s, t);
 	const char *cur = t->host ? t->host->name : "";
 	if (strcmp(cur, host ? host : "") != 0) {
-		shost_t *h = host_ref(s, host);
-		host_unref(s, t->host);
+		shost_t *h = sched__host_ref(s, host);
+		sched__host_unref(s, t->host);
 		t->host = h;
 	}
 	s->per_class[t->klass]--;
@@ -700,7 +390,7 @@ int sched_set_class(sched_t *s, const char *id, enum sched_class klass, uint64_t
 {
 	if ((unsigned)klass >= SCHED_NCLASSES)
 		return -EINVAL;
-	starget_t *t = target_find(s, id);
+	starget_t *t = sched__target_find(s, id);
 	if (!t)
 		return -ENOENT;
 	if (t->klass == klass)
@@ -716,18 +406,18 @@ int sched_set_class(sched_t *s, const char *id, enum sched_class klass, uint64_t
 
 int sched_remove(sched_t *s, const char *id)
 {
-	starget_t *t = target_find(s, id);
+	starget_t *t = sched__target_find(s, id);
 	if (!t)
 		return -ENOENT;
 	if (t->state == T_RUNNING)
 		release_run(s, t);
 	else
 		detach(s, t);
-	starget_t **slot = target_slot(s, id);
+	starget_t **slot = sched__target_slot(s, id);
 	*slot = t->hnext;
 	s->ntargets--;
 	s->per_class[t->klass]--;
-	host_unref(s, t->host);
+	sched__host_unref(s, t->host);
 	free(t->id);
 	free(t);
 	return 0;
@@ -738,9 +428,9 @@ void *sched_next(sched_t *s, uint64_t now_ms, const char **id_out)
 	promote(s, now_ms);
 	for (int c = 0; c < SCHED_NCLASSES; c++) {
 		for (starget_t *t = s->q[c].head; t; t = t->qnext) {
-			if (!host_may_start(s, t->host, now_ms))
+			if (!sched__host_may_start(s, t->host, now_ms))
 				continue;
-			queue_remove(s, t);
+			sched__queue_remove(s, t);
 			t->state = T_RUNNING;
 			t->prev_start_ms = t->start_ms;
 			t->prev_started = t->started;
@@ -774,7 +464,7 @@ uint64_t sched_next_wakeup(sched_t *s, uint64_t now_ms)
 	for (int c = 0; c < SCHED_NCLASSES; c++) {
 		for (starget_t *t = s->q[c].head; t; t = t->qnext) {
 			const shost_t *h = t->host;
-			if (host_may_start(s, h, now_ms))
+			if (sched__host_may_start(s, h, now_ms))
 				return now_ms;
 			/* blocked by the min interval only: it expires by itself; blocked by
 			 * concurrency: a sched_done() changes that, the caller asks again then */
@@ -792,7 +482,7 @@ uint64_t sched_next_wakeup(sched_t *s, uint64_t now_ms)
 
 int sched_done(sched_t *s, const char *id, int ok, uint64_t now_ms)
 {
-	starget_t *t = target_find(s, id);
+	starget_t *t = sched__target_find(s, id);
 	if (!t || t->state != T_RUNNING)
 		return -ENOENT;
 	release_run(s, t);
@@ -816,7 +506,7 @@ int sched_done(sched_t *s, const char *id, int ok, uint64_t now_ms)
 
 int sched_defer(sched_t *s, const char *id, uint64_t due_ms, uint64_t now_ms)
 {
-	starget_t *t = target_find(s, id);
+	starget_t *t = sched__target_find(s, id);
 	if (!t || t->state != T_RUNNING)
 		return -ENOENT;
 	release_run(s, t);
@@ -829,7 +519,7 @@ int sched_defer(sched_t *s, const char *id, uint64_t due_ms, uint64_t now_ms)
 
 int sched_get_info(const sched_t *s, const char *id, sched_info_t *out)
 {
-	const starget_t *t = target_find(s, id);
+	const starget_t *t = sched__target_find(s, id);
 	if (!t)
 		return -ENOENT;
 	memset(out, 0, sizeof *out);
