@@ -76,6 +76,156 @@ static void nav_check_done(cdp_page_t *p)
 	}
 }
 
+/*
+ * The navigation's events, one handler each. A handler returns 1 when what it recorded may
+ * settle the navigation (nav_check_done runs next), 0 when the event is not ours or
+ * changes nothing that settles it.
+ */
+typedef int (*nav_event_fn)(cdp_page_t *p, json_t *params);
+
+static int nav_on_load_fired(cdp_page_t *p, json_t *params)
+{
+	p->load_seen = 1;
+	return 1;
+}
+
+static int nav_on_lifecycle(cdp_page_t *p, json_t *params)
+{
+	const char *name = NULL, *frame = NULL, *loader = NULL;
+
+	if (json_unpack(params, "{s:s, s:s, s:s}", "name", &name, "frameId", &frame, "loaderId",
+	                &loader) != 0) {
+		log_debug("page", "ignoring a Page.lifecycleEvent without name/frameId/loaderId");
+		return 0;
+	}
+	if (strcmp(name, "load") != 0 ||
+	    !cdp__page_str_eq(frame, p->main_frame ? p->main_frame : p->target_id))
+		return 0;
+	cdp__page_set_str(&p->loaded_loader, loader);
+	return 1;
+}
+
+static int nav_on_response(cdp_page_t *p, json_t *params)
+{
+	const char *type = NULL, *loader = NULL, *frame = NULL, *url = NULL;
+	json_t *jstatus = NULL;
+	json_error_t err;
+
+	if (json_unpack_ex(params, &err, 0, "{s:s, s?s, s?s, s:{s:s, s:o}}", "type", &type,
+	                   "loaderId", &loader, "frameId", &frame, "response", "url", &url,
+	                   "status", &jstatus) != 0) {
+		log_debug("page", "ignoring a Network.responseReceived of unexpected shape: %s",
+		          err.text);
+		return 0;
+	}
+	if (strcmp(type, "Document") != 0)
+		return 0;
+	if (frame && !cdp__page_str_eq(frame, p->main_frame ? p->main_frame : p->target_id))
+		return 0;
+	if ((p->initial_nav || p->adopting) && !p->start_loader && loader) {
+		cdp__page_set_str(&p->start_loader, loader);
+		cdp__page_set_str(&p->nav_loader, loader);
+	}
+	if (p->nav_loader && loader && strcmp(loader, p->nav_loader) != 0)
+		return 0;
+	if (!json_is_number(jstatus)) {
+		log_debug("page", "Network.responseReceived: response.status is not a number");
+		return 0;
+	}
+	p->resp_status = (long)json_number_value(jstatus);
+	cdp__page_set_str(&p->resp_loader, loader);
+	cdp__page_set_str(&p->resp_url, url);
+	if (!p->final_url)
+		cdp__page_set_str(&p->final_url, url);
+	return 1;
+}
+
+/* Records where the main frame committed; never settles the navigation by itself. */
+static int nav_on_frame_navigated(cdp_page_t *p, json_t *params)
+{
+	json_t *frame = json_object_get(params, "frame");
+	json_t *id = json_object_get(frame, "id");
+	json_t *url = json_object_get(frame, "url");
+	json_t *frag = json_object_get(frame, "urlFragment");
+	char *full;
+	size_t n;
+
+	if (!json_is_string(id) || !json_is_string(url)) {
+		log_debug("page", "ignoring a Page.frameNavigated without frame.id/frame.url");
+		return 0;
+	}
+	if (json_object_get(frame, "parentId") ||
+	    !cdp__page_str_eq(json_string_value(id), p->main_frame ? p->main_frame : p->target_id))
+		return 0;
+	if (strncmp(json_string_value(url), "chrome-error://", 15) == 0)
+		return 0; /* Chrome's error page, not where the navigation went */
+	/* A script may navigate again before the load event (location.replace): the
+	 * document that commits last is the one whose load we wait for. */
+	if (p->nav_replied && json_is_string(json_object_get(frame, "loaderId")))
+		cdp__page_set_str(&p->nav_loader,
+		                  json_string_value(json_object_get(frame, "loaderId")));
+	n = strlen(json_string_value(url)) +
+	    (json_is_string(frag) ? strlen(json_string_value(frag)) : 0) + 1;
+	full = malloc(n);
+	if (!full)
+		return 0;
+	snprintf(full, n, "%s%s", json_string_value(url),
+	         json_is_string(frag) ? json_string_value(frag) : "");
+	free(p->final_url);
+	p->final_url = full;
+	return 0;
+}
+
+/* The initial navigation only: learns its loader; never settles it by itself. */
+static int nav_on_started(cdp_page_t *p, json_t *params)
+{
+	const char *frame = NULL, *loader = NULL;
+
+	if (json_unpack(params, "{s:s, s:s}", "frameId", &frame, "loaderId", &loader)) {
+		log_debug("page", "ignoring a Page.frameStartedNavigating without "
+		                  "frameId/loaderId");
+		return 0;
+	}
+	if (p->start_loader || !cdp__page_str_eq(frame, p->main_frame))
+		return 0;
+	cdp__page_set_str(&p->start_loader, loader);
+	cdp__page_set_str(&p->nav_loader, loader);
+	return 0;
+}
+
+/* The initial navigation only. No frameId here: the request id of a navigation is its
+ * loader id. */
+static int nav_on_loading_failed(cdp_page_t *p, json_t *params)
+{
+	const char *id = NULL, *type = NULL, *text = NULL;
+
+	if (json_unpack(params, "{s:s, s:s, s:s}", "requestId", &id, "type", &type, "errorText",
+	                &text) != 0) {
+		log_debug("page", "ignoring a Network.loadingFailed without "
+		                  "requestId/type/errorText");
+		return 0;
+	}
+	if (strcmp(type, "Document") != 0 || !cdp__page_str_eq(id, p->start_loader))
+		return 0;
+	if (strcmp(text, "net::ERR_HTTP_RESPONSE_CODE_FAILURE") == 0)
+		p->http_failure = 1;
+	else if (!p->nav_error)
+		cdp__page_set_str(&p->nav_error, *text ? text : "navigation failed");
+	return 1;
+}
+
+static const struct {
+	const char *method;
+	nav_event_fn fn;
+} nav_events[] = {
+	{ "Page.loadEventFired", nav_on_load_fired },
+	{ "Page.lifecycleEvent", nav_on_lifecycle },
+	{ "Network.responseReceived", nav_on_response },
+	{ "Page.frameNavigated", nav_on_frame_navigated },
+	{ "Page.frameStartedNavigating", nav_on_started },
+	{ "Network.loadingFailed", nav_on_loading_failed },
+};
+
 static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *method,
                          json_t *params, void *ud)
 {
@@ -83,116 +233,13 @@ static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *m
 
 	if (p->op != OP_NAV && !p->initial_nav)
 		return;
-	if (strcmp(method, "Page.loadEventFired") == 0) {
-		p->load_seen = 1;
-	} else if (strcmp(method, "Page.lifecycleEvent") == 0) {
-		const char *name = NULL, *frame = NULL, *loader = NULL;
-		if (json_unpack(params, "{s:s, s:s, s:s}", "name", &name, "frameId", &frame,
-		                "loaderId", &loader) != 0) {
-			log_debug("page",
-			          "ignoring a Page.lifecycleEvent without name/frameId/loaderId");
-			return;
-		}
-		if (strcmp(name, "load") != 0 ||
-		    !cdp__page_str_eq(frame, p->main_frame ? p->main_frame : p->target_id))
-			return;
-		cdp__page_set_str(&p->loaded_loader, loader);
-	} else if (strcmp(method, "Network.responseReceived") == 0) {
-		const char *type = NULL, *loader = NULL, *frame = NULL, *url = NULL;
-		json_t *jstatus = NULL;
-		json_error_t err;
-		if (json_unpack_ex(params, &err, 0, "{s:s, s?s, s?s, s:{s:s, s:o}}", "type", &type,
-		                   "loaderId", &loader, "frameId", &frame, "response", "url", &url,
-		                   "status", &jstatus) != 0) {
-			log_debug("page",
-			          "ignoring a Network.responseReceived of unexpected shape: %s",
-			          err.text);
-			return;
-		}
-		if (strcmp(type, "Document") != 0)
-			return;
-		if (frame && !cdp__page_str_eq(frame, p->main_frame ? p->main_frame : p->target_id))
-			return;
-		if ((p->initial_nav || p->adopting) && !p->start_loader && loader) {
-			cdp__page_set_str(&p->start_loader, loader);
-			cdp__page_set_str(&p->nav_loader, loader);
-		}
-		if (p->nav_loader && loader && strcmp(loader, p->nav_loader) != 0)
-			return;
-		if (!json_is_number(jstatus)) {
-			log_debug("page",
-			          "Network.responseReceived: response.status is not a number");
-			return;
-		}
-		p->resp_status = (long)json_number_value(jstatus);
-		cdp__page_set_str(&p->resp_loader, loader);
-		cdp__page_set_str(&p->resp_url, url);
-		if (!p->final_url)
-			cdp__page_set_str(&p->final_url, url);
-	} else if (strcmp(method, "Page.frameNavigated") == 0) {
-		json_t *frame = json_object_get(params, "frame");
-		json_t *id = json_object_get(frame, "id");
-		json_t *url = json_object_get(frame, "url");
-		json_t *frag = json_object_get(frame, "urlFragment");
-		char *full;
-		size_t n;
-		if (!json_is_string(id) || !json_is_string(url)) {
-			log_debug("page",
-			          "ignoring a Page.frameNavigated without frame.id/frame.url");
-			return;
-		}
-		if (json_object_get(frame, "parentId") ||
-		    !cdp__page_str_eq(json_string_value(id),
-		                      p->main_frame ? p->main_frame : p->target_id))
-			return;
-		if (strncmp(json_string_value(url), "chrome-error://", 15) == 0)
-			return; /* Chrome's error page, not where the navigation went */
-		/* A script may navigate again before the load event (location.replace): the
-		 * document that commits last is the one whose load we wait for. */
-		if (p->nav_replied && json_is_string(json_object_get(frame, "loaderId")))
-			cdp__page_set_str(&p->nav_loader,
-			                  json_string_value(json_object_get(frame, "loaderId")));
-		n = strlen(json_string_value(url)) +
-		    (json_is_string(frag) ? strlen(json_string_value(frag)) : 0) + 1;
-		full = malloc(n);
-		if (!full)
-			return;
-		snprintf(full, n, "%s%s", json_string_value(url),
-		         json_is_string(frag) ? json_string_value(frag) : "");
-		free(p->final_url);
-		p->final_url = full;
-		return;
-	} else if (strcmp(method, "Page.frameStartedNavigating") == 0) {
-		const char *frame = NULL, *loader = NULL;
-		if (json_unpack(params, "{s:s, s:s}", "frameId", &frame, "loaderId", &loader)) {
-			log_debug("page", "ignoring a Page.frameStartedNavigating without "
-			                  "frameId/loaderId");
-			return;
-		}
-		if (p->start_loader || !cdp__page_str_eq(frame, p->main_frame))
-			return;
-		cdp__page_set_str(&p->start_loader, loader);
-		cdp__page_set_str(&p->nav_loader, loader);
-		return;
-	} else if (strcmp(method, "Network.loadingFailed") == 0) {
-		/* No frameId here: the request id of a navigation is its loader id. */
-		const char *id = NULL, *type = NULL, *text = NULL;
-		if (json_unpack(params, "{s:s, s:s, s:s}", "requestId", &id, "type", &type,
-		                "errorText", &text) != 0) {
-			log_debug("page", "ignoring a Network.loadingFailed without "
-			                  "requestId/type/errorText");
-			return;
-		}
-		if (strcmp(type, "Document") != 0 || !cdp__page_str_eq(id, p->start_loader))
-			return;
-		if (strcmp(text, "net::ERR_HTTP_RESPONSE_CODE_FAILURE") == 0)
-			p->http_failure = 1;
-		else if (!p->nav_error)
-			cdp__page_set_str(&p->nav_error, *text ? text : "navigation failed");
-	} else {
+	for (size_t i = 0; i < sizeof nav_events / sizeof nav_events[0]; i++) {
+		if (strcmp(method, nav_events[i].method) != 0)
+			continue;
+		if (nav_events[i].fn(p, params))
+			nav_check_done(p);
 		return;
 	}
-	nav_check_done(p);
 }
 
 /* Frees what a navigation saw (not its URL), leaving NULLs. */
