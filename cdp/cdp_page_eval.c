@@ -1,0 +1,400 @@
+/*
+ * cdp_page_eval: the operations that run script or read the page once it is loaded:
+ * cdp_page_wait_for() (polls document.querySelector through Runtime.evaluate on the poll
+ * timer), cdp_page_evaluate() (Runtime.evaluate by value, awaiting promises) and
+ * cdp_page_screenshot() (Page.captureScreenshot, base64-decoded).
+ */
+#include "cdp/cdp_page_priv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "cdp/cdp_err.h"
+#include "util/log.h"
+
+/* The message of a Runtime exceptionDetails object. */
+static void exception_message(json_t *details, char *buf, size_t len)
+{
+	json_t *ex = json_object_get(details, "exception");
+	json_t *desc = json_object_get(ex, "description");
+	json_t *value = json_object_get(ex, "value");
+	json_t *text = json_object_get(details, "text");
+	const char *t = json_is_string(text) ? json_string_value(text) : "Uncaught exception";
+
+	if (json_is_string(desc))
+		snprintf(buf, len, "%s", json_string_value(desc));
+	else if (json_is_string(value))
+		snprintf(buf, len, "%s %s", t, json_string_value(value));
+	else
+		snprintf(buf, len, "%s", t);
+}
+
+/*
+ * Reads a Runtime.evaluate result. Returns 0 with *value borrowed from result (JSON null
+ * for undefined; the text of NaN, Infinity, -0 and BigInt values as a new string stored in
+ * *owned), CDP_EEXCEPTION or CDP_EBADREPLY with why filled.
+ */
+static int read_evaluate(json_t *result, json_t **value, json_t **owned, char *why, size_t len)
+{
+	json_t *ro = NULL, *details = NULL, *v;
+	json_error_t err;
+
+	*value = NULL;
+	*owned = NULL;
+	if (json_unpack_ex(result, &err, 0, "{s:o, s?o}", "result", &ro, "exceptionDetails",
+	                   &details) != 0) {
+		cdp__page_bad_reply(why, len, "Runtime.evaluate", &err);
+		return CDP_EBADREPLY;
+	}
+	if (details) {
+		if (!json_is_object(details)) {
+			snprintf(why, len,
+			         "Runtime.evaluate reply: field \"exceptionDetails\" is not "
+			         "an object");
+			return CDP_EBADREPLY;
+		}
+		exception_message(details, why, len);
+		return CDP_EEXCEPTION;
+	}
+	if (!json_is_object(ro)) {
+		snprintf(why, len, "Runtime.evaluate reply: field \"result\" is not an object");
+		return CDP_EBADREPLY;
+	}
+	v = json_object_get(ro, "value");
+	if (!v) {
+		json_t *uv = json_object_get(ro, "unserializableValue");
+		if (json_is_string(uv)) {
+			*owned = json_string(json_string_value(uv));
+			if (!*owned) {
+				snprintf(why, len, "out of memory");
+				return -ENOMEM;
+			}
+			v = *owned;
+		} else {
+			v = json_null();
+		}
+	}
+	*value = v;
+	return 0;
+}
+
+/* ---- base64 (RFC 4648, standard alphabet, padding optional) ---- */
+
+static const signed char b64_table[256] = {
+	['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,
+	['H'] = 8,  ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14,
+	['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21,
+	['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28,
+	['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35,
+	['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
+	['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49,
+	['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+	['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63,
+	['/'] = 64,
+}; /* value + 1; 0 means not in the alphabet */
+
+/* Decodes in one linear pass into a new buffer. Returns 0, -EINVAL or -ENOMEM. */
+static int b64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
+{
+	unsigned char *buf;
+	uint32_t acc = 0;
+	size_t n = 0, bits = 0;
+
+	while (len > 0 && in[len - 1] == '=')
+		len--;
+	if (len % 4 == 1)
+		return -EINVAL;
+	buf = malloc(len / 4 * 3 + 3);
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		int v = b64_table[(unsigned char)in[i]];
+		if (v == 0) {
+			free(buf);
+			return -EINVAL;
+		}
+		acc = (acc << 6) | (uint32_t)(v - 1);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[n++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	*out = buf;
+	*outlen = n;
+	return 0;
+}
+
+/* ---- finishing operations: reset first, then call back (callbacks may reenter) ---- */
+
+void cdp__page_finish_done(cdp_page_t *p, int status, const char *why)
+{
+	cdp_page_done_cb cb = p->cb.done;
+	void *ud = p->ud;
+
+	cdp__page_op_reset(p);
+	free(p->wait_expr);
+	p->wait_expr = NULL;
+	cb(p, status, why ? why : "", ud);
+}
+
+void cdp__page_finish_eval(cdp_page_t *p, int status, json_t *value, const char *why)
+{
+	cdp_page_eval_cb cb = p->cb.eval;
+	void *ud = p->ud;
+
+	cdp__page_op_reset(p);
+	cb(p, status, status ? NULL : value, why ? why : "", ud);
+}
+
+void cdp__page_finish_shot(cdp_page_t *p, int status, const unsigned char *png, size_t len,
+                           const char *why)
+{
+	cdp_page_shot_cb cb = p->cb.shot;
+	void *ud = p->ud;
+
+	cdp__page_op_reset(p);
+	cb(p, status, status ? NULL : png, status ? 0 : len, why ? why : "", ud);
+}
+
+/* ---- wait_for ---- */
+
+static int wait_send(cdp_page_t *p)
+{
+	json_t *params = json_pack("{s:s, s:b}", "expression", p->wait_expr, "returnByValue", 1);
+
+	if (!params)
+		return -ENOMEM;
+	return cdp__page_send(p, p->session_id, "Runtime.evaluate", params, 0);
+}
+
+static void on_poll_timer(uv_timer_t *t)
+{
+	cdp_page_t *p = t->data;
+	char why[256];
+	int rc;
+
+	if (p->op != OP_WAIT)
+		return;
+	rc = wait_send(p);
+	if (rc != 0) {
+		snprintf(why, sizeof why, "cannot poll the selector: %s", cdp_strerror(rc));
+		cdp__page_finish_done(p, rc, why);
+	}
+}
+
+void cdp__page_wait_reply(cdp_page_t *p, const cdp_reply_t *r)
+{
+	json_t *value = NULL, *owned = NULL;
+	char why[1024];
+	int rc;
+
+	if (r->status == CDP_EPROTOCOL) {
+		/* e.g. "Execution context was destroyed" while the page navigates: try again */
+		log_debug("page", "wait_for poll failed (%s); retrying", r->error_message);
+		uv_timer_start(&p->poll_timer, on_poll_timer, PAGE_POLL_MS, 0);
+		return;
+	}
+	if (r->status != 0) {
+		snprintf(why, sizeof why, "Runtime.evaluate failed: %s", r->error_message);
+		cdp__page_finish_done(p, r->status, why);
+		return;
+	}
+	rc = read_evaluate(r->result, &value, &owned, why, sizeof why);
+	json_decref(owned);
+	if (rc != 0) {
+		cdp__page_finish_done(p, rc, why);
+		return;
+	}
+	if (json_is_true(value)) {
+		cdp__page_finish_done(p, 0, "");
+		return;
+	}
+	uv_timer_start(&p->poll_timer, on_poll_timer, PAGE_POLL_MS, 0);
+}
+
+int cdp_page_wait_for(cdp_page_t *p, const char *css, uint32_t timeout_ms, cdp_page_done_cb cb,
+                      void *ud)
+{
+	json_t *js = NULL;
+	char *quoted = NULL;
+	size_t n;
+	int rc = cdp__page_can_start(p);
+
+	if (rc != 0)
+		return rc;
+	if (!css || !cb)
+		return -EINVAL;
+	js = json_string(css);
+	if (!js)
+		return -EINVAL; /* not UTF-8 */
+	quoted = json_dumps(js, JSON_ENCODE_ANY);
+	json_decref(js);
+	if (!quoted)
+		return -ENOMEM;
+	n = strlen(quoted) + sizeof "!!document.querySelector()";
+	p->wait_expr = malloc(n);
+	if (!p->wait_expr) {
+		free(quoted);
+		return -ENOMEM;
+	}
+	snprintf(p->wait_expr, n, "!!document.querySelector(%s)", quoted);
+	free(quoted);
+	cdp__page_op_begin(p, OP_WAIT, timeout_ms, ud);
+	p->cb.done = cb;
+	rc = wait_send(p);
+	if (rc != 0) {
+		cdp__page_op_reset(p);
+		free(p->wait_expr);
+		p->wait_expr = NULL;
+	}
+	return rc;
+}
+
+/* ---- evaluate ---- */
+
+void cdp__page_eval_reply(cdp_page_t *p, const cdp_reply_t *r)
+{
+	json_t *value = NULL, *owned = NULL;
+	char why[2048];
+	int rc;
+
+	if (r->status != 0) {
+		snprintf(why, sizeof why, "Runtime.evaluate failed: %s", r->error_message);
+		cdp__page_finish_eval(p, r->status, NULL, why);
+		return;
+	}
+	rc = read_evaluate(r->result, &value, &owned, why, sizeof why);
+	cdp__page_finish_eval(p, rc, rc ? NULL : value, rc ? why : "");
+	json_decref(owned);
+}
+
+int cdp_page_evaluate(cdp_page_t *p, const char *expression, uint32_t timeout_ms,
+                      cdp_page_eval_cb cb, void *ud)
+{
+	json_t *params;
+	int rc = cdp__page_can_start(p);
+
+	if (rc != 0)
+		return rc;
+	if (!expression || !cb)
+		return -EINVAL;
+	params = json_pack("{s:s, s:b, s:b}", "expression", expression, "returnByValue", 1,
+	                   "awaitPromise", 1);
+	if (!params)
+		return -EINVAL; /* not UTF-8, or out of memory */
+	cdp__page_op_begin(p, OP_EVAL, timeout_ms, ud);
+	p->cb.eval = cb;
+	rc = cdp__page_send(p, p->session_id, "Runtime.evaluate", params, 0);
+	if (rc != 0)
+		cdp__page_op_reset(p);
+	return rc;
+}
+
+/* ---- screenshot ---- */
+
+static int shot_send_capture(cdp_page_t *p)
+{
+	json_t *params;
+
+	p->step = 1;
+	if (p->full_page)
+		params = json_pack("{s:s, s:b, s:{s:f, s:f, s:f, s:f, s:f}}", "format", "png",
+		                   "captureBeyondViewport", 1, "clip", "x", 0.0, "y", 0.0, "width",
+		                   p->clip_w, "height", p->clip_h, "scale", 1.0);
+	else
+		params = json_pack("{s:s, s:b}", "format", "png", "captureBeyondViewport", 0);
+	if (!params)
+		return -ENOMEM;
+	return cdp__page_send(p, p->session_id, "Page.captureScreenshot", params, 0);
+}
+
+void cdp__page_shot_reply(cdp_page_t *p, const cdp_reply_t *r)
+{
+	const char *method = p->step == 0 ? "Page.getLayoutMetrics" : "Page.captureScreenshot";
+	json_error_t err;
+	char why[512];
+	int rc;
+
+	if (r->status != 0) {
+		snprintf(why, sizeof why, "%s failed: %s", method, r->error_message);
+		cdp__page_finish_shot(p, r->status, NULL, 0, why);
+		return;
+	}
+	if (p->step == 0) {
+		double w = 0, h = 0;
+		if (json_unpack_ex(r->result, &err, 0, "{s:{s:F, s:F}}", "cssContentSize", "width",
+		                   &w, "height", &h) != 0 &&
+		    json_unpack_ex(r->result, &err, 0, "{s:{s:F, s:F}}", "contentSize", "width", &w,
+		                   "height", &h) != 0) {
+			cdp__page_bad_reply(why, sizeof why, method, &err);
+			cdp__page_finish_shot(p, CDP_EBADREPLY, NULL, 0, why);
+			return;
+		}
+		if (w < 1 || h < 1) {
+			snprintf(why, sizeof why, "%s: content size %gx%g is empty", method, w, h);
+			cdp__page_finish_shot(p, CDP_EBADREPLY, NULL, 0, why);
+			return;
+		}
+		p->clip_w = w;
+		p->clip_h = h;
+		rc = shot_send_capture(p);
+		if (rc != 0) {
+			snprintf(why, sizeof why, "cannot send Page.captureScreenshot: %s",
+			         cdp_strerror(rc));
+			cdp__page_finish_shot(p, rc, NULL, 0, why);
+		}
+		return;
+	} else {
+		json_t *data = NULL;
+		unsigned char *png = NULL;
+		size_t len = 0;
+		if (json_unpack_ex(r->result, &err, 0, "{s:o}", "data", &data) != 0 ||
+		    !json_is_string(data)) {
+			if (data)
+				snprintf(why, sizeof why,
+				         "%s reply: field \"data\" is not a string", method);
+			else
+				cdp__page_bad_reply(why, sizeof why, method, &err);
+			cdp__page_finish_shot(p, CDP_EBADREPLY, NULL, 0, why);
+			return;
+		}
+		rc = b64_decode(json_string_value(data), json_string_length(data), &png, &len);
+		if (rc != 0) {
+			snprintf(why, sizeof why, "%s reply: field \"data\" is not valid base64",
+			         method);
+			cdp__page_finish_shot(p, rc == -ENOMEM ? rc : CDP_EBADREPLY, NULL, 0, why);
+			return;
+		}
+		cdp__page_finish_shot(p, 0, png, len, "");
+		free(png);
+	}
+}
+
+int cdp_page_screenshot(cdp_page_t *p, int full_page, uint32_t timeout_ms, cdp_page_shot_cb cb,
+                        void *ud)
+{
+	int rc = cdp__page_can_start(p);
+
+	if (rc != 0)
+		return rc;
+	if (!cb)
+		return -EINVAL;
+	cdp__page_op_begin(p, OP_SHOT, timeout_ms, ud);
+	p->cb.shot = cb;
+	p->full_page = full_page != 0;
+	if (p->full_page) {
+		json_t *params = json_object();
+		rc = params ? cdp__page_send(p, p->session_id, "Page.getLayoutMetrics", params, 0)
+		            : -ENOMEM;
+	} else {
+		rc = shot_send_capture(p);
+	}
+	if (rc != 0)
+		cdp__page_op_reset(p);
+	return rc;
+}
