@@ -484,6 +484,20 @@ static void on_port_poll(uv_timer_t *t)
 	browser__start_connect(b);
 }
 
+/* At debug level, logs the Chromium command line: args less "<argv0> __cdpilot-exec <pid>". */
+static void log_command_line(const strvec_t *args)
+{
+	char line[8192];
+	size_t l = 0;
+
+	if (log_get_level() != LOG_DEBUG)
+		return;
+	for (size_t i = 3; i < args->n && l < sizeof line; i++)
+		l += (size_t)snprintf(line + l, sizeof line - l, "%s%s", i > 3 ? " " : "",
+		                      args->v[i]);
+	log_debug(LOG_COMP, "command line: %s", line);
+}
+
 int browser__launch(browser_t *b)
 {
 	char exe[PATH_MAX], err[1536], tmpl[PATH_MAX];
@@ -520,14 +534,7 @@ int browser__launch(browser_t *b)
 		browser__launch_fail(b, rc, err);
 		return 0;
 	}
-	if (log_get_level() == LOG_DEBUG) {
-		char line[8192];
-		size_t l = 0;
-		for (size_t i = 3; i < args.n && l < sizeof line; i++)
-			l += (size_t)snprintf(line + l, sizeof line - l, "%s%s", i > 3 ? " " : "",
-			                      args.v[i]);
-		log_debug(LOG_COMP, "command line: %s", line);
-	}
+	log_command_line(&args);
 
 	memset(&po, 0, sizeof po);
 	memset(stdio, 0, sizeof stdio);
