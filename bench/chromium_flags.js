@@ -1,6 +1,6 @@
 // chromium_flags.js: the Chromium switches and binary cdpilot launches with, for the
 // Playwright side of every benchmark. The switches are read from base_flags[] and
-// OUR_DISABLED_FEATURES in ../pool/browser.c so the two sides cannot drift apart;
+// OUR_DISABLED_FEATURES in ../pool/browser_launch.c so the two sides cannot drift apart;
 // FALLBACK_FLAGS is used if that file cannot be read.
 // The --remote-debugging-* switches are left out (Playwright talks over a pipe).
 'use strict';
@@ -29,11 +29,11 @@ const FALLBACK_FLAGS = [
   '--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup',
 ];
 
-// cdpilot's launch switches from pool/browser.c, or null if they cannot be found there.
+// cdpilot's launch switches from pool/browser_launch.c, or null if they cannot be found there.
 function cdpilotFlags() {
   let src;
   try {
-    src = fs.readFileSync(path.join(__dirname, '..', 'pool', 'browser.c'), 'utf8');
+    src = fs.readFileSync(path.join(__dirname, '..', 'pool', 'browser_launch.c'), 'utf8');
   } catch (e) {
     return null;
   }

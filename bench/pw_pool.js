@@ -15,7 +15,7 @@ function arg(name, dflt) {
   return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
 }
 
-// The same switches cdpilot launches with (read from pool/browser.c). Playwright's own
+// The same switches cdpilot launches with (read from pool/browser_launch.c). Playwright's own
 // defaults are dropped (ignoreDefaultArgs: true) so both sides run Chromium identically;
 // Playwright needs only its pipe transport and a user-data-dir, which we add.
 const { cdpilotFlags, chromiumExecutable, FALLBACK_FLAGS } = require('./chromium_flags');

@@ -12,7 +12,7 @@
 // errors), 2 on a usage error.
 //
 // Flags: Chromium gets the same switches cdpilot uses, read from base_flags[] and
-// OUR_DISABLED_FEATURES in ../pool/browser.c so the two sides cannot drift apart (the
+// OUR_DISABLED_FEATURES in ../pool/browser_launch.c so the two sides cannot drift apart (the
 // list below is the fallback if that file cannot be read), less the
 // --remote-debugging-* switches (Playwright uses a pipe), plus --no-sandbox as root.
 // Playwright puts its own default switches first (--remote-debugging-pipe,
@@ -138,7 +138,7 @@ async function main() {
   const errors = [];
   let args = cdpilotFlags();
   if (!args) {
-    process.stderr.write('pw_scrape.js: cannot read the flags from ../pool/browser.c; ' +
+    process.stderr.write('pw_scrape.js: cannot read the flags from ../pool/browser_launch.c; ' +
                          'using the built-in copy\n');
     args = [...FALLBACK_FLAGS];
   }

@@ -1,0 +1,91 @@
+/*
+ * pool_priv.h: what the files of the pool module share and nobody else sees: the pool, its
+ * leases and its browsers (pbrowser_t), and the steps one file calls in another (pool__
+ * names). Not part of the contract: include pool/pool.h outside pool/pool*.c.
+ */
+#ifndef CDPILOT_POOL_POOL_PRIV_H
+#define CDPILOT_POOL_POOL_PRIV_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "pool/pool.h"
+
+enum pb_state { PB_LAUNCHING, PB_READY, PB_DRAINING, PB_CLOSING };
+
+typedef struct pbrowser {
+	struct pbrowser *next;
+	pool_t *pool;
+	browser_t *b;
+	enum pb_state state;
+	unsigned leases;     /* slots held on this browser (opening, granted or closing) */
+	uint64_t ready_at;   /* loop time */
+	uint64_t tasks;      /* leases granted on it */
+	int lost;            /* the browser went away by itself */
+	enum pool_recycle_reason reason; /* why it was launched, if as a replacement */
+	int replacement;
+	cdp_listener_t *l_created, *l_crashed;
+	cdp_listener_t *l_blocked; /* browser-wide blocking (a browser we launched) */
+	cdp_hold_t *hold;          /* new pages held until set up (a browser we launched) */
+} pbrowser_t;
+
+enum lease_state { L_WAITING, L_OPENING, L_GRANTED, L_REVOKED, L_CLOSING, L_DONE };
+
+struct pool_lease {
+	pool_lease_t *prev, *next; /* pool->waiting or pool->active */
+	pool_t *pool;
+	pbrowser_t *pb;
+	enum lease_state state;
+	cdp_page_t *page;
+	uv_timer_t timer; /* wait timeout, then the task deadline, then the stuck grace */
+	uint32_t task_timeout_ms;
+	char *url;         /* the page is opened there (NULL: about:blank) */
+	pool_granted_cb granted_cb;
+	pool_revoked_cb revoked_cb;
+	void *ud;
+	int released;      /* the task called pool_release() */
+	int holds_slot;
+	int grant_failed;  /* granted_cb fired with an error while the page was opening */
+	int revoked;
+	enum pool_outcome outcome;
+	int watch;          /* pool_acquire_watch(): no slot, no deadline once granted */
+	pool_moved_cb moved_cb;
+	uint64_t move_asked; /* loop time moved_cb fired, 0: not asked */
+};
+
+struct pool {
+	uv_loop_t *loop;
+	cdp_wsctx_t *ws;
+	pool_opts_t opts;
+	pbrowser_t *browsers;   /* every browser we own */
+	pbrowser_t *current;    /* serving new leases (READY), or NULL */
+	pbrowser_t *launching;  /* being launched (first, relaunch, or replacement) */
+	pool_lease_t *waiting_head, *waiting_tail;
+	pool_lease_t *active;   /* opening, granted, revoked or closing */
+	unsigned in_use, nwaiting, watch_in_use;
+	int paused;
+	uv_timer_t pump_timer;  /* 0-delay: runs pump() on the next loop turn */
+	uv_timer_t tick;        /* uptime recycle check, relaunch backoff */
+	uint64_t relaunch_at;   /* loop time at which to launch after a crash, 0: none */
+	int recycle_pending;
+	enum pool_recycle_reason recycle_reason;
+	int closing;
+	uint64_t close_deadline;
+	pool_closed_cb closed_cb;
+	void *closed_ud;
+	int handles_open;
+	pool_stats_t st;
+};
+
+/* pool.c */
+void pool__pump_soon(pool_t *p);
+void pool__maybe_finish_close(pool_t *p);
+void pool__lease_revoke(pool_lease_t *l, enum pool_outcome reason, const char *why);
+void pool__ignore_reply(cdp_conn_t *c, const cdp_reply_t *r, void *ud);
+
+/* pool_browser.c */
+void pool__launch(pool_t *p, int replacement, enum pool_recycle_reason reason);
+void pool__pb_close(pbrowser_t *pb);
+void pool__pb_maybe_close(pbrowser_t *pb);
+
+#endif
