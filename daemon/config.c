@@ -113,6 +113,7 @@ static const config_setting_t settings[] = {
 	{ "TARGETS_FILE", "--targets", "daemon", "(none: required)", "a JSON targets file (docs/targets.md)", "the targets to keep fresh; SIGHUP re-reads it", 0, NULL },
 	{ "OUTPUT", "--output", "daemon", "(none: no JSON-lines sink)", "a file, or - for stdout; empty: none", "JSON-lines sink for snapshots and deltas", EMPTY_OK, NULL },
 	{ "WATCH_CAP", "--watch-cap", "daemon", "64", "1 to 1024", "watched pages (mode watch) open at once", 0, NULL },
+	{ "FETCH_CONCURRENCY", "--fetch-concurrency", "daemon", "16", "1 to 1024", "fetch tasks (adapters that need no browser, e.g. jsonapi) running at once; browser tasks are bounded by CONCURRENCY_CAP alone", 0, NULL },
 	{ "WATCH_RELOAD_SECONDS", "--watch-reload-seconds", "daemon", "600", "1 to 86400", "a watched page is reloaded after this long", 0, NULL },
 	{ "EXIT_ON_HEALTH_FAILURE", "--exit-on-health-failure", "daemon", "0", "0 or 1", "1: exit non-zero once health has been failing for HEALTH_FAILURE_EXIT_SECONDS", 0, NULL },
 	{ "HEALTH_FAILURE_EXIT_SECONDS", "--health-failure-exit-seconds", "daemon", "300", "1 to 86400", "how long health must be failing before that exit", 0, NULL },

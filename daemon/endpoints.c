@@ -25,9 +25,10 @@
 
 const double run_dur_bounds[RUN_NBUCKETS] = { 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60 };
 
-void run__count_task(run_t *r, const adapter_t *ad, enum pool_outcome outcome,
+void run__count_task(void *ud, const adapter_t *ad, enum pool_outcome outcome,
                      uint64_t duration_ms)
 {
+	run_t *r = ud;
 	size_t n, i;
 	const adapter_t *const *all = adapter_all(&n);
 	double s = duration_ms / 1000.0;
@@ -82,28 +83,39 @@ void run__probe(run_t *r)
 
 /* ---- helpers ---- */
 
-static uint64_t class_interval_ms(const run_t *r, const rtarget_t *rt)
-{
-	return rt->spec.interval_ms ? rt->spec.interval_ms : r->o->sched.interval_ms[rt->klass];
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
 }
 
+typedef struct class_ages {
+	int klass;                /* < 0: every class */
+	uint64_t now, *v;
+	size_t n;
+} class_ages_t;
+
+static void add_age(const runner_target_view_t *t, void *ud)
+{
+	class_ages_t *a = ud;
+	if (a->klass < 0 || (int)t->klass == a->klass)
+		a->v[a->n++] = a->now - (t->last_ok_ms ? t->last_ok_ms : t->added_ms);
+}
+
 /* median, p95 and max age (ms) of the targets of one class (all classes: klass < 0). */
 static size_t ages_of(const run_t *r, int klass, uint64_t out[3])
 {
-	uint64_t now = uv_now(r->loop), *v = calloc(r->ntargets + 1, sizeof *v);
-	size_t n = 0;
+	runner_stats_t rs;
+	class_ages_t a = { .klass = klass, .now = uv_now(r->loop) };
+	uint64_t *v;
+	size_t n;
 
+	runner_get_stats(r->runner, &rs);
+	v = a.v = calloc(rs.targets + 1, sizeof *v);
 	if (!v)
 		abort();
-	for (const rtarget_t *rt = r->targets; rt; rt = rt->next)
-		if (klass < 0 || (int)rt->klass == klass)
-			v[n++] = now - (rt->last_ok_ms ? rt->last_ok_ms : rt->added_ms);
+	runner_foreach_target(r->runner, add_age, &a);
+	n = a.n;
 	out[0] = out[1] = out[2] = 0;
 	if (n) {
 		qsort(v, n, sizeof *v, cmp_u64);
@@ -178,32 +190,45 @@ static void h_readyz(void *ud, const char *path, const char *query, httpd_reply_
 
 /* ---- /status ---- */
 
+typedef struct status_ctx {
+	json_t *targets;
+	uint64_t now;
+} status_ctx_t;
+
+static void status_target(const runner_target_view_t *v, void *ud)
+{
+	status_ctx_t *c = ud;
+	uint64_t age = c->now - (v->last_ok_ms ? v->last_ok_ms : v->added_ms);
+	json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I}", "id", v->id,
+	                      "class", sched_class_name(v->klass), "mode",
+	                      v->watch ? "watch" : "navigate", "adapter", v->adapter, "url",
+	                      v->url, "age_ms", (json_int_t)age, "fresh", v->fresh, "seq",
+	                      (json_int_t)v->seq, "consecutive_failures",
+	                      (json_int_t)v->failures, "interval_ms", (json_int_t)v->interval_ms);
+
+	if (!t)
+		return;
+	json_object_set_new(t, "last_error",
+	                    v->last_error[0] ? json_string(v->last_error) : json_null());
+	if (v->source[0])
+		json_object_set_new(t, "discovered_by", json_string(v->source));
+	json_array_append_new(c->targets, t);
+}
+
 static void h_status(void *ud, const char *path, const char *query, httpd_reply_t *reply)
 {
 	run_t *r = ud;
-	uint64_t now = uv_now(r->loop);
+	runner_stats_t rs;
 	pool_stats_t ps;
 	json_t *doc, *targets = json_array(), *health = health_to_json(r->health);
 	const char *why = "";
 	int rdy = ready(r, &why);
 
 	pool_get_stats(r->pool, &ps);
-	for (const rtarget_t *rt = r->targets; rt; rt = rt->next) {
-		uint64_t age = now - (rt->last_ok_ms ? rt->last_ok_ms : rt->added_ms);
-		json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I}", "id",
-		                      rt->spec.id, "class", sched_class_name(rt->klass), "mode",
-		                      rt->spec.mode == TARGETS_WATCH ? "watch" : "navigate",
-		                      "adapter", rt->spec.adapter->name, "url", rt->spec.url,
-		                      "age_ms", (json_int_t)age, "fresh",
-		                      rt->last_ok_ms && age <= 2 * class_interval_ms(r, rt), "seq",
-		                      (json_int_t)rt->seq, "consecutive_failures",
-		                      (json_int_t)rt->failures, "interval_ms",
-		                      (json_int_t)class_interval_ms(r, rt));
-		json_object_set_new(t, "last_error",
-		                    rt->last_error[0] ? json_string(rt->last_error) : json_null());
-		if (rt->parent[0])
-			json_object_set_new(t, "discovered_by", json_string(rt->parent));
-		json_array_append_new(targets, t);
+	runner_get_stats(r->runner, &rs);
+	{
+		status_ctx_t c = { .targets = targets, .now = uv_now(r->loop) };
+		runner_foreach_target(r->runner, status_target, &c);
 	}
 	doc = json_pack("{s:o, s:{s:b, s:s}, s:{s:b, s:I, s:I, s:I, s:I, s:I, s:I}, "
 	                "s:{s:I, s:I, s:I, s:I}, s:o}",
@@ -213,10 +238,10 @@ static void h_status(void *ud, const char *path, const char *query, httpd_reply_
 	                (json_int_t)ps.browser_uptime_ms, "tasks_served",
 	                (json_int_t)ps.tasks_on_browser, "launches",
 	                (json_int_t)ps.browser_launches, "leases_in_use",
-	                (json_int_t)ps.leases_in_use, "watched_pages", (json_int_t)r->watches,
-	                "tasks", "total", (json_int_t)r->done_total, "ok",
-	                (json_int_t)r->ok_total, "failed", (json_int_t)r->fail_total, "deltas",
-	                (json_int_t)r->deltas_total, "targets", targets);
+	                (json_int_t)ps.leases_in_use, "watched_pages", (json_int_t)rs.watches,
+	                "tasks", "total", (json_int_t)rs.done_total, "ok",
+	                (json_int_t)rs.ok_total, "failed", (json_int_t)rs.fail_total, "deltas",
+	                (json_int_t)rs.deltas_total, "targets", targets);
 	if (!doc) {
 		httpd_reply_error(reply, 500, "could not build the status");
 		return;
@@ -239,12 +264,17 @@ static void counter(prom_buf_t *b, const char *name, const char *help, double v)
 	prom_sample(b, name, v, NULL);
 }
 
+static void count_class(const runner_target_view_t *v, void *ud)
+{
+	((unsigned *)ud)[v->klass]++;
+}
+
 static void h_metrics(void *ud, const char *path, const char *query, httpd_reply_t *reply)
 {
 	run_t *r = ud;
 	prom_buf_t b;
 	pool_stats_t ps;
-	sched_stats_t sn, sw;
+	runner_stats_t rs;
 	size_t nad;
 	const adapter_t *const *ads = adapter_all(&nad);
 	char *text;
@@ -252,8 +282,7 @@ static void h_metrics(void *ud, const char *path, const char *query, httpd_reply
 
 	prom_buf_init(&b, 0);
 	pool_get_stats(r->pool, &ps);
-	sched_get_stats(r->nav, uv_now(r->loop), &sn);
-	sched_get_stats(r->wsched, uv_now(r->loop), &sw);
+	runner_get_stats(r->runner, &rs);
 
 	prom_header(&b, "cdpilot_build_info", "gauge", "cdpilot's version; always 1.");
 	prom_sample(&b, "cdpilot_build_info", 1, "version", CDPILOT_VERSION, NULL);
@@ -267,7 +296,7 @@ static void h_metrics(void *ud, const char *path, const char *query, httpd_reply
 	gauge(&b, "cdpilot_leases_waiting", "Lease requests waiting for a free slot.",
 	      ps.waiting);
 	gauge(&b, "cdpilot_watch_pages", "Watched pages open or opening (WATCH_CAP bounds them).",
-	      r->watches);
+	      rs.watches);
 
 	prom_header(&b, "cdpilot_targets", "gauge", "Targets by priority class.");
 	prom_header(&b, "cdpilot_queue_depth", "gauge",
@@ -276,20 +305,19 @@ static void h_metrics(void *ud, const char *path, const char *query, httpd_reply
 	            "Due targets dropped because MAX_QUEUE_DEPTH was reached, by class.");
 	{
 		unsigned tc[SCHED_NCLASSES] = { 0 };
-		for (const rtarget_t *rt = r->targets; rt; rt = rt->next)
-			tc[rt->klass]++;
+		runner_foreach_target(r->runner, count_class, tc);
 		for (int c = 0; c < SCHED_NCLASSES; c++) {
 			const char *cn = sched_class_name((enum sched_class)c);
 			prom_sample(&b, "cdpilot_targets", tc[c], "class", cn, NULL);
 		}
 		for (int c = 0; c < SCHED_NCLASSES; c++) {
 			const char *cn = sched_class_name((enum sched_class)c);
-			prom_sample(&b, "cdpilot_queue_depth", sn.queued[c] + sw.queued[c], "class", cn,
+			prom_sample(&b, "cdpilot_queue_depth", rs.nav.queued[c] + rs.watch.queued[c], "class", cn,
 			            NULL);
 		}
 		for (int c = 0; c < SCHED_NCLASSES; c++) {
 			const char *cn = sched_class_name((enum sched_class)c);
-			prom_sample(&b, "cdpilot_queue_drops_total", (double)(sn.drops[c] + sw.drops[c]),
+			prom_sample(&b, "cdpilot_queue_drops_total", (double)(rs.nav.drops[c] + rs.watch.drops[c]),
 			            "class", cn, NULL);
 		}
 	}
@@ -321,9 +349,9 @@ static void h_metrics(void *ud, const char *path, const char *query, httpd_reply
 		prom_sample(&b, "cdpilot_data_age_seconds", a[2] / 1000.0, "class", cn, "stat", "max",
 		            NULL);
 	}
-	counter(&b, "cdpilot_snapshots_total", "Snapshots published.", (double)r->snapshots_total);
+	counter(&b, "cdpilot_snapshots_total", "Snapshots published.", (double)rs.snapshots_total);
 	counter(&b, "cdpilot_deltas_total", "Deltas published (snapshots whose data changed).",
-	        (double)r->deltas_total);
+	        (double)rs.deltas_total);
 
 	prom_header(&b, "cdpilot_recycles_total", "counter", "Browser replacements by reason.");
 	for (int i = 0; i < POOL_RECYCLE_NREASONS; i++)

@@ -132,6 +132,15 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 			            getenv("WATCH_CAP"));
 		o->watch_cap = (unsigned)d;
 	}
+	o->fetch_cap = 16;
+	d = o->fetch_cap;
+	if (env_num("FETCH_CONCURRENCY", 1, 1024, &d, errs) == 0) {
+		if (d != floor(d))
+			errlist_add(errs,
+			            "FETCH_CONCURRENCY=\"%s\": expected a whole number from 1 to 1024",
+			            getenv("FETCH_CONCURRENCY"));
+		o->fetch_cap = (unsigned)d;
+	}
 	d = o->watch_reload_ms / 1000.0;
 	if (env_num("WATCH_RELOAD_SECONDS", 1, 86400, &d, errs) == 0)
 		o->watch_reload_ms = (uint32_t)(d * 1000);
@@ -186,7 +195,49 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 }
 
 #include "daemon/run_priv.h"
-#include "runner/runner_priv.h"
+
+static uint64_t now_ms(run_t *r)
+{
+	return uv_now(r->loop);
+}
+
+/* ---- the runner's callbacks: results to the sink and the store, claims to the shared
+ * schedule ---- */
+
+static void on_publish(void *ud, const json_t *snap, const json_t *delta, uint64_t fence,
+                       int resync)
+{
+	run_t *r = ud;
+
+	if (r->sink) {
+		sink_put(r->sink, "snapshot", snap);
+		if (delta)
+			sink_put(r->sink, "delta", delta);
+	}
+	if (r->store)
+		store_put_fenced(r->store, snap, delta, fence, resync);
+}
+
+static void on_claim(void *ud, const char *id, runner_claimed_cb cb, void *claim_ud)
+{
+	share_claim(((run_t *)ud)->share, id, cb, claim_ud);
+}
+
+/* The shared schedule closes before the runner's last tasks end (fetches cancelled
+ * after the pool has closed): from then on there is no one to tell. */
+static void on_run_over(void *ud, const char *id, uint32_t due_in_ms)
+{
+	run_t *r = ud;
+	if (r->share)
+		share_done(r->share, id, due_in_ms);
+}
+
+static void on_forget(void *ud, const char *id)
+{
+	run_t *r = ud;
+	if (r->share)
+		share_forget(r->share, id);
+}
 
 /* ---- status, health, signals ---- */
 
@@ -203,29 +254,29 @@ static uint64_t self_rss_kb(void)
 	return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
 }
 
+static void count_fresh(const runner_target_view_t *v, void *ud)
+{
+	*(unsigned *)ud += v->fresh != 0;
+}
+
 static void show_status(run_t *r)
 {
-	uint64_t now = now_ms(r), sum = 0;
 	unsigned fresh = 0;
-	size_t n = 0;
 	pool_stats_t ps;
 	wd_stats_t ws;
+	runner_stats_t rs;
 
-	for (rtarget_t *rt = r->targets; rt; rt = rt->next, n++)
-		if (rt->last_ok_ms && now - rt->last_ok_ms <= 2ull * class_interval(r, rt))
-			fresh++;
-	for (int i = 0; i < RATE_WINDOW; i++)
-		if ((uint64_t)i != (now / 1000) % RATE_WINDOW)
-			sum += r->done_per_sec[i];
+	runner_get_stats(r->runner, &rs);
+	runner_foreach_target(r->runner, count_fresh, &fresh);
 	pool_get_stats(r->pool, &ps);
 	wd_scan_now(r->wd); /* about a millisecond: the line shows the tree as it is */
 	wd_get_stats(r->wd, &ws);
 	fprintf(stderr,
 	        "\r\033[Kcdpilot: %zu targets, %u%% fresh, %.1f tasks/s, %u leases, %u watched, "
 	        "%u procs, rss %.1f MB, %s",
-	        n, n ? (unsigned)(fresh * 100 / n) : 100, sum / (double)(RATE_WINDOW - 1),
-	        ps.leases_in_use, r->watches, ws.total.procs, self_rss_kb() / 1024.0,
-	        health_grade_name(health_grade(r->health)));
+	        rs.targets, rs.targets ? (unsigned)(fresh * 100 / rs.targets) : 100,
+	        rs.tasks_per_s, ps.leases_in_use, rs.watches, ws.total.procs,
+	        self_rss_kb() / 1024.0, health_grade_name(health_grade(r->health)));
 	fflush(stderr);
 	r->status_shown = 1;
 }
@@ -264,29 +315,36 @@ static void wd_on_pids_pressure(void *ud, int active, const char *why)
 	}
 }
 
+typedef struct ages {
+	uint64_t now, *v;
+	size_t n;
+} ages_t;
+
+static void collect_age(const runner_target_view_t *v, void *ud)
+{
+	ages_t *a = ud;
+	a->v[a->n++] = a->now - (v->last_ok_ms ? v->last_ok_ms : v->added_ms);
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	run_t *r = t->data;
 	uint64_t now = now_ms(r);
-	uint64_t *ages;
-	size_t n = 0;
+	ages_t ages = { .now = now };
 	unsigned flags;
-	sched_stats_t a, b;
+	runner_stats_t rs;
 	int due;
 
-	/* clear the rate slot that the next second will fill */
-	r->done_per_sec[(now / 1000 + 1) % RATE_WINDOW] = 0;
-	ages = calloc(r->ntargets + 1, sizeof *ages);
-	if (!ages)
+	runner_get_stats(r->runner, &rs);
+	ages.v = calloc(rs.targets + 1, sizeof *ages.v);
+	if (!ages.v)
 		abort();
-	for (rtarget_t *rt = r->targets; rt; rt = rt->next)
-		ages[n++] = now - (rt->last_ok_ms ? rt->last_ok_ms : rt->added_ms);
-	sched_get_stats(r->nav, now, &a);
-	sched_get_stats(r->wsched, now, &b);
-	due = a.running + b.running + a.queued[0] + a.queued[1] + a.queued[2] + b.queued[0] +
-	      b.queued[1] + b.queued[2] > 0;
-	flags = health_observe(r->health, now, ages, n, due, r->last_success_ms);
-	free(ages);
+	runner_foreach_target(r->runner, collect_age, &ages);
+	due = rs.nav.running + rs.watch.running + rs.nav.queued[0] + rs.nav.queued[1] +
+	      rs.nav.queued[2] + rs.watch.queued[0] + rs.watch.queued[1] + rs.watch.queued[2] >
+	      0;
+	flags = health_observe(r->health, now, ages.v, ages.n, due, rs.last_success_ms);
+	free(ages.v);
 	if (flags & HEALTH_CHANGED) {
 		if (r->status_shown)
 			fputc('\n', stderr), r->status_shown = 0;
@@ -334,15 +392,13 @@ static void on_tick(uv_timer_t *t)
 		log_warn("health", "no successful scrape while work is due: recycling the browser");
 		pool_request_recycle(r->pool, POOL_RECYCLE_STALL);
 	}
-	/* watched targets waiting for a free WATCH_CAP slot */
-	for (rtarget_t *rt = r->targets; rt; rt = rt->next)
-		if (rt->spec.mode == TARGETS_WATCH && !rt->watch && r->watches < r->o->watch_cap)
-			runner__watch_open(r, rt, NULL);
 	if (r->status_line)
 		show_status(r);
-	if (r->o->duration_s > 0 && now - r->started_ms >= (uint64_t)(r->o->duration_s * 1000))
+	if (r->o->duration_s > 0 && now - r->started_ms >= (uint64_t)(r->o->duration_s * 1000)) {
 		begin_stop(r, "duration reached");
-	runner__pump(r);
+		return;
+	}
+	runner_tick(r->runner);
 }
 
 /* The store's targets hash changed: {id: target object}. Its targets are reconciled like
@@ -372,7 +428,7 @@ static void on_redis_targets(void *ud, const json_t *obj, const char *errors)
 	if (errs.count)
 		log_warn("run", "%u target(s) from Redis refused:\n%s", errs.count, errlist_text(&errs));
 	errlist_release(&errs);
-	runner__reconcile(r, &set, "@redis");
+	runner_reconcile(r->runner, &set, "@redis");
 	targets_release(&set);
 }
 
@@ -391,7 +447,7 @@ static void reload_targets(run_t *r)
 	}
 	errlist_release(&errs);
 	log_info("run", "SIGHUP: re-read %s (%zu targets)", r->o->targets_path, set.n);
-	runner__reconcile(r, &set, "");
+	runner_reconcile(r->runner, &set, "");
 	targets_release(&set);
 }
 
@@ -431,9 +487,13 @@ static void on_pool_closed(pool_t *p, void *ud)
 	run_t *r = ud;
 
 	r->pool = NULL;
-	log_info("run", "browser closed; %llu tasks (%llu ok, %llu failed), %llu deltas",
-	         (unsigned long long)r->done_total, (unsigned long long)r->ok_total,
-	         (unsigned long long)r->fail_total, (unsigned long long)r->deltas_total);
+	{
+		runner_stats_t rs;
+		runner_get_stats(r->runner, &rs);
+		log_info("run", "browser closed; %llu tasks (%llu ok, %llu failed), %llu deltas",
+		         (unsigned long long)rs.done_total, (unsigned long long)rs.ok_total,
+		         (unsigned long long)rs.fail_total, (unsigned long long)rs.deltas_total);
+	}
 	if (r->share) {
 		share_t *sh = r->share;
 		r->share = NULL;
@@ -452,8 +512,10 @@ static void on_pool_closed(pool_t *p, void *ud)
 	if (r->sink)
 		sink_close(r->sink, on_sink_closed, r);
 	r->sink = NULL;
+	/* after the pool and the fetch context: every task has ended */
+	runner_close(r->runner, NULL, NULL);
+	r->runner = NULL;
 	cdp_wsctx_close(r->ws);
-	uv_close((uv_handle_t *)&r->wake, close_cb_count);
 	uv_close((uv_handle_t *)&r->tick, close_cb_count);
 	uv_close((uv_handle_t *)&r->sig_term, close_cb_count);
 	uv_close((uv_handle_t *)&r->sig_int, close_cb_count);
@@ -467,16 +529,14 @@ static void begin_stop(run_t *r, const char *why)
 	r->stopping = 1;
 	if (r->status_shown)
 		fputc('\n', stderr), r->status_shown = 0;
-	log_info("run", "stopping (%s): %u task(s) in flight finish first", why, r->inflight);
-	uv_timer_stop(&r->wake);
+	{
+		runner_stats_t rs;
+		runner_get_stats(r->runner, &rs);
+		log_info("run", "stopping (%s): %u task(s) in flight finish first", why,
+		         rs.inflight);
+	}
 	uv_timer_stop(&r->tick);
-	for (rtarget_t *rt = r->targets; rt; rt = rt->next)
-		if (rt->watch) {
-			if (rt->watch->moving_to)
-				runner__watch_close(rt->watch->moving_to);
-			if (rt->watch)
-				runner__watch_close(rt->watch);
-		}
+	runner_stop(r->runner);
 	pool_close(r->pool, on_pool_closed, r);
 }
 
@@ -535,16 +595,32 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 		log_error("run", "cannot create the browser pool or the HTTP client");
 		abort();
 	}
-	r->nav = sched_new(&o->sched);
-	r->wsched = sched_new(&o->sched);
+	{
+		runner_opts_t ro;
+		runner_callbacks_t cbs = { .publish = on_publish, .task_done = run__count_task,
+			                   .ud = r };
+		runner_opts_init(&ro);
+		ro.sched = o->sched;
+		ro.fetch_cap = o->fetch_cap;
+		ro.task_timeout_ms = o->pool.task_timeout_ms;
+		ro.watch_cap = o->watch_cap;
+		ro.watch_reload_ms = o->watch_reload_ms;
+		if (o->shared_schedule) {
+			cbs.claim = on_claim;
+			cbs.run_over = on_run_over;
+			cbs.forget = on_forget;
+		}
+		r->runner = runner_new(loop, &ro, r->pool, r->fetch, &cbs);
+		if (!r->runner)
+			abort();
+	}
 	r->health = health_new(&o->health);
-	uv_timer_init(loop, &r->wake);
 	uv_timer_init(loop, &r->tick);
 	uv_signal_init(loop, &r->sig_term);
 	uv_signal_init(loop, &r->sig_int);
 	uv_signal_init(loop, &r->sig_hup);
-	r->wake.data = r->tick.data = r->sig_term.data = r->sig_int.data = r->sig_hup.data = r;
-	r->closing_handles = 5;
+	r->tick.data = r->sig_term.data = r->sig_int.data = r->sig_hup.data = r;
+	r->closing_handles = 4;
 	uv_signal_start(&r->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&r->sig_int, on_signal, SIGINT);
 	uv_signal_start(&r->sig_hup, on_signal, SIGHUP);
@@ -589,7 +665,8 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 	         o->targets_path, o->pool.concurrency_cap, o->watch_cap);
 	if (!r->stopping) {
 		pool_start(r->pool);
-		runner__reconcile(r, &set, "");
+		runner_reconcile(r->runner, &set, "");
+		runner_start(r->runner);
 		uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
 	}
 	targets_release(&set);
@@ -599,10 +676,6 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 	httpd_free(r->httpd);
 	code = r->exit_code;
 
-	while (r->targets)
-		runner__target_remove(r, r->targets);
-	sched_free(r->nav);
-	sched_free(r->wsched);
 	health_free(r->health);
 	free(r);
 	return code;

@@ -38,6 +38,8 @@ typedef struct run_opts {
 	double duration_s;        /* --duration S: stop after S seconds; 0 = until a signal */
 	int status_line;          /* --status / --no-status; -1: when stderr is a terminal */
 	unsigned watch_cap;       /* WATCH_CAP, default 64 (1..1024) */
+	unsigned fetch_cap;       /* FETCH_CONCURRENCY, default 16 (1..1024): fetch tasks
+	                             (adapters without a browser) at once */
 	uint32_t watch_reload_ms; /* WATCH_RELOAD_SECONDS, default 600 */
 	int exit_on_health_failure;  /* EXIT_ON_HEALTH_FAILURE 0|1, default 0 */
 	uint32_t health_exit_ms;     /* HEALTH_FAILURE_EXIT_SECONDS, default 300: how long

@@ -1,63 +1,63 @@
 /*
- * claim.c: the shared schedule (SCHEDULE=redis, store/share.h): a claim before each run, the run's end reported.
+ * claim.c: the shared schedule (SCHEDULE=redis): each run of a target is claimed first
+ * through callbacks.claim, and its end is reported through callbacks.run_over, so that
+ * several instances never scrape one target at once. The runner knows no Redis: daemon/
+ * wires these callbacks to store/share.h.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapters/adapter.h"
-#include "adapters/snapshot.h"
-#include "cdp/cdp_err.h"
-#include "daemon/targets.h"
 #include "runner/runner_priv.h"
 #include "util/log.h"
 
-/* ---- the shared schedule (SCHEDULE=redis, store/share.h) ---- */
-
 typedef struct claim {
-	run_t *run;
+	runner_t *runner;
 	rtarget_t *rt; /* ref held */
-	int watch;
+	enum rkind kind;
 } claim_t;
 
 /* The run of a target we claimed is over: tell the others when it is due again. */
-void runner__share_run_over(run_t *r, rtarget_t *rt)
+void runner__share_run_over(runner_t *r, rtarget_t *rt)
 {
 	sched_info_t si;
 	uint64_t now = now_ms(r);
 
-	if (!r->share || !rt->held)
+	if (!r->cbs.claim || !rt->held)
 		return;
 	rt->held = 0;
 	if (rt->removed || sched_get_info(sched_of(r, rt), rt->spec.id, &si) != 0)
 		return;
-	share_done(r->share, rt->spec.id,
-	           si.due_ms > now ? (uint32_t)(si.due_ms - now > 86400000 ? 86400000
-	                                                                    : si.due_ms - now)
-	                           : 0);
+	if (r->cbs.run_over)
+		r->cbs.run_over(r->cbs.ud, rt->spec.id,
+		                si.due_ms > now ? (uint32_t)(si.due_ms - now > 86400000
+		                                                     ? 86400000
+		                                                     : si.due_ms - now)
+		                                : 0);
 }
 
-void runner__watch_sched_done(run_t *r, rtarget_t *rt, int ok)
+void runner__watch_sched_done(runner_t *r, rtarget_t *rt, int ok)
 {
-	sched_done(r->wsched, rt->spec.id, ok, now_ms(r));
+	sched_done(r->sched[RK_WATCH], rt->spec.id, ok, now_ms(r));
 	runner__share_run_over(r, rt);
 }
 
 static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
 {
 	claim_t *c = ud;
-	run_t *r = c->run;
+	runner_t *r = c->runner;
 	rtarget_t *rt = c->rt;
-	int watch = c->watch;
+	enum rkind kind = c->kind;
 	uint64_t now = now_ms(r);
 
 	free(c);
-	if (!watch)
-		r->claiming--;
+	r->claiming[kind]--;
 	if (rt->removed || r->stopping) {
 		if (!rt->removed)
 			sched_defer(sched_of(r, rt), rt->spec.id, now + retry_ms, now);
 		runner__rt_unref(rt);
+		if (r->closing)
+			runner__maybe_finish_close(r);
 		return;
 	}
 	if (status < 0 && !rt->owner) {
@@ -68,7 +68,7 @@ static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
 		/* another instance holds it (or it is not due there yet) */
 		rt->owner = 0;
 		sched_defer(sched_of(r, rt), rt->spec.id, now + retry_ms, now);
-		if (watch && rt->watch)
+		if (kind == RK_WATCH && rt->watch)
 			runner__watch_close(rt->watch);
 	} else {
 		if (status == 1) {
@@ -84,26 +84,28 @@ static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
 			log_debug("run", "shared schedule unreachable (%s): %s was ours, scraping it",
 			          strerror(-status), rt->spec.id);
 		}
-		if (watch)
+		if (kind == RK_WATCH)
 			runner__watch_due(r, rt);
 		else
-			runner__task_start(r, rt);
+			runner__task_start(r, rt, kind);
 	}
 	runner__rt_unref(rt);
-	runner__pump(r);
+	if (r->closing)
+		runner__maybe_finish_close(r);
+	else
+		runner__pump(r);
 }
 
-void runner__claim(run_t *r, rtarget_t *rt, int watch)
+void runner__claim(runner_t *r, rtarget_t *rt, enum rkind kind)
 {
 	claim_t *c = calloc(1, sizeof *c);
 
 	if (!c)
 		abort();
-	c->run = r;
+	c->runner = r;
 	c->rt = rt;
-	c->watch = watch;
+	c->kind = kind;
 	rt->refs++;
-	if (!watch)
-		r->claiming++;
-	share_claim(r->share, rt->spec.id, on_claimed, c);
+	r->claiming[kind]++;
+	r->cbs.claim(r->cbs.ud, rt->spec.id, on_claimed, c);
 }

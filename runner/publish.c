@@ -1,5 +1,8 @@
 /*
- * publish.c: results: a raw value becomes a snapshot and a delta, sent to the sink and the store; failures are recorded.
+ * publish.c: results. A raw value read from a page (or fetched) becomes a snapshot, and a
+ * delta when its data changed; both leave the runner through callbacks.publish, the only
+ * way results leave it. Failures are recorded on the target; task outcomes are counted
+ * through callbacks.task_done.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -7,18 +10,21 @@
 
 #include "adapters/adapter.h"
 #include "adapters/snapshot.h"
-#include "cdp/cdp_err.h"
-#include "daemon/targets.h"
 #include "runner/runner_priv.h"
 #include "util/log.h"
 
-/* ---- results ---- */
+void runner__task_done(runner_t *r, const adapter_t *ad, enum pool_outcome outcome,
+                       uint64_t duration_ms)
+{
+	if (r->cbs.task_done)
+		r->cbs.task_done(r->cbs.ud, ad, outcome, duration_ms);
+}
 
-void runner__record_done(run_t *r, int ok)
+void runner__record_done(runner_t *r, int ok)
 {
 	uint64_t sec = now_ms(r) / 1000;
 
-	r->done_per_sec[sec % RATE_WINDOW]++;
+	r->done_per_sec[sec % RUNNER_RATE_WINDOW]++;
 	r->done_total++;
 	if (ok)
 		r->ok_total++;
@@ -26,7 +32,7 @@ void runner__record_done(run_t *r, int ok)
 		r->fail_total++;
 }
 
-void runner__target_failed(run_t *r, rtarget_t *rt, const char *why)
+void runner__target_failed(runner_t *r, rtarget_t *rt, const char *why)
 {
 	rt->failures++;
 	snprintf(rt->last_error, sizeof rt->last_error, "%.*s", (int)sizeof rt->last_error - 1, why);
@@ -36,7 +42,7 @@ void runner__target_failed(run_t *r, rtarget_t *rt, const char *why)
 
 /* A raw value came back for rt; turn it into a snapshot (and delta). Returns 0 or fails
  * the target with a reason. raw is borrowed. */
-int runner__publish(run_t *r, rtarget_t *rt, const json_t *raw, const char *url,
+int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *url,
                     uint64_t started)
 {
 	const adapter_t *ad = rt->spec.adapter;
@@ -88,15 +94,8 @@ int runner__publish(run_t *r, rtarget_t *rt, const json_t *raw, const char *url,
 	r->snapshots_total++;
 	if (snapshot_delta(rt->last, snap, &delta) != 0)
 		delta = NULL;
-	if (r->sink) {
-		sink_put(r->sink, "snapshot", snap);
-		if (delta)
-			sink_put(r->sink, "delta", delta);
-	}
-	if (r->store) {
-		store_put_fenced(r->store, snap, delta, rt->fence, rt->resync);
-		rt->resync = 0;
-	}
+	r->cbs.publish(r->cbs.ud, snap, delta, rt->fence, rt->resync);
+	rt->resync = 0;
 	if (delta)
 		r->deltas_total++;
 	json_decref(delta);

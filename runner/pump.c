@@ -1,35 +1,47 @@
 /*
- * pump.c: the pump, the only place that takes due targets from the schedulers.
+ * pump.c: the pump, the only place that takes due targets from the schedulers (and so the
+ * only caller of sched_next()). Each kind of work has one bound, owned by one module:
+ * browser tasks start only while the pool has a free CONCURRENCY_CAP slot for them (the
+ * pool owns that bound; asking it first keeps the scheduler's priority order the order in
+ * which leases are asked for), fetch tasks while fewer than FETCH_CONCURRENCY run, and
+ * watched pages open up to WATCH_CAP (watch.c). A claim in flight counts against the bound
+ * of the work it claims.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stdint.h>
 
-#include "adapters/adapter.h"
-#include "adapters/snapshot.h"
-#include "cdp/cdp_err.h"
-#include "daemon/targets.h"
 #include "runner/runner_priv.h"
-#include "util/log.h"
 
-/* ---- the pump ---- */
+/* 1 if a task of this kind may start (or be claimed) now. */
+static int room_for(runner_t *r, enum rkind kind)
+{
+	unsigned busy = r->running[kind] + r->claiming[kind];
+	pool_stats_t ps;
+
+	if (kind == RK_FETCH)
+		return busy < r->o.fetch_cap;
+	pool_get_stats(r->pool, &ps);
+	return busy < ps.capacity;
+}
 
 static void on_wake(uv_timer_t *t)
 {
 	runner__pump(t->data);
 }
 
-static void schedule_wake(run_t *r)
+/* Arms the wake timer for the earliest due target that could start. With every slot of a
+ * kind busy, the task that ends pumps: waking for targets that cannot start would spin. */
+static void schedule_wake(runner_t *r)
 {
-	uint64_t now = now_ms(r);
-	/* with every navigate slot busy, a finishing task calls runner__pump(): waking for queued
-	 * targets that cannot start would spin */
-	uint64_t a = r->inflight + r->claiming < r->o->pool.concurrency_cap
-	                     ? sched_next_wakeup(r->nav, now)
-	                     : UINT64_MAX;
-	uint64_t b = sched_next_wakeup(r->wsched, now);
-	uint64_t at = a < b ? a : b;
+	uint64_t now = now_ms(r), at = UINT64_MAX;
 
+	for (int k = 0; k < RK_N; k++) {
+		uint64_t t;
+		if (k != RK_WATCH && !room_for(r, (enum rkind)k))
+			continue;
+		t = sched_next_wakeup(r->sched[k], now);
+		if (t < at)
+			at = t;
+	}
 	if (r->stopping || at == UINT64_MAX) {
 		uv_timer_stop(&r->wake);
 		return;
@@ -37,26 +49,34 @@ static void schedule_wake(run_t *r)
 	uv_timer_start(&r->wake, on_wake, at > now ? at - now : 0, 0);
 }
 
-void runner__pump(run_t *r)
+/* Starts (or, on a shared schedule, claims) what is due and has room. */
+void runner__pump(runner_t *r)
 {
 	uint64_t now = now_ms(r);
 	const char *id;
 	rtarget_t *rt;
 
-	if (r->stopping)
+	if (r->stopping || !r->started)
 		return;
-	while (r->inflight + r->claiming < r->o->pool.concurrency_cap &&
-	       (rt = sched_next(r->nav, now, &id)) != NULL) {
-		if (r->share)
-			runner__claim(r, rt, 0);
-		else
-			runner__task_start(r, rt);
-	}
-	while ((rt = sched_next(r->wsched, now, &id)) != NULL) {
-		if (r->share)
-			runner__claim(r, rt, 1);
+	for (int k = RK_NAV; k <= RK_FETCH; k++)
+		while (room_for(r, (enum rkind)k) &&
+		       (rt = sched_next(r->sched[k], now, &id)) != NULL) {
+			if (r->cbs.claim)
+				runner__claim(r, rt, (enum rkind)k);
+			else
+				runner__task_start(r, rt, (enum rkind)k);
+		}
+	while ((rt = sched_next(r->sched[RK_WATCH], now, &id)) != NULL) {
+		if (r->cbs.claim)
+			runner__claim(r, rt, RK_WATCH);
 		else
 			runner__watch_due(r, rt);
 	}
 	schedule_wake(r);
+}
+
+void runner__kick(runner_t *r)
+{
+	if (r->started && !r->stopping)
+		uv_timer_start(&r->wake, on_wake, 0, 0);
 }

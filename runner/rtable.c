@@ -1,5 +1,9 @@
 /*
- * rtable.c: the targets table: ids, specs, discovered children, reconcile against a new list.
+ * rtable.c: the targets table: ids, specs, their sources (the file, the Redis hash, a
+ * discovering parent), reconcile against a new list, and the children a discovering
+ * target reports. Adding a target gives it to its scheduler (navigate, fetch or watch);
+ * removing it takes it back, closes its watched page and, on a shared schedule, tells
+ * the others through callbacks.forget.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,7 +18,7 @@
 
 /* ---- targets table ---- */
 
-rtarget_t *runner__find_target(run_t *r, const char *id)
+rtarget_t *runner__find_target(runner_t *r, const char *id)
 {
 	for (rtarget_t *t = r->targets; t; t = t->next)
 		if (strcmp(t->spec.id, id) == 0)
@@ -32,13 +36,13 @@ void runner__rt_unref(rtarget_t *rt)
 }
 
 /* Takes ownership of *spec (zeroed on return). */
-void runner__target_add(run_t *r, target_spec_t *spec, const char *parent)
+static void target_add(runner_t *r, target_spec_t *spec, const char *parent)
 {
 	rtarget_t *rt = calloc(1, sizeof *rt);
 
 	if (!rt)
 		abort();
-	rt->run = r;
+	rt->runner = r;
 	rt->spec = *spec;
 	memset(spec, 0, sizeof *spec);
 	snprintf(rt->parent, sizeof rt->parent, "%.*s", (int)sizeof rt->parent - 1, parent);
@@ -57,7 +61,7 @@ void runner__target_add(run_t *r, target_spec_t *spec, const char *parent)
 	         rt->spec.push ? ", push" : "");
 }
 
-void runner__target_remove(run_t *r, rtarget_t *rt)
+void runner__target_remove(runner_t *r, rtarget_t *rt)
 {
 	rtarget_t **pp;
 
@@ -69,8 +73,8 @@ void runner__target_remove(run_t *r, rtarget_t *rt)
 	r->ntargets--;
 	rt->removed = 1;
 	sched_remove(sched_of(r, rt), rt->spec.id);
-	if (r->share && !r->stopping)
-		share_forget(r->share, rt->spec.id);
+	if (r->cbs.forget && !r->stopping)
+		r->cbs.forget(r->cbs.ud, rt->spec.id);
 	if (rt->watch)
 		runner__watch_close(rt->watch);
 	if (!r->stopping)
@@ -88,11 +92,11 @@ void runner__target_remove(run_t *r, rtarget_t *rt)
  * and, if the target is not running, it is due at once, to read the page in its new state.
  * A listing read a moment before the page changed, saying what the page already said, moves
  * nothing. */
-void runner__target_update(run_t *r, rtarget_t *rt, target_spec_t *spec)
+static void target_update(runner_t *r, rtarget_t *rt, target_spec_t *spec)
 {
 	int mode_changed = spec->mode != rt->spec.mode || spec->push != rt->spec.push ||
 	                   strcmp(spec->url, rt->spec.url) != 0;
-	int sched_changed = spec->mode != rt->spec.mode;
+	int sched_changed = spec_kind(spec) != spec_kind(&rt->spec);
 	int keep_class = rt->parent[0] && rt->seq > 0;
 	int news = rt->parent[0] && spec->klass != rt->spec.klass && spec->klass != rt->klass;
 	sched_t *old = sched_of(r, rt);
@@ -126,7 +130,7 @@ void runner__target_update(run_t *r, rtarget_t *rt, target_spec_t *spec)
 }
 
 /* Makes the targets with this parent ("" = the file) exactly `set`; set's specs are taken. */
-void runner__reconcile(run_t *r, target_set_t *set, const char *parent)
+static void reconcile(runner_t *r, target_set_t *set, const char *parent)
 {
 	char (*ids)[sizeof set->v[0].id] = calloc(set->n + 1, sizeof *ids);
 
@@ -138,13 +142,13 @@ void runner__reconcile(run_t *r, target_set_t *set, const char *parent)
 		target_spec_t *s = &set->v[i];
 		rtarget_t *rt = runner__find_target(r, s->id);
 		if (!rt) {
-			runner__target_add(r, s, parent);
+			target_add(r, s, parent);
 		} else if (strcmp(rt->parent, parent) != 0) {
 			log_warn("run", "target %s is already defined (%s); the one from %s is ignored",
 			         s->id, rt->parent[0] ? rt->parent : "the targets file",
 			         parent[0] ? parent : "the targets file");
 		} else if (!json_equal(rt->spec.json, s->json)) {
-			runner__target_update(r, rt, s);
+			target_update(r, rt, s);
 		}
 	}
 	for (rtarget_t *rt = r->targets, *next; rt; rt = next) {
@@ -168,10 +172,9 @@ void runner__reconcile(run_t *r, target_set_t *set, const char *parent)
 		runner__target_remove(r, rt);
 	}
 	free(ids);
-	runner__pump(r);
 }
 
-void runner__discovered(run_t *r, rtarget_t *rt, json_t *children)
+void runner__discovered(runner_t *r, rtarget_t *rt, json_t *children)
 {
 	target_set_t set = { 0 };
 	errlist_t errs;
@@ -198,6 +201,14 @@ void runner__discovered(run_t *r, rtarget_t *rt, json_t *children)
 		log_warn("run", "discovery by %s: %u entr%s refused:\n%s", rt->spec.id, errs.count,
 		         errs.count == 1 ? "y" : "ies", errlist_text(&errs));
 	errlist_release(&errs);
-	runner__reconcile(r, &set, rt->spec.id);
+	reconcile(r, &set, rt->spec.id);
 	targets_release(&set);
+}
+
+void runner_reconcile(runner_t *r, target_set_t *set, const char *source)
+{
+	if (r->closing)
+		return;
+	reconcile(r, set, source);
+	runner__kick(r);
 }

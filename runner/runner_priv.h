@@ -1,7 +1,14 @@
 /*
- * runner_priv: what the files of runner/ share. Not a public interface.
- * (For now the runner still works on the daemon's run_t: this is the pure move of the
- * execution half out of daemon/run.c; the next change gives it a struct of its own.)
+ * runner_priv: the structures the files of runner/ share, and their internal functions.
+ * Not a public interface: nothing outside runner/ includes it.
+ *
+ * Who calls whom (re-entrancy): a task's or watched page's completion publishes
+ * (publish.c), which for a discovering target reconciles its children (rtable.c), which
+ * may remove targets and close their watched pages; the pump (pump.c) runs at the end of
+ * each completion, of each reconcile and from the wake timer, and is the only caller of
+ * sched_next(). A target is freed only when its last reference goes (runner__rt_unref):
+ * the table holds one, and so does each task, watched page and claim that names it, so a
+ * target removed while one of them runs stays valid (marked removed) until it ends.
  */
 #ifndef CDPILOT_RUNNER_RUNNER_PRIV_H
 #define CDPILOT_RUNNER_RUNNER_PRIV_H
@@ -9,12 +16,101 @@
 #include <stdint.h>
 #include <sys/time.h>
 
-#include "daemon/run_priv.h"
+#include "cdp/cdp_conn.h"
+#include "cdp/cdp_page.h"
+#include "runner/runner.h"
 
+#define RUNNER_RATE_WINDOW 10   /* seconds of task completions for tasks/s */
 #define WATCH_RETRY_MAX_MS 30000u
 #define PUSH_BINDING "__cdpilotPush"
 
-static inline uint64_t now_ms(run_t *r)
+/* Which scheduler holds a target: browser tasks, fetch tasks, watched pages. */
+enum rkind { RK_NAV, RK_FETCH, RK_WATCH, RK_N };
+
+typedef struct task task_t;
+typedef struct watch watch_t;
+
+typedef struct rtarget {
+	struct rtarget *next;
+	runner_t *runner;
+	target_spec_t spec;
+	char host[256];
+	char parent[80];          /* the source: "" the file, "@redis", or the parent's id */
+	enum sched_class klass;   /* current (the adapter may have moved it) */
+	uint64_t seq;
+	json_t *last;             /* last snapshot published */
+	uint64_t added_ms, last_ok_ms; /* loop time; last_ok_ms 0: never */
+	char last_error[512];
+	unsigned failures;
+	unsigned refs;            /* the table + a running task, watched page or claim */
+	int removed;
+	uint64_t fence;           /* SCHEDULE=redis: the fence of our last won claim; 0 none */
+	int held;                 /* SCHEDULE=redis: our claim of the current run was won */
+	int owner;                /* SCHEDULE=redis: our last answered claim was won */
+	int resync;               /* SCHEDULE=redis: newly taken over, next write resyncs */
+	task_t *task;
+	watch_t *watch;
+} rtarget_t;
+
+struct task {
+	runner_t *runner;
+	rtarget_t *rt;
+	enum rkind kind;          /* RK_NAV or RK_FETCH */
+	pool_lease_t *lease;
+	cdp_page_t *page;
+	uint64_t started;         /* loop time */
+	char url[2048];
+	int op_pending;           /* a page operation's callback is due */
+	int revoked;
+	enum pool_outcome revoke_reason;
+	char why[512];
+};
+
+/* A watched page's states; watch_set_state() (watch.c) checks each move and logs it. */
+enum watch_state { W_OPENING, W_LOADING, W_READY, W_CLOSED };
+
+struct watch {
+	runner_t *runner;
+	rtarget_t *rt;            /* ref held */
+	pool_lease_t *lease;
+	cdp_page_t *page;
+	enum watch_state state;
+	cdp_listener_t *binding;
+	uint64_t loaded_at;
+	int busy;                 /* an operation on the page is running */
+	int again;                /* a push came while busy */
+	int sched_running;        /* the scheduler handed the target out; sched_done due */
+	uint64_t op_started;
+	watch_t *replaces;        /* the watch this one takes over from (recycle move) */
+	watch_t *moving_to;
+	unsigned open_failures;
+	uv_timer_t retry;         /* reopen after a failure */
+	int closing;
+};
+
+struct runner {
+	uv_loop_t *loop;
+	runner_opts_t o;
+	runner_callbacks_t cbs;
+	pool_t *pool;             /* borrowed */
+	fetch_ctx_t *fetch;       /* borrowed */
+	sched_t *sched[RK_N];
+	rtarget_t *targets;
+	size_t ntargets;
+	unsigned running[RK_N];   /* tasks running (RK_NAV, RK_FETCH) */
+	unsigned claiming[RK_N];  /* claims in flight, by the kind they are for */
+	unsigned watches;         /* watched pages open or opening */
+	unsigned handles;         /* open uv handles: wake + each watched page's timer */
+	uv_timer_t wake;
+	int started, stopping, closing;
+	void (*close_cb)(void *ud);
+	void *close_ud;
+	uint64_t done_per_sec[RUNNER_RATE_WINDOW];
+	uint64_t done_total, ok_total, fail_total, deltas_total, snapshots_total;
+	uint64_t last_success_ms;
+};
+
+static inline uint64_t now_ms(runner_t *r)
 {
 	return uv_now(r->loop);
 }
@@ -26,41 +122,52 @@ static inline int64_t unix_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static inline uint32_t class_interval(run_t *r, const rtarget_t *rt)
+static inline uint32_t class_interval(runner_t *r, const rtarget_t *rt)
 {
-	return rt->spec.interval_ms ? rt->spec.interval_ms : r->o->sched.interval_ms[rt->klass];
+	return rt->spec.interval_ms ? rt->spec.interval_ms : r->o.sched.interval_ms[rt->klass];
 }
 
-static inline sched_t *sched_of(run_t *r, const rtarget_t *rt)
+static inline enum rkind spec_kind(const target_spec_t *s)
 {
-	return rt->spec.mode == TARGETS_WATCH ? r->wsched : r->nav;
+	if (s->mode == TARGETS_WATCH)
+		return RK_WATCH;
+	return s->adapter->needs_browser || s->discover ? RK_NAV : RK_FETCH;
+}
+
+static inline sched_t *sched_of(runner_t *r, const rtarget_t *rt)
+{
+	return r->sched[spec_kind(&rt->spec)];
 }
 
 /* rtable.c: the targets table */
-rtarget_t *runner__find_target(run_t *r, const char *id);
+rtarget_t *runner__find_target(runner_t *r, const char *id);
 void runner__rt_unref(rtarget_t *rt);
-void runner__target_add(run_t *r, target_spec_t *spec, const char *parent);
-void runner__target_remove(run_t *r, rtarget_t *rt);
-void runner__target_update(run_t *r, rtarget_t *rt, target_spec_t *spec);
-void runner__reconcile(run_t *r, target_set_t *set, const char *parent);
-void runner__discovered(run_t *r, rtarget_t *rt, json_t *children);
-/* publish.c: results */
-void runner__record_done(run_t *r, int ok);
-void runner__target_failed(run_t *r, rtarget_t *rt, const char *why);
-int runner__publish(run_t *r, rtarget_t *rt, const json_t *raw, const char *url,
+void runner__target_remove(runner_t *r, rtarget_t *rt);
+void runner__discovered(runner_t *r, rtarget_t *rt, json_t *children);
+/* publish.c: results, the only place they leave the runner */
+void runner__record_done(runner_t *r, int ok);
+void runner__target_failed(runner_t *r, rtarget_t *rt, const char *why);
+int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *url,
                     uint64_t started);
+void runner__task_done(runner_t *r, const adapter_t *ad, enum pool_outcome outcome,
+                       uint64_t duration_ms);
 /* task.c: navigate and fetch tasks */
-void runner__task_start(run_t *r, rtarget_t *rt);
+void runner__task_start(runner_t *r, rtarget_t *rt, enum rkind kind);
 int runner__nav_failure(const cdp_nav_result_t *res, const char *url, char *msg, size_t len);
 /* watch.c: watched pages */
-void runner__watch_open(run_t *r, rtarget_t *rt, watch_t *replaces);
+void runner__watch_open(runner_t *r, rtarget_t *rt, watch_t *replaces);
 void runner__watch_close(watch_t *w);
-void runner__watch_due(run_t *r, rtarget_t *rt);
+void runner__watch_due(runner_t *r, rtarget_t *rt);
 /* claim.c: the shared schedule */
-void runner__share_run_over(run_t *r, rtarget_t *rt);
-void runner__watch_sched_done(run_t *r, rtarget_t *rt, int ok);
-void runner__claim(run_t *r, rtarget_t *rt, int watch);
+void runner__share_run_over(runner_t *r, rtarget_t *rt);
+void runner__watch_sched_done(runner_t *r, rtarget_t *rt, int ok);
+void runner__claim(runner_t *r, rtarget_t *rt, enum rkind kind);
 /* pump.c: the pump */
-void runner__pump(run_t *r);
+void runner__pump(runner_t *r);
+/* Pumps soon, from the loop (the wake timer at 0). */
+void runner__kick(runner_t *r);
+/* runner.c: a uv handle of the runner's has closed; the close may finish */
+void runner__handle_closed(runner_t *r);
+void runner__maybe_finish_close(runner_t *r);
 
 #endif

@@ -1,5 +1,10 @@
 /*
- * task.c: the navigate task (lease -> navigate -> wait -> extract -> publish) and the fetch task of adapters that need no browser.
+ * task.c: one run of a due target that is not watched. A navigate task takes a pool lease
+ * (its page opened at the target's URL), waits for the load and the adapter's wait_for
+ * selector, evaluates the adapter's JavaScript and publishes; a fetch task (adapters that
+ * need no browser) GETs the URL with libcurl and publishes the JSON. Every path ends in
+ * task_finish() exactly once: the lease is released, the scheduler told, the target's
+ * reference dropped, and the pump run.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,27 +21,30 @@
 
 static void task_finish(task_t *t, int ok, const char *why)
 {
-	run_t *r = t->run;
+	runner_t *r = t->runner;
 	rtarget_t *rt = t->rt;
 
 	if (!ok && why)
 		runner__target_failed(r, rt, why);
 	if (!(r->stopping && !ok && !why))
-		run__count_task(r, rt->spec.adapter,
-		                ok ? POOL_OK : t->revoked ? t->revoke_reason : POOL_FAILED,
-		                now_ms(r) - t->started);
+		runner__task_done(r, rt->spec.adapter,
+		                  ok ? POOL_OK : t->revoked ? t->revoke_reason : POOL_FAILED,
+		                  now_ms(r) - t->started);
 	if (t->lease) {
 		pool_release(t->lease, ok ? POOL_OK : POOL_FAILED);
 		t->lease = NULL;
 	}
 	rt->task = NULL;
-	r->inflight--;
+	r->running[t->kind]--;
 	if (!rt->removed)
 		sched_done(sched_of(r, rt), rt->spec.id, ok, now_ms(r));
 	runner__share_run_over(r, rt);
 	runner__rt_unref(rt);
 	free(t);
-	runner__pump(r);
+	if (r->closing)
+		runner__maybe_finish_close(r);
+	else
+		runner__pump(r);
 }
 
 /* An operation callback: returns 1 if the task was revoked meanwhile (and finishes it). */
@@ -62,14 +70,14 @@ static void on_eval(cdp_page_t *page, int status, json_t *value, const char *why
 		task_finish(t, 0, msg);
 		return;
 	}
-	task_finish(t, runner__publish(t->run, t->rt, value, t->url, t->started) == 0, NULL);
+	task_finish(t, runner__publish(t->runner, t->rt, value, t->url, t->started) == 0, NULL);
 }
 
 static uint32_t remaining(task_t *t)
 {
 	uint32_t total = t->rt->spec.timeout_ms ? t->rt->spec.timeout_ms
-	                                        : t->run->o->pool.task_timeout_ms;
-	uint64_t used = now_ms(t->run) - t->started;
+	                                        : t->runner->o.task_timeout_ms;
+	uint64_t used = now_ms(t->runner) - t->started;
 	return used + 100 >= total ? 100 : (uint32_t)(total - used);
 }
 
@@ -151,7 +159,7 @@ static void on_granted(pool_lease_t *lease, int status, const char *why, void *u
 
 	if (status != 0) {
 		t->lease = NULL; /* freed by the pool */
-		task_finish(t, 0, status == -ECANCELED && t->run->stopping ? NULL : why);
+		task_finish(t, 0, status == -ECANCELED && t->runner->stopping ? NULL : why);
 		return;
 	}
 	t->page = pool_lease_page(lease);
@@ -203,26 +211,27 @@ static void on_fetched(const fetch_result_t *res, void *ud)
 		task_finish(t, 0, msg);
 		return;
 	}
-	task_finish(t, runner__publish(t->run, t->rt, doc, t->url, t->started) == 0, NULL);
+	task_finish(t, runner__publish(t->runner, t->rt, doc, t->url, t->started) == 0, NULL);
 	json_decref(doc);
 }
 
-void runner__task_start(run_t *r, rtarget_t *rt)
+void runner__task_start(runner_t *r, rtarget_t *rt, enum rkind kind)
 {
 	task_t *t = calloc(1, sizeof *t);
 	const adapter_t *ad = rt->spec.adapter;
 
 	if (!t)
 		abort();
-	t->run = r;
+	t->runner = r;
 	t->rt = rt;
 	rt->refs++;
 	rt->task = t;
 	t->started = now_ms(r);
-	r->inflight++;
+	t->kind = kind;
+	r->running[kind]++;
 	if (!ad->build_url || ad->build_url(rt->spec.state, rt->spec.url, t->url, sizeof t->url))
 		snprintf(t->url, sizeof t->url, "%.*s", (int)sizeof t->url - 1, rt->spec.url);
-	if (ad->needs_browser || rt->spec.discover) {
+	if (kind == RK_NAV) {
 		t->lease = pool_acquire(r->pool, t->url, rt->spec.timeout_ms, on_granted,
 		                        on_revoked, t);
 		if (!t->lease)

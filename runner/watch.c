@@ -1,5 +1,13 @@
 /*
- * watch.c: watched pages: open, read, push, periodic reload, reopen with backoff, move to a new browser on recycle.
+ * watch.c: watched pages. A watched target keeps one page open on a watch lease (no
+ * CONCURRENCY_CAP slot; WATCH_CAP bounds them) and re-reads it when the scheduler says it
+ * is due or, with push, when the page's MutationObserver calls the binding. The page is
+ * reloaded every WATCH_RELOAD_SECONDS, reopened with backoff when it fails, and moved to
+ * the new browser when the pool recycles (the old page serves until the new one has
+ * delivered). Its states move only through watch_set_state(), which checks and logs them:
+ *
+ *   OPENING --granted--> LOADING --loaded--> READY --reload--> LOADING
+ *   any but CLOSED --failure--> OPENING (reopen after a backoff)     any --> CLOSED
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -8,32 +16,59 @@
 #include "adapters/adapter.h"
 #include "adapters/snapshot.h"
 #include "cdp/cdp_err.h"
-#include "daemon/targets.h"
 #include "runner/runner_priv.h"
 #include "util/log.h"
 
 static void watch_extract(watch_t *w);
 static void watch_navigate(watch_t *w);
 
-/* ---- watched pages ---- */
+static const char *const watch_state_names[] = { "opening", "loading", "ready", "closed" };
+
+/* legal[from][to] */
+static const unsigned char legal[4][4] = {
+	/*               OPENING LOADING READY CLOSED */
+	[W_OPENING] = { 1, 1, 0, 1 },
+	[W_LOADING] = { 1, 0, 1, 1 },
+	[W_READY] = { 1, 1, 0, 1 },
+	[W_CLOSED] = { 0, 0, 0, 1 },
+};
+
+/* The one place a watched page's state changes; every move is logged at debug level. An
+ * illegal move is a bug: it is logged as an error and refused (the state stays, and the
+ * callers act only on the state they find), so the daemon keeps serving. */
+static void watch_set_state(watch_t *w, enum watch_state to)
+{
+	if (!legal[w->state][to]) {
+		log_error("run", "watched page of %s: illegal state change %s -> %s (refused)",
+		          w->rt->spec.id, watch_state_names[w->state], watch_state_names[to]);
+		return;
+	}
+	if (w->state != to)
+		log_debug("run", "watched page of %s: %s -> %s", w->rt->spec.id,
+		          watch_state_names[w->state], watch_state_names[to]);
+	w->state = to;
+}
 
 static void watch_free_closed(uv_handle_t *h)
 {
 	watch_t *w = h->data;
+	runner_t *r = w->runner;
+
 	runner__rt_unref(w->rt);
 	free(w);
+	runner__handle_closed(r);
 }
 
 /* Releases the page (if any) and frees w once its timer has closed. */
 void runner__watch_close(watch_t *w)
 {
-	run_t *r = w->run;
+	runner_t *r = w->runner;
 	rtarget_t *rt = w->rt;
 
 	if (w->closing)
 		return;
 	w->closing = 1;
-	w->state = W_CLOSED;
+	watch_set_state(w, W_CLOSED);
 	if (rt->watch == w)
 		rt->watch = w->moving_to; /* NULL unless a move is under way */
 	if (w->moving_to)
@@ -64,7 +99,7 @@ static void watch_reopen_cb(uv_timer_t *tm)
 {
 	watch_t *w = tm->data;
 	rtarget_t *rt = w->rt;
-	run_t *r = w->run;
+	runner_t *r = w->runner;
 	unsigned fails = w->open_failures;
 
 	if (w->closing || r->stopping || rt->removed)
@@ -80,7 +115,7 @@ static void watch_reopen_cb(uv_timer_t *tm)
 /* The page is gone or unusable: start again (at once the first time, then backing off). */
 static void watch_restart(watch_t *w, const char *why)
 {
-	run_t *r = w->run;
+	runner_t *r = w->runner;
 	uint64_t delay;
 
 	if (w->closing)
@@ -104,7 +139,7 @@ static void watch_restart(watch_t *w, const char *why)
 	}
 	w->page = NULL;
 	w->busy = 0;
-	w->state = W_OPENING;
+	watch_set_state(w, W_OPENING);
 	delay = w->open_failures ? 1000ull << (w->open_failures > 5 ? 5 : w->open_failures - 1)
 	                         : 0;
 	if (delay > WATCH_RETRY_MAX_MS)
@@ -115,15 +150,15 @@ static void watch_restart(watch_t *w, const char *why)
 
 static void watch_ready(watch_t *w)
 {
-	w->state = W_READY;
-	w->loaded_at = now_ms(w->run);
+	watch_set_state(w, W_READY);
+	w->loaded_at = now_ms(w->runner);
 	watch_extract(w);
 }
 
 static void w_on_eval(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
 {
 	watch_t *w = ud;
-	run_t *r = w->run;
+	runner_t *r = w->runner;
 	rtarget_t *rt = w->rt;
 	int ok;
 	char msg[600];
@@ -143,8 +178,8 @@ static void w_on_eval(cdp_page_t *page, int status, json_t *value, const char *w
 		ok = 0;
 	} else {
 		ok = runner__publish(r, rt, value, rt->spec.url, w->op_started) == 0;
-		run__count_task(r, rt->spec.adapter, ok ? POOL_OK : POOL_FAILED,
-		                now_ms(r) - w->op_started);
+		runner__task_done(r, rt->spec.adapter, ok ? POOL_OK : POOL_FAILED,
+		                  now_ms(r) - w->op_started);
 		if (ok)
 			w->open_failures = 0;
 	}
@@ -180,11 +215,11 @@ static void watch_extract(watch_t *w)
 		w->again = 1;
 		return;
 	}
-	if (now_ms(w->run) - w->loaded_at >= w->run->o->watch_reload_ms) {
+	if (now_ms(w->runner) - w->loaded_at >= w->runner->o.watch_reload_ms) {
 		watch_navigate(w); /* periodic reload */
 		return;
 	}
-	w->op_started = now_ms(w->run);
+	w->op_started = now_ms(w->runner);
 	rc = cdp_page_evaluate(w->page, ad->extract_js(w->rt->spec.state), 10000, w_on_eval, w);
 	if (rc != 0) {
 		watch_restart(w, cdp_strerror(rc));
@@ -271,7 +306,7 @@ static void w_on_waited(cdp_page_t *page, int status, const char *why, void *ud)
 	if (status != 0) {
 		snprintf(msg, sizeof msg, "waiting for the page failed: %s",
 		         why && *why ? why : cdp_strerror(status));
-		runner__target_failed(w->run, w->rt, msg);
+		runner__target_failed(w->runner, w->rt, msg);
 		watch_restart(w, msg);
 		return;
 	}
@@ -290,7 +325,7 @@ static void w_on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
 	if (w->closing || res->status == -ECANCELED)
 		return;
 	if (runner__nav_failure(res, w->rt->spec.url, msg, sizeof msg) != 0) {
-		runner__target_failed(w->run, w->rt, msg);
+		runner__target_failed(w->runner, w->rt, msg);
 		watch_restart(w, msg);
 		return;
 	}
@@ -311,7 +346,7 @@ static void watch_navigate(watch_t *w)
 {
 	int rc;
 
-	w->state = W_LOADING;
+	watch_set_state(w, W_LOADING);
 	rc = cdp_page_navigate(w->page, w->rt->spec.url, 30000, w_on_nav, w);
 	if (rc != 0) {
 		watch_restart(w, cdp_strerror(rc));
@@ -336,7 +371,7 @@ static void w_on_granted(pool_lease_t *lease, int status, const char *why, void 
 		w->lease = NULL;
 		if (w->closing || status == -ECANCELED)
 			return;
-		runner__target_failed(w->run, w->rt, why);
+		runner__target_failed(w->runner, w->rt, why);
 		watch_restart(w, why);
 		return;
 	}
@@ -379,31 +414,32 @@ static void w_on_moved(pool_lease_t *lease, void *ud)
 {
 	watch_t *w = ud;
 
-	if (w->closing || w->moving_to || w->run->stopping)
+	if (w->closing || w->moving_to || w->runner->stopping)
 		return;
-	runner__watch_open(w->run, w->rt, w);
+	runner__watch_open(w->runner, w->rt, w);
 }
 
-void runner__watch_open(run_t *r, rtarget_t *rt, watch_t *replaces)
+void runner__watch_open(runner_t *r, rtarget_t *rt, watch_t *replaces)
 {
 	watch_t *w;
 
 	if (r->stopping || rt->removed)
 		return;
-	if (!replaces && r->watches >= r->o->watch_cap) {
+	if (!replaces && r->watches >= r->o.watch_cap) {
 		snprintf(rt->last_error, sizeof rt->last_error,
 		         "WATCH_CAP (%u) watched pages are open; this target waits for a free one",
-		         r->o->watch_cap);
+		         r->o.watch_cap);
 		return;
 	}
 	w = calloc(1, sizeof *w);
 	if (!w)
 		abort();
-	w->run = r;
+	w->runner = r;
 	w->rt = rt;
 	rt->refs++;
 	w->state = W_OPENING;
 	uv_timer_init(r->loop, &w->retry);
+	r->handles++;
 	w->retry.data = w;
 	r->watches++;
 	if (replaces) {
@@ -418,7 +454,7 @@ void runner__watch_open(run_t *r, rtarget_t *rt, watch_t *replaces)
 }
 
 /* The watch scheduler handed out rt: refresh its page (or open it). */
-void runner__watch_due(run_t *r, rtarget_t *rt)
+void runner__watch_due(runner_t *r, rtarget_t *rt)
 {
 	watch_t *w = rt->watch;
 

@@ -11,3 +11,9 @@ if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
   cdpilot_test(NAME test_observe SOURCES integration/test_observe.c
                LIBS cdpilot_daemonkit m TIMEOUT 300 LABELS integration)
 endif()
+
+# The runner in process (runner/): a real pool and Chromium, no daemon binary.
+if(TARGET cdpilot_runner)
+  cdpilot_test(NAME test_runner SOURCES integration/test_runner.c
+               LIBS cdpilot_runner cdpilot_pool cdpilot_fixture TIMEOUT 600 LABELS integration)
+endif()

@@ -94,6 +94,7 @@ static const bad_t bads[] = {
 	{ "TARGETS_FILE", g_bad_targets, NULL, NULL, 0 },
 	{ "OUTPUT", NULL, NULL, NULL, 1 }, /* any path; opened by run */
 	{ "WATCH_CAP", "x", "1025", NULL, 0 },
+	{ "FETCH_CONCURRENCY", "0", "2.5", NULL, 0 },
 	{ "WATCH_RELOAD_SECONDS", "10m", "0", NULL, 0 },
 	{ "EXIT_ON_HEALTH_FAILURE", "yes", "2", NULL, 0 },
 	{ "HEALTH_FAILURE_EXIT_SECONDS", "5m", "0", NULL, 0 },

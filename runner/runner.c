@@ -1,0 +1,197 @@
+/*
+ * runner.c: the runner's lifetime (new, start, tick, stop, close), its figures and its
+ * view of each target for /status and /metrics. The work itself is in rtable.c (targets),
+ * task.c (navigate and fetch), watch.c (watched pages), publish.c (results), claim.c (the
+ * shared schedule) and pump.c (the pump).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/runner_priv.h"
+#include "util/log.h"
+
+void runner_opts_init(runner_opts_t *o)
+{
+	memset(o, 0, sizeof *o);
+	sched_opts_init(&o->sched);
+	o->fetch_cap = 16;
+	o->task_timeout_ms = 15000;
+	o->watch_cap = 64;
+	o->watch_reload_ms = 600000;
+}
+
+runner_t *runner_new(uv_loop_t *loop, const runner_opts_t *opts, pool_t *pool,
+                     fetch_ctx_t *fetch, const runner_callbacks_t *cbs)
+{
+	runner_t *r = calloc(1, sizeof *r);
+
+	if (!r || !cbs || !cbs->publish)
+		goto fail;
+	r->loop = loop;
+	r->o = *opts;
+	r->cbs = *cbs;
+	r->pool = pool;
+	r->fetch = fetch;
+	for (int k = 0; k < RK_N; k++)
+		if (!(r->sched[k] = sched_new(&r->o.sched)))
+			goto fail;
+	uv_timer_init(loop, &r->wake);
+	r->wake.data = r;
+	r->handles = 1;
+	return r;
+fail:
+	if (r)
+		for (int k = 0; k < RK_N; k++)
+			sched_free(r->sched[k]);
+	free(r);
+	return NULL;
+}
+
+int runner_start(runner_t *r)
+{
+	if (r->started || r->stopping)
+		return -EINVAL;
+	r->started = 1;
+	runner__kick(r);
+	return 0;
+}
+
+void runner_tick(runner_t *r)
+{
+	uint64_t now = now_ms(r);
+
+	if (r->stopping)
+		return;
+	/* clear the rate slot that the next second will fill */
+	r->done_per_sec[(now / 1000 + 1) % RUNNER_RATE_WINDOW] = 0;
+	/* watched targets waiting for a free WATCH_CAP slot */
+	for (rtarget_t *rt = r->targets; rt; rt = rt->next)
+		if (rt->spec.mode == TARGETS_WATCH && !rt->watch && r->watches < r->o.watch_cap)
+			runner__watch_open(r, rt, NULL);
+	runner__pump(r);
+}
+
+void runner_stop(runner_t *r)
+{
+	if (r->stopping)
+		return;
+	r->stopping = 1;
+	uv_timer_stop(&r->wake);
+	for (rtarget_t *rt = r->targets; rt; rt = rt->next)
+		if (rt->watch) {
+			if (rt->watch->moving_to)
+				runner__watch_close(rt->watch->moving_to);
+			if (rt->watch)
+				runner__watch_close(rt->watch);
+		}
+}
+
+int runner_stopping(const runner_t *r)
+{
+	return r->stopping;
+}
+
+/* Frees the runner once its handles have closed and no task or claim is left (a fetch
+ * cancelled by the fetch context's close, a claim answered by the shared schedule's). */
+void runner__maybe_finish_close(runner_t *r)
+{
+	void (*cb)(void *) = r->close_cb;
+	void *ud = r->close_ud;
+
+	if (!r->closing || r->handles > 0)
+		return;
+	for (int k = 0; k < RK_N; k++)
+		if (r->running[k] || r->claiming[k])
+			return;
+	for (int k = 0; k < RK_N; k++)
+		sched_free(r->sched[k]);
+	free(r);
+	if (cb)
+		cb(ud);
+}
+
+void runner__handle_closed(runner_t *r)
+{
+	r->handles--;
+	runner__maybe_finish_close(r);
+}
+
+static void on_wake_closed(uv_handle_t *h)
+{
+	runner__handle_closed(h->data);
+}
+
+void runner_close(runner_t *r, void (*cb)(void *ud), void *ud)
+{
+	if (r->closing)
+		return;
+	runner_stop(r);
+	r->closing = 1;
+	r->close_cb = cb;
+	r->close_ud = ud;
+	while (r->targets)
+		runner__target_remove(r, r->targets);
+	uv_close((uv_handle_t *)&r->wake, on_wake_closed);
+}
+
+void runner_get_stats(runner_t *r, runner_stats_t *out)
+{
+	uint64_t now = now_ms(r), sum = 0;
+
+	memset(out, 0, sizeof *out);
+	out->targets = r->ntargets;
+	out->inflight = r->running[RK_NAV] + r->running[RK_FETCH];
+	out->browser_tasks = r->running[RK_NAV];
+	out->claiming = r->claiming[RK_NAV] + r->claiming[RK_FETCH] + r->claiming[RK_WATCH];
+	out->watches = r->watches;
+	out->done_total = r->done_total;
+	out->ok_total = r->ok_total;
+	out->fail_total = r->fail_total;
+	out->snapshots_total = r->snapshots_total;
+	out->deltas_total = r->deltas_total;
+	out->last_success_ms = r->last_success_ms;
+	for (int i = 0; i < RUNNER_RATE_WINDOW; i++)
+		if ((uint64_t)i != (now / 1000) % RUNNER_RATE_WINDOW)
+			sum += r->done_per_sec[i];
+	out->tasks_per_s = sum / (double)(RUNNER_RATE_WINDOW - 1);
+	{
+		sched_stats_t f;
+		sched_get_stats(r->sched[RK_NAV], now, &out->nav);
+		sched_get_stats(r->sched[RK_FETCH], now, &f);
+		sched_get_stats(r->sched[RK_WATCH], now, &out->watch);
+		/* navigate and fetch tasks are one "navigate" schedule to the outside */
+		out->nav.running += f.running;
+		for (int c = 0; c < SCHED_NCLASSES; c++) {
+			out->nav.queued[c] += f.queued[c];
+			out->nav.targets[c] += f.targets[c];
+			out->nav.drops[c] += f.drops[c];
+		}
+		out->nav.retries += f.retries;
+	}
+}
+
+void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v, void *ud),
+                           void *ud)
+{
+	uint64_t now = now_ms(r);
+
+	for (rtarget_t *rt = r->targets; rt; rt = rt->next) {
+		runner_target_view_t v = {
+			.id = rt->spec.id,
+			.adapter = rt->spec.adapter->name,
+			.url = rt->spec.url,
+			.source = rt->parent,
+			.last_error = rt->last_error,
+			.klass = rt->klass,
+			.watch = rt->spec.mode == TARGETS_WATCH,
+			.seq = rt->seq,
+			.added_ms = rt->added_ms,
+			.last_ok_ms = rt->last_ok_ms,
+			.failures = rt->failures,
+			.interval_ms = class_interval(r, rt),
+		};
+		v.fresh = rt->last_ok_ms && now - rt->last_ok_ms <= 2ull * v.interval_ms;
+		fn(&v, ud);
+	}
+}

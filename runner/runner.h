@@ -1,0 +1,153 @@
+/*
+ * runner: the execution half of `cdpilot run`. It holds the targets (the targets file's,
+ * the Redis hash's and the children that discovering targets find), schedules them with
+ * two schedulers (navigate and watch), and runs each due target:
+ *
+ *   due target --> navigate task: pool lease -> navigate -> wait_for -> extract
+ *              \-> fetch task (adapters that need no browser): HTTP GET with libcurl
+ *              \-> watched page: a long-lived lease, re-read when due or when it pushes
+ *   result ----> snapshot (+ delta when data changed) ----> callbacks.publish
+ *
+ * It knows no sink, store or HTTP endpoint: results, task outcomes and shared-schedule
+ * claims leave through the callbacks that daemon/ wires. The pool (borrowed) owns the
+ * browser and CONCURRENCY_CAP; the runner starts a browser task only while the pool has a
+ * free slot for it, so that the scheduler's priority order (live > imminent > completed)
+ * is the order in which leases are asked for.
+ *
+ * Lifetime, in libuv's style: runner_new() -> runner_start() -> runner_reconcile()* ->
+ * runner_stop() (no new work; watched pages are released) -> the caller closes the pool,
+ * which cancels every lease and so ends every task -> runner_close(cb).
+ *
+ * One loop, one thread. Callbacks fire from the loop, never from inside the runner_* call
+ * that caused them, except as noted below.
+ */
+#ifndef CDPILOT_RUNNER_RUNNER_H
+#define CDPILOT_RUNNER_RUNNER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "adapters/adapter.h"
+#include "daemon/targets.h"
+#include "pool/pool.h"
+#include "scheduler/sched.h"
+#include "util/fetch.h"
+
+typedef struct runner runner_t;
+
+typedef struct runner_opts {
+	sched_opts_t sched;         /* intervals per class, retries, host limits, queue bound */
+	unsigned fetch_cap;         /* fetch tasks (no browser) at once: FETCH_CONCURRENCY */
+	unsigned claim_cap;         /* shared-schedule claims in flight: CLAIM_CONCURRENCY */
+	uint32_t task_timeout_ms;   /* a task's deadline unless its target sets one */
+	unsigned watch_cap;         /* watched pages open at once (WATCH_CAP) */
+	uint32_t watch_reload_ms;   /* a watched page is reloaded this often */
+} runner_opts_t;
+
+/* Defaults: fetch_cap 16, claim_cap 64, task_timeout_ms 15000, watch_cap 64,
+ * watch_reload_ms 600000, sched_opts_init(). */
+void runner_opts_init(runner_opts_t *o);
+
+/* The answer to a claim: status 1 ours (fence: our fence for its writes), 0 another
+ * instance's (retry_ms: ask again then), < 0 the shared schedule could not be asked
+ * (-errno). Same shape as store/share.h's share_claim_cb. */
+typedef void (*runner_claimed_cb)(void *claim_ud, int status, uint64_t fence,
+                                  uint32_t retry_ms);
+
+typedef struct runner_callbacks {
+	/* A new snapshot of a target, and its delta against the previous one (NULL when data
+	 * did not change): both borrowed for the call. fence and resync are for the store
+	 * (0 and 0 on a local schedule). Called once per successful read. It may not call
+	 * runner_reconcile(), runner_stop() or runner_close(). Required. */
+	void (*publish)(void *ud, const json_t *snap, const json_t *delta, uint64_t fence,
+	                int resync);
+	/* A navigate task, fetch task or watched read ended, with its outcome and duration.
+	 * Optional. */
+	void (*task_done)(void *ud, const adapter_t *ad, enum pool_outcome outcome,
+	                  uint64_t duration_ms);
+	/* SCHEDULE=redis. NULL: the schedule is local, and the two below are unused.
+	 * claim asks whether this instance runs target id now; it must call cb exactly once,
+	 * from the loop, later (never from inside claim). */
+	void (*claim)(void *ud, const char *id, runner_claimed_cb cb, void *claim_ud);
+	/* A run of a target we claimed is over; it is due again in due_in_ms. */
+	void (*run_over)(void *ud, const char *id, uint32_t due_in_ms);
+	/* Target id was removed. */
+	void (*forget)(void *ud, const char *id);
+	void *ud;
+} runner_callbacks_t;
+
+/*
+ * opts and cbs are copied. pool and fetch are borrowed and must outlive the runner until
+ * runner_close()'s callback. NULL on -ENOMEM. Schedules nothing until runner_start().
+ */
+runner_t *runner_new(uv_loop_t *loop, const runner_opts_t *opts, pool_t *pool,
+                     fetch_ctx_t *fetch, const runner_callbacks_t *cbs);
+
+/* Starts running due targets (the wake timer). Returns 0, or -EINVAL if already started. */
+int runner_start(runner_t *r);
+
+/*
+ * Makes the targets whose source is `source` exactly `set` ("" the targets file, "@redis"
+ * the Redis hash; discovered children have their parent's id as source, and go with it).
+ * Specs are taken from set (set->v[i] zeroed); targets whose spec is unchanged keep their
+ * state, changed ones keep seq and last snapshot. An id already defined by another source
+ * is refused with a warning. Due targets start from the loop, not from inside this call.
+ */
+void runner_reconcile(runner_t *r, target_set_t *set, const char *source);
+
+/* Once a second: clears the next rate slot, opens watched pages that wait for a WATCH_CAP
+ * slot, and starts due work. */
+void runner_tick(runner_t *r);
+
+/*
+ * No new work from now on: the wake timer stops and every watched page is released. Tasks
+ * in flight run on until they end or the pool cancels their lease. Idempotent.
+ */
+void runner_stop(runner_t *r);
+
+/* 1 once runner_stop() was called. */
+int runner_stopping(const runner_t *r);
+
+/*
+ * Frees the runner. Call after runner_stop() and after the pool has closed (so that no
+ * task or lease is left). cb (may be NULL) fires once, from the loop, when its handles
+ * have closed; the memory is freed before cb.
+ */
+void runner_close(runner_t *r, void (*cb)(void *ud), void *ud);
+
+typedef struct runner_stats {
+	size_t targets;
+	unsigned inflight;          /* navigate and fetch tasks running */
+	unsigned browser_tasks;     /* of which navigate tasks (holding or awaiting a lease) */
+	unsigned claiming;          /* shared-schedule claims in flight */
+	unsigned watches;           /* watched pages open or opening */
+	uint64_t done_total, ok_total, fail_total;
+	uint64_t snapshots_total, deltas_total;
+	uint64_t last_success_ms;   /* loop time of the last success; 0 never */
+	double tasks_per_s;         /* completions over the last few seconds */
+	sched_stats_t nav, watch;   /* both schedulers */
+} runner_stats_t;
+
+void runner_get_stats(runner_t *r, runner_stats_t *out);
+
+/* One target as /status shows it. Strings are borrowed for the callback's duration. */
+typedef struct runner_target_view {
+	const char *id, *adapter, *url;
+	const char *source;         /* "" the file, "@redis", or the discovering target's id */
+	const char *last_error;     /* "" when the last run succeeded */
+	enum sched_class klass;     /* now (the page may have moved it) */
+	int watch;                  /* mode watch */
+	uint64_t seq;
+	uint64_t added_ms, last_ok_ms; /* loop time; last_ok_ms 0: never */
+	unsigned failures;          /* in a row */
+	uint32_t interval_ms;       /* the effective interval */
+	int fresh;                  /* read successfully within two intervals */
+} runner_target_view_t;
+
+/* Calls fn once per target, in no particular order. fn may not change the runner. */
+void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v, void *ud),
+                           void *ud);
+
+#endif

@@ -1,0 +1,432 @@
+/*
+ * test_runner: the runner (runner/runner.h) in process, on a loop of the test's own, with a
+ * real pool and Chromium on the fixture's pages, and its callbacks recording what leaves
+ * it: tasks that succeed, fail and are retried; a watched page reloaded and moved to a new
+ * browser on recycle; a reconcile while tasks run; a close while tasks run. Each case ends
+ * with the whole close path and audits it (loop closes, no fd, no Chromium process left).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "cdp/cdp_ws.h"
+#include "daemon/targets.h"
+#include "pool/browser.h"
+#include "pool/pool.h"
+#include "runner/runner.h"
+#include "tests/fixture/fixture.h"
+#include "tests/support/testutil.h"
+#include "util/fetch.h"
+#include "util/log.h"
+
+typedef struct rh {
+	uv_loop_t loop;
+	cdp_wsctx_t *ws;
+	fixture_t *fx;
+	pool_t *pool;
+	fetch_ctx_t *fetch;
+	runner_t *runner;
+	uv_timer_t poke; /* wakes uv_run(ONCE) so that waits check their condition */
+	int pool_closed, fx_closed, fetch_closed, runner_closed, poke_closed;
+	int fds_before, chrom_before;
+	json_t *published; /* copies of every snapshot published, in order */
+	unsigned outcomes[POOL_NOUTCOMES];
+} rh_t;
+
+static void on_publish(void *ud, const json_t *snap, const json_t *delta, uint64_t fence,
+                       int resync)
+{
+	rh_t *h = ud;
+	json_array_append_new(h->published, json_deep_copy(snap));
+}
+
+static void on_task_done(void *ud, const adapter_t *ad, enum pool_outcome o, uint64_t ms)
+{
+	((rh_t *)ud)->outcomes[o]++;
+}
+
+static void on_poke(uv_timer_t *t) {}
+
+static void rh_open(rh_t *h, const runner_opts_t *ro)
+{
+	pool_opts_t po;
+	runner_callbacks_t cbs = { .publish = on_publish, .task_done = on_task_done, .ud = h };
+
+	memset(h, 0, sizeof *h);
+	h->fds_before = tu_fd_count();
+	h->chrom_before = tu_tagged_count();
+	h->published = json_array();
+	assert_int_equal(uv_loop_init(&h->loop), 0);
+	h->ws = cdp_wsctx_new(&h->loop);
+	assert_non_null(h->ws);
+	h->fx = fixture_new(&h->loop, NULL, 0);
+	assert_non_null(h->fx);
+	pool_opts_init(&po);
+	po.concurrency_cap = 4;
+	po.task_timeout_ms = ro->task_timeout_ms;
+	h->pool = pool_new(&h->loop, h->ws, &po);
+	assert_non_null(h->pool);
+	assert_int_equal(pool_start(h->pool), 0);
+	h->fetch = fetch_ctx_new(&h->loop);
+	assert_non_null(h->fetch);
+	h->runner = runner_new(&h->loop, ro, h->pool, h->fetch, &cbs);
+	assert_non_null(h->runner);
+	assert_int_equal(runner_start(h->runner), 0);
+	assert_int_equal(runner_start(h->runner), -EINVAL);
+	uv_timer_init(&h->loop, &h->poke);
+	h->poke.data = h;
+	uv_timer_start(&h->poke, on_poke, 50, 50);
+}
+
+static void set_flag(void *ud)
+{
+	*(int *)ud = 1;
+}
+
+static void on_pool_closed(pool_t *p, void *ud)
+{
+	((rh_t *)ud)->pool_closed = 1;
+}
+
+static void on_poke_closed(uv_handle_t *hd)
+{
+	((rh_t *)hd->data)->poke_closed = 1;
+}
+
+/* The daemon's stop order: stop the runner, close the pool (every lease cancelled), close
+ * the fetch context (every fetch cancelled), then the runner; then audit. */
+static void rh_close(rh_t *h)
+{
+	runner_stop(h->runner);
+	assert_true(runner_stopping(h->runner));
+	pool_close(h->pool, on_pool_closed, h);
+	assert_true(tu_run_until(&h->loop, &h->pool_closed, 60000));
+	fetch_ctx_close(h->fetch, set_flag, &h->fetch_closed);
+	runner_close(h->runner, set_flag, &h->runner_closed);
+	assert_true(tu_run_until(&h->loop, &h->runner_closed, 10000));
+	assert_true(tu_run_until(&h->loop, &h->fetch_closed, 10000));
+	fixture_close(h->fx, set_flag, &h->fx_closed);
+	assert_true(tu_run_until(&h->loop, &h->fx_closed, 5000));
+	uv_close((uv_handle_t *)&h->poke, on_poke_closed);
+	cdp_wsctx_close(h->ws);
+	uv_run(&h->loop, UV_RUN_DEFAULT);
+	cdp_wsctx_free(h->ws);
+	assert_true(h->poke_closed);
+	assert_int_equal(uv_loop_close(&h->loop), 0);
+	assert_int_equal(tu_wait_tagged_count(h->chrom_before, 5000), h->chrom_before);
+	assert_int_equal(tu_fd_count(), h->fds_before);
+	json_decref(h->published);
+}
+
+/* Reconciles the targets of source to those in text, a targets file with "BASE" standing
+ * for the fixture's base URL. */
+static void rh_targets(rh_t *h, const char *source, const char *text)
+{
+	char base[128], buf[8192], *out = buf;
+	const char *p = text, *q;
+	target_set_t set = { 0 };
+	errlist_t errs;
+
+	fixture_url(h->fx, "", base, sizeof base);
+	while ((q = strstr(p, "BASE")) != NULL) {
+		out += snprintf(out, sizeof buf - (size_t)(out - buf), "%.*s%s", (int)(q - p), p,
+		                base);
+		p = q + 4;
+	}
+	snprintf(out, sizeof buf - (size_t)(out - buf), "%s", p);
+	errlist_init(&errs);
+	if (targets_parse(buf, strlen(buf), &set, &errs) != 0)
+		fail_msg("bad test targets: %s", errlist_text(&errs));
+	errlist_release(&errs);
+	runner_reconcile(h->runner, &set, source);
+	targets_release(&set);
+}
+
+static size_t published(rh_t *h, const char *id)
+{
+	size_t i, n = 0;
+	json_t *s;
+
+	json_array_foreach(h->published, i, s)
+		n += strcmp(json_string_value(json_object_get(s, "target")), id) == 0;
+	return n;
+}
+
+typedef struct find {
+	const char *id;
+	runner_target_view_t v;
+	char last_error[512];
+	int found;
+	size_t count;
+} find_t;
+
+static void find_cb(const runner_target_view_t *v, void *ud)
+{
+	find_t *f = ud;
+	f->count++;
+	if (strcmp(v->id, f->id) == 0) {
+		f->v = *v;
+		snprintf(f->last_error, sizeof f->last_error, "%s", v->last_error);
+		f->found = 1;
+	}
+}
+
+static find_t view(rh_t *h, const char *id)
+{
+	find_t f = { .id = id };
+	runner_foreach_target(h->runner, find_cb, &f);
+	return f;
+}
+
+#define RUN_UNTIL(h, cond, ms)                                                                 \
+	do {                                                                                   \
+		uint64_t until_ = tu_now_ms() + (ms);                                          \
+		while (!(cond) && tu_now_ms() < until_)                                        \
+			uv_run(&(h)->loop, UV_RUN_ONCE);                                       \
+	} while (0)
+
+static void opts(runner_opts_t *ro)
+{
+	runner_opts_init(ro);
+	ro->sched.interval_ms[SCHED_LIVE] = 1000;
+	ro->sched.retry_base_ms = 200;
+	ro->sched.retry_cap_ms = 400;
+	ro->sched.retry_max_tries = 2;
+	ro->sched.host_concurrency = 16;
+	ro->task_timeout_ms = 20000; /* generous: a loaded machine is slower, not wrong */
+}
+
+/* ---- tests ---- */
+
+/* A page that loads, a page that answers 500 (retried, failed, never published) and a JSON
+ * API read without a browser, all on the live interval. */
+static void test_runner__tasks_succeed_fail_and_retry(void **state)
+{
+	static rh_t h;
+	runner_opts_t ro;
+	runner_stats_t st;
+	find_t bad;
+	size_t i;
+	json_t *s;
+	json_int_t last_seq = 0;
+
+	tu_require_chromium();
+	opts(&ro);
+	rh_open(&h, &ro);
+	rh_targets(&h, "",
+	           "{\"targets\": ["
+	           "{\"id\": \"ok\", \"adapter\": \"generic\", \"url\": \"BASE/static\", "
+	           "\"class\": \"live\", \"fields\": {\"title\": {\"selector\": \"title\"}}},"
+	           "{\"id\": \"bad\", \"adapter\": \"generic\", \"url\": \"BASE/status/500\", "
+	           "\"class\": \"live\", \"fields\": {\"t\": {\"selector\": \"title\"}}},"
+	           "{\"id\": \"api\", \"adapter\": \"jsonapi\", \"url\": \"BASE/json\", "
+	           "\"class\": \"live\", \"fields\": {\"n\": {\"pointer\": \"/n\", "
+	           "\"type\": \"int\"}}}]}");
+	RUN_UNTIL(&h, published(&h, "ok") >= 3 && published(&h, "api") >= 3 &&
+	                      view(&h, "bad").v.failures >= 3,
+	          90000);
+	bad = view(&h, "bad");
+	runner_get_stats(h.runner, &st);
+	print_message("ok %zu, api %zu, bad failures %u (%s); outcomes ok %u failed %u; "
+	              "retries %llu\n",
+	              published(&h, "ok"), published(&h, "api"), bad.v.failures, bad.last_error,
+	              h.outcomes[POOL_OK], h.outcomes[POOL_FAILED],
+	              (unsigned long long)st.nav.retries);
+	assert_true(published(&h, "ok") >= 3);
+	assert_true(published(&h, "api") >= 3);
+	assert_int_equal(published(&h, "bad"), 0);
+	assert_true(bad.found && bad.v.failures >= 3);
+	assert_non_null(strstr(bad.last_error, "HTTP 500"));
+	assert_true(st.nav.retries >= 1);
+	assert_true(h.outcomes[POOL_OK] >= 6);
+	assert_true(h.outcomes[POOL_FAILED] >= 3);
+	assert_int_equal(st.targets, 3);
+	assert_int_equal(st.snapshots_total, json_array_size(h.published));
+	/* one target's seq counts its snapshots, in order */
+	json_array_foreach(h.published, i, s) {
+		if (strcmp(json_string_value(json_object_get(s, "target")), "ok") != 0)
+			continue;
+		assert_int_equal(json_integer_value(json_object_get(s, "seq")), last_seq + 1);
+		last_seq = json_integer_value(json_object_get(s, "seq"));
+		assert_string_equal(json_string_value(json_object_get(
+		                            json_object_get(s, "data"), "title")),
+		                    "Static page");
+	}
+	assert_true(view(&h, "ok").v.fresh);
+	rh_close(&h);
+}
+
+/* A watched page is re-read on its interval, reloaded every watch_reload_ms, and moved to
+ * the new browser when the pool recycles, without a gap in its results. */
+static void test_runner__watch_reloads_and_moves_on_recycle(void **state)
+{
+	static rh_t h;
+	runner_opts_t ro;
+	runner_stats_t st;
+	pool_stats_t ps;
+	unsigned long hits;
+	size_t before;
+
+	tu_require_chromium();
+	opts(&ro);
+	ro.watch_reload_ms = 2000;
+	rh_open(&h, &ro);
+	rh_targets(&h, "",
+	           "{\"targets\": [{\"id\": \"w\", \"adapter\": \"generic\", \"url\": "
+	           "\"BASE/static\", \"class\": \"live\", \"mode\": \"watch\", "
+	           "\"fields\": {\"title\": {\"selector\": \"title\"}}}]}");
+	RUN_UNTIL(&h, published(&h, "w") >= 2, 60000);
+	assert_true(published(&h, "w") >= 2);
+	hits = fixture_hits(h.fx, "/static");
+	/* reloaded: the page is loaded again, and reads go on */
+	RUN_UNTIL(&h, fixture_hits(h.fx, "/static") > hits && published(&h, "w") >= 5, 60000);
+	print_message("loads of /static: %lu -> %lu; results %zu\n", hits,
+	              fixture_hits(h.fx, "/static"), published(&h, "w"));
+	assert_true(fixture_hits(h.fx, "/static") > hits);
+	/* recycled: a new browser, the page moves there, and results keep coming */
+	pool_request_recycle(h.pool, POOL_RECYCLE_REQUESTED);
+	RUN_UNTIL(&h, (pool_get_stats(h.pool, &ps), ps.browser_launches >= 2), 60000);
+	assert_int_equal(ps.browser_launches, 2);
+	before = published(&h, "w");
+	RUN_UNTIL(&h, published(&h, "w") >= before + 3, 60000);
+	runner_get_stats(h.runner, &st);
+	print_message("after the recycle: %zu more results, %u watched page(s), failures %u\n",
+	              published(&h, "w") - before, st.watches, view(&h, "w").v.failures);
+	assert_true(published(&h, "w") >= before + 3);
+	assert_int_equal(st.watches, 1);
+	assert_int_equal(view(&h, "w").v.failures, 0);
+	rh_close(&h);
+}
+
+/* Reconcile while tasks run: a removed target's running task ends without publishing, a
+ * changed one keeps its seq, a new one starts, the other source's targets are untouched. */
+static void test_runner__reconcile_while_tasks_run(void **state)
+{
+	static rh_t h;
+	runner_opts_t ro;
+	runner_stats_t st;
+	find_t f;
+
+	tu_require_chromium();
+	opts(&ro);
+	rh_open(&h, &ro);
+	rh_targets(&h, "",
+	           "{\"targets\": ["
+	           "{\"id\": \"slow\", \"adapter\": \"generic\", \"url\": \"BASE/slow?ms=3000\", "
+	           "\"class\": \"live\", \"fields\": {\"m\": {\"selector\": \"#msg\"}}},"
+	           "{\"id\": \"keep\", \"adapter\": \"generic\", \"url\": \"BASE/static\", "
+	           "\"class\": \"live\", \"fields\": {\"title\": {\"selector\": \"title\"}}}]}");
+	rh_targets(&h, "@redis",
+	           "{\"targets\": [{\"id\": \"other\", \"adapter\": \"jsonapi\", \"url\": "
+	           "\"BASE/json\", \"class\": \"live\", \"fields\": {\"n\": {\"pointer\": \"/n\"}}}]}");
+	/* an id the other source already has is refused */
+	rh_targets(&h, "", "{\"targets\": ["
+	                   "{\"id\": \"slow\", \"adapter\": \"generic\", \"url\": "
+	                   "\"BASE/slow?ms=3000\", \"class\": \"live\", "
+	                   "\"fields\": {\"m\": {\"selector\": \"#msg\"}}},"
+	                   "{\"id\": \"keep\", \"adapter\": \"generic\", \"url\": \"BASE/static\", "
+	                   "\"class\": \"live\", \"fields\": {\"title\": {\"selector\": \"title\"}}},"
+	                   "{\"id\": \"other\", \"adapter\": \"generic\", \"url\": \"BASE/static\", "
+	                   "\"class\": \"live\", \"fields\": {\"t\": {\"selector\": \"title\"}}}]}");
+	assert_string_equal(view(&h, "other").v.adapter, "jsonapi");
+	RUN_UNTIL(&h, fixture_hits(h.fx, "/slow") >= 1 && published(&h, "keep") >= 2, 60000);
+	assert_true(fixture_hits(h.fx, "/slow") >= 1);
+	assert_true(published(&h, "keep") >= 2);
+	runner_get_stats(h.runner, &st);
+	/* "slow" goes while its task waits on the page; "keep" changes class; "new" comes */
+	rh_targets(&h, "",
+	           "{\"targets\": ["
+	           "{\"id\": \"keep\", \"adapter\": \"generic\", \"url\": \"BASE/static\", "
+	           "\"class\": \"imminent\", \"fields\": {\"title\": {\"selector\": \"title\"}}},"
+	           "{\"id\": \"new\", \"adapter\": \"generic\", \"url\": \"BASE/static?new\", "
+	           "\"class\": \"live\", \"fields\": {\"title\": {\"selector\": \"title\"}}}]}");
+	f = view(&h, "slow");
+	assert_false(f.found);
+	assert_int_equal(f.count, 3); /* keep, new, other */
+	f = view(&h, "keep");
+	assert_true(f.found && f.v.seq >= 2);
+	assert_int_equal(f.v.klass, SCHED_IMMINENT);
+	RUN_UNTIL(&h, published(&h, "new") >= 1 && published(&h, "other") >= 2, 60000);
+	/* the removed target's task has ended by now (3 s page); it published nothing after
+	 * its removal */
+	RUN_UNTIL(&h, (runner_get_stats(h.runner, &st), st.inflight == 0), 10000);
+	print_message("slow published %zu, keep %zu, new %zu, other %zu\n",
+	              published(&h, "slow"), published(&h, "keep"), published(&h, "new"),
+	              published(&h, "other"));
+	assert_int_equal(published(&h, "slow"), 0);
+	assert_true(published(&h, "new") >= 1);
+	assert_true(published(&h, "other") >= 2);
+	rh_close(&h);
+}
+
+/* Close while tasks run: pages that never load, and a fetch that never answers. The stop
+ * order ends every task (leases cancelled, fetch cancelled) and the close frees all. */
+static void test_runner__close_while_tasks_run(void **state)
+{
+	static rh_t h;
+	runner_opts_t ro;
+	runner_stats_t st;
+
+	tu_require_chromium();
+	opts(&ro);
+	/* pool_close() lets tasks in flight run to their deadline: keep it short */
+	ro.task_timeout_ms = 5000;
+	rh_open(&h, &ro);
+	rh_targets(&h, "",
+	           "{\"targets\": ["
+	           "{\"id\": \"h1\", \"adapter\": \"generic\", \"url\": \"BASE/hang?1\", "
+	           "\"class\": \"live\", \"fields\": {\"t\": {\"selector\": \"title\"}}},"
+	           "{\"id\": \"h2\", \"adapter\": \"generic\", \"url\": \"BASE/hang?2\", "
+	           "\"class\": \"live\", \"fields\": {\"t\": {\"selector\": \"title\"}}},"
+	           "{\"id\": \"w\", \"adapter\": \"generic\", \"url\": \"BASE/static\", "
+	           "\"class\": \"live\", \"mode\": \"watch\", "
+	           "\"fields\": {\"t\": {\"selector\": \"title\"}}},"
+	           "{\"id\": \"f\", \"adapter\": \"jsonapi\", \"url\": \"BASE/hang?3\", "
+	           "\"class\": \"live\", \"fields\": {\"n\": {\"pointer\": \"/n\"}}}]}");
+	RUN_UNTIL(&h, fixture_hits(h.fx, "/hang") >= 3 && published(&h, "w") >= 1, 60000);
+	runner_get_stats(h.runner, &st);
+	print_message("in flight at close: %u task(s) (%u in the browser), %u watched\n",
+	              st.inflight, st.browser_tasks, st.watches);
+	assert_int_equal(st.inflight, 3);
+	assert_int_equal(st.browser_tasks, 2);
+	assert_int_equal(st.watches, 1);
+	rh_close(&h);
+	assert_true(h.runner_closed);
+	assert_true(h.outcomes[POOL_OK] >= 1); /* the watched reads */
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_runner__tasks_succeed_fail_and_retry),
+		cmocka_unit_test(test_runner__watch_reloads_and_moves_on_recycle),
+		cmocka_unit_test(test_runner__reconcile_while_tasks_run),
+		cmocka_unit_test(test_runner__close_while_tasks_run),
+	};
+	if (browser_exec_wrapper_main(argc, argv))
+		return 127;
+	signal(SIGPIPE, SIG_IGN);
+	tu_tag_processes();
+	{
+		/* libuv opens a process-wide signal pipe on first use: take it before any
+		 * test counts its fds */
+		uv_loop_t l;
+		uv_loop_init(&l);
+		uv_loop_close(&l);
+	}
+	log_set_level(getenv("LOG_LEVEL") ? log_get_level() : LOG_WARN);
+	/* TEST_FILTER=pattern runs only the matching cases (while working on one) */
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
