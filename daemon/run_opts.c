@@ -1,0 +1,183 @@
+/*
+ * run_opts.c: the options of `cdpilot run`: settings from the environment (each module's
+ * *_opts_from_env, and the daemon's own), then the command line; every bad value listed.
+ * See run.h.
+ */
+#include "daemon/run.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- options ---- */
+
+static int env_num(const char *name, double lo, double hi, double *out, errlist_t *errs)
+{
+	const char *v = getenv(name);
+	char *end = NULL;
+	double d;
+
+	if (!v)
+		return 0;
+	errno = 0;
+	d = strtod(v, &end);
+	if (!*v || errno || !end || *end || !isfinite(d) || d < lo || d > hi) {
+		errlist_add(errs, "%s=\"%s\": expected a number from %g to %g", name, v, lo, hi);
+		return -EINVAL;
+	}
+	*out = d;
+	return 0;
+}
+
+void run_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: cdpilot run --targets FILE [--output FILE|-] [--duration SECONDS]\n"
+	        "                   [--status | --no-status]\n"
+	        "\n"
+	        "Keeps every target in FILE (JSON, see docs/targets.md) fresh: each is re-scraped\n"
+	        "on its class's interval (live 5 s, imminent 60 s, completed 900 s by default)\n"
+	        "and every result is written as a JSON snapshot, plus a delta when data changed,\n"
+	        "one per line to --output (\"-\" is stdout).\n"
+	        "\n"
+	        "  --targets FILE     the targets file (or TARGETS_FILE)\n"
+	        "  --output FILE|-    JSON-lines sink for snapshots and deltas (or OUTPUT)\n"
+	        "  --duration S       stop after S seconds (default: run until SIGTERM/SIGINT)\n"
+	        "  --status           a live one-line status on stderr (default on a terminal)\n"
+	        "  --no-status        no status line\n"
+	        "\n"
+	        "SIGHUP re-reads the targets file; SIGTERM or SIGINT stop gracefully (exit 0).\n"
+	        "Settings are environment variables: see docs/configuration.md.\n");
+}
+
+int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
+{
+	static const struct option longopts[] = {
+		{ "targets", required_argument, NULL, 't' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "status", no_argument, NULL, 's' },
+		{ "no-status", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char perr[8192] = "";
+	double d;
+	int c;
+
+	memset(o, 0, sizeof *o);
+	o->status_line = -1;
+	o->watch_cap = 64;
+	o->watch_reload_ms = 600000;
+	pool_opts_init(&o->pool);
+	sched_opts_init(&o->sched);
+	health_opts_init(&o->health);
+	if (pool_opts_from_env(&o->pool, perr, sizeof perr) != 0) {
+		/* one errlist line per error line */
+		char *save = NULL;
+		for (char *line = strtok_r(perr, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			errlist_add(errs, "%s", line);
+	}
+	sched_opts_from_env(&o->sched, errs);
+	health_opts_from_env(&o->health, errs);
+	wd_opts_init(&o->wd);
+	wd_opts_from_env(&o->wd, errs);
+	httpd_opts_init(&o->http);
+	httpd_opts_from_env(&o->http, errs);
+	store_opts_init(&o->store);
+	store_opts_from_env(&o->store, errs);
+	o->use_store = getenv("REDIS_URL") != NULL;
+	share_opts_init(&o->share);
+	share_opts_from_env(&o->share, errs);
+	o->share.run_ms = o->pool.task_timeout_ms;
+	{
+		const char *v = getenv("SCHEDULE");
+		if (v && strcmp(v, "local") != 0 && strcmp(v, "redis") != 0)
+			errlist_add(errs, "SCHEDULE=\"%.80s\": expected local or redis", v);
+		else if (v && strcmp(v, "redis") == 0 && !o->use_store)
+			errlist_add(errs, "SCHEDULE=redis: the shared schedule lives in Redis; set "
+			                  "REDIS_URL too");
+		else
+			o->shared_schedule = v && strcmp(v, "redis") == 0;
+	}
+	{
+		const char *v = getenv("EXIT_ON_HEALTH_FAILURE");
+		if (v && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+			errlist_add(errs, "EXIT_ON_HEALTH_FAILURE=\"%s\": expected 0 or 1", v);
+		else
+			o->exit_on_health_failure = v && strcmp(v, "1") == 0;
+	}
+	d = 300;
+	o->health_exit_ms = 300000;
+	if (env_num("HEALTH_FAILURE_EXIT_SECONDS", 1, 86400, &d, errs) == 0)
+		o->health_exit_ms = (uint32_t)(d * 1000);
+	d = o->watch_cap;
+	if (env_num("WATCH_CAP", 1, 1024, &d, errs) == 0) {
+		if (d != floor(d))
+			errlist_add(errs, "WATCH_CAP=\"%s\": expected a whole number from 1 to 1024",
+			            getenv("WATCH_CAP"));
+		o->watch_cap = (unsigned)d;
+	}
+	o->fetch_cap = 16;
+	d = o->fetch_cap;
+	if (env_num("FETCH_CONCURRENCY", 1, 1024, &d, errs) == 0) {
+		if (d != floor(d))
+			errlist_add(errs,
+			            "FETCH_CONCURRENCY=\"%s\": expected a whole number from 1 to 1024",
+			            getenv("FETCH_CONCURRENCY"));
+		o->fetch_cap = (unsigned)d;
+	}
+	d = o->watch_reload_ms / 1000.0;
+	if (env_num("WATCH_RELOAD_SECONDS", 1, 86400, &d, errs) == 0)
+		o->watch_reload_ms = (uint32_t)(d * 1000);
+	if (getenv("TARGETS_FILE"))
+		snprintf(o->targets_path, sizeof o->targets_path, "%.*s", (int)sizeof o->targets_path - 1, getenv("TARGETS_FILE"));
+	if (getenv("OUTPUT"))
+		snprintf(o->output, sizeof o->output, "%.*s", (int)sizeof o->output - 1, getenv("OUTPUT"));
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":t:o:d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			snprintf(o->targets_path, sizeof o->targets_path, "%.*s", (int)sizeof o->targets_path - 1, optarg);
+			break;
+		case 'o':
+			snprintf(o->output, sizeof o->output, "%.*s", (int)sizeof o->output - 1, optarg);
+			break;
+		case 'd': {
+			char *end = NULL;
+			errno = 0;
+			d = strtod(optarg, &end);
+			if (!*optarg || errno || *end || !isfinite(d) || d <= 0 || d > 31536000)
+				errlist_add(errs, "--duration \"%s\": expected seconds, a number above 0",
+				            optarg);
+			else
+				o->duration_s = d;
+			break;
+		}
+		case 's':
+			o->status_line = 1;
+			break;
+		case 'S':
+			o->status_line = 0;
+			break;
+		case 'h':
+			return 1;
+		case ':':
+			errlist_add(errs, "%s: expected a value", argv[optind - 1]);
+			break;
+		default:
+			errlist_add(errs, "unknown option \"%s\" (see cdpilot run --help)",
+			            argv[optind - 1]);
+			break;
+		}
+	}
+	if (optind < argc)
+		errlist_add(errs, "unexpected argument \"%s\" (see cdpilot run --help)", argv[optind]);
+	if (!o->targets_path[0])
+		errlist_add(errs, "no targets file: give --targets FILE (or TARGETS_FILE)");
+	return errs->count ? -EINVAL : 0;
+}
