@@ -385,111 +385,144 @@ static void on_signal(uv_signal_t *s, int signum)
 	begin_stop(r, strsignal(signum));
 }
 
-int run_main(uv_loop_t *loop, const run_opts_t *o)
+/* The runner, its callbacks pointed at the sink, the store and the shared schedule. */
+static runner_t *new_runner(run_t *r)
 {
-	run_t *r = calloc(1, sizeof *r);
-	target_set_t set = { 0 };
-	errlist_t errs;
-	int code = RUN_EXIT_OK, err = 0;
+	const run_opts_t *o = r->o;
+	runner_opts_t ro;
+	runner_callbacks_t cbs = { .publish = on_publish, .task_done = run__count_task, .ud = r };
 
-	if (!r)
-		abort();
-	r->loop = loop;
-	r->o = o;
-	r->status_line = o->status_line < 0 ? isatty(STDERR_FILENO) : o->status_line;
-	errlist_init(&errs);
-	if (targets_load_file(o->targets_path, &set, &errs) != 0) {
-		fprintf(stderr, "cdpilot run: %s: %u error(s):\n%s\n", o->targets_path, errs.count,
-		        errlist_text(&errs));
-		errlist_release(&errs);
-		targets_release(&set);
-		free(r);
-		return RUN_EXIT_USAGE;
+	runner_opts_init(&ro);
+	ro.sched = o->sched;
+	ro.fetch_cap = o->fetch_cap;
+	ro.task_timeout_ms = o->pool.task_timeout_ms;
+	ro.watch_cap = o->watch_cap;
+	ro.watch_reload_ms = o->watch_reload_ms;
+	if (o->shared_schedule) {
+		cbs.claim = on_claim;
+		cbs.run_over = on_run_over;
+		cbs.forget = on_forget;
 	}
-	errlist_release(&errs);
-	if (o->output[0]) {
-		r->sink = sink_open(loop, o->output, &err);
-		if (!r->sink) {
-			fprintf(stderr, "cdpilot run: cannot open --output \"%s\": %s\n", o->output,
-			        strerror(-err));
-			targets_release(&set);
-			free(r);
-			return RUN_EXIT_USAGE;
-		}
-	}
-	r->ws = cdp_wsctx_new(loop);
-	r->pool = r->ws ? pool_new(loop, r->ws, &o->pool) : NULL;
-	r->fetch = fetch_ctx_new(loop);
-	if (!r->ws || !r->pool || !r->fetch) {
-		log_error("run", "cannot create the browser pool or the HTTP client");
-		abort();
-	}
-	{
-		runner_opts_t ro;
-		runner_callbacks_t cbs = { .publish = on_publish, .task_done = run__count_task,
-			                   .ud = r };
-		runner_opts_init(&ro);
-		ro.sched = o->sched;
-		ro.fetch_cap = o->fetch_cap;
-		ro.task_timeout_ms = o->pool.task_timeout_ms;
-		ro.watch_cap = o->watch_cap;
-		ro.watch_reload_ms = o->watch_reload_ms;
-		if (o->shared_schedule) {
-			cbs.claim = on_claim;
-			cbs.run_over = on_run_over;
-			cbs.forget = on_forget;
-		}
-		r->runner = runner_new(loop, &ro, r->pool, r->fetch, &cbs);
-		if (!r->runner)
-			abort();
-	}
-	r->health = health_new(&o->health);
-	uv_timer_init(loop, &r->tick);
-	uv_signal_init(loop, &r->sig_term);
-	uv_signal_init(loop, &r->sig_int);
-	uv_signal_init(loop, &r->sig_hup);
+	return runner_new(r->loop, &ro, r->pool, r->fetch, &cbs);
+}
+
+/* The tick and the signals (4 handles, closed in on_pool_closed). */
+static void start_handles(run_t *r)
+{
+	uv_timer_init(r->loop, &r->tick);
+	uv_signal_init(r->loop, &r->sig_term);
+	uv_signal_init(r->loop, &r->sig_int);
+	uv_signal_init(r->loop, &r->sig_hup);
 	r->tick.data = r->sig_term.data = r->sig_int.data = r->sig_hup.data = r;
 	r->closing_handles = 4;
 	uv_signal_start(&r->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&r->sig_int, on_signal, SIGINT);
 	uv_signal_start(&r->sig_hup, on_signal, SIGHUP);
-	r->started_ms = now_ms(r);
+}
 
-	{
-		wd_callbacks_t cbs = { wd_browser_pids, NULL, wd_on_recycle, wd_on_pids_pressure, r };
-		int rc = wd_make_subreaper();
-		if (rc != 0)
-			log_warn("run", "cannot become a child subreaper (%s): orphans of the browser "
-			                "would escape the watchdog",
-			         strerror(-rc));
-		r->wd = wd_new(loop, &o->wd, &cbs);
-		wd_start(r->wd);
+static void start_watchdog(run_t *r)
+{
+	wd_callbacks_t cbs = { wd_browser_pids, NULL, wd_on_recycle, wd_on_pids_pressure, r };
+	int rc = wd_make_subreaper();
+
+	if (rc != 0)
+		log_warn("run", "cannot become a child subreaper (%s): orphans of the browser "
+		                "would escape the watchdog",
+		         strerror(-rc));
+	r->wd = wd_new(r->loop, &r->o->wd, &cbs);
+	wd_start(r->wd);
+}
+
+/* REDIS_URL set: the store (and its targets hash), and SCHEDULE=redis's shared schedule. */
+static void start_store(run_t *r)
+{
+	const run_opts_t *o = r->o;
+
+	if (!o->use_store)
+		return;
+	r->store = store_new(r->loop, &o->store);
+	if (!r->store) {
+		fprintf(stderr, "cdpilot run: REDIS_URL or REDIS_PREFIX is not usable (see above)\n");
+		abort();
 	}
-	if (o->use_store) {
-		r->store = store_new(loop, &o->store);
-		if (!r->store) {
-			fprintf(stderr, "cdpilot run: REDIS_URL or REDIS_PREFIX is not usable (see "
-			                "above)\n");
-			abort();
-		}
-		store_watch_targets(r->store, on_redis_targets, r);
-		store_start(r->store);
-		log_info("run", "publishing to Redis (prefix %s)", o->store.prefix);
-		if (o->shared_schedule)
-			r->share = share_new(loop, r->store, &o->share);
-	}
-	r->httpd = httpd_new(loop, &o->http);
+	store_watch_targets(r->store, on_redis_targets, r);
+	store_start(r->store);
+	log_info("run", "publishing to Redis (prefix %s)", o->store.prefix);
+	if (o->shared_schedule)
+		r->share = share_new(r->loop, r->store, &o->share);
+}
+
+/* The HTTP endpoints; if they cannot start, the daemon stops (exit 1). */
+static void start_endpoints(run_t *r)
+{
+	const run_opts_t *o = r->o;
+
+	r->httpd = httpd_new(r->loop, &o->http);
 	if (!r->httpd || httpd_start(r->httpd) != 0) {
 		fprintf(stderr, "cdpilot run: cannot serve the endpoints on METRICS_ADDR=%s (see the "
 		                "log above); set METRICS_ADDR to a free address\n",
 		        o->http.addr);
 		r->exit_code = RUN_EXIT_FAILURE;
 		begin_stop(r, "endpoints could not start");
-	} else {
-		run__routes(r);
-		log_info("run", "endpoints on http://%s/ (/metrics /status /healthz /readyz)",
-		         o->http.addr);
+		return;
 	}
+	run__routes(r);
+	log_info("run", "endpoints on http://%s/ (/metrics /status /healthz /readyz)", o->http.addr);
+}
+
+/* The targets file and the sink: what can be wrong before anything starts (exit 2). */
+static int open_inputs(run_t *r, target_set_t *set)
+{
+	const run_opts_t *o = r->o;
+	errlist_t errs;
+	int err = 0;
+
+	errlist_init(&errs);
+	if (targets_load_file(o->targets_path, set, &errs) != 0) {
+		fprintf(stderr, "cdpilot run: %s: %u error(s):\n%s\n", o->targets_path, errs.count,
+		        errlist_text(&errs));
+		errlist_release(&errs);
+		return -EINVAL;
+	}
+	errlist_release(&errs);
+	if (o->output[0] && !(r->sink = sink_open(r->loop, o->output, &err))) {
+		fprintf(stderr, "cdpilot run: cannot open --output \"%s\": %s\n", o->output,
+		        strerror(-err));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int run_main(uv_loop_t *loop, const run_opts_t *o)
+{
+	run_t *r = calloc(1, sizeof *r);
+	target_set_t set = { 0 };
+	int code;
+
+	if (!r)
+		abort();
+	r->loop = loop;
+	r->o = o;
+	r->status_line = o->status_line < 0 ? isatty(STDERR_FILENO) : o->status_line;
+	if (open_inputs(r, &set) != 0) {
+		targets_release(&set);
+		free(r);
+		return RUN_EXIT_USAGE;
+	}
+	r->ws = cdp_wsctx_new(loop);
+	r->pool = r->ws ? pool_new(loop, r->ws, &o->pool) : NULL;
+	r->fetch = fetch_ctx_new(loop);
+	r->runner = r->pool && r->fetch ? new_runner(r) : NULL;
+	if (!r->runner) {
+		log_error("run", "cannot create the browser pool, the HTTP client or the runner");
+		abort();
+	}
+	r->health = health_new(&o->health);
+	start_handles(r);
+	r->started_ms = now_ms(r);
+	start_watchdog(r);
+	start_store(r);
+	start_endpoints(r);
 	log_info("run", "%zu target(s) from %s; CONCURRENCY_CAP %u, WATCH_CAP %u", set.n,
 	         o->targets_path, o->pool.concurrency_cap, o->watch_cap);
 	if (!r->stopping) {
@@ -504,7 +537,6 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 	cdp_wsctx_free(r->ws);
 	httpd_free(r->httpd);
 	code = r->exit_code;
-
 	health_free(r->health);
 	free(r);
 	return code;
