@@ -269,72 +269,56 @@ static void count_class(const runner_target_view_t *v, void *ud)
 	((unsigned *)ud)[v->klass]++;
 }
 
-static void h_metrics(void *ud, const char *path, const char *query, httpd_reply_t *reply)
+/* Leases, watched pages, targets and queues by class. */
+static void metrics_work(run_t *r, prom_buf_t *b, const pool_stats_t *ps,
+                         const runner_stats_t *rs)
 {
-	run_t *r = ud;
-	prom_buf_t b;
-	pool_stats_t ps;
-	runner_stats_t rs;
+	unsigned tc[SCHED_NCLASSES] = { 0 };
+
+	gauge(b, "cdpilot_leases_in_use", "Browser contexts leased to tasks now.",
+	      ps->leases_in_use);
+	gauge(b, "cdpilot_leases_capacity", "CONCURRENCY_CAP: most leases at once.",
+	      ps->capacity);
+	gauge(b, "cdpilot_leases_waiting", "Lease requests waiting for a free slot.",
+	      ps->waiting);
+	gauge(b, "cdpilot_watch_pages", "Watched pages open or opening (WATCH_CAP bounds them).",
+	      rs->watches);
+	prom_header(b, "cdpilot_targets", "gauge", "Targets by priority class.");
+	prom_header(b, "cdpilot_queue_depth", "gauge",
+	            "Targets due and waiting to start, by priority class.");
+	prom_header(b, "cdpilot_queue_drops_total", "counter",
+	            "Due targets dropped because MAX_QUEUE_DEPTH was reached, by class.");
+	runner_foreach_target(r->runner, count_class, tc);
+	for (int c = 0; c < SCHED_NCLASSES; c++)
+		prom_sample(b, "cdpilot_targets", tc[c], "class",
+		            sched_class_name((enum sched_class)c), NULL);
+	for (int c = 0; c < SCHED_NCLASSES; c++)
+		prom_sample(b, "cdpilot_queue_depth", rs->nav.queued[c] + rs->watch.queued[c],
+		            "class", sched_class_name((enum sched_class)c), NULL);
+	for (int c = 0; c < SCHED_NCLASSES; c++)
+		prom_sample(b, "cdpilot_queue_drops_total",
+		            (double)(rs->nav.drops[c] + rs->watch.drops[c]), "class",
+		            sched_class_name((enum sched_class)c), NULL);
+}
+
+/* Tasks by adapter and outcome, their durations, data ages, snapshots and deltas. */
+static void metrics_results(run_t *r, prom_buf_t *b, const runner_stats_t *rs)
+{
 	size_t nad;
 	const adapter_t *const *ads = adapter_all(&nad);
-	char *text;
-	size_t len;
 
-	prom_buf_init(&b, 0);
-	pool_get_stats(r->pool, &ps);
-	runner_get_stats(r->runner, &rs);
-
-	prom_header(&b, "cdpilot_build_info", "gauge", "cdpilot's version; always 1.");
-	prom_sample(&b, "cdpilot_build_info", 1, "version", CDPILOT_VERSION, NULL);
-
-	run__metrics_extra(r, &b); /* process tree, cgroup, self, store */
-
-	gauge(&b, "cdpilot_leases_in_use", "Browser contexts leased to tasks now.",
-	      ps.leases_in_use);
-	gauge(&b, "cdpilot_leases_capacity", "CONCURRENCY_CAP: most leases at once.",
-	      ps.capacity);
-	gauge(&b, "cdpilot_leases_waiting", "Lease requests waiting for a free slot.",
-	      ps.waiting);
-	gauge(&b, "cdpilot_watch_pages", "Watched pages open or opening (WATCH_CAP bounds them).",
-	      rs.watches);
-
-	prom_header(&b, "cdpilot_targets", "gauge", "Targets by priority class.");
-	prom_header(&b, "cdpilot_queue_depth", "gauge",
-	            "Targets due and waiting to start, by priority class.");
-	prom_header(&b, "cdpilot_queue_drops_total", "counter",
-	            "Due targets dropped because MAX_QUEUE_DEPTH was reached, by class.");
-	{
-		unsigned tc[SCHED_NCLASSES] = { 0 };
-		runner_foreach_target(r->runner, count_class, tc);
-		for (int c = 0; c < SCHED_NCLASSES; c++) {
-			const char *cn = sched_class_name((enum sched_class)c);
-			prom_sample(&b, "cdpilot_targets", tc[c], "class", cn, NULL);
-		}
-		for (int c = 0; c < SCHED_NCLASSES; c++) {
-			const char *cn = sched_class_name((enum sched_class)c);
-			prom_sample(&b, "cdpilot_queue_depth", rs.nav.queued[c] + rs.watch.queued[c], "class", cn,
-			            NULL);
-		}
-		for (int c = 0; c < SCHED_NCLASSES; c++) {
-			const char *cn = sched_class_name((enum sched_class)c);
-			prom_sample(&b, "cdpilot_queue_drops_total", (double)(rs.nav.drops[c] + rs.watch.drops[c]),
-			            "class", cn, NULL);
-		}
-	}
-
-	prom_header(&b, "cdpilot_tasks_total", "counter",
+	prom_header(b, "cdpilot_tasks_total", "counter",
 	            "Finished tasks (page loads, API fetches, watched-page extractions) by "
 	            "adapter and outcome.");
 	for (size_t i = 0; i < nad && i < 16; i++)
 		for (int o = 0; o < POOL_NOUTCOMES; o++)
-			prom_sample(&b, "cdpilot_tasks_total", (double)r->tasks_by[i][o], "adapter",
+			prom_sample(b, "cdpilot_tasks_total", (double)r->tasks_by[i][o], "adapter",
 			            ads[i]->name, "outcome", pool_outcome_name((enum pool_outcome)o),
 			            NULL);
-	prom_histogram(&b, "cdpilot_task_duration_seconds",
+	prom_histogram(b, "cdpilot_task_duration_seconds",
 	               "Duration of finished tasks, from start to result.", run_dur_bounds,
 	               r->dur_buckets, RUN_NBUCKETS, r->dur_sum_s, r->dur_count);
-
-	prom_header(&b, "cdpilot_data_age_seconds", "gauge",
+	prom_header(b, "cdpilot_data_age_seconds", "gauge",
 	            "Age of the newest successful snapshot per target (median, p95, max), by "
 	            "class; a target never scraped counts from when it was added.");
 	for (int c = 0; c < SCHED_NCLASSES; c++) {
@@ -342,64 +326,91 @@ static void h_metrics(void *ud, const char *path, const char *query, httpd_reply
 		const char *cn = sched_class_name((enum sched_class)c);
 		if (!ages_of(r, c, a))
 			continue;
-		prom_sample(&b, "cdpilot_data_age_seconds", a[0] / 1000.0, "class", cn, "stat",
+		prom_sample(b, "cdpilot_data_age_seconds", a[0] / 1000.0, "class", cn, "stat",
 		            "median", NULL);
-		prom_sample(&b, "cdpilot_data_age_seconds", a[1] / 1000.0, "class", cn, "stat", "p95",
+		prom_sample(b, "cdpilot_data_age_seconds", a[1] / 1000.0, "class", cn, "stat", "p95",
 		            NULL);
-		prom_sample(&b, "cdpilot_data_age_seconds", a[2] / 1000.0, "class", cn, "stat", "max",
+		prom_sample(b, "cdpilot_data_age_seconds", a[2] / 1000.0, "class", cn, "stat", "max",
 		            NULL);
 	}
-	counter(&b, "cdpilot_snapshots_total", "Snapshots published.", (double)rs.snapshots_total);
-	counter(&b, "cdpilot_deltas_total", "Deltas published (snapshots whose data changed).",
-	        (double)rs.deltas_total);
+	counter(b, "cdpilot_snapshots_total", "Snapshots published.", (double)rs->snapshots_total);
+	counter(b, "cdpilot_deltas_total", "Deltas published (snapshots whose data changed).",
+	        (double)rs->deltas_total);
+}
 
-	prom_header(&b, "cdpilot_recycles_total", "counter", "Browser replacements by reason.");
+/* The browser: recycles, launches, uptime, hygiene counters. */
+static void metrics_browser(prom_buf_t *b, const pool_stats_t *ps)
+{
+	prom_header(b, "cdpilot_recycles_total", "counter", "Browser replacements by reason.");
 	for (int i = 0; i < POOL_RECYCLE_NREASONS; i++)
-		prom_sample(&b, "cdpilot_recycles_total", (double)ps.recycles[i], "reason",
+		prom_sample(b, "cdpilot_recycles_total", (double)ps->recycles[i], "reason",
 		            pool_recycle_reason_name((enum pool_recycle_reason)i), NULL);
-	counter(&b, "cdpilot_browser_launches_total", "Browsers launched and made ready.",
-	        (double)ps.browser_launches);
-	gauge(&b, "cdpilot_browser_uptime_seconds", "Uptime of the current browser (0: none).",
-	      ps.browser_uptime_ms / 1000.0);
-	gauge(&b, "cdpilot_browser_tasks", "Leases granted on the current browser.",
-	      (double)ps.tasks_on_browser);
-	counter(&b, "cdpilot_lease_timeouts_total",
+	counter(b, "cdpilot_browser_launches_total", "Browsers launched and made ready.",
+	        (double)ps->browser_launches);
+	gauge(b, "cdpilot_browser_uptime_seconds", "Uptime of the current browser (0: none).",
+	      ps->browser_uptime_ms / 1000.0);
+	gauge(b, "cdpilot_browser_tasks", "Leases granted on the current browser.",
+	      (double)ps->tasks_on_browser);
+	counter(b, "cdpilot_lease_timeouts_total",
 	        "Lease requests that waited longer than LEASE_TIMEOUT_SECONDS.",
-	        (double)ps.lease_timeouts);
-	counter(&b, "cdpilot_popups_closed_total", "Popups closed in leased contexts.",
-	        (double)ps.popups_closed);
-	counter(&b, "cdpilot_dialogs_dismissed_total", "JavaScript dialogs dismissed.",
-	        (double)ps.dialogs_dismissed);
-	counter(&b, "cdpilot_requests_blocked_total", "Requests blocked by BLOCK_RESOURCES.",
-	        (double)ps.requests_blocked);
-	counter(&b, "cdpilot_stuck_contexts_total", "Browser contexts that refused to close.",
-	        (double)ps.stuck_contexts);
+	        (double)ps->lease_timeouts);
+	counter(b, "cdpilot_popups_closed_total", "Popups closed in leased contexts.",
+	        (double)ps->popups_closed);
+	counter(b, "cdpilot_dialogs_dismissed_total", "JavaScript dialogs dismissed.",
+	        (double)ps->dialogs_dismissed);
+	counter(b, "cdpilot_requests_blocked_total", "Requests blocked by BLOCK_RESOURCES.",
+	        (double)ps->requests_blocked);
+	counter(b, "cdpilot_stuck_contexts_total", "Browser contexts that refused to close.",
+	        (double)ps->stuck_contexts);
+}
 
-	prom_header(&b, "cdpilot_health_grade", "gauge",
+/* Health, readiness and the endpoint server's own counters. */
+static void metrics_health(run_t *r, prom_buf_t *b)
+{
+	const char *why = "";
+
+	prom_header(b, "cdpilot_health_grade", "gauge",
 	            "1 for the current health grade, 0 for the others.");
 	for (int g = HEALTH_HEALTHY; g <= HEALTH_RECOVERING; g++)
-		prom_sample(&b, "cdpilot_health_grade", health_grade(r->health) == (enum health_grade)g,
+		prom_sample(b, "cdpilot_health_grade", health_grade(r->health) == (enum health_grade)g,
 		            "grade", health_grade_name((enum health_grade)g), NULL);
-	{
-		const char *why = "";
-		gauge(&b, "cdpilot_ready", "1 when /readyz would answer 200.", ready(r, &why));
-	}
+	gauge(b, "cdpilot_ready", "1 when /readyz would answer 200.", ready(r, &why));
 	if (r->httpd) {
 		httpd_stats_t hs;
 		httpd_get_stats(r->httpd, &hs);
-		prom_header(&b, "cdpilot_http_responses_total", "counter",
+		prom_header(b, "cdpilot_http_responses_total", "counter",
 		            "Responses of the endpoint server by status class.");
 		for (int c = 2; c <= 5; c++) {
 			char cls[8];
 			snprintf(cls, sizeof cls, "%dxx", c);
-			prom_sample(&b, "cdpilot_http_responses_total", (double)hs.responses[c], "code",
+			prom_sample(b, "cdpilot_http_responses_total", (double)hs.responses[c], "code",
 			            cls, NULL);
 		}
-		counter(&b, "cdpilot_http_refused_total",
+		counter(b, "cdpilot_http_refused_total",
 		        "Connections refused because METRICS_MAX_CONNS were open.",
 		        (double)hs.refused);
 	}
+}
 
+static void h_metrics(void *ud, const char *path, const char *query, httpd_reply_t *reply)
+{
+	run_t *r = ud;
+	prom_buf_t b;
+	pool_stats_t ps;
+	runner_stats_t rs;
+	char *text;
+	size_t len;
+
+	prom_buf_init(&b, 0);
+	pool_get_stats(r->pool, &ps);
+	runner_get_stats(r->runner, &rs);
+	prom_header(&b, "cdpilot_build_info", "gauge", "cdpilot's version; always 1.");
+	prom_sample(&b, "cdpilot_build_info", 1, "version", CDPILOT_VERSION, NULL);
+	run__metrics_extra(r, &b); /* process tree, cgroup, self, store */
+	metrics_work(r, &b, &ps, &rs);
+	metrics_results(r, &b, &rs);
+	metrics_browser(&b, &ps);
+	metrics_health(r, &b);
 	text = prom_buf_steal(&b, &len);
 	if (!text) {
 		log_error("endpoints", "building /metrics failed: %s", strerror(-b.err));
