@@ -11,4 +11,5 @@ endif()
 find_program(CDPILOT_BASH bash REQUIRED)
 add_test(NAME test_config_docs
          COMMAND ${CDPILOT_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/docs/check_config_docs.sh)
-set_tests_properties(test_config_docs PROPERTIES TIMEOUT 60 LABELS unit)
+math(EXPR t "60 * ${CDPILOT_TIMEOUT_SCALE}")
+set_tests_properties(test_config_docs PROPERTIES TIMEOUT ${t} LABELS unit)

@@ -6,7 +6,8 @@ find_program(CDPILOT_BASH bash REQUIRED)
 
 function(cdpilot_docker_test name script)
   add_test(NAME ${name} COMMAND ${CDPILOT_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/docker/${script})
-  set_tests_properties(${name} PROPERTIES TIMEOUT 120 LABELS unit
+  math(EXPR t "120 * ${CDPILOT_TIMEOUT_SCALE}")
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${t} LABELS unit
     ENVIRONMENT "CDPILOT_BIN=$<TARGET_FILE:cdpilot>")
 endfunction()
 
