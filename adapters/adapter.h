@@ -19,7 +19,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "scheduler/sched_class.h"
+#include "util/sched_class.h"
 #include "util/errlist.h"
 
 typedef struct adapter {

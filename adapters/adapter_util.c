@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scheduler/sched_class.h"
+#include "util/sched_class.h"
 
 unsigned adapter_util_distance(const char *a, const char *b)
 {

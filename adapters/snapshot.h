@@ -24,7 +24,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "scheduler/sched_class.h"
+#include "util/sched_class.h"
 
 /* data is stolen (even on failure). scraped_at_ms is Unix time in milliseconds. */
 json_t *snapshot_new(const char *target, const char *adapter, const char *url, uint64_t seq,

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "adapters/adapter.h"
-#include "scheduler/sched_class.h"
+#include "util/sched_class.h"
 #include "util/errlist.h"
 
 #define TARGETS_ID_MAX 64

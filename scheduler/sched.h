@@ -4,7 +4,7 @@
  * millisecond clock), so tests drive it with a virtual clock and the daemon with
  * uv_now(). Single-threaded.
  *
- * Targets are identified by their id (copied). Each has a class (sched_class.h), an
+ * Targets are identified by their id (copied). Each has a class (util/sched_class.h), an
  * optional interval override, a host (for politeness limits) and an opaque ud the caller
  * owns (the scheduler never dereferences it).
  *
@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "scheduler/sched_class.h"
+#include "util/sched_class.h"
 #include "util/errlist.h"
 
 typedef struct sched sched_t;

@@ -6,5 +6,5 @@ foreach(t test_snapshot test_adapter_generic test_adapter_jsonapi)
 endforeach()
 if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_adapter_generic_page.c)
   cdpilot_test(NAME test_adapter_generic_page SOURCES integration/test_adapter_generic_page.c
-               LIBS cdpilot_adapters cdpilot_pool cdpilot_fixture TIMEOUT 180 LABELS integration)
+               LIBS cdpilot_adapters cdpilot_pool cdpilot_pagekit TIMEOUT 180 LABELS integration)
 endif()

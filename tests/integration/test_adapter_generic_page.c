@@ -23,45 +23,22 @@
 #include "cdp/cdp_ws.h"
 #include "pool/browser.h"
 #include "tests/fixture/fixture.h"
+#include "tests/support/pagekit.h"
 #include "tests/support/testutil.h"
 #include "util/log.h"
 
 #define WAIT_MS 30000
 
 typedef struct env {
-	uv_loop_t loop;
-	cdp_wsctx_t *ws;
-	fixture_t *fx;
-	browser_t *b;
+	pagekit_t pk; /* loop, fixture, browser */
 	cdp_page_t *page;
-	int ready, ready_status, b_closed, fx_closed, page_closed;
-	int fds_before, chrom_before;
-	char udd[512];
+	int page_closed;
 	/* the last operation */
 	int done, status;
 	json_t *value;
 	char why[1024];
-	int finished;
 } env_t;
 
-static void on_ready(browser_t *b, int status, const char *why, void *ud)
-{
-	env_t *e = ud;
-	e->ready = 1;
-	e->ready_status = status;
-	snprintf(e->why, sizeof e->why, "%s", why);
-}
-static void on_lost(browser_t *b, int err, const char *why, void *ud)
-{
-}
-static void on_b_closed(browser_t *b, void *ud)
-{
-	((env_t *)ud)->b_closed = 1;
-}
-static void on_fx_closed(void *ud)
-{
-	((env_t *)ud)->fx_closed = 1;
-}
 static void on_page_closed(void *ud)
 {
 	((env_t *)ud)->page_closed = 1;
@@ -111,34 +88,17 @@ static int env_setup(void **state)
 static int env_teardown(void **state)
 {
 	env_t *e = *state;
-	if (e->finished)
+	if (e->pk.finished)
 		free(e);
 	return 0;
 }
 
 static void env_open(env_t *e)
 {
-	browser_opts_t o;
-
-	tu_require_chromium();
-	e->fds_before = tu_fd_count();
-	e->chrom_before = tu_chromium_count();
-	assert_int_equal(uv_loop_init(&e->loop), 0);
-	e->ws = cdp_wsctx_new(&e->loop);
-	assert_non_null(e->ws);
-	e->fx = fixture_new(&e->loop, NULL, 0);
-	assert_non_null(e->fx);
-	browser_opts_init(&o);
-	e->b = browser_new(&e->loop, e->ws, &o);
-	assert_non_null(e->b);
-	assert_int_equal(browser_start(e->b, on_ready, on_lost, e), 0);
-	assert_true(tu_run_until(&e->loop, &e->ready, WAIT_MS));
-	if (e->ready_status != 0)
-		fail_msg("browser did not start: %s", e->why);
-	snprintf(e->udd, sizeof e->udd, "%s", browser_user_data_dir(e->b));
+	pk_open(&e->pk, 1);
 	e->done = 0;
-	assert_int_equal(cdp_page_open(browser_conn(e->b), NULL, 10000, on_opened, e), 0);
-	assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+	assert_int_equal(cdp_page_open(browser_conn(e->pk.b), NULL, 10000, on_opened, e), 0);
+	assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
 	if (e->status != 0)
 		fail_msg("cdp_page_open: %s", e->why);
 }
@@ -146,30 +106,19 @@ static void env_open(env_t *e)
 static void env_close(env_t *e)
 {
 	cdp_page_close(e->page, on_page_closed, e);
-	assert_true(tu_run_until(&e->loop, &e->page_closed, WAIT_MS));
-	browser_close(e->b, on_b_closed, e);
-	assert_true(tu_run_until(&e->loop, &e->b_closed, WAIT_MS));
-	fixture_close(e->fx, on_fx_closed, e);
-	assert_true(tu_run_until(&e->loop, &e->fx_closed, 5000));
-	cdp_wsctx_close(e->ws);
-	uv_run(&e->loop, UV_RUN_DEFAULT);
-	cdp_wsctx_free(e->ws);
-	assert_int_equal(uv_loop_close(&e->loop), 0);
-	assert_int_equal(tu_wait_procs_with_arg(e->udd, 5000), 0);
-	assert_false(tu_path_exists(e->udd));
-	tu_report_chromium_count(e->chrom_before);
-	assert_int_equal(tu_fd_count(), e->fds_before);
-	e->finished = 1;
+	assert_true(tu_run_until(&e->pk.loop, &e->page_closed, WAIT_MS));
+	pk_close(&e->pk);
+	pk_finish(&e->pk);
 }
 
 static void navigate(env_t *e, const char *path)
 {
 	char url[256];
 
-	fixture_url(e->fx, path, url, sizeof url);
+	fixture_url(e->pk.fx, path, url, sizeof url);
 	e->done = 0;
 	assert_int_equal(cdp_page_navigate(e->page, url, 10000, on_nav, e), 0);
-	assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+	assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
 	if (e->status != 0)
 		fail_msg("navigate %s: %s", url, e->why);
 }
@@ -181,7 +130,7 @@ static json_t *evaluate(env_t *e, const char *js)
 	e->done = 0;
 	e->value = NULL;
 	assert_int_equal(cdp_page_evaluate(e->page, js, 10000, on_eval, e), 0);
-	assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+	assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
 	if (e->status != 0)
 		fail_msg("evaluate: %s: %s", cdp_strerror(e->status), e->why);
 	v = e->value;
@@ -206,7 +155,7 @@ static json_t *scrape(env_t *e, const char *target_text, char *why, size_t whyle
 		e->done = 0;
 		assert_int_equal(cdp_page_wait_for(e->page, ad->wait_for(st), 10000, on_waited, e),
 		                 0);
-		assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+		assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
 		if (e->status != 0)
 			fail_msg("wait_for: %s", e->why);
 	}

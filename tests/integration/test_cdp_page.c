@@ -26,25 +26,16 @@
 #include "cdp/cdp_ws.h"
 #include "pool/browser.h"
 #include "tests/fixture/fixture.h"
+#include "tests/support/pagekit.h"
 #include "tests/support/testutil.h"
 #include "util/log.h"
 
 #define WAIT_MS 30000
 
-/* ---- harness: one loop, one fixture, one browser per test case ---- */
+/* ---- harness: one loop, one fixture, one browser per test case (pagekit) ---- */
 
 typedef struct env {
-	uv_loop_t loop;
-	cdp_wsctx_t *ws;
-	fixture_t *fx;
-	browser_t *b;
-	int ready, ready_status;
-	char ready_why[512];
-	int lost;
-	int b_closed, fx_closed;
-	int fds_before, chrom_before;
-	char udd[512]; /* the browser's user-data-dir, to find its processes */
-	int finished;  /* env_close() completed */
+	pagekit_t pk;
 } env_t;
 
 /* The outcome of one page operation. */
@@ -62,28 +53,6 @@ typedef struct res {
 	uint64_t t_done;
 } res_t;
 
-static void on_ready(browser_t *b, int status, const char *why, void *ud)
-{
-	env_t *e = ud;
-
-	e->ready = 1;
-	e->ready_status = status;
-	snprintf(e->ready_why, sizeof e->ready_why, "%s", why);
-}
-
-static void on_lost(browser_t *b, int err, const char *why, void *ud)
-{
-	((env_t *)ud)->lost = 1;
-}
-static void on_b_closed(browser_t *b, void *ud)
-{
-	((env_t *)ud)->b_closed = 1;
-}
-static void on_fx_closed(void *ud)
-{
-	((env_t *)ud)->fx_closed = 1;
-}
-
 /*
  * The env lives on the heap: a failed check leaves its loop with handles libuv still
  * knows about (SIGCHLD watchers of spawned processes), so a failed test's env is kept, not
@@ -99,55 +68,25 @@ static int env_teardown(void **state)
 {
 	env_t *e = *state;
 
-	if (e->finished)
+	if (e->pk.finished)
 		free(e);
 	return 0;
 }
 
 static void env_open(env_t *e)
 {
-	browser_opts_t o;
-
-	tu_require_chromium();
-	memset(e, 0, sizeof *e);
-	e->fds_before = tu_fd_count();
-	e->chrom_before = tu_chromium_count();
-	assert_int_equal(uv_loop_init(&e->loop), 0);
-	e->ws = cdp_wsctx_new(&e->loop);
-	assert_non_null(e->ws);
-	e->fx = fixture_new(&e->loop, NULL, 0);
-	assert_non_null(e->fx);
-	browser_opts_init(&o);
-	e->b = browser_new(&e->loop, e->ws, &o);
-	assert_non_null(e->b);
-	assert_int_equal(browser_start(e->b, on_ready, on_lost, e), 0);
-	assert_true(tu_run_until(&e->loop, &e->ready, WAIT_MS));
-	if (e->ready_status != 0)
-		fail_msg("browser did not start: %s", e->ready_why);
-	assert_non_null(browser_user_data_dir(e->b));
-	snprintf(e->udd, sizeof e->udd, "%s", browser_user_data_dir(e->b));
+	pk_open(&e->pk, 1);
 }
 
 static void env_close(env_t *e)
 {
-	browser_close(e->b, on_b_closed, e);
-	assert_true(tu_run_until(&e->loop, &e->b_closed, WAIT_MS));
-	fixture_close(e->fx, on_fx_closed, e);
-	assert_true(tu_run_until(&e->loop, &e->fx_closed, 5000));
-	cdp_wsctx_close(e->ws);
-	uv_run(&e->loop, UV_RUN_DEFAULT);
-	cdp_wsctx_free(e->ws);
-	assert_int_equal(uv_loop_close(&e->loop), 0);
-	assert_int_equal(tu_wait_procs_with_arg(e->udd, 5000), 0);
-	assert_false(tu_path_exists(e->udd));
-	tu_report_chromium_count(e->chrom_before);
-	assert_int_equal(tu_fd_count(), e->fds_before);
-	e->finished = 1;
+	pk_close(&e->pk);
+	pk_finish(&e->pk);
 }
 
 static void url_of(env_t *e, const char *path, char *out, size_t len)
 {
-	fixture_url(e->fx, path, out, len);
+	fixture_url(e->pk.fx, path, out, len);
 }
 
 /* ---- synchronous wrappers over the page API (each runs the loop until done) ---- */
@@ -174,8 +113,8 @@ static cdp_page_t *open_page(env_t *e)
 {
 	res_t r = { 0 };
 
-	assert_int_equal(cdp_page_open(browser_conn(e->b), NULL, 10000, on_opened, &r), 0);
-	assert_true(tu_run_until(&e->loop, &r.done, WAIT_MS));
+	assert_int_equal(cdp_page_open(browser_conn(e->pk.b), NULL, 10000, on_opened, &r), 0);
+	assert_true(tu_run_until(&e->pk.loop, &r.done, WAIT_MS));
 	if (r.status != 0)
 		fail_msg("cdp_page_open: %s: %s", cdp_strerror(r.status), r.why);
 	assert_non_null(r.page);
@@ -203,7 +142,7 @@ static void navigate(env_t *e, cdp_page_t *p, const char *url, uint32_t timeout_
 {
 	res_reset(r);
 	assert_int_equal(cdp_page_navigate(p, url, timeout_ms, on_navigated, r), 0);
-	assert_true(tu_run_until(&e->loop, &r->done, WAIT_MS));
+	assert_true(tu_run_until(&e->pk.loop, &r->done, WAIT_MS));
 	assert_int_equal(r->calls, 1);
 }
 
@@ -221,7 +160,7 @@ static void wait_for(env_t *e, cdp_page_t *p, const char *css, uint32_t timeout_
 {
 	res_reset(r);
 	assert_int_equal(cdp_page_wait_for(p, css, timeout_ms, on_done, r), 0);
-	assert_true(tu_run_until(&e->loop, &r->done, WAIT_MS));
+	assert_true(tu_run_until(&e->pk.loop, &r->done, WAIT_MS));
 	assert_int_equal(r->calls, 1);
 }
 
@@ -245,7 +184,7 @@ static void evaluate(env_t *e, cdp_page_t *p, const char *expr, uint32_t timeout
 {
 	res_reset(r);
 	assert_int_equal(cdp_page_evaluate(p, expr, timeout_ms, on_evaluated, r), 0);
-	assert_true(tu_run_until(&e->loop, &r->done, WAIT_MS));
+	assert_true(tu_run_until(&e->pk.loop, &r->done, WAIT_MS));
 	assert_int_equal(r->calls, 1);
 }
 
@@ -280,7 +219,7 @@ static void close_page(env_t *e, cdp_page_t *p)
 	int closed = 0;
 
 	cdp_page_close(p, on_page_closed, &closed);
-	assert_true(tu_run_until(&e->loop, &closed, WAIT_MS));
+	assert_true(tu_run_until(&e->pk.loop, &closed, WAIT_MS));
 	assert_int_equal(closed, 1);
 }
 
@@ -335,8 +274,8 @@ static void test_cdp_page__open_options(void **state)
 	cdp_page_t *p;
 
 	env_open(e);
-	assert_int_equal(cdp_page_open(browser_conn(e->b), &o, 10000, on_opened, &r), 0);
-	assert_true(tu_run_until(&e->loop, &r.done, WAIT_MS));
+	assert_int_equal(cdp_page_open(browser_conn(e->pk.b), &o, 10000, on_opened, &r), 0);
+	assert_true(tu_run_until(&e->pk.loop, &r.done, WAIT_MS));
 	if (r.status != 0)
 		fail_msg("cdp_page_open: %s: %s", cdp_strerror(r.status), r.why);
 	p = r.page;
@@ -412,7 +351,7 @@ static void test_cdp_page__big_screenshot_arrives_whole(void **state)
 
 	res_reset(&r);
 	assert_int_equal(cdp_page_screenshot(p, 1, 60000, on_shot, &r), 0);
-	assert_true(tu_run_until(&e->loop, &r.done, 90000));
+	assert_true(tu_run_until(&e->pk.loop, &r.done, 90000));
 	assert_int_equal(r.calls, 1);
 	if (r.status != 0)
 		fail_msg("screenshot: %s: %s", cdp_strerror(r.status), r.why);
@@ -519,8 +458,8 @@ static int open_at(env_t *e, const cdp_page_opts_t *opts, const char *url, uint3
 	if (opts)
 		o = *opts;
 	o.url = url;
-	assert_int_equal(cdp_page_open(browser_conn(e->b), &o, timeout_ms, on_opened, &r), 0);
-	assert_true(tu_run_until(&e->loop, &r.done, WAIT_MS));
+	assert_int_equal(cdp_page_open(browser_conn(e->pk.b), &o, timeout_ms, on_opened, &r), 0);
+	assert_true(tu_run_until(&e->pk.loop, &r.done, WAIT_MS));
 	*out = r.page;
 	return r.status;
 }
@@ -616,7 +555,7 @@ static void test_cdp_page__opened_at_url(void **state)
 	assert_int_equal(json_integer_value(r.value), 2);
 	close_page(e, p);
 
-	assert_int_equal(cdp_hold_pages(browser_conn(e->b), &hold), 0);
+	assert_int_equal(cdp_hold_pages(browser_conn(e->pk.b), &hold), 0);
 	held.hold = guarded.hold = hold;
 
 	/* several times over, as the events may fall differently */
@@ -637,15 +576,15 @@ static void test_cdp_page__opened_at_url(void **state)
 
 	/* browser-wide blocking covers the first document (its image never comes, so only a
 	 * blocked one lets it load), and the popup guard is in it once it is handed over */
-	assert_int_equal(cdp_block_browser(browser_conn(e->b), "image", &blocked, &l_block), 0);
+	assert_int_equal(cdp_block_browser(browser_conn(e->pk.b), "image", &blocked, &l_block), 0);
 	assert_non_null(l_block);
 	url_of(e, "/never-load", url, sizeof url);
 	assert_int_equal(open_at(e, &guarded, url, 10000, &p), 0);
 	navigate(e, p, url, 5000, &r);
 	assert_int_equal(r.status, 0);
 	assert_true(blocked >= 1);
-	cdp_conn_off(browser_conn(e->b), l_block);
-	cdp_conn_send(browser_conn(e->b), NULL, "Fetch.disable", NULL, 5000, ignore_reply, NULL,
+	cdp_conn_off(browser_conn(e->pk.b), l_block);
+	cdp_conn_send(browser_conn(e->pk.b), NULL, "Fetch.disable", NULL, 5000, ignore_reply, NULL,
 	              NULL);
 	evaluate(e, p, "window.open('about:blank') === null", 5000, &r);
 	assert_true(json_is_true(r.value));
@@ -684,7 +623,7 @@ static void test_cdp_page__held_pages(void **state)
 	cdp_page_opts_t bare = { 0 };
 
 	env_open(e);
-	assert_int_equal(cdp_hold_pages(browser_conn(e->b), &hold), 0);
+	assert_int_equal(cdp_hold_pages(browser_conn(e->pk.b), &hold), 0);
 	o.hold = bare.hold = hold;
 
 	/* the first script of the first document: a dialog, a window, the user agent */
@@ -774,11 +713,11 @@ static void test_cdp_page__close_cancels_running_op(void **state)
 	assert_int_equal(cdp_page_evaluate(p, "new Promise(() => {})", 30000, on_evaluated, &r), 0);
 	/* a second operation while one runs */
 	assert_int_equal(cdp_page_evaluate(p, "1", 1000, on_evaluated, &r), -EBUSY);
-	uv_run(&e->loop, UV_RUN_NOWAIT);
+	uv_run(&e->pk.loop, UV_RUN_NOWAIT);
 	cdp_page_close(p, on_page_closed, &closed);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.status, -ECANCELED);
-	assert_true(tu_run_until(&e->loop, &closed, WAIT_MS));
+	assert_true(tu_run_until(&e->pk.loop, &closed, WAIT_MS));
 	assert_int_equal(closed, 1);
 	assert_int_equal(r.calls, 1);
 
@@ -803,12 +742,12 @@ static void test_cdp_page__killed_browser_fails_pending(void **state)
 
 	res_reset(&r);
 	assert_int_equal(cdp_page_evaluate(p, "new Promise(() => {})", 60000, on_evaluated, &r), 0);
-	uv_run(&e->loop, UV_RUN_NOWAIT); /* the command goes out */
-	pid = browser_pid(e->b);
+	uv_run(&e->pk.loop, UV_RUN_NOWAIT); /* the command goes out */
+	pid = browser_pid(e->pk.b);
 	assert_true(pid > 0);
 	t_kill = tu_now_ms();
 	assert_int_equal(kill(pid, SIGKILL), 0);
-	assert_true(tu_run_until(&e->loop, &r.done, 5000));
+	assert_true(tu_run_until(&e->pk.loop, &r.done, 5000));
 	print_message("pending command failed %llu ms after SIGKILL\n",
 	              (unsigned long long)(r.t_done - t_kill));
 	assert_int_equal(r.calls, 1);
@@ -819,7 +758,7 @@ static void test_cdp_page__killed_browser_fails_pending(void **state)
 	res_reset(&r);
 	assert_int_equal(cdp_page_evaluate(p, "1", 1000, on_evaluated, &r), CDP_ECONNLOST);
 	close_page(e, p);
-	tu_run_until(&e->loop, &e->lost, 5000);
+	tu_run_until(&e->pk.loop, &e->pk.lost, 5000);
 	env_close(e);
 }
 
@@ -855,11 +794,11 @@ static void test_cdp_page__renderer_crash_fails_op(void **state)
 	/* a pending command fails with CDP_ECRASHED when the renderer goes */
 	res_reset(&r);
 	assert_int_equal(cdp_page_evaluate(p, "new Promise(() => {})", 30000, on_evaluated, &r), 0);
-	uv_run(&e.loop, UV_RUN_NOWAIT);
-	assert_int_equal(cdp_conn_send(browser_conn(e.b), cdp_page_session_id(p), "Page.crash",
+	uv_run(&e.pk.loop, UV_RUN_NOWAIT);
+	assert_int_equal(cdp_conn_send(browser_conn(e.pk.b), cdp_page_session_id(p), "Page.crash",
 	                               NULL, 5000, ignore_reply, NULL, NULL),
 	                 0);
-	assert_true(tu_run_until(&e.loop, &r.done, 10000));
+	assert_true(tu_run_until(&e.pk.loop, &r.done, 10000));
 	print_message("after Page.crash: %s: %s\n", cdp_strerror(r.status), r.why);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.status, CDP_ECRASHED);

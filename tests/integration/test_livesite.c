@@ -27,6 +27,7 @@
 #include "cdp/cdp_ws.h"
 #include "pool/browser.h"
 #include "tests/fixture/fixture.h"
+#include "tests/support/pagekit.h"
 #include "tests/support/testutil.h"
 #include "util/fetch.h"
 #include "util/log.h"
@@ -43,43 +44,19 @@ typedef struct get {
 } get_t;
 
 typedef struct env {
-	uv_loop_t loop;
-	fixture_t *fx;
+	pagekit_t pk; /* loop, fixture, and the browser if any */
 	fetch_ctx_t *fetch;
-	cdp_wsctx_t *ws;
-	browser_t *b;
 	cdp_page_t *page;
-	int ready, ready_status, b_closed, fx_closed, fetch_closed, page_closed;
-	int fds_before, chrom_before;
-	char udd[512];
+	int fetch_closed, page_closed;
 	/* the last page operation */
 	int done, status;
 	long http_status;
 	json_t *value;
 	char why[1024];
-	int finished;
 } env_t;
 
 /* ---- callbacks ---- */
 
-static void on_ready(browser_t *b, int status, const char *why, void *ud)
-{
-	env_t *e = ud;
-	e->ready = 1;
-	e->ready_status = status;
-	snprintf(e->why, sizeof e->why, "%s", why);
-}
-static void on_lost(browser_t *b, int err, const char *why, void *ud)
-{
-}
-static void on_b_closed(browser_t *b, void *ud)
-{
-	((env_t *)ud)->b_closed = 1;
-}
-static void on_fx_closed(void *ud)
-{
-	((env_t *)ud)->fx_closed = 1;
-}
 static void on_fetch_closed(void *ud)
 {
 	((env_t *)ud)->fetch_closed = 1;
@@ -144,39 +121,21 @@ static int env_setup(void **state)
 static int env_teardown(void **state)
 {
 	env_t *e = *state;
-	if (e->finished)
+	if (e->pk.finished)
 		free(e);
 	return 0;
 }
 
 static void env_open(env_t *e, int with_browser)
 {
-	browser_opts_t o;
-
-	if (with_browser)
-		tu_require_chromium();
-	e->fds_before = tu_fd_count();
-	e->chrom_before = tu_chromium_count();
-	assert_int_equal(uv_loop_init(&e->loop), 0);
-	e->fx = fixture_new(&e->loop, NULL, 0);
-	assert_non_null(e->fx);
-	e->fetch = fetch_ctx_new(&e->loop);
+	pk_open(&e->pk, with_browser);
+	e->fetch = fetch_ctx_new(&e->pk.loop);
 	assert_non_null(e->fetch);
 	if (!with_browser)
 		return;
-	e->ws = cdp_wsctx_new(&e->loop);
-	assert_non_null(e->ws);
-	browser_opts_init(&o);
-	e->b = browser_new(&e->loop, e->ws, &o);
-	assert_non_null(e->b);
-	assert_int_equal(browser_start(e->b, on_ready, on_lost, e), 0);
-	assert_true(tu_run_until(&e->loop, &e->ready, WAIT_MS));
-	if (e->ready_status != 0)
-		fail_msg("browser did not start: %s", e->why);
-	snprintf(e->udd, sizeof e->udd, "%s", browser_user_data_dir(e->b));
 	e->done = 0;
-	assert_int_equal(cdp_page_open(browser_conn(e->b), NULL, 10000, on_opened, e), 0);
-	assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+	assert_int_equal(cdp_page_open(browser_conn(e->pk.b), NULL, 10000, on_opened, e), 0);
+	assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
 	if (e->status != 0)
 		fail_msg("cdp_page_open: %s", e->why);
 }
@@ -185,32 +144,12 @@ static void env_close(env_t *e)
 {
 	if (e->page) {
 		cdp_page_close(e->page, on_page_closed, e);
-		assert_true(tu_run_until(&e->loop, &e->page_closed, WAIT_MS));
+		assert_true(tu_run_until(&e->pk.loop, &e->page_closed, WAIT_MS));
 	}
-	if (e->b) {
-		browser_close(e->b, on_b_closed, e);
-		assert_true(tu_run_until(&e->loop, &e->b_closed, WAIT_MS));
-	}
-	if (e->fx) {
-		fixture_close(e->fx, on_fx_closed, e);
-		assert_true(tu_run_until(&e->loop, &e->fx_closed, 5000));
-	}
+	pk_close(&e->pk);
 	fetch_ctx_close(e->fetch, on_fetch_closed, e);
-	assert_true(tu_run_until(&e->loop, &e->fetch_closed, 5000));
-	if (e->ws) {
-		cdp_wsctx_close(e->ws);
-		uv_run(&e->loop, UV_RUN_DEFAULT);
-		cdp_wsctx_free(e->ws);
-	}
-	uv_run(&e->loop, UV_RUN_DEFAULT);
-	assert_int_equal(uv_loop_close(&e->loop), 0);
-	if (e->b) {
-		assert_int_equal(tu_wait_procs_with_arg(e->udd, 5000), 0);
-		assert_false(tu_path_exists(e->udd));
-		tu_report_chromium_count(e->chrom_before);
-	}
-	assert_int_equal(tu_fd_count(), e->fds_before);
-	e->finished = 1;
+	assert_true(tu_run_until(&e->pk.loop, &e->fetch_closed, 5000));
+	pk_finish(&e->pk);
 }
 
 /* ---- HTTP and page helpers ---- */
@@ -220,13 +159,13 @@ static void get_start(env_t *e, const char *path, get_t *g)
 	char url[512];
 
 	memset(g, 0, sizeof *g);
-	fixture_url(e->fx, path, url, sizeof url);
+	fixture_url(e->pk.fx, path, url, sizeof url);
 	assert_int_equal(fetch_get(e->fetch, url, 60000, 0, on_get, g), 0);
 }
 
 static void get_wait(env_t *e, get_t *g, const char *what)
 {
-	assert_true(tu_run_until(&e->loop, &g->done, WAIT_MS));
+	assert_true(tu_run_until(&e->pk.loop, &g->done, WAIT_MS));
 	if (g->status != 0)
 		fail_msg("GET %s: %s", what, g->error);
 }
@@ -249,10 +188,10 @@ static void navigate(env_t *e, const char *path)
 {
 	char url[256];
 
-	fixture_url(e->fx, path, url, sizeof url);
+	fixture_url(e->pk.fx, path, url, sizeof url);
 	e->done = 0;
 	assert_int_equal(cdp_page_navigate(e->page, url, 10000, on_nav, e), 0);
-	assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+	assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
 	if (e->status != 0)
 		fail_msg("navigate %s: %s", url, e->why);
 }
@@ -264,7 +203,7 @@ static json_t *evaluate(env_t *e, const char *js)
 	e->done = 0;
 	e->value = NULL;
 	assert_int_equal(cdp_page_evaluate(e->page, js, 10000, on_eval, e), 0);
-	assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+	assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
 	if (e->status != 0)
 		fail_msg("evaluate: %s: %s", cdp_strerror(e->status), e->why);
 	v = e->value;
@@ -341,7 +280,7 @@ static void test_livesite__adapter_in_chromium(void **state)
 	unsigned long hits;
 
 	env_open(e, 1);
-	assert_int_equal(fixture_live_configure(e->fx, 24, 0, 7), 0); /* paused clock */
+	assert_int_equal(fixture_live_configure(e->pk.fx, 24, 0, 7), 0); /* paused clock */
 
 	/* discovery: 24 matches, each an absolute match URL, a mix of classes */
 	navigate(e, "/live/");
@@ -354,7 +293,7 @@ static void test_livesite__adapter_in_chromium(void **state)
 	json_array_foreach(targets, i, t)
 	{
 		snprintf(path, sizeof path, "/live/match/%zu", i + 1);
-		fixture_url(e->fx, path, want_url, sizeof want_url);
+		fixture_url(e->pk.fx, path, want_url, sizeof want_url);
 		snprintf(id, sizeof id, "demo-%zu", i + 1);
 		assert_string_equal(jstr(t, "id"), id);
 		assert_string_equal(jstr(t, "adapter"), "livescore");
@@ -373,7 +312,7 @@ static void test_livesite__adapter_in_chromium(void **state)
 	assert_int_equal(e->http_status, 200);
 	e->done = 0;
 	assert_int_equal(cdp_page_wait_for(e->page, ad->wait_for(NULL), 10000, on_waited, e), 0);
-	assert_true(tu_run_until(&e->loop, &e->done, WAIT_MS));
+	assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
 	if (e->status != 0)
 		fail_msg("wait_for: %s", e->why);
 	data = extract(e);
@@ -397,7 +336,7 @@ static void test_livesite__adapter_in_chromium(void **state)
 
 	/* a goal: the open page shows it within a second, with no new page load */
 	snprintf(path, sizeof path, "/live/match/%s", id);
-	hits = fixture_hits(e->fx, path);
+	hits = fixture_hits(e->pk.fx, path);
 	snprintf(path, sizeof path, "/live/ctl/goal?id=%s&side=home", id);
 	ctl = get_json(e, path, 200);
 	assert_true(json_is_true(json_object_get(ctl, "ok")));
@@ -412,14 +351,14 @@ static void test_livesite__adapter_in_chromium(void **state)
 		json_decref(data);
 		if (tu_now_ms() - t0 > 1000)
 			fail_msg("the goal did not reach the page within 1 s");
-		tu_run_until(&e->loop, &(int){ 0 }, 20);
+		tu_run_until(&e->pk.loop, &(int){ 0 }, 20);
 	}
 	assert_int_equal(jint(json_object_get(data, "score"), "home"), home + 1);
 	assert_non_null(strstr(jstr(data, "last_event"), "goal"));
 	json_decref(data);
 	json_decref(ctl);
 	snprintf(path, sizeof path, "/live/match/%s", id);
-	assert_int_equal(fixture_hits(e->fx, path), hits);
+	assert_int_equal(fixture_hits(e->pk.fx, path), hits);
 
 	/* the match finishes: the page says so and the adapter classes it completed */
 	snprintf(path, sizeof path, "/live/ctl/finish?id=%s", id);
@@ -433,7 +372,7 @@ static void test_livesite__adapter_in_chromium(void **state)
 		json_decref(data);
 		if (tu_now_ms() - t0 > 5000)
 			fail_msg("the finish did not reach the page");
-		tu_run_until(&e->loop, &(int){ 0 }, 20);
+		tu_run_until(&e->pk.loop, &(int){ 0 }, 20);
 	}
 	assert_int_equal(jint(data, "version"), jint(ctl, "version"));
 	assert_int_equal(ad->classify(NULL, data), SCHED_COMPLETED);
@@ -522,8 +461,8 @@ static void test_livesite__api_and_control(void **state)
 	assert_int_equal(json_array_size(json_object_get(j, "matches")), 6);
 	json_decref(j);
 	json_decref(get_json(e, "/live/ctl?n=501", 400));
-	assert_int_equal(fixture_live_configure(e->fx, 501, 1, 0), -EINVAL);
-	assert_int_equal(fixture_live_configure(e->fx, 10, 1001, 0), -EINVAL);
+	assert_int_equal(fixture_live_configure(e->pk.fx, 501, 1, 0), -EINVAL);
+	assert_int_equal(fixture_live_configure(e->pk.fx, 10, 1001, 0), -EINVAL);
 
 	env_close(e);
 }
@@ -545,7 +484,7 @@ static void test_livesite__long_poll(void **state)
 	uint64_t t0;
 
 	env_open(e, 0);
-	assert_int_equal(fixture_live_configure(e->fx, 12, 0, 3), 0); /* paused clock */
+	assert_int_equal(fixture_live_configure(e->pk.fx, 12, 0, 3), 0); /* paused clock */
 	first_with_status(e, "live", id, sizeof id);
 	snprintf(path, sizeof path, "/live/api/match/%s", id);
 	j = get_json(e, path, 200);
@@ -561,7 +500,7 @@ static void test_livesite__long_poll(void **state)
 	/* the current version is held until the goal */
 	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld", id, (long long)version);
 	get_start(e, path, &held);
-	tu_run_until(&e->loop, &held.done, 500);
+	tu_run_until(&e->pk.loop, &held.done, 500);
 	assert_false(held.done);
 	snprintf(path, sizeof path, "/live/ctl/goal?id=%s&side=away", id);
 	t0 = tu_now_ms(); /* before the goal: the held answer may come before ctl's own */
@@ -580,7 +519,7 @@ static void test_livesite__long_poll(void **state)
 	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld&wait=300", id,
 	         (long long)version);
 	get_start(e, path, &deadline);
-	tu_run_until(&e->loop, &deadline.done, 100);
+	tu_run_until(&e->pk.loop, &deadline.done, 100);
 	assert_false(deadline.done);
 	get_wait(e, &deadline, "the long-poll with wait=300");
 	assert_int_equal(deadline.code, 200);
@@ -594,24 +533,24 @@ static void test_livesite__long_poll(void **state)
 	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld&wait=60000", id,
 	         (long long)version);
 	snprintf(api, sizeof api, "/live/api/match/%s", id);
-	hits = fixture_hits(e->fx, api);
+	hits = fixture_hits(e->pk.fx, api);
 	for (int i = 0; i < FIXTURE_HELD_MAX; i++)
 		get_start(e, path, &left[i]);
 	t0 = tu_now_ms();
-	while (fixture_hits(e->fx, api) < hits + FIXTURE_HELD_MAX && tu_now_ms() - t0 < WAIT_MS)
-		tu_run_until(&e->loop, &(int){ 0 }, 20);
-	assert_int_equal(fixture_hits(e->fx, api), hits + FIXTURE_HELD_MAX);
-	tu_run_until(&e->loop, &(int){ 0 }, 200);
+	while (fixture_hits(e->pk.fx, api) < hits + FIXTURE_HELD_MAX && tu_now_ms() - t0 < WAIT_MS)
+		tu_run_until(&e->pk.loop, &(int){ 0 }, 20);
+	assert_int_equal(fixture_hits(e->pk.fx, api), hits + FIXTURE_HELD_MAX);
+	tu_run_until(&e->pk.loop, &(int){ 0 }, 200);
 	for (int i = 0; i < FIXTURE_HELD_MAX; i++)
 		assert_false(left[i].done);
 	get_start(e, path, &left[FIXTURE_HELD_MAX]);
 	get_wait(e, &left[FIXTURE_HELD_MAX], "one long-poll over the cap");
 	assert_int_equal(left[FIXTURE_HELD_MAX].code, 503);
-	fixture_close(e->fx, on_fx_closed, e);
-	e->fx = NULL;
-	assert_true(tu_run_until(&e->loop, &e->fx_closed, 5000));
+	fixture_close(e->pk.fx, pk_on_fx_closed, &e->pk);
+	e->pk.fx = NULL;
+	assert_true(tu_run_until(&e->pk.loop, &e->pk.fx_closed, 5000));
 	for (int i = 0; i < FIXTURE_HELD_MAX; i++) {
-		assert_true(tu_run_until(&e->loop, &left[i].done, 5000));
+		assert_true(tu_run_until(&e->pk.loop, &left[i].done, 5000));
 		assert_int_not_equal(left[i].status, 0);
 	}
 	free(left);
@@ -634,7 +573,7 @@ static void test_livesite__clock(void **state)
 	size_t i;
 
 	env_open(e, 0);
-	assert_int_equal(fixture_live_configure(e->fx, 24, 0, 5), 0); /* paused */
+	assert_int_equal(fixture_live_configure(e->pk.fx, 24, 0, 5), 0); /* paused */
 	/* the next match to kick off: the highest upcoming id */
 	j = get_json(e, "/live/api/matches", 200);
 	json_array_foreach(json_object_get(j, "matches"), i,
@@ -650,7 +589,7 @@ static void test_livesite__clock(void **state)
 	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld&wait=20000", id,
 	         (long long)version);
 	get_start(e, path, &held);
-	tu_run_until(&e->loop, &held.done, 300);
+	tu_run_until(&e->pk.loop, &held.done, 300);
 	assert_false(held.done); /* paused: nothing happens */
 	/* 100x: the kick-off, 22.5 s of demo time away, comes in about 0.2 s */
 	json_decref(get_json(e, "/live/ctl?speed=100", 200));
@@ -679,7 +618,7 @@ static void test_livesite__clock(void **state)
 		json_decref(j);
 		if (tu_now_ms() - t0 > 20000)
 			fail_msg("match %s did not finish at 1000x", id);
-		tu_run_until(&e->loop, &(int){ 0 }, 20);
+		tu_run_until(&e->pk.loop, &(int){ 0 }, 20);
 	}
 	assert_int_equal(jint(j, "minute"), 90);
 	assert_string_equal(jstr(j, "last_event"), "full time");

@@ -2,8 +2,8 @@
  * sched_class: the priority classes of targets, highest first. Shared by the scheduler
  * (which orders by them), the adapters (which classify what they read) and the daemon.
  */
-#ifndef CDPILOT_SCHEDULER_SCHED_CLASS_H
-#define CDPILOT_SCHEDULER_SCHED_CLASS_H
+#ifndef CDPILOT_UTIL_SCHED_CLASS_H
+#define CDPILOT_UTIL_SCHED_CLASS_H
 
 #include <string.h>
 
