@@ -687,7 +687,11 @@ static void test_cdp_page__timeout_fails_alone(void **state)
 	evaluate(e, p, "new Promise(() => {})", 300, &r);
 	dt = tu_now_ms() - t0;
 	assert_int_equal(r.status, -ETIMEDOUT);
-	assert_true(dt >= 290 && dt < 2000);
+	/* not before its deadline; the upper bound only tells the op's own timer from a hang
+	 * (it was 2 s, which a loaded machine's loop can exceed) */
+	print_message("evaluate with a 300 ms deadline ended after %llu ms\n",
+	              (unsigned long long)dt);
+	assert_true(dt >= 290 && dt < 10000);
 	evaluate(e, p, "1+1", 5000, &r);
 	assert_int_equal(r.status, 0);
 	assert_int_equal(json_integer_value(r.value), 2);
