@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "util/envnum.h"
+#include "util/list.h"
 #include "util/log.h"
 
 #define COMP "share"
@@ -323,12 +324,7 @@ static void on_reply(void *ud, redisReply *rep)
 	share_t *sh = q->sh;
 	long long a, b, c;
 
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		sh->reqs = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
+	DLIST_UNLINK(&sh->reqs, q, prev, next);
 	if (rep && rep->type == REDIS_REPLY_ERROR)
 		log_warn(COMP, "Redis refused a schedule script (%s): %.200s",
 		         q->kind == R_CLAIM      ? "claim"
