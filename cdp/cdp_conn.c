@@ -14,6 +14,7 @@
 
 #include "cdp/cdp_err.h"
 #include "util/log.h"
+#include "util/list.h"
 
 #define NBUCKETS 256
 
@@ -123,12 +124,7 @@ static cmd_t *table_take(cdp_conn_t *c, uint64_t id)
 		if (cmd->id != id)
 			continue;
 		*pp = cmd->next_bucket;
-		if (cmd->prev_all)
-			cmd->prev_all->next_all = cmd->next_all;
-		else
-			c->all = cmd->next_all;
-		if (cmd->next_all)
-			cmd->next_all->prev_all = cmd->prev_all;
+		DLIST_UNLINK(&c->all, cmd, prev_all, next_all);
 		c->stats.pending--;
 		return cmd;
 	}

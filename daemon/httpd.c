@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "daemon/httpd_priv.h"
+#include "util/envnum.h"
 #include "util/log.h"
 
 void *httpd__xcalloc(size_t n, size_t size)
@@ -97,23 +98,17 @@ int httpd_parse_addr(const char *addr, char *host, size_t hostlen, int *port, in
 	return 0;
 }
 
+/* A whole number in [lo, hi] into *out (envnum.h); a bad one sets *rc. */
 static void env_uint(errlist_t *errs, int *rc, const char *var, unsigned lo, unsigned hi,
                      unsigned *out)
 {
-	const char *v = getenv(var);
-	char *end = NULL;
-	unsigned long n;
+	double d = 0;
+	int r = envnum_get(errs, var, lo, hi, ENVNUM_WHOLE, NULL, &d);
 
-	if (!v)
-		return;
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (!*v || *end || errno || v[0] == '-' || v[0] == '+' || n < lo || n > hi) {
-		errlist_add(errs, "%s='%s': expected a whole number from %u to %u", var, v, lo, hi);
+	if (r < 0)
 		*rc = -EINVAL;
-		return;
-	}
-	*out = (unsigned)n;
+	else if (r > 0)
+		*out = (unsigned)d;
 }
 
 int httpd_opts_from_env(httpd_opts_t *o, errlist_t *errs)

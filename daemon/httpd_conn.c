@@ -24,6 +24,7 @@
 
 #include "daemon/httpd_priv.h"
 #include "util/log.h"
+#include "util/list.h"
 
 #define HTTPD_WRITE_CHUNK (16 * 1024)
 #define HTTPD_LINGER_MS 1000u      /* at most this long (and never over idle_timeout) */
@@ -153,13 +154,7 @@ static void conn_unlink(conn_t *c)
 	if (!c->linked)
 		return;
 	c->linked = 0;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		h->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->next = c->prev = NULL;
+	DLIST_UNLINK(&h->conns, c, prev, next);
 	if (c->refused)
 		h->refusing--;
 	else

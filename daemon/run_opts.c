@@ -11,25 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/envnum.h"
+
 /* ---- options ---- */
-
-static int env_num(const char *name, double lo, double hi, double *out, errlist_t *errs)
-{
-	const char *v = getenv(name);
-	char *end = NULL;
-	double d;
-
-	if (!v)
-		return 0;
-	errno = 0;
-	d = strtod(v, &end);
-	if (!*v || errno || !end || *end || !isfinite(d) || d < lo || d > hi) {
-		errlist_add(errs, "%s=\"%s\": expected a number from %g to %g", name, v, lo, hi);
-		return -EINVAL;
-	}
-	*out = d;
-	return 0;
-}
 
 void run_usage(FILE *f)
 {
@@ -109,28 +93,15 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 		else
 			o->exit_on_health_failure = v && strcmp(v, "1") == 0;
 	}
-	d = 300;
 	o->health_exit_ms = 300000;
-	if (env_num("HEALTH_FAILURE_EXIT_SECONDS", 1, 86400, &d, errs) == 0)
+	if (envnum_get(errs, "HEALTH_FAILURE_EXIT_SECONDS", 1, 86400, 0, NULL, &d) > 0)
 		o->health_exit_ms = (uint32_t)(d * 1000);
-	d = o->watch_cap;
-	if (env_num("WATCH_CAP", 1, 1024, &d, errs) == 0) {
-		if (d != floor(d))
-			errlist_add(errs, "WATCH_CAP=\"%s\": expected a whole number from 1 to 1024",
-			            getenv("WATCH_CAP"));
+	if (envnum_get(errs, "WATCH_CAP", 1, 1024, ENVNUM_WHOLE, NULL, &d) > 0)
 		o->watch_cap = (unsigned)d;
-	}
 	o->fetch_cap = 16;
-	d = o->fetch_cap;
-	if (env_num("FETCH_CONCURRENCY", 1, 1024, &d, errs) == 0) {
-		if (d != floor(d))
-			errlist_add(errs,
-			            "FETCH_CONCURRENCY=\"%s\": expected a whole number from 1 to 1024",
-			            getenv("FETCH_CONCURRENCY"));
+	if (envnum_get(errs, "FETCH_CONCURRENCY", 1, 1024, ENVNUM_WHOLE, NULL, &d) > 0)
 		o->fetch_cap = (unsigned)d;
-	}
-	d = o->watch_reload_ms / 1000.0;
-	if (env_num("WATCH_RELOAD_SECONDS", 1, 86400, &d, errs) == 0)
+	if (envnum_get(errs, "WATCH_RELOAD_SECONDS", 1, 86400, 0, NULL, &d) > 0)
 		o->watch_reload_ms = (uint32_t)(d * 1000);
 	if (getenv("TARGETS_FILE"))
 		snprintf(o->targets_path, sizeof o->targets_path, "%.*s", (int)sizeof o->targets_path - 1, getenv("TARGETS_FILE"));

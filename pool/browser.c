@@ -24,6 +24,7 @@
 
 #include "cdp/cdp_err.h"
 #include "pool/browser_priv.h"
+#include "util/envnum.h"
 #include "util/fetch.h"
 #include "util/log.h"
 
@@ -299,25 +300,13 @@ void browser_opts_init(browser_opts_t *o)
 
 int browser_opts_from_env(browser_opts_t *o, char *err, size_t errlen)
 {
-	const char *v = getenv("CDP_MAX_MESSAGE_MB");
-	char *end = NULL;
-	long mb;
-	size_t used;
+	double mb = 0;
+	int rc = envnum_get_buf(err, errlen, "CDP_MAX_MESSAGE_MB", 1, 1024, ENVNUM_WHOLE, "MiB",
+	                        &mb);
 
-	if (!v)
-		return 0;
-	errno = 0;
-	mb = strtol(v, &end, 10);
-	if (*v && isdigit((unsigned char)*v) && !errno && !*end && mb >= 1 && mb <= 1024) {
+	if (rc > 0)
 		o->conn.max_message = (size_t)mb * 1024 * 1024;
-		return 0;
-	}
-	used = errlen ? strlen(err) : 0;
-	if (used < errlen)
-		snprintf(err + used, errlen - used,
-		         "%sCDP_MAX_MESSAGE_MB='%s': expected a whole number of MiB from 1 to 1024",
-		         used ? "\n" : "", v);
-	return -EINVAL;
+	return rc < 0 ? rc : 0;
 }
 
 browser_t *browser_new(uv_loop_t *loop, cdp_wsctx_t *ws, const browser_opts_t *opts)

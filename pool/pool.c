@@ -17,6 +17,7 @@
 #include "cdp/cdp_err.h"
 #include "pool/pool_priv.h"
 #include "util/log.h"
+#include "util/list.h"
 
 #define TICK_MS 1000u
 #define MOVE_GRACE_MS 30000u
@@ -48,26 +49,12 @@ static void active_add(pool_t *p, pool_lease_t *l)
 
 static void active_remove(pool_t *p, pool_lease_t *l)
 {
-	if (l->prev)
-		l->prev->next = l->next;
-	else
-		p->active = l->next;
-	if (l->next)
-		l->next->prev = l->prev;
-	l->prev = l->next = NULL;
+	DLIST_UNLINK(&p->active, l, prev, next);
 }
 
 static void waiting_remove(pool_t *p, pool_lease_t *l)
 {
-	if (l->prev)
-		l->prev->next = l->next;
-	else
-		p->waiting_head = l->next;
-	if (l->next)
-		l->next->prev = l->prev;
-	else
-		p->waiting_tail = l->prev;
-	l->prev = l->next = NULL;
+	DLIST_UNLINK_TAIL(&p->waiting_head, &p->waiting_tail, l, prev, next);
 	p->nwaiting--;
 }
 

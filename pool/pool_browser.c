@@ -15,6 +15,7 @@
 #include "cdp/cdp_err.h"
 #include "pool/pool_priv.h"
 #include "util/log.h"
+#include "util/list.h"
 
 #define BACKOFF_BASE_MS 500u
 #define BACKOFF_MAX_MS 30000u
@@ -46,13 +47,8 @@ static void pb_closed(browser_t *b, void *ud)
 {
 	pbrowser_t *pb = ud;
 	pool_t *p = pb->pool;
-	pbrowser_t **pp;
 
-	for (pp = &p->browsers; *pp; pp = &(*pp)->next)
-		if (*pp == pb) {
-			*pp = pb->next;
-			break;
-		}
+	LIST_UNLINK(&p->browsers, pb, next);
 	cdp_hold_free(pb->hold); /* its command has been answered or cancelled by now */
 	free(pb);
 	pool__maybe_finish_close(p);

@@ -5,12 +5,13 @@
  */
 #include "pool/pool.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/envnum.h"
 
 /* ---- options ---- */
 
@@ -41,27 +42,11 @@ static int opt_error(char *err, size_t errlen, const char *name, const char *val
 	return -EINVAL;
 }
 
-/* Parses an integer env var into *out within [lo, hi]; scale multiplies it. */
-static int env_uint(const char *name, uint64_t lo, uint64_t hi, uint64_t scale, uint64_t *out,
-                    char *err, size_t errlen)
+/* A whole number in [lo, hi] from the environment (envnum.h), errors appended to err. */
+static int env_whole(char *err, size_t errlen, const char *name, double lo, double hi,
+                     double *out)
 {
-	const char *v = getenv(name);
-	char *end = NULL;
-	unsigned long long n;
-	char expected[128];
-
-	if (!v)
-		return 0;
-	snprintf(expected, sizeof expected, "a whole number from %llu to %llu",
-	         (unsigned long long)lo, (unsigned long long)hi);
-	if (!*v || !isdigit((unsigned char)*v))
-		return opt_error(err, errlen, name, v, expected);
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno || *end || n < lo || n > hi)
-		return opt_error(err, errlen, name, v, expected);
-	*out = (uint64_t)n * scale;
-	return 0;
+	return envnum_get_buf(err, errlen, name, lo, hi, ENVNUM_WHOLE, NULL, out);
 }
 
 static const char *const resource_types[] = { "document", "stylesheet", "image", "media",
@@ -90,26 +75,28 @@ static int valid_block_list(const char *v)
 
 int pool_opts_from_env(pool_opts_t *o, char *err, size_t errlen)
 {
-	uint64_t v;
 	const char *s;
-	int rc = 0;
+	double d = 0;
+	int rc = 0, r;
 
 	if (errlen)
 		err[0] = '\0';
 	rc |= browser_opts_from_env(&o->browser, err, errlen);
-	v = o->concurrency_cap;
-	rc |= env_uint("CONCURRENCY_CAP", 1, 256, 1, &v, err, errlen);
-	o->concurrency_cap = (unsigned)v;
-	v = o->lease_timeout_ms;
-	rc |= env_uint("LEASE_TIMEOUT_SECONDS", 1, 86400, 1000, &v, err, errlen);
-	o->lease_timeout_ms = (uint32_t)v;
-	v = o->task_timeout_ms;
-	rc |= env_uint("TASK_TIMEOUT_SECONDS", 1, 3600, 1000, &v, err, errlen);
-	o->task_timeout_ms = (uint32_t)v;
-	rc |= env_uint("RECYCLE_UPTIME_SECONDS", 0, 30ull * 86400, 1000, &o->recycle_uptime_ms,
-	               err, errlen);
-	rc |= env_uint("RECYCLE_TASK_COUNT", 0, 100000000, 1, &o->recycle_task_count, err,
-	               errlen);
+	if ((r = env_whole(err, errlen, "CONCURRENCY_CAP", 1, 256, &d)) > 0)
+		o->concurrency_cap = (unsigned)d;
+	rc |= r < 0;
+	if ((r = env_whole(err, errlen, "LEASE_TIMEOUT_SECONDS", 1, 86400, &d)) > 0)
+		o->lease_timeout_ms = (uint32_t)d * 1000;
+	rc |= r < 0;
+	if ((r = env_whole(err, errlen, "TASK_TIMEOUT_SECONDS", 1, 3600, &d)) > 0)
+		o->task_timeout_ms = (uint32_t)d * 1000;
+	rc |= r < 0;
+	if ((r = env_whole(err, errlen, "RECYCLE_UPTIME_SECONDS", 0, 30 * 86400, &d)) > 0)
+		o->recycle_uptime_ms = (uint64_t)d * 1000;
+	rc |= r < 0;
+	if ((r = env_whole(err, errlen, "RECYCLE_TASK_COUNT", 0, 100000000, &d)) > 0)
+		o->recycle_task_count = (uint64_t)d;
+	rc |= r < 0;
 	s = getenv("BLOCK_RESOURCES");
 	if (s) {
 		if (valid_block_list(s))

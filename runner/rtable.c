@@ -15,6 +15,7 @@
 #include "daemon/targets.h"
 #include "runner/runner_priv.h"
 #include "util/log.h"
+#include "util/list.h"
 
 /* ---- targets table ---- */
 
@@ -63,13 +64,7 @@ static void target_add(runner_t *r, target_spec_t *spec, const char *parent)
 
 void runner__target_remove(runner_t *r, rtarget_t *rt)
 {
-	rtarget_t **pp;
-
-	for (pp = &r->targets; *pp; pp = &(*pp)->next)
-		if (*pp == rt) {
-			*pp = rt->next;
-			break;
-		}
+	LIST_UNLINK(&r->targets, rt, next);
 	r->ntargets--;
 	rt->removed = 1;
 	sched_remove(sched_of(r, rt), rt->spec.id);

@@ -15,7 +15,6 @@
  */
 #include "scheduler/sched.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 
 #include "scheduler/sched_env.h"
 #include "scheduler/sched_priv.h"
+#include "util/envnum.h"
 
 #define SCHED_INITIAL_BUCKETS 64
 
@@ -51,58 +51,23 @@ void sched_opts_init(sched_opts_t *o)
 int sched__env_seconds(errlist_t *errs, const char *name, double lo_s, double hi_s,
                        uint32_t *out_ms)
 {
-	const char *v = getenv(name);
-	const char *p;
-	char *end = NULL;
-	size_t digits = 0, dots = 0;
-	double d;
+	double d = 0;
+	int rc = envnum_get(errs, name, lo_s, hi_s, 0, "seconds", &d);
 
-	if (!v)
-		return 0;
-	for (p = v; *p; p++) {
-		if (isdigit((unsigned char)*p))
-			digits++;
-		else if (*p == '.')
-			dots++;
-		else
-			break;
-	}
-	if (*p || digits == 0 || dots > 1 || p - v > 32)
-		goto bad;
-	errno = 0;
-	d = strtod(v, &end);
-	if (errno || !end || *end || !isfinite(d) || d < lo_s || d > hi_s)
-		goto bad;
-	*out_ms = (uint32_t)llround(d * 1000.0);
-	return 0;
-bad:
-	errlist_add(errs, "%s='%s': expected a number of seconds from %g to %g", name, v, lo_s,
-	            hi_s);
-	return -EINVAL;
+	if (rc > 0)
+		*out_ms = (uint32_t)llround(d * 1000.0);
+	return rc < 0 ? rc : 0;
 }
 
 int sched__env_uint(errlist_t *errs, const char *name, uint64_t lo, uint64_t hi, const char *unit,
                     uint64_t *out)
 {
-	const char *v = getenv(name);
-	char *end = NULL;
-	unsigned long long n;
+	double d = 0;
+	int rc = envnum_get(errs, name, (double)lo, (double)hi, ENVNUM_WHOLE, unit, &d);
 
-	if (!v)
-		return 0;
-	if (!isdigit((unsigned char)*v))
-		goto bad;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno || !end || *end || n < lo || n > hi)
-		goto bad;
-	*out = (uint64_t)n;
-	return 0;
-bad:
-	errlist_add(errs, "%s='%s': expected a whole number%s%s from %llu to %llu", name, v,
-	            unit ? " of " : "", unit ? unit : "", (unsigned long long)lo,
-	            (unsigned long long)hi);
-	return -EINVAL;
+	if (rc > 0)
+		*out = (uint64_t)d;
+	return rc < 0 ? rc : 0;
 }
 
 int sched_opts_from_env(sched_opts_t *o, errlist_t *errs)

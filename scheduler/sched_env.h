@@ -1,8 +1,9 @@
 /*
- * sched_env: the strict environment-number parsers shared by sched.c and health.c
- * (internal to scheduler/, prefix sched__). An unset variable leaves *out untouched and
- * returns 0; a bad one (empty, sign, exponent, trailing characters, out of range) is added
- * to errs as "NAME='value': expected ..." and returns -EINVAL.
+ * sched_env: the scheduler's unit adapters over util/envnum.h, shared by sched.c and
+ * health.c (internal to scheduler/, prefix sched__): seconds read into milliseconds, whole
+ * numbers into uint64_t. An unset variable leaves *out untouched and returns 0; a bad one
+ * (empty, sign, exponent, trailing characters, out of range) is added to errs as
+ * "NAME='value': expected ..." and returns -EINVAL.
  */
 #ifndef CDPILOT_SCHEDULER_SCHED_ENV_H
 #define CDPILOT_SCHEDULER_SCHED_ENV_H

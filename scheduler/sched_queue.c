@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "scheduler/sched_priv.h"
+#include "util/list.h"
 
 /* ---- small helpers ---- */
 
@@ -92,10 +93,7 @@ void sched__host_unref(sched_t *s, shost_t *h)
 {
 	if (!h || --h->refs > 0)
 		return;
-	shost_t **pp = &s->hb[hash_str(h->name) & (s->hnb - 1)];
-	while (*pp != h)
-		pp = &(*pp)->hnext;
-	*pp = h->hnext;
+	LIST_UNLINK(&s->hb[hash_str(h->name) & (s->hnb - 1)], h, hnext);
 	s->nhosts--;
 	free(h->name);
 	free(h);

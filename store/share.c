@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/envnum.h"
+#include "util/list.h"
 #include "util/log.h"
 
 #define COMP "share"
@@ -197,7 +199,8 @@ void share_opts_init(share_opts_t *o)
 int share_opts_from_env(share_opts_t *o, errlist_t *errs)
 {
 	const char *v = getenv("SCHEDULE_INSTANCE");
-	int rc = 0;
+	double d = 0;
+	int rc = 0, r;
 
 	if (v) {
 		if (!instance_valid(v)) {
@@ -210,22 +213,11 @@ int share_opts_from_env(share_opts_t *o, errlist_t *errs)
 			snprintf(o->instance, sizeof o->instance, "%s", v);
 		}
 	}
-	v = getenv("SCHEDULE_LEASE_SECONDS");
-	if (v) {
-		char *end;
-		unsigned long n;
-		errno = 0;
-		n = strtoul(v, &end, 10);
-		if (!*v || *end || errno || v[0] == '-' || n < 2 || n > 3600) {
-			errlist_add(errs,
-			            "SCHEDULE_LEASE_SECONDS=\"%.80s\": expected a whole number of seconds "
-			            "from 2 to 3600",
-			            v);
-			rc = -EINVAL;
-		} else {
-			o->lease_ms = (uint32_t)n * 1000u;
-		}
-	}
+	r = envnum_get(errs, "SCHEDULE_LEASE_SECONDS", 2, 3600, ENVNUM_WHOLE, "seconds", &d);
+	if (r > 0)
+		o->lease_ms = (uint32_t)d * 1000u;
+	else if (r < 0)
+		rc = -EINVAL;
 	return rc;
 }
 
@@ -332,12 +324,7 @@ static void on_reply(void *ud, redisReply *rep)
 	share_t *sh = q->sh;
 	long long a, b, c;
 
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		sh->reqs = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
+	DLIST_UNLINK(&sh->reqs, q, prev, next);
 	if (rep && rep->type == REDIS_REPLY_ERROR)
 		log_warn(COMP, "Redis refused a schedule script (%s): %.200s",
 		         q->kind == R_CLAIM      ? "claim"

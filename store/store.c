@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "store/store_priv.h"
+#include "util/envnum.h"
 #include "util/log.h"
 
 /* ---- small helpers ---- */
@@ -126,30 +127,11 @@ void store_opts_init(store_opts_t *o)
 	o->inflight_max = 256;
 }
 
-static int env_u64(const char *name, uint64_t lo, uint64_t hi, uint64_t *out, errlist_t *errs)
-{
-	const char *v = getenv(name);
-	char *end = NULL;
-	unsigned long long x;
-
-	if (!v)
-		return 0;
-	errno = 0;
-	x = strtoull(v, &end, 10);
-	if (!*v || *end || errno || v[0] == '-' || x < lo || x > hi) {
-		errlist_add(errs, "%s=\"%s\": expected a whole number from %" PRIu64 " to %" PRIu64,
-		            name, v, lo, hi);
-		return -EINVAL;
-	}
-	*out = x;
-	return 0;
-}
-
 int store_opts_from_env(store_opts_t *o, errlist_t *errs)
 {
 	const char *v;
-	uint64_t x;
-	int rc = 0;
+	double d = 0;
+	int rc = 0, r;
 
 	v = getenv("REDIS_URL");
 	if (v) {
@@ -177,18 +159,18 @@ int store_opts_from_env(store_opts_t *o, errlist_t *errs)
 			snprintf(o->prefix, sizeof o->prefix, "%s", v);
 		}
 	}
-	x = o->snapshot_ttl_s;
-	if (env_u64("SNAPSHOT_TTL_SECONDS", 0, 31536000, &x, errs))
+	if ((r = envnum_get(errs, "SNAPSHOT_TTL_SECONDS", 0, 31536000, ENVNUM_WHOLE, NULL, &d)) > 0)
+		o->snapshot_ttl_s = (uint32_t)d;
+	if (r < 0)
 		rc = -EINVAL;
-	o->snapshot_ttl_s = (uint32_t)x;
-	x = o->changes_maxlen;
-	if (env_u64("CHANGES_MAXLEN", 1, 1000000000, &x, errs))
+	if ((r = envnum_get(errs, "CHANGES_MAXLEN", 1, 1000000000, ENVNUM_WHOLE, NULL, &d)) > 0)
+		o->changes_maxlen = (uint64_t)d;
+	if (r < 0)
 		rc = -EINVAL;
-	o->changes_maxlen = x;
-	x = o->backlog_max;
-	if (env_u64("STORE_BACKLOG_MAX", 1, 10000000, &x, errs))
+	if ((r = envnum_get(errs, "STORE_BACKLOG_MAX", 1, 10000000, ENVNUM_WHOLE, NULL, &d)) > 0)
+		o->backlog_max = (size_t)d;
+	if (r < 0)
 		rc = -EINVAL;
-	o->backlog_max = (size_t)x;
 	return rc;
 }
 

@@ -11,6 +11,7 @@
 
 #include "store/store_priv.h"
 #include "util/log.h"
+#include "util/list.h"
 
 /* ---- the backlog: hash of entries by id + a send queue ---- */
 
@@ -92,15 +93,7 @@ void store__q_unlink(store_t *s, entry_t *e)
 {
 	if (!e->queued)
 		return;
-	if (e->qprev)
-		e->qprev->qnext = e->qnext;
-	else
-		s->qhead = e->qnext;
-	if (e->qnext)
-		e->qnext->qprev = e->qprev;
-	else
-		s->qtail = e->qprev;
-	e->qprev = e->qnext = NULL;
+	DLIST_UNLINK_TAIL(&s->qhead, &s->qtail, e, qprev, qnext);
 	e->queued = 0;
 }
 

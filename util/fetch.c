@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/list.h"
 
 #define FETCH_DEFAULT_MAX ((size_t)16 * 1024 * 1024)
 #define SOCK_OF(h) ((fetch_sock_t *)((char *)(h)-offsetof(fetch_sock_t, poll)))
@@ -86,13 +87,7 @@ static void sock_close(fetch_sock_t *s)
 	if (s->closed)
 		return;
 	s->closed = 1;
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		ctx->socks = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	s->next = s->prev = NULL;
+	DLIST_UNLINK(&ctx->socks, s, prev, next);
 	uv_poll_stop(&s->poll);
 	uv_close((uv_handle_t *)&s->poll, on_handle_closed);
 }
@@ -103,13 +98,7 @@ static void req_unlink(fetch_req_t *r)
 {
 	fetch_ctx_t *ctx = r->ctx;
 
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		ctx->reqs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	r->next = r->prev = NULL;
+	DLIST_UNLINK(&ctx->reqs, r, prev, next);
 }
 
 static int map_curl_error(CURLcode rc)

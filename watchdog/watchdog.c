@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/envnum.h"
 #include "util/log.h"
 
 #define WD_MAX_BROWSERS 64
@@ -89,38 +90,19 @@ void wd_opts_init(wd_opts_t *o)
 	snprintf(o->self_cgroup, sizeof o->self_cgroup, "/proc/self/cgroup");
 }
 
-/* A whole number in [lo, hi] (or exactly zero_ok's 0). 1 and *out if set and valid. */
+/* A whole number in [lo, hi] (or 0 with zero_ok) into *out (envnum.h): 1 if set and valid. */
 static int env_num(const char *name, uint64_t lo, uint64_t hi, int zero_ok, uint64_t *out,
                    errlist_t *errs, int *rc)
 {
-	const char *v = getenv(name);
-	uint64_t n = 0;
-	int ok = v && *v && strlen(v) <= 20;
+	double d = 0;
+	int r = envnum_get(errs, name, (double)lo, (double)hi,
+	                   ENVNUM_WHOLE | (zero_ok ? ENVNUM_ZERO_OK : 0), NULL, &d);
 
-	if (!v)
-		return 0;
-	for (const char *s = v; ok && *s; s++) {
-		if (*s < '0' || *s > '9' || n > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
-			ok = 0;
-		else
-			n = n * 10 + (uint64_t)(*s - '0');
-	}
-	if (ok && !(n >= lo && n <= hi) && !(zero_ok && n == 0))
-		ok = 0;
-	if (!ok) {
-		if (zero_ok)
-			errlist_add(
-			        errs,
-			        "%s='%s': expected 0 (none) or a whole number from %llu to %llu",
-			        name, v, (unsigned long long)lo, (unsigned long long)hi);
-		else
-			errlist_add(errs, "%s='%s': expected a whole number from %llu to %llu",
-			            name, v, (unsigned long long)lo, (unsigned long long)hi);
+	if (r < 0)
 		*rc = -EINVAL;
-		return 0;
-	}
-	*out = n;
-	return 1;
+	else if (r > 0)
+		*out = (uint64_t)d;
+	return r > 0;
 }
 
 int wd_opts_from_env(wd_opts_t *o, errlist_t *errs)

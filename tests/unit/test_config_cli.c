@@ -317,7 +317,7 @@ static void test_config_cli__every_error_at_once(void **state)
 		"LOG_FORMAT='xml'",
 		"unknown setting CONCURENCY_CAP (did you mean CONCURRENCY_CAP?)",
 		"PID_THRESHOLD='': empty",
-		"WATCH_CAP=\"0\"",
+		"WATCH_CAP='0'",
 		"unknown option --wach-cap (did you mean --watch-cap?)",
 	};
 	result_t r;
