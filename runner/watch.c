@@ -49,6 +49,25 @@ static void watch_set_state(watch_t *w, enum watch_state to)
 	w->state = to;
 }
 
+/* Lets go of the page and its lease: the push binding off, then a granted lease released
+ * with how, or one still waiting or opening cancelled (its granted_cb fires at once with
+ * -ECANCELED, and w_on_granted ignores it while closing or restarting). */
+static void watch_drop_page(watch_t *w, enum pool_outcome how)
+{
+	if (w->binding && w->page)
+		cdp_conn_off(cdp_page_conn(w->page), w->binding);
+	w->binding = NULL;
+	if (w->lease) {
+		pool_lease_t *l = w->lease;
+		w->lease = NULL;
+		if (w->page)
+			pool_release(l, how);
+		else
+			pool_lease_cancel(l);
+	}
+	w->page = NULL;
+}
+
 static void watch_free_closed(uv_handle_t *h)
 {
 	watch_t *w = h->data;
@@ -75,17 +94,7 @@ void runner__watch_close(watch_t *w)
 		w->moving_to->replaces = NULL;
 	if (w->replaces)
 		w->replaces->moving_to = NULL;
-	if (w->binding && w->page)
-		cdp_conn_off(cdp_page_conn(w->page), w->binding);
-	w->binding = NULL;
-	if (w->lease) {
-		pool_lease_t *l = w->lease;
-		w->lease = NULL;
-		pool_lease_cancel(l); /* if still waiting: granted_cb(-ECANCELED) */
-		if (w->page)
-			pool_release(l, POOL_OK);
-	}
-	w->page = NULL;
+	watch_drop_page(w, POOL_OK);
 	if (w->sched_running && !rt->removed) {
 		runner__watch_sched_done(r, rt, 0);
 		w->sched_running = 0;
@@ -126,18 +135,7 @@ static void watch_restart(watch_t *w, const char *why)
 		runner__watch_sched_done(r, w->rt, 0);
 		w->sched_running = 0;
 	}
-	if (w->binding && w->page)
-		cdp_conn_off(cdp_page_conn(w->page), w->binding);
-	w->binding = NULL;
-	if (w->lease) {
-		pool_lease_t *l = w->lease;
-		w->lease = NULL;
-		if (w->page)
-			pool_release(l, POOL_FAILED);
-		else
-			pool_lease_cancel(l);
-	}
-	w->page = NULL;
+	watch_drop_page(w, POOL_FAILED);
 	w->busy = 0;
 	watch_set_state(w, W_OPENING);
 	delay = w->open_failures ? 1000ull << (w->open_failures > 5 ? 5 : w->open_failures - 1)
