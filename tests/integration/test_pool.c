@@ -315,6 +315,20 @@ static void on_probe(uv_timer_t *t)
 	}
 }
 
+/* Runs the loop until every lease is back (15 s at most); returns how many are still out. */
+static unsigned h_leases_back(h_t *h)
+{
+	uint64_t end = tu_now_ms() + 15000;
+	pool_stats_t st;
+
+	do {
+		uv_run(&h->loop, UV_RUN_NOWAIT);
+		pool_get_stats(h->pool, &st);
+		usleep(10000);
+	} while (st.leases_in_use > 0 && tu_now_ms() < end);
+	return st.leases_in_use;
+}
+
 static void h_start_probe(h_t *h, unsigned every_ms)
 {
 	uv_timer_init(&h->loop, &h->probe);
@@ -548,13 +562,7 @@ static void test_pool__hostile_pages_fail_alone(void **state)
 	assert_true(st.dialogs_dismissed > 0);
 	assert_int_equal(st.browser_launches, 1); /* nothing took the browser down */
 	/* every slot came back */
-	end = tu_now_ms() + 15000;
-	do {
-		uv_run(&h.loop, UV_RUN_NOWAIT);
-		pool_get_stats(h.pool, &st);
-		usleep(10000);
-	} while (st.leases_in_use > 0 && tu_now_ms() < end);
-	assert_int_equal(st.leases_in_use, 0);
+	assert_int_equal(h_leases_back(&h), 0);
 	h_close(&h);
 }
 
@@ -580,7 +588,6 @@ static void test_pool__popups_closed_when_allowed(void **state)
 	pool_stats_t st;
 	hostile_t x = { .path = "/popup-bomb", .popups = 1 };
 	char url[256];
-	uint64_t end;
 
 	tu_require_chromium();
 	pool_opts_init(&o);
@@ -605,13 +612,7 @@ static void test_pool__popups_closed_when_allowed(void **state)
 	assert_true(x.window_open_blocked);
 	assert_int_equal(st.popups_closed, 5); /* the guarded ones opened nothing */
 	assert_true(h.max_pages_per_context >= 2); /* popups did open: the test can see them */
-	end = tu_now_ms() + 15000;
-	do {
-		uv_run(&h.loop, UV_RUN_NOWAIT);
-		pool_get_stats(h.pool, &st);
-		usleep(10000);
-	} while (st.leases_in_use > 0 && tu_now_ms() < end);
-	assert_int_equal(st.leases_in_use, 0);
+	assert_int_equal(h_leases_back(&h), 0);
 	h_close(&h);
 }
 
@@ -1046,24 +1047,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_pool__controller_sigkill_leaves_no_chromium),
 	};
 
-	if (browser_exec_wrapper_main(argc, argv))
+	if (tu_browser_test_init(argc, argv))
 		return 127;
-	signal(SIGPIPE, SIG_IGN);
-	tu_tag_processes();
-	{
-		/* libuv opens a process-wide signal pipe on first use: take it before any
-		 * test counts its fds */
-		uv_loop_t l;
-		uv_loop_init(&l);
-		uv_loop_close(&l);
-	}
-	log_set_level(getenv("LOG_LEVEL") ? log_get_level() : LOG_WARN);
-	{
-		char err[256];
-		log_init_from_env(err, sizeof err);
-	}
-	/* TEST_FILTER=pattern runs only the matching cases (while working on one) */
-	if (getenv("TEST_FILTER"))
-		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -413,20 +413,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_runner__reconcile_while_tasks_run),
 		cmocka_unit_test(test_runner__close_while_tasks_run),
 	};
-	if (browser_exec_wrapper_main(argc, argv))
+	if (tu_browser_test_init(argc, argv))
 		return 127;
-	signal(SIGPIPE, SIG_IGN);
-	tu_tag_processes();
-	{
-		/* libuv opens a process-wide signal pipe on first use: take it before any
-		 * test counts its fds */
-		uv_loop_t l;
-		uv_loop_init(&l);
-		uv_loop_close(&l);
-	}
-	log_set_level(getenv("LOG_LEVEL") ? log_get_level() : LOG_WARN);
-	/* TEST_FILTER=pattern runs only the matching cases (while working on one) */
-	if (getenv("TEST_FILTER"))
-		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,11 @@ uint64_t tu_now_ms(void);
 
 /* Fails the running test (cmocka fail_msg) if Chromium cannot be found: tests never skip. */
 void tu_require_chromium(void);
+/* The start of main() in a test that launches browsers (testutil_browser.c): the
+ * exec-wrapper mode (returns 1: main must return 127 at once), SIGPIPE ignored, the process
+ * tag, libuv's signal pipe taken before any fd count, LOG_LEVEL (default warn) and
+ * LOG_FORMAT, TEST_FILTER. Returns 0 otherwise. */
+int tu_browser_test_init(int argc, char **argv);
 
 /*
  * Waits up to timeout_ms for the chromium process count to drop to at most `expected`;

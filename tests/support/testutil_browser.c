@@ -6,9 +6,34 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <uv.h>
 
 #include "pool/browser.h"
 #include "tests/support/testutil.h"
+#include "util/log.h"
+
+int tu_browser_test_init(int argc, char **argv)
+{
+	char err[256];
+	uv_loop_t l;
+
+	if (browser_exec_wrapper_main(argc, argv))
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	tu_tag_processes();
+	/* libuv opens a process-wide signal pipe on first use: take it before any test counts
+	 * its fds */
+	uv_loop_init(&l);
+	uv_loop_close(&l);
+	log_set_level(getenv("LOG_LEVEL") ? log_get_level() : LOG_WARN);
+	log_init_from_env(err, sizeof err);
+	/* TEST_FILTER=pattern runs only the matching cases (while working on one) */
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
+	return 0;
+}
 
 void tu_require_chromium(void)
 {
