@@ -36,20 +36,10 @@ void run_usage(FILE *f)
 	        "Settings are environment variables: see docs/configuration.md.\n");
 }
 
-int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
+/* Every module's settings from the environment, each with its own defaults. */
+static void modules_from_env(run_opts_t *o, errlist_t *errs)
 {
-	static const struct option longopts[] = {
-		{ "targets", required_argument, NULL, 't' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "status", no_argument, NULL, 's' },
-		{ "no-status", no_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	char perr[8192] = "";
-	double d;
-	int c;
 
 	memset(o, 0, sizeof *o);
 	o->status_line = -1;
@@ -76,6 +66,13 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 	share_opts_init(&o->share);
 	share_opts_from_env(&o->share, errs);
 	o->share.run_ms = o->pool.task_timeout_ms;
+}
+
+/* The daemon's own settings from the environment. */
+static void daemon_from_env(run_opts_t *o, errlist_t *errs)
+{
+	double d;
+
 	{
 		const char *v = getenv("SCHEDULE");
 		if (v && strcmp(v, "local") != 0 && strcmp(v, "redis") != 0)
@@ -107,6 +104,22 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 		snprintf(o->targets_path, sizeof o->targets_path, "%.*s", (int)sizeof o->targets_path - 1, getenv("TARGETS_FILE"));
 	if (getenv("OUTPUT"))
 		snprintf(o->output, sizeof o->output, "%.*s", (int)sizeof o->output - 1, getenv("OUTPUT"));
+}
+
+/* The command line, over what the environment said. Returns 1 for --help, else 0. */
+static int from_argv(int argc, char **argv, run_opts_t *o, errlist_t *errs)
+{
+	static const struct option longopts[] = {
+		{ "targets", required_argument, NULL, 't' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "status", no_argument, NULL, 's' },
+		{ "no-status", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	double d;
+	int c;
 
 	optind = 1;
 	opterr = 0;
@@ -146,6 +159,15 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 			break;
 		}
 	}
+	return 0;
+}
+
+int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
+{
+	modules_from_env(o, errs);
+	daemon_from_env(o, errs);
+	if (from_argv(argc, argv, o, errs) == 1)
+		return 1;
 	if (optind < argc)
 		errlist_add(errs, "unexpected argument \"%s\" (see cdpilot run --help)", argv[optind]);
 	if (!o->targets_path[0])
