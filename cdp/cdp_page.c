@@ -30,6 +30,7 @@
 #include <uv.h>
 
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_names.h"
 #include "util/log.h"
 
 static void on_reply(cdp_conn_t *conn, const cdp_reply_t *reply, void *ud);
@@ -182,7 +183,7 @@ void cdp__page_on_op_timer(uv_timer_t *t)
 	if (p->op == OP_NAV) {
 		/* Chrome holds later commands of the session (Runtime.evaluate...) until a
 		 * pending navigation commits or ends: stop it so the page stays usable. */
-		cdp_conn_send(p->conn, p->session_id, "Page.stopLoading", json_object(),
+		cdp_conn_send(p->conn, p->session_id, CDP_M_PAGE_STOP_LOADING, json_object(),
 		              PAGE_DISPOSE_TIMEOUT_MS, ignore_reply, NULL, NULL);
 	}
 	switch (p->op) {
@@ -213,11 +214,11 @@ static void on_crash_event(cdp_conn_t *conn, const char *session_id, const char 
 	cdp_page_t *p = ud;
 	json_t *id;
 
-	if (strcmp(method, "Target.targetCrashed") == 0) {
+	if (strcmp(method, CDP_E_TARGET_TARGET_CRASHED) == 0) {
 		id = json_object_get(params, "targetId");
 		if (!json_is_string(id) || !cdp__page_str_eq(json_string_value(id), p->target_id))
 			return;
-	} else if (strcmp(method, "Target.detachedFromTarget") == 0) {
+	} else if (strcmp(method, CDP_E_TARGET_DETACHED_FROM_TARGET) == 0) {
 		id = json_object_get(params, "sessionId");
 		if (!json_is_string(id) || !cdp__page_str_eq(json_string_value(id), p->session_id))
 			return;
@@ -227,17 +228,19 @@ static void on_crash_event(cdp_conn_t *conn, const char *session_id, const char 
 	log_warn("page", "target %s: %s", p->target_id, method);
 	p->crashed = 1;
 	fail_running(p, CDP_ECRASHED,
-	             strcmp(method, "Target.detachedFromTarget") == 0
+	             strcmp(method, CDP_E_TARGET_DETACHED_FROM_TARGET) == 0
 	                     ? "the page's target went away (detached)"
 	                     : "the page's renderer crashed");
 }
 
 int cdp__page_add_crash_listeners(cdp_page_t *p)
 {
-	p->l_insp_crash =
-	        cdp_conn_on(p->conn, "Inspector.targetCrashed", p->session_id, on_crash_event, p);
-	p->l_target_crash = cdp_conn_on(p->conn, "Target.targetCrashed", NULL, on_crash_event, p);
-	p->l_detached = cdp_conn_on(p->conn, "Target.detachedFromTarget", NULL, on_crash_event, p);
+	p->l_insp_crash = cdp_conn_on(p->conn, CDP_E_INSPECTOR_TARGET_CRASHED, p->session_id,
+	                              on_crash_event, p);
+	p->l_target_crash =
+	        cdp_conn_on(p->conn, CDP_E_TARGET_TARGET_CRASHED, NULL, on_crash_event, p);
+	p->l_detached =
+	        cdp_conn_on(p->conn, CDP_E_TARGET_DETACHED_FROM_TARGET, NULL, on_crash_event, p);
 	return p->l_insp_crash && p->l_target_crash && p->l_detached ? 0 : -ENOMEM;
 }
 
@@ -328,7 +331,7 @@ void cdp__page_begin_dispose(cdp_page_t *p)
 	cancel_pending(p);
 	if (p->context_id && cdp_conn_is_open(p->conn)) {
 		params = json_pack("{s:s}", "browserContextId", p->context_id);
-		rc = params ? cdp__page_send(p, NULL, "Target.disposeBrowserContext", params,
+		rc = params ? cdp__page_send(p, NULL, CDP_M_TARGET_DISPOSE_BROWSER_CONTEXT, params,
 		                             PAGE_DISPOSE_TIMEOUT_MS)
 		            : -ENOMEM;
 		if (rc == 0)

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_names.h"
 #include "util/log.h"
 
 /* The message of a Runtime exceptionDetails object. */
@@ -46,7 +47,7 @@ static int read_evaluate(json_t *result, json_t **value, json_t **owned, char *w
 	*owned = NULL;
 	if (json_unpack_ex(result, &err, 0, "{s:o, s?o}", "result", &ro, "exceptionDetails",
 	                   &details) != 0) {
-		cdp__page_bad_reply(why, len, "Runtime.evaluate", &err);
+		cdp__page_bad_reply(why, len, CDP_M_RUNTIME_EVALUATE, &err);
 		return CDP_EBADREPLY;
 	}
 	if (details) {
@@ -169,7 +170,7 @@ static int wait_send(cdp_page_t *p)
 
 	if (!params)
 		return -ENOMEM;
-	return cdp__page_send(p, p->session_id, "Runtime.evaluate", params, 0);
+	return cdp__page_send(p, p->session_id, CDP_M_RUNTIME_EVALUATE, params, 0);
 }
 
 static void on_poll_timer(uv_timer_t *t)
@@ -289,7 +290,7 @@ int cdp_page_evaluate(cdp_page_t *p, const char *expression, uint32_t timeout_ms
 		return -EINVAL; /* not UTF-8, or out of memory */
 	cdp__page_op_begin(p, OP_EVAL, timeout_ms, ud);
 	p->cb.eval = cb;
-	rc = cdp__page_send(p, p->session_id, "Runtime.evaluate", params, 0);
+	rc = cdp__page_send(p, p->session_id, CDP_M_RUNTIME_EVALUATE, params, 0);
 	if (rc != 0)
 		cdp__page_op_reset(p);
 	return rc;
@@ -310,12 +311,13 @@ static int shot_send_capture(cdp_page_t *p)
 		params = json_pack("{s:s, s:b}", "format", "png", "captureBeyondViewport", 0);
 	if (!params)
 		return -ENOMEM;
-	return cdp__page_send(p, p->session_id, "Page.captureScreenshot", params, 0);
+	return cdp__page_send(p, p->session_id, CDP_M_PAGE_CAPTURE_SCREENSHOT, params, 0);
 }
 
 void cdp__page_shot_reply(cdp_page_t *p, const cdp_reply_t *r)
 {
-	const char *method = p->step == 0 ? "Page.getLayoutMetrics" : "Page.captureScreenshot";
+	const char *method =
+	        p->step == 0 ? CDP_M_PAGE_GET_LAYOUT_METRICS : CDP_M_PAGE_CAPTURE_SCREENSHOT;
 	json_error_t err;
 	char why[512];
 	int rc;
@@ -389,7 +391,8 @@ int cdp_page_screenshot(cdp_page_t *p, int full_page, uint32_t timeout_ms, cdp_p
 	p->full_page = full_page != 0;
 	if (p->full_page) {
 		json_t *params = json_object();
-		rc = params ? cdp__page_send(p, p->session_id, "Page.getLayoutMetrics", params, 0)
+		rc = params ? cdp__page_send(p, p->session_id, CDP_M_PAGE_GET_LAYOUT_METRICS,
+		                             params, 0)
 		            : -ENOMEM;
 	} else {
 		rc = shot_send_capture(p);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_names.h"
 #include "util/log.h"
 
 /* The page-side popup guard (ST_NO_POPUPS). */
@@ -64,7 +65,7 @@ static void on_dialog(cdp_conn_t *conn, const char *session_id, const char *meth
 	int accept = json_is_string(type) && strcmp(json_string_value(type), "beforeunload") == 0;
 
 	p->counters.dialogs_dismissed++;
-	cdp_conn_send(conn, p->session_id, "Page.handleJavaScriptDialog",
+	cdp_conn_send(conn, p->session_id, CDP_M_PAGE_HANDLE_JAVASCRIPT_DIALOG,
 	              json_pack("{s:b}", "accept", accept), 5000, hygiene_reply, NULL, NULL);
 }
 
@@ -78,7 +79,7 @@ static void block_paused(cdp_conn_t *conn, const char *session_id, json_t *param
 	if (!json_is_string(id))
 		return;
 	(*blocked)++;
-	cdp_conn_send(conn, session_id, "Fetch.failRequest",
+	cdp_conn_send(conn, session_id, CDP_M_FETCH_FAIL_REQUEST,
 	              json_pack("{s:O, s:s}", "requestId", id, "errorReason", "BlockedByClient"),
 	              5000, hygiene_reply, NULL, NULL);
 }
@@ -94,13 +95,13 @@ static void on_request_paused(cdp_conn_t *conn, const char *session_id, const ch
 int cdp__page_add_hygiene_listeners(cdp_page_t *p)
 {
 	if (p->dismiss_dialogs) {
-		p->l_dialog = cdp_conn_on(p->conn, "Page.javascriptDialogOpening", p->session_id,
-		                          on_dialog, p);
+		p->l_dialog = cdp_conn_on(p->conn, CDP_E_PAGE_JAVASCRIPT_DIALOG_OPENING,
+		                          p->session_id, on_dialog, p);
 		if (!p->l_dialog)
 			return -ENOMEM;
 	}
 	if (p->block_patterns) {
-		p->l_paused = cdp_conn_on(p->conn, "Fetch.requestPaused", p->session_id,
+		p->l_paused = cdp_conn_on(p->conn, CDP_E_FETCH_REQUEST_PAUSED, p->session_id,
 		                          on_request_paused, p);
 		if (!p->l_paused)
 			return -ENOMEM;
@@ -182,12 +183,12 @@ int cdp_block_browser(cdp_conn_t *conn, const char *list, uint64_t *blocked,
 		return rc;
 	if (!patterns)
 		return 0;
-	*out = cdp_conn_on(conn, "Fetch.requestPaused", NULL, on_browser_paused, blocked);
+	*out = cdp_conn_on(conn, CDP_E_FETCH_REQUEST_PAUSED, NULL, on_browser_paused, blocked);
 	if (!*out) {
 		json_decref(patterns);
 		return -ENOMEM;
 	}
-	rc = cdp_conn_send(conn, NULL, "Fetch.enable", json_pack("{s:o}", "patterns", patterns),
+	rc = cdp_conn_send(conn, NULL, CDP_M_FETCH_ENABLE, json_pack("{s:o}", "patterns", patterns),
 	                   5000, block_browser_reply, NULL, NULL);
 	if (rc != 0) {
 		cdp_conn_off(conn, *out);

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_names.h"
 #include "util/log.h"
 
 /* ---- finishing operations: reset first, then call back (callbacks may reenter) ---- */
@@ -218,12 +219,12 @@ static const struct {
 	const char *method;
 	nav_event_fn fn;
 } nav_events[] = {
-	{ "Page.loadEventFired", nav_on_load_fired },
-	{ "Page.lifecycleEvent", nav_on_lifecycle },
-	{ "Network.responseReceived", nav_on_response },
-	{ "Page.frameNavigated", nav_on_frame_navigated },
-	{ "Page.frameStartedNavigating", nav_on_started },
-	{ "Network.loadingFailed", nav_on_loading_failed },
+	{ CDP_E_PAGE_LOAD_EVENT_FIRED, nav_on_load_fired },
+	{ CDP_E_PAGE_LIFECYCLE_EVENT, nav_on_lifecycle },
+	{ CDP_E_NETWORK_RESPONSE_RECEIVED, nav_on_response },
+	{ CDP_E_PAGE_FRAME_NAVIGATED, nav_on_frame_navigated },
+	{ CDP_E_PAGE_FRAME_STARTED_NAVIGATING, nav_on_started },
+	{ CDP_E_NETWORK_LOADING_FAILED, nav_on_loading_failed },
 };
 
 static void on_nav_event(cdp_conn_t *conn, const char *session_id, const char *method,
@@ -278,7 +279,7 @@ void cdp__page_nav_reply(cdp_page_t *p, const cdp_reply_t *r)
 	}
 	if (json_unpack_ex(r->result, &err, 0, "{s:s, s?s, s?s}", "frameId", &frame, "loaderId",
 	                   &loader, "errorText", &error_text) != 0) {
-		cdp__page_bad_reply(why, sizeof why, "Page.navigate", &err);
+		cdp__page_bad_reply(why, sizeof why, CDP_M_PAGE_NAVIGATE, &err);
 		cdp__page_finish_nav(p, CDP_EBADREPLY, why);
 		return;
 	}
@@ -311,13 +312,14 @@ static void on_conn_watch(uv_timer_t *t)
 
 static int nav_listeners_on(cdp_page_t *p)
 {
-	p->l_load = cdp_conn_on(p->conn, "Page.loadEventFired", p->session_id, on_nav_event, p);
+	p->l_load =
+	        cdp_conn_on(p->conn, CDP_E_PAGE_LOAD_EVENT_FIRED, p->session_id, on_nav_event, p);
 	p->l_lifecycle =
-	        cdp_conn_on(p->conn, "Page.lifecycleEvent", p->session_id, on_nav_event, p);
-	p->l_response =
-	        cdp_conn_on(p->conn, "Network.responseReceived", p->session_id, on_nav_event, p);
+	        cdp_conn_on(p->conn, CDP_E_PAGE_LIFECYCLE_EVENT, p->session_id, on_nav_event, p);
+	p->l_response = cdp_conn_on(p->conn, CDP_E_NETWORK_RESPONSE_RECEIVED, p->session_id,
+	                            on_nav_event, p);
 	p->l_frame_nav =
-	        cdp_conn_on(p->conn, "Page.frameNavigated", p->session_id, on_nav_event, p);
+	        cdp_conn_on(p->conn, CDP_E_PAGE_FRAME_NAVIGATED, p->session_id, on_nav_event, p);
 	return p->l_load && p->l_lifecycle && p->l_response && p->l_frame_nav ? 0 : -ENOMEM;
 }
 
@@ -371,7 +373,7 @@ int cdp_page_navigate(cdp_page_t *p, const char *url, uint32_t timeout_ms, cdp_p
 	}
 	cdp__page_op_begin(p, OP_NAV, timeout_ms, ud);
 	p->cb.nav = cb;
-	rc = cdp__page_send(p, p->session_id, "Page.navigate", params, 0);
+	rc = cdp__page_send(p, p->session_id, CDP_M_PAGE_NAVIGATE, params, 0);
 	if (rc != 0) {
 		cdp__page_op_reset(p);
 		return rc;
@@ -393,9 +395,9 @@ int cdp__page_initial_nav_begin(cdp_page_t *p)
 	p->initial_nav = 1;
 	if (nav_listeners_on(p) != 0)
 		return -ENOMEM;
-	p->l_started = cdp_conn_on(p->conn, "Page.frameStartedNavigating", p->session_id,
+	p->l_started = cdp_conn_on(p->conn, CDP_E_PAGE_FRAME_STARTED_NAVIGATING, p->session_id,
 	                           on_nav_event, p);
 	p->l_failed =
-	        cdp_conn_on(p->conn, "Network.loadingFailed", p->session_id, on_nav_event, p);
+	        cdp_conn_on(p->conn, CDP_E_NETWORK_LOADING_FAILED, p->session_id, on_nav_event, p);
 	return p->l_started && p->l_failed ? 0 : -ENOMEM;
 }

@@ -15,21 +15,22 @@
 #include <uv.h>
 
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_names.h"
 #include "util/log.h"
 
 const char *const cdp__page_open_methods[] = {
-	"Target.createBrowserContext",
-	"Target.createTarget",
-	"Target.attachToTarget",
-	"Page.enable",
-	"Network.enable",
-	"Page.setLifecycleEventsEnabled",
-	"Emulation.setUserAgentOverride",
-	"Emulation.setDeviceMetricsOverride",
-	"Network.setExtraHTTPHeaders",
-	"Fetch.enable",
-	"Page.addScriptToEvaluateOnNewDocument",
-	"Runtime.runIfWaitingForDebugger",
+	CDP_M_TARGET_CREATE_BROWSER_CONTEXT,
+	CDP_M_TARGET_CREATE_TARGET,
+	CDP_M_TARGET_ATTACH_TO_TARGET,
+	CDP_M_PAGE_ENABLE,
+	CDP_M_NETWORK_ENABLE,
+	CDP_M_PAGE_SET_LIFECYCLE_EVENTS_ENABLED,
+	CDP_M_EMULATION_SET_USER_AGENT_OVERRIDE,
+	CDP_M_EMULATION_SET_DEVICE_METRICS_OVERRIDE,
+	CDP_M_NETWORK_SET_EXTRA_HTTP_HEADERS,
+	CDP_M_FETCH_ENABLE,
+	CDP_M_PAGE_ADD_SCRIPT_TO_EVALUATE_ON_NEW_DOCUMENT,
+	CDP_M_RUNTIME_RUN_IF_WAITING_FOR_DEBUGGER,
 	"",
 };
 
@@ -63,7 +64,7 @@ int cdp_hold_pages(cdp_conn_t *conn, cdp_hold_t **out)
 	h->conn = conn;
 	h->state = HOLD_ASKED;
 	h->pending = 1;
-	rc = cdp_conn_send(conn, NULL, "Target.setAutoAttach", params, 5000, hold_reply, h,
+	rc = cdp_conn_send(conn, NULL, CDP_M_TARGET_SET_AUTO_ATTACH, params, 5000, hold_reply, h,
 	                   &h->id);
 	if (rc != 0) {
 		free(h);
@@ -339,7 +340,8 @@ void cdp__page_open_reply(cdp_page_t *p, const cdp_reply_t *r)
 	}
 	if (cmd == ST_CONTEXT && p->hold) {
 		/* before the target exists: Chrome may report its session first */
-		p->l_attach = cdp_conn_on(p->conn, "Target.attachedToTarget", NULL, on_attached, p);
+		p->l_attach =
+		        cdp_conn_on(p->conn, CDP_E_TARGET_ATTACHED_TO_TARGET, NULL, on_attached, p);
 		if (!p->l_attach) {
 			cdp__page_fail_open(p, -ENOMEM, "out of memory adding a listener");
 			return;

@@ -266,6 +266,22 @@ static void lws_log_bridge(int level, const char *line)
 	log_msg(level == LLL_ERR ? LOG_WARN : LOG_DEBUG, "lws", "%.*s", (int)n, line);
 }
 
+void cdp_lws_context_info_init(struct lws_context_creation_info *info, uv_loop_t *loop,
+                               void **foreign_loops, const struct lws_protocols *protocols,
+                               struct lws_context **pcontext)
+{
+	lws_set_log_level(LLL_ERR | (log_get_level() == LOG_DEBUG ? LLL_WARN : 0), lws_log_bridge);
+	foreign_loops[0] = loop;
+	memset(info, 0, sizeof *info);
+	info->port = CONTEXT_PORT_NO_LISTEN;
+	info->protocols = protocols;
+	info->options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	info->foreign_loops = foreign_loops;
+	info->pcontext = pcontext;
+	info->gid = -1;
+	info->uid = -1;
+}
+
 cdp_wsctx_t *cdp_wsctx_new(uv_loop_t *loop)
 {
 	struct lws_context_creation_info info;
@@ -273,22 +289,12 @@ cdp_wsctx_t *cdp_wsctx_new(uv_loop_t *loop)
 
 	if (!ctx)
 		return NULL;
-	lws_set_log_level(LLL_ERR | (log_get_level() == LOG_DEBUG ? LLL_WARN : 0),
-	                  lws_log_bridge);
 	ctx->loop = loop;
-	ctx->foreign_loops[0] = loop;
-	memset(&info, 0, sizeof info);
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.protocols = ws_protocols;
-	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-	info.foreign_loops = ctx->foreign_loops;
-	info.pcontext = &ctx->lws;
+	cdp_lws_context_info_init(&info, loop, ctx->foreign_loops, ws_protocols, &ctx->lws);
 	/* TCP connect and each network round trip lws waits on (the websocket handshake
 	 * included) are bounded at 10 s: DevTools on loopback answers in milliseconds. */
 	info.timeout_secs = 10;
 	info.connect_timeout_secs = 10;
-	info.gid = -1;
-	info.uid = -1;
 	ctx->lws = lws_create_context(&info);
 	if (!ctx->lws) {
 		log_error("cdp", "cannot create the libwebsockets context (is the libuv event "

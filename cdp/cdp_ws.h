@@ -27,6 +27,24 @@ void cdp_wsctx_free(cdp_wsctx_t *ctx);
 /* Opaque lws context pointer, for later HTTP server vhosts on the same context. */
 void *cdp_wsctx_lws(cdp_wsctx_t *ctx);
 
+struct lws_context;
+struct lws_context_creation_info;
+struct lws_protocols;
+
+/*
+ * The set-up every cdpilot lws context shares, for cdp_wsctx_new() and daemon/httpd.c
+ * (callers include libwebsockets.h themselves; this header does not). Zeroes *info and
+ * fills it for a context on the caller's libuv loop: foreign loop loop (stored in
+ * foreign_loops[0], caller storage of at least one slot that must outlive the context), no
+ * listener on the context itself (vhosts are created explicitly, from the same info),
+ * protocols, lws writing the new context to *pcontext, no uid/gid change. Also routes lws's
+ * log into util/log (errors; warnings too at debug level). The caller adds its own fields
+ * (timeouts, user) before lws_create_context(). Never fails.
+ */
+void cdp_lws_context_info_init(struct lws_context_creation_info *info, uv_loop_t *loop,
+                               void **foreign_loops, const struct lws_protocols *protocols,
+                               struct lws_context **pcontext);
+
 typedef void (*cdp_connect_cb)(cdp_conn_t *conn, int status, const char *why, void *ud);
 
 /*

@@ -14,6 +14,7 @@
 
 #include "adapters/adapter.h"
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_names.h"
 #include "daemon/httpd.h"
 #include "daemon/run_priv.h"
 #include "util/log.h"
@@ -76,7 +77,7 @@ void run__probe(run_t *r)
 		snprintf(r->probe_error, sizeof r->probe_error, "no browser connected");
 		return;
 	}
-	if (cdp_conn_send(c, NULL, "Browser.getVersion", NULL, PROBE_TIMEOUT_MS, on_probe, r,
+	if (cdp_conn_send(c, NULL, CDP_M_BROWSER_GET_VERSION, NULL, PROBE_TIMEOUT_MS, on_probe, r,
 	                  NULL) == 0)
 		r->probe_pending = 1;
 }

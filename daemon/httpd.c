@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cdp/cdp_ws.h"
 #include "daemon/httpd_priv.h"
 #include "util/envnum.h"
 #include "util/log.h"
@@ -218,14 +219,6 @@ static int probe_bind(const char *host, int port, int v6)
 	return rc;
 }
 
-static void lws_log_bridge(int level, const char *line)
-{
-	size_t n = strlen(line);
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		n--;
-	log_msg(level == LLL_ERR ? LOG_WARN : LOG_DEBUG, "lws", "%.*s", (int)n, line);
-}
-
 int httpd_start(httpd_t *h)
 {
 	struct lws_context_creation_info info;
@@ -244,18 +237,8 @@ int httpd_start(httpd_t *h)
 		return rc;
 	}
 	h->started = 1;
-	lws_set_log_level(LLL_ERR | (log_get_level() == LOG_DEBUG ? LLL_WARN : 0),
-	                  lws_log_bridge);
-	h->foreign_loops[0] = h->loop;
-	memset(&info, 0, sizeof info);
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.protocols = httpd__protocols;
-	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-	info.foreign_loops = h->foreign_loops;
-	info.pcontext = &h->lws;
+	cdp_lws_context_info_init(&info, h->loop, h->foreign_loops, httpd__protocols, &h->lws);
 	info.user = h;
-	info.gid = -1;
-	info.uid = -1;
 	h->lws = lws_create_context(&info);
 	if (!h->lws) {
 		log_error("httpd", "cannot create the libwebsockets context (is the libuv event "

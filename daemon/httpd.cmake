@@ -5,5 +5,5 @@ add_library(cdpilot_prom STATIC ${CMAKE_SOURCE_DIR}/util/prom.c)
 target_link_libraries(cdpilot_prom PUBLIC m)
 add_library(cdpilot_httpd STATIC ${CMAKE_CURRENT_LIST_DIR}/httpd.c
             ${CMAKE_CURRENT_LIST_DIR}/httpd_conn.c ${CMAKE_CURRENT_LIST_DIR}/httpd_parse.c)
-target_link_libraries(cdpilot_httpd PUBLIC cdpilot_prom cdpilot_util PkgConfig::LWS
+target_link_libraries(cdpilot_httpd PUBLIC cdpilot_prom cdpilot_cdp cdpilot_util PkgConfig::LWS
                       PkgConfig::LIBUV PkgConfig::JANSSON)

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "cdp/cdp_conn.h"
+#include "cdp/cdp_names.h"
 #include "cdp/cdp_ws.h"
 #include "daemon/scrape.h"
 #include "daemon/version.h"
@@ -57,8 +58,8 @@ static void on_ready(browser_t *b, int status, const char *why, void *ud)
 		return;
 	}
 	json_object_set_new(q->out, "executable", exe ? json_string(exe) : json_null());
-	if (cdp_conn_send(browser_conn(b), NULL, "Browser.getVersion", NULL, 10000, on_version, q,
-	                  NULL) != 0) {
+	if (cdp_conn_send(browser_conn(b), NULL, CDP_M_BROWSER_GET_VERSION, NULL, 10000, on_version,
+	                  q, NULL) != 0) {
 		fprintf(stderr, "cdpilot: could not send Browser.getVersion\n");
 		q->code = SCRAPE_EXIT_BROWSER;
 		browser_close(b, on_closed, q);

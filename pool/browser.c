@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_names.h"
 #include "pool/browser_priv.h"
 #include "util/envnum.h"
 #include "util/fetch.h"
@@ -593,7 +594,7 @@ void browser_close(browser_t *b, browser_closed_cb cb, void *ud)
 	if (b->conn && !b->conn_closing) {
 		if (prev == BS_READY && !b->attached && b->proc_running && !b->conn_lost) {
 			json_t *params = json_object();
-			if (cdp_conn_send(b->conn, NULL, "Browser.close", params, b->grace_ms,
+			if (cdp_conn_send(b->conn, NULL, CDP_M_BROWSER_CLOSE, params, b->grace_ms,
 			                  on_browser_close_reply, b, NULL) == 0)
 				sent_close = 1;
 		}

@@ -14,50 +14,49 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "util/procstat.h"
+
 /* ---- /proc ---- */
+
+/* A whole field as a long: an optional '-', then digits only, no overflow. */
+static int parse_long(const char *t, size_t n, long *out)
+{
+	const char *p = t, *end = t + n;
+	int neg = 0;
+	long v = 0;
+
+	if (p < end && *p == '-') {
+		neg = 1;
+		p++;
+	}
+	if (p >= end)
+		return -EINVAL;
+	for (; p < end; p++) {
+		if (!isdigit((unsigned char)*p) || v > (LONG_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (*p - '0');
+	}
+	*out = neg ? -v : v;
+	return 0;
+}
 
 int browser_parse_proc_stat(const char *buf, size_t len, char *state, pid_t *sid)
 {
-	const char *p = NULL, *end = buf + len;
-	long v[4] = { 0 };
+	const char *p = procstat_after_comm(buf, len), *end = buf + len, *t = NULL;
+	long v[3] = { 0 };
+	size_t n = 0;
 	char st;
 
-	for (size_t i = len; i > 0; i--) {
-		if (buf[i - 1] == ')') {
-			p = buf + i;
-			break;
-		}
-	}
 	if (!p)
 		return -EINVAL;
 	/* " S ppid pgrp session ..." */
-	if (p >= end || *p != ' ')
+	if (procstat_next_field(&p, end, &t, &n) || n != 1 || !isalpha((unsigned char)*t))
 		return -EINVAL;
-	p++;
-	if (p >= end || !isalpha((unsigned char)*p))
-		return -EINVAL;
-	st = *p++;
+	st = *t;
 	for (int f = 0; f < 3; f++) {
-		int neg = 0;
-		long n = 0;
-		if (p >= end || *p != ' ')
+		if (procstat_next_field(&p, end, &t, &n) || parse_long(t, n, &v[f]))
 			return -EINVAL;
-		p++;
-		if (p < end && *p == '-') {
-			neg = 1;
-			p++;
-		}
-		if (p >= end || !isdigit((unsigned char)*p))
-			return -EINVAL;
-		while (p < end && isdigit((unsigned char)*p)) {
-			if (n > (LONG_MAX - 9) / 10)
-				return -EINVAL;
-			n = n * 10 + (*p++ - '0');
-		}
-		v[f] = neg ? -n : n;
 	}
-	if (p < end && *p != ' ' && *p != '\n')
-		return -EINVAL;
 	if (v[2] < 0 || v[2] > INT_MAX)
 		return -EINVAL;
 	*state = st;

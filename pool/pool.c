@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_names.h"
 #include "pool/pool_priv.h"
 #include "util/log.h"
 #include "util/list.h"
@@ -159,7 +160,8 @@ static void lease_close_page(pool_lease_t *l, int interrupt)
 	}
 	if (interrupt && cdp_conn_is_open(cdp_page_conn(l->page)))
 		cdp_conn_send(cdp_page_conn(l->page), cdp_page_session_id(l->page),
-		              "Runtime.terminateExecution", NULL, 2000, pool__ignore_reply, NULL, NULL);
+		              CDP_M_RUNTIME_TERMINATE_EXECUTION, NULL, 2000, pool__ignore_reply,
+		              NULL, NULL);
 	uv_timer_start(&l->timer, on_stuck, p->opts.close_grace_ms, 0);
 	cdp_page_close(l->page, on_page_closed, l);
 }
@@ -237,7 +239,7 @@ static void on_open(cdp_page_t *page, int status, const char *why, void *ud)
 	if (l->watch)
 		uv_timer_stop(&l->timer); /* no deadline for a watched page */
 	/* Downloads are denied per context (a browser-level command). */
-	cdp_conn_send(cdp_page_conn(page), NULL, "Browser.setDownloadBehavior",
+	cdp_conn_send(cdp_page_conn(page), NULL, CDP_M_BROWSER_SET_DOWNLOAD_BEHAVIOR,
 	              json_pack("{s:s, s:s, s:b}", "behavior", "deny", "browserContextId",
 	                        cdp_page_context_id(page), "eventsEnabled", 0),
 	              5000, on_download_deny, NULL, NULL);

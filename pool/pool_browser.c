@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_names.h"
 #include "pool/pool_priv.h"
 #include "util/log.h"
 #include "util/list.h"
@@ -122,7 +123,7 @@ static void on_target_created(cdp_conn_t *c, const char *sid, const char *method
 		return;
 	p->st.popups_closed++;
 	log_debug("pool", "closing popup %s", tid);
-	cdp_conn_send(c, NULL, "Target.closeTarget", json_pack("{s:s}", "targetId", tid), 5000,
+	cdp_conn_send(c, NULL, CDP_M_TARGET_CLOSE_TARGET, json_pack("{s:s}", "targetId", tid), 5000,
 	              pool__ignore_reply, NULL, NULL);
 }
 
@@ -227,10 +228,10 @@ static void on_browser_ready(browser_t *b, int status, const char *why, void *ud
 	}
 	p->st.browser_launches++;
 	c = browser_conn(b);
-	pb->l_created = cdp_conn_on(c, "Target.targetCreated", NULL, on_target_created, pb);
-	pb->l_crashed = cdp_conn_on(c, "Target.targetCrashed", NULL, on_target_crashed, pb);
-	cdp_conn_send(c, NULL, "Target.setDiscoverTargets", json_pack("{s:b}", "discover", 1), 5000,
-	              on_discover, NULL, NULL);
+	pb->l_created = cdp_conn_on(c, CDP_E_TARGET_TARGET_CREATED, NULL, on_target_created, pb);
+	pb->l_crashed = cdp_conn_on(c, CDP_E_TARGET_TARGET_CRASHED, NULL, on_target_crashed, pb);
+	cdp_conn_send(c, NULL, CDP_M_TARGET_SET_DISCOVER_TARGETS, json_pack("{s:b}", "discover", 1),
+	              5000, on_discover, NULL, NULL);
 	/* Blocking for the whole browser, so it covers a page's first document too; a browser
 	 * we attached to may have other users, and gets it page by page instead. */
 	if (browser_pid(b) > 0 && strcmp(p->opts.block_resources, "none") != 0 &&

@@ -16,6 +16,7 @@
 #include "adapters/adapter.h"
 #include "adapters/snapshot.h"
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_names.h"
 #include "runner/runner_priv.h"
 #include "util/log.h"
 
@@ -376,15 +377,15 @@ static void w_on_granted(pool_lease_t *lease, int status, const char *why, void 
 	w->page = pool_lease_page(lease);
 	c = cdp_page_conn(w->page);
 	if (w->rt->spec.push) {
-		w->binding = cdp_conn_on(c, "Runtime.bindingCalled", cdp_page_session_id(w->page),
-		                         on_binding, w);
+		w->binding = cdp_conn_on(c, CDP_E_RUNTIME_BINDING_CALLED,
+		                         cdp_page_session_id(w->page), on_binding, w);
 		/* bindings report through the Runtime domain, which pages do not enable (its
 		 * events are a cost every other page would pay for nothing) */
-		cdp_conn_send(c, cdp_page_session_id(w->page), "Runtime.enable", json_object(),
-		              5000, on_push_setup, (void *)"Runtime.enable", NULL);
-		cdp_conn_send(c, cdp_page_session_id(w->page), "Runtime.addBinding",
+		cdp_conn_send(c, cdp_page_session_id(w->page), CDP_M_RUNTIME_ENABLE, json_object(),
+		              5000, on_push_setup, (void *)CDP_M_RUNTIME_ENABLE, NULL);
+		cdp_conn_send(c, cdp_page_session_id(w->page), CDP_M_RUNTIME_ADD_BINDING,
 		              json_pack("{s:s}", "name", PUSH_BINDING), 5000, on_push_setup,
-		              (void *)"Runtime.addBinding", NULL);
+		              (void *)CDP_M_RUNTIME_ADD_BINDING, NULL);
 	}
 	watch_navigate(w);
 }

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/procstat.h"
+
 #define PF_KTHREAD_FLAG 0x00200000u
 #define STAT_READ_MAX 4096
 #define CMDLINE_READ_MAX (16 * 1024)
@@ -140,12 +142,11 @@ int wd_parse_stat(const char *buf, size_t len, wd_stat_t *out)
 	size_t n, field = 3;
 
 	memset(out, 0, sizeof *out);
-	for (size_t i = 0; i < len; i++) {
-		if (buf[i] == '(' && !lp)
-			lp = buf + i;
-		if (buf[i] == ')')
-			rp = buf + i;
-	}
+	if (len)
+		lp = memchr(buf, '(', len);
+	p = procstat_after_comm(buf, len);
+	if (p)
+		rp = p - 1;
 	if (!lp || !rp || rp < lp || lp == buf || lp[-1] != ' ')
 		return -EINVAL;
 	if (parse_u64(buf, (size_t)(lp - 1 - buf), &v) || v == 0 || v > INT_MAX)
@@ -158,16 +159,9 @@ int wd_parse_stat(const char *buf, size_t len, wd_stat_t *out)
 	out->comm[n] = '\0';
 
 	/* Fields from 3 on, one space apart; the last may end in '\n'. */
-	p = rp + 1;
 	while (field <= 24) {
-		const char *t;
-		if (p >= end || *p != ' ')
-			return -EINVAL;
-		t = ++p;
-		while (p < end && *p != ' ' && *p != '\n')
-			p++;
-		n = (size_t)(p - t);
-		if (n == 0)
+		const char *t = NULL;
+		if (procstat_next_field(&p, end, &t, &n))
 			return -EINVAL;
 		switch (field) {
 		case 3:
