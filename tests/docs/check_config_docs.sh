@@ -168,7 +168,7 @@ C
 expect_fail "a name in a table of names" "reads DOCTORED_TABLE_VAR"
 
 copy
-sed -i 's/getenv("OUTPUT")/getenv("OUTPUT_RENAMED")/g' "$TMP/c/daemon/run.c"
+sed -i 's/getenv("OUTPUT")/getenv("OUTPUT_RENAMED")/g' "$TMP/c/daemon/run_opts.c"
 expect_fail "a documented variable nobody reads" "documents OUTPUT, which no code reads"
 
 copy
