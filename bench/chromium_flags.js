@@ -27,6 +27,7 @@ const FALLBACK_FLAGS = [
   '--use-mock-keychain',
   '--disable-quic',
   '--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup',
+  '--block-new-web-contents',
 ];
 
 // cdpilot's launch switches from pool/browser_launch.c, or null if they cannot be found there.
@@ -46,6 +47,9 @@ function cdpilotFlags() {
     .filter((f) => !f.startsWith('--remote-debugging-'));
   if (flags.length === 0) return null;
   if (feats && feats[1]) flags.push(`--disable-features=${feats[1]}`);
+  // pushed by build_args() unless browser_opts.allow_new_windows: no page opens a window
+  const noWindows = /sv_push\(sv, "(--block-new-web-contents)"\)/.exec(src);
+  if (noWindows) flags.push(noWindows[1]);
   return flags;
 }
 
