@@ -1,6 +1,7 @@
 // chromium_flags.js: the Chromium switches and binary cdpilot launches with, for the
-// Playwright side of every benchmark. The switches are read from base_flags[] and
-// OUR_DISABLED_FEATURES in ../pool/browser_launch.c so the two sides cannot drift apart;
+// Playwright side of every benchmark. The switches are read from base_flags[],
+// OUR_DISABLED_FEATURES and build_args()'s --block-new-web-contents in
+// ../pool/browser_launch.c so the two sides cannot drift apart;
 // FALLBACK_FLAGS is used if that file cannot be read.
 // The --remote-debugging-* switches are left out (Playwright talks over a pipe).
 'use strict';
