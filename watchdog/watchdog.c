@@ -303,7 +303,9 @@ static void handle_orphan(wd_t *wd, const wd_proc_t *p, uint64_t now)
 		return;
 	rc = signal_checked(wd, r->pid, r->starttime, SIGTERM);
 	if (rc == 0) {
-		r->term_ms = now;
+		/* the grace before SIGKILL counts from the signal, not from the scan's start
+		 * (`now`): a scan slowed by load took part of it */
+		r->term_ms = now_ms();
 		wd->st.orphans_killed++;
 		log_warn("watchdog",
 		         "killing orphan pid %d (%s), an orphan for %llu ms: SIGTERM: %s",
@@ -311,7 +313,7 @@ static void handle_orphan(wd_t *wd, const wd_proc_t *p, uint64_t now)
 		         (unsigned long long)(now - r->first_seen_ms), r->head);
 	} else if (rc != -ESRCH) {
 		log_warn("watchdog", "cannot signal orphan pid %d: %s", (int)r->pid, strerror(-rc));
-		r->term_ms = now; /* do not retry every scan; SIGKILL is tried after the grace */
+		r->term_ms = now_ms(); /* do not retry every scan; SIGKILL after the grace */
 	}
 }
 
