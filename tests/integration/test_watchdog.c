@@ -504,6 +504,9 @@ static void test_watchdog__sigterm_ignored_then_sigkill(void **state)
 	/* a subshell that ignores SIGTERM and keeps ignoring it across exec */
 	snprintf(cmd, sizeof cmd, "(trap '' TERM; exec sleep %s)", marker);
 	make_orphan(cmd);
+	/* the shell that started it has exited, but the subshell may not have exec'd sleep yet
+	 * (seen with the machine loaded): wait for it, as the other tests do */
+	wait_proc(marker, "sleep");
 	assert_int_equal(count_marked(marker), 1);
 
 	assert_true(run_until(stats_orphans_killed_at_least, wd, 10000));
