@@ -11,11 +11,11 @@
 
 #include <stddef.h>
 
+#include "util/growbuf.h"
+
 typedef struct cdp_msgbuf {
-	char *data;
-	size_t len;
-	size_t alloc;
-	size_t cap;      /* largest message accepted, in bytes */
+	growbuf_t buf;   /* the message being assembled; buf.cap is the largest accepted */
+	int delivered;   /* buf holds the message the last call returned; emptied next call */
 	int overflowed;  /* current message went over the cap; skipping to its end */
 	size_t dropped;  /* bytes seen of the current oversized message */
 } cdp_msgbuf_t;
