@@ -36,6 +36,7 @@
 #include <uv.h>
 
 #include "util/errlist.h"
+#include "util/growbuf.h"
 
 #define HTTPD_DEFAULT_ADDR "127.0.0.1:9464"
 #define HTTPD_MAX_ROUTES 16
@@ -79,9 +80,7 @@ int httpd_parse_addr(const char *addr, char *host, size_t hostlen, int *port, in
 typedef struct httpd_reply {
 	int status;               /* 100..599; anything else becomes 500 */
 	const char *content_type;
-	char *body;               /* owned by the server */
-	size_t len;
-	size_t cap;
+	growbuf_t body;           /* owned by the server; cap HTTPD_MAX_BODY */
 	int err;                  /* sticky: the body could not grow; the reply becomes 500 */
 } httpd_reply_t;
 

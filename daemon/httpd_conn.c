@@ -54,25 +54,14 @@ typedef struct conn {
 
 int httpd_reply_append(httpd_reply_t *r, const void *data, size_t len)
 {
+	int rc;
+
 	if (r->err)
 		return r->err;
-	if (len > HTTPD_MAX_BODY - r->len)
-		return r->err = -EMSGSIZE;
-	if (r->len + len + 1 > r->cap) {
-		size_t ncap = r->cap ? r->cap : 512;
-		char *n;
-		while (ncap < r->len + len + 1)
-			ncap *= 2;
-		n = realloc(r->body, ncap);
-		if (!n)
-			return r->err = -ENOMEM;
-		r->body = n;
-		r->cap = ncap;
-	}
-	memcpy(r->body + r->len, data, len);
-	r->len += len;
-	r->body[r->len] = '\0';
-	return 0;
+	rc = growbuf_append(&r->body, data, len);
+	if (rc)
+		r->err = rc;
+	return rc;
 }
 
 int httpd_reply_printf(httpd_reply_t *r, const char *fmt, ...)
@@ -104,17 +93,11 @@ int httpd_reply_printf(httpd_reply_t *r, const char *fmt, ...)
 
 int httpd_reply_take(httpd_reply_t *r, char *body, size_t len)
 {
-	free(r->body);
-	r->body = NULL;
-	r->len = r->cap = 0;
-	if (len > HTTPD_MAX_BODY) {
-		free(body);
-		return r->err = -EMSGSIZE;
-	}
-	r->body = body;
-	r->len = body ? len : 0;
-	r->cap = r->len;
-	return 0;
+	int rc = growbuf_attach(&r->body, body, len);
+
+	if (rc)
+		r->err = rc;
+	return rc;
 }
 
 /* {"error": msg} as a new malloc'd string (jansson, so msg is escaped); aborts on OOM. */
@@ -267,6 +250,8 @@ static void dispatch(conn_t *c, const httpd__req_t *req)
 	char path[HTTPD_MAX_TARGET + 1], *q;
 	const route_t *rt = NULL;
 	httpd_reply_t r;
+	char *body;
+	size_t blen;
 
 	memcpy(path, req->target, req->target_len);
 	path[req->target_len] = '\0';
@@ -282,22 +267,24 @@ static void dispatch(conn_t *c, const httpd__req_t *req)
 	}
 	memset(&r, 0, sizeof r);
 	r.status = 200;
+	growbuf_init(&r.body, HTTPD_MAX_BODY);
 	rt->fn(rt->ud, rt->path, q ? q : "", &r);
 	if (r.err) {
-		free(r.body);
+		growbuf_release(&r.body);
 		log_warn("httpd", "%s: the reply body could not be built (%s)", rt->path,
 		         strerror(-r.err));
 		respond_error(c, 500, "the reply could not be built");
 		return;
 	}
 	if (r.status < 100 || r.status > 599) {
-		free(r.body);
+		growbuf_release(&r.body);
 		log_warn("httpd", "%s: handler set status %d", rt->path, r.status);
 		respond_error(c, 500, "the handler set an invalid status");
 		return;
 	}
+	body = growbuf_steal(&r.body, &blen);
 	respond(c, r.status, r.content_type ? r.content_type : "text/plain; charset=utf-8",
-	        r.body, r.len, req->head_only);
+	        body, blen, req->head_only);
 }
 
 static void on_adopt(httpd_t *h, struct lws *wsi)
