@@ -13,29 +13,27 @@
 void prom_buf_init(prom_buf_t *b, size_t max)
 {
 	memset(b, 0, sizeof *b);
-	b->max = max ? max : PROM_BUF_DEFAULT_MAX;
+	growbuf_init(&b->text, max ? max : PROM_BUF_DEFAULT_MAX);
 }
 
 void prom_buf_release(prom_buf_t *b)
 {
-	size_t max = b->max;
-
-	free(b->data);
-	memset(b, 0, sizeof *b);
-	b->max = max;
+	growbuf_release(&b->text);
+	b->err = 0;
 }
 
 char *prom_buf_steal(prom_buf_t *b, size_t *len)
 {
 	char *out = NULL;
+	size_t n = 0;
 
 	*len = 0;
 	if (!b->err) {
-		out = b->data ? b->data : calloc(1, 1);
-		if (out) {
-			*len = b->len;
-			b->data = NULL;
-		}
+		out = growbuf_steal(&b->text, &n);
+		if (!out)
+			out = calloc(1, 1);
+		if (out)
+			*len = n;
 	}
 	prom_buf_release(b);
 	return out;
@@ -50,27 +48,12 @@ static int fail(prom_buf_t *b, int err)
 
 int prom_append(prom_buf_t *b, const char *s, size_t len)
 {
+	int rc;
+
 	if (b->err)
 		return b->err;
-	if (len > b->max - b->len)
-		return fail(b, -EMSGSIZE);
-	if (b->len + len + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 1024;
-		char *n;
-		while (ncap < b->len + len + 1)
-			ncap *= 2;
-		if (ncap > b->max + 1)
-			ncap = b->max + 1;
-		n = realloc(b->data, ncap);
-		if (!n)
-			return fail(b, -ENOMEM);
-		b->data = n;
-		b->cap = ncap;
-	}
-	memcpy(b->data + b->len, s, len);
-	b->len += len;
-	b->data[b->len] = '\0';
-	return 0;
+	rc = growbuf_append(&b->text, s, len);
+	return rc ? fail(b, rc) : 0;
 }
 
 static int puts_(prom_buf_t *b, const char *s) { return prom_append(b, s, strlen(s)); }

@@ -1,5 +1,5 @@
 /*
- * prom: a capped growable text buffer and writers for the Prometheus text exposition
+ * prom: a capped text buffer (a growbuf) and writers for the Prometheus text exposition
  * format 0.0.4 (what /metrics serves; `promtool check metrics` accepts the output).
  *
  * prom_buf_t is caller storage: prom_buf_init() -> prom_header()/prom_sample()/... ->
@@ -17,14 +17,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/growbuf.h"
+
 #define PROM_BUF_DEFAULT_MAX ((size_t)4 * 1024 * 1024)
 
 typedef struct prom_buf {
-	char *data;   /* NUL-terminated when len > 0; NULL before the first write */
-	size_t len;
-	size_t cap;
-	size_t max;   /* hard cap on len */
-	int err;      /* 0 or the first error (negative errno), sticky */
+	growbuf_t text; /* the exposition so far; text.cap is the hard cap on its length */
+	int err;        /* 0 or the first error (negative errno), sticky */
 } prom_buf_t;
 
 /* max 0: PROM_BUF_DEFAULT_MAX. */

@@ -138,7 +138,7 @@ static void test_prom__cap(void **state)
 	for (int i = 0; i < 20 && rc == 0; i++)
 		rc = prom_sample(&b, "some_metric_name", i, NULL);
 	assert_int_equal(rc, -EMSGSIZE);
-	assert_true(b.len <= 100);
+	assert_true(b.text.len <= 100);
 	prom_buf_release(&b);
 }
 
