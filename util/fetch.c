@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/growbuf.h"
 #include "util/log.h"
 #include "util/list.h"
 
@@ -39,9 +40,8 @@ typedef struct fetch_req {
 	CURL *easy;
 	fetch_cb cb;
 	void *ud;
-	char *buf;
-	size_t len, cap, max;
-	int overflow;
+	growbuf_t body;      /* cap: max_bytes */
+	int overflow;        /* the body went over its cap */
 	char errbuf[CURL_ERROR_SIZE];
 } fetch_req_t;
 
@@ -127,13 +127,13 @@ static void req_finish(fetch_req_t *r, int status, const char *error)
 	memset(&res, 0, sizeof res);
 	res.status = status;
 	res.http_code = code;
-	res.body = (status == 0 && r->buf) ? r->buf : "";
-	res.body_len = status == 0 ? r->len : 0;
+	res.body = (status == 0 && r->body.data) ? r->body.data : "";
+	res.body_len = status == 0 ? r->body.len : 0;
 	res.error = error ? error : "";
 	r->cb(&res, r->ud);
 	if (r->easy)
 		curl_easy_cleanup(r->easy);
-	free(r->buf);
+	growbuf_release(&r->body);
 	free(r);
 }
 
@@ -144,7 +144,7 @@ static void req_done(fetch_req_t *r, CURLcode rc)
 
 	if (r->overflow || rc == CURLE_FILESIZE_EXCEEDED) {
 		status = -EMSGSIZE;
-		snprintf(msg, sizeof msg, "response body over the %zu-byte cap", r->max);
+		snprintf(msg, sizeof msg, "response body over the %zu-byte cap", r->body.cap);
 	} else if (rc != CURLE_OK) {
 		snprintf(msg, sizeof msg, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
 	} else {
@@ -276,28 +276,11 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
 	fetch_req_t *r = ud;
 	size_t n = size * nmemb;
+	int rc = growbuf_append(&r->body, data, n);
 
-	if (n > r->max - r->len) {
+	if (rc == -EMSGSIZE)
 		r->overflow = 1;
-		return 0; /* curl aborts the transfer with CURLE_WRITE_ERROR */
-	}
-	if (r->len + n + 1 > r->cap) {
-		size_t cap = r->cap ? r->cap : 4096;
-		char *nb;
-		while (cap < r->len + n + 1)
-			cap *= 2;
-		if (cap > r->max + 1)
-			cap = r->max + 1;
-		nb = realloc(r->buf, cap);
-		if (!nb)
-			return 0;
-		r->buf = nb;
-		r->cap = cap;
-	}
-	memcpy(r->buf + r->len, data, n);
-	r->len += n;
-	r->buf[r->len] = '\0';
-	return n;
+	return rc ? 0 : n; /* 0: curl aborts the transfer with CURLE_WRITE_ERROR */
 }
 
 /* ---- public API ---- */
@@ -351,7 +334,7 @@ int fetch_get(fetch_ctx_t *ctx, const char *url, unsigned timeout_ms, size_t max
 	r->ctx = ctx;
 	r->cb = cb;
 	r->ud = ud;
-	r->max = max_bytes ? max_bytes : FETCH_DEFAULT_MAX;
+	growbuf_init(&r->body, max_bytes ? max_bytes : FETCH_DEFAULT_MAX);
 	r->easy = curl_easy_init();
 	if (!r->easy) {
 		rc = -ENOMEM;
@@ -368,7 +351,7 @@ int fetch_get(fetch_ctx_t *ctx, const char *url, unsigned timeout_ms, size_t max
 	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(r->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max);
+	curl_easy_setopt(r->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->body.cap);
 	curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "cdpilot/" CDPILOT_VERSION);
 	mrc = curl_multi_add_handle(ctx->multi, r->easy);
 	if (mrc != CURLM_OK) {
