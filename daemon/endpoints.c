@@ -401,6 +401,7 @@ static void h_metrics(void *ud, const char *path, const char *query, httpd_reply
 	runner_stats_t rs;
 	char *text;
 	size_t len;
+	int err;
 
 	prom_buf_init(&b, 0);
 	pool_get_stats(r->pool, &ps);
@@ -412,9 +413,10 @@ static void h_metrics(void *ud, const char *path, const char *query, httpd_reply
 	metrics_results(r, &b, &rs);
 	metrics_browser(&b, &ps);
 	metrics_health(r, &b);
+	err = b.err; /* prom_buf_steal() resets it */
 	text = prom_buf_steal(&b, &len);
 	if (!text) {
-		log_error("endpoints", "building /metrics failed: %s", strerror(-b.err));
+		log_error("endpoints", "building /metrics failed: %s", strerror(-err));
 		httpd_reply_error(reply, 500, "could not build the metrics");
 		prom_buf_release(&b);
 		return;
