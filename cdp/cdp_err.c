@@ -14,6 +14,7 @@ const char *cdp_strerror(int err)
 	case CDP_ECRASHED: return "target crashed";
 	case CDP_ENAV: return "navigation failed";
 	case CDP_EEXCEPTION: return "javascript exception";
+	case CDP_EHTTP: return "HTTP error status";
 	default: break;
 	}
 	if (err < 0 && err > -4096)

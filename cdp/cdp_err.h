@@ -13,7 +13,8 @@ enum {
 	CDP_ENOBROWSER = -10004, /* no Chromium executable found / it did not start */
 	CDP_ECRASHED = -10005,  /* the page's renderer crashed */
 	CDP_ENAV = -10006,      /* navigation failed (DNS, connection refused, ...) */
-	CDP_EEXCEPTION = -10007 /* JavaScript threw while evaluating */
+	CDP_EEXCEPTION = -10007, /* JavaScript threw while evaluating */
+	CDP_EHTTP = -10008      /* the page loaded with an HTTP status >= 400 (cdp_page_read) */
 };
 
 /* A static string for any cdpilot or errno code; never NULL. */

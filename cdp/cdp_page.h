@@ -3,7 +3,8 @@
  * open (createBrowserContext + createTarget + attachToTarget{flatten}, or the session
  * Chrome attached to a held page: cdp_hold_pages), navigate and wait for the load event,
  * wait for a CSS selector, evaluate an expression, screenshot, close (disposeBrowserContext,
- * which takes every target of the context with it, popups too).
+ * which takes every target of the context with it, popups too); and cdp_page_read(), the
+ * navigate -> wait -> evaluate sequence composed into one operation with one deadline.
  * Pure CDP: knows nothing of pools, targets or sinks.
  *
  * Ownership: the page belongs to the caller from open_cb until cdp_page_close(); the conn
@@ -118,6 +119,71 @@ int cdp_page_evaluate(cdp_page_t *page, const char *expression, uint32_t timeout
 /* Page.captureScreenshot as PNG (full_page: the whole scrollable page), base64-decoded. */
 int cdp_page_screenshot(cdp_page_t *page, int full_page, uint32_t timeout_ms,
                         cdp_page_shot_cb cb, void *ud);
+
+/* ---- the composed read: navigate, wait for a selector, evaluate ---- */
+
+/* The steps of a read, in the order they run; CDP_READ_NONE: no step (failed or running). */
+typedef enum cdp_read_step {
+	CDP_READ_NONE = 0,
+	CDP_READ_NAV,
+	CDP_READ_WAIT,
+	CDP_READ_EVAL
+} cdp_read_step_t;
+
+/* What to read. Every step is optional, but one at least is asked for. Strings are copied. */
+typedef struct cdp_read_req {
+	const char *url;        /* navigate here first; NULL: the page as it is */
+	const char *wait_for;   /* then wait for this CSS selector; NULL or "": no wait */
+	const char *expression; /* then evaluate this; NULL: no evaluation */
+	uint32_t timeout_ms;    /* bounds the whole read; 0: 30000 */
+	/* Each step gets what is left of timeout_ms, or its own cap if that is less
+	 * (0: no cap of its own). */
+	uint32_t nav_timeout_ms, wait_timeout_ms, eval_timeout_ms;
+} cdp_read_req_t;
+
+typedef struct cdp_read_result {
+	/* The step that failed (CDP_READ_NONE: every step asked for succeeded) and its
+	 * status: the step's own (as its callback above would give it), or CDP_EHTTP when
+	 * the navigation loaded a page with an HTTP status >= 400. */
+	cdp_read_step_t failed;
+	int status;
+	/* The failed step never ran: starting it returned status (the page crashed or lost
+	 * its connection between two steps, ...). */
+	int not_started;
+	const char *why;       /* the failed step's text ("HTTP 404" for CDP_EHTTP); "" on
+	                          success; never NULL */
+	cdp_nav_result_t nav;  /* with url: the navigation's outcome (what its callback got;
+	                          when the read failed there, nav.status != 0 or
+	                          nav.http_status >= 400); without: zeros and "" */
+	uint64_t nav_ms;       /* how long the navigation took (0 without url) */
+	json_t *value;         /* the expression's value (see cdp_page_eval_cb); NULL unless
+	                          the evaluation ran and succeeded */
+} cdp_read_result_t;
+
+typedef void (*cdp_page_read_cb)(cdp_page_t *page, const cdp_read_result_t *res, void *ud);
+
+/*
+ * Runs the steps asked for one after the other with the operations above: navigate (an
+ * HTTP status >= 400 ends the read there, with CDP_EHTTP), wait for the selector, evaluate
+ * the expression, all within req->timeout_ms. The first failure ends the read; later steps
+ * do not run. A read is one operation: while it runs, the page is never idle between two
+ * steps, so any other operation returns -EBUSY.
+ *
+ * Returns -EINVAL (no step asked for, no cb), -ENOMEM, or the first step's own error, and
+ * then never calls back. Otherwise returns 0 and cb fires exactly once from the loop, also
+ * when the page is closed while the read runs (cdp_page_close() from anywhere, or the
+ * pool closing the page of a revoked lease): the running step is cancelled like any
+ * operation, cb fires before cdp_page_close() returns with that step in failed and
+ * -ECANCELED in status, and no later step starts. A crash or a lost connection ends the
+ * running step (and so the read) with CDP_ECRASHED or CDP_ECONNLOST as above. Everything
+ * in res is borrowed until cb returns; cb may close the page or start the next operation.
+ */
+int cdp_page_read(cdp_page_t *page, const cdp_read_req_t *req, cdp_page_read_cb cb, void *ud);
+
+/* The step the page's running read is at; CDP_READ_NONE when no read runs (also inside its
+ * callback). For a caller that reports what it was doing when its own timer or a signal
+ * cut the read short. */
+cdp_read_step_t cdp_page_read_step(const cdp_page_t *page);
 
 /*
  * Cancels any running operation (its callback fires with -ECANCELED before this returns;

@@ -3,7 +3,8 @@
  * structs, their states and steps, and the internal functions one file calls in another.
  * cdp_page.c holds the page's lifetime (commands, operations, crash watch, close),
  * cdp_page_open.c opening and holding, cdp_page_nav.c navigation, cdp_page_hygiene.c
- * dialogs, popups and request blocking, cdp_page_eval.c wait_for, evaluate and screenshot.
+ * dialogs, popups and request blocking, cdp_page_eval.c wait_for, evaluate and screenshot,
+ * cdp_page_read.c the composed read (navigate, wait_for, evaluate) over those operations.
  */
 #ifndef CDPILOT_CDP_PAGE_PRIV_H
 #define CDPILOT_CDP_PAGE_PRIV_H
@@ -57,6 +58,9 @@ struct cdp_hold {
 	uint64_t id; /* the command, while it is pending */
 	int pending;
 };
+
+/* A running cdp_page_read(), in cdp_page_read.c. */
+typedef struct cdp_read cdp_read_t;
 
 struct cdp_page {
 	cdp_conn_t *conn;
@@ -133,6 +137,9 @@ struct cdp_page {
 
 	/* wait_for */
 	char *wait_expr;
+
+	/* the composed read running on the page, or NULL; its steps are the operations */
+	cdp_read_t *read;
 
 	/* screenshot */
 	int full_page;

@@ -1,7 +1,7 @@
 /*
- * scrape: `cdpilot scrape URL`, a sequence of steps on one loop (launch, open a page,
- * navigate, wait for a selector, read the title, extract, screenshot, write the PNG), each
- * started from the previous one's callback. The first failure decides the outcome (its
+ * scrape: `cdpilot scrape URL`, a sequence of steps on one loop (launch, open a page, read
+ * it with cdp_page_read: navigate, wait for a selector, read the title; then extract,
+ * screenshot, write the PNG), each started from the previous one's callback. The first failure decides the outcome (its
  * kind maps to the exit code); the cleanup that follows is the same in every case: close
  * the page (its browser context is disposed), close the browser (process tree and
  * user-data-dir gone), close our handles. One uv_timer bounds the run; SIGINT and SIGTERM
@@ -46,8 +46,6 @@ static const char *const phase_doing[] = {
 };
 
 static void cleanup(scrape_t *s);
-static void step_wait(scrape_t *s);
-static void step_title(scrape_t *s);
 static void step_extract(scrape_t *s);
 static void step_shot(scrape_t *s);
 
@@ -100,6 +98,17 @@ static const char *kind_for(const scrape_t *s, int status)
 			return "network";
 		return s->phase == PH_EXTRACT ? "script" : "internal";
 	default: return "internal";
+	}
+}
+
+/* While the page read runs, its step is the phase; the page knows which step runs. */
+static void follow_read(scrape_t *s, cdp_read_step_t step)
+{
+	switch (step) {
+	case CDP_READ_NAV: s->phase = PH_NAVIGATE; break;
+	case CDP_READ_WAIT: s->phase = PH_WAIT; break;
+	case CDP_READ_EVAL: s->phase = PH_TITLE; break;
+	case CDP_READ_NONE: break;
 	}
 }
 
@@ -170,6 +179,7 @@ static void on_deadline(uv_timer_t *t)
 {
 	scrape_t *s = t->data;
 
+	follow_read(s, cdp_page_read_step(s->page));
 	if (s->phase == PH_WAIT)
 		fail(s, "selector", "selector '%s' did not match within %g s", s->o->wait_for,
 		     s->o->timeout_s);
@@ -186,6 +196,7 @@ static void on_signal(uv_signal_t *h, int signum)
 		log_info(COMP, "%s received while closing; still closing", strsignal(signum));
 		return;
 	}
+	follow_read(s, cdp_page_read_step(s->page));
 	fail(s, "internal", "interrupted by signal %d (%s) while %s", signum, strsignal(signum),
 	     phase_doing[s->phase]);
 }
@@ -350,93 +361,72 @@ static void step_extract(scrape_t *s)
 		fail(s, kind_for(s, rc), "cannot run the extract expression: %s", cdp_strerror(rc));
 }
 
-static void on_title(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
+/* Why the read failed, as the run's failure. */
+static void read_failed(scrape_t *s, const cdp_read_result_t *res)
+{
+	const char *why = *res->why ? res->why : cdp_strerror(res->status);
+	const char *kind = kind_for(s, res->status);
+
+	switch (res->failed) {
+	case CDP_READ_NAV:
+		if (res->status == CDP_EHTTP)
+			fail(s, "http", "HTTP status %ld from %s", res->nav.http_status,
+			     res->nav.final_url);
+		else
+			fail(s, kind, "%s: %s", s->o->url, why);
+		break;
+	case CDP_READ_WAIT:
+		if (res->not_started)
+			fail(s, kind, "cannot wait for '%s': %s", s->o->wait_for, why);
+		else if (res->status == -ETIMEDOUT)
+			fail(s, "selector", "selector '%s' did not match within %g s", s->o->wait_for,
+			     s->o->timeout_s);
+		else
+			fail(s, kind, "waiting for '%s': %s", s->o->wait_for, why);
+		break;
+	case CDP_READ_EVAL:
+		if (res->not_started)
+			fail(s, kind, "cannot read the title: %s", why);
+		else
+			fail(s, kind, "reading document.title: %s", why);
+		break;
+	case CDP_READ_NONE: break;
+	}
+}
+
+/* The page read: loaded, the selector waited for, the title read. The title is read before
+ * the extract expression runs, which may change it. */
+static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 {
 	scrape_t *s = ud;
 
+	/* the navigation's outcome counts if it finished before the run was cut short */
+	if (!s->closing || res->failed != CDP_READ_NAV) {
+		s->navigate_ms = res->nav_ms;
+		s->http_status = res->nav.http_status;
+		free(s->final_url);
+		s->final_url = strdup(res->nav.final_url);
+		if (res->nav.status == 0)
+			log_debug(COMP, "loaded %s (HTTP %ld) in %llu ms", res->nav.final_url,
+			          res->nav.http_status, (unsigned long long)s->navigate_ms);
+	}
 	if (s->closing)
 		return;
-	if (status != 0) {
-		fail(s, kind_for(s, status), "reading document.title: %s",
-		     why && *why ? why : cdp_strerror(status));
+	follow_read(s, res->failed);
+	if (res->failed != CDP_READ_NONE) {
+		read_failed(s, res);
 		return;
 	}
 	free(s->title);
-	s->title = strdup(json_is_string(value) ? json_string_value(value) : "");
+	s->title = strdup(json_is_string(res->value) ? json_string_value(res->value) : "");
 	step_extract(s);
-}
-
-static void step_title(scrape_t *s)
-{
-	int rc;
-
-	s->phase = PH_TITLE;
-	rc = cdp_page_evaluate(s->page, "document.title", remaining_ms(s), on_title, s);
-	if (rc != 0)
-		fail(s, kind_for(s, rc), "cannot read the title: %s", cdp_strerror(rc));
-}
-
-static void on_waited(cdp_page_t *page, int status, const char *why, void *ud)
-{
-	scrape_t *s = ud;
-
-	if (s->closing)
-		return;
-	if (status == -ETIMEDOUT) {
-		fail(s, "selector", "selector '%s' did not match within %g s", s->o->wait_for,
-		     s->o->timeout_s);
-		return;
-	}
-	if (status != 0) {
-		fail(s, kind_for(s, status), "waiting for '%s': %s", s->o->wait_for,
-		     why && *why ? why : cdp_strerror(status));
-		return;
-	}
-	step_title(s);
-}
-
-static void step_wait(scrape_t *s)
-{
-	int rc;
-
-	if (!s->o->wait_for) {
-		step_title(s);
-		return;
-	}
-	s->phase = PH_WAIT;
-	rc = cdp_page_wait_for(s->page, s->o->wait_for, remaining_ms(s), on_waited, s);
-	if (rc != 0)
-		fail(s, kind_for(s, rc), "cannot wait for '%s': %s", s->o->wait_for,
-		     cdp_strerror(rc));
-}
-
-static void on_navigated(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
-{
-	scrape_t *s = ud;
-
-	if (s->closing)
-		return;
-	s->navigate_ms = ms_since(s->nav_start_ns);
-	s->http_status = res->http_status;
-	free(s->final_url);
-	s->final_url = strdup(res->final_url);
-	if (res->status != 0) {
-		fail(s, kind_for(s, res->status), "%s: %s", s->o->url,
-		     *res->message ? res->message : cdp_strerror(res->status));
-		return;
-	}
-	log_debug(COMP, "loaded %s (HTTP %ld) in %llu ms", res->final_url, res->http_status,
-	          (unsigned long long)s->navigate_ms);
-	if (res->http_status >= 400) {
-		fail(s, "http", "HTTP status %ld from %s", res->http_status, res->final_url);
-		return;
-	}
-	step_wait(s);
 }
 
 static void on_page_open(cdp_page_t *page, int status, const char *why, void *ud)
 {
 	scrape_t *s = ud;
+	cdp_read_req_t req = { .url = s->o->url, .wait_for = s->o->wait_for,
+		               .expression = "document.title" };
 	int rc;
 
 	s->busy = 0;
@@ -450,8 +440,8 @@ static void on_page_open(cdp_page_t *page, int status, const char *why, void *ud
 		return;
 	}
 	s->phase = PH_NAVIGATE;
-	s->nav_start_ns = uv_hrtime();
-	rc = cdp_page_navigate(page, s->o->url, remaining_ms(s), on_navigated, s);
+	req.timeout_ms = remaining_ms(s);
+	rc = cdp_page_read(page, &req, on_read, s);
 	if (rc != 0)
 		fail(s, kind_for(s, rc), "cannot navigate to %s: %s", s->o->url, cdp_strerror(rc));
 }

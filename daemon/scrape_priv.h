@@ -52,7 +52,7 @@ typedef struct scrape {
 	char *final_url;
 	char *title;
 	json_t *data;
-	uint64_t t0_ns, launch_ms, nav_start_ns, navigate_ms, total_ms;
+	uint64_t t0_ns, launch_ms, navigate_ms, total_ms;
 
 	/* screenshot file */
 	unsigned char *png;

@@ -57,59 +57,12 @@ static int op_revoked(task_t *t)
 	return 1;
 }
 
-static void on_eval(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
-{
-	task_t *t = ud;
-	char msg[600];
-
-	if (op_revoked(t))
-		return;
-	if (status != 0) {
-		snprintf(msg, sizeof msg, "extraction failed: %s%s%s", cdp_strerror(status),
-		         why && *why ? ": " : "", why ? why : "");
-		task_finish(t, 0, msg);
-		return;
-	}
-	task_finish(t, runner__publish(t->runner, t->rt, value, t->url, t->started) == 0, NULL);
-}
-
 static uint32_t remaining(task_t *t)
 {
 	uint32_t total = t->rt->spec.timeout_ms ? t->rt->spec.timeout_ms
 	                                        : t->runner->o.task_timeout_ms;
 	uint64_t used = now_ms(t->runner) - t->started;
 	return used + 100 >= total ? 100 : (uint32_t)(total - used);
-}
-
-static void run_extract(task_t *t)
-{
-	const adapter_t *ad = t->rt->spec.adapter;
-	const char *js = t->rt->spec.discover ? ad->discover_js(t->rt->spec.state)
-	                                      : ad->extract_js(t->rt->spec.state);
-	int rc = cdp_page_evaluate(t->page, js, remaining(t), on_eval, t);
-
-	if (rc != 0) {
-		task_finish(t, 0, cdp_strerror(rc));
-		return;
-	}
-	t->op_pending = 1;
-}
-
-static void on_waited(cdp_page_t *page, int status, const char *why, void *ud)
-{
-	task_t *t = ud;
-	char msg[600];
-
-	if (op_revoked(t))
-		return;
-	if (status != 0) {
-		snprintf(msg, sizeof msg, "waiting for \"%s\" failed: %s",
-		         t->rt->spec.adapter->wait_for(t->rt->spec.state), why && *why ? why
-		                                                                   : cdp_strerror(status));
-		task_finish(t, 0, msg);
-		return;
-	}
-	run_extract(t);
 }
 
 /* Why a navigation counts as failed (an error, or an HTTP status >= 400), into msg;
@@ -126,30 +79,52 @@ int runner__nav_failure(const cdp_nav_result_t *res, const char *url, char *msg,
 	return -1;
 }
 
-static void on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
+/* The page read: loaded, waited for and extracted (or the step that failed, and why). */
+static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 {
 	task_t *t = ud;
-	const adapter_t *ad = t->rt->spec.adapter;
-	const char *sel;
-	char msg[600];
+	const char *why = res->why;
+	char msg[600] = "";
 
 	if (op_revoked(t))
 		return;
-	if (runner__nav_failure(res, t->url, msg, sizeof msg) != 0) {
-		task_finish(t, 0, msg);
+	if (res->not_started) { /* a step after the navigation could not start */
+		task_finish(t, 0, cdp_strerror(res->status));
 		return;
 	}
-	sel = !t->rt->spec.discover && ad->wait_for ? ad->wait_for(t->rt->spec.state) : NULL;
-	if (sel && *sel) {
-		int rc = cdp_page_wait_for(t->page, sel, remaining(t), on_waited, t);
-		if (rc != 0) {
-			task_finish(t, 0, cdp_strerror(rc));
-			return;
-		}
-		t->op_pending = 1;
+	switch (res->failed) {
+	case CDP_READ_NONE:
+		task_finish(t, runner__publish(t->runner, t->rt, res->value, t->url, t->started) == 0,
+		            NULL);
 		return;
+	case CDP_READ_NAV: runner__nav_failure(&res->nav, t->url, msg, sizeof msg); break;
+	case CDP_READ_WAIT:
+		snprintf(msg, sizeof msg, "waiting for \"%s\" failed: %s",
+		         t->rt->spec.adapter->wait_for(t->rt->spec.state),
+		         *why ? why : cdp_strerror(res->status));
+		break;
+	case CDP_READ_EVAL:
+		snprintf(msg, sizeof msg, "extraction failed: %s%s%s", cdp_strerror(res->status),
+		         *why ? ": " : "", why);
+		break;
 	}
-	run_extract(t);
+	task_finish(t, 0, msg);
+}
+
+/* Navigates to the task's URL, waits for the adapter's selector (not when discovering)
+ * and evaluates its JavaScript, in one read bounded by what is left of the task's time. */
+static int start_read(task_t *t)
+{
+	const adapter_t *ad = t->rt->spec.adapter;
+	const target_spec_t *sp = &t->rt->spec;
+	cdp_read_req_t req = {
+		.url = t->url,
+		.wait_for = !sp->discover && ad->wait_for ? ad->wait_for(sp->state) : NULL,
+		.expression = sp->discover ? ad->discover_js(sp->state) : ad->extract_js(sp->state),
+		.timeout_ms = remaining(t),
+	};
+
+	return cdp_page_read(t->page, &req, on_read, t);
 }
 
 static void on_granted(pool_lease_t *lease, int status, const char *why, void *ud)
@@ -163,7 +138,7 @@ static void on_granted(pool_lease_t *lease, int status, const char *why, void *u
 		return;
 	}
 	t->page = pool_lease_page(lease);
-	rc = cdp_page_navigate(t->page, t->url, remaining(t), on_nav, t);
+	rc = start_read(t);
 	if (rc != 0) {
 		task_finish(t, 0, cdp_strerror(rc));
 		return;

@@ -259,94 +259,53 @@ static const char *observer_js(const char *root)
 	return js;
 }
 
-static void w_on_observer(cdp_page_t *page, int status, json_t *value, const char *why,
-                          void *ud)
+/* A load of the page: navigated, waited for the adapter's selector and, with push, the
+ * change observer installed; then the page is read. */
+static void w_on_loaded(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 {
 	watch_t *w = ud;
+	char msg[600] = "";
 
 	w->busy = 0;
-	if (w->closing || status == -ECANCELED)
+	if (w->closing || (res->status == -ECANCELED && !res->not_started))
 		return;
-	if (status != 0) {
-		watch_restart(w, "could not install the change observer");
-		return;
-	}
-	watch_ready(w);
-}
-
-static void w_after_load(watch_t *w)
-{
-	const adapter_t *ad = w->rt->spec.adapter;
-	int rc;
-
-	if (!w->rt->spec.push) {
-		watch_ready(w);
+	if (res->not_started) { /* a step after the navigation could not start */
+		watch_restart(w, cdp_strerror(res->status));
 		return;
 	}
-	rc = cdp_page_evaluate(w->page, observer_js(ad->watch_root ? ad->watch_root(
-	                                                                 w->rt->spec.state)
-	                                                           : NULL),
-	                       10000, w_on_observer, w);
-	if (rc != 0) {
-		watch_restart(w, cdp_strerror(rc));
-		return;
-	}
-	w->busy = 1;
-}
-
-static void w_on_waited(cdp_page_t *page, int status, const char *why, void *ud)
-{
-	watch_t *w = ud;
-	char msg[600];
-
-	w->busy = 0;
-	if (w->closing || status == -ECANCELED)
-		return;
-	if (status != 0) {
+	switch (res->failed) {
+	case CDP_READ_NONE: watch_ready(w); return;
+	case CDP_READ_EVAL: watch_restart(w, "could not install the change observer"); return;
+	case CDP_READ_NAV: runner__nav_failure(&res->nav, w->rt->spec.url, msg, sizeof msg); break;
+	case CDP_READ_WAIT:
 		snprintf(msg, sizeof msg, "waiting for the page failed: %s",
-		         why && *why ? why : cdp_strerror(status));
-		runner__target_failed(w->runner, w->rt, msg);
-		watch_restart(w, msg);
-		return;
+		         *res->why ? res->why : cdp_strerror(res->status));
+		break;
 	}
-	w_after_load(w);
-}
-
-static void w_on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
-{
-	watch_t *w = ud;
-	const adapter_t *ad = w->rt->spec.adapter;
-	const char *sel;
-	char msg[600];
-	int rc;
-
-	w->busy = 0;
-	if (w->closing || res->status == -ECANCELED)
-		return;
-	if (runner__nav_failure(res, w->rt->spec.url, msg, sizeof msg) != 0) {
-		runner__target_failed(w->runner, w->rt, msg);
-		watch_restart(w, msg);
-		return;
-	}
-	sel = ad->wait_for ? ad->wait_for(w->rt->spec.state) : NULL;
-	if (sel && *sel) {
-		rc = cdp_page_wait_for(w->page, sel, 15000, w_on_waited, w);
-		if (rc != 0) {
-			watch_restart(w, cdp_strerror(rc));
-			return;
-		}
-		w->busy = 1;
-		return;
-	}
-	w_after_load(w);
+	runner__target_failed(w->runner, w->rt, msg);
+	watch_restart(w, msg);
 }
 
 static void watch_navigate(watch_t *w)
 {
+	const adapter_t *ad = w->rt->spec.adapter;
+	const void *st = w->rt->spec.state;
+	/* each step has its own limit; the whole read is their sum */
+	cdp_read_req_t req = {
+		.url = w->rt->spec.url,
+		.wait_for = ad->wait_for ? ad->wait_for(st) : NULL,
+		.expression = w->rt->spec.push
+		                      ? observer_js(ad->watch_root ? ad->watch_root(st) : NULL)
+		                      : NULL,
+		.nav_timeout_ms = 30000,
+		.wait_timeout_ms = 15000,
+		.eval_timeout_ms = 10000,
+		.timeout_ms = 30000 + 15000 + 10000,
+	};
 	int rc;
 
 	watch_set_state(w, W_LOADING);
-	rc = cdp_page_navigate(w->page, w->rt->spec.url, 30000, w_on_nav, w);
+	rc = cdp_page_read(w->page, &req, w_on_loaded, w);
 	if (rc != 0) {
 		watch_restart(w, cdp_strerror(rc));
 		return;

@@ -819,6 +819,265 @@ static void test_cdp_page__renderer_crash_fails_op(void **state)
 	env_close(&e);
 }
 
+/* ---- the composed read (cdp_page_read) ---- */
+
+/* The outcome of one read, copied out of its callback. */
+typedef struct read_res {
+	int done;
+	int calls;
+	cdp_read_step_t failed;
+	int status;
+	int not_started;
+	char why[2048];
+	int nav_status;
+	long http_status;
+	char final_url[1024];
+	json_t *value;
+	cdp_read_step_t step_in_cb; /* cdp_page_read_step() inside the callback */
+} read_res_t;
+
+static void read_res_reset(read_res_t *r)
+{
+	json_decref(r->value);
+	memset(r, 0, sizeof *r);
+}
+
+static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
+{
+	read_res_t *r = ud;
+
+	r->calls++;
+	r->done = 1;
+	r->failed = res->failed;
+	r->status = res->status;
+	r->not_started = res->not_started;
+	assert_non_null(res->why);
+	assert_non_null(res->nav.final_url);
+	assert_non_null(res->nav.message);
+	snprintf(r->why, sizeof r->why, "%s", res->why);
+	r->nav_status = res->nav.status;
+	r->http_status = res->nav.http_status;
+	snprintf(r->final_url, sizeof r->final_url, "%s", res->nav.final_url);
+	r->value = res->value ? json_incref(res->value) : NULL;
+	r->step_in_cb = cdp_page_read_step(page);
+	if (res->failed == CDP_READ_NONE)
+		assert_int_equal(res->status, 0);
+	else
+		assert_int_not_equal(res->status, 0);
+}
+
+static void read_page(env_t *e, cdp_page_t *p, const cdp_read_req_t *req, read_res_t *r)
+{
+	read_res_reset(r);
+	assert_int_equal(cdp_page_read(p, req, on_read, r), 0);
+	assert_true(tu_run_until(&e->pk.loop, &r->done, WAIT_MS));
+	assert_int_equal(r->calls, 1);
+	assert_int_equal(r->step_in_cb, CDP_READ_NONE);
+}
+
+/* Navigate, wait and evaluate in one read; while it runs the page takes no other work. */
+static void test_cdp_page__read_success(void **state)
+{
+	env_t *e = *state;
+	read_res_t r = { 0 };
+	res_t other = { 0 };
+	char url[256];
+	cdp_read_req_t req = { .wait_for = "#out", .expression = "window.renderedValue",
+		               .timeout_ms = 10000 };
+	cdp_page_t *p;
+
+	env_open(e);
+	p = open_page(e);
+	url_of(e, "/js", url, sizeof url);
+	req.url = url;
+	assert_int_equal(cdp_page_read(p, &req, on_read, &r), 0);
+	assert_int_equal(cdp_page_read_step(p), CDP_READ_NAV);
+	assert_int_equal(cdp_page_evaluate(p, "1", 1000, on_evaluated, &other), -EBUSY);
+	assert_int_equal(cdp_page_read(p, &req, on_read, &r), -EBUSY);
+	assert_true(tu_run_until(&e->pk.loop, &r.done, WAIT_MS));
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.failed, CDP_READ_NONE);
+	assert_string_equal(r.why, "");
+	assert_int_equal(r.http_status, 200);
+	assert_string_equal(r.final_url, url);
+	assert_true(json_is_integer(r.value));
+	assert_int_equal(json_integer_value(r.value), 42);
+	assert_int_equal(cdp_page_read_step(p), CDP_READ_NONE);
+
+	/* an evaluation alone reads the page as it is; nothing asked for is refused */
+	read_page(e, p, &(cdp_read_req_t){ .expression = "document.querySelector('#out')"
+	                                                 ".textContent" },
+	          &r);
+	assert_int_equal(r.failed, CDP_READ_NONE);
+	assert_string_equal(json_string_value(r.value), "rendered by js");
+	assert_int_equal(r.http_status, 0);
+	assert_string_equal(r.final_url, "");
+	assert_int_equal(cdp_page_read(p, &(cdp_read_req_t){ .wait_for = "" }, on_read, &r),
+	                 -EINVAL);
+
+	read_res_reset(&r);
+	close_page(e, p);
+	env_close(e);
+}
+
+/* An HTTP error page ends the read at the navigation; the page stays usable. */
+static void test_cdp_page__read_http_error(void **state)
+{
+	env_t *e = *state;
+	read_res_t r = { 0 };
+	char url[256];
+	cdp_read_req_t req = { .wait_for = "body", .expression = "1", .timeout_ms = 10000 };
+	cdp_page_t *p;
+
+	env_open(e);
+	p = open_page(e);
+	url_of(e, "/status/404", url, sizeof url);
+	req.url = url;
+	read_page(e, p, &req, &r);
+	assert_int_equal(r.failed, CDP_READ_NAV);
+	assert_int_equal(r.status, CDP_EHTTP);
+	assert_int_equal(r.not_started, 0);
+	assert_int_equal(r.nav_status, 0);
+	assert_int_equal(r.http_status, 404);
+	assert_string_equal(r.why, "HTTP 404");
+	assert_null(r.value);
+	read_page(e, p, &(cdp_read_req_t){ .expression = "1+1" }, &r);
+	assert_int_equal(r.failed, CDP_READ_NONE);
+	assert_int_equal(json_integer_value(r.value), 2);
+
+	read_res_reset(&r);
+	close_page(e, p);
+	env_close(e);
+}
+
+/* A selector that never matches fails the wait at its own cap, or at the read's deadline;
+ * the expression is not evaluated. */
+static void test_cdp_page__read_wait_timeout(void **state)
+{
+	env_t *e = *state;
+	read_res_t r = { 0 };
+	char url[256];
+	cdp_read_req_t req = { .wait_for = "#nope", .expression = "window.evaluated = 1",
+		               .timeout_ms = 10000, .wait_timeout_ms = 400 };
+	cdp_page_t *p;
+	uint64_t t0, dt;
+
+	env_open(e);
+	p = open_page(e);
+	url_of(e, "/static", url, sizeof url);
+	req.url = url;
+	t0 = tu_now_ms();
+	read_page(e, p, &req, &r);
+	dt = tu_now_ms() - t0;
+	print_message("a read with a 400 ms wait cap ended after %llu ms\n",
+	              (unsigned long long)dt);
+	assert_int_equal(r.failed, CDP_READ_WAIT);
+	assert_int_equal(r.status, -ETIMEDOUT);
+	assert_non_null(strstr(r.why, "did not match within 400 ms"));
+	assert_int_equal(r.http_status, 200);
+	assert_string_equal(r.final_url, url);
+	assert_true(dt < 10000);
+
+	/* no cap: the whole read's deadline bounds the wait */
+	req.url = NULL;
+	req.wait_timeout_ms = 0;
+	req.timeout_ms = 300;
+	t0 = tu_now_ms();
+	read_page(e, p, &req, &r);
+	dt = tu_now_ms() - t0;
+	assert_int_equal(r.failed, CDP_READ_WAIT);
+	assert_int_equal(r.status, -ETIMEDOUT);
+	assert_true(dt >= 290 && dt < 10000);
+	read_page(e, p, &(cdp_read_req_t){ .expression = "window.evaluated === undefined" }, &r);
+	assert_true(json_is_true(r.value));
+
+	read_res_reset(&r);
+	close_page(e, p);
+	env_close(e);
+}
+
+/* A script that throws fails the read at the evaluation with the exception's text. */
+static void test_cdp_page__read_eval_exception(void **state)
+{
+	env_t *e = *state;
+	read_res_t r = { 0 };
+	char url[256];
+	cdp_read_req_t req = { .wait_for = "title", .expression = "throw new Error('boom')",
+		               .timeout_ms = 10000 };
+	cdp_page_t *p;
+
+	env_open(e);
+	p = open_page(e);
+	url_of(e, "/static", url, sizeof url);
+	req.url = url;
+	read_page(e, p, &req, &r);
+	assert_int_equal(r.failed, CDP_READ_EVAL);
+	assert_int_equal(r.status, CDP_EEXCEPTION);
+	assert_int_equal(r.not_started, 0);
+	assert_non_null(strstr(r.why, "boom"));
+	assert_null(r.value);
+	assert_int_equal(r.http_status, 200);
+
+	read_res_reset(&r);
+	close_page(e, p);
+	env_close(e);
+}
+
+/* Starts a read on p and runs the loop until it reaches step. */
+static void read_until_step(env_t *e, cdp_page_t *p, const cdp_read_req_t *req,
+                            cdp_read_step_t step, read_res_t *r)
+{
+	uint64_t t0 = tu_now_ms();
+
+	read_res_reset(r);
+	assert_int_equal(cdp_page_read(p, req, on_read, r), 0);
+	while (cdp_page_read_step(p) != step && !r->done && tu_now_ms() - t0 < WAIT_MS)
+		uv_run(&e->pk.loop, UV_RUN_ONCE);
+	assert_int_equal(r->calls, 0);
+	assert_int_equal(cdp_page_read_step(p), step);
+}
+
+/* Closing the page mid-read (navigating, or waiting) calls back once, with -ECANCELED
+ * before cdp_page_close() returns, and starts no later step. */
+static void test_cdp_page__read_closed_mid_read(void **state)
+{
+	env_t *e = *state;
+	read_res_t r = { 0 };
+	char url[256];
+	cdp_read_req_t req = { .wait_for = "#nope", .expression = "1", .timeout_ms = 20000 };
+	cdp_page_t *p;
+	int closed = 0;
+
+	env_open(e);
+	p = open_page(e);
+	url_of(e, "/hang", url, sizeof url);
+	req.url = url;
+	read_until_step(e, p, &req, CDP_READ_NAV, &r);
+	uv_run(&e->pk.loop, UV_RUN_NOWAIT); /* Page.navigate goes out */
+	cdp_page_close(p, on_page_closed, &closed);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.failed, CDP_READ_NAV);
+	assert_int_equal(r.status, -ECANCELED);
+	assert_int_equal(r.nav_status, -ECANCELED);
+	assert_true(tu_run_until(&e->pk.loop, &closed, WAIT_MS));
+	assert_int_equal(r.calls, 1);
+
+	p = open_page(e);
+	url_of(e, "/static", url, sizeof url);
+	read_until_step(e, p, &req, CDP_READ_WAIT, &r);
+	closed = 0;
+	cdp_page_close(p, on_page_closed, &closed);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.failed, CDP_READ_WAIT);
+	assert_int_equal(r.status, -ECANCELED);
+	assert_int_equal(r.http_status, 200);
+	assert_true(tu_run_until(&e->pk.loop, &closed, WAIT_MS));
+	assert_int_equal(r.calls, 1);
+
+	read_res_reset(&r);
+	env_close(e);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -843,6 +1102,16 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_cdp_page__renderer_crash_fails_op), /* its env is on its stack */
 		cmocka_unit_test_setup_teardown(test_cdp_page__killed_browser_fails_pending,
 		                                env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__read_success, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__read_http_error, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__read_wait_timeout, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__read_eval_exception, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__read_closed_mid_read, env_setup,
+		                                env_teardown),
 	};
 	char err[256];
 
