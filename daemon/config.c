@@ -90,6 +90,7 @@ static const config_setting_t settings[] = {
 	{ "RETRY_MAX_TRIES", "--retry-max-tries", "scheduler", "3", "0 to 100", "retries of a failed task before it waits for its next interval", 0, NULL },
 	{ "RETRY_BASE_MS", "--retry-base-ms", "scheduler", "1000", "1 to 3600000", "backoff of the first retry in milliseconds (full jitter), doubled at each retry", 0, NULL },
 	{ "RETRY_CAP_MS", "--retry-cap-ms", "scheduler", "60000", "RETRY_BASE_MS to 86400000", "longest retry backoff in milliseconds", 0, NULL },
+	{ "FAIL_BACKOFF_CAP_SECONDS", "--fail-backoff-cap-seconds", "scheduler", "300", "0 to 86400", "longest time between two runs of a target whose runs keep failing: after its retries fail twice in a row it is put off twice its interval, then four times, up to this (never below its interval); 0: no backoff beyond the interval; a success resets it", 0, NULL },
 	{ "HOST_CONCURRENCY", "--host-concurrency", "scheduler", "4", "1 to 1024", "tasks running at once against one host", 0, NULL },
 	{ "HOST_MIN_INTERVAL_MS", "--host-min-interval-ms", "scheduler", "0", "0 to 3600000", "least time between two task starts on one host, in milliseconds", 0, NULL },
 
@@ -114,6 +115,7 @@ static const config_setting_t settings[] = {
 	{ "OUTPUT", "--output", "daemon", "(none: no JSON-lines sink)", "a file, or - for stdout; empty: none", "JSON-lines sink for snapshots and deltas", EMPTY_OK, NULL },
 	{ "WATCH_CAP", "--watch-cap", "daemon", "64", "1 to 1024", "watched pages (mode watch) open at once", 0, NULL },
 	{ "FETCH_CONCURRENCY", "--fetch-concurrency", "daemon", "16", "1 to 1024", "fetch tasks (adapters that need no browser, e.g. jsonapi) running at once; browser tasks are bounded by CONCURRENCY_CAP alone", 0, NULL },
+	{ "FAILING_LEASE_PERCENT", "--failing-lease-percent", "daemon", "50", "1 to 100", "share of CONCURRENCY_CAP (and of FETCH_CONCURRENCY) that targets whose last run failed may hold at once (at least one), so that targets that hang until their deadline cannot starve the healthy ones", 0, NULL },
 	{ "WATCH_RELOAD_SECONDS", "--watch-reload-seconds", "daemon", "600", "1 to 86400", "a watched page is reloaded after this long", 0, NULL },
 	{ "EXIT_ON_HEALTH_FAILURE", "--exit-on-health-failure", "daemon", "0", "0 or 1", "1: exit non-zero once health has been failing for HEALTH_FAILURE_EXIT_SECONDS", 0, NULL },
 	{ "HEALTH_FAILURE_EXIT_SECONDS", "--health-failure-exit-seconds", "daemon", "300", "1 to 86400", "how long health must be failing before that exit", 0, NULL },

@@ -211,6 +211,9 @@ static void status_target(const runner_target_view_t *v, void *ud)
 		return;
 	json_object_set_new(t, "last_error",
 	                    v->last_error[0] ? json_string(v->last_error) : json_null());
+	json_object_set_new(t, "backing_off", json_boolean(v->backing_off));
+	json_object_set_new(t, "next_run_in_ms",
+	                    json_integer((json_int_t)(v->due_ms > c->now ? v->due_ms - c->now : 0)));
 	if (v->source[0])
 		json_object_set_new(t, "discovered_by", json_string(v->source));
 	json_array_append_new(c->targets, t);
@@ -284,6 +287,17 @@ static void metrics_work(run_t *r, prom_buf_t *b, const pool_stats_t *ps,
 	      ps->waiting);
 	gauge(b, "cdpilot_watch_pages", "Watched pages open or opening (WATCH_CAP bounds them).",
 	      rs->watches);
+	gauge(b, "cdpilot_targets_failing", "Targets whose last run failed.",
+	      rs->nav.failing + rs->watch.failing);
+	gauge(b, "cdpilot_targets_backing_off",
+	      "Targets whose runs failed twice or more in a row, put off beyond their interval.",
+	      rs->nav.backing_off + rs->watch.backing_off);
+	gauge(b, "cdpilot_failing_tasks",
+	      "Tasks of failing targets running or being claimed (FAILING_LEASE_PERCENT bounds them).",
+	      rs->failing_inflight);
+	counter(b, "cdpilot_backoffs_total",
+	        "Failed runs put off beyond their interval (FAIL_BACKOFF_CAP_SECONDS).",
+	        (double)(rs->nav.backoffs + rs->watch.backoffs));
 	prom_header(b, "cdpilot_targets", "gauge", "Targets by priority class.");
 	prom_header(b, "cdpilot_queue_depth", "gauge",
 	            "Targets due and waiting to start, by priority class.");

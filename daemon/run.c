@@ -395,6 +395,7 @@ static runner_t *new_runner(run_t *r)
 	runner_opts_init(&ro);
 	ro.sched = o->sched;
 	ro.fetch_cap = o->fetch_cap;
+	ro.failing_percent = o->failing_percent;
 	ro.task_timeout_ms = o->pool.task_timeout_ms;
 	ro.watch_cap = o->watch_cap;
 	ro.watch_reload_ms = o->watch_reload_ms;

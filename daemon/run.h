@@ -40,6 +40,8 @@ typedef struct run_opts {
 	unsigned watch_cap;       /* WATCH_CAP, default 64 (1..1024) */
 	unsigned fetch_cap;       /* FETCH_CONCURRENCY, default 16 (1..1024): fetch tasks
 	                             (adapters without a browser) at once */
+	unsigned failing_percent; /* FAILING_LEASE_PERCENT, default 50 (1..100): share of
+	                             each task bound that failing targets may hold */
 	uint32_t watch_reload_ms; /* WATCH_RELOAD_SECONDS, default 600 */
 	int exit_on_health_failure;  /* EXIT_ON_HEALTH_FAILURE 0|1, default 0 */
 	uint32_t health_exit_ms;     /* HEALTH_FAILURE_EXIT_SECONDS, default 300: how long

@@ -98,6 +98,9 @@ static void daemon_from_env(run_opts_t *o, errlist_t *errs)
 	o->fetch_cap = 16;
 	if (envnum_get(errs, "FETCH_CONCURRENCY", 1, 1024, ENVNUM_WHOLE, NULL, &d) > 0)
 		o->fetch_cap = (unsigned)d;
+	o->failing_percent = 50;
+	if (envnum_get(errs, "FAILING_LEASE_PERCENT", 1, 100, ENVNUM_WHOLE, NULL, &d) > 0)
+		o->failing_percent = (unsigned)d;
 	if (envnum_get(errs, "WATCH_RELOAD_SECONDS", 1, 86400, 0, NULL, &d) > 0)
 		o->watch_reload_ms = (uint32_t)(d * 1000);
 	if (getenv("TARGETS_FILE"))

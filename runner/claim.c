@@ -53,6 +53,7 @@ static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
 	free(c);
 	r->claiming[kind]--;
 	if (rt->removed || r->stopping) {
+		runner__run_over(r, rt);
 		if (!rt->removed)
 			sched_defer(sched_of(r, rt), rt->spec.id, now + retry_ms, now);
 		runner__rt_unref(rt);
@@ -63,10 +64,12 @@ static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
 	if (status < 0 && !rt->owner) {
 		/* Redis cannot say who holds it, and it was not ours: wait, so that it is never
 		 * scraped by two instances at once */
+		runner__run_over(r, rt);
 		sched_defer(sched_of(r, rt), rt->spec.id, now + 1000, now);
 	} else if (status == 0) {
 		/* another instance holds it (or it is not due there yet) */
 		rt->owner = 0;
+		runner__run_over(r, rt);
 		sched_defer(sched_of(r, rt), rt->spec.id, now + retry_ms, now);
 		if (kind == RK_WATCH && rt->watch)
 			runner__watch_close(rt->watch);

@@ -16,6 +16,7 @@ void runner_opts_init(runner_opts_t *o)
 	memset(o, 0, sizeof *o);
 	sched_opts_init(&o->sched);
 	o->fetch_cap = 16;
+	o->failing_percent = 50;
 	o->task_timeout_ms = 15000;
 	o->watch_cap = 64;
 	o->watch_reload_ms = 600000;
@@ -145,6 +146,7 @@ void runner_get_stats(runner_t *r, runner_stats_t *out)
 	out->browser_tasks = r->running[RK_NAV];
 	out->claiming = r->claiming[RK_NAV] + r->claiming[RK_FETCH] + r->claiming[RK_WATCH];
 	out->watches = r->watches;
+	out->failing_inflight = r->failing[RK_NAV] + r->failing[RK_FETCH];
 	out->done_total = r->done_total;
 	out->ok_total = r->ok_total;
 	out->fail_total = r->fail_total;
@@ -168,6 +170,9 @@ void runner_get_stats(runner_t *r, runner_stats_t *out)
 			out->nav.drops[c] += f.drops[c];
 		}
 		out->nav.retries += f.retries;
+		out->nav.backoffs += f.backoffs;
+		out->nav.failing += f.failing;
+		out->nav.backing_off += f.backing_off;
 	}
 }
 
@@ -175,6 +180,7 @@ void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v
                            void *ud)
 {
 	uint64_t now = now_ms(r);
+	sched_info_t si;
 
 	for (rtarget_t *rt = r->targets; rt; rt = rt->next) {
 		runner_target_view_t v = {
@@ -192,6 +198,10 @@ void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v
 			.interval_ms = class_interval(r, rt),
 		};
 		v.fresh = rt->last_ok_ms && now - rt->last_ok_ms <= 2ull * v.interval_ms;
+		if (!rt->removed && sched_get_info(sched_of(r, rt), rt->spec.id, &si) == 0) {
+			v.backing_off = si.backing_off;
+			v.due_ms = si.running || si.queued || si.due_ms < now ? now : si.due_ms;
+		}
 		fn(&v, ud);
 	}
 }

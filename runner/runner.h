@@ -40,13 +40,16 @@ typedef struct runner runner_t;
 typedef struct runner_opts {
 	sched_opts_t sched;         /* intervals per class, retries, host limits, queue bound */
 	unsigned fetch_cap;         /* fetch tasks (no browser) at once: FETCH_CONCURRENCY */
+	unsigned failing_percent;   /* failing targets (last run failed) hold at most this
+	                               share of CONCURRENCY_CAP and of fetch_cap, at least
+	                               one task: FAILING_LEASE_PERCENT */
 	unsigned claim_cap;         /* shared-schedule claims in flight: CLAIM_CONCURRENCY */
 	uint32_t task_timeout_ms;   /* a task's deadline unless its target sets one */
 	unsigned watch_cap;         /* watched pages open at once (WATCH_CAP) */
 	uint32_t watch_reload_ms;   /* a watched page is reloaded this often */
 } runner_opts_t;
 
-/* Defaults: fetch_cap 16, claim_cap 64, task_timeout_ms 15000, watch_cap 64,
+/* Defaults: fetch_cap 16, failing_percent 50, claim_cap 64, task_timeout_ms 15000, watch_cap 64,
  * watch_reload_ms 600000, sched_opts_init(). */
 void runner_opts_init(runner_opts_t *o);
 
@@ -123,6 +126,8 @@ typedef struct runner_stats {
 	unsigned browser_tasks;     /* of which navigate tasks (holding or awaiting a lease) */
 	unsigned claiming;          /* shared-schedule claims in flight */
 	unsigned watches;           /* watched pages open or opening */
+	unsigned failing_inflight;  /* tasks and claims of failing targets (FAILING_LEASE_PERCENT
+	                               bounds them) */
 	uint64_t done_total, ok_total, fail_total;
 	uint64_t snapshots_total, deltas_total;
 	uint64_t last_success_ms;   /* loop time of the last success; 0 never */
@@ -142,6 +147,8 @@ typedef struct runner_target_view {
 	uint64_t seq;
 	uint64_t added_ms, last_ok_ms; /* loop time; last_ok_ms 0: never */
 	unsigned failures;          /* in a row */
+	int backing_off;            /* put off beyond its interval after failed runs */
+	uint64_t due_ms;            /* loop time of its next run (now: due or running) */
 	uint32_t interval_ms;       /* the effective interval */
 	int fresh;                  /* read successfully within two intervals */
 } runner_target_view_t;

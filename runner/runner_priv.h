@@ -48,6 +48,7 @@ typedef struct rtarget {
 	int held;                 /* SCHEDULE=redis: our claim of the current run was won */
 	int owner;                /* SCHEDULE=redis: our last answered claim was won */
 	int resync;               /* SCHEDULE=redis: newly taken over, next write resyncs */
+	int failing_run;          /* this run was handed out failing: 1 + its rkind; 0 not */
 	task_t *task;
 	watch_t *watch;
 } rtarget_t;
@@ -99,6 +100,7 @@ struct runner {
 	size_t ntargets;
 	unsigned running[RK_N];   /* tasks running (RK_NAV, RK_FETCH) */
 	unsigned claiming[RK_N];  /* claims in flight, by the kind they are for */
+	unsigned failing[RK_N];   /* of running + claiming, runs of failing targets */
 	unsigned watches;         /* watched pages open or opening */
 	unsigned handles;         /* open uv handles: wake + each watched page's timer */
 	uv_timer_t wake;
@@ -164,6 +166,8 @@ void runner__watch_sched_done(runner_t *r, rtarget_t *rt, int ok);
 void runner__claim(runner_t *r, rtarget_t *rt, enum rkind kind);
 /* pump.c: the pump */
 void runner__pump(runner_t *r);
+/* A run of rt handed out by the pump is over (ended, or deferred by a claim). */
+void runner__run_over(runner_t *r, rtarget_t *rt);
 /* Pumps soon, from the loop (the wake timer at 0). */
 void runner__kick(runner_t *r);
 /* runner.c: a uv handle of the runner's has closed; the close may finish */

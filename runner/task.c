@@ -38,6 +38,7 @@ static void task_finish(task_t *t, int ok, const char *why)
 	r->running[t->kind]--;
 	if (!rt->removed)
 		sched_done(sched_of(r, rt), rt->spec.id, ok, now_ms(r));
+	runner__run_over(r, rt);
 	runner__share_run_over(r, rt);
 	runner__rt_unref(rt);
 	free(t);

@@ -43,6 +43,7 @@ void sched_opts_init(sched_opts_t *o)
 	o->retry_max_tries = 3;
 	o->retry_base_ms = 1000;
 	o->retry_cap_ms = 60000;
+	o->fail_backoff_cap_ms = 300000;
 	o->host_concurrency = 4;
 	o->host_min_interval_ms = 0;
 	o->seed = 0;
@@ -105,6 +106,8 @@ int sched_opts_from_env(sched_opts_t *o, errlist_t *errs)
 	} else {
 		o->retry_cap_ms = (uint32_t)n;
 	}
+	if (sched__env_seconds(errs, "FAIL_BACKOFF_CAP_SECONDS", 0, 86400, &o->fail_backoff_cap_ms))
+		rc = -EINVAL;
 	n = o->host_concurrency;
 	if (sched__env_uint(errs, "HOST_CONCURRENCY", 1, 1024, NULL, &n))
 		rc = -EINVAL;
@@ -158,6 +161,35 @@ static uint64_t backoff_bound(const sched_t *s, unsigned k)
 	return b < cap ? b : cap;
 }
 
+/* How long a failed run (retries spent) puts the target off: the interval for the first
+ * one, then doubling up to the cap (never below the interval), minus up to a quarter of
+ * it (jitter, so that targets that broke together do not stay in step). 0: just the
+ * interval (fixed rate). */
+static uint64_t failed_run_delay(sched_t *s, const starget_t *t)
+{
+	uint64_t iv = interval_of(s, t), d = iv, cap = s->o.fail_backoff_cap_ms;
+
+	if (t->failed_runs < 2 || cap <= iv)
+		return 0;
+	for (unsigned i = 1; i < t->failed_runs && d < cap; i++)
+		d *= 2;
+	if (d > cap)
+		d = cap;
+	d -= rng_uniform(s, d / 4);
+	return d > iv ? d : iv;
+}
+
+/* The failing and backing-off counts follow a target's failures and failed runs. */
+static void set_failures(sched_t *s, starget_t *t, unsigned failures, unsigned failed_runs)
+{
+	s->failing -= t->failures > 0;
+	s->backing_off -= t->failed_runs > 1;
+	t->failures = failures;
+	t->failed_runs = failed_runs;
+	s->failing += t->failures > 0;
+	s->backing_off += t->failed_runs > 1;
+}
+
 /* ---- states ---- */
 
 static void set_waiting(sched_t *s, starget_t *t, uint64_t due_ms)
@@ -193,6 +225,7 @@ static void enqueue_or_drop(sched_t *s, starget_t *t, uint64_t now_ms)
 		}
 		s->drops[victim->klass]++;
 		victim->retry_pending = 0;
+		victim->backoff_pending = 0;
 		set_waiting(s, victim, now_ms + interval_of(s, victim));
 		if (victim == t)
 			return;
@@ -218,7 +251,7 @@ static void reattach(sched_t *s, starget_t *t, enum tstate old, int follow, uint
 {
 	uint64_t due = t->due_ms;
 
-	if (t->started && !t->retry_pending) {
+	if (t->started && !t->retry_pending && !t->backoff_pending) {
 		uint64_t nd = max_u64(t->start_ms + interval_of(s, t), now_ms);
 		if (follow && !(old == T_QUEUED && nd <= now_ms))
 			due = nd;
@@ -378,6 +411,7 @@ int sched_remove(sched_t *s, const char *id)
 		release_run(s, t);
 	else
 		detach(s, t);
+	set_failures(s, t, 0, 0);
 	starget_t **slot = sched__target_slot(s, id);
 	*slot = t->hnext;
 	s->ntargets--;
@@ -390,19 +424,33 @@ int sched_remove(sched_t *s, const char *id)
 
 void *sched_next(sched_t *s, uint64_t now_ms, const char **id_out)
 {
+	return sched_next_ex(s, now_ms, 0, id_out, NULL);
+}
+
+/* 1 if a queued target is skipped by the flags. */
+static int skipped(unsigned flags, const starget_t *t)
+{
+	return (flags & SCHED_NEXT_HEALTHY) && t->failures > 0;
+}
+
+void *sched_next_ex(sched_t *s, uint64_t now_ms, unsigned flags, const char **id_out,
+                    int *failing_out)
+{
 	promote(s, now_ms);
 	for (int c = 0; c < SCHED_NCLASSES; c++) {
 		for (starget_t *t = s->q[c].head; t; t = t->qnext) {
-			if (!sched__host_may_start(s, t->host, now_ms))
+			if (skipped(flags, t) || !sched__host_may_start(s, t->host, now_ms))
 				continue;
 			sched__queue_remove(s, t);
 			t->state = T_RUNNING;
 			t->prev_start_ms = t->start_ms;
 			t->prev_started = t->started;
 			t->prev_retry_pending = t->retry_pending;
+			t->prev_backoff_pending = t->backoff_pending;
 			t->start_ms = now_ms;
 			t->started = 1;
 			t->retry_pending = 0;
+			t->backoff_pending = 0;
 			if (t->host) {
 				t->run_host = t->host;
 				t->host->refs++;
@@ -413,6 +461,8 @@ void *sched_next(sched_t *s, uint64_t now_ms, const char **id_out)
 			s->running++;
 			if (id_out)
 				*id_out = t->id;
+			if (failing_out)
+				*failing_out = t->failures > 0;
 			return t->ud;
 		}
 	}
@@ -423,12 +473,19 @@ void *sched_next(sched_t *s, uint64_t now_ms, const char **id_out)
 
 uint64_t sched_next_wakeup(sched_t *s, uint64_t now_ms)
 {
+	return sched_next_wakeup_ex(s, now_ms, 0);
+}
+
+uint64_t sched_next_wakeup_ex(sched_t *s, uint64_t now_ms, unsigned flags)
+{
 	uint64_t best = UINT64_MAX;
 
 	promote(s, now_ms);
 	for (int c = 0; c < SCHED_NCLASSES; c++) {
 		for (starget_t *t = s->q[c].head; t; t = t->qnext) {
 			const shost_t *h = t->host;
+			if (skipped(flags, t))
+				continue;
 			if (sched__host_may_start(s, h, now_ms))
 				return now_ms;
 			/* blocked by the min interval only: it expires by itself; blocked by
@@ -452,17 +509,25 @@ int sched_done(sched_t *s, const char *id, int ok, uint64_t now_ms)
 		return -ENOENT;
 	release_run(s, t);
 	if (ok) {
-		t->failures = 0;
+		set_failures(s, t, 0, 0);
 		t->tries = 0;
 		set_waiting(s, t, max_u64(t->start_ms + interval_of(s, t), now_ms));
 		return 0;
 	}
-	t->failures++;
 	if (t->tries < s->o.retry_max_tries) {
+		set_failures(s, t, t->failures + 1, t->failed_runs);
 		t->tries++;
 		s->retries++;
 		t->retry_pending = 1;
 		set_waiting(s, t, now_ms + rng_uniform(s, backoff_bound(s, t->tries)));
+		return 0;
+	}
+	set_failures(s, t, t->failures + 1, t->failed_runs + 1);
+	uint64_t delay = failed_run_delay(s, t);
+	if (delay) {
+		s->backoffs++;
+		t->backoff_pending = 1;
+		set_waiting(s, t, now_ms + delay);
 	} else {
 		set_waiting(s, t, max_u64(t->start_ms + interval_of(s, t), now_ms));
 	}
@@ -478,6 +543,7 @@ int sched_defer(sched_t *s, const char *id, uint64_t due_ms, uint64_t now_ms)
 	t->start_ms = t->prev_start_ms;
 	t->started = t->prev_started;
 	t->retry_pending = t->prev_retry_pending;
+	t->backoff_pending = t->prev_backoff_pending;
 	set_waiting(s, t, max_u64(due_ms, now_ms));
 	return 0;
 }
@@ -495,6 +561,8 @@ int sched_get_info(const sched_t *s, const char *id, sched_info_t *out)
 	out->running = t->state == T_RUNNING;
 	out->failures = t->failures;
 	out->tries = t->tries;
+	out->failed_runs = t->failed_runs;
+	out->backing_off = t->backoff_pending;
 	out->ud = t->ud;
 	return 0;
 }
@@ -510,6 +578,9 @@ void sched_get_stats(sched_t *s, uint64_t now_ms, sched_stats_t *out)
 	}
 	out->running = s->running;
 	out->retries = s->retries;
+	out->backoffs = s->backoffs;
+	out->failing = s->failing;
+	out->backing_off = s->backing_off;
 }
 
 size_t sched_count(const sched_t *s)

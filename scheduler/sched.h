@@ -12,14 +12,18 @@
  * sched_next() ("running") -> sched_done(ok or not) -> due again:
  *   - success: at max(start + interval, now) (fixed rate, no catch-up bursts);
  *   - failure: retry k = 1..RETRY_MAX_TRIES at now + uniform[0, min(cap, base * 2^(k-1))]
- *     (exponential backoff, full jitter); after the last retry fails, at
- *     max(start + interval, now), and the failure count keeps growing until a success
- *     (a target that keeps failing is tried once per interval; only a success starts a
- *     new run of retries).
+ *     (exponential backoff, full jitter); after the last retry fails, the run has failed:
+ *     the first failed run is due again at max(start + interval, now); each further one
+ *     backs off across intervals, at now + d minus up to a quarter of d (jitter), where
+ *     d = max(interval, min(FAIL_BACKOFF_CAP, interval * 2^(failed runs - 1))). The
+ *     failure count keeps growing until a success (a target that keeps failing is tried
+ *     once per backoff period, never retried in between; only a success resets the
+ *     backoff and starts a new run of retries).
  * A target is never queued twice nor running twice. sched_next() returns the highest
  * class with a queued target, earliest due first within the class, skipping targets whose
  * host already has HOST_CONCURRENCY running or started one less than
- * HOST_MIN_INTERVAL_MS ago.
+ * HOST_MIN_INTERVAL_MS ago. sched_next_ex(SCHED_NEXT_HEALTHY) also skips failing targets
+ * (whose last run failed): the caller bounds how many of those run at once.
  * Queue depth: at most MAX_QUEUE_DEPTH targets are queued. When one more becomes due, the
  * lowest class is dropped first: if the newcomer's class is lower than or equal to the
  * lowest queued class, the newcomer is dropped, else the latest-due queued target of the
@@ -47,6 +51,10 @@ typedef struct sched_opts {
 	unsigned retry_max_tries;             /* RETRY_MAX_TRIES 3 (0..100) */
 	uint32_t retry_base_ms;               /* RETRY_BASE_MS 1000 */
 	uint32_t retry_cap_ms;                /* RETRY_CAP_MS 60000 (>= base) */
+	uint32_t fail_backoff_cap_ms;         /* FAIL_BACKOFF_CAP_SECONDS 300: longest time
+	                                         between two runs of a failing target (never
+	                                         below its interval); 0: no backoff across
+	                                         intervals */
 	unsigned host_concurrency;            /* HOST_CONCURRENCY 4 (1..1024) */
 	uint32_t host_min_interval_ms;        /* HOST_MIN_INTERVAL_MS 0 */
 	uint64_t seed;                        /* jitter PRNG seed; 0 = from the clock */
@@ -58,6 +66,10 @@ typedef struct sched_stats {
 	unsigned running;
 	uint64_t drops[SCHED_NCLASSES];
 	uint64_t retries;                     /* failures rescheduled as retries */
+	uint64_t backoffs;                    /* failed runs put off beyond their interval */
+	unsigned failing;                     /* targets whose last run failed */
+	unsigned backing_off;                 /* of those, failed two runs or more in a row
+	                                         (put off beyond their interval) */
 } sched_stats_t;
 
 typedef struct sched_info {
@@ -67,6 +79,8 @@ typedef struct sched_info {
 	int queued, running;
 	unsigned failures;                    /* consecutive */
 	unsigned tries;                       /* retries used in the current failure run */
+	unsigned failed_runs;                 /* consecutive runs whose retries all failed */
+	int backing_off;                      /* due time put off beyond the interval */
 	void *ud;
 } sched_info_t;
 
@@ -104,11 +118,20 @@ int sched_remove(sched_t *s, const char *id);
 /* The next target to start now, marked running; NULL if none may start. *id_out (may be
  * NULL) is borrowed until sched_done()/sched_remove() of that target. */
 void *sched_next(sched_t *s, uint64_t now_ms, const char **id_out);
+/* Flags of sched_next_ex() and sched_next_wakeup_ex(). */
+enum { SCHED_NEXT_HEALTHY = 1 }; /* skip failing targets (failures > 0) */
+/* sched_next() with flags; *failing_out (may be NULL) gets 1 if the target handed out is
+ * failing (its last run failed), else 0. */
+void *sched_next_ex(sched_t *s, uint64_t now_ms, unsigned flags, const char **id_out,
+                    int *failing_out);
 /* The earliest time sched_next() could return something (a due time or a host's
  * min-interval expiry); now_ms if something is queued and startable; UINT64_MAX if nothing
  * is scheduled. Targets held back by HOST_CONCURRENCY alone do not count: a sched_done()
  * frees them, and the caller asks again after it. For the caller's timer. */
 uint64_t sched_next_wakeup(sched_t *s, uint64_t now_ms);
+/* sched_next_wakeup() for sched_next_ex() with the same flags: with SCHED_NEXT_HEALTHY,
+ * queued failing targets do not count. */
+uint64_t sched_next_wakeup_ex(sched_t *s, uint64_t now_ms, unsigned flags);
 /* A running target finished. Returns 0, or -ENOENT (removed meanwhile or not running). */
 int sched_done(sched_t *s, const char *id, int ok, uint64_t now_ms);
 

@@ -38,10 +38,11 @@ typedef struct starget {
 	uint64_t start_ms; /* last start */
 	int started;       /* start_ms is valid */
 	int retry_pending; /* due time is a backoff retry, not the interval */
+	int backoff_pending; /* due time is put off beyond the interval (failed runs) */
 	/* before the current run (sched_defer puts them back) */
 	uint64_t prev_start_ms;
-	int prev_started, prev_retry_pending;
-	unsigned failures, tries;
+	int prev_started, prev_retry_pending, prev_backoff_pending;
+	unsigned failures, tries, failed_runs;
 	size_t hidx; /* heap index while waiting */
 	struct starget *qprev, *qnext;
 } starget_t;
@@ -61,9 +62,10 @@ struct sched {
 	size_t heap_len, heap_cap;
 	squeue_t q[SCHED_NCLASSES];
 	unsigned queued_total, running;
+	unsigned failing, backing_off; /* targets with failures > 0, with failed_runs > 1 */
 	unsigned per_class[SCHED_NCLASSES];
 	uint64_t drops[SCHED_NCLASSES];
-	uint64_t retries;
+	uint64_t retries, backoffs;
 	uint64_t seq;
 	uint64_t rng;
 };

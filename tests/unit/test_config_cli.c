@@ -75,6 +75,7 @@ static const bad_t bads[] = {
 	{ "RETRY_MAX_TRIES", "three", "101", NULL, 0 },
 	{ "RETRY_BASE_MS", "1.5", "0", NULL, 0 },
 	{ "RETRY_CAP_MS", "1min", "86400001", NULL, 0 },
+	{ "FAIL_BACKOFF_CAP_SECONDS", "5m", "86401", NULL, 0 },
 	{ "HOST_CONCURRENCY", "four", "0", NULL, 0 },
 	{ "HOST_MIN_INTERVAL_MS", "-5", "3600001", NULL, 0 },
 	{ "HEALTH_WINDOW_SECONDS", "5m", "86401", NULL, 0 },
@@ -95,6 +96,7 @@ static const bad_t bads[] = {
 	{ "OUTPUT", NULL, NULL, NULL, 1 }, /* any path; opened by run */
 	{ "WATCH_CAP", "x", "1025", NULL, 0 },
 	{ "FETCH_CONCURRENCY", "0", "2.5", NULL, 0 },
+	{ "FAILING_LEASE_PERCENT", "0", "101", NULL, 0 },
 	{ "WATCH_RELOAD_SECONDS", "10m", "0", NULL, 0 },
 	{ "EXIT_ON_HEALTH_FAILURE", "yes", "2", NULL, 0 },
 	{ "HEALTH_FAILURE_EXIT_SECONDS", "5m", "0", NULL, 0 },

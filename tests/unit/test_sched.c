@@ -24,6 +24,7 @@ static const char *const vars[] = {
 	"LIVE_INTERVAL_SECONDS", "IMMINENT_INTERVAL_SECONDS", "COMPLETED_INTERVAL_SECONDS",
 	"MAX_QUEUE_DEPTH",       "RETRY_MAX_TRIES",           "RETRY_BASE_MS",
 	"RETRY_CAP_MS",          "HOST_CONCURRENCY",          "HOST_MIN_INTERVAL_MS",
+	"FAIL_BACKOFF_CAP_SECONDS",
 };
 
 static int clear_env(void **state)
@@ -338,11 +339,13 @@ static void test_sched__backoff_bounds_and_reset(void **state)
 		now = start + 5000;
 		expect_next(s, now, "a");
 		assert_int_equal(sched_done(s, "a", 0, now), 0);
-		assert_int_equal(info(s, "a").due_ms, now + 5000);
+		/* the second failed run backs off across intervals: 2 x 5000 less jitter */
+		assert_true(info(s, "a").due_ms >= now + 7500);
+		assert_true(info(s, "a").due_ms <= now + 10000);
 		assert_int_equal(info(s, "a").failures, tries + 2);
 		assert_int_equal(info(s, "a").tries, tries);
 		/* success resets; the next failure starts a new retry run */
-		now += 5000;
+		now = info(s, "a").due_ms;
 		expect_next(s, now, "a");
 		assert_int_equal(sched_done(s, "a", 1, now), 0);
 		assert_int_equal(info(s, "a").failures, 0);
@@ -360,6 +363,112 @@ static void test_sched__backoff_bounds_and_reset(void **state)
 	/* full jitter: both halves of the range are used */
 	assert_true(lo_half > 100);
 	assert_true(hi_half > 100);
+}
+
+/* A target whose runs keep failing is put off more each time, doubling from its interval
+ * up to FAIL_BACKOFF_CAP (less a quarter of jitter), and is never retried in between; a
+ * success resets it. The counts say how many fail and back off. */
+static void test_sched__failing_target_backs_off_across_intervals(void **state)
+{
+	sched_opts_t o = opts();
+	uint64_t now = 0, d_expect = 5000;
+	sched_stats_t st;
+
+	o.retry_max_tries = 1;
+	o.fail_backoff_cap_ms = 60000;
+	sched_t *s = mk(&o);
+	add(s, "a", "", SCHED_LIVE, 0, 0);
+	expect_next(s, 0, "a");
+	assert_int_equal(sched_done(s, "a", 0, 0), 0); /* the one retry */
+	now = info(s, "a").due_ms;
+	expect_next(s, now, "a");
+	assert_int_equal(sched_done(s, "a", 0, now), 0); /* run 1 failed: the interval */
+	assert_int_equal(info(s, "a").failed_runs, 1);
+	assert_false(info(s, "a").backing_off);
+	assert_int_equal(info(s, "a").due_ms, now + 5000);
+	for (unsigned run = 2; run <= 8; run++) {
+		now = info(s, "a").due_ms;
+		expect_next(s, now, "a");
+		assert_int_equal(sched_done(s, "a", 0, now), 0);
+		d_expect = d_expect * 2 > 60000 ? 60000 : d_expect * 2;
+		sched_info_t i = info(s, "a");
+		assert_int_equal(i.failed_runs, run);
+		assert_int_equal(i.tries, 1); /* no retries while backing off */
+		assert_true(i.backing_off);
+		if (i.due_ms < now + d_expect - d_expect / 4 || i.due_ms > now + d_expect)
+			fail_msg("run %u: due in %llu ms, expected %llu less up to a quarter", run,
+			         (unsigned long long)(i.due_ms - now), (unsigned long long)d_expect);
+	}
+	sched_get_stats(s, now, &st);
+	assert_int_equal(st.failing, 1);
+	assert_int_equal(st.backing_off, 1);
+	assert_int_equal(st.backoffs, 7);
+	/* a class change keeps a backoff's due time, like a retry's */
+	uint64_t due = info(s, "a").due_ms;
+	assert_int_equal(sched_set_class(s, "a", SCHED_IMMINENT, now), 0);
+	assert_int_equal(sched_set_class(s, "a", SCHED_LIVE, now), 0);
+	assert_int_equal(info(s, "a").due_ms, due);
+	/* success resets: the interval again, no longer failing */
+	now = due;
+	expect_next(s, now, "a");
+	assert_int_equal(sched_done(s, "a", 1, now + 100), 0);
+	assert_int_equal(info(s, "a").due_ms, now + 5000);
+	assert_int_equal(info(s, "a").failed_runs, 0);
+	sched_get_stats(s, now, &st);
+	assert_int_equal(st.failing, 0);
+	assert_int_equal(st.backing_off, 0);
+	/* removing a failing target takes it out of the counts */
+	expect_next(s, now + 5000, "a");
+	assert_int_equal(sched_done(s, "a", 0, now + 5000), 0);
+	sched_get_stats(s, now + 5000, &st);
+	assert_int_equal(st.failing, 1);
+	assert_int_equal(sched_remove(s, "a"), 0);
+	sched_get_stats(s, now + 5000, &st);
+	assert_int_equal(st.failing, 0);
+}
+
+/* With the cap at or below the interval (or 0), a failing target keeps its fixed rate. */
+static void test_sched__no_backoff_when_cap_is_below_interval(void **state)
+{
+	sched_opts_t o = opts();
+	o.retry_max_tries = 0;
+	o.fail_backoff_cap_ms = 0;
+	sched_t *s = mk(&o);
+	uint64_t now = 0;
+	add(s, "a", "", SCHED_LIVE, 0, 0);
+	for (int run = 1; run <= 5; run++) {
+		expect_next(s, now, "a");
+		assert_int_equal(sched_done(s, "a", 0, now + 10), 0);
+		assert_int_equal(info(s, "a").due_ms, now + 5000);
+		now += 5000;
+	}
+}
+
+/* SCHED_NEXT_HEALTHY skips failing targets, and its wake-up time ignores them. */
+static void test_sched__next_healthy_skips_failing(void **state)
+{
+	sched_opts_t o = opts();
+	int failing = -1;
+	const char *id = NULL;
+
+	o.retry_max_tries = 0;
+	sched_t *s = mk(&o);
+	add(s, "bad", "", SCHED_LIVE, 0, 0);
+	expect_next(s, 0, "bad");
+	assert_int_equal(sched_done(s, "bad", 0, 0), 0); /* failing, due at 5000 */
+	add(s, "good", "", SCHED_IMMINENT, 0, 4000);
+	/* both queued at 5000: the live failing one comes first without the flag */
+	assert_int_equal(sched_next_wakeup_ex(s, 5000, SCHED_NEXT_HEALTHY), 5000);
+	assert_non_null(sched_next_ex(s, 5000, SCHED_NEXT_HEALTHY, &id, &failing));
+	assert_string_equal(id, "good");
+	assert_int_equal(failing, 0);
+	/* only the failing one is queued: nothing to start healthy, no wake-up for it */
+	assert_null(sched_next_ex(s, 5000, SCHED_NEXT_HEALTHY, &id, &failing));
+	assert_int_equal(sched_next_wakeup_ex(s, 5000, SCHED_NEXT_HEALTHY), UINT64_MAX);
+	assert_int_equal(sched_next_wakeup(s, 5000), 5000);
+	assert_non_null(sched_next_ex(s, 5000, 0, &id, &failing));
+	assert_string_equal(id, "bad");
+	assert_int_equal(failing, 1);
 }
 
 static void test_sched__no_retries_when_max_tries_zero(void **state)
@@ -620,6 +729,7 @@ static void test_sched__env_defaults_and_good_values(void **state)
 	assert_int_equal(o.retry_cap_ms, 60000);
 	assert_int_equal(o.host_concurrency, 4);
 	assert_int_equal(o.host_min_interval_ms, 0);
+	assert_int_equal(o.fail_backoff_cap_ms, 300000);
 
 	setenv("LIVE_INTERVAL_SECONDS", "0.5", 1);
 	setenv("IMMINENT_INTERVAL_SECONDS", "0.1", 1);
@@ -630,6 +740,7 @@ static void test_sched__env_defaults_and_good_values(void **state)
 	setenv("RETRY_CAP_MS", "250", 1);
 	setenv("HOST_CONCURRENCY", "1024", 1);
 	setenv("HOST_MIN_INTERVAL_MS", "3600000", 1);
+	setenv("FAIL_BACKOFF_CAP_SECONDS", "0", 1);
 	sched_opts_init(&o);
 	assert_int_equal(sched_opts_from_env(&o, &e), 0);
 	assert_string_equal(errlist_text(&e), "");
@@ -642,6 +753,7 @@ static void test_sched__env_defaults_and_good_values(void **state)
 	assert_int_equal(o.retry_cap_ms, 250);
 	assert_int_equal(o.host_concurrency, 1024);
 	assert_int_equal(o.host_min_interval_ms, 3600000);
+	assert_int_equal(o.fail_backoff_cap_ms, 0);
 	errlist_release(&e);
 }
 
@@ -695,6 +807,8 @@ static void test_sched__env_bad_values(void **state)
 	expect_bad("HOST_CONCURRENCY", "1025", "from 1 to 1024");
 	expect_bad("HOST_MIN_INTERVAL_MS", "3600001", "from 0 to 3600000");
 	expect_bad("HOST_MIN_INTERVAL_MS", "-0", "from 0 to 3600000");
+	expect_bad("FAIL_BACKOFF_CAP_SECONDS", "86401", "seconds from 0 to 86400");
+	expect_bad("FAIL_BACKOFF_CAP_SECONDS", "5m", "seconds from 0 to 86400");
 }
 
 static void test_sched__env_every_bad_value_is_listed(void **state)
@@ -915,6 +1029,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sched__env_every_bad_value_is_listed,
 		                                clear_env, clear_env),
 		cmocka_unit_test_teardown(test_sched__defer_waits_and_keeps_failures, teardown),
+		cmocka_unit_test_teardown(test_sched__failing_target_backs_off_across_intervals,
+		                          teardown),
+		cmocka_unit_test_teardown(test_sched__no_backoff_when_cap_is_below_interval,
+		                          teardown),
+		cmocka_unit_test_teardown(test_sched__next_healthy_skips_failing, teardown),
 		cmocka_unit_test_teardown(test_sched__smoke_10k_targets, teardown),
 		cmocka_unit_test_teardown(test_sched__random_operations_keep_invariants, teardown),
 	};
