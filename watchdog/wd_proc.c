@@ -345,24 +345,58 @@ static void reset_results(wd_tree_t *t, pid_t root)
 	t->truncated = 0;
 }
 
-int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
+/* Makes room for one more entry in t->all, which holds n. 0: room; 1: the cap
+ * WD_SCAN_MAX is reached (t->truncated set); -ENOMEM. */
+static int stats_room(wd_tree_t *t, size_t n)
 {
-	long page = sysconf(_SC_PAGESIZE);
-	wd_stat_t *all = t->all;
-	size_t nall = 0;
-	DIR *d = NULL;
+	size_t cap = t->all_cap ? t->all_cap * 2 : 256;
+	wd_stat_t *all;
+
+	if (n < t->all_cap)
+		return 0;
+	if (n >= WD_SCAN_MAX) {
+		t->truncated = 1;
+		return 1;
+	}
+	if (cap > WD_SCAN_MAX)
+		cap = WD_SCAN_MAX;
+	all = realloc(t->all, cap * sizeof *all);
+	if (!all)
+		return -ENOMEM;
+	t->all = all;
+	t->all_cap = cap;
+	return 0;
+}
+
+/* The same for t->procs, capped at WD_TREE_MAX. */
+static int procs_room(wd_tree_t *t)
+{
+	size_t cap = t->procs_cap ? t->procs_cap * 2 : 64;
+	wd_proc_t *p;
+
+	if (t->nprocs < t->procs_cap)
+		return 0;
+	if (t->nprocs >= WD_TREE_MAX) {
+		t->truncated = 1;
+		return 1;
+	}
+	if (cap > WD_TREE_MAX)
+		cap = WD_TREE_MAX;
+	p = realloc(t->procs, cap * sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	t->procs = p;
+	t->procs_cap = cap;
+	return 0;
+}
+
+/* Pass 1: the stat of every process below proc_root (d), kernel threads left out, into
+ * t->all; *nall says how many. Returns 0 or -ENOMEM. */
+static int read_all_stats(DIR *d, const char *proc_root, wd_tree_t *t, size_t *nall)
+{
 	struct dirent *e;
-	char *cmdbuf = NULL;
-	int rc = 0;
 
-	reset_results(t, root);
-	if (page <= 0)
-		page = 4096;
-	d = opendir(proc_root);
-	if (!d)
-		return -errno;
-
-	/* Pass 1: the stat of every process. */
+	*nall = 0;
 	while ((e = readdir(d)) != NULL) {
 		wd_stat_t st;
 		pid_t pid;
@@ -381,41 +415,20 @@ int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
 		}
 		if ((st.flags & PF_KTHREAD_FLAG) || st.pid == 2 || st.ppid == 2)
 			continue; /* kernel thread */
-		if (nall == t->all_cap) {
-			size_t cap = t->all_cap ? t->all_cap * 2 : 256;
-			if (nall >= WD_SCAN_MAX) {
-				t->truncated = 1;
-				break;
-			}
-			if (cap > WD_SCAN_MAX)
-				cap = WD_SCAN_MAX;
-			all = realloc(t->all, cap * sizeof *all);
-			if (!all) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			t->all = all;
-			t->all_cap = cap;
-		}
-		all[nall++] = st;
-	}
-
-	cmdbuf = malloc(CMDLINE_READ_MAX);
-	if (!cmdbuf) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	qsort(all, nall, sizeof *all, by_ppid);
-
-	/* Pass 2: breadth-first from the root; the procs array is the queue. */
-	for (size_t i = 0; i < nall; i++) {
-		if (all[i].pid == root) {
-			fill_proc(&t->root, &all[i], page);
-			read_cmdline(proc_root, &t->root, cmdbuf, t);
-			t->root_found = 1;
+		r = stats_room(t, *nall);
+		if (r < 0)
+			return r;
+		if (r > 0)
 			break;
-		}
+		((wd_stat_t *)t->all)[(*nall)++] = st;
 	}
+	return 0;
+}
+
+/* Pass 2: breadth-first from the root through all (sorted by ppid); the procs array is
+ * the queue. Returns 0 or -ENOMEM. */
+static int build_tree(wd_tree_t *t, const wd_stat_t *all, size_t nall, pid_t root, long page)
+{
 	for (size_t q = 0; q <= t->nprocs; q++) {
 		pid_t parent_pid = q == 0 ? root : t->procs[q - 1].pid;
 		int parent_idx = q == 0 ? -1 : (int)(q - 1);
@@ -424,32 +437,26 @@ int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
 		for (size_t k = lower_ppid(all, nall, parent_pid);
 		     k < nall && all[k].ppid == parent_pid; k++) {
 			wd_proc_t *p;
+			int r;
 			if (all[k].pid == root)
 				continue; /* a cycle back to the root (only in broken fake trees) */
-			if (t->nprocs == t->procs_cap) {
-				size_t cap = t->procs_cap ? t->procs_cap * 2 : 64;
-				if (t->nprocs >= WD_TREE_MAX) {
-					t->truncated = 1;
-					break;
-				}
-				if (cap > WD_TREE_MAX)
-					cap = WD_TREE_MAX;
-				p = realloc(t->procs, cap * sizeof *p);
-				if (!p) {
-					rc = -ENOMEM;
-					goto out;
-				}
-				t->procs = p;
-				t->procs_cap = cap;
-			}
+			r = procs_room(t);
+			if (r < 0)
+				return r;
+			if (r > 0)
+				break;
 			p = &t->procs[t->nprocs++];
 			fill_proc(p, &all[k], page);
 			p->parent = parent_idx;
 			p->depth = depth;
 		}
 	}
+	return 0;
+}
 
-	/* Pass 3: command lines, classes, totals. */
+/* Pass 3: command lines, classes, totals. */
+static void sum_tree(const char *proc_root, wd_tree_t *t, char *cmdbuf)
+{
 	for (size_t i = 0; i < t->nprocs; i++) {
 		wd_proc_t *p = &t->procs[i];
 		if (p->state == 'Z' || p->state == 'X')
@@ -463,6 +470,47 @@ int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
 		t->by_class[p->klass].threads += p->threads;
 		t->by_class[p->klass].rss_bytes += p->rss_bytes;
 	}
+}
+
+int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	wd_stat_t *all = NULL;
+	size_t nall = 0;
+	DIR *d = NULL;
+	char *cmdbuf = NULL;
+	int rc = 0;
+
+	reset_results(t, root);
+	if (page <= 0)
+		page = 4096;
+	d = opendir(proc_root);
+	if (!d)
+		return -errno;
+
+	rc = read_all_stats(d, proc_root, t, &nall);
+	if (rc)
+		goto out;
+	all = t->all;
+	cmdbuf = malloc(CMDLINE_READ_MAX);
+	if (!cmdbuf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	qsort(all, nall, sizeof *all, by_ppid);
+
+	for (size_t i = 0; i < nall; i++) {
+		if (all[i].pid == root) {
+			fill_proc(&t->root, &all[i], page);
+			read_cmdline(proc_root, &t->root, cmdbuf, t);
+			t->root_found = 1;
+			break;
+		}
+	}
+	rc = build_tree(t, all, nall, root, page);
+	if (rc)
+		goto out;
+	sum_tree(proc_root, t, cmdbuf);
 out:
 	if (rc)
 		reset_results(t, root);
