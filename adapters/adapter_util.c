@@ -453,3 +453,34 @@ int adapter_util_bool(const json_t *v, const char *where, const char *path, int 
 	*out = json_is_true(v);
 	return 0;
 }
+
+int adapter_util_name_index(const char *s, const char *const *names)
+{
+	for (int i = 0; s && names[i]; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int adapter_util_one_of(const json_t *v, const char *const *names, const char *where,
+                        const char *path, int *out, errlist_t *errs)
+{
+	char list[256] = "", q[96];
+	size_t len = 0;
+	int i = adapter_util_name_index(json_string_value(v), names);
+
+	if (i >= 0) {
+		*out = i;
+		return 0;
+	}
+	for (size_t k = 0; names[k]; k++) {
+		int w = snprintf(list + len, sizeof list - len, "%s\"%s\"",
+		                 k == 0 ? "" : names[k + 1] ? ", " : " or ", names[k]);
+		if (w < 0 || (size_t)w >= sizeof list - len)
+			break;
+		len += (size_t)w;
+	}
+	errlist_add(errs, "%s: \"%s\": expected %s, got %s", where, path, list,
+	            adapter_util_quote(v, q, sizeof q));
+	return -EINVAL;
+}

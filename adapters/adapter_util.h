@@ -30,6 +30,15 @@ int adapter_util_unknown_keys(const json_t *obj, const char *const *known, const
 int adapter_util_bool(const json_t *v, const char *where, const char *path, int *out,
                       errlist_t *errs);
 
+/* The index of s in names (NULL-terminated), or -1 (also when s is NULL). */
+int adapter_util_name_index(const char *s, const char *const *names);
+
+/* v must be one of the strings in names (NULL-terminated, at least one): sets *out to its
+ * index and returns 0, or adds `where: "path": expected "a", "b" or "c", got V` and returns
+ * -EINVAL. */
+int adapter_util_one_of(const json_t *v, const char *const *names, const char *where,
+                        const char *path, int *out, errlist_t *errs);
+
 /* Writes v for an error message into out: strings in JSON quotes, other values as
  * compact JSON, "nothing" for NULL; cut to outlen with "..." at the end. Returns out. */
 const char *adapter_util_quote(const json_t *v, char *out, size_t outlen);

@@ -123,20 +123,12 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 			rc = r;
 	}
 	if ((v = json_object_get(spec, "type"))) {
-		const char *t = json_string_value(v);
-		int found = -1;
-		for (int i = 0; t && ftype_names[i]; i++)
-			if (strcmp(t, ftype_names[i]) == 0)
-				found = i;
-		if (found < 0) {
-			errlist_add(errs,
-			            "%s: \"fields.%s.type\": expected \"string\", \"int\" or "
-			            "\"float\", got %s",
-			            where, name, adapter_util_quote(v, q, sizeof q));
+		int t;
+		snprintf(path, sizeof path, "fields.%s.type", name);
+		if (adapter_util_one_of(v, ftype_names, where, path, &t, errs) != 0)
 			rc = -EINVAL;
-		} else {
-			f->type = (enum ftype)found;
-		}
+		else
+			f->type = (enum ftype)t;
 	}
 	snprintf(path, sizeof path, "fields.%s.required", name);
 	if ((v = json_object_get(spec, "required")) &&

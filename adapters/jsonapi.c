@@ -94,21 +94,12 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 		return -ENOMEM;
 	}
 	if ((v = json_object_get(spec, "type"))) {
-		const char *t = json_string_value(v);
-		int found = -1;
-		for (int i = 0; t && jtype_names[i]; i++)
-			if (strcmp(t, jtype_names[i]) == 0)
-				found = i;
-		if (found < 0) {
-			errlist_add(
-			        errs,
-			        "%s: \"fields.%s.type\": expected \"any\", \"string\", \"int\", "
-			        "\"float\" or \"bool\", got %s",
-			        where, name, adapter_util_quote(v, q, sizeof q));
+		int t;
+		snprintf(path, sizeof path, "fields.%s.type", name);
+		if (adapter_util_one_of(v, jtype_names, where, path, &t, errs) != 0)
 			rc = -EINVAL;
-		} else {
-			f->type = (enum jtype)found;
-		}
+		else
+			f->type = (enum jtype)t;
 	}
 	snprintf(path, sizeof path, "fields.%s.required", name);
 	if ((v = json_object_get(spec, "required")) &&

@@ -94,10 +94,7 @@ static const char *ls_watch_root(const void *state)
 
 static int status_index(const char *s)
 {
-	for (int i = 0; s && statuses[i]; i++)
-		if (strcmp(s, statuses[i]) == 0)
-			return i;
-	return -1;
+	return adapter_util_name_index(s, statuses);
 }
 
 /* A string of 1..max bytes (0..max if may_be_empty) without NUL; else why. */
