@@ -1,9 +1,9 @@
 /*
  * adapter_util: small pure helpers shared by the built-in adapters, the snapshot code and
  * the targets parser: JSON pointers (RFC 6901), "did you mean" suggestions, quoting a
- * value for an error message, and the "classify" block (a field's value -> a class) that
- * the generic and jsonapi adapters share. No I/O, no state; out of memory is -ENOMEM or
- * NULL, never abort.
+ * value for an error message, name-table lookups, and what the generic and jsonapi
+ * adapters share: the "fields" table walk and the "classify" block (a field's value -> a
+ * class). No I/O, no state; out of memory is -ENOMEM or NULL, never abort.
  */
 #ifndef CDPILOT_ADAPTERS_ADAPTER_UTIL_H
 #define CDPILOT_ADAPTERS_ADAPTER_UTIL_H
