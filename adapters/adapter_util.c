@@ -453,3 +453,132 @@ int adapter_util_bool(const json_t *v, const char *where, const char *path, int 
 	*out = json_is_true(v);
 	return 0;
 }
+
+int adapter_util_name_index(const char *s, const char *const *names)
+{
+	for (int i = 0; s && names[i]; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int adapter_util_one_of(const json_t *v, const char *const *names, const char *where,
+                        const char *path, int *out, errlist_t *errs)
+{
+	char list[256] = "", q[96];
+	size_t len = 0;
+	int i = adapter_util_name_index(json_string_value(v), names);
+
+	if (i >= 0) {
+		*out = i;
+		return 0;
+	}
+	for (size_t k = 0; names[k]; k++) {
+		int w = snprintf(list + len, sizeof list - len, "%s\"%s\"",
+		                 k == 0         ? ""
+		                 : names[k + 1] ? ", "
+		                                : " or ",
+		                 names[k]);
+		if (w < 0 || (size_t)w >= sizeof list - len)
+			break;
+		len += (size_t)w;
+	}
+	errlist_add(errs, "%s: \"%s\": expected %s, got %s", where, path, list,
+	            adapter_util_quote(v, q, sizeof q));
+	return -EINVAL;
+}
+
+/* ---- fields ---- */
+
+#define FIELD_NAME_MAX 128
+
+int adapter_util_fields_check(const json_t *fields, size_t max, const char *hint, const char *where,
+                              errlist_t *errs)
+{
+	char q[96];
+
+	if (json_is_object(fields) && json_object_size(fields) > 0 &&
+	    json_object_size(fields) <= max)
+		return 0;
+	errlist_add(errs,
+	            "%s: \"fields\": expected an object of 1 to %zu fields {\"name\": %s}, got %s",
+	            where, max, hint, adapter_util_quote(fields, q, sizeof q));
+	return -EINVAL;
+}
+
+/* One field's spec: an object with known keys, then the adapter's own checks. */
+static int field_spec(const json_t *spec, void *item, const char *name, const char *hint,
+                      const char *const *keys, adapter_util_field_fn parse, const char *where,
+                      errlist_t *errs)
+{
+	char path[192], q[96];
+	int uk, r;
+
+	if (!json_is_object(spec)) {
+		errlist_add(errs, "%s: \"fields.%s\": expected an object %s, got %s", where, name,
+		            hint, adapter_util_quote(spec, q, sizeof q));
+		return -EINVAL;
+	}
+	snprintf(path, sizeof path, "fields.%s", name);
+	uk = adapter_util_unknown_keys(spec, keys, where, path, errs);
+	r = parse(item, name, spec, where, errs);
+	return r ? r : uk;
+}
+
+int adapter_util_fields_walk(const json_t *fields, const char *hint, const char *const *keys,
+                             size_t item_size, void **items, adapter_util_field_fn parse,
+                             const char *where, char ***names, size_t *n, errlist_t *errs)
+{
+	const char *name;
+	const json_t *spec;
+	int rc = 0, r;
+
+	*n = 0;
+	*items = calloc(json_object_size(fields), item_size);
+	*names = calloc(json_object_size(fields) + 1, sizeof **names);
+	if (!*items || !*names)
+		return -ENOMEM;
+	json_object_foreach((json_t *)fields, name, spec)
+	{
+		size_t i = *n;
+		if (!*name || strlen(name) > FIELD_NAME_MAX) {
+			errlist_add(
+			        errs,
+			        "%s: \"fields\": a field name must be 1 to %d bytes, got \"%.40s\"",
+			        where, FIELD_NAME_MAX, name);
+			rc = -EINVAL;
+			continue;
+		}
+		(*names)[i] = strdup(name);
+		if (!(*names)[i])
+			return -ENOMEM;
+		*n = i + 1;
+		r = field_spec(spec, (char *)*items + i * item_size, (*names)[i], hint, keys, parse,
+		               where, errs);
+		if (r == -ENOMEM)
+			return r;
+		if (r)
+			rc = r;
+	}
+	return rc;
+}
+
+int adapter_util_field_type_required(const json_t *spec, const char *name,
+                                     const char *const *type_names, const char *where, int *type,
+                                     int *required, errlist_t *errs)
+{
+	char path[192];
+	const json_t *v;
+	int rc = 0;
+
+	if ((v = json_object_get(spec, "type"))) {
+		snprintf(path, sizeof path, "fields.%s.type", name);
+		if (adapter_util_one_of(v, type_names, where, path, type, errs) != 0)
+			rc = -EINVAL;
+	}
+	snprintf(path, sizeof path, "fields.%s.required", name);
+	if ((v = json_object_get(spec, "required")) &&
+	    adapter_util_bool(v, where, path, required, errs) != 0)
+		rc = -EINVAL;
+	return rc;
+}

@@ -1,9 +1,9 @@
 /*
  * adapter_util: small pure helpers shared by the built-in adapters, the snapshot code and
  * the targets parser: JSON pointers (RFC 6901), "did you mean" suggestions, quoting a
- * value for an error message, and the "classify" block (a field's value -> a class) that
- * the generic and jsonapi adapters share. No I/O, no state; out of memory is -ENOMEM or
- * NULL, never abort.
+ * value for an error message, name-table lookups, and what the generic and jsonapi
+ * adapters share: the "fields" table walk and the "classify" block (a field's value -> a
+ * class). No I/O, no state; out of memory is -ENOMEM or NULL, never abort.
  */
 #ifndef CDPILOT_ADAPTERS_ADAPTER_UTIL_H
 #define CDPILOT_ADAPTERS_ADAPTER_UTIL_H
@@ -29,6 +29,15 @@ int adapter_util_unknown_keys(const json_t *obj, const char *const *known, const
  * `where: "path": expected true or false, got V` and returns -EINVAL. */
 int adapter_util_bool(const json_t *v, const char *where, const char *path, int *out,
                       errlist_t *errs);
+
+/* The index of s in names (NULL-terminated), or -1 (also when s is NULL). */
+int adapter_util_name_index(const char *s, const char *const *names);
+
+/* v must be one of the strings in names (NULL-terminated, at least one): sets *out to its
+ * index and returns 0, or adds `where: "path": expected "a", "b" or "c", got V` and returns
+ * -EINVAL. */
+int adapter_util_one_of(const json_t *v, const char *const *names, const char *where,
+                        const char *path, int *out, errlist_t *errs);
 
 /* Writes v for an error message into out: strings in JSON quotes, other values as
  * compact JSON, "nothing" for NULL; cut to outlen with "..." at the end. Returns out. */
@@ -64,6 +73,41 @@ int adapter_util_classify_parse(const json_t *cls, const char *where,
 void adapter_util_classify_release(adapter_util_classify_t *c);
 /* The class whose list holds data[field] (numbers compare by value), or -1. */
 int adapter_util_classify_eval(const adapter_util_classify_t *c, const json_t *data);
+
+/* ---- fields: {"name": {spec}, ...}, the table of the generic and jsonapi adapters ---- */
+
+/* fields must be an object of 1 to max entries, else `where: "fields": expected an object
+ * of 1 to MAX fields {"name": HINT}, got V` (hint: one spec as the errors show it, e.g.
+ * `{"selector": CSS, ...}`). Returns 0 or -EINVAL. */
+int adapter_util_fields_check(const json_t *fields, size_t max, const char *hint, const char *where,
+                              errlist_t *errs);
+
+/* Parses the spec of one field (an object whose keys were checked already) into item, the
+ * field's entry in the adapter's array. name is the walk's copy, borrowed until names is
+ * freed. Returns 0, -EINVAL (errors added to errs) or -ENOMEM. */
+typedef int (*adapter_util_field_fn)(void *item, const char *name, const json_t *spec,
+                                     const char *where, errlist_t *errs);
+
+/*
+ * Walks fields (passed by adapter_util_fields_check). *items becomes a new zeroed array of
+ * one item_size entry per field, *names a new NULL-terminated array of name copies. A name
+ * must be 1 to 128 bytes, else an error and the field is skipped. Each other field takes
+ * the next entry i (counting from 0): (*names)[i] is a copy of its name and *n = i + 1. A
+ * spec that is not an object is an error (see hint above); else its unknown keys (not in
+ * keys) are errors and parse() is called all the same. Every field is walked so that all
+ * errors are listed. The caller frees *items, (*names)[0..*n) and *names, also on error.
+ * Returns 0, -EINVAL, or -ENOMEM at once.
+ */
+int adapter_util_fields_walk(const json_t *fields, const char *hint, const char *const *keys,
+                             size_t item_size, void **items, adapter_util_field_fn parse,
+                             const char *where, char ***names, size_t *n, errlist_t *errs);
+
+/* The "type" and "required" keys of the field spec of name: "type" one of type_names
+ * (its index into *type), "required" a boolean. An absent key leaves its output as it
+ * is. Returns 0 or -EINVAL. */
+int adapter_util_field_type_required(const json_t *spec, const char *name,
+                                     const char *const *type_names, const char *where, int *type,
+                                     int *required, errlist_t *errs);
 
 /* Parses a decimal integer as written on a page: surrounding white space, an optional
  * sign, digits with optional "," thousands separators ("12,345"). Returns 0 or -EINVAL

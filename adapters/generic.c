@@ -28,7 +28,7 @@ enum ftype { FT_STRING = 0, FT_INT, FT_FLOAT };
 static const char *const ftype_names[] = { "string", "int", "float", NULL };
 
 typedef struct gfield {
-	char *name;
+	const char *name; /* borrowed from gstate_t.names */
 	char *selector;
 	char *attr;  /* NULL: textContent, trimmed */
 	char *regex; /* NULL: none */
@@ -42,13 +42,15 @@ typedef struct gstate {
 	size_t n;
 	char *wait_for;
 	char *js;
-	char **names; /* NULL-terminated field names, for classify */
+	char **names; /* NULL-terminated field names (owned), for classify */
 	adapter_util_classify_t cls;
 } gstate_t;
 
 static const char *const param_keys[] = { "fields", "wait_for", "classify", NULL };
 static const char *const field_keys[] = { "selector", "attr", "regex", "type",
 	                                  "required", "all",  NULL };
+/* one field's spec, as the errors show it */
+static const char field_hint[] = "{\"selector\": CSS, ...}";
 
 static void g_free(void *p)
 {
@@ -57,7 +59,7 @@ static void g_free(void *p)
 	if (!s)
 		return;
 	for (size_t i = 0; i < s->n; i++) {
-		free(s->f[i].name);
+		free(s->names[i]);
 		free(s->f[i].selector);
 		free(s->f[i].attr);
 		free(s->f[i].regex);
@@ -87,23 +89,18 @@ static int want_string(const json_t *v, const char *where, const char *path, siz
 	return *out ? 0 : -ENOMEM;
 }
 
-static int parse_field(const char *where, const char *name, const json_t *spec, gfield_t *f,
+/* An adapter_util_field_fn: item is a gfield_t. */
+static int parse_field(void *item, const char *name, const json_t *spec, const char *where,
                        errlist_t *errs)
 {
-	char path[192], q[96];
+	gfield_t *f = item;
+	int type = 0; /* the default: the first of the type names */
+	char path[192];
 	const json_t *v;
 	int rc = 0, r;
 
+	f->name = name;
 	f->required = 1;
-	if (!json_is_object(spec)) {
-		errlist_add(
-		        errs,
-		        "%s: \"fields.%s\": expected an object {\"selector\": CSS, ...}, got %s",
-		        where, name, adapter_util_quote(spec, q, sizeof q));
-		return -EINVAL;
-	}
-	snprintf(path, sizeof path, "fields.%s", name);
-	rc = adapter_util_unknown_keys(spec, field_keys, where, path, errs);
 	snprintf(path, sizeof path, "fields.%s.selector", name);
 	v = json_object_get(spec, "selector");
 	if (!v) {
@@ -122,26 +119,10 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 		if ((r = want_string(v, where, path, SELECTOR_MAX, &f->regex, errs)) != 0)
 			rc = r;
 	}
-	if ((v = json_object_get(spec, "type"))) {
-		const char *t = json_string_value(v);
-		int found = -1;
-		for (int i = 0; t && ftype_names[i]; i++)
-			if (strcmp(t, ftype_names[i]) == 0)
-				found = i;
-		if (found < 0) {
-			errlist_add(errs,
-			            "%s: \"fields.%s.type\": expected \"string\", \"int\" or "
-			            "\"float\", got %s",
-			            where, name, adapter_util_quote(v, q, sizeof q));
-			rc = -EINVAL;
-		} else {
-			f->type = (enum ftype)found;
-		}
-	}
-	snprintf(path, sizeof path, "fields.%s.required", name);
-	if ((v = json_object_get(spec, "required")) &&
-	    adapter_util_bool(v, where, path, &f->required, errs) != 0)
+	if (adapter_util_field_type_required(spec, name, ftype_names, where, &type, &f->required,
+	                                     errs) != 0)
 		rc = -EINVAL;
+	f->type = (enum ftype)type;
 	snprintf(path, sizeof path, "fields.%s.all", name);
 	if ((v = json_object_get(spec, "all")) &&
 	    adapter_util_bool(v, where, path, &f->all, errs) != 0)
@@ -230,53 +211,21 @@ static int g_parse(const json_t *target, const char *where, void **state, errlis
 {
 	const json_t *fields = json_object_get(target, "fields"), *v;
 	gstate_t *s = NULL;
-	const char *name;
-	char q[96];
 	int rc = 0, r;
 
 	*state = NULL;
-	if (!json_is_object(fields) || json_object_size(fields) == 0 ||
-	    json_object_size(fields) > FIELDS_MAX) {
-		errlist_add(errs,
-		            "%s: \"fields\": expected an object of 1 to %d fields {\"name\": "
-		            "{\"selector\": CSS, ...}}, got %s",
-		            where, FIELDS_MAX, adapter_util_quote(fields, q, sizeof q));
-		rc = -EINVAL;
-	}
+	rc = adapter_util_fields_check(fields, FIELDS_MAX, field_hint, where, errs);
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
+	/* without the fields, wait_for is still checked, so that all errors are listed */
 	if (rc == 0) {
-		size_t nf = json_object_size(fields);
-		s->f = calloc(nf, sizeof *s->f);
-		s->names = calloc(nf + 1, sizeof *s->names);
-		if (!s->f || !s->names) {
-			rc = -ENOMEM;
+		void *items = NULL;
+		rc = adapter_util_fields_walk(fields, field_hint, field_keys, sizeof *s->f, &items,
+		                              parse_field, where, &s->names, &s->n, errs);
+		s->f = items;
+		if (rc == -ENOMEM)
 			goto out;
-		}
-		json_object_foreach((json_t *)fields, name, v)
-		{
-			gfield_t *f = &s->f[s->n];
-			if (!*name || strlen(name) > 128) {
-				errlist_add(errs,
-				            "%s: \"fields\": a field name must be 1 to 128 bytes, "
-				            "got \"%.40s\"",
-				            where, name);
-				rc = -EINVAL;
-				continue;
-			}
-			s->n++;
-			f->name = strdup(name);
-			if (!f->name) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			s->names[s->n - 1] = f->name;
-			if ((r = parse_field(where, name, v, f, errs)) != 0 && rc != -ENOMEM)
-				rc = r;
-			if (rc == -ENOMEM)
-				goto out;
-		}
 	}
 	if ((v = json_object_get(target, "wait_for"))) {
 		if ((r = want_string(v, where, "wait_for", SELECTOR_MAX, &s->wait_for, errs)) !=

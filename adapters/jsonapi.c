@@ -26,7 +26,7 @@ enum jtype { JT_ANY = 0, JT_STRING, JT_INT, JT_FLOAT, JT_BOOL };
 static const char *const jtype_names[] = { "any", "string", "int", "float", "bool", NULL };
 
 typedef struct jfield {
-	char *name;
+	const char *name; /* borrowed from jstate_t.names */
 	char *pointer;
 	enum jtype type;
 	int required;
@@ -35,12 +35,14 @@ typedef struct jfield {
 typedef struct jstate {
 	jfield_t *f;
 	size_t n;
-	char **names; /* NULL-terminated, for classify */
+	char **names; /* NULL-terminated field names (owned), for classify */
 	adapter_util_classify_t cls;
 } jstate_t;
 
 static const char *const param_keys[] = { "fields", "classify", NULL };
 static const char *const field_keys[] = { "pointer", "type", "required", NULL };
+/* one field's spec, as the errors show it */
+static const char field_hint[] = "{\"pointer\": \"/a/b\", ...}";
 
 static void j_free(void *p)
 {
@@ -49,7 +51,7 @@ static void j_free(void *p)
 	if (!s)
 		return;
 	for (size_t i = 0; i < s->n; i++) {
-		free(s->f[i].name);
+		free(s->names[i]);
 		free(s->f[i].pointer);
 	}
 	free(s->f);
@@ -58,23 +60,18 @@ static void j_free(void *p)
 	free(s);
 }
 
-static int parse_field(const char *where, const char *name, const json_t *spec, jfield_t *f,
+/* An adapter_util_field_fn: item is a jfield_t. */
+static int parse_field(void *item, const char *name, const json_t *spec, const char *where,
                        errlist_t *errs)
 {
+	jfield_t *f = item;
+	int type = 0; /* the default: the first of the type names */
 	const json_t *v;
-	char path[192], q[96];
+	char q[96];
 	int rc = 0;
 
+	f->name = name;
 	f->required = 1;
-	if (!json_is_object(spec)) {
-		errlist_add(errs,
-		            "%s: \"fields.%s\": expected an object {\"pointer\": \"/a/b\", ...}, "
-		            "got %s",
-		            where, name, adapter_util_quote(spec, q, sizeof q));
-		return -EINVAL;
-	}
-	snprintf(path, sizeof path, "fields.%s", name);
-	rc = adapter_util_unknown_keys(spec, field_keys, where, path, errs);
 	v = json_object_get(spec, "pointer");
 	if (!v) {
 		errlist_add(errs,
@@ -93,27 +90,10 @@ static int parse_field(const char *where, const char *name, const json_t *spec, 
 	} else if (!(f->pointer = strdup(json_string_value(v)))) {
 		return -ENOMEM;
 	}
-	if ((v = json_object_get(spec, "type"))) {
-		const char *t = json_string_value(v);
-		int found = -1;
-		for (int i = 0; t && jtype_names[i]; i++)
-			if (strcmp(t, jtype_names[i]) == 0)
-				found = i;
-		if (found < 0) {
-			errlist_add(
-			        errs,
-			        "%s: \"fields.%s.type\": expected \"any\", \"string\", \"int\", "
-			        "\"float\" or \"bool\", got %s",
-			        where, name, adapter_util_quote(v, q, sizeof q));
-			rc = -EINVAL;
-		} else {
-			f->type = (enum jtype)found;
-		}
-	}
-	snprintf(path, sizeof path, "fields.%s.required", name);
-	if ((v = json_object_get(spec, "required")) &&
-	    adapter_util_bool(v, where, path, &f->required, errs) != 0)
+	if (adapter_util_field_type_required(spec, name, jtype_names, where, &type, &f->required,
+	                                     errs) != 0)
 		rc = -EINVAL;
+	f->type = (enum jtype)type;
 	return rc;
 }
 
@@ -121,53 +101,20 @@ static int j_parse(const json_t *target, const char *where, void **state, errlis
 {
 	const json_t *fields = json_object_get(target, "fields"), *v;
 	jstate_t *s = NULL;
-	const char *name;
-	char q[96];
+	void *items = NULL;
 	int rc = 0, r;
 
 	*state = NULL;
-	if (!json_is_object(fields) || json_object_size(fields) == 0 ||
-	    json_object_size(fields) > FIELDS_MAX) {
-		errlist_add(errs,
-		            "%s: \"fields\": expected an object of 1 to %d fields {\"name\": "
-		            "{\"pointer\": \"/a/b\", ...}}, got %s",
-		            where, FIELDS_MAX, adapter_util_quote(fields, q, sizeof q));
+	if (adapter_util_fields_check(fields, FIELDS_MAX, field_hint, where, errs) != 0)
 		return -EINVAL;
-	}
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
-	s->f = calloc(json_object_size(fields), sizeof *s->f);
-	s->names = calloc(json_object_size(fields) + 1, sizeof *s->names);
-	if (!s->f || !s->names) {
-		rc = -ENOMEM;
+	rc = adapter_util_fields_walk(fields, field_hint, field_keys, sizeof *s->f, &items,
+	                              parse_field, where, &s->names, &s->n, errs);
+	s->f = items;
+	if (rc == -ENOMEM)
 		goto out;
-	}
-	json_object_foreach((json_t *)fields, name, v)
-	{
-		jfield_t *f = &s->f[s->n];
-		if (!*name || strlen(name) > 128) {
-			errlist_add(errs,
-			            "%s: \"fields\": a field name must be 1 to 128 bytes, got "
-			            "\"%.40s\"",
-			            where, name);
-			rc = -EINVAL;
-			continue;
-		}
-		s->n++;
-		if (!(f->name = strdup(name))) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		s->names[s->n - 1] = f->name;
-		r = parse_field(where, name, v, f, errs);
-		if (r == -ENOMEM) {
-			rc = r;
-			goto out;
-		}
-		if (r)
-			rc = r;
-	}
 	if ((v = json_object_get(target, "classify"))) {
 		r = adapter_util_classify_parse(v, where, (const char *const *)s->names, &s->cls,
 		                                errs);

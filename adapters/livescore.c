@@ -94,10 +94,7 @@ static const char *ls_watch_root(const void *state)
 
 static int status_index(const char *s)
 {
-	for (int i = 0; s && statuses[i]; i++)
-		if (strcmp(s, statuses[i]) == 0)
-			return i;
-	return -1;
+	return adapter_util_name_index(s, statuses);
 }
 
 /* A string of 1..max bytes (0..max if may_be_empty) without NUL; else why. */
@@ -228,6 +225,84 @@ static int url_valid(const char *u, size_t len)
 	return 1;
 }
 
+/* The match id of listing entry e (index i) as decimal digits in *mid (written into buf
+ * when the page gave a number); else why. */
+static int entry_match_id(const json_t *e, size_t i, char *buf, size_t buflen, const char **mid,
+                          char *why, size_t whylen)
+{
+	const json_t *jid = json_object_get(e, "id");
+	char q[96];
+
+	if (json_is_integer(jid) && json_integer_value(jid) > 0) {
+		snprintf(buf, buflen, "%lld", (long long)json_integer_value(jid));
+		*mid = buf;
+		return 0;
+	}
+	if (json_is_string(jid) && json_string_length(jid) <= MATCH_ID_MAX &&
+	    match_id_valid(json_string_value(jid))) {
+		*mid = json_string_value(jid);
+		return 0;
+	}
+	snprintf(why, whylen,
+	         "listing[%zu]: \"id\": expected a match id (1 to %d "
+	         "decimal digits), got %s",
+	         i, MATCH_ID_MAX, adapter_util_quote(jid, q, sizeof q));
+	return -EINVAL;
+}
+
+/* Listing entry e (index i) -> a target appended to out; seen holds the target ids so
+ * far. Returns 0, -EINVAL (bad entry, with why) or -ENOMEM. */
+static int discover_entry(const json_t *e, size_t i, const char *parent_id, json_t *seen,
+                          json_t *out, char *why, size_t whylen)
+{
+	const json_t *jurl, *jst;
+	char tid[TARGET_ID_MAX + 16], path[32], q[96];
+	const char *mid;
+	int si;
+	json_t *t;
+
+	if (!json_is_object(e)) {
+		snprintf(why, whylen, "listing[%zu]: expected an object {id, url, status}, got %s",
+		         i, adapter_util_quote(e, q, sizeof q));
+		return -EINVAL;
+	}
+	if (entry_match_id(e, i, path, sizeof path, &mid, why, whylen) != 0)
+		return -EINVAL;
+	if ((size_t)snprintf(tid, sizeof tid, "%s-%s", parent_id, mid) > TARGET_ID_MAX) {
+		snprintf(why, whylen, "listing[%zu]: target id \"%s-%s\" is over %d bytes", i,
+		         parent_id, mid, TARGET_ID_MAX);
+		return -EINVAL;
+	}
+	if (json_object_get(seen, tid)) {
+		snprintf(why, whylen, "listing[%zu]: match \"%s\" is listed twice", i, mid);
+		return -EINVAL;
+	}
+	jurl = json_object_get(e, "url");
+	if (!json_is_string(jurl) ||
+	    !url_valid(json_string_value(jurl), json_string_length(jurl))) {
+		snprintf(why, whylen,
+		         "listing[%zu] (match \"%s\"): \"url\": expected an "
+		         "absolute http:// or https:// URL of at most %d bytes, got %s",
+		         i, mid, URL_MAX, adapter_util_quote(jurl, q, sizeof q));
+		return -EINVAL;
+	}
+	jst = json_object_get(e, "status");
+	si = status_index(json_string_value(jst));
+	if (si < 0) {
+		snprintf(why, whylen,
+		         "listing[%zu] (match \"%s\"): \"status\": expected "
+		         "\"upcoming\", \"live\" or \"finished\", got %s",
+		         i, mid, adapter_util_quote(jst, q, sizeof q));
+		return -EINVAL;
+	}
+	t = json_pack("{s:s, s:s, s:O, s:s}", "id", tid, "adapter", "livescore", "url", jurl,
+	              "class", sched_class_name(status_class[si]));
+	if (!t || json_array_append_new(out, t) != 0 ||
+	    json_object_set_new(seen, tid, json_true()) != 0)
+		return -ENOMEM;
+	return 0;
+}
+
 static json_t *ls_discover(const void *state, const json_t *raw, const char *parent_id, char *why,
                            size_t whylen)
 {
@@ -258,64 +333,11 @@ static json_t *ls_discover(const void *state, const json_t *raw, const char *par
 		goto nomem;
 	json_array_foreach(raw, i, e)
 	{
-		const json_t *jid, *jurl, *jst;
-		char tid[TARGET_ID_MAX + 16], path[32];
-		const char *mid;
-		int si;
-		json_t *t;
-
-		if (!json_is_object(e)) {
-			snprintf(why, whylen,
-			         "listing[%zu]: expected an object {id, url, status}, got %s", i,
-			         adapter_util_quote(e, q, sizeof q));
-			goto bad;
-		}
-		jid = json_object_get(e, "id");
-		if (json_is_integer(jid) && json_integer_value(jid) > 0) {
-			snprintf(path, sizeof path, "%lld", (long long)json_integer_value(jid));
-			mid = path;
-		} else if (json_is_string(jid) && json_string_length(jid) <= MATCH_ID_MAX &&
-		           match_id_valid(json_string_value(jid))) {
-			mid = json_string_value(jid);
-		} else {
-			snprintf(why, whylen,
-			         "listing[%zu]: \"id\": expected a match id (1 to %d "
-			         "decimal digits), got %s",
-			         i, MATCH_ID_MAX, adapter_util_quote(jid, q, sizeof q));
-			goto bad;
-		}
-		if ((size_t)snprintf(tid, sizeof tid, "%s-%s", parent_id, mid) > TARGET_ID_MAX) {
-			snprintf(why, whylen, "listing[%zu]: target id \"%s-%s\" is over %d bytes",
-			         i, parent_id, mid, TARGET_ID_MAX);
-			goto bad;
-		}
-		if (json_object_get(seen, tid)) {
-			snprintf(why, whylen, "listing[%zu]: match \"%s\" is listed twice", i, mid);
-			goto bad;
-		}
-		jurl = json_object_get(e, "url");
-		if (!json_is_string(jurl) ||
-		    !url_valid(json_string_value(jurl), json_string_length(jurl))) {
-			snprintf(why, whylen,
-			         "listing[%zu] (match \"%s\"): \"url\": expected an "
-			         "absolute http:// or https:// URL of at most %d bytes, got %s",
-			         i, mid, URL_MAX, adapter_util_quote(jurl, q, sizeof q));
-			goto bad;
-		}
-		jst = json_object_get(e, "status");
-		si = status_index(json_string_value(jst));
-		if (si < 0) {
-			snprintf(why, whylen,
-			         "listing[%zu] (match \"%s\"): \"status\": expected "
-			         "\"upcoming\", \"live\" or \"finished\", got %s",
-			         i, mid, adapter_util_quote(jst, q, sizeof q));
-			goto bad;
-		}
-		t = json_pack("{s:s, s:s, s:O, s:s}", "id", tid, "adapter", "livescore", "url",
-		              jurl, "class", sched_class_name(status_class[si]));
-		if (!t || json_array_append_new(out, t) != 0 ||
-		    json_object_set_new(seen, tid, json_true()) != 0)
+		int r = discover_entry(e, i, parent_id, seen, out, why, whylen);
+		if (r == -ENOMEM)
 			goto nomem;
+		if (r != 0)
+			goto bad;
 	}
 	json_decref(seen);
 	return out;

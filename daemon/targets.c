@@ -233,52 +233,47 @@ static int check_url(const json_t *v, const char *where, char *out, errlist_t *e
 	return 0;
 }
 
-int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *out, errlist_t *errs)
+/* "where" for a target's errors: where_in, and the id when it is a string. */
+static void target_where(const json_t *idv, const char *where_in, char *where, size_t len)
 {
-	const char *keys[64];
-	const adapter_t *ad = NULL;
-	const json_t *v, *idv;
-	const char *key;
-	char where[256], q[96];
-	double d;
-	int rc = 0, mode_given = 0;
+	char q[96];
 
-	memset(out, 0, sizeof *out);
-	out->klass = SCHED_IMMINENT;
-	if (!json_is_object(obj)) {
-		errlist_add(errs,
-		            "%s: expected a target object {\"id\", \"adapter\", \"url\", ...}, "
-		            "got %s",
-		            where_in, adapter_util_quote(obj, q, sizeof q));
-		return -EINVAL;
-	}
-	idv = json_object_get(obj, "id");
 	if (json_is_string(idv))
-		snprintf(where, sizeof where, "%s %s", where_in,
-		         adapter_util_quote(idv, q, sizeof q));
+		snprintf(where, len, "%s %s", where_in, adapter_util_quote(idv, q, sizeof q));
 	else
-		snprintf(where, sizeof where, "%s", where_in);
+		snprintf(where, len, "%s", where_in);
+}
 
-	/* id */
+static int check_id(const json_t *idv, const char *where, char *out, errlist_t *errs)
+{
+	char q[96];
+
 	if (!idv) {
 		errlist_add(errs, "%s: \"id\": required (1 to %d characters of A-Z a-z 0-9 _ . -)",
 		            where, TARGETS_ID_MAX);
-		rc = -EINVAL;
-	} else if (!json_is_string(idv) || !targets_id_valid(json_string_value(idv)) ||
-	           strlen(json_string_value(idv)) != json_string_length(idv)) {
+		return -EINVAL;
+	}
+	if (!json_is_string(idv) || !targets_id_valid(json_string_value(idv)) ||
+	    strlen(json_string_value(idv)) != json_string_length(idv)) {
 		errlist_add(errs,
 		            "%s: \"id\": expected 1 to %d characters of A-Z a-z 0-9 _ . - not "
 		            "starting with '.' or '-', got %s",
 		            where, TARGETS_ID_MAX, adapter_util_quote(idv, q, sizeof q));
-		rc = -EINVAL;
-	} else {
-		memcpy(out->id, json_string_value(idv), json_string_length(idv) + 1);
+		return -EINVAL;
 	}
+	memcpy(out, json_string_value(idv), json_string_length(idv) + 1);
+	return 0;
+}
 
-	/* adapter, then unknown keys against the common and the adapter's keys */
-	ad = check_adapter(json_object_get(obj, "adapter"), where, errs);
-	if (!ad)
-		rc = -EINVAL;
+/* Every key of obj must be a common key or one of ad's; without the adapter (ad NULL) its
+ * keys are unknown, so only likely typos of the common keys are flagged. */
+static int check_keys(const json_t *obj, const adapter_t *ad, const char *where, errlist_t *errs)
+{
+	const char *keys[64];
+	const json_t *v;
+	const char *key;
+	int rc = 0;
+
 	known_keys(ad, keys, sizeof keys / sizeof keys[0]);
 	json_object_foreach((json_t *)obj, key, v)
 	{
@@ -289,7 +284,6 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		if (known)
 			continue;
 		if (!ad) {
-			/* without the adapter its keys are unknown: only flag likely typos */
 			sug = adapter_util_closest(key, common_keys);
 			if (sug)
 				errlist_add(errs, "%s: unknown key \"%s\" (did you mean \"%s\"?)",
@@ -303,9 +297,16 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		            sug ? " (did you mean \"" : "", sug ? sug : "", sug ? "\"?)" : "");
 		rc = -EINVAL;
 	}
+	return rc;
+}
 
-	if (check_url(json_object_get(obj, "url"), where, out->url, errs) != 0)
-		rc = -EINVAL;
+/* "class", "interval_seconds" and "timeout_seconds", each optional. */
+static int check_timing(const json_t *obj, const char *where, target_spec_t *out, errlist_t *errs)
+{
+	const json_t *v;
+	char q[96];
+	double d;
+	int rc = 0;
 
 	if ((v = json_object_get(obj, "class"))) {
 		int c = sched_class_parse(json_string_value(v));
@@ -331,27 +332,46 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		else
 			out->timeout_ms = (uint32_t)llround(d * 1000);
 	}
-	if ((v = json_object_get(obj, "mode"))) {
-		const char *m = json_string_value(v);
-		if (m && strcmp(m, "navigate") == 0) {
-			out->mode = TARGETS_NAVIGATE;
-		} else if (m && strcmp(m, "watch") == 0) {
-			out->mode = TARGETS_WATCH;
-			mode_given = 1;
-			if (ad && !ad->needs_browser) {
-				errlist_add(errs,
-				            "%s: \"mode\": \"watch\" needs an adapter that reads a "
-				            "page in the browser; \"%s\" fetches without one",
-				            where, ad->name);
-				rc = -EINVAL;
-			}
-		} else {
-			errlist_add(errs,
-			            "%s: \"mode\": expected \"navigate\" or \"watch\", got %s",
-			            where, adapter_util_quote(v, q, sizeof q));
-			rc = -EINVAL;
-		}
+	return rc;
+}
+
+/* The optional "mode"; *watch_given is set when it is "watch". */
+static int check_mode(const json_t *v, const adapter_t *ad, const char *where, target_spec_t *out,
+                      int *watch_given, errlist_t *errs)
+{
+	const char *m = json_string_value(v);
+	char q[96];
+
+	if (!v)
+		return 0;
+	if (m && strcmp(m, "navigate") == 0) {
+		out->mode = TARGETS_NAVIGATE;
+		return 0;
 	}
+	if (m && strcmp(m, "watch") == 0) {
+		out->mode = TARGETS_WATCH;
+		*watch_given = 1;
+		if (ad && !ad->needs_browser) {
+			errlist_add(errs,
+			            "%s: \"mode\": \"watch\" needs an adapter that reads a "
+			            "page in the browser; \"%s\" fetches without one",
+			            where, ad->name);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	errlist_add(errs, "%s: \"mode\": expected \"navigate\" or \"watch\", got %s", where,
+	            adapter_util_quote(v, q, sizeof q));
+	return -EINVAL;
+}
+
+/* The optional "push" and "discover", which depend on the mode and the adapter. */
+static int check_push_discover(const json_t *obj, const adapter_t *ad, const char *where,
+                               int watch_given, target_spec_t *out, errlist_t *errs)
+{
+	const json_t *v;
+	int rc = 0;
+
 	if ((v = json_object_get(obj, "push"))) {
 		if (adapter_util_bool(v, where, "push", &out->push, errs) != 0) {
 			rc = -EINVAL;
@@ -368,7 +388,7 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 			            "%s: \"discover\": adapter \"%s\" cannot discover targets",
 			            where, ad->name);
 			rc = -EINVAL;
-		} else if (out->discover && mode_given) {
+		} else if (out->discover && watch_given) {
 			errlist_add(errs,
 			            "%s: \"discover\": a listing page is loaded each time, not "
 			            "watched: drop \"mode\": \"watch\" (give it in \"children\")",
@@ -376,37 +396,94 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 			rc = -EINVAL;
 		}
 	}
-	if ((v = json_object_get(obj, "children"))) {
-		if (!json_is_object(v)) {
-			errlist_add(errs,
-			            "%s: \"children\": expected an object of keys merged into "
-			            "every discovered target, got %s",
-			            where, adapter_util_quote(v, q, sizeof q));
-			rc = -EINVAL;
-		} else if (!out->discover) {
-			errlist_add(errs, "%s: \"children\": only with \"discover\": true", where);
-			rc = -EINVAL;
-		} else if (json_object_get(v, "id")) {
-			errlist_add(errs,
-			            "%s: \"children\": must not set \"id\" (each discovered "
-			            "target has its own)",
-			            where);
-			rc = -EINVAL;
-		}
-	}
+	return rc;
+}
 
-	/* the adapter's own parameters */
-	if (ad && ad->parse) {
-		int r = ad->parse(obj, where, &out->state, errs);
-		if (r == -ENOMEM) {
-			fprintf(stderr, "targets: out of memory\n");
-			abort();
-		}
-		if (r != 0) {
-			out->state = NULL;
-			rc = -EINVAL;
-		}
+/* The optional "children": keys merged into every discovered target. */
+static int check_children(const json_t *v, int discover, const char *where, errlist_t *errs)
+{
+	char q[96];
+
+	if (!v)
+		return 0;
+	if (!json_is_object(v)) {
+		errlist_add(errs,
+		            "%s: \"children\": expected an object of keys merged into "
+		            "every discovered target, got %s",
+		            where, adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
 	}
+	if (!discover) {
+		errlist_add(errs, "%s: \"children\": only with \"discover\": true", where);
+		return -EINVAL;
+	}
+	if (json_object_get(v, "id")) {
+		errlist_add(errs,
+		            "%s: \"children\": must not set \"id\" (each discovered "
+		            "target has its own)",
+		            where);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The adapter's own parameters into out->state. Out of memory aborts (daemon plumbing). */
+static int parse_params(const json_t *obj, const adapter_t *ad, const char *where,
+                        target_spec_t *out, errlist_t *errs)
+{
+	int r;
+
+	if (!ad || !ad->parse)
+		return 0;
+	r = ad->parse(obj, where, &out->state, errs);
+	if (r == -ENOMEM) {
+		fprintf(stderr, "targets: out of memory\n");
+		abort();
+	}
+	if (r != 0) {
+		out->state = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *out, errlist_t *errs)
+{
+	const adapter_t *ad = NULL;
+	char where[256], q[96];
+	int rc = 0, watch_given = 0;
+
+	memset(out, 0, sizeof *out);
+	out->klass = SCHED_IMMINENT;
+	if (!json_is_object(obj)) {
+		errlist_add(errs,
+		            "%s: expected a target object {\"id\", \"adapter\", \"url\", ...}, "
+		            "got %s",
+		            where_in, adapter_util_quote(obj, q, sizeof q));
+		return -EINVAL;
+	}
+	target_where(json_object_get(obj, "id"), where_in, where, sizeof where);
+
+	/* Every check runs, in this order, so that every mistake is reported at once. */
+	if (check_id(json_object_get(obj, "id"), where, out->id, errs) != 0)
+		rc = -EINVAL;
+	ad = check_adapter(json_object_get(obj, "adapter"), where, errs);
+	if (!ad)
+		rc = -EINVAL;
+	if (check_keys(obj, ad, where, errs) != 0)
+		rc = -EINVAL;
+	if (check_url(json_object_get(obj, "url"), where, out->url, errs) != 0)
+		rc = -EINVAL;
+	if (check_timing(obj, where, out, errs) != 0)
+		rc = -EINVAL;
+	if (check_mode(json_object_get(obj, "mode"), ad, where, out, &watch_given, errs) != 0)
+		rc = -EINVAL;
+	if (check_push_discover(obj, ad, where, watch_given, out, errs) != 0)
+		rc = -EINVAL;
+	if (check_children(json_object_get(obj, "children"), out->discover, where, errs) != 0)
+		rc = -EINVAL;
+	if (parse_params(obj, ad, where, out, errs) != 0)
+		rc = -EINVAL;
 	out->adapter = ad;
 	if (rc != 0) {
 		target_spec_release(out);

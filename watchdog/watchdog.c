@@ -425,16 +425,112 @@ static unsigned count_fds(const char *proc_root, pid_t pid)
 	return n > 0 ? n - 1 : 0; /* the directory's own fd */
 }
 
+static int is_zombie(const wd_proc_t *p)
+{
+	return p->state == 'Z' || p->state == 'X';
+}
+
+/* How many of the first nbrowsers anchors (the browsers reported) are alive in the tree. */
+static unsigned count_live_browsers(const wd_t *wd, size_t nbrowsers)
+{
+	unsigned alive = 0;
+
+	for (size_t k = 0; k < nbrowsers; k++) {
+		int i = wd_tree_find(&wd->tree, wd->anchors[k]);
+		if (i >= 0 && !is_zombie(&wd->tree.procs[i]))
+			alive++;
+	}
+	return alive;
+}
+
+/* Crashpad handlers belong to any live browser: a reported one, or a Chromium main
+ * process under an own child (launched, not reported yet). */
+static int crashpad_owned(const wd_t *wd, unsigned browsers_alive)
+{
+	int ok = browsers_alive > 0;
+
+	for (size_t i = 0; i < wd->tree.nprocs && !ok; i++) {
+		const wd_proc_t *p = &wd->tree.procs[i];
+		ok = p->anchor >= 0 && p->klass == WD_CLASS_BROWSER && !is_zombie(p);
+	}
+	return ok;
+}
+
+/* Walks the tree: adds each browser tree's memory into tree_rss, reaps own zombie
+ * children and hands every other process outside a browser tree to the orphan
+ * handling. */
+static void sweep_tree(wd_t *wd, size_t nbrowsers, int crashpad_ok, pid_t self, uint64_t now,
+                       uint64_t *tree_rss)
+{
+	wd->st.orphans = 0;
+	for (size_t i = 0; i < wd->tree.nprocs; i++) {
+		const wd_proc_t *p = &wd->tree.procs[i];
+		if (p->anchor >= 0) {
+			if ((size_t)p->anchor < nbrowsers)
+				tree_rss[p->anchor] += p->rss_bytes;
+			continue;
+		}
+		if (is_zombie(p)) {
+			if (p->ppid == self)
+				reap(wd, p);
+			continue;
+		}
+		if (p->klass == WD_CLASS_CRASHPAD && crashpad_ok)
+			continue;
+		wd->st.orphans++;
+		handle_orphan(wd, p, now);
+	}
+	prune_orphans(wd);
+	arm_kill_timer(wd);
+}
+
+/* The statistics of this scan, before the guards, so their callbacks see it. */
+static void record_scan(wd_t *wd, pid_t self, unsigned browsers_alive, uint64_t rss_sum,
+                        uint64_t rss_max)
+{
+	struct timespec ts;
+
+	wd->st.scans++;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	wd->st.last_scan_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	wd->st.total = wd->tree.total;
+	memcpy(wd->st.by_class, wd->tree.by_class, sizeof wd->st.by_class);
+	wd->st.zombies = wd->tree.zombies;
+	wd->st.browsers = browsers_alive;
+	wd->st.browser_rss_bytes = rss_sum;
+	wd->st.browser_rss_max_bytes = rss_max;
+	wd->st.self_rss_bytes = wd->tree.root_found ? wd->tree.root.rss_bytes : 0;
+	wd->st.self_threads = wd->tree.root_found ? wd->tree.root.threads : 0;
+	wd->st.self_fds = count_fds(wd->o.proc_root, self);
+	if (wd_cgroup_read(wd->o.cgroup_root, wd->o.self_cgroup, &wd->st.cgroup) != 0)
+		wd->st.scan_errors++;
+}
+
+/* The process count, browser memory and cgroup pids guards. */
+static void run_guards(wd_t *wd, size_t nbrowsers, uint64_t rss_max)
+{
+	char detail[160];
+
+	snprintf(detail, sizeof detail, "%u processes below cdpilot, more than PID_THRESHOLD %u",
+	         wd->tree.total.procs, wd->o.pid_threshold);
+	guard(wd, WD_RECYCLE_PID_THRESHOLD, wd->tree.total.procs > wd->o.pid_threshold, nbrowsers,
+	      detail);
+	snprintf(detail, sizeof detail, "a browser tree uses %llu MiB, more than %llu MiB",
+	         (unsigned long long)(rss_max >> 20),
+	         (unsigned long long)(wd->o.browser_rss_limit >> 20));
+	guard(wd, WD_RECYCLE_RSS_LIMIT,
+	      wd->o.browser_rss_limit && rss_max > wd->o.browser_rss_limit, nbrowsers, detail);
+	pids_guard(wd);
+}
+
 static int do_scan(wd_t *wd)
 {
 	uint64_t t0 = uv_hrtime(), now = now_ms();
 	pid_t self = getpid();
 	size_t nbrowsers;
 	unsigned browsers_alive = 0;
-	int crashpad_ok, rc;
+	int rc;
 	uint64_t tree_rss[WD_MAX_BROWSERS] = { 0 }, rss_max = 0, rss_sum = 0;
-	char detail[160];
-	struct timespec ts;
 
 	if (wd->closing)
 		return -ECANCELED;
@@ -452,74 +548,15 @@ static int do_scan(wd_t *wd)
 
 	nbrowsers = collect_anchors(wd);
 	wd_tree_anchor(&wd->tree, wd->anchors, wd->nanchors);
-	for (size_t k = 0; k < nbrowsers; k++) {
-		int i = wd_tree_find(&wd->tree, wd->anchors[k]);
-		if (i >= 0 && wd->tree.procs[i].state != 'Z' && wd->tree.procs[i].state != 'X')
-			browsers_alive++;
-	}
-	/* crashpad handlers belong to any live browser: a reported one, or a Chromium main
-	 * process under an own child (launched, not reported yet) */
-	crashpad_ok = browsers_alive > 0;
-	for (size_t i = 0; i < wd->tree.nprocs && !crashpad_ok; i++) {
-		const wd_proc_t *p = &wd->tree.procs[i];
-		crashpad_ok = p->anchor >= 0 && p->klass == WD_CLASS_BROWSER && p->state != 'Z' &&
-		              p->state != 'X';
-	}
-
-	wd->st.orphans = 0;
-	for (size_t i = 0; i < wd->tree.nprocs; i++) {
-		const wd_proc_t *p = &wd->tree.procs[i];
-		int zombie = p->state == 'Z' || p->state == 'X';
-		if (p->anchor >= 0) {
-			if ((size_t)p->anchor < nbrowsers)
-				tree_rss[p->anchor] += p->rss_bytes;
-			continue;
-		}
-		if (zombie) {
-			if (p->ppid == self)
-				reap(wd, p);
-			continue;
-		}
-		if (p->klass == WD_CLASS_CRASHPAD && crashpad_ok)
-			continue;
-		wd->st.orphans++;
-		handle_orphan(wd, p, now);
-	}
-	prune_orphans(wd);
-	arm_kill_timer(wd);
-
+	browsers_alive = count_live_browsers(wd, nbrowsers);
+	sweep_tree(wd, nbrowsers, crashpad_owned(wd, browsers_alive), self, now, tree_rss);
 	for (size_t k = 0; k < nbrowsers; k++) {
 		rss_sum += tree_rss[k];
 		if (tree_rss[k] > rss_max)
 			rss_max = tree_rss[k];
 	}
-
-	/* statistics before the guards, so their callbacks see this scan */
-	wd->st.scans++;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	wd->st.last_scan_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	wd->st.total = wd->tree.total;
-	memcpy(wd->st.by_class, wd->tree.by_class, sizeof wd->st.by_class);
-	wd->st.zombies = wd->tree.zombies;
-	wd->st.browsers = browsers_alive;
-	wd->st.browser_rss_bytes = rss_sum;
-	wd->st.browser_rss_max_bytes = rss_max;
-	wd->st.self_rss_bytes = wd->tree.root_found ? wd->tree.root.rss_bytes : 0;
-	wd->st.self_threads = wd->tree.root_found ? wd->tree.root.threads : 0;
-	wd->st.self_fds = count_fds(wd->o.proc_root, self);
-	if (wd_cgroup_read(wd->o.cgroup_root, wd->o.self_cgroup, &wd->st.cgroup) != 0)
-		wd->st.scan_errors++;
-
-	snprintf(detail, sizeof detail, "%u processes below cdpilot, more than PID_THRESHOLD %u",
-	         wd->tree.total.procs, wd->o.pid_threshold);
-	guard(wd, WD_RECYCLE_PID_THRESHOLD, wd->tree.total.procs > wd->o.pid_threshold, nbrowsers,
-	      detail);
-	snprintf(detail, sizeof detail, "a browser tree uses %llu MiB, more than %llu MiB",
-	         (unsigned long long)(rss_max >> 20),
-	         (unsigned long long)(wd->o.browser_rss_limit >> 20));
-	guard(wd, WD_RECYCLE_RSS_LIMIT,
-	      wd->o.browser_rss_limit && rss_max > wd->o.browser_rss_limit, nbrowsers, detail);
-	pids_guard(wd);
+	record_scan(wd, self, browsers_alive, rss_sum, rss_max);
+	run_guards(wd, nbrowsers, rss_max);
 	wd->st.last_scan_us = (uv_hrtime() - t0) / 1000;
 out:
 	wd->in_scan = 0;

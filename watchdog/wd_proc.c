@@ -345,24 +345,58 @@ static void reset_results(wd_tree_t *t, pid_t root)
 	t->truncated = 0;
 }
 
-int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
+/* Makes room for one more entry in t->all, which holds n. 0: room; 1: the cap
+ * WD_SCAN_MAX is reached (t->truncated set); -ENOMEM. */
+static int stats_room(wd_tree_t *t, size_t n)
 {
-	long page = sysconf(_SC_PAGESIZE);
-	wd_stat_t *all = t->all;
-	size_t nall = 0;
-	DIR *d = NULL;
+	size_t cap = t->all_cap ? t->all_cap * 2 : 256;
+	wd_stat_t *all;
+
+	if (n < t->all_cap)
+		return 0;
+	if (n >= WD_SCAN_MAX) {
+		t->truncated = 1;
+		return 1;
+	}
+	if (cap > WD_SCAN_MAX)
+		cap = WD_SCAN_MAX;
+	all = realloc(t->all, cap * sizeof *all);
+	if (!all)
+		return -ENOMEM;
+	t->all = all;
+	t->all_cap = cap;
+	return 0;
+}
+
+/* The same for t->procs, capped at WD_TREE_MAX. */
+static int procs_room(wd_tree_t *t)
+{
+	size_t cap = t->procs_cap ? t->procs_cap * 2 : 64;
+	wd_proc_t *p;
+
+	if (t->nprocs < t->procs_cap)
+		return 0;
+	if (t->nprocs >= WD_TREE_MAX) {
+		t->truncated = 1;
+		return 1;
+	}
+	if (cap > WD_TREE_MAX)
+		cap = WD_TREE_MAX;
+	p = realloc(t->procs, cap * sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	t->procs = p;
+	t->procs_cap = cap;
+	return 0;
+}
+
+/* Pass 1: the stat of every process below proc_root (d), kernel threads left out, into
+ * t->all; *nall says how many. Returns 0 or -ENOMEM. */
+static int read_all_stats(DIR *d, const char *proc_root, wd_tree_t *t, size_t *nall)
+{
 	struct dirent *e;
-	char *cmdbuf = NULL;
-	int rc = 0;
 
-	reset_results(t, root);
-	if (page <= 0)
-		page = 4096;
-	d = opendir(proc_root);
-	if (!d)
-		return -errno;
-
-	/* Pass 1: the stat of every process. */
+	*nall = 0;
 	while ((e = readdir(d)) != NULL) {
 		wd_stat_t st;
 		pid_t pid;
@@ -381,41 +415,20 @@ int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
 		}
 		if ((st.flags & PF_KTHREAD_FLAG) || st.pid == 2 || st.ppid == 2)
 			continue; /* kernel thread */
-		if (nall == t->all_cap) {
-			size_t cap = t->all_cap ? t->all_cap * 2 : 256;
-			if (nall >= WD_SCAN_MAX) {
-				t->truncated = 1;
-				break;
-			}
-			if (cap > WD_SCAN_MAX)
-				cap = WD_SCAN_MAX;
-			all = realloc(t->all, cap * sizeof *all);
-			if (!all) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			t->all = all;
-			t->all_cap = cap;
-		}
-		all[nall++] = st;
-	}
-
-	cmdbuf = malloc(CMDLINE_READ_MAX);
-	if (!cmdbuf) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	qsort(all, nall, sizeof *all, by_ppid);
-
-	/* Pass 2: breadth-first from the root; the procs array is the queue. */
-	for (size_t i = 0; i < nall; i++) {
-		if (all[i].pid == root) {
-			fill_proc(&t->root, &all[i], page);
-			read_cmdline(proc_root, &t->root, cmdbuf, t);
-			t->root_found = 1;
+		r = stats_room(t, *nall);
+		if (r < 0)
+			return r;
+		if (r > 0)
 			break;
-		}
+		((wd_stat_t *)t->all)[(*nall)++] = st;
 	}
+	return 0;
+}
+
+/* Pass 2: breadth-first from the root through all (sorted by ppid); the procs array is
+ * the queue. Returns 0 or -ENOMEM. */
+static int build_tree(wd_tree_t *t, const wd_stat_t *all, size_t nall, pid_t root, long page)
+{
 	for (size_t q = 0; q <= t->nprocs; q++) {
 		pid_t parent_pid = q == 0 ? root : t->procs[q - 1].pid;
 		int parent_idx = q == 0 ? -1 : (int)(q - 1);
@@ -424,32 +437,26 @@ int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
 		for (size_t k = lower_ppid(all, nall, parent_pid);
 		     k < nall && all[k].ppid == parent_pid; k++) {
 			wd_proc_t *p;
+			int r;
 			if (all[k].pid == root)
 				continue; /* a cycle back to the root (only in broken fake trees) */
-			if (t->nprocs == t->procs_cap) {
-				size_t cap = t->procs_cap ? t->procs_cap * 2 : 64;
-				if (t->nprocs >= WD_TREE_MAX) {
-					t->truncated = 1;
-					break;
-				}
-				if (cap > WD_TREE_MAX)
-					cap = WD_TREE_MAX;
-				p = realloc(t->procs, cap * sizeof *p);
-				if (!p) {
-					rc = -ENOMEM;
-					goto out;
-				}
-				t->procs = p;
-				t->procs_cap = cap;
-			}
+			r = procs_room(t);
+			if (r < 0)
+				return r;
+			if (r > 0)
+				break;
 			p = &t->procs[t->nprocs++];
 			fill_proc(p, &all[k], page);
 			p->parent = parent_idx;
 			p->depth = depth;
 		}
 	}
+	return 0;
+}
 
-	/* Pass 3: command lines, classes, totals. */
+/* Pass 3: command lines, classes, totals. */
+static void sum_tree(const char *proc_root, wd_tree_t *t, char *cmdbuf)
+{
 	for (size_t i = 0; i < t->nprocs; i++) {
 		wd_proc_t *p = &t->procs[i];
 		if (p->state == 'Z' || p->state == 'X')
@@ -463,6 +470,47 @@ int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
 		t->by_class[p->klass].threads += p->threads;
 		t->by_class[p->klass].rss_bytes += p->rss_bytes;
 	}
+}
+
+int wd_scan(const char *proc_root, pid_t root, wd_tree_t *t)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	wd_stat_t *all = NULL;
+	size_t nall = 0;
+	DIR *d = NULL;
+	char *cmdbuf = NULL;
+	int rc = 0;
+
+	reset_results(t, root);
+	if (page <= 0)
+		page = 4096;
+	d = opendir(proc_root);
+	if (!d)
+		return -errno;
+
+	rc = read_all_stats(d, proc_root, t, &nall);
+	if (rc)
+		goto out;
+	all = t->all;
+	cmdbuf = malloc(CMDLINE_READ_MAX);
+	if (!cmdbuf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	qsort(all, nall, sizeof *all, by_ppid);
+
+	for (size_t i = 0; i < nall; i++) {
+		if (all[i].pid == root) {
+			fill_proc(&t->root, &all[i], page);
+			read_cmdline(proc_root, &t->root, cmdbuf, t);
+			t->root_found = 1;
+			break;
+		}
+	}
+	rc = build_tree(t, all, nall, root, page);
+	if (rc)
+		goto out;
+	sum_tree(proc_root, t, cmdbuf);
 out:
 	if (rc)
 		reset_results(t, root);
@@ -579,15 +627,73 @@ static int read_levels(const char *base, const char *rel_in, const char *max_fil
 	return found;
 }
 
+/* What /proc/self/cgroup says: the v2 path, and the v1 mount and path of pids and memory. */
+typedef struct cg_paths {
+	int have_v2, v1;
+	char v2path[PATH_MAX];
+	char pids_base[PATH_MAX], pids_rel[PATH_MAX];
+	char mem_base[PATH_MAX], mem_rel[PATH_MAX];
+} cg_paths_t;
+
+/* A v1 line's controllers ("cpu,cpuacct", mounted as root/cpu,cpuacct) at path: notes
+ * where pids and memory are. */
+static void note_v1(const char *root, const char *ctrls, const char *path, cg_paths_t *cp)
+{
+	for (const char *s = ctrls; *s;) {
+		size_t n = strcspn(s, ",");
+		char *base = NULL, *rel = NULL;
+		if (n == 4 && memcmp(s, "pids", 4) == 0)
+			base = cp->pids_base, rel = cp->pids_rel;
+		else if (n == 6 && memcmp(s, "memory", 6) == 0)
+			base = cp->mem_base, rel = cp->mem_rel;
+		if (base) {
+			snprintf(base, PATH_MAX, "%s/%s", root, ctrls);
+			snprintf(rel, PATH_MAX, "%s", path);
+			cp->v1 = 1;
+		}
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+}
+
+/* One line "ID:CONTROLLERS:PATH" of [line, le); others are ignored. */
+static void parse_cgroup_line(const char *root, const char *line, const char *le, cg_paths_t *cp)
+{
+	const char *c1, *c2;
+	char ctrls[256], path[PATH_MAX];
+	size_t cn, pn;
+
+	c1 = memchr(line, ':', (size_t)(le - line));
+	c2 = c1 ? memchr(c1 + 1, ':', (size_t)(le - c1 - 1)) : NULL;
+	if (!c2)
+		return;
+	cn = (size_t)(c2 - c1 - 1);
+	pn = (size_t)(le - c2 - 1);
+	if (!(cn < sizeof ctrls && pn < sizeof path && pn > 0 && c2[1] == '/'))
+		return;
+	memcpy(ctrls, c1 + 1, cn);
+	ctrls[cn] = '\0';
+	memcpy(path, c2 + 1, pn);
+	path[pn] = '\0';
+	if (cn == 0 && c1 - line == 1 && line[0] == '0') {
+		cp->have_v2 = 1;
+		snprintf(cp->v2path, sizeof cp->v2path, "%s", path);
+	} else {
+		note_v1(root, ctrls, path, cp);
+	}
+}
+
 int wd_cgroup_read(const char *root, const char *self_cgroup_file, wd_cgroup_t *out)
 {
-	char buf[8192], v2path[PATH_MAX] = "", pids_base[PATH_MAX] = "", mem_base[PATH_MAX] = "";
-	char pids_rel[PATH_MAX] = "", mem_rel[PATH_MAX] = "";
+	char buf[8192];
+	cg_paths_t cp;
 	size_t len = 0;
-	int rc, have_v2 = 0, v1 = 0;
-	const char *line, *end;
+	int rc;
+	const char *line, *end, *path;
 
 	memset(out, 0, sizeof *out);
+	memset(&cp, 0, sizeof cp);
 	out->pids_max = out->memory_max = WD_UNLIMITED;
 	rc = read_small(self_cgroup_file, buf, sizeof buf - 1, &len);
 	if (rc)
@@ -596,64 +702,30 @@ int wd_cgroup_read(const char *root, const char *self_cgroup_file, wd_cgroup_t *
 	end = buf + len;
 	for (line = buf; line < end;) {
 		const char *nl = memchr(line, '\n', (size_t)(end - line));
-		const char *c1, *c2, *le = nl ? nl : end;
-		char ctrls[256], path[PATH_MAX];
-		size_t cn, pn;
-
-		c1 = memchr(line, ':', (size_t)(le - line));
-		c2 = c1 ? memchr(c1 + 1, ':', (size_t)(le - c1 - 1)) : NULL;
-		if (c2) {
-			cn = (size_t)(c2 - c1 - 1);
-			pn = (size_t)(le - c2 - 1);
-			if (cn < sizeof ctrls && pn < sizeof path && pn > 0 && c2[1] == '/') {
-				memcpy(ctrls, c1 + 1, cn);
-				ctrls[cn] = '\0';
-				memcpy(path, c2 + 1, pn);
-				path[pn] = '\0';
-				if (cn == 0 && c1 - line == 1 && line[0] == '0') {
-					have_v2 = 1;
-					snprintf(v2path, sizeof v2path, "%s", path);
-				} else {
-					/* "cpu,cpuacct": mounted as root/cpu,cpuacct */
-					for (const char *s = ctrls; *s;) {
-						size_t n = strcspn(s, ",");
-						char *base = NULL, *rel = NULL;
-						if (n == 4 && memcmp(s, "pids", 4) == 0)
-							base = pids_base, rel = pids_rel;
-						else if (n == 6 && memcmp(s, "memory", 6) == 0)
-							base = mem_base, rel = mem_rel;
-						if (base) {
-							snprintf(base, PATH_MAX, "%s/%s", root,
-							         ctrls);
-							snprintf(rel, PATH_MAX, "%s", path);
-							v1 = 1;
-						}
-						s += n;
-						if (*s == ',')
-							s++;
-					}
-				}
-			}
-		}
+		const char *le = nl ? nl : end;
+		parse_cgroup_line(root, line, le, &cp);
 		line = le + 1;
 	}
-	if (!v1 && !have_v2)
+	if (!cp.v1 && !cp.have_v2)
 		return 0;
-	out->version = v1 ? 1 : 2;
-	snprintf(out->path, sizeof out->path, "%s",
-	         v1 ? (mem_rel[0] ? mem_rel : pids_rel) : v2path);
-	if (pids_base[0])
-		out->has_pids = read_levels(pids_base, pids_rel, "pids.max", "pids.current",
+	out->version = cp.v1 ? 1 : 2;
+	/* cut to fit, as snprintf would: out->path is a copy to show */
+	path = cp.v1 ? (cp.mem_rel[0] ? cp.mem_rel : cp.pids_rel) : cp.v2path;
+	len = strnlen(path, sizeof out->path - 1);
+	memcpy(out->path, path, len);
+	out->path[len] = '\0';
+	if (cp.pids_base[0])
+		out->has_pids = read_levels(cp.pids_base, cp.pids_rel, "pids.max", "pids.current",
 		                            &out->pids_max, &out->pids_current);
-	else if (have_v2)
-		out->has_pids = read_levels(root, v2path, "pids.max", "pids.current",
+	else if (cp.have_v2)
+		out->has_pids = read_levels(root, cp.v2path, "pids.max", "pids.current",
 		                            &out->pids_max, &out->pids_current);
-	if (mem_base[0])
-		out->has_memory = read_levels(mem_base, mem_rel, "memory.limit_in_bytes",
+	if (cp.mem_base[0])
+		out->has_memory = read_levels(cp.mem_base, cp.mem_rel, "memory.limit_in_bytes",
 		                              "memory.usage_in_bytes", &out->memory_max,
 		                              &out->memory_current);
-	else if (have_v2)
-		out->has_memory = read_levels(root, v2path, "memory.max", "memory.current",
+	else if (cp.have_v2)
+		out->has_memory = read_levels(root, cp.v2path, "memory.max", "memory.current",
 		                              &out->memory_max, &out->memory_current);
 	if (!out->has_pids)
 		out->pids_max = WD_UNLIMITED;
