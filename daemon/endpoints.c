@@ -471,14 +471,16 @@ static void store_metrics(run_t *r, prom_buf_t *b)
 		share_get_stats(r->share, &sh);
 		prom_header(b, "cdpilot_schedule_claims_total", "counter",
 		            "SCHEDULE=redis claims: won (this instance scrapes), held (another "
-		            "instance holds the target or it is not due), error (Redis did not "
-		            "answer).");
+		            "instance holds the target or it is not due), error (Redis could not be "
+		            "asked), timeout (no reply within REDIS_TIMEOUT_MS: not claimed).");
 		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.won, "result", "won",
 		            NULL);
 		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.held, "result", "held",
 		            NULL);
 		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.errors, "result", "error",
 		            NULL);
+		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.timeouts, "result",
+		            "timeout", NULL);
 		counter(b, "cdpilot_schedule_released_total",
 		        "Targets this instance gave away to even the shares.", (double)sh.released);
 		gauge(b, "cdpilot_schedule_instances",

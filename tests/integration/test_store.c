@@ -5,8 +5,10 @@
  * and a wrong password, a hostile target id, the backlog bound, and an outage (the server
  * killed while writes are unread, restarted on the same socket) after which each target is
  * written once with one net delta, and a server that accepts but does not answer (SIGSTOP):
- * noticed within REDIS_TIMEOUT_MS, then one net delta per target after SIGCONT.
+ * noticed within REDIS_TIMEOUT_MS, then one net delta per target after SIGCONT; a shared
+ * schedule claim sent to it times out and does not take the lease when the server resumes.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +27,7 @@
 
 #include "adapters/snapshot.h"
 #include "store/redis_uv.h"
+#include "store/share.h"
 #include "store/store.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/testutil.h"
@@ -954,6 +957,79 @@ static void test_store__unresponsive_server(void **state)
 	finish();
 }
 
+/* ---- the shared schedule's claims have the same deadline ---- */
+
+typedef struct claimed {
+	int done, status;
+	uint64_t fence;
+} claimed_t;
+
+static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
+{
+	claimed_t *c = ud;
+
+	(void)retry_ms;
+	c->done = 1;
+	c->status = status;
+	c->fence = fence;
+}
+
+/* A claim sent to a stopped server is answered -ETIMEDOUT once the store drops the
+ * connection, and when the server resumes and runs it, it takes no lease: the claimer gave up
+ * on it, so nobody would scrape the target it won. Afterwards claims win again. */
+static void test_store__share_claim_times_out(void **state)
+{
+	tu_redis_t *r = *state;
+	store_opts_t o;
+	share_opts_t so;
+	share_t *sh;
+	claimed_t c1 = { 0 }, c2 = { 0 };
+	share_stats_t ss;
+	redisContext *c;
+	redisReply *rep;
+	store_t *s;
+	int closed = 0;
+
+	opts_for(&o, r, "cs");
+	o.timeout_ms = 500;
+	s = store_new(loop, &o);
+	store_start(s);
+	share_opts_init(&so);
+	snprintf(so.instance, sizeof so.instance, "inst-a");
+	so.lease_ms = 5000;
+	sh = share_new(loop, s, &so);
+	assert_true(run_until(is_connected, s, 5000));
+
+	tu_redis_signal(r, SIGSTOP);
+	share_claim(sh, "x", on_claimed, &c1);
+	assert_true(run_until(flag_set, &c1.done, 5000));
+	assert_int_equal(c1.status, -ETIMEDOUT);
+	share_get_stats(sh, &ss);
+	assert_int_equal(ss.timeouts, 1);
+	assert_int_equal(ss.won, 0);
+	tu_redis_signal(r, SIGCONT);
+	assert_true(run_until(is_connected, s, 10000));
+
+	c = tu_redis_client(r);
+	assert_non_null(c);
+	rep = cmd(c, "GET cs:lease:x"); /* the late claim ran and did nothing */
+	assert_int_equal(rep->type, REDIS_REPLY_NIL);
+	freeReplyObject(rep);
+	share_claim(sh, "x", on_claimed, &c2);
+	assert_true(run_until(flag_set, &c2.done, 5000));
+	assert_int_equal(c2.status, 1);
+	assert_true(c2.fence > 0);
+
+	share_close(sh, on_closed, &closed);
+	assert_true(run_until(flag_set, &closed, 5000));
+	rep = cmd(c, "GET cs:lease:x"); /* handed back on close */
+	assert_int_equal(rep->type, REDIS_REPLY_NIL);
+	freeReplyObject(rep);
+	redisFree(c);
+	close_store(s);
+	finish();
+}
+
 /* The glue on its own: a GET pending on a connection whose server is killed while data is
  * unread gets its NULL reply, and the disconnect callback fires. */
 static int glue_get_done, glue_disc;
@@ -1015,6 +1091,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store__outage_and_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__unresponsive_server, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__share_claim_times_out, setup, teardown),
 	};
 	log_set_level(LOG_WARN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
