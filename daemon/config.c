@@ -125,6 +125,7 @@ static const config_setting_t settings[] = {
 	{ "SNAPSHOT_TTL_SECONDS", "--snapshot-ttl-seconds", "store", "0", "0 (no expiry) to 31536000", "expiry of each target's latest snapshot in Redis", 0, NULL },
 	{ "CHANGES_MAXLEN", "--changes-maxlen", "store", "100000", "1 to 1000000000", "approximate length cap of the stream of deltas", 0, NULL },
 	{ "STORE_BACKLOG_MAX", "--store-backlog-max", "store", "100000", "1 to 10000000", "targets whose latest snapshot is kept while Redis is unreachable; past it the least recently updated is dropped", 0, NULL },
+	{ "REDIS_TIMEOUT_MS", "--redis-timeout-ms", "store", "2000", "100 to 600000", "a Redis command unanswered this long: the connection is dropped as unresponsive (health says so), results wait in the backlog, a write that reaches Redis later does nothing", 0, NULL },
 	{ "SCHEDULE", "--schedule", "store", "local", "local or redis (redis needs REDIS_URL)", "redis: instances on the same Redis and prefix share the targets, each scraped by one instance at a time", 0, NULL },
 	{ "SCHEDULE_LEASE_SECONDS", "--schedule-lease-seconds", "store", "15", "2 to 3600", "with SCHEDULE=redis: an instance silent this long loses its targets to the others", 0, NULL },
 	{ "SCHEDULE_INSTANCE", "--schedule-instance", "store", "(HOSTNAME-PID)", "1 to 64 of A-Z a-z 0-9 _ . -, unique per instance", "with SCHEDULE=redis: this instance's name in Redis", 0, NULL },

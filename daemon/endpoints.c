@@ -474,19 +474,29 @@ static void store_metrics(run_t *r, prom_buf_t *b)
 	        (double)ss.reconnects);
 	counter(b, "cdpilot_store_drops_total",
 	        "Backlog entries dropped at STORE_BACKLOG_MAX during an outage.", (double)ss.drops);
+	counter(b, "cdpilot_store_timeouts_total",
+	        "Connections to Redis dropped as unresponsive: a command unanswered for "
+	        "REDIS_TIMEOUT_MS.",
+	        (double)ss.timeouts);
+	gauge(b, "cdpilot_store_unresponsive",
+	      "1 while the last connection to Redis was dropped for want of a reply and no new "
+	      "one is ready.",
+	      ss.unresponsive);
 	if (r->share) {
 		share_stats_t sh;
 		share_get_stats(r->share, &sh);
 		prom_header(b, "cdpilot_schedule_claims_total", "counter",
 		            "SCHEDULE=redis claims: won (this instance scrapes), held (another "
-		            "instance holds the target or it is not due), error (Redis did not "
-		            "answer).");
+		            "instance holds the target or it is not due), error (Redis could not be "
+		            "asked), timeout (no reply within REDIS_TIMEOUT_MS: not claimed).");
 		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.won, "result", "won",
 		            NULL);
 		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.held, "result", "held",
 		            NULL);
 		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.errors, "result", "error",
 		            NULL);
+		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.timeouts, "result",
+		            "timeout", NULL);
 		counter(b, "cdpilot_schedule_released_total",
 		        "Targets this instance gave away to even the shares.", (double)sh.released);
 		gauge(b, "cdpilot_schedule_instances",
@@ -559,12 +569,14 @@ void run__status_extra(run_t *r, json_t *doc)
 	if (r->store) {
 		store_stats_t ss;
 		store_get_stats(r->store, &ss);
-		json_object_set_new(doc, "store",
-		                    json_pack("{s:b, s:b, s:I, s:I, s:I, s:s}", "connected",
-		                              ss.connected, "degraded", ss.degraded, "backlog",
-		                              (json_int_t)ss.backlog, "writes_ok",
-		                              (json_int_t)ss.writes_ok, "reconnects",
-		                              (json_int_t)ss.reconnects, "last_error", ss.last_error));
+		json_object_set_new(
+		        doc, "store",
+		        json_pack("{s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:s}", "connected",
+		                  ss.connected, "degraded", ss.degraded, "unresponsive",
+		                  ss.unresponsive, "backlog", (json_int_t)ss.backlog, "writes_ok",
+		                  (json_int_t)ss.writes_ok, "reconnects", (json_int_t)ss.reconnects,
+		                  "timeouts", (json_int_t)ss.timeouts, "last_error",
+		                  ss.last_error));
 	}
 	if (r->share) {
 		share_stats_t sh;

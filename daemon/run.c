@@ -201,8 +201,10 @@ static void on_tick(uv_timer_t *t)
 		if (ss.degraded) {
 			char why[400];
 			snprintf(why, sizeof why, "redis %s, %zu snapshot(s) waiting%s%.200s",
-			         ss.connected ? "catching up" : "not connected", ss.backlog,
-			         ss.last_error[0] ? ": " : "", ss.last_error);
+			         ss.unresponsive ? "unresponsive"
+			         : ss.connected  ? "catching up"
+			                         : "not connected",
+			         ss.backlog, ss.last_error[0] ? ": " : "", ss.last_error);
 			health_set_condition(r->health, "store", HEALTH_DEGRADED, why, now);
 		} else {
 			health_set_condition(r->health, "store", HEALTH_HEALTHY, "", now);

@@ -37,10 +37,14 @@
 	"local share = math.ceil(redis.call('ZCARD', " sched ") / live)\n"
 
 /* KEYS: sched, lease:T, fence:T, instances, owned:I, epoch.
- * ARGV: T, I, lease ms, run ms, "P:owned:" (to find a dead holder's set).
- * Returns {1, fence, 0} (won) or {0, 0, retry ms}. */
+ * ARGV: T, I, lease ms, run ms, "P:owned:" (to find a dead holder's set), deadline (Redis
+ * Unix ms, store_deadline; 0 none).
+ * Returns {1, fence, 0} (won), {0, 0, retry ms}, or {2, 0, 0} when run past the deadline:
+ * the claimer has given up on it (a stopped server runs it on resuming), so nothing is done. */
 static const char claim_lua[] =
         NOW_LUA
+        "local dl = tonumber(ARGV[6])\n"
+        "if dl > 0 and now > dl then return {2, 0, 0} end\n"
         "local id, me, lease, run = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
         "redis.call('ZADD', KEYS[4], now, me)\n"
         "local due = redis.call('ZSCORE', KEYS[1], id)\n"
@@ -302,6 +306,8 @@ static void deliver(sreq_t *q, int status, uint64_t fence, uint32_t retry_ms)
 		sh->st.won++;
 	else if (status == 0)
 		sh->st.held++;
+	else if (status == -ETIMEDOUT)
+		sh->st.timeouts++;
 	else
 		sh->st.errors++;
 	q->cb(q->ud, status, fence, retry_ms);
@@ -317,6 +323,16 @@ static int int_at(const redisReply *rep, size_t i, long long *out)
 }
 
 static void finish_close(share_t *sh);
+
+/* Why a command got no reply: the store dropped a connection that did not answer in time
+ * (-ETIMEDOUT), or it was lost or closed (-ENOTCONN). */
+static int lost_status(const share_t *sh)
+{
+	store_stats_t ss;
+
+	store_get_stats(sh->store, &ss);
+	return ss.unresponsive ? -ETIMEDOUT : -ENOTCONN;
+}
 
 static void on_reply(void *ud, redisReply *rep)
 {
@@ -336,7 +352,9 @@ static void on_reply(void *ud, redisReply *rep)
 	switch (q->kind) {
 	case R_CLAIM:
 		if (!rep)
-			deliver(q, -ENOTCONN, 0, 0);
+			deliver(q, lost_status(sh), 0, 0);
+		else if (int_at(rep, 0, &a) == 0 && a == 2)
+			deliver(q, -ETIMEDOUT, 0, 0); /* answered, but run late by Redis's clock */
 		else if (int_at(rep, 0, &a) || int_at(rep, 1, &b) || int_at(rep, 2, &c) ||
 		         (a != 0 && a != 1) || b < 0 || c < 0) {
 			if (rep->type != REDIS_REPLY_ERROR)
@@ -403,6 +421,7 @@ void share_claim(share_t *sh, const char *id, share_claim_cb cb, void *ud)
 	sreq_t *q = xcalloc(sizeof *q);
 	deferred_t *d;
 	keys_t k;
+	char deadline[24];
 	int rc = -ECANCELED;
 
 	q->kind = R_CLAIM;
@@ -410,11 +429,12 @@ void share_claim(share_t *sh, const char *id, share_claim_cb cb, void *ud)
 	q->ud = ud;
 	if (!sh->closing) {
 		keys_for(sh, id, &k);
+		snprintf(deadline, sizeof deadline, "%" PRIu64, store_deadline(sh->store));
 		rc = send_eval(sh, q, claim_lua, 6,
 		               (const char *const[]){ k.sched, k.lease, k.fence, k.instances, k.owned,
 		                                      k.epoch, id, sh->o.instance, k.lease_ms,
-		                                      k.run_ms, k.owned_prefix },
-		               11);
+		                                      k.run_ms, k.owned_prefix, deadline },
+		               12);
 		if (rc == 0)
 			return;
 	} else {

@@ -30,6 +30,12 @@
  * share (close the share first). Callbacks fire from the loop, never from inside the call
  * that registers them; a claim callback fires exactly once (status < 0 when Redis could not
  * be asked: the caller decides; cdpilot then scrapes anyway, see docs/redis.md).
+ *
+ * Claims have the store's reply deadline (REDIS_TIMEOUT_MS): a claim unanswered that long
+ * is answered -ETIMEDOUT when the store drops the connection, and counts as not claimed in
+ * Redis too: the claim script carries the deadline in Redis's clock and does nothing if it
+ * runs later (a stopped server runs it on resuming), so a claim the caller gave up on never
+ * takes a lease behind its back.
  */
 #ifndef CDPILOT_STORE_SHARE_H
 #define CDPILOT_STORE_SHARE_H
@@ -51,6 +57,7 @@ typedef struct share_opts {
 
 typedef struct share_stats {
 	uint64_t won, held, errors; /* claims */
+	uint64_t timeouts;          /* claims unanswered within REDIS_TIMEOUT_MS (not in errors) */
 	uint64_t released;          /* given away by done() to even the shares */
 	unsigned instances;         /* live instances at the last heartbeat */
 	unsigned owned;             /* targets this instance holds, at the last heartbeat */
@@ -69,7 +76,8 @@ share_t *share_new(uv_loop_t *loop, store_t *store, const share_opts_t *o);
 /*
  * Claims id (a valid store id). cb(ud, status, fence, retry_in_ms): status 1 won (fence >
  * 0 for store_put_fenced), 0 held elsewhere or not due (ask again in retry_in_ms), < 0
- * Redis could not answer (-ENOTCONN, -EIO, -EPROTO). ud must stay valid until cb.
+ * Redis could not answer (-ENOTCONN, -EIO, -EPROTO; -ETIMEDOUT: not within REDIS_TIMEOUT_MS,
+ * and the claim has no effect in Redis). ud must stay valid until cb.
  */
 typedef void (*share_claim_cb)(void *ud, int status, uint64_t fence, uint32_t retry_in_ms);
 void share_claim(share_t *sh, const char *id, share_claim_cb cb, void *ud);

@@ -125,6 +125,7 @@ void store_opts_init(store_opts_t *o)
 	o->backoff_max_ms = 5000;
 	o->close_grace_ms = 2000;
 	o->inflight_max = 256;
+	o->timeout_ms = 2000;
 }
 
 int store_opts_from_env(store_opts_t *o, errlist_t *errs)
@@ -171,6 +172,10 @@ int store_opts_from_env(store_opts_t *o, errlist_t *errs)
 		o->backlog_max = (size_t)d;
 	if (r < 0)
 		rc = -EINVAL;
+	if ((r = envnum_get(errs, "REDIS_TIMEOUT_MS", 100, 600000, ENVNUM_WHOLE, "ms", &d)) > 0)
+		o->timeout_ms = (uint32_t)d;
+	if (r < 0)
+		rc = -EINVAL;
 	return rc;
 }
 
@@ -196,8 +201,7 @@ void store__write_health(store_t *s)
 		return;
 	store__key(s, k, "health", NULL);
 	snprintf(px, sizeof px, "%" PRIu64, (uint64_t)s->o.health_refresh_ms * 5);
-	redisAsyncCommand(s->ac, on_simple_reply, "SET health", "SET %s %s PX %s", k, s->health,
-	                  px);
+	store__cmdf(s, on_simple_reply, "SET health", "SET %s %s PX %s", k, s->health, px);
 }
 
 void store_set_health(store_t *s, const json_t *health)
@@ -231,7 +235,7 @@ store_t *store_new(uv_loop_t *loop, const store_opts_t *o)
 {
 	store_t *s;
 	char err[1400];
-	uv_timer_t *timers[5];
+	uv_timer_t *timers[6];
 
 	if (store_url_parse(o->url, &(store_url_t){ 0 }, err, sizeof err) != 0) {
 		log_error(COMP, "%s", err);
@@ -259,6 +263,8 @@ store_t *store_new(uv_loop_t *loop, const store_opts_t *o)
 		s->o.health_refresh_ms = 2000;
 	if (!s->o.targets_poll_ms)
 		s->o.targets_poll_ms = 1000;
+	if (!s->o.timeout_ms)
+		s->o.timeout_ms = 2000;
 	store_url_parse(o->url, &s->url, err, sizeof err);
 	store_url_redact(o->url, s->redacted, sizeof s->redacted);
 	s->backoff_ms = s->o.backoff_min_ms;
@@ -267,7 +273,8 @@ store_t *store_new(uv_loop_t *loop, const store_opts_t *o)
 	timers[2] = &s->targets_t;
 	timers[3] = &s->grace_t;
 	timers[4] = &s->kick_t;
-	for (int i = 0; i < 5; i++) {
+	timers[5] = &s->deadline_t;
+	for (int i = 0; i < 6; i++) {
 		uv_timer_init(loop, timers[i]);
 		timers[i]->data = s;
 		s->open_handles++;
@@ -277,11 +284,15 @@ store_t *store_new(uv_loop_t *loop, const store_opts_t *o)
 
 int store_start(store_t *s)
 {
+	uint32_t check_ms = s->o.timeout_ms / 4;
+
 	if (s->started || s->closing)
 		return -EALREADY;
 	s->started = 1;
 	uv_timer_start(&s->health_t, on_health_timer, s->o.health_refresh_ms,
 	               s->o.health_refresh_ms);
+	check_ms = check_ms > 250 ? 250 : check_ms < 10 ? 10 : check_ms;
+	uv_timer_start(&s->deadline_t, store__on_deadline_timer, check_ms, check_ms);
 	store__connect_now(s);
 	return 0;
 }
@@ -306,16 +317,17 @@ int store_command(store_t *s, store_reply_cb cb, void *ud, int argc, const char 
 {
 	cmd_t *c;
 
+	int rc;
+
 	if (s->closing || s->state != C_READY || !s->ac)
 		return -ENOTCONN;
 	c = store__xmalloc(sizeof *c);
 	c->cb = cb;
 	c->ud = ud;
-	if (redisAsyncCommandArgv(s->ac, on_cmd_reply, c, argc, argv, lens) != REDIS_OK) {
+	rc = store__cmdv(s, on_cmd_reply, c, argc, argv, lens);
+	if (rc != 0)
 		free(c);
-		return -EIO;
-	}
-	return 0;
+	return rc;
 }
 
 const char *store_prefix(const store_t *s)
@@ -335,6 +347,7 @@ void store_get_stats(const store_t *s, store_stats_t *out)
 	out->backlog = s->nentries;
 	out->degraded = !out->connected || s->nentries > 0;
 	out->epoch = s->epoch;
+	out->unresponsive = s->unresponsive;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -348,8 +361,8 @@ static void on_handle_closed(uv_handle_t *h)
 static void on_finish(uv_timer_t *t)
 {
 	store_t *s = t->data;
-	uv_timer_t *timers[5] = { &s->reconnect_t, &s->health_t, &s->targets_t, &s->grace_t,
-		                  &s->kick_t };
+	uv_timer_t *timers[6] = { &s->reconnect_t, &s->health_t, &s->targets_t,
+		                  &s->grace_t,     &s->kick_t,   &s->deadline_t };
 
 	if (s->finishing)
 		return;
@@ -370,7 +383,7 @@ static void on_finish(uv_timer_t *t)
 	for (size_t i = 0; i < s->nbuckets; i++)
 		while (s->buckets[i])
 			store__entry_free(s, s->buckets[i]);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		uv_close((uv_handle_t *)timers[i], on_handle_closed);
 }
 

@@ -23,6 +23,16 @@
  * backlog is written with ONE delta against what Redis holds for it (read first, diffed with
  * snapshot_delta, marked "resync": true).
  *
+ * Replies have a deadline (timeout_ms, REDIS_TIMEOUT_MS). When the oldest command awaiting
+ * a reply (or a connection attempt) is older than that, the connection is declared
+ * unresponsive and dropped (stats.unresponsive, stats.timeouts): every pending reply
+ * callback gets NULL, unanswered writes go back to the backlog (one entry per target, the
+ * newest), and the reconnect timer backs off as after any loss. Each write also carries
+ * that deadline in Redis's clock (read with TIME at each connection): a write that reaches
+ * Redis late (a stopped server executes what was left in its socket when it resumes) does
+ * nothing, so after recovery each target gets one net change. A reply arrives within
+ * timeout_ms or the connection is gone within about timeout_ms * 1.25.
+ *
  * Lifecycle (a handle): store_new -> store_start -> ... -> store_close(cb) -> cb -> (memory
  * freed by the store before cb; do not touch it after). All callbacks fire from the loop.
  * Nothing here calls back synchronously from the call that registers the callback.
@@ -54,6 +64,7 @@ typedef struct store_opts {
 	uint32_t backoff_max_ms;    /* default 5000 */
 	uint32_t close_grace_ms;    /* store_close() flushes for at most this; default 2000 */
 	uint32_t inflight_max;      /* writes sent and not yet answered; default 256 */
+	uint32_t timeout_ms;        /* REDIS_TIMEOUT_MS; default 2000; 100..600000 */
 } store_opts_t;
 
 typedef struct store store_t;
@@ -61,12 +72,15 @@ typedef struct store store_t;
 typedef struct store_stats {
 	int connected;         /* 1: connected, authenticated, ready to write */
 	int degraded;          /* not connected, or a backlog is waiting */
+	int unresponsive;      /* the last connection was dropped for want of a reply; 0 again
+	                          once connected (or once a connection attempt is refused) */
 	size_t backlog;        /* targets whose latest snapshot is not yet written */
 	uint64_t writes_ok;    /* results written (refusals are in refused_seq) */
 	uint64_t write_errors; /* error or unexpected replies to writes (retried later) */
 	uint64_t refused_seq;  /* results refused because Redis held a newer (epoch, seq) */
 	uint64_t resyncs;      /* of the above: backlog writes diffed against Redis */
 	uint64_t reconnects;   /* successful connections after the first */
+	uint64_t timeouts;     /* connections dropped: no reply within timeout_ms */
 	uint64_t drops;        /* backlog entries dropped at backlog_max */
 	uint64_t rejected;     /* store_put() calls refused (not a snapshot, bad target id) */
 	uint64_t epoch;        /* this store's epoch, 0 until the first connection */
@@ -77,8 +91,8 @@ typedef struct store_stats {
 void store_opts_init(store_opts_t *o);
 
 /*
- * Reads REDIS_URL, REDIS_PREFIX, SNAPSHOT_TTL_SECONDS, CHANGES_MAXLEN and STORE_BACKLOG_MAX
- * (unset ones keep o's value). Every bad value is added to errs, naming the variable, its
+ * Reads REDIS_URL, REDIS_PREFIX, SNAPSHOT_TTL_SECONDS, CHANGES_MAXLEN, STORE_BACKLOG_MAX and
+ * REDIS_TIMEOUT_MS (unset ones keep o's value). Every bad value is added to errs, naming the variable, its
  * value and what was expected; REDIS_URL is parsed here, so a bad URL is a startup error.
  * Returns 0 or -EINVAL.
  */
@@ -147,9 +161,10 @@ void store_put_fenced(store_t *s, const json_t *snapshot, const json_t *delta, u
 
 /*
  * A raw command on the store's connection, for store/share.c. reply (NULL when the
- * connection was lost or the store closed; borrowed for the call) goes to cb exactly once,
- * from the loop (inside store_close() for commands still pending then). Returns 0, or
- * -ENOTCONN (not connected or closing: cb will not fire), -EIO.
+ * connection was lost, dropped for want of a reply within timeout_ms, or the store closed;
+ * borrowed for the call) goes to cb exactly once, from the loop (inside store_close() for
+ * commands still pending then). Returns 0, or -ENOTCONN (not connected or closing: cb will
+ * not fire), -EIO.
  */
 struct redisReply;
 typedef void (*store_reply_cb)(void *ud, struct redisReply *reply);
@@ -157,5 +172,9 @@ int store_command(store_t *s, store_reply_cb cb, void *ud, int argc, const char 
                   const size_t *lens);
 const char *store_prefix(const store_t *s);
 int store_ready(const store_t *s); /* connected and set up */
+/* The deadline of a command sent now, in Redis's clock (Unix ms, as TIME gives it): past it
+ * the store has dropped the connection, so a script given it should do nothing later than
+ * that. 0 when unknown (not connected, or TIME was refused). */
+uint64_t store_deadline(const store_t *s);
 
 #endif

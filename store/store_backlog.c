@@ -79,13 +79,7 @@ static void hash_remove(store_t *s, entry_t *e)
 
 void store__q_push(store_t *s, entry_t *e)
 {
-	e->qprev = s->qtail;
-	e->qnext = NULL;
-	if (s->qtail)
-		s->qtail->qnext = e;
-	else
-		s->qhead = e;
-	s->qtail = e;
+	DLIST_PUSH_TAIL(&s->qhead, &s->qtail, e, qprev, qnext);
 	e->queued = 1;
 }
 

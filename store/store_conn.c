@@ -1,9 +1,11 @@
 /*
  * store_conn.c: the store's connection to Redis. Host names are resolved on libuv's thread
  * pool, the hiredis context is attached to the loop (redis_uv.c), and the setup commands
- * (AUTH, SELECT, INCR epoch, SCRIPT LOAD) are pipelined; when all have answered the store
- * is READY and the backlog is pumped. Any failure or loss frees the context and the
- * reconnect timer backs off from backoff_min_ms, doubling up to backoff_max_ms.
+ * (AUTH, SELECT, INCR epoch, TIME, SCRIPT LOAD) are pipelined; when all have answered the
+ * store is READY and the backlog is pumped. Any failure or loss frees the context and the
+ * reconnect timer backs off from backoff_min_ms, doubling up to backoff_max_ms; so does a
+ * connection that leaves a command unanswered for timeout_ms (store_cmd.c finds it, and
+ * store__drop_unresponsive drops it).
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -58,6 +60,8 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		}
 		s->epoch = (uint64_t)rep->integer;
 		s->st.epoch = s->epoch;
+	} else if (!strcmp(what, "TIME")) {
+		store__clock_set(s, rep);
 	} else if (!strcmp(what, "SCRIPT LOAD")) {
 		if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
 			store__describe(rep, d, sizeof d);
@@ -69,6 +73,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		memcpy(s->sha, rep->str, 40);
 		s->sha[40] = '\0';
 		s->state = C_READY;
+		s->unresponsive = 0;
 		s->backoff_ms = s->o.backoff_min_ms;
 		if (s->ever_ready)
 			s->st.reconnects++;
@@ -93,28 +98,42 @@ static void on_connect(const redisAsyncContext *cac, int status)
 		store__set_error(s, "connecting to %s: %s", s->redacted, ac->errstr);
 		s->ac = NULL; /* hiredis frees it */
 		s->state = C_DOWN;
+		s->unresponsive = 0; /* refused: down, not hung */
 		schedule_reconnect(s);
 		store__maybe_finish(s);
 		return;
 	}
 	s->state = C_SETUP;
 	s->setup_failed = 0;
+	s->clock_known = 0;
+	s->clock_asking = 0;
 	if (s->url.has_password) {
 		if (s->url.user[0])
-			redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s %s", s->url.user,
-			                  s->url.password);
+			store__cmdf(s, on_setup_reply, "AUTH", "AUTH %s %s", s->url.user,
+			            s->url.password);
 		else
-			redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", s->url.password);
+			store__cmdf(s, on_setup_reply, "AUTH", "AUTH %s", s->url.password);
 	}
 	if (s->url.db) {
 		snprintf(db, sizeof db, "%d", s->url.db);
-		redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %s", db);
+		store__cmdf(s, on_setup_reply, "SELECT", "SELECT %s", db);
 	}
 	if (!s->epoch) {
 		store__key(s, k, "epoch", NULL);
-		redisAsyncCommand(ac, on_setup_reply, "INCR epoch", "INCR %s", k);
+		store__cmdf(s, on_setup_reply, "INCR epoch", "INCR %s", k);
 	}
-	redisAsyncCommand(ac, on_setup_reply, "SCRIPT LOAD", "SCRIPT LOAD %s", store__write_lua);
+	store__cmdf(s, on_setup_reply, "TIME", "TIME");
+	store__cmdf(s, on_setup_reply, "SCRIPT LOAD", "SCRIPT LOAD %s", store__write_lua);
+}
+
+/* The context is gone (hiredis frees it): back to DOWN, reconnect later. */
+static void conn_gone(store_t *s)
+{
+	s->ac = NULL;
+	s->state = C_DOWN;
+	s->tpoll_inflight = 0;
+	schedule_reconnect(s);
+	store__maybe_finish(s);
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
@@ -125,11 +144,32 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
 	if (status != REDIS_OK)
 		store__set_error(s, "connection to %s lost: %s", s->redacted,
 		                 ac->errstr[0] ? ac->errstr : "closed");
-	s->ac = NULL;
-	s->state = C_DOWN;
-	s->tpoll_inflight = 0;
-	schedule_reconnect(s);
-	store__maybe_finish(s);
+	conn_gone(s);
+}
+
+/* Called from the deadline timer (never from a hiredis callback): the oldest command (or
+ * the connection attempt) has waited waited_ms >= timeout_ms. Frees the context: every
+ * pending callback gets NULL (unanswered writes go back to the backlog), on_disconnect runs
+ * if it had connected; the reconnect timer then backs off as after any loss. */
+void store__drop_unresponsive(store_t *s, uint64_t waited_ms)
+{
+	redisAsyncContext *ac = s->ac;
+	unsigned waiting = 0;
+
+	for (const pend_t *p = s->phead; p; p = p->next)
+		waiting++;
+	s->st.timeouts++;
+	s->unresponsive = 1;
+	store__set_error(s,
+	                 "Redis at %s unresponsive: %s for %" PRIu64
+	                 " ms (REDIS_TIMEOUT_MS=%" PRIu32 "), %u command(s) unanswered; "
+	                 "dropping the connection, results wait in the backlog",
+	                 s->redacted, s->state == C_CONNECTING ? "connecting" : "no reply",
+	                 waited_ms, s->o.timeout_ms, waiting);
+	s->state = C_DOWN; /* nothing new is sent while the pending callbacks run */
+	redisAsyncFree(ac);
+	if (s->ac == ac) /* it had not connected: no on_disconnect */
+		conn_gone(s);
 }
 
 /* Connects to the unix socket, or to ip (a numeric address) on the URL's port. */
@@ -166,6 +206,7 @@ static void connect_to(store_t *s, const char *ip)
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	s->ac = ac;
 	s->state = C_CONNECTING;
+	s->conn_began_ms = store__now_ms();
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)

@@ -3,7 +3,8 @@
  * the functions one file calls in another (store.c: core, lifetime, health, raw commands,
  * close; store_conn.c: the connection and its backoff; store_write.c: the write script and
  * the ordering guard; store_backlog.c: the outage backlog; store_targets.c: the targets
- * hash). Not for use outside store/.
+ * hash; store_cmd.c: sending commands, their deadline and Redis's clock). Not for use outside
+ * store/.
  */
 #ifndef CDPILOT_STORE_STORE_PRIV_H
 #define CDPILOT_STORE_STORE_PRIV_H
@@ -35,6 +36,14 @@ typedef struct entry {
 	int inflight; /* a resync of this target is in flight */
 } entry_t;
 
+/* A command awaiting its reply (store_cmd.c), oldest first in store.phead. */
+typedef struct pend {
+	struct pend *prev, *next;
+	redisCallbackFn *fn;
+	void *priv;
+	uint64_t sent_ms; /* store__now_ms() when sent */
+} pend_t;
+
 struct store {
 	uv_loop_t *loop;
 	store_opts_t o;
@@ -48,6 +57,13 @@ struct store {
 	char sha[41];
 	uint64_t epoch;
 	uint32_t backoff_ms;
+
+	/* deadlines (store_cmd.c) */
+	pend_t *phead, *ptail;  /* commands awaiting a reply, oldest first */
+	uint64_t conn_began_ms; /* when the connection attempt in C_CONNECTING began */
+	int64_t clock_offset;   /* Redis's Unix ms - store__now_ms(), if clock_known */
+	int clock_known, clock_asking;
+	int unresponsive;
 
 	/* backlog */
 	entry_t **buckets;
@@ -69,7 +85,7 @@ struct store {
 
 	store_stats_t st;
 
-	uv_timer_t reconnect_t, health_t, targets_t, grace_t, kick_t;
+	uv_timer_t reconnect_t, health_t, targets_t, grace_t, kick_t, deadline_t;
 	uv_getaddrinfo_t resolve_req;
 	int resolving;
 	unsigned open_handles; /* timers + glue polls not yet closed */
@@ -88,6 +104,18 @@ void store__maybe_finish(store_t *s);
 
 /* store_conn.c */
 void store__connect_now(store_t *s);
+void store__drop_unresponsive(store_t *s, uint64_t waited_ms);
+
+/* store_cmd.c: every command on s->ac goes through these (its reply then counts against the
+ * deadline). fn(ac, reply, priv) fires exactly once, NULL when the connection goes. They
+ * return 0, or -ENOTCONN (no context) or -EIO (hiredis refused it: fn will not fire). */
+int store__cmdf(store_t *s, redisCallbackFn *fn, void *priv, const char *fmt, ...);
+int store__cmdv(store_t *s, redisCallbackFn *fn, void *priv, int argc, const char **argv,
+                const size_t *lens);
+uint64_t store__now_ms(void);
+void store__on_deadline_timer(uv_timer_t *t);
+void store__clock_set(store_t *s, const redisReply *rep);
+void store__clock_ask(store_t *s);
 
 /* store_write.c */
 extern const char store__write_lua[];

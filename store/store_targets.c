@@ -129,7 +129,7 @@ void store__on_targets_timer(uv_timer_t *t)
 	if (s->state != C_READY || !s->ac || !s->tcb || s->tpoll_inflight || s->closing)
 		return;
 	store__key(s, k, "targets", NULL);
-	if (redisAsyncCommand(s->ac, on_targets, s, "HGETALL %s", k) == REDIS_OK)
+	if (store__cmdf(s, on_targets, s, "HGETALL %s", k) == 0)
 		s->tpoll_inflight = 1;
 }
 

@@ -4,7 +4,10 @@
  * (epoch, seq) is greater than the stored one (the ordering guard). store_put() sends
  * directly when it can, else keeps the result in the backlog; store__pump() drains the
  * backlog as resyncs (GET the stored latest, diff, then the script) while the write window
- * allows. A failed write goes back to the backlog.
+ * allows. A failed write goes back to the backlog. Each run carries the store's deadline in
+ * Redis's clock (store_deadline): run later than that (by a server that was stopped, then
+ * resumed with the write still in its socket, after the store gave up on the connection and
+ * kept the result for a resync), it does nothing.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,9 +20,17 @@
 #include "util/log.h"
 
 /* The write script. KEYS: latest, seq key, stream. ARGV: epoch, seq, snapshot, delta ("" for
- * none), ttl seconds (0 none), maxlen, target, channel. Returns {1, previous "E:S" or ""}
- * when written, {0, stored "E:S"} when refused by the guard. */
+ * none), ttl seconds (0 none), maxlen, target, channel, deadline (Redis Unix ms, 0 none).
+ * Returns {1, previous "E:S" or ""} when written, {0, stored "E:S"} when refused by the
+ * guard, {2, ""} when run past its deadline (nothing written). */
 const char store__write_lua[] =
+        "local dl = tonumber(ARGV[9])\n"
+        "if dl > 0 then\n"
+        "  local tm = redis.call('TIME')\n"
+        "  if tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000) > dl then\n"
+        "    return {2, ''}\n"
+        "  end\n"
+        "end\n"
         "local e, s = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
         "local cur = redis.call('GET', KEYS[2])\n"
         "if cur then\n"
@@ -67,9 +78,9 @@ static void on_write_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static int send_script(store_t *s, req_t *r)
 {
 	char klatest[KEY_MAX], kseq[KEY_MAX], kstream[KEY_MAX], chan[KEY_MAX];
-	char epoch[24], seq[24], ttl[16], maxlen[24];
-	const char *argv[14];
-	size_t lens[14];
+	char epoch[24], seq[24], ttl[16], maxlen[24], deadline[24];
+	const char *argv[15];
+	size_t lens[15];
 	int n = 0;
 
 	store__key(s, klatest, "latest", r->id);
@@ -80,6 +91,7 @@ static int send_script(store_t *s, req_t *r)
 	snprintf(seq, sizeof seq, "%" PRIu64, r->seq);
 	snprintf(ttl, sizeof ttl, "%" PRIu32, s->o.snapshot_ttl_s);
 	snprintf(maxlen, sizeof maxlen, "%" PRIu64, s->o.changes_maxlen);
+	snprintf(deadline, sizeof deadline, "%" PRIu64, store_deadline(s));
 	argv[n++] = r->evaled ? "EVAL" : "EVALSHA";
 	argv[n++] = r->evaled ? store__write_lua : s->sha;
 	argv[n++] = "3";
@@ -94,11 +106,10 @@ static int send_script(store_t *s, req_t *r)
 	argv[n++] = maxlen;
 	argv[n++] = r->id;
 	argv[n++] = chan;
+	argv[n++] = deadline;
 	for (int i = 0; i < n; i++)
 		lens[i] = strlen(argv[i]);
-	if (redisAsyncCommandArgv(s->ac, on_write_reply, r, n, argv, lens) != REDIS_OK)
-		return -EIO;
-	return 0;
+	return store__cmdv(s, on_write_reply, r, n, argv, lens);
 }
 
 /* The write of r is over (ok: written or refused by the guard). Frees r. */
@@ -126,6 +137,36 @@ static void write_done(store_t *s, req_t *r, int ok)
 	req_free(r);
 }
 
+/* The script answered {1|0|2, "E:S"}: counts it. Returns 1 when the write is over (written,
+ * or refused by the guard), 0 when it must be kept for a resync (run past its deadline). */
+static int script_result(store_t *s, req_t *r, const redisReply *rep)
+{
+	long long res = rep->element[0]->integer;
+
+	if (res == 2) {
+		/* answered in time by our clock, yet late by Redis's: its clock moved */
+		log_info(COMP,
+		         "%s seq %" PRIu64 " ran past its deadline by Redis's clock: not written, "
+		         "kept for a resync; reading Redis's clock again",
+		         r->id, r->seq);
+		store__clock_ask(s);
+		return 0;
+	}
+	if (res == 1) {
+		s->st.writes_ok++;
+	} else {
+		s->st.refused_seq++;
+		log_info(COMP,
+		         "%s seq %" PRIu64 " (epoch %" PRIu64
+		         ") not written: Redis holds a newer result (%.*s)",
+		         r->id, r->seq, r->epoch ? r->epoch : s->epoch, (int)rep->element[1]->len,
+		         rep->element[1]->str ? rep->element[1]->str : "");
+	}
+	if (r->resync)
+		s->st.resyncs++;
+	return 1;
+}
+
 static void on_write_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	req_t *r = privdata;
@@ -144,19 +185,7 @@ static void on_write_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	}
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 	    rep->element[0]->type == REDIS_REPLY_INTEGER) {
-		if (rep->element[0]->integer == 1) {
-			s->st.writes_ok++;
-		} else {
-			s->st.refused_seq++;
-			log_info(COMP,
-			         "%s seq %" PRIu64 " (epoch %" PRIu64
-			         ") not written: Redis holds a newer result (%.*s)",
-			         r->id, r->seq, r->epoch ? r->epoch : s->epoch, (int)rep->element[1]->len,
-			         rep->element[1]->str ? rep->element[1]->str : "");
-		}
-		if (r->resync)
-			s->st.resyncs++;
-		write_done(s, r, 1);
+		write_done(s, r, script_result(s, r, rep));
 	} else {
 		store__describe(rep, d, sizeof d);
 		if (rep) {
@@ -246,7 +275,7 @@ static int start_resync(store_t *s, entry_t *e)
 	e->inflight = 1;
 	s->inflight++;
 	store__key(s, k, "latest", e->id);
-	if (redisAsyncCommand(s->ac, on_resync_get, r, "GET %s", k) != REDIS_OK) {
+	if (store__cmdf(s, on_resync_get, r, "GET %s", k) != 0) {
 		write_done(s, r, 0);
 		return -EIO;
 	}

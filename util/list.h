@@ -34,6 +34,18 @@
 		(node)->prev = (node)->next = NULL;           \
 	} while (0)
 
+/* Appends node to a doubly linked list with head and tail pointers. */
+#define DLIST_PUSH_TAIL(headp, tailp, node, prev, next)       \
+	do {                                                  \
+		(node)->next = NULL;                          \
+		(node)->prev = *(tailp);                      \
+		if (*(tailp))                                 \
+			(*(tailp))->next = (node);            \
+		else                                          \
+			*(headp) = (node);                    \
+		*(tailp) = (node);                            \
+	} while (0)
+
 /* The same for a list that also keeps a tail pointer. */
 #define DLIST_UNLINK_TAIL(headp, tailp, node, prev, next)     \
 	do {                                                  \

@@ -4,8 +4,11 @@
  * stream, publish, health, TTL), the ordering guard, the targets hash, AUTH with an ACL user
  * and a wrong password, a hostile target id, the backlog bound, and an outage (the server
  * killed while writes are unread, restarted on the same socket) after which each target is
- * written once with one net delta.
+ * written once with one net delta, and a server that accepts but does not answer (SIGSTOP):
+ * noticed within REDIS_TIMEOUT_MS, then one net delta per target after SIGCONT; a shared
+ * schedule claim sent to it times out and does not take the lease when the server resumes.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,6 +27,7 @@
 
 #include "adapters/snapshot.h"
 #include "store/redis_uv.h"
+#include "store/share.h"
 #include "store/store.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/testutil.h"
@@ -232,10 +236,11 @@ static uint64_t seq_of(const json_t *j)
 	return (uint64_t)json_integer_value(json_object_get(j, "seq"));
 }
 
-/* The stream entries of target (in order) as an array of {"seq": n, "delta": {...}}. */
-static json_t *stream_of(redisContext *c, const char *stream, const char *target)
+/* The stream entries of target (in order) from the entry id start ("-": all; "(ID": after
+ * ID) as an array of {"seq": n, "delta": {...}}. */
+static json_t *stream_of(redisContext *c, const char *stream, const char *target, const char *start)
 {
-	redisReply *rep = cmd(c, "XRANGE %s - +", stream);
+	redisReply *rep = cmd(c, "XRANGE %s %s +", stream, start);
 	json_t *out = json_array();
 
 	assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
@@ -360,7 +365,7 @@ static void test_store__contract(void **state)
 	assert_int_equal(int_cmd(c, "TTL %s", "cp:latest:m1"), -1); /* no TTL by default */
 
 	/* one stream entry per delta: m1 seq 1 and 2 (3 had no change), m2 seq 1 */
-	entries = stream_of(c, "cp:changes", "m1");
+	entries = stream_of(c, "cp:changes", "m1", "-");
 	assert_int_equal(json_array_size(entries), 2);
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(entries, 0), "seq")), 1);
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(entries, 1), "seq")), 2);
@@ -373,7 +378,7 @@ static void test_store__contract(void **state)
 		        json_string_value(json_object_get(json_array_get(ch, 0), "path")), "/v");
 	}
 	json_decref(entries);
-	entries = stream_of(c, "cp:changes", "m2");
+	entries = stream_of(c, "cp:changes", "m2", "-");
 	assert_int_equal(json_array_size(entries), 1);
 	json_decref(entries);
 
@@ -759,6 +764,22 @@ static int drained(void *ctx)
 	return st.connected && st.backlog == 0;
 }
 
+/* One result for each of targets t0..t{NT-1} at seq (data v = seq), with its delta against
+ * last[i], which it replaces. */
+static void put_round(store_t *s, json_t *last[NT], uint64_t seq)
+{
+	char id[16];
+
+	for (int i = 0; i < NT; i++) {
+		json_t *n;
+		snprintf(id, sizeof id, "t%d", i);
+		n = snap(id, seq, (int)seq, i);
+		put(s, last[i], n);
+		json_decref(last[i]);
+		last[i] = n;
+	}
+}
+
 static void test_store__outage_and_resync(void **state)
 {
 	tu_redis_t *r = *state;
@@ -785,15 +806,7 @@ static void test_store__outage_and_resync(void **state)
 	/* The server stops reading, the next writes sit unread in its socket, then it is
 	 * killed: its kernel resets the connection. The glue must let hiredis see it. */
 	tu_redis_signal(r, SIGSTOP);
-	seq++;
-	for (int i = 0; i < NT; i++) {
-		json_t *n;
-		snprintf(id, sizeof id, "t%d", i);
-		n = snap(id, seq, (int)seq, i);
-		put(s, last[i], n);
-		json_decref(last[i]);
-		last[i] = n;
-	}
+	put_round(s, last, ++seq);
 	run_for(200);
 	store_get_stats(s, &st);
 	assert_true(st.connected); /* nothing answered, nothing noticed yet */
@@ -804,15 +817,7 @@ static void test_store__outage_and_resync(void **state)
 
 	/* scraping goes on during the outage: one entry per target at most */
 	for (int round = 0; round < 15; round++) {
-		seq++;
-		for (int i = 0; i < NT; i++) {
-			json_t *n;
-			snprintf(id, sizeof id, "t%d", i);
-			n = snap(id, seq, (int)seq, i);
-			put(s, last[i], n);
-			json_decref(last[i]);
-			last[i] = n;
-		}
+		put_round(s, last, ++seq);
 		run_for(100);
 		store_get_stats(s, &st);
 		if (st.backlog > max_backlog)
@@ -838,7 +843,7 @@ static void test_store__outage_and_resync(void **state)
 		assert_true(json_equal(l, last[i]));
 		json_decref(l);
 		/* the stream: the first write, then ONE net delta from what Redis held (seq 1) */
-		entries = stream_of(c, "cp:changes", id);
+		entries = stream_of(c, "cp:changes", id, "-");
 		assert_int_equal(json_array_size(entries), 2);
 		d = json_object_get(json_array_get(entries, 1), "delta");
 		assert_int_equal(json_integer_value(json_object_get(d, "seq")), seq);
@@ -853,6 +858,173 @@ static void test_store__outage_and_resync(void **state)
 		json_decref(entries);
 		json_decref(last[i]);
 	}
+	redisFree(c);
+	close_store(s);
+	finish();
+}
+
+/* Records when the store first says it is unresponsive (loop clock). */
+typedef struct hung {
+	store_t *s;
+	uint64_t t0, noticed_ms; /* 0: not yet */
+} hung_t;
+
+static int watch_unresponsive(void *ctx)
+{
+	hung_t *h = ctx;
+	store_stats_t st;
+
+	store_get_stats(h->s, &st);
+	if (st.unresponsive && !h->noticed_ms)
+		h->noticed_ms = uv_now(loop) - h->t0 + 1; /* + 1: never 0 once noticed */
+	return 0;
+}
+
+/* A server that accepts but does not answer (SIGSTOP) while results keep coming once a
+ * second: the store gives up on the connection within REDIS_TIMEOUT_MS, keeps the results in
+ * the backlog, and after SIGCONT each target gets ONE net change: the writes left in the
+ * stopped server's socket run when it resumes, past their deadline, and do nothing. */
+static void test_store__unresponsive_server(void **state)
+{
+	tu_redis_t *r = *state;
+	store_opts_t o;
+	json_t *last[NT] = { 0 };
+	store_stats_t st;
+	hung_t h = { 0 };
+	redisContext *c = tu_redis_client(r);
+	redisReply *rep;
+	char id[16], k[64], after[80];
+	uint64_t seq = 1;
+
+	assert_non_null(c);
+	opts_for(&o, r, "cu");
+	o.timeout_ms = 500;
+	o.backoff_max_ms = 1000;
+	h.s = store_new(loop, &o);
+	store_start(h.s);
+	assert_true(run_until(is_connected, h.s, 5000));
+	put_round(h.s, last, seq);
+	wait_writes(h.s, NT);
+	rep = cmd(c, "XREVRANGE cu:changes + - COUNT 1");
+	assert_int_equal(rep->elements, 1);
+	snprintf(after, sizeof after, "(%s", rep->element[0]->element[0]->str);
+	freeReplyObject(rep);
+
+	tu_redis_signal(r, SIGSTOP);
+	uv_update_time(loop);
+	h.t0 = uv_now(loop);
+	for (int round = 0; round < 5; round++) { /* 5 s, one result per target a second */
+		put_round(h.s, last, ++seq);
+		run_until(watch_unresponsive, &h, 1000);
+	}
+	store_get_stats(h.s, &st);
+	assert_true(h.noticed_ms > 0);
+	/* the first write is at t0; the check runs every timeout / 4 */
+	if (h.noticed_ms > o.timeout_ms + 1000)
+		fail_msg("unresponsive noticed after %llu ms, expected within %u ms + 1 s",
+		         (unsigned long long)h.noticed_ms, o.timeout_ms);
+	assert_true(st.unresponsive);
+	assert_false(st.connected);
+	assert_true(st.degraded);
+	assert_true(st.timeouts >= 1);
+	assert_int_equal(st.backlog, NT); /* one entry per target, not one per write */
+	assert_non_null(strstr(st.last_error, "unresponsive"));
+
+	tu_redis_signal(r, SIGCONT);
+	assert_true(run_until(drained, h.s, 15000));
+	store_get_stats(h.s, &st);
+	assert_false(st.unresponsive);
+	assert_int_equal(st.resyncs, NT);
+	assert_int_equal(st.drops, 0);
+	for (int i = 0; i < NT; i++) {
+		json_t *l, *entries, *d;
+		snprintf(id, sizeof id, "t%d", i);
+		snprintf(k, sizeof k, "cu:latest:%s", id);
+		l = get_json(c, k);
+		assert_true(json_equal(l, last[i]));
+		json_decref(l);
+		entries = stream_of(c, "cu:changes", id, after);
+		assert_int_equal(json_array_size(entries), 1);
+		d = json_object_get(json_array_get(entries, 0), "delta");
+		assert_int_equal(json_integer_value(json_object_get(d, "seq")), seq);
+		assert_int_equal(json_integer_value(json_object_get(d, "prev_seq")), 1);
+		assert_true(json_is_true(json_object_get(d, "resync")));
+		json_decref(entries);
+		json_decref(last[i]);
+	}
+	redisFree(c);
+	close_store(h.s);
+	finish();
+}
+
+/* ---- the shared schedule's claims have the same deadline ---- */
+
+typedef struct claimed {
+	int done, status;
+	uint64_t fence;
+} claimed_t;
+
+static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
+{
+	claimed_t *c = ud;
+
+	(void)retry_ms;
+	c->done = 1;
+	c->status = status;
+	c->fence = fence;
+}
+
+/* A claim sent to a stopped server is answered -ETIMEDOUT once the store drops the
+ * connection, and when the server resumes and runs it, it takes no lease: the claimer gave up
+ * on it, so nobody would scrape the target it won. Afterwards claims win again. */
+static void test_store__share_claim_times_out(void **state)
+{
+	tu_redis_t *r = *state;
+	store_opts_t o;
+	share_opts_t so;
+	share_t *sh;
+	claimed_t c1 = { 0 }, c2 = { 0 };
+	share_stats_t ss;
+	redisContext *c;
+	redisReply *rep;
+	store_t *s;
+	int closed = 0;
+
+	opts_for(&o, r, "cs");
+	o.timeout_ms = 500;
+	s = store_new(loop, &o);
+	store_start(s);
+	share_opts_init(&so);
+	snprintf(so.instance, sizeof so.instance, "inst-a");
+	so.lease_ms = 5000;
+	sh = share_new(loop, s, &so);
+	assert_true(run_until(is_connected, s, 5000));
+
+	tu_redis_signal(r, SIGSTOP);
+	share_claim(sh, "x", on_claimed, &c1);
+	assert_true(run_until(flag_set, &c1.done, 5000));
+	assert_int_equal(c1.status, -ETIMEDOUT);
+	share_get_stats(sh, &ss);
+	assert_int_equal(ss.timeouts, 1);
+	assert_int_equal(ss.won, 0);
+	tu_redis_signal(r, SIGCONT);
+	assert_true(run_until(is_connected, s, 10000));
+
+	c = tu_redis_client(r);
+	assert_non_null(c);
+	rep = cmd(c, "GET cs:lease:x"); /* the late claim ran and did nothing */
+	assert_int_equal(rep->type, REDIS_REPLY_NIL);
+	freeReplyObject(rep);
+	share_claim(sh, "x", on_claimed, &c2);
+	assert_true(run_until(flag_set, &c2.done, 5000));
+	assert_int_equal(c2.status, 1);
+	assert_true(c2.fence > 0);
+
+	share_close(sh, on_closed, &closed);
+	assert_true(run_until(flag_set, &closed, 5000));
+	rep = cmd(c, "GET cs:lease:x"); /* handed back on close */
+	assert_int_equal(rep->type, REDIS_REPLY_NIL);
+	freeReplyObject(rep);
 	redisFree(c);
 	close_store(s);
 	finish();
@@ -918,6 +1090,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store__glue_sees_a_dead_server, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store__outage_and_resync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__unresponsive_server, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__share_claim_times_out, setup, teardown),
 	};
 	log_set_level(LOG_WARN);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -105,6 +105,7 @@ static const bad_t bads[] = {
 	{ "SNAPSHOT_TTL_SECONDS", "1d", "31536001", NULL, 0 },
 	{ "CHANGES_MAXLEN", "lots", "0", NULL, 0 },
 	{ "STORE_BACKLOG_MAX", "1e5", "10000001", NULL, 0 },
+	{ "REDIS_TIMEOUT_MS", "2s", "99", NULL, 0 },
 	{ "SCHEDULE", "shared", NULL, NULL, 0 },
 	{ "SCHEDULE_LEASE_SECONDS", "15s", "1", NULL, 0 },
 	{ "SCHEDULE_INSTANCE", "a b", "x/y", NULL, 0 },
