@@ -10,6 +10,7 @@
 
 #include "adapters/adapter.h"
 #include "adapters/snapshot.h"
+#include "cdp/cdp_err.h"
 #include "runner/runner_priv.h"
 #include "util/log.h"
 
@@ -18,6 +19,16 @@ void runner__task_done(runner_t *r, const adapter_t *ad, enum pool_outcome outco
 {
 	if (r->cbs.task_done)
 		r->cbs.task_done(r->cbs.ud, ad, outcome, duration_ms);
+}
+
+enum pool_outcome runner__outcome_of(int status)
+{
+	switch (status) {
+	case -ETIMEDOUT: return POOL_TIMEOUT;
+	case CDP_ECONNLOST: return POOL_BROWSER_LOST;
+	case CDP_ECRASHED: return POOL_TARGET_CRASHED;
+	default: return POOL_FAILED;
+	}
 }
 
 void runner__record_done(runner_t *r, int ok)
@@ -32,11 +43,13 @@ void runner__record_done(runner_t *r, int ok)
 		r->fail_total++;
 }
 
-void runner__target_failed(runner_t *r, rtarget_t *rt, const char *why)
+void runner__target_failed(runner_t *r, rtarget_t *rt, enum pool_outcome out, const char *why)
 {
 	rt->failures++;
+	rt->last_outcome = out;
 	snprintf(rt->last_error, sizeof rt->last_error, "%.*s", (int)sizeof rt->last_error - 1, why);
-	log_warn("run", "target %s failed (%u in a row): %s", rt->spec.id, rt->failures, why);
+	log_warn("run", "target %s failed (%u in a row, outcome %s): %s", rt->spec.id, rt->failures,
+	         pool_outcome_name(out), why);
 	runner__record_done(r, 0);
 }
 
@@ -55,7 +68,7 @@ int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *u
 	if (rt->spec.discover) {
 		json_t *children = ad->discover(rt->spec.state, raw, rt->spec.id, why, sizeof why);
 		if (!children) {
-			runner__target_failed(r, rt, why[0] ? why : "discovery returned nothing");
+			runner__target_failed(r, rt, POOL_FAILED, why[0] ? why : "discovery returned nothing");
 			return -EINVAL;
 		}
 		data = json_pack("{s:I, s:[]}", "discovered", (json_int_t)json_array_size(children),
@@ -71,7 +84,7 @@ int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *u
 	} else {
 		data = ad->normalise(rt->spec.state, raw, why, sizeof why);
 		if (!data) {
-			runner__target_failed(r, rt, why[0] ? why : "the page's data did not validate");
+			runner__target_failed(r, rt, POOL_FAILED, why[0] ? why : "the page's data did not validate");
 			return -EINVAL;
 		}
 		if (ad->classify) {
@@ -87,7 +100,7 @@ int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *u
 	snap = snapshot_new(rt->spec.id, ad->name, url, rt->seq + 1, unix_ms(), duration,
 	                    rt->klass, data);
 	if (!snap) {
-		runner__target_failed(r, rt, "out of memory building the snapshot");
+		runner__target_failed(r, rt, POOL_FAILED, "out of memory building the snapshot");
 		return -ENOMEM;
 	}
 	rt->seq++;
@@ -104,6 +117,7 @@ int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *u
 	rt->last_ok_ms = now_ms(r);
 	r->last_success_ms = rt->last_ok_ms;
 	rt->failures = 0;
+	rt->last_outcome = POOL_OK;
 	rt->last_error[0] = '\0';
 	runner__record_done(r, 1);
 	return 0;

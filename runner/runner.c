@@ -189,6 +189,7 @@ void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v
 			.url = rt->spec.url,
 			.source = rt->parent,
 			.last_error = rt->last_error,
+			.last_outcome = rt->last_outcome,
 			.klass = rt->klass,
 			.watch = rt->spec.mode == TARGETS_WATCH,
 			.seq = rt->seq,

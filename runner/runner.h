@@ -142,6 +142,7 @@ typedef struct runner_target_view {
 	const char *id, *adapter, *url;
 	const char *source;         /* "" the file, "@redis", or the discovering target's id */
 	const char *last_error;     /* "" when the last run succeeded */
+	enum pool_outcome last_outcome; /* POOL_OK, or the cause of the last run's failure */
 	enum sched_class klass;     /* now (the page may have moved it) */
 	int watch;                  /* mode watch */
 	uint64_t seq;

@@ -41,6 +41,7 @@ typedef struct rtarget {
 	json_t *last;             /* last snapshot published */
 	uint64_t added_ms, last_ok_ms; /* loop time; last_ok_ms 0: never */
 	char last_error[512];
+	enum pool_outcome last_outcome; /* of the last run: POOL_OK, or its failure's cause */
 	unsigned failures;
 	unsigned refs;            /* the table + a running task, watched page or claim */
 	int removed;
@@ -148,11 +149,17 @@ void runner__target_remove(runner_t *r, rtarget_t *rt);
 void runner__discovered(runner_t *r, rtarget_t *rt, json_t *children);
 /* publish.c: results, the only place they leave the runner */
 void runner__record_done(runner_t *r, int ok);
-void runner__target_failed(runner_t *r, rtarget_t *rt, const char *why);
+/* A run of rt failed with outcome out (its cause) and message why: counted, logged and
+ * kept for /status. */
+void runner__target_failed(runner_t *r, rtarget_t *rt, enum pool_outcome out, const char *why);
 int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *url,
                     uint64_t started);
 void runner__task_done(runner_t *r, const adapter_t *ad, enum pool_outcome outcome,
                        uint64_t duration_ms);
+/* The outcome a failed operation's status stands for, by cause: -ETIMEDOUT timeout, a
+ * dropped CDP connection browser_lost, a renderer crash target_crashed, anything else
+ * (0 included: a failure of the page's own, such as an HTTP error) failed. */
+enum pool_outcome runner__outcome_of(int status);
 /* task.c: navigate and fetch tasks */
 void runner__task_start(runner_t *r, rtarget_t *rt, enum rkind kind);
 int runner__nav_failure(const cdp_nav_result_t *res, const char *url, char *msg, size_t len);

@@ -19,19 +19,23 @@
 
 /* ---- navigate tasks ---- */
 
-static void task_finish(task_t *t, int ok, const char *why)
+/* Ends the task with its outcome (POOL_OK, or the cause of the failure; a revoked task's
+ * is the revocation's). why: the failure's message; NULL with a failure, a task cut short
+ * by the stop, which is not counted. */
+static void task_finish(task_t *t, enum pool_outcome out, const char *why)
 {
 	runner_t *r = t->runner;
 	rtarget_t *rt = t->rt;
+	int ok = out == POOL_OK;
 
+	if (!ok && t->revoked)
+		out = t->revoke_reason;
 	if (!ok && why)
-		runner__target_failed(r, rt, why);
+		runner__target_failed(r, rt, out, why);
 	if (!(r->stopping && !ok && !why))
-		runner__task_done(r, rt->spec.adapter,
-		                  ok ? POOL_OK : t->revoked ? t->revoke_reason : POOL_FAILED,
-		                  now_ms(r) - t->started);
+		runner__task_done(r, rt->spec.adapter, out, now_ms(r) - t->started);
 	if (t->lease) {
-		pool_release(t->lease, ok ? POOL_OK : POOL_FAILED);
+		pool_release(t->lease, out);
 		t->lease = NULL;
 	}
 	rt->task = NULL;
@@ -54,7 +58,7 @@ static int op_revoked(task_t *t)
 	t->op_pending = 0;
 	if (!t->revoked)
 		return 0;
-	task_finish(t, 0, t->why);
+	task_finish(t, POOL_FAILED, t->why);
 	return 1;
 }
 
@@ -80,6 +84,14 @@ int runner__nav_failure(const cdp_nav_result_t *res, const char *url, char *msg,
 	return -1;
 }
 
+/* Publishes what the task read: POOL_OK, or POOL_FAILED if it did not make a snapshot
+ * (the target's failure is recorded). */
+static enum pool_outcome published(task_t *t, const json_t *value)
+{
+	return runner__publish(t->runner, t->rt, value, t->url, t->started) == 0 ? POOL_OK
+	                                                                        : POOL_FAILED;
+}
+
 /* The page read: loaded, waited for and extracted (or the step that failed, and why). */
 static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 {
@@ -90,13 +102,12 @@ static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 	if (op_revoked(t))
 		return;
 	if (res->not_started) { /* a step after the navigation could not start */
-		task_finish(t, 0, cdp_strerror(res->status));
+		task_finish(t, runner__outcome_of(res->status), cdp_strerror(res->status));
 		return;
 	}
 	switch (res->failed) {
 	case CDP_READ_NONE:
-		task_finish(t, runner__publish(t->runner, t->rt, res->value, t->url, t->started) == 0,
-		            NULL);
+		task_finish(t, published(t, res->value), NULL);
 		return;
 	case CDP_READ_NAV: runner__nav_failure(&res->nav, t->url, msg, sizeof msg); break;
 	case CDP_READ_WAIT:
@@ -109,7 +120,7 @@ static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 		         *why ? ": " : "", why);
 		break;
 	}
-	task_finish(t, 0, msg);
+	task_finish(t, runner__outcome_of(res->status), msg);
 }
 
 /* Navigates to the task's URL, waits for the adapter's selector (not when discovering)
@@ -135,13 +146,14 @@ static void on_granted(pool_lease_t *lease, int status, const char *why, void *u
 
 	if (status != 0) {
 		t->lease = NULL; /* freed by the pool */
-		task_finish(t, 0, status == -ECANCELED && t->runner->stopping ? NULL : why);
+		task_finish(t, status == -ETIMEDOUT ? POOL_FAILED : runner__outcome_of(status),
+		            status == -ECANCELED && t->runner->stopping ? NULL : why);
 		return;
 	}
 	t->page = pool_lease_page(lease);
 	rc = start_read(t);
 	if (rc != 0) {
-		task_finish(t, 0, cdp_strerror(rc));
+		task_finish(t, POOL_FAILED, cdp_strerror(rc));
 		return;
 	}
 	t->op_pending = 1;
@@ -158,7 +170,7 @@ static void on_revoked(pool_lease_t *lease, enum pool_outcome reason, const char
 	pool_release(lease, reason);
 	t->lease = NULL;
 	if (!t->op_pending)
-		task_finish(t, 0, t->why);
+		task_finish(t, POOL_FAILED, t->why);
 	/* else: the pending operation is cancelled as the pool closes the page, and its
 	 * callback finishes the task */
 }
@@ -172,22 +184,22 @@ static void on_fetched(const fetch_result_t *res, void *ud)
 
 	if (res->status != 0) {
 		snprintf(msg, sizeof msg, "fetching %.300s failed: %.200s", t->url, res->error);
-		task_finish(t, 0, msg);
+		task_finish(t, runner__outcome_of(res->status), msg);
 		return;
 	}
 	if (res->http_code >= 400) {
 		snprintf(msg, sizeof msg, "fetching %.300s: HTTP %ld", t->url, res->http_code);
-		task_finish(t, 0, msg);
+		task_finish(t, POOL_FAILED, msg);
 		return;
 	}
 	doc = json_loadb(res->body, res->body_len, JSON_DECODE_ANY, &jerr);
 	if (!doc) {
 		snprintf(msg, sizeof msg, "fetching %.300s: the body is not JSON (line %d column %d: %.160s)",
 		         t->url, jerr.line, jerr.column, jerr.text);
-		task_finish(t, 0, msg);
+		task_finish(t, POOL_FAILED, msg);
 		return;
 	}
-	task_finish(t, runner__publish(t->runner, t->rt, doc, t->url, t->started) == 0, NULL);
+	task_finish(t, published(t, doc), NULL);
 	json_decref(doc);
 }
 
@@ -211,9 +223,9 @@ void runner__task_start(runner_t *r, rtarget_t *rt, enum rkind kind)
 		t->lease = pool_acquire(r->pool, t->url, rt->spec.timeout_ms, on_granted,
 		                        on_revoked, t);
 		if (!t->lease)
-			task_finish(t, 0, "the pool is closing");
+			task_finish(t, POOL_FAILED, "the pool is closing");
 		return;
 	}
 	if (fetch_get(r->fetch, t->url, remaining(t), 0, on_fetched, t) != 0)
-		task_finish(t, 0, "could not start the HTTP request");
+		task_finish(t, POOL_FAILED, "could not start the HTTP request");
 }

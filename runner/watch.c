@@ -168,12 +168,13 @@ static void w_on_eval(cdp_page_t *page, int status, json_t *value, const char *w
 	if (status != 0) {
 		snprintf(msg, sizeof msg, "extraction failed: %s%s%s", cdp_strerror(status),
 		         why && *why ? ": " : "", why ? why : "");
+		runner__target_failed(r, rt, runner__outcome_of(status), msg);
+		runner__task_done(r, rt->spec.adapter, runner__outcome_of(status),
+		                  now_ms(r) - w->op_started);
 		if (status == -ETIMEDOUT || status == CDP_ECRASHED || status == CDP_ECONNLOST) {
-			runner__target_failed(r, rt, msg);
 			watch_restart(w, msg);
 			return;
 		}
-		runner__target_failed(r, rt, msg);
 		ok = 0;
 	} else {
 		ok = runner__publish(r, rt, value, rt->spec.url, w->op_started) == 0;
@@ -282,7 +283,7 @@ static void w_on_loaded(cdp_page_t *page, const cdp_read_result_t *res, void *ud
 		         *res->why ? res->why : cdp_strerror(res->status));
 		break;
 	}
-	runner__target_failed(w->runner, w->rt, msg);
+	runner__target_failed(w->runner, w->rt, runner__outcome_of(res->status), msg);
 	watch_restart(w, msg);
 }
 
@@ -329,7 +330,7 @@ static void w_on_granted(pool_lease_t *lease, int status, const char *why, void 
 		w->lease = NULL;
 		if (w->closing || status == -ECANCELED)
 			return;
-		runner__target_failed(w->runner, w->rt, why);
+		runner__target_failed(w->runner, w->rt, runner__outcome_of(status), why);
 		watch_restart(w, why);
 		return;
 	}
