@@ -88,6 +88,31 @@ void tu_loop_finish(uv_loop_t *loop)
 	assert_int_equal(uv_loop_close(loop), 0);
 }
 
+void tu_warm_up_libuv(void)
+{
+	uv_loop_t loop;
+	uv_signal_t sig;
+
+	assert_int_equal(uv_loop_init(&loop), 0);
+	uv_signal_init(&loop, &sig);
+	uv_close((uv_handle_t *)&sig, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+}
+
+int tu_state_alloc(void **state, size_t size)
+{
+	*state = calloc(1, size);
+	return *state ? 0 : -1;
+}
+
+int tu_state_release(void **state, int finished)
+{
+	if (finished)
+		free(*state);
+	return 0;
+}
+
 int tu_wait_chromium_count(int expected, uint64_t timeout_ms)
 {
 	uint64_t end = tu_now_ms() + timeout_ms;
