@@ -759,6 +759,22 @@ static int drained(void *ctx)
 	return st.connected && st.backlog == 0;
 }
 
+/* One scrape round of the NT targets t0..: snapshot seq of each put with its delta against
+ * last[i], which it replaces. */
+static void put_round(store_t *s, json_t *last[NT], uint64_t seq)
+{
+	char id[16];
+
+	for (int i = 0; i < NT; i++) {
+		json_t *n;
+		snprintf(id, sizeof id, "t%d", i);
+		n = snap(id, seq, (int)seq, i);
+		put(s, last[i], n);
+		json_decref(last[i]);
+		last[i] = n;
+	}
+}
+
 static void test_store__outage_and_resync(void **state)
 {
 	tu_redis_t *r = *state;
@@ -785,15 +801,7 @@ static void test_store__outage_and_resync(void **state)
 	/* The server stops reading, the next writes sit unread in its socket, then it is
 	 * killed: its kernel resets the connection. The glue must let hiredis see it. */
 	tu_redis_signal(r, SIGSTOP);
-	seq++;
-	for (int i = 0; i < NT; i++) {
-		json_t *n;
-		snprintf(id, sizeof id, "t%d", i);
-		n = snap(id, seq, (int)seq, i);
-		put(s, last[i], n);
-		json_decref(last[i]);
-		last[i] = n;
-	}
+	put_round(s, last, ++seq);
 	run_for(200);
 	store_get_stats(s, &st);
 	assert_true(st.connected); /* nothing answered, nothing noticed yet */
@@ -804,15 +812,7 @@ static void test_store__outage_and_resync(void **state)
 
 	/* scraping goes on during the outage: one entry per target at most */
 	for (int round = 0; round < 15; round++) {
-		seq++;
-		for (int i = 0; i < NT; i++) {
-			json_t *n;
-			snprintf(id, sizeof id, "t%d", i);
-			n = snap(id, seq, (int)seq, i);
-			put(s, last[i], n);
-			json_decref(last[i]);
-			last[i] = n;
-		}
+		put_round(s, last, ++seq);
 		run_for(100);
 		store_get_stats(s, &st);
 		if (st.backlog > max_backlog)
