@@ -6,7 +6,8 @@
 # free port and sets:
 #   $base     the fixture's URL          $tmp   a scratch dir (removed on exit)
 #   $cdpilot  the daemon binary          $fixture_pid
-# A trap stops the fixture and every process registered with bg_track on any exit.
+# A trap stops the fixture and every process registered with bg_track on any exit. The
+# fixture is started with launch_fixture of scripts/fixture.sh (sourced by bench/lib.sh).
 
 BUILD_DIR=${BUILD_DIR:-build}
 bg_pids=()
@@ -26,10 +27,7 @@ daemon_cleanup() {
 		done
 		kill -KILL "$p" 2>/dev/null || true
 	done
-	if [ -n "${fixture_pid:-}" ]; then
-		kill -TERM "$fixture_pid" 2>/dev/null || true
-		wait "$fixture_pid" 2>/dev/null || true
-	fi
+	stop_fixture
 	[ -n "${tmp:-}" ] && rm -rf "$tmp"
 }
 
@@ -53,25 +51,7 @@ daemon_setup() {
 	trap daemon_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
-	"$BUILD_DIR"/tests/fixture/cdpilot-fixture --port 0 >"$tmp/fixture.out" 2>"$tmp/fixture.log" &
-	fixture_pid=$!
-	base=
-	for _ in $(seq 1 100); do
-		case "$(head -n 1 "$tmp/fixture.out" 2>/dev/null || true)" in
-		"listening on http://"*)
-			base=$(head -n 1 "$tmp/fixture.out")
-			base=${base#listening on }
-			break
-			;;
-		esac
-		kill -0 "$fixture_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ -z "$base" ]; then
-		echo "$0: the fixture server did not start; its log:" >&2
-		cat "$tmp/fixture.log" >&2
-		exit 1
-	fi
+	launch_fixture "$BUILD_DIR"/tests/fixture/cdpilot-fixture
 }
 
 # now_ms: Unix time in milliseconds.

@@ -1,7 +1,8 @@
 # scripts/fixture.sh: sourced (from the repository root) by scripts/demo.sh and bench/.
 # start_fixture starts build/tests/fixture/cdpilot-fixture on an ephemeral port, sets $base
 # to its URL and $tmp to a scratch dir, and installs a trap that stops the fixture and
-# removes $tmp on any exit. stop_fixture stops it earlier.
+# removes $tmp on any exit. stop_fixture stops it earlier. launch_fixture (below) is the
+# start itself, for scripts that keep their own $tmp and trap (bench/daemon_lib.sh).
 
 stop_fixture() {
 	if [ -n "${fixture_pid:-}" ] && kill -0 "$fixture_pid" 2>/dev/null; then
@@ -23,7 +24,14 @@ start_fixture() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 
-	build/tests/fixture/cdpilot-fixture --port 0 >"$tmp/fixture.out" 2>"$tmp/fixture.log" &
+	launch_fixture build/tests/fixture/cdpilot-fixture
+}
+
+# launch_fixture BIN: starts the fixture server BIN on an ephemeral port (stdout and stderr
+# in $tmp/fixture.out and $tmp/fixture.log), sets $fixture_pid and, once it listens, $base;
+# exits 1 with its log if it does not start. start_fixture and bench/daemon_lib.sh use it.
+launch_fixture() {
+	"$1" --port 0 >"$tmp/fixture.out" 2>"$tmp/fixture.log" &
 	fixture_pid=$!
 	base=
 	for _ in $(seq 1 100); do

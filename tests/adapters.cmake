@@ -1,7 +1,7 @@
 # Adapters and snapshots (adapters/): pure code, unit tests only.
 foreach(t test_snapshot test_adapter_generic test_adapter_jsonapi)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/${t}.c)
-    cdpilot_test(NAME ${t} SOURCES unit/${t}.c LIBS cdpilot_adapters LABELS unit)
+    cdpilot_test(NAME ${t} SOURCES unit/${t}.c LIBS cdpilot_adaptkit LABELS unit)
   endif()
 endforeach()
 if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_adapter_generic_page.c)

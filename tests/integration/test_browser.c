@@ -113,12 +113,33 @@ static void on_closed(browser_t *b, void *ud)
 	h->closed_calls++;
 }
 
-static void bh_start(env_t *e, bh_t *h, const browser_opts_t *opts)
+/* The start of a case that launches Chromium: its env and default options. */
+static void env_begin(env_t *e, browser_opts_t *o)
+{
+	tu_require_chromium();
+	env_init(e);
+	browser_opts_init(o);
+}
+
+/* A browser made (not started) on the env's loop, h zeroed to watch it. */
+static void bh_new(env_t *e, bh_t *h, const browser_opts_t *opts)
 {
 	memset(h, 0, sizeof *h);
 	h->loop = &e->loop;
 	h->b = browser_new(&e->loop, e->ws, opts);
 	assert_non_null(h->b);
+}
+
+/* Copies the profile and pid of a browser not yet ready (on_ready copies them at ready). */
+static void bh_note_session(bh_t *h)
+{
+	snprintf(h->udd, sizeof h->udd, "%s", browser_user_data_dir(h->b));
+	h->pid = browser_pid(h->b);
+}
+
+static void bh_start(env_t *e, bh_t *h, const browser_opts_t *opts)
+{
+	bh_new(e, h, opts);
 	assert_int_equal(browser_start(h->b, on_ready, on_lost, h), 0);
 	assert_int_equal(h->ready_calls, 0); /* never from inside browser_start() */
 }
@@ -392,9 +413,7 @@ static void test_browser__launch_and_close_leaves_nothing(void **state)
 	cmd_wait_t w;
 	browser_opts_t o;
 
-	tu_require_chromium();
-	env_init(&e);
-	browser_opts_init(&o);
+	env_begin(&e, &o);
 	bh_launch(&e, &h, &o);
 	assert_true(h.pid > 0);
 	assert_int_equal(kill(h.pid, 0), 0);
@@ -498,9 +517,7 @@ static void test_browser__command_line(void **state)
 	char *args[256] = { NULL };
 	int n, features = 0, sandbox = 0, udd = 0, size = 0, urls = 0;
 
-	tu_require_chromium();
-	env_init(&e);
-	browser_opts_init(&o);
+	env_begin(&e, &o);
 	o.extra_flags = "--disable-features=Foo,WebUIOmniboxPopup  --window-size=800,600\t"
 	                "--disable-features=Bar https://example.invalid/";
 	bh_launch(&e, &h, &o);
@@ -541,9 +558,7 @@ static void test_browser__kill9_fires_on_lost(void **state)
 	bh_t h;
 	browser_opts_t o;
 
-	tu_require_chromium();
-	env_init(&e);
-	browser_opts_init(&o);
+	env_begin(&e, &o);
 	bh_launch(&e, &h, &o);
 	assert_int_equal(kill(h.pid, SIGKILL), 0);
 	tu_run_until(&e.loop, &h.lost_calls, 15000);
@@ -570,9 +585,7 @@ static void test_browser__attach_http(void **state)
 	cmd_wait_t w;
 	char url[128];
 
-	tu_require_chromium();
-	env_init(&e);
-	browser_opts_init(&o);
+	env_begin(&e, &o);
 	bh_launch(&e, &a, &o);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/", read_devtools_port(a.udd));
 
@@ -694,22 +707,16 @@ static void test_browser__close_before_start_and_before_ready(void **state)
 	bh_t h;
 	browser_opts_t o;
 
-	tu_require_chromium();
-	env_init(&e);
-	browser_opts_init(&o);
+	env_begin(&e, &o);
 
 	/* Never started. */
-	memset(&h, 0, sizeof h);
-	h.loop = &e.loop;
-	h.b = browser_new(&e.loop, e.ws, &o);
-	assert_non_null(h.b);
+	bh_new(&e, &h, &o);
 	bh_close(&e, &h);
 	assert_int_equal(h.ready_calls, 0);
 
 	/* Right after spawn: ready fires once with -ECANCELED, then closed. */
 	bh_start(&e, &h, &o);
-	snprintf(h.udd, sizeof h.udd, "%s", browser_user_data_dir(h.b));
-	h.pid = browser_pid(h.b);
+	bh_note_session(&h);
 	assert_true(h.pid > 0);
 	bh_close(&e, &h);
 	assert_int_equal(h.ready_calls, 1);
@@ -718,8 +725,7 @@ static void test_browser__close_before_start_and_before_ready(void **state)
 
 	/* Once DevToolsActivePort exists (connecting, or just connected). */
 	bh_start(&e, &h, &o);
-	snprintf(h.udd, sizeof h.udd, "%s", browser_user_data_dir(h.b));
-	h.pid = browser_pid(h.b);
+	bh_note_session(&h);
 	{
 		char path[PATH_MAX + 32];
 		uint64_t end = tu_now_ms() + READY_MS;
@@ -751,12 +757,8 @@ static void test_browser__close_from_lost_callback(void **state)
 	bh_t h;
 	browser_opts_t o;
 
-	tu_require_chromium();
-	env_init(&e);
-	browser_opts_init(&o);
-	memset(&h, 0, sizeof h);
-	h.loop = &e.loop;
-	h.b = browser_new(&e.loop, e.ws, &o);
+	env_begin(&e, &o);
+	bh_new(&e, &h, &o);
 	assert_int_equal(browser_start(h.b, on_ready, close_in_lost, &h), 0);
 	bh_wait_ready(&e, &h);
 	assert_int_equal(h.ready_status, 0);
@@ -958,12 +960,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_browser__launch_failures),
 		cmocka_unit_test(test_browser__exec_wrapper_kills_tree_with_parent),
 	};
-	char err[256];
 
-	if (browser_exec_wrapper_main(argc, argv))
+	if (tu_browser_test_init(argc, argv))
 		return 127;
-	signal(SIGPIPE, SIG_IGN);
-	if (log_init_from_env(err, sizeof err) != 0)
-		fprintf(stderr, "%s\n", err);
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

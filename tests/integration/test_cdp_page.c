@@ -53,24 +53,15 @@ typedef struct res {
 	uint64_t t_done;
 } res_t;
 
-/*
- * The env lives on the heap: a failed check leaves its loop with handles libuv still
- * knows about (SIGCHLD watchers of spawned processes), so a failed test's env is kept, not
- * freed, and the next test does not trip over it.
- */
+/* The env lives on the heap (tu_state_alloc: a failed test's env is kept, not freed). */
 static int env_setup(void **state)
 {
-	*state = calloc(1, sizeof(env_t));
-	return *state ? 0 : -1;
+	return tu_state_alloc(state, sizeof(env_t));
 }
 
 static int env_teardown(void **state)
 {
-	env_t *e = *state;
-
-	if (e->pk.finished)
-		free(e);
-	return 0;
+	return tu_state_release(state, ((env_t *)*state)->pk.finished);
 }
 
 static void env_open(env_t *e)

@@ -44,15 +44,9 @@ typedef struct get {
 } get_t;
 
 typedef struct env {
-	pagekit_t pk; /* loop, fixture, and the browser if any */
+	pagekit_t pk; /* loop, fixture, and the browser and its one page if any */
 	fetch_ctx_t *fetch;
-	cdp_page_t *page;
-	int fetch_closed, page_closed;
-	/* the last page operation */
-	int done, status;
-	long http_status;
-	json_t *value;
-	char why[1024];
+	int fetch_closed;
 } env_t;
 
 /* ---- callbacks ---- */
@@ -60,41 +54,6 @@ typedef struct env {
 static void on_fetch_closed(void *ud)
 {
 	((env_t *)ud)->fetch_closed = 1;
-}
-static void on_page_closed(void *ud)
-{
-	((env_t *)ud)->page_closed = 1;
-}
-static void on_opened(cdp_page_t *page, int status, const char *why, void *ud)
-{
-	env_t *e = ud;
-	e->done = 1;
-	e->status = status;
-	e->page = page;
-	snprintf(e->why, sizeof e->why, "%s", why);
-}
-static void on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
-{
-	env_t *e = ud;
-	e->done = 1;
-	e->status = res->status;
-	e->http_status = res->http_status;
-	snprintf(e->why, sizeof e->why, "%s", res->message);
-}
-static void on_waited(cdp_page_t *page, int status, const char *why, void *ud)
-{
-	env_t *e = ud;
-	e->done = 1;
-	e->status = status;
-	snprintf(e->why, sizeof e->why, "%s", why);
-}
-static void on_eval(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
-{
-	env_t *e = ud;
-	e->done = 1;
-	e->status = status;
-	e->value = value ? json_incref(value) : NULL;
-	snprintf(e->why, sizeof e->why, "%s", why);
 }
 static void on_get(const fetch_result_t *res, void *ud)
 {
@@ -113,17 +72,13 @@ static void on_get(const fetch_result_t *res, void *ud)
 
 static int env_setup(void **state)
 {
-	*state = calloc(1, sizeof(env_t));
-	return *state ? 0 : -1;
+	return tu_state_alloc(state, sizeof(env_t));
 }
 
 /* A failed check leaves libuv handles behind: such an env is leaked, not freed. */
 static int env_teardown(void **state)
 {
-	env_t *e = *state;
-	if (e->pk.finished)
-		free(e);
-	return 0;
+	return tu_state_release(state, ((env_t *)*state)->pk.finished);
 }
 
 static void env_open(env_t *e, int with_browser)
@@ -131,21 +86,12 @@ static void env_open(env_t *e, int with_browser)
 	pk_open(&e->pk, with_browser);
 	e->fetch = fetch_ctx_new(&e->pk.loop);
 	assert_non_null(e->fetch);
-	if (!with_browser)
-		return;
-	e->done = 0;
-	assert_int_equal(cdp_page_open(browser_conn(e->pk.b), NULL, 10000, on_opened, e), 0);
-	assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
-	if (e->status != 0)
-		fail_msg("cdp_page_open: %s", e->why);
+	if (with_browser)
+		pk_page_open(&e->pk);
 }
 
 static void env_close(env_t *e)
 {
-	if (e->page) {
-		cdp_page_close(e->page, on_page_closed, e);
-		assert_true(tu_run_until(&e->pk.loop, &e->page_closed, WAIT_MS));
-	}
 	pk_close(&e->pk);
 	fetch_ctx_close(e->fetch, on_fetch_closed, e);
 	assert_true(tu_run_until(&e->pk.loop, &e->fetch_closed, 5000));
@@ -186,29 +132,12 @@ static json_t *get_json(env_t *e, const char *path, long code)
 
 static void navigate(env_t *e, const char *path)
 {
-	char url[256];
-
-	fixture_url(e->pk.fx, path, url, sizeof url);
-	e->done = 0;
-	assert_int_equal(cdp_page_navigate(e->page, url, 10000, on_nav, e), 0);
-	assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
-	if (e->status != 0)
-		fail_msg("navigate %s: %s", url, e->why);
+	pk_navigate(&e->pk, path);
 }
 
 static json_t *evaluate(env_t *e, const char *js)
 {
-	json_t *v;
-
-	e->done = 0;
-	e->value = NULL;
-	assert_int_equal(cdp_page_evaluate(e->page, js, 10000, on_eval, e), 0);
-	assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
-	if (e->status != 0)
-		fail_msg("evaluate: %s: %s", cdp_strerror(e->status), e->why);
-	v = e->value;
-	e->value = NULL;
-	return v;
+	return pk_evaluate(&e->pk, js);
 }
 
 /* extract_js + normalise on the current page; fails the test on bad data. */
@@ -309,12 +238,8 @@ static void test_livesite__adapter_in_chromium(void **state)
 	first_with_status(e, "live", id, sizeof id);
 	snprintf(path, sizeof path, "/live/match/%s", id);
 	navigate(e, path);
-	assert_int_equal(e->http_status, 200);
-	e->done = 0;
-	assert_int_equal(cdp_page_wait_for(e->page, ad->wait_for(NULL), 10000, on_waited, e), 0);
-	assert_true(tu_run_until(&e->pk.loop, &e->done, WAIT_MS));
-	if (e->status != 0)
-		fail_msg("wait_for: %s", e->why);
+	assert_int_equal(e->pk.http_status, 200);
+	pk_wait_for(&e->pk, ad->wait_for(NULL));
 	data = extract(e);
 	snprintf(path, sizeof path, "/live/api/match/%s", id);
 	{
@@ -382,7 +307,7 @@ static void test_livesite__adapter_in_chromium(void **state)
 	/* a failing page is an HTTP error for the daemon to report */
 	snprintf(path, sizeof path, "/live/match/%s?fail=1", id);
 	navigate(e, path);
-	assert_int_equal(e->http_status, 500);
+	assert_int_equal(e->pk.http_status, 500);
 
 	env_close(e);
 }
@@ -636,15 +561,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_livesite__adapter_in_chromium, env_setup,
 		                                env_teardown),
 	};
-	static uv_loop_t first;
 
-	if (browser_exec_wrapper_main(argc, argv))
+	if (tu_browser_test_init(argc, argv))
 		return 127; /* exec failed */
-	signal(SIGPIPE, SIG_IGN);
-	if (!getenv("LOG_LEVEL"))
-		log_set_level(LOG_WARN);
-	/* libuv opens a process-wide pipe with the first loop: open it before any fd count */
-	if (uv_loop_init(&first) != 0 || uv_loop_close(&first) != 0)
-		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,42 +28,13 @@
 #include "tests/support/testutil.h"
 
 typedef struct env {
-	dk_proc_t fx, d;
-	char base[128];
-	char dir[64];
-	char targets[128], out[128];
-	char metrics[64];
-	int port;
+	dk_bed_t bed; /* fixture, temp dir, the daemon */
 } env_t;
 
 
 static int setup(void **state)
 {
-	env_t *e = calloc(1, sizeof *e);
-
-	if (!e)
-		return -1;
-	tu_tag_processes();
-	snprintf(e->dir, sizeof e->dir, "/tmp/cdpilot-test-observe-XXXXXX");
-	if (!mkdtemp(e->dir))
-		return -1;
-	snprintf(e->targets, sizeof e->targets, "%s/targets.json", e->dir);
-	snprintf(e->out, sizeof e->out, "%s/out.jsonl", e->dir);
-	if (dk_fixture_start(&e->fx, e->base, sizeof e->base) != 0)
-		return -1;
-	*state = e;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	env_t *e = *state;
-
-	dk_proc_release(&e->d);
-	dk_proc_release(&e->fx);
-	tu_rm_rf(e->dir);
-	free(e);
-	return 0;
+	return dk_bed_setup(state, sizeof(env_t), "observe");
 }
 
 /* n generic targets on the fixture's slow page (each load takes ms), all live. */
@@ -75,49 +46,27 @@ static void write_targets(env_t *e, int n, int ms)
 	assert_non_null(text);
 	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
 	for (int i = 0; i < n; i++)
-		len += (size_t)snprintf(text + len, cap - len,
-		                        "%s{\"id\": \"t%d\", \"adapter\": \"generic\", \"url\": "
-		                        "\"%s/slow?ms=%d&i=%d\", \"class\": \"live\", \"fields\": "
-		                        "{\"title\": {\"selector\": \"title\", \"required\": false}}}",
-		                        i ? "," : "", i, e->base, ms, i);
+		len += (size_t)snprintf(
+		        text + len, cap - len,
+		        "%s{\"id\": \"t%d\", \"adapter\": \"generic\", \"url\": "
+		        "\"%s/slow?ms=%d&i=%d\", \"class\": \"live\", \"fields\": "
+		        "{\"title\": {\"selector\": \"title\", \"required\": false}}}",
+		        i ? "," : "", i, e->bed.base, ms, i);
 	snprintf(text + len, cap - len, "]}");
-	dk_write_file(e->targets, text);
+	dk_write_file(e->bed.targets, text);
 	free(text);
 }
 
 static void start_daemon_argv(env_t *e, const char *const *prefix, const char *const extra[])
 {
-	const char *bin = getenv("CDPILOT_BIN");
-	char addr[80];
-	const char *envs[32];
-	const char *argv[32];
-	size_t n = 0, a = 0;
-
-	assert_non_null(bin);
-	e->port = tu_unused_port();
-	snprintf(e->metrics, sizeof e->metrics, "127.0.0.1:%d", e->port);
-	snprintf(addr, sizeof addr, "METRICS_ADDR=%s", e->metrics);
-	envs[n++] = addr;
-	for (size_t i = 0; extra && extra[i] && n < 30; i++)
-		envs[n++] = extra[i];
-	envs[n] = NULL;
-	for (size_t i = 0; prefix && prefix[i] && a < 24; i++)
-		argv[a++] = prefix[i];
-	argv[a++] = bin;
-	argv[a++] = "run";
-	argv[a++] = "--targets";
-	argv[a++] = e->targets;
-	argv[a++] = "--output";
-	argv[a++] = e->out;
-	argv[a++] = "--no-status";
-	argv[a] = NULL;
-	assert_int_equal(dk_spawn(&e->d, argv, envs), 0);
+	e->bed.port = dk_run_start(&e->bed.d, e->bed.targets, e->bed.out, e->bed.metrics,
+	                           sizeof e->bed.metrics, prefix, extra);
 }
 
 static char *get(env_t *e, const char *path, long *code)
 {
 	char url[160];
-	snprintf(url, sizeof url, "http://%s%s", e->metrics, path);
+	snprintf(url, sizeof url, "http://%s%s", e->bed.metrics, path);
 	return dk_http_get(url, code);
 }
 
@@ -154,7 +103,7 @@ static double metric(const char *text, const char *series)
  * test started. */
 static void stop_daemon(env_t *e)
 {
-	dk_stop_clean(&e->d);
+	dk_stop_clean(&e->bed.d);
 	assert_int_equal(tu_wait_tagged_count(1, 10000), 1);
 }
 
@@ -167,7 +116,7 @@ static int raw_connect(env_t *e)
 	assert_true(fd >= 0);
 	memset(&sa, 0, sizeof sa);
 	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)e->port);
+	sa.sin_port = htons((uint16_t)e->bed.port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
 	return fd;
@@ -237,10 +186,10 @@ static void test_observe__metrics_status_under_load(void **state)
 	{
 		int good = 0;
 		for (int attempt = 0; attempt < 5 && !good; attempt++) {
-			int before = (int)tu_descendants(e->d.pid, NULL, 0);
+			int before = (int)tu_descendants(e->bed.d.pid, NULL, 0);
 			double m;
 			text = get(e, "/metrics", &code);
-			int after = (int)tu_descendants(e->d.pid, NULL, 0);
+			int after = (int)tu_descendants(e->bed.d.pid, NULL, 0);
 			m = metric(text, "cdpilot_tree_processes");
 			print_message("processes: /proc %d..%d, /metrics %.0f\n", before, after, m);
 			good = m >= (before < after ? before : after) - 2 &&
@@ -253,7 +202,7 @@ static void test_observe__metrics_status_under_load(void **state)
 	/* promtool accepts the exposition */
 	text = get(e, "/metrics", &code);
 	assert_non_null(text);
-	snprintf(path, sizeof path, "%s/metrics.txt", e->dir);
+	snprintf(path, sizeof path, "%s/metrics.txt", e->bed.dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs(text, f);
@@ -349,8 +298,8 @@ static void test_observe__exit_on_health_failure(void **state)
 	         "{\"targets\": [{\"id\": \"down\", \"adapter\": \"generic\", \"url\": "
 	         "\"%s/status/503\", \"class\": \"live\", \"fields\": {\"t\": {\"selector\": "
 	         "\"title\"}}}]}",
-	         e->base);
-	dk_write_file(e->targets, text);
+	         e->bed.base);
+	dk_write_file(e->bed.targets, text);
 	start_daemon_argv(e, NULL,
 	                  (const char *const[]){ "EXIT_ON_HEALTH_FAILURE=1",
 	                                         "HEALTH_FAILURE_EXIT_SECONDS=3",
@@ -361,11 +310,11 @@ static void test_observe__exit_on_health_failure(void **state)
 	 * before its first readiness probe answered). */
 	{
 		static tu_proc_id_t now[1024];
-		pid_t pid = e->d.pid;
+		pid_t pid = e->bed.d.pid;
 		uint64_t end = tu_now_ms() + 60000;
 		int exited = 0;
 		n = 0;
-		while (!(exited = dk_wait(&e->d, 0)) && tu_now_ms() < end) {
+		while (!(exited = dk_wait(&e->bed.d, 0)) && tu_now_ms() < end) {
 			size_t k = tu_descendants(pid, now, 1024);
 			for (size_t i = 0; i < k && i < 1024; i++) {
 				size_t j = 0;
@@ -380,9 +329,9 @@ static void test_observe__exit_on_health_failure(void **state)
 		print_message("%zu processes ran below cdpilot before it exited\n", n);
 		assert_true(n > 0); /* the browser did start */
 	}
-	assert_true(WIFEXITED(e->d.status));
-	assert_int_equal(WEXITSTATUS(e->d.status), 1);
-	log = dk_read_file(e->d.err_path);
+	assert_true(WIFEXITED(e->bed.d.status));
+	assert_int_equal(WEXITSTATUS(e->bed.d.status), 1);
+	log = dk_read_file(e->bed.d.err_path);
 	assert_non_null(strstr(log, "failing"));
 	assert_non_null(strstr(log, "EXIT_ON_HEALTH_FAILURE=1"));
 	free(log);
@@ -445,7 +394,8 @@ static void test_observe__pid1(void **state)
 	                  (const char *const[]){ "LIVE_INTERVAL_SECONDS=1", NULL });
 	wait_ready(e, 30000);
 	/* the daemon is unshare's child: PID 1 inside, a normal pid outside */
-	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)e->d.pid, (int)e->d.pid);
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)e->bed.d.pid,
+	         (int)e->bed.d.pid);
 	f = fopen(path, "r");
 	assert_non_null(f);
 	if (fgets(buf, sizeof buf, f))
@@ -486,14 +436,14 @@ static void test_observe__pid1(void **state)
 					         (int)z1[i]);
 	}
 	static tu_proc_id_t below[4096];
-	size_t nb = tu_descendants(e->d.pid, below, 4096);
+	size_t nb = tu_descendants(e->bed.d.pid, below, 4096);
 	assert_true(nb > 3);
 	assert_int_equal(kill(inner, SIGTERM), 0);
-	assert_true(dk_wait(&e->d, 40000));
+	assert_true(dk_wait(&e->bed.d, 40000));
 	assert_int_equal(tu_wait_alive_count(below, nb < 4096 ? nb : 4096, 10000), 0);
-	assert_true(WIFEXITED(e->d.status));
-	assert_int_equal(WEXITSTATUS(e->d.status), 0);
-	log = dk_read_file(e->d.err_path);
+	assert_true(WIFEXITED(e->bed.d.status));
+	assert_int_equal(WEXITSTATUS(e->bed.d.status), 0);
+	log = dk_read_file(e->bed.d.err_path);
 	assert_non_null(strstr(log, "stopping (Terminated)"));
 	free(log);
 	assert_int_equal(tu_wait_tagged_count(1, 10000), 1);
@@ -503,10 +453,12 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_observe__metrics_status_under_load, setup,
-		                                teardown),
-		cmocka_unit_test_setup_teardown(test_observe__pid_threshold_recycles, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_observe__exit_on_health_failure, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_observe__pid1, setup, teardown),
+		                                dk_bed_teardown),
+		cmocka_unit_test_setup_teardown(test_observe__pid_threshold_recycles, setup,
+		                                dk_bed_teardown),
+		cmocka_unit_test_setup_teardown(test_observe__exit_on_health_failure, setup,
+		                                dk_bed_teardown),
+		cmocka_unit_test_setup_teardown(test_observe__pid1, setup, dk_bed_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);

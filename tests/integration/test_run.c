@@ -25,11 +25,7 @@
 #include "tests/support/testutil.h"
 
 typedef struct env {
-	dk_proc_t fx, d;
-	char base[128];
-	char dir[64];
-	char targets[128], out[128];
-	char metrics[64];
+	dk_bed_t bed;              /* fixture, temp dir, the daemon */
 	int64_t t0;                /* wall clock ms at daemon start */
 } env_t;
 
@@ -37,54 +33,20 @@ typedef struct env {
 
 static int setup(void **state)
 {
-	env_t *e = calloc(1, sizeof *e);
-
-	if (!e)
-		return -1;
-	tu_tag_processes();
-	snprintf(e->dir, sizeof e->dir, "/tmp/cdpilot-test-run-XXXXXX");
-	if (!mkdtemp(e->dir))
-		return -1;
-	snprintf(e->targets, sizeof e->targets, "%s/targets.json", e->dir);
-	snprintf(e->out, sizeof e->out, "%s/out.jsonl", e->dir);
-	if (dk_fixture_start(&e->fx, e->base, sizeof e->base) != 0)
-		return -1;
-	*state = e;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	env_t *e = *state;
-
-	dk_proc_release(&e->d);
-	dk_proc_release(&e->fx);
-	tu_rm_rf(e->dir);
-	free(e);
-	return 0;
+	return dk_bed_setup(state, sizeof(env_t), "run");
 }
 
 static void start_daemon(env_t *e, const char *const extra_env[])
 {
-	const char *bin = getenv("CDPILOT_BIN");
-	char addr[80];
-	const char *envs[32];
-	size_t n = 0;
+	const char *envs[32] = { "LOG_LEVEL=info" };
+	size_t n = 1;
 
-	assert_non_null(bin);
-	snprintf(e->metrics, sizeof e->metrics, "127.0.0.1:%d", tu_unused_port());
-	snprintf(addr, sizeof addr, "METRICS_ADDR=%s", e->metrics);
-	envs[n++] = addr;
-	envs[n++] = "LOG_LEVEL=info";
-	for (size_t i = 0; extra_env && extra_env[i] && n < 30; i++)
+	for (size_t i = 0; extra_env && extra_env[i] && n < 31; i++)
 		envs[n++] = extra_env[i];
 	envs[n] = NULL;
 	e->t0 = dk_wall_ms();
-	assert_int_equal(dk_spawn(&e->d,
-	                          (const char *const[]){ bin, "run", "--targets", e->targets,
-	                                                 "--output", e->out, "--no-status", NULL },
-	                          envs),
-	                 0);
+	dk_run_start(&e->bed.d, e->bed.targets, e->bed.out, e->bed.metrics, sizeof e->bed.metrics,
+	             NULL, envs);
 }
 
 /* Stops the daemon (SIGTERM: exit 0) and checks nothing of ours is left but the fixture. */
@@ -92,7 +54,7 @@ static void start_daemon(env_t *e, const char *const extra_env[])
  * test started. */
 static void stop_daemon(env_t *e)
 {
-	dk_stop_clean(&e->d);
+	dk_stop_clean(&e->bed.d);
 	assert_int_equal(tu_wait_tagged_count(1, 10000), 1);
 }
 
@@ -102,7 +64,7 @@ static json_t *ctl(env_t *e, const char *what)
 	char url[4096];
 	json_t *j;
 
-	snprintf(url, sizeof url, "%s%s", e->base, what);
+	snprintf(url, sizeof url, "%s%s", e->bed.base, what);
 	j = dk_http_get_json(url);
 	if (!j)
 		fail_msg("GET %s failed", url);
@@ -112,7 +74,7 @@ static json_t *ctl(env_t *e, const char *what)
 static json_t *status(env_t *e)
 {
 	char url[128];
-	snprintf(url, sizeof url, "http://%s/status", e->metrics);
+	snprintf(url, sizeof url, "http://%s/status", e->bed.metrics);
 	return dk_http_get_json(url);
 }
 
@@ -138,7 +100,7 @@ static size_t wait_all_scraped(env_t *e, size_t min_targets, uint64_t timeout_ms
 		}
 		dk_sleep_ms(250);
 	}
-	dk_dump_log(&e->d);
+	dk_dump_log(&e->bed.d);
 	fail_msg("not every target was scraped within %llu ms (%zu targets)",
 	         (unsigned long long)timeout_ms, n);
 	return 0;
@@ -231,8 +193,8 @@ static void test_run__navigate_fifty_targets(void **state)
 	         "\"discover\": true, \"class\": \"imminent\", \"interval_seconds\": 10},"
 	         "{\"id\": \"broken\", \"adapter\": \"livescore\", \"url\": \"%s/status/500\", "
 	         "\"class\": \"live\"}]}",
-	         e->base, e->base);
-	dk_write_file(e->targets, text);
+	         e->bed.base, e->bed.base);
+	dk_write_file(e->bed.targets, text);
 	/* ~17 live matches every 10 s and ~25 imminent every 60 s ask for about 2 page loads
 	 * a second, under a third of what this machine does quiet (~7): with both cores
 	 * loaded it still keeps up (at 5 s and 30 s it asked for 4.2 and failed there). */
@@ -272,7 +234,7 @@ static void test_run__navigate_fifty_targets(void **state)
 			dk_sleep_ms(250);
 		}
 		if (n < 52 || waiting > 0) {
-			dk_dump_log(&e->d);
+			dk_dump_log(&e->bed.d);
 			fail_msg("expected 52 targets, all live and imminent ones scraped; got %zu "
 			         "targets, %zu not scraped yet",
 			         n, waiting);
@@ -303,10 +265,10 @@ static void test_run__navigate_fifty_targets(void **state)
 	         "\"discover\": true, \"class\": \"imminent\", \"interval_seconds\": 10},"
 	         "{\"id\": \"extra\", \"adapter\": \"generic\", \"url\": \"%s/static\", "
 	         "\"class\": \"live\", \"fields\": {\"title\": {\"selector\": \"title\"}}}]}",
-	         e->base, e->base);
-	dk_write_file(e->targets, text);
+	         e->bed.base, e->bed.base);
+	dk_write_file(e->bed.targets, text);
 	hup_at = dk_wall_ms();
-	kill(e->d.pid, SIGHUP);
+	kill(e->bed.d.pid, SIGHUP);
 	wait_scraped(e, "extra", 60000);
 
 	st = status(e);
@@ -334,7 +296,7 @@ static void test_run__navigate_fifty_targets(void **state)
 		dk_sleep_ms(250);
 	stop_daemon(e);
 
-	lines = dk_read_jsonl(e->out);
+	lines = dk_read_jsonl(e->bed.out);
 	/* freshness of the live targets, sampled every second from 10 s after start until
 	 * the stop, as age = now - scraped_at of its newest snapshot */
 	{
@@ -414,7 +376,7 @@ static void test_run__navigate_fifty_targets(void **state)
 				              (long long)json_integer_value(json_object_get(m, "seq")),
 				              json_string_value(json_object_get(m, "scraped_at")),
 				              json_string_value(json_object_get(m, "class")));
-			dk_dump_log(&e->d);
+			dk_dump_log(&e->bed.d);
 		}
 		assert_true(first_completed > finish_at - 1000);
 		assert_int_equal(after, 0);
@@ -422,7 +384,7 @@ static void test_run__navigate_fifty_targets(void **state)
 	}
 	/* the broken target: failures reported, retried, never published */
 	{
-		char *log = dk_read_file(e->d.err_path);
+		char *log = dk_read_file(e->bed.d.err_path);
 		const char *p = log;
 		int64_t hup_rel = hup_at - e->t0;
 		(void)hup_rel;
@@ -463,8 +425,8 @@ static void test_run__watch_push(void **state)
 	         "{\"targets\": [{\"id\": \"demo\", \"adapter\": \"livescore\", \"url\": "
 	         "\"%s/live/\", \"discover\": true, \"class\": \"imminent\", "
 	         "\"children\": {\"mode\": \"watch\", \"push\": true}}]}",
-	         e->base);
-	dk_write_file(e->targets, text);
+	         e->bed.base);
+	dk_write_file(e->bed.targets, text);
 	start_daemon(e, (const char *const[]){ "RECYCLE_UPTIME_SECONDS=20", NULL });
 	wait_all_scraped(e, 7, 60000);
 
@@ -494,7 +456,8 @@ static void test_run__watch_push(void **state)
 	/* crash every renderer: each watched page is reopened and scraped again */
 	{
 		json_t *before = status(e), *after;
-		assert_true(tu_kill_descendants_with_arg(e->d.pid, "--type=renderer", SIGKILL) > 0);
+		assert_true(tu_kill_descendants_with_arg(e->bed.d.pid, "--type=renderer", SIGKILL) >
+		            0);
 		dk_sleep_ms(8000);
 		after = status(e);
 		assert_non_null(before);
@@ -511,7 +474,7 @@ static void test_run__watch_push(void **state)
 	}
 	stop_daemon(e);
 
-	lines = dk_read_jsonl(e->out);
+	lines = dk_read_jsonl(e->bed.out);
 	snaps = snapshots_of(lines, target, "delta");
 	{
 		int64_t d[64];
@@ -540,7 +503,7 @@ static void test_run__watch_push(void **state)
 		assert_true(d[nd - 1] < 1000);
 	}
 	{
-		char *log = dk_read_file(e->d.err_path);
+		char *log = dk_read_file(e->bed.d.err_path);
 		assert_non_null(strstr(log, "recycle (uptime)"));
 		assert_non_null(strstr(log, "moved to the new browser"));
 		assert_non_null(strstr(log, "reopening"));
@@ -556,14 +519,15 @@ static void test_run__bad_targets_file(void **state)
 	env_t *e = *state;
 	char *err;
 
-	dk_write_file(e->targets, "{\"targets\": [{\"id\": \"../x\", \"adapter\": \"nope\", "
-	                       "\"url\": \"ftp://x\"}, {\"id\": \"ok\", \"adapter\": \"generic\", "
-	                       "\"url\": \"http://127.0.0.1/\", \"intervall_seconds\": 5}]}");
+	dk_write_file(e->bed.targets,
+	              "{\"targets\": [{\"id\": \"../x\", \"adapter\": \"nope\", "
+	              "\"url\": \"ftp://x\"}, {\"id\": \"ok\", \"adapter\": \"generic\", "
+	              "\"url\": \"http://127.0.0.1/\", \"intervall_seconds\": 5}]}");
 	start_daemon(e, NULL);
-	assert_true(dk_wait(&e->d, 10000));
-	assert_true(WIFEXITED(e->d.status));
-	assert_int_equal(WEXITSTATUS(e->d.status), 2);
-	err = dk_read_file(e->d.err_path);
+	assert_true(dk_wait(&e->bed.d, 10000));
+	assert_true(WIFEXITED(e->bed.d.status));
+	assert_int_equal(WEXITSTATUS(e->bed.d.status), 2);
+	err = dk_read_file(e->bed.d.err_path);
 	assert_non_null(strstr(err, "targets[0]"));
 	assert_non_null(strstr(err, "\"../x\""));
 	assert_non_null(strstr(err, "nope"));
@@ -607,8 +571,8 @@ static void test_run__redis_outage(void **state)
 	         "{\"targets\": [{\"id\": \"demo\", \"adapter\": \"livescore\", \"url\": "
 	         "\"%s/live/\", \"discover\": true, \"class\": \"imminent\", "
 	         "\"interval_seconds\": 5}]}",
-	         e->base);
-	dk_write_file(e->targets, text);
+	         e->bed.base);
+	dk_write_file(e->bed.targets, text);
 	snprintf(url, sizeof url, "REDIS_URL=%s", rs.url);
 	start_daemon(e, (const char *const[]){ url, "LIVE_INTERVAL_SECONDS=2",
 	                                       "IMMINENT_INTERVAL_SECONDS=4",
@@ -626,7 +590,7 @@ static void test_run__redis_outage(void **state)
 		snprintf(obj, sizeof obj,
 		         "{\"adapter\": \"generic\", \"url\": \"%s/static\", \"class\": "
 		         "\"live\", \"fields\": {\"title\": {\"selector\": \"title\"}}}",
-		         e->base);
+		         e->bed.base);
 		rep = redisCommand(c, "HSET cdpilot:targets fromredis %s", obj);
 		assert_non_null(rep);
 		freeReplyObject(rep);
@@ -674,7 +638,7 @@ static void test_run__redis_outage(void **state)
 	/* every target's latest in Redis is its last snapshot in the sink */
 	c = tu_redis_client(&rs);
 	assert_non_null(c);
-	lines = dk_read_jsonl(e->out);
+	lines = dk_read_jsonl(e->bed.out);
 	{
 		json_t *last = json_object();
 		const char *id;
@@ -725,10 +689,11 @@ static void test_run__redis_outage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_run__bad_targets_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_run__navigate_fifty_targets, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_run__watch_push, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_run__redis_outage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run__bad_targets_file, setup, dk_bed_teardown),
+		cmocka_unit_test_setup_teardown(test_run__navigate_fifty_targets, setup,
+		                                dk_bed_teardown),
+		cmocka_unit_test_setup_teardown(test_run__watch_push, setup, dk_bed_teardown),
+		cmocka_unit_test_setup_teardown(test_run__redis_outage, setup, dk_bed_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,24 +74,15 @@ static void on_fx_closed(void *ud)
 	((env_t *)ud)->fx_closed = 1;
 }
 
-/*
- * The env lives on the heap: a failed check leaves its loop with handles libuv still
- * knows about (SIGCHLD watchers of spawned processes), so a failed test's env is kept, not
- * freed, and the next test does not trip over it.
- */
+/* The env lives on the heap (tu_state_alloc: a failed test's env is kept, not freed). */
 static int env_setup(void **state)
 {
-	*state = calloc(1, sizeof(env_t));
-	return *state ? 0 : -1;
+	return tu_state_alloc(state, sizeof(env_t));
 }
 
 static int env_teardown(void **state)
 {
-	env_t *e = *state;
-
-	if (e->finished)
-		free(e);
-	return 0;
+	return tu_state_release(state, ((env_t *)*state)->finished);
 }
 
 static void env_open(env_t *e)
@@ -376,90 +367,83 @@ static void test_scrape_cli__screenshot_written(void **state)
 	env_close(e);
 }
 
-static void test_scrape_cli__connection_refused_is_network(void **state)
+/* A run that fails: the URL, what is added after it, what the error must say. */
+typedef struct failing_run {
+	const char *path;         /* on the fixture; NULL: a port nothing listens on */
+	const char *args[6];      /* after "scrape URL", NULL-ended */
+	const char *kind;         /* error.kind */
+	int code;                 /* the exit code */
+	const char *message_part; /* in error.message; NULL: not checked */
+} failing_run_t;
+
+/* Runs c in a fresh env and checks its failure; returns how long the run took (ms). */
+static uint64_t scrape_fails(env_t *e, const failing_run_t *c)
 {
-	env_t *e = *state;
 	run_t r;
 	char url[256];
-	int port = tu_unused_port();
+	const char *args[10] = { "scrape", url };
+	size_t n = 2;
+	uint64_t elapsed;
 
-	assert_true(port > 0);
-	env_open(e);
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-	scrape(e, &r, (const char *const[]){ "scrape", url, NULL }, 60000);
-	expect_failure(&r, "network", 4);
-	assert_non_null(strstr(error_message(&r), "ERR_CONNECTION_REFUSED"));
+	if (c->path) {
+		env_open(e);
+		fixture_url(e->fx, c->path, url, sizeof url);
+	} else {
+		int port = tu_unused_port();
+		assert_true(port > 0);
+		env_open(e);
+		snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+	}
+	for (size_t i = 0; c->args[i] && n < 9; i++)
+		args[n++] = c->args[i];
+	args[n] = NULL;
+	scrape(e, &r, args, 60000);
+	expect_failure(&r, c->kind, c->code);
+	if (c->message_part)
+		assert_non_null(strstr(error_message(&r), c->message_part));
+	elapsed = r.elapsed_ms;
 	run_release(&r);
 	env_close(e);
+	return elapsed;
+}
+
+static void test_scrape_cli__connection_refused_is_network(void **state)
+{
+	static const failing_run_t c = { NULL, { NULL }, "network", 4, "ERR_CONNECTION_REFUSED" };
+	scrape_fails(*state, &c);
 }
 
 static void test_scrape_cli__status_404_is_http(void **state)
 {
-	env_t *e = *state;
-	run_t r;
-	char url[256];
-
-	env_open(e);
-	fixture_url(e->fx, "/status/404", url, sizeof url);
-	scrape(e, &r, (const char *const[]){ "scrape", url, NULL }, 60000);
-	expect_failure(&r, "http", 5);
-	assert_non_null(strstr(error_message(&r), "404"));
-	run_release(&r);
-	env_close(e);
+	static const failing_run_t c = { "/status/404", { NULL }, "http", 5, "404" };
+	scrape_fails(*state, &c);
 }
 
 static void test_scrape_cli__hang_is_timeout(void **state)
 {
-	env_t *e = *state;
-	run_t r;
-	char url[256];
+	static const failing_run_t c = { "/hang", { "--timeout", "2", NULL }, "timeout", 6, NULL };
+	uint64_t ms = scrape_fails(*state, &c);
 
-	env_open(e);
-	fixture_url(e->fx, "/hang", url, sizeof url);
-	scrape(e, &r, (const char *const[]){ "scrape", url, "--timeout", "2", NULL }, 60000);
-	expect_failure(&r, "timeout", 6);
-	print_message("timed-out run took %llu ms\n", (unsigned long long)r.elapsed_ms);
-	assert_true(r.elapsed_ms >= 2000 && r.elapsed_ms < 15000);
-	run_release(&r);
-	env_close(e);
+	print_message("timed-out run took %llu ms\n", (unsigned long long)ms);
+	assert_true(ms >= 2000 && ms < 15000);
 }
 
+/* The budget covers launch and load too: under a loaded CI machine (an ASan build, 2 cores)
+ * those took over 2 s, so give the selector phase room to be reached. */
 static void test_scrape_cli__missing_selector_is_selector(void **state)
 {
-	env_t *e = *state;
-	run_t r;
-	char url[256];
-
-	env_open(e);
-	fixture_url(e->fx, "/static", url, sizeof url);
-	/* The budget covers launch and load too: under a loaded CI machine (an ASan build,
-	 * 2 cores) those took over 2 s, so give the selector phase room to be reached. */
-	scrape(e, &r,
-	       (const char *const[]){ "scrape", url, "--wait-for", "#nope", "--timeout", "8",
-	                              NULL },
-	       60000);
-	expect_failure(&r, "selector", 7);
-	assert_non_null(strstr(error_message(&r), "#nope"));
-	run_release(&r);
-	env_close(e);
+	static const failing_run_t c = {
+		"/static", { "--wait-for", "#nope", "--timeout", "8", NULL }, "selector", 7, "#nope"
+	};
+	scrape_fails(*state, &c);
 }
 
 static void test_scrape_cli__throwing_extract_is_script(void **state)
 {
-	env_t *e = *state;
-	run_t r;
-	char url[256];
-
-	env_open(e);
-	fixture_url(e->fx, "/static", url, sizeof url);
-	scrape(e, &r,
-	       (const char *const[]){ "scrape", url, "--extract", "throw new Error(\"boom\")",
-	                              NULL },
-	       60000);
-	expect_failure(&r, "script", 8);
-	assert_non_null(strstr(error_message(&r), "boom"));
-	run_release(&r);
-	env_close(e);
+	static const failing_run_t c = {
+		"/static", { "--extract", "throw new Error(\"boom\")", NULL }, "script", 8, "boom"
+	};
+	scrape_fails(*state, &c);
 }
 
 static void test_scrape_cli__sigterm_cleans_up(void **state)
@@ -519,47 +503,33 @@ static void test_scrape_cli__usage_errors(void **state)
 	env_close(e);
 }
 
+/* Runs cdpilot with args to its end, expecting exit 0 and no JSON; release r after. */
+static void run_ok(env_t *e, run_t *r, const char *const *args)
+{
+	run_start(r, &e->loop, args);
+	run_finish(r, 10000, 0);
+	assert_int_equal(r->exit_status, 0);
+}
+
 static void test_scrape_cli__version_and_help(void **state)
 {
 	env_t *e = *state;
 	run_t r;
 
 	env_open(e);
-	run_start(&r, &e->loop, (const char *const[]){ "--version", NULL });
-	run_finish(&r, 10000, 0);
-	assert_int_equal(r.exit_status, 0);
+	run_ok(e, &r, (const char *const[]){ "--version", NULL });
 	assert_string_equal(r.out.buf, "cdpilot " CDPILOT_VERSION "\n");
 	run_release(&r);
 
-	run_start(&r, &e->loop, (const char *const[]){ "scrape", "--help", NULL });
-	run_finish(&r, 10000, 0);
-	assert_int_equal(r.exit_status, 0);
+	run_ok(e, &r, (const char *const[]){ "scrape", "--help", NULL });
 	assert_non_null(strstr(r.out.buf, "--wait-for"));
 	assert_non_null(strstr(r.out.buf, "selector"));
 	run_release(&r);
 
-	run_start(&r, &e->loop, (const char *const[]){ "--help", NULL });
-	run_finish(&r, 10000, 0);
-	assert_int_equal(r.exit_status, 0);
+	run_ok(e, &r, (const char *const[]){ "--help", NULL });
 	assert_non_null(strstr(r.out.buf, "exit codes"));
 	run_release(&r);
 	env_close(e);
-}
-
-/*
- * libuv opens process-wide descriptors once (the signal pipe used by uv_signal and
- * uv_spawn): open them before the first fd baseline is taken.
- */
-static void warm_up_libuv(void)
-{
-	uv_loop_t loop;
-	uv_signal_t sig;
-
-	assert_int_equal(uv_loop_init(&loop), 0);
-	uv_signal_init(&loop, &sig);
-	uv_close((uv_handle_t *)&sig, NULL);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
 }
 
 int main(int argc, char **argv)
@@ -593,6 +563,6 @@ int main(int argc, char **argv)
 	if (log_init_from_env(err, sizeof err) != 0 || !getenv("LOG_LEVEL"))
 		log_set_level(LOG_WARN);
 	signal(SIGPIPE, SIG_IGN);
-	warm_up_libuv();
+	tu_warm_up_libuv(); /* before the first fd baseline */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

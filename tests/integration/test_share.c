@@ -33,34 +33,24 @@
 #define LEASE_MS 5000
 
 typedef struct env {
-	dk_proc_t fx, d[NINST];
+	dk_bed_t bed; /* fixture, temp dir (its one-daemon fields unused) */
+	dk_proc_t d[NINST];
 	tu_redis_t rs;
-	char base[128];
-	char dir[64];
-	char targets[128], out[NINST][128];
+	char out[NINST][128];
 	char metrics[NINST][64];
 } env_t;
 
 
 static int setup(void **state)
 {
-	env_t *e = calloc(1, sizeof *e);
+	env_t *e;
 
-	if (!e)
+	if (dk_bed_setup(state, sizeof(env_t), "share") != 0)
 		return -1;
-	tu_tag_processes();
-	snprintf(e->dir, sizeof e->dir, "/tmp/cdpilot-test-share-XXXXXX");
-	if (!mkdtemp(e->dir))
-		return -1;
-	snprintf(e->targets, sizeof e->targets, "%s/targets.json", e->dir);
+	e = *state;
 	for (int i = 0; i < NINST; i++)
-		snprintf(e->out[i], sizeof e->out[i], "%s/out%d.jsonl", e->dir, i);
-	if (dk_fixture_start(&e->fx, e->base, sizeof e->base) != 0)
-		return -1;
-	if (tu_redis_start(&e->rs) != 0)
-		return -1;
-	*state = e;
-	return 0;
+		snprintf(e->out[i], sizeof e->out[i], "%s/out%d.jsonl", e->bed.dir, i);
+	return tu_redis_start(&e->rs);
 }
 
 static int teardown(void **state)
@@ -69,33 +59,20 @@ static int teardown(void **state)
 
 	for (int i = 0; i < NINST; i++)
 		dk_proc_release(&e->d[i]);
-	dk_proc_release(&e->fx);
 	tu_redis_stop(&e->rs);
-	tu_rm_rf(e->dir);
-	free(e);
-	return 0;
+	return dk_bed_teardown(state);
 }
 
 static void start_instance(env_t *e, int i)
 {
-	const char *bin = getenv("CDPILOT_BIN");
-	char addr[80], url[512], inst[64];
+	char url[512], inst[64];
 
-	assert_non_null(bin);
-	snprintf(e->metrics[i], sizeof e->metrics[i], "127.0.0.1:%d", tu_unused_port());
-	snprintf(addr, sizeof addr, "METRICS_ADDR=%s", e->metrics[i]);
 	snprintf(url, sizeof url, "REDIS_URL=%s", e->rs.url);
 	snprintf(inst, sizeof inst, "SCHEDULE_INSTANCE=inst%d", i);
-	assert_int_equal(dk_spawn(&e->d[i],
-	                          (const char *const[]){ bin, "run", "--targets", e->targets,
-	                                                 "--output", e->out[i], "--no-status",
-	                                                 NULL },
-	                          (const char *const[]){ addr, url, inst, "SCHEDULE=redis",
-	                                                 "SCHEDULE_LEASE_SECONDS=5",
-	                                                 "LIVE_INTERVAL_SECONDS=5",
-	                                                 "HOST_CONCURRENCY=16", "LOG_LEVEL=info",
-	                                                 NULL }),
-	                 0);
+	dk_run_start(&e->d[i], e->bed.targets, e->out[i], e->metrics[i], sizeof e->metrics[i], NULL,
+	             (const char *const[]){ url, inst, "SCHEDULE=redis", "SCHEDULE_LEASE_SECONDS=5",
+	                                    "LIVE_INTERVAL_SECONDS=5", "HOST_CONCURRENCY=16",
+	                                    "LOG_LEVEL=info", NULL });
 }
 
 typedef struct scrape {
@@ -125,13 +102,14 @@ static void test_share__three_instances_one_killed(void **state)
 	assert_non_null(text);
 	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
 	for (int i = 0; i < NTARGETS; i++)
-		len += (size_t)snprintf(text + len, cap - len,
-		                        "%s{\"id\": \"t%03d\", \"adapter\": \"jsonapi\", \"url\": "
-		                        "\"%s/live/api/matches?t=%d\", \"class\": \"live\", "
-		                        "\"fields\": {\"first\": {\"pointer\": \"/matches/0/id\"}}}",
-		                        i ? "," : "", i, e->base, i);
+		len += (size_t)snprintf(
+		        text + len, cap - len,
+		        "%s{\"id\": \"t%03d\", \"adapter\": \"jsonapi\", \"url\": "
+		        "\"%s/live/api/matches?t=%d\", \"class\": \"live\", "
+		        "\"fields\": {\"first\": {\"pointer\": \"/matches/0/id\"}}}",
+		        i ? "," : "", i, e->bed.base, i);
 	snprintf(text + len, cap - len, "]}");
-	dk_write_file(e->targets, text);
+	dk_write_file(e->bed.targets, text);
 	free(text);
 
 	for (int i = 0; i < NINST; i++)

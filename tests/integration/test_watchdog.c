@@ -981,14 +981,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_watchdog__real_browser_tree_left_alone, setup,
 		                                teardown),
 	};
-	char err[256];
 
-	if (browser_exec_wrapper_main(argc, argv))
+	if (tu_browser_test_init(argc, argv)) /* tags this process's tree too */
 		return 127;
-	signal(SIGPIPE, SIG_IGN);
-	if (log_init_from_env(err, sizeof err) != 0)
-		fprintf(stderr, "%s\n", err);
-	tu_tag_processes();
 	if (wd_make_subreaper() != 0) {
 		fprintf(stderr, "cannot become a child subreaper\n");
 		return 1;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -172,6 +173,68 @@ int dk_fixture_start(dk_proc_t *p, char *base, size_t baselen)
 		dk_sleep_ms(20);
 	}
 	return -ETIMEDOUT;
+}
+
+int dk_bed_setup(void **state, size_t env_size, const char *name)
+{
+	dk_bed_t *b = calloc(1, env_size);
+
+	if (!b)
+		return -1;
+	*state = b;
+	tu_tag_processes();
+	snprintf(b->dir, sizeof b->dir, "/tmp/cdpilot-test-%s-XXXXXX", name);
+	if (!mkdtemp(b->dir))
+		return -1;
+	snprintf(b->targets, sizeof b->targets, "%s/targets.json", b->dir);
+	snprintf(b->out, sizeof b->out, "%s/out.jsonl", b->dir);
+	return dk_fixture_start(&b->fx, b->base, sizeof b->base) == 0 ? 0 : -1;
+}
+
+void dk_bed_release(dk_bed_t *b)
+{
+	dk_proc_release(&b->d);
+	dk_proc_release(&b->fx);
+	if (b->dir[0])
+		tu_rm_rf(b->dir);
+}
+
+int dk_bed_teardown(void **state)
+{
+	dk_bed_release(*state);
+	free(*state);
+	return 0;
+}
+
+int dk_run_start(dk_proc_t *p, const char *targets, const char *out, char *metrics,
+                 size_t metricslen, const char *const prefix[], const char *const env_extra[])
+{
+	const char *bin = getenv("CDPILOT_BIN");
+	char addr[80];
+	const char *envs[32], *argv[32];
+	size_t n = 0, a = 0;
+	int port = tu_unused_port();
+
+	if (!bin)
+		fail_msg("CDPILOT_BIN is not set (run the tests through ctest)");
+	snprintf(metrics, metricslen, "127.0.0.1:%d", port);
+	snprintf(addr, sizeof addr, "METRICS_ADDR=%s", metrics);
+	envs[n++] = addr;
+	for (size_t i = 0; env_extra && env_extra[i] && n < 31; i++)
+		envs[n++] = env_extra[i];
+	envs[n] = NULL;
+	for (size_t i = 0; prefix && prefix[i] && a < 24; i++)
+		argv[a++] = prefix[i];
+	argv[a++] = bin;
+	argv[a++] = "run";
+	argv[a++] = "--targets";
+	argv[a++] = targets;
+	argv[a++] = "--output";
+	argv[a++] = out;
+	argv[a++] = "--no-status";
+	argv[a] = NULL;
+	assert_int_equal(dk_spawn(p, argv, envs), 0);
+	return port;
 }
 
 struct body {

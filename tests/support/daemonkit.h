@@ -36,6 +36,37 @@ char *dk_read_file(const char *path);
 /* Starts CDPILOT_FIXTURE_BIN on an ephemeral port; base gets "http://127.0.0.1:PORT". */
 int dk_fixture_start(dk_proc_t *p, char *base, size_t baselen);
 
+/*
+ * dk_bed: what a daemon-level case starts from: the test's process tag, a temp dir
+ * /tmp/cdpilot-test-NAME-XXXXXX with the paths of the targets file and of one daemon's
+ * sink in it, and cdpilot-fixture running. The case's env starts with a dk_bed_t.
+ */
+typedef struct dk_bed {
+	dk_proc_t fx;   /* cdpilot-fixture */
+	dk_proc_t d;    /* the daemon of a one-daemon case */
+	char base[128]; /* the fixture's http://127.0.0.1:PORT */
+	char dir[64];
+	char targets[128]; /* dir/targets.json (the case writes it) */
+	char out[128];     /* dir/out.jsonl, the one daemon's sink */
+	char metrics[64];  /* the one daemon's METRICS_ADDR (dk_run_start) */
+	int port;          /* its port */
+} dk_bed_t;
+/* cmocka setup: *state = a zeroed env of env_size bytes (a dk_bed_t first), its bed opened
+ * for the test called name. 0 or -1. */
+int dk_bed_setup(void **state, size_t env_size, const char *name);
+/* Kills the daemon and the fixture if still running and removes the dir. */
+void dk_bed_release(dk_bed_t *b);
+/* cmocka teardown of dk_bed_setup: releases the bed and frees the env. */
+int dk_bed_teardown(void **state);
+
+/*
+ * Starts `[prefix...] $CDPILOT_BIN run --targets targets --output out --no-status` as p,
+ * with METRICS_ADDR on an unused loopback port ("127.0.0.1:PORT" written to metrics) and
+ * env_extra (NULL-ended, may be NULL). Fails the test if it cannot; returns the port.
+ */
+int dk_run_start(dk_proc_t *p, const char *targets, const char *out, char *metrics,
+                 size_t metricslen, const char *const prefix[], const char *const env_extra[]);
+
 /* GET url; returns the body (malloc'd) and the HTTP code, or NULL. */
 char *dk_http_get(const char *url, long *code);
 /* GET url and parse the body as JSON (new reference) or NULL. */

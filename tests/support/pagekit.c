@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "tests/support/pagekit.h"
+#include "cdp/cdp_err.h"
 #include "tests/support/testutil.h"
 
 static void on_ready(browser_t *b, int status, const char *why, void *ud)
@@ -36,6 +37,60 @@ static void on_b_closed(browser_t *b, void *ud)
 void pk_on_fx_closed(void *ud)
 {
 	((pagekit_t *)ud)->fx_closed = 1;
+}
+
+static void on_page_closed(void *ud)
+{
+	((pagekit_t *)ud)->page_closed = 1;
+}
+
+static void on_opened(cdp_page_t *page, int status, const char *why, void *ud)
+{
+	pagekit_t *k = ud;
+
+	k->done = 1;
+	k->status = status;
+	k->page = page;
+	snprintf(k->why, sizeof k->why, "%s", why);
+}
+
+static void on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
+{
+	pagekit_t *k = ud;
+
+	k->done = 1;
+	k->status = res->status;
+	k->http_status = res->http_status;
+	snprintf(k->why, sizeof k->why, "%s", res->message);
+}
+
+static void on_waited(cdp_page_t *page, int status, const char *why, void *ud)
+{
+	pagekit_t *k = ud;
+
+	k->done = 1;
+	k->status = status;
+	snprintf(k->why, sizeof k->why, "%s", why);
+}
+
+static void on_eval(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
+{
+	pagekit_t *k = ud;
+
+	k->done = 1;
+	k->status = status;
+	k->value = value ? json_incref(value) : NULL;
+	snprintf(k->why, sizeof k->why, "%s", why);
+}
+
+int pk_setup(void **state)
+{
+	return tu_state_alloc(state, sizeof(pagekit_t));
+}
+
+int pk_teardown(void **state)
+{
+	return tu_state_release(state, ((pagekit_t *)*state)->finished);
 }
 
 void pk_open(pagekit_t *k, int with_browser)
@@ -65,8 +120,57 @@ void pk_open(pagekit_t *k, int with_browser)
 	snprintf(k->udd, sizeof k->udd, "%s", browser_user_data_dir(k->b));
 }
 
+void pk_page_open(pagekit_t *k)
+{
+	k->done = 0;
+	assert_int_equal(cdp_page_open(browser_conn(k->b), NULL, 10000, on_opened, k), 0);
+	assert_true(tu_run_until(&k->loop, &k->done, PK_WAIT_MS));
+	if (k->status != 0)
+		fail_msg("cdp_page_open: %s", k->why);
+}
+
+void pk_navigate(pagekit_t *k, const char *path)
+{
+	char url[256];
+
+	fixture_url(k->fx, path, url, sizeof url);
+	k->done = 0;
+	assert_int_equal(cdp_page_navigate(k->page, url, 10000, on_nav, k), 0);
+	assert_true(tu_run_until(&k->loop, &k->done, PK_WAIT_MS));
+	if (k->status != 0)
+		fail_msg("navigate %s: %s", url, k->why);
+}
+
+void pk_wait_for(pagekit_t *k, const char *selector)
+{
+	k->done = 0;
+	assert_int_equal(cdp_page_wait_for(k->page, selector, 10000, on_waited, k), 0);
+	assert_true(tu_run_until(&k->loop, &k->done, PK_WAIT_MS));
+	if (k->status != 0)
+		fail_msg("wait_for: %s", k->why);
+}
+
+json_t *pk_evaluate(pagekit_t *k, const char *js)
+{
+	json_t *v;
+
+	k->done = 0;
+	k->value = NULL;
+	assert_int_equal(cdp_page_evaluate(k->page, js, 10000, on_eval, k), 0);
+	assert_true(tu_run_until(&k->loop, &k->done, PK_WAIT_MS));
+	if (k->status != 0)
+		fail_msg("evaluate: %s: %s", cdp_strerror(k->status), k->why);
+	v = k->value;
+	k->value = NULL;
+	return v;
+}
+
 void pk_close(pagekit_t *k)
 {
+	if (k->page) {
+		cdp_page_close(k->page, on_page_closed, k);
+		assert_true(tu_run_until(&k->loop, &k->page_closed, PK_WAIT_MS));
+	}
 	if (k->b) {
 		browser_close(k->b, on_b_closed, k);
 		assert_true(tu_run_until(&k->loop, &k->b_closed, PK_WAIT_MS));

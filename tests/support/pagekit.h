@@ -6,14 +6,18 @@
  * test_cdp_page, test_adapter_generic_page and test_livesite share it (issue 14).
  *
  * Use: embed a pagekit_t in the test's env, pk_open() it at the start of a case; at the
- * end close what the test added on top (pages first), pk_close() (browser, then fixture),
- * close whatever else lives on the loop, and pk_finish() (lws context, loop, audits).
+ * end close what the test added on top (pages first), pk_close() (the kit's page, browser,
+ * then fixture), close whatever else lives on the loop, and pk_finish() (lws context, loop,
+ * audits). A test that drives one page opens it with pk_page_open() and drives it with
+ * pk_navigate(), pk_wait_for() and pk_evaluate(), each of which runs the loop until done
+ * and fails the test when the operation fails.
  */
 #ifndef CDPILOT_TESTS_PAGEKIT_H
 #define CDPILOT_TESTS_PAGEKIT_H
 
 #include <uv.h>
 
+#include "cdp/cdp_page.h"
 #include "cdp/cdp_ws.h"
 #include "pool/browser.h"
 #include "tests/fixture/fixture.h"
@@ -32,7 +36,19 @@ typedef struct pagekit {
 	int fds_before, chrom_before;
 	char udd[512];    /* the browser's user-data-dir, to find its processes */
 	int finished;     /* pk_finish() completed: the env may be freed */
+	/* the one page of pk_page_open() and the outcome of the last pk_page_* operation */
+	cdp_page_t *page;
+	int page_closed;
+	int done, status;
+	long http_status; /* of the last pk_navigate() */
+	json_t *value;
+	char why[1024];
 } pagekit_t;
+
+/* cmocka setup and teardown of a case whose state is one pagekit_t on the heap; teardown
+ * frees it only once pk_finish() has completed (tu_state_release). */
+int pk_setup(void **state);
+int pk_teardown(void **state);
 
 /*
  * Zeroes k, takes the fd and Chromium baselines, starts the loop and the fixture and, with
@@ -51,6 +67,15 @@ void pk_close(pagekit_t *k);
  * k->finished.
  */
 void pk_finish(pagekit_t *k);
+
+/* Opens k->page in the browser (fails the test if it does not open). */
+void pk_page_open(pagekit_t *k);
+/* Navigates k->page to the fixture's path; sets k->http_status. */
+void pk_navigate(pagekit_t *k, const char *path);
+/* Waits (10 s at most) for selector on k->page. */
+void pk_wait_for(pagekit_t *k, const char *selector);
+/* Evaluates js on k->page; returns its value (new reference, may be NULL). */
+json_t *pk_evaluate(pagekit_t *k, const char *js);
 
 /* fixture_close() callback for a test that closes k->fx itself (ud = k). */
 void pk_on_fx_closed(void *ud);

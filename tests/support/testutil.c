@@ -88,6 +88,31 @@ void tu_loop_finish(uv_loop_t *loop)
 	assert_int_equal(uv_loop_close(loop), 0);
 }
 
+void tu_warm_up_libuv(void)
+{
+	uv_loop_t loop;
+	uv_signal_t sig;
+
+	assert_int_equal(uv_loop_init(&loop), 0);
+	uv_signal_init(&loop, &sig);
+	uv_close((uv_handle_t *)&sig, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+}
+
+int tu_state_alloc(void **state, size_t size)
+{
+	*state = calloc(1, size);
+	return *state ? 0 : -1;
+}
+
+int tu_state_release(void **state, int finished)
+{
+	if (finished)
+		free(*state);
+	return 0;
+}
+
 int tu_wait_chromium_count(int expected, uint64_t timeout_ms)
 {
 	uint64_t end = tu_now_ms() + timeout_ms;
@@ -321,6 +346,36 @@ int tu_path_exists(const char *path)
 	return lstat(path, &st) == 0;
 }
 
+/* Reads /proc/<pid>/<file> into buf (NUL-terminated); returns the bytes read, 0 if it cannot
+ * be read. */
+static size_t read_proc(const char *pid, const char *file, char *buf, size_t size)
+{
+	char path[300];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "/proc/%s/%s", pid, file);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, size - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return n;
+}
+
+/* 1 if /proc/<pid>/cmdline has an argument containing needle. */
+static int cmdline_contains(const char *pid, const char *needle)
+{
+	char buf[16384];
+	size_t n = read_proc(pid, "cmdline", buf, sizeof buf);
+
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+		if (strstr(buf + i, needle))
+			return 1;
+	return 0;
+}
+
 int tu_count_procs_with_arg(const char *needle)
 {
 	DIR *d = opendir("/proc");
@@ -330,35 +385,16 @@ int tu_count_procs_with_arg(const char *needle)
 	if (!d)
 		return -1;
 	while ((e = readdir(d)) != NULL) {
-		char path[300], buf[16384], stat[512];
-		FILE *f;
-		size_t r;
-		char *close_paren;
+		char stat[512], *close_paren;
 
-		if (!isdigit((unsigned char)e->d_name[0]))
+		if (!isdigit((unsigned char)e->d_name[0]) ||
+		    !read_proc(e->d_name, "stat", stat, sizeof stat))
 			continue;
-		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		r = fread(stat, 1, sizeof stat - 1, f);
-		fclose(f);
-		stat[r] = '\0';
 		close_paren = strrchr(stat, ')');
 		if (!close_paren || close_paren[1] != ' ' || close_paren[2] == 'Z' ||
 		    close_paren[2] == 'X')
 			continue;
-		snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		r = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-		for (size_t off = 0; off < r; off += strlen(buf + off) + 1) {
-			buf[r] = '\0';
-			if (strstr(buf + off, needle)) {
-				n++;
-				break;
-			}
-		}
+		n += cmdline_contains(e->d_name, needle);
 	}
 	closedir(d);
 	return n;
@@ -379,73 +415,25 @@ void tu_tag_processes(void)
 /* 1 if /proc/<pid>/environ holds exactly TU_TAG_VAR=tag. */
 static int environ_has(const char *pid, const char *needle, size_t nlen)
 {
-	char path[300], buf[8192];
-	FILE *f;
-	size_t n, start = 0;
-	int found = 0;
+	char buf[8192];
+	size_t n = read_proc(pid, "environ", buf, sizeof buf), start = 0;
 
-	snprintf(path, sizeof path, "/proc/%s/environ", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	for (size_t i = 0; i <= n && !found; i++) {
+	for (size_t i = 0; i <= n; i++) {
 		if (i == n || buf[i] == '\0') {
 			if (i - start == nlen && memcmp(buf + start, needle, nlen) == 0)
-				found = 1;
+				return 1;
 			start = i + 1;
 		}
 	}
-	return found;
-}
-
-int tu_tagged_count(void)
-{
-	const char *tag = getenv(TU_TAG_VAR);
-	char needle[128];
-	size_t nlen;
-	int n = 0;
-	DIR *d;
-	struct dirent *e;
-
-	if (!tag)
-		return -1;
-	nlen = (size_t)snprintf(needle, sizeof needle, "%s=%s", TU_TAG_VAR, tag);
-	d = opendir("/proc");
-	if (!d)
-		return -1;
-	while ((e = readdir(d)) != NULL) {
-		if (!isdigit((unsigned char)e->d_name[0]) || strtol(e->d_name, NULL, 10) == (long)getpid())
-			continue;
-		n += environ_has(e->d_name, needle, nlen);
-	}
-	closedir(d);
-	return n;
-}
-
-/* 1 if /proc/<pid>/cmdline has an argument containing needle. */
-static int cmdline_contains(const char *pid, const char *needle)
-{
-	char path[300], buf[8192];
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof path, "/proc/%s/cmdline", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
-		if (strstr(buf + i, needle))
-			return 1;
 	return 0;
 }
 
-int tu_kill_tagged_with_arg(const char *needle, int sig)
+/*
+ * The live processes other than this one that carry this process's tag: all of them
+ * counted or, with needle, those with an argument containing needle sent sig and counted.
+ * -1 without a tag.
+ */
+static int tagged_scan(const char *needle, int sig)
 {
 	const char *tag = getenv(TU_TAG_VAR);
 	char tagged[128];
@@ -462,14 +450,24 @@ int tu_kill_tagged_with_arg(const char *needle, int sig)
 		return -1;
 	while ((e = readdir(d)) != NULL) {
 		long pid = strtol(e->d_name, NULL, 10);
-		if (!isdigit((unsigned char)e->d_name[0]) || pid == (long)getpid())
+		if (!isdigit((unsigned char)e->d_name[0]) || pid == (long)getpid() ||
+		    !environ_has(e->d_name, tagged, nlen))
 			continue;
-		if (environ_has(e->d_name, tagged, nlen) && cmdline_contains(e->d_name, needle) &&
-		    kill((pid_t)pid, sig) == 0)
+		if (!needle || (cmdline_contains(e->d_name, needle) && kill((pid_t)pid, sig) == 0))
 			n++;
 	}
 	closedir(d);
 	return n;
+}
+
+int tu_tagged_count(void)
+{
+	return tagged_scan(NULL, 0);
+}
+
+int tu_kill_tagged_with_arg(const char *needle, int sig)
+{
+	return tagged_scan(needle, sig);
 }
 
 int tu_wait_tagged_count(int expected, uint64_t timeout_ms)
@@ -506,17 +504,11 @@ void tu_report_chromium_count(int before)
 
 static int read_stat(long pid, long *ppid, unsigned long long *start)
 {
-	char path[64], buf[1024], *p;
-	FILE *f;
-	size_t n;
+	char name[32], buf[1024], *p;
 
-	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
+	snprintf(name, sizeof name, "%ld", pid);
+	if (!read_proc(name, "stat", buf, sizeof buf))
 		return -1;
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
 	p = strrchr(buf, ')');
 	if (!p)
 		return -1;

@@ -25,6 +25,20 @@ void tu_loop_finish(uv_loop_t *loop);
 /* Milliseconds of a monotonic clock. */
 uint64_t tu_now_ms(void);
 
+/* Opens the descriptors libuv keeps for the process's life (its signal pipe, taken by the
+ * first loop and the first uv_signal or uv_spawn): call it before any fd baseline. */
+void tu_warm_up_libuv(void);
+
+/*
+ * A test case's env on the heap, for cmocka setup and teardown: a failed check leaves its
+ * loop with handles libuv still knows about (SIGCHLD watchers of spawned processes), so a
+ * failed test's env is kept, not freed, and the next test does not trip over it.
+ * tu_state_alloc: *state = calloc(1, size); 0 or -1. tu_state_release: frees *state when
+ * finished (the test got to its end); returns 0.
+ */
+int tu_state_alloc(void **state, size_t size);
+int tu_state_release(void **state, int finished);
+
 /* Fails the running test (cmocka fail_msg) if Chromium cannot be found: tests never skip. */
 void tu_require_chromium(void);
 /* The start of main() in a test that launches browsers (testutil_browser.c): the

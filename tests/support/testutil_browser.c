@@ -17,7 +17,6 @@
 int tu_browser_test_init(int argc, char **argv)
 {
 	char err[256];
-	uv_loop_t l;
 
 	if (browser_exec_wrapper_main(argc, argv))
 		return 1;
@@ -25,8 +24,7 @@ int tu_browser_test_init(int argc, char **argv)
 	tu_tag_processes();
 	/* libuv opens a process-wide signal pipe on first use: take it before any test counts
 	 * its fds */
-	uv_loop_init(&l);
-	uv_loop_close(&l);
+	tu_warm_up_libuv();
 	log_set_level(getenv("LOG_LEVEL") ? log_get_level() : LOG_WARN);
 	log_init_from_env(err, sizeof err);
 	/* TEST_FILTER=pattern runs only the matching cases (while working on one) */

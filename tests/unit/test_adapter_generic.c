@@ -15,44 +15,17 @@
 #include <cmocka.h>
 
 #include "adapters/adapter.h"
+#include "tests/support/adaptkit.h"
 
 static const adapter_t *ad(void)
 {
-	const adapter_t *a = adapter_find("generic");
-	assert_non_null(a);
-	return a;
-}
-
-static json_t *parse(const char *text)
-{
-	json_error_t err;
-	json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
-	if (!v)
-		fail_msg("bad test JSON %s: %s", text, err.text);
-	return v;
+	return ak_adapter("generic");
 }
 
 /* Parses target text; returns the state (asserting success). */
 static void *good(const char *target)
 {
-	json_t *t = parse(target);
-	errlist_t errs;
-	void *st = NULL;
-
-	errlist_init(&errs);
-	if (ad()->parse(t, "targets[0] \"g\"", &st, &errs) != 0)
-		fail_msg("parse failed: %s", errlist_text(&errs));
-	assert_int_equal(errs.count, 0);
-	assert_non_null(st);
-	errlist_release(&errs);
-	json_decref(t);
-	return st;
-}
-
-static void assert_has(const char *text, const char *needle)
-{
-	if (!strstr(text, needle))
-		fail_msg("\"%s\" not found in:\n%s", needle, text);
+	return ak_good(ad(), target, "targets[0] \"g\"");
 }
 
 static void test_adapter_generic__registered(void **state)
@@ -66,14 +39,14 @@ static void test_adapter_generic__registered(void **state)
 
 static void test_adapter_generic__parse_errors_all_listed(void **state)
 {
-	json_t *t = parse("{\"fields\": {"
-	                  "  \"a\": {\"selecter\": \"#a\"},"
-	                  "  \"b\": {\"selector\": \"\", \"type\": \"integer\"},"
-	                  "  \"c\": {\"selector\": \"#c\", \"required\": \"yes\", \"all\": 1},"
-	                  "  \"d\": \"#d\","
-	                  "  \"e\": {\"selector\": 5, \"regex\": [1], \"attr\": \"\"}"
-	                  "}, \"wait_for\": 7,"
-	                  " \"classify\": {\"field\": \"scor\", \"live\": \"LIVE\", \"x\": 1}}");
+	json_t *t = ak_parse("{\"fields\": {"
+	                     "  \"a\": {\"selecter\": \"#a\"},"
+	                     "  \"b\": {\"selector\": \"\", \"type\": \"integer\"},"
+	                     "  \"c\": {\"selector\": \"#c\", \"required\": \"yes\", \"all\": 1},"
+	                     "  \"d\": \"#d\","
+	                     "  \"e\": {\"selector\": 5, \"regex\": [1], \"attr\": \"\"}"
+	                     "}, \"wait_for\": 7,"
+	                     " \"classify\": {\"field\": \"scor\", \"live\": \"LIVE\", \"x\": 1}}");
 	errlist_t errs;
 	void *st = (void *)&st;
 	const char *e;
@@ -82,23 +55,24 @@ static void test_adapter_generic__parse_errors_all_listed(void **state)
 	assert_int_equal(ad()->parse(t, "targets[2] \"g\"", &st, &errs), -22);
 	assert_null(st);
 	e = errlist_text(&errs);
-	assert_has(e, "targets[2] \"g\": \"fields.a\": unknown key \"selecter\" (did you mean "
-	              "\"selector\"?)");
-	assert_has(e, "targets[2] \"g\": \"fields.a.selector\": required");
-	assert_has(e, "\"fields.b.selector\": expected a non-empty string");
-	assert_has(e, "\"fields.b.type\": expected \"string\", \"int\" or \"float\", got "
-	              "\"integer\"");
-	assert_has(e, "\"fields.c.required\": expected true or false, got \"yes\"");
-	assert_has(e, "\"fields.c.all\": expected true or false, got 1");
-	assert_has(e, "\"fields.d\": expected an object");
-	assert_has(e, "\"fields.e.selector\": expected a non-empty string of at most 1024 bytes, "
+	ak_assert_has(e, "targets[2] \"g\": \"fields.a\": unknown key \"selecter\" (did you mean "
+	                 "\"selector\"?)");
+	ak_assert_has(e, "targets[2] \"g\": \"fields.a.selector\": required");
+	ak_assert_has(e, "\"fields.b.selector\": expected a non-empty string");
+	ak_assert_has(e, "\"fields.b.type\": expected \"string\", \"int\" or \"float\", got "
+	                 "\"integer\"");
+	ak_assert_has(e, "\"fields.c.required\": expected true or false, got \"yes\"");
+	ak_assert_has(e, "\"fields.c.all\": expected true or false, got 1");
+	ak_assert_has(e, "\"fields.d\": expected an object");
+	ak_assert_has(e,
+	              "\"fields.e.selector\": expected a non-empty string of at most 1024 bytes, "
 	              "got 5");
-	assert_has(e, "\"fields.e.regex\": expected a non-empty string");
-	assert_has(e, "\"fields.e.attr\": expected a non-empty string");
-	assert_has(e, "\"wait_for\": expected a non-empty string");
-	assert_has(e, "\"classify\": unknown key \"x\"");
-	assert_has(e, "\"classify.field\": \"scor\" is not one of the fields");
-	assert_has(e, "\"classify.live\": expected an array of values, got \"LIVE\"");
+	ak_assert_has(e, "\"fields.e.regex\": expected a non-empty string");
+	ak_assert_has(e, "\"fields.e.attr\": expected a non-empty string");
+	ak_assert_has(e, "\"wait_for\": expected a non-empty string");
+	ak_assert_has(e, "\"classify\": unknown key \"x\"");
+	ak_assert_has(e, "\"classify.field\": \"scor\" is not one of the fields");
+	ak_assert_has(e, "\"classify.live\": expected an array of values, got \"LIVE\"");
 	assert_true(errs.count >= 14);
 	errlist_release(&errs);
 	json_decref(t);
@@ -110,12 +84,12 @@ static void test_adapter_generic__fields_required(void **state)
 		              "{\"fields\": \"#a\"}" };
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		json_t *t = parse(bad[i]);
+		json_t *t = ak_parse(bad[i]);
 		errlist_t errs;
 		void *st = NULL;
 		errlist_init(&errs);
 		assert_int_equal(ad()->parse(t, "w", &st, &errs), -22);
-		assert_has(errlist_text(&errs), "w: \"fields\": expected an object of 1 to");
+		ak_assert_has(errlist_text(&errs), "w: \"fields\": expected an object of 1 to");
 		errlist_release(&errs);
 		json_decref(t);
 	}
@@ -198,30 +172,7 @@ static void test_adapter_generic__wait_for(void **state)
 /* normalise(raw) with the state from target; expects data (JSON text) or a why part. */
 static void norm(const char *target, const char *raw, const char *data, const char *why_part)
 {
-	void *st = good(target);
-	json_t *r = parse(raw), *got;
-	char why[512] = "";
-
-	got = ad()->normalise(st, r, why, sizeof why);
-	if (data) {
-		json_t *want = parse(data);
-		if (!got)
-			fail_msg("normalise failed: %s", why);
-		if (!json_equal(got, want)) {
-			char *s = json_dumps(got, JSON_COMPACT);
-			fail_msg("got %s, expected %s", s, data);
-		}
-		json_decref(want);
-	} else {
-		if (got) {
-			char *s = json_dumps(got, JSON_COMPACT);
-			fail_msg("expected an error containing %s, got %s", why_part, s);
-		}
-		assert_has(why, why_part);
-	}
-	json_decref(got);
-	json_decref(r);
-	ad()->free_state(st);
+	ak_norm(ad(), good(target), raw, data, why_part);
 }
 
 static void test_adapter_generic__normalise_types(void **state)

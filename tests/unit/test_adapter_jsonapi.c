@@ -14,41 +14,16 @@
 
 #include "adapters/adapter.h"
 #include "adapters/adapter_util.h"
+#include "tests/support/adaptkit.h"
 
 static const adapter_t *ad(void)
 {
-	const adapter_t *a = adapter_find("jsonapi");
-	assert_non_null(a);
-	return a;
-}
-
-static json_t *parse(const char *text)
-{
-	json_error_t err;
-	json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
-	if (!v)
-		fail_msg("bad test JSON %s: %s", text, err.text);
-	return v;
-}
-
-static void assert_has(const char *text, const char *needle)
-{
-	if (!strstr(text, needle))
-		fail_msg("\"%s\" not found in:\n%s", needle, text);
+	return ak_adapter("jsonapi");
 }
 
 static void *good(const char *target)
 {
-	json_t *t = parse(target);
-	errlist_t errs;
-	void *st = NULL;
-
-	errlist_init(&errs);
-	if (ad()->parse(t, "w", &st, &errs) != 0)
-		fail_msg("parse failed: %s", errlist_text(&errs));
-	errlist_release(&errs);
-	json_decref(t);
-	return st;
+	return ak_good(ad(), target, "w");
 }
 
 static const char *body =
@@ -59,28 +34,7 @@ static const char *body =
 
 static void norm(const char *target, const char *data, const char *why_part)
 {
-	void *st = good(target);
-	json_t *raw = parse(body), *got;
-	char why[512] = "";
-
-	got = ad()->normalise(st, raw, why, sizeof why);
-	if (data) {
-		json_t *want = parse(data);
-		if (!got)
-			fail_msg("normalise failed: %s", why);
-		if (!json_equal(got, want)) {
-			char *s = json_dumps(got, JSON_COMPACT);
-			fail_msg("got %s, expected %s", s, data);
-		}
-		json_decref(want);
-	} else {
-		if (got)
-			fail_msg("expected an error containing %s", why_part);
-		assert_has(why, why_part);
-	}
-	json_decref(got);
-	json_decref(raw);
-	ad()->free_state(st);
+	ak_norm(ad(), good(target), body, data, why_part);
 }
 
 static void test_adapter_jsonapi__registered(void **state)
@@ -114,27 +68,27 @@ static void test_adapter_jsonapi__pointers(void **state)
 
 static void test_adapter_jsonapi__pointer_resolution(void **state)
 {
-	json_t *doc = parse(body);
+	json_t *doc = ak_parse(body);
 	const json_t *v = NULL;
 	char why[256];
 
 	assert_int_equal(adapter_util_pointer_get(doc, "", &v, why, sizeof why), 0);
 	assert_ptr_equal(v, doc);
 	assert_int_equal(adapter_util_pointer_get(doc, "/list/01", &v, why, sizeof why), -2);
-	assert_has(why, "\"01\" is not an array index");
+	ak_assert_has(why, "\"01\" is not an array index");
 	assert_int_equal(adapter_util_pointer_get(doc, "/list/-", &v, why, sizeof why), -2);
 	assert_int_equal(adapter_util_pointer_get(doc, "/list/2", &v, why, sizeof why), -2);
-	assert_has(why, "index 2 is past the end of the array at \"/list\" (2 elements)");
+	ak_assert_has(why, "index 2 is past the end of the array at \"/list\" (2 elements)");
 	assert_int_equal(adapter_util_pointer_get(doc, "/match/nope", &v, why, sizeof why), -2);
-	assert_has(why, "no key \"nope\" in the object at \"/match\"");
+	ak_assert_has(why, "no key \"nope\" in the object at \"/match\"");
 	assert_int_equal(adapter_util_pointer_get(doc, "/0/x", &v, why, sizeof why), -2);
-	assert_has(why, "\"/0\" is a string, not an object or array");
+	ak_assert_has(why, "\"/0\" is a string, not an object or array");
 	assert_int_equal(adapter_util_pointer_get(doc, "a", &v, why, sizeof why), -22);
 	assert_int_equal(adapter_util_pointer_get(doc, "/a~2", &v, why, sizeof why), -22);
 	assert_int_equal(adapter_util_pointer_get(doc, "/a~", &v, why, sizeof why), -22);
 	/* "~01" is "~1" unescaped once, not "/" */
 	{
-		json_t *o = parse("{\"~1\": 5, \"/\": 6}");
+		json_t *o = ak_parse("{\"~1\": 5, \"/\": 6}");
 		assert_int_equal(adapter_util_pointer_get(o, "/~01", &v, why, sizeof why), 0);
 		assert_int_equal(json_integer_value(v), 5);
 		assert_int_equal(adapter_util_pointer_get(o, "/~1", &v, why, sizeof why), 0);
@@ -186,12 +140,12 @@ static void test_adapter_jsonapi__missing_required(void **state)
 
 static void test_adapter_jsonapi__parse_errors(void **state)
 {
-	json_t *t = parse("{\"fields\": {"
-	                  " \"a\": {\"pointer\": \"match/x\"},"
-	                  " \"b\": {\"pointer\": \"/x~2\", \"type\": \"number\"},"
-	                  " \"c\": {\"pointr\": \"/c\", \"required\": 1},"
-	                  " \"d\": 5},"
-	                  " \"classify\": {\"field\": \"zz\", \"live\": [1]}}");
+	json_t *t = ak_parse("{\"fields\": {"
+	                     " \"a\": {\"pointer\": \"match/x\"},"
+	                     " \"b\": {\"pointer\": \"/x~2\", \"type\": \"number\"},"
+	                     " \"c\": {\"pointr\": \"/c\", \"required\": 1},"
+	                     " \"d\": 5},"
+	                     " \"classify\": {\"field\": \"zz\", \"live\": [1]}}");
 	errlist_t errs;
 	void *st = NULL;
 	const char *e;
@@ -200,17 +154,17 @@ static void test_adapter_jsonapi__parse_errors(void **state)
 	assert_int_equal(ad()->parse(t, "targets[1] \"api\"", &st, &errs), -22);
 	assert_null(st);
 	e = errlist_text(&errs);
-	assert_has(e, "targets[1] \"api\": \"fields.a.pointer\": expected a JSON pointer (RFC "
-	              "6901");
-	assert_has(e, "got \"match/x\"");
-	assert_has(e, "got \"/x~2\"");
-	assert_has(e, "\"fields.b.type\": expected \"any\", \"string\", \"int\", \"float\" or "
-	              "\"bool\", got \"number\"");
-	assert_has(e, "\"fields.c\": unknown key \"pointr\" (did you mean \"pointer\"?)");
-	assert_has(e, "\"fields.c.pointer\": required");
-	assert_has(e, "\"fields.c.required\": expected true or false, got 1");
-	assert_has(e, "\"fields.d\": expected an object");
-	assert_has(e, "\"classify.field\": \"zz\" is not one of the fields");
+	ak_assert_has(e, "targets[1] \"api\": \"fields.a.pointer\": expected a JSON pointer (RFC "
+	                 "6901");
+	ak_assert_has(e, "got \"match/x\"");
+	ak_assert_has(e, "got \"/x~2\"");
+	ak_assert_has(e, "\"fields.b.type\": expected \"any\", \"string\", \"int\", \"float\" or "
+	                 "\"bool\", got \"number\"");
+	ak_assert_has(e, "\"fields.c\": unknown key \"pointr\" (did you mean \"pointer\"?)");
+	ak_assert_has(e, "\"fields.c.pointer\": required");
+	ak_assert_has(e, "\"fields.c.required\": expected true or false, got 1");
+	ak_assert_has(e, "\"fields.d\": expected an object");
+	ak_assert_has(e, "\"classify.field\": \"zz\" is not one of the fields");
 	assert_int_equal(errs.count, 8);
 	errlist_release(&errs);
 	json_decref(t);
@@ -221,17 +175,17 @@ static void test_adapter_jsonapi__classify(void **state)
 	void *st = good("{\"fields\": {\"s\": {\"pointer\": \"/status\"}},"
 	                " \"classify\": {\"field\": \"s\", \"live\": [\"in_play\"],"
 	                " \"completed\": [\"finished\", 3]}}");
-	json_t *d = parse("{\"s\": \"finished\"}");
+	json_t *d = ak_parse("{\"s\": \"finished\"}");
 
 	assert_int_equal(ad()->classify(st, d), SCHED_COMPLETED);
 	json_decref(d);
-	d = parse("{\"s\": \"in_play\"}");
+	d = ak_parse("{\"s\": \"in_play\"}");
 	assert_int_equal(ad()->classify(st, d), SCHED_LIVE);
 	json_decref(d);
-	d = parse("{\"s\": 3.0}");
+	d = ak_parse("{\"s\": 3.0}");
 	assert_int_equal(ad()->classify(st, d), SCHED_COMPLETED);
 	json_decref(d);
-	d = parse("{\"s\": \"scheduled\"}");
+	d = ak_parse("{\"s\": \"scheduled\"}");
 	assert_int_equal(ad()->classify(st, d), -1);
 	json_decref(d);
 	ad()->free_state(st);

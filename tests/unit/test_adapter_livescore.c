@@ -16,27 +16,11 @@
 #include <cmocka.h>
 
 #include "adapters/adapter.h"
+#include "tests/support/adaptkit.h"
 
 static const adapter_t *ad(void)
 {
-	const adapter_t *a = adapter_find("livescore");
-	assert_non_null(a);
-	return a;
-}
-
-static json_t *parse(const char *text)
-{
-	json_error_t err;
-	json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
-	if (!v)
-		fail_msg("bad test JSON %s: %s", text, err.text);
-	return v;
-}
-
-static void assert_has(const char *text, const char *needle)
-{
-	if (!strstr(text, needle))
-		fail_msg("\"%s\" not found in:\n%s", needle, text);
+	return ak_adapter("livescore");
 }
 
 static const char *good_raw =
@@ -47,8 +31,8 @@ static const char *good_raw =
 static void test_adapter_livescore__registered(void **state)
 {
 	const adapter_t *a = ad();
-	json_t *t = parse("{\"id\": \"m1\", \"adapter\": \"livescore\", \"url\": "
-	                  "\"http://127.0.0.1/live/match/1\"}");
+	json_t *t = ak_parse("{\"id\": \"m1\", \"adapter\": \"livescore\", \"url\": "
+	                     "\"http://127.0.0.1/live/match/1\"}");
 	errlist_t errs;
 	void *st = (void *)1;
 	char out[64];
@@ -72,24 +56,25 @@ static void test_adapter_livescore__registered(void **state)
 
 static void test_adapter_livescore__normalise_good(void **state)
 {
-	json_t *raw = parse(good_raw), *data, *want;
+	json_t *raw = ak_parse(good_raw), *data, *want;
 	char why[256] = "";
 
 	data = ad()->normalise(NULL, raw, why, sizeof why);
 	if (!data)
 		fail_msg("normalise failed: %s", why);
-	want = parse("{\"id\": \"7\", \"home\": \"Lions\", \"away\": \"Tigers\", \"score\": "
-	             "{\"home\": 2, \"away\": 0}, \"minute\": 23, \"status\": \"live\", "
-	             "\"last_event\": \"23' goal Lions\", \"version\": 2024}");
+	want = ak_parse("{\"id\": \"7\", \"home\": \"Lions\", \"away\": \"Tigers\", \"score\": "
+	                "{\"home\": 2, \"away\": 0}, \"minute\": 23, \"status\": \"live\", "
+	                "\"last_event\": \"23' goal Lions\", \"version\": 2024}");
 	assert_true(json_equal(data, want));
 	json_decref(want);
 	json_decref(data);
 	json_decref(raw);
 
 	/* an upcoming match: minute 0, empty last event */
-	raw = parse("{\"id\": \"12\", \"home\": \"A\", \"away\": \"B\", \"score\": {\"home\": 0, "
-	            "\"away\": 0}, \"minute\": 0, \"status\": \"upcoming\", \"last_event\": \"\", "
-	            "\"version\": 0}");
+	raw = ak_parse(
+	        "{\"id\": \"12\", \"home\": \"A\", \"away\": \"B\", \"score\": {\"home\": 0, "
+	        "\"away\": 0}, \"minute\": 0, \"status\": \"upcoming\", \"last_event\": \"\", "
+	        "\"version\": 0}");
 	data = ad()->normalise(NULL, raw, why, sizeof why);
 	if (!data)
 		fail_msg("normalise failed: %s", why);
@@ -102,7 +87,7 @@ static void test_adapter_livescore__normalise_good(void **state)
  * reason holding each of the needles. */
 static void bad(const char *key, const char *value, const char *needle1, const char *needle2)
 {
-	json_t *raw = parse(good_raw), *v = value ? parse(value) : NULL, *data;
+	json_t *raw = ak_parse(good_raw), *v = value ? ak_parse(value) : NULL, *data;
 	char why[512] = "";
 
 	if (strncmp(key, "score.", 6) == 0) {
@@ -118,9 +103,9 @@ static void bad(const char *key, const char *value, const char *needle1, const c
 	data = ad()->normalise(NULL, raw, why, sizeof why);
 	if (data)
 		fail_msg("%s = %s was accepted", key, value ? value : "(missing)");
-	assert_has(why, needle1);
+	ak_assert_has(why, needle1);
 	if (needle2)
-		assert_has(why, needle2);
+		ak_assert_has(why, needle2);
 	json_decref(raw);
 }
 
@@ -149,13 +134,13 @@ static void test_adapter_livescore__normalise_bad(void **state)
 	bad("id", "\"x7\"", "field \"id\": expected 1 to 16 decimal digits", "\"x7\"");
 	bad("id", "7", "field \"id\"", "got 7");
 
-	raw = parse("[1, 2]");
+	raw = ak_parse("[1, 2]");
 	assert_null(ad()->normalise(NULL, raw, why, sizeof why));
-	assert_has(why, "expected an object {id, home");
-	assert_has(why, "[1,2]");
+	ak_assert_has(why, "expected an object {id, home");
+	ak_assert_has(why, "[1,2]");
 	json_decref(raw);
 	assert_null(ad()->normalise(NULL, NULL, why, sizeof why));
-	assert_has(why, "got nothing");
+	ak_assert_has(why, "got nothing");
 }
 
 static void test_adapter_livescore__classify(void **state)
@@ -184,24 +169,24 @@ static void test_adapter_livescore__classify(void **state)
 
 static void test_adapter_livescore__discover_good(void **state)
 {
-	json_t *raw = parse("[{\"id\": \"1\", \"url\": \"http://127.0.0.1:8080/live/match/1\", "
-	                    "\"status\": \"finished\"},"
-	                    " {\"id\": \"2\", \"url\": \"http://127.0.0.1:8080/live/match/2\", "
-	                    "\"status\": \"live\"},"
-	                    " {\"id\": 3, \"url\": \"https://example.com/live/match/3\", "
-	                    "\"status\": \"upcoming\", \"more\": 1}]");
+	json_t *raw = ak_parse("[{\"id\": \"1\", \"url\": \"http://127.0.0.1:8080/live/match/1\", "
+	                       "\"status\": \"finished\"},"
+	                       " {\"id\": \"2\", \"url\": \"http://127.0.0.1:8080/live/match/2\", "
+	                       "\"status\": \"live\"},"
+	                       " {\"id\": 3, \"url\": \"https://example.com/live/match/3\", "
+	                       "\"status\": \"upcoming\", \"more\": 1}]");
 	json_t *out, *want;
 	char why[256] = "";
 
 	out = ad()->discover(NULL, raw, "demo", why, sizeof why);
 	if (!out)
 		fail_msg("discover failed: %s", why);
-	want = parse("[{\"id\": \"demo-1\", \"adapter\": \"livescore\", \"url\": "
-	             "\"http://127.0.0.1:8080/live/match/1\", \"class\": \"completed\"},"
-	             " {\"id\": \"demo-2\", \"adapter\": \"livescore\", \"url\": "
-	             "\"http://127.0.0.1:8080/live/match/2\", \"class\": \"live\"},"
-	             " {\"id\": \"demo-3\", \"adapter\": \"livescore\", \"url\": "
-	             "\"https://example.com/live/match/3\", \"class\": \"imminent\"}]");
+	want = ak_parse("[{\"id\": \"demo-1\", \"adapter\": \"livescore\", \"url\": "
+	                "\"http://127.0.0.1:8080/live/match/1\", \"class\": \"completed\"},"
+	                " {\"id\": \"demo-2\", \"adapter\": \"livescore\", \"url\": "
+	                "\"http://127.0.0.1:8080/live/match/2\", \"class\": \"live\"},"
+	                " {\"id\": \"demo-3\", \"adapter\": \"livescore\", \"url\": "
+	                "\"https://example.com/live/match/3\", \"class\": \"imminent\"}]");
 	assert_true(json_equal(out, want));
 	json_decref(want);
 	json_decref(out);
@@ -219,15 +204,15 @@ static void test_adapter_livescore__discover_good(void **state)
 static void disc_bad(const char *raw_text, const char *parent, const char *needle1,
                      const char *needle2)
 {
-	json_t *raw = parse(raw_text), *out;
+	json_t *raw = ak_parse(raw_text), *out;
 	char why[512] = "";
 
 	out = ad()->discover(NULL, raw, parent, why, sizeof why);
 	if (out)
 		fail_msg("listing %s was accepted", raw_text);
-	assert_has(why, needle1);
+	ak_assert_has(why, needle1);
 	if (needle2)
-		assert_has(why, needle2);
+		ak_assert_has(why, needle2);
 	json_decref(raw);
 }
 

@@ -13,34 +13,12 @@
 #include <cmocka.h>
 
 #include "adapters/snapshot.h"
-
-static json_t *parse(const char *text)
-{
-	json_error_t err;
-	json_t *v = json_loads(text, JSON_DECODE_ANY, &err);
-	if (!v)
-		fail_msg("bad test JSON %s: %s", text, err.text);
-	return v;
-}
-
-/* Asserts a equals the JSON in text (compared as values). */
-static void assert_json(const json_t *a, const char *text)
-{
-	json_t *b = parse(text);
-	if (!json_equal((json_t *)a, b)) {
-		char *s = json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT);
-		print_error("got      %s\nexpected %s\n", s ? s : "(null)", text);
-		free(s);
-		json_decref(b);
-		fail();
-	}
-	json_decref(b);
-}
+#include "tests/support/adaptkit.h"
 
 static json_t *snap(uint64_t seq, const char *data)
 {
 	json_t *s = snapshot_new("m1", "generic", "http://x/", seq, 1795443452123LL, 412,
-	                         SCHED_LIVE, parse(data));
+	                         SCHED_LIVE, ak_parse(data));
 	assert_non_null(s);
 	return s;
 }
@@ -49,9 +27,9 @@ static void test_snapshot__document_shape(void **state)
 {
 	json_t *s = snap(12, "{\"score\": 3}");
 
-	assert_json(s, "{\"target\": \"m1\", \"adapter\": \"generic\", \"url\": \"http://x/\", "
-	               "\"seq\": 12, \"scraped_at\": \"2026-11-23T14:17:32.123Z\", "
-	               "\"duration_ms\": 412, \"class\": \"live\", \"data\": {\"score\": 3}}");
+	ak_assert_json(s, "{\"target\": \"m1\", \"adapter\": \"generic\", \"url\": \"http://x/\", "
+	                  "\"seq\": 12, \"scraped_at\": \"2026-11-23T14:17:32.123Z\", "
+	                  "\"duration_ms\": 412, \"class\": \"live\", \"data\": {\"score\": 3}}");
 	json_decref(s);
 }
 
@@ -73,11 +51,11 @@ static void test_snapshot__first_snapshot_adds_every_key(void **state)
 
 	assert_int_equal(snapshot_delta(NULL, s, &d), 0);
 	assert_non_null(d);
-	assert_json(d, "{\"target\": \"m1\", \"seq\": 1, \"prev_seq\": 0, "
-	               "\"scraped_at\": \"2026-11-23T14:17:32.123Z\", "
-	               "\"added\": [{\"path\": \"/a\", \"value\": 1}, "
-	               "{\"path\": \"/b\", \"value\": {\"c\": [1, 2]}}], "
-	               "\"changed\": [], \"removed\": []}");
+	ak_assert_json(d, "{\"target\": \"m1\", \"seq\": 1, \"prev_seq\": 0, "
+	                  "\"scraped_at\": \"2026-11-23T14:17:32.123Z\", "
+	                  "\"added\": [{\"path\": \"/a\", \"value\": 1}, "
+	                  "{\"path\": \"/b\", \"value\": {\"c\": [1, 2]}}], "
+	                  "\"changed\": [], \"removed\": []}");
 	json_decref(d);
 	json_decref(s);
 }
@@ -104,12 +82,12 @@ static void test_snapshot__nested_objects(void **state)
 
 	assert_int_equal(snapshot_delta(a, b, &d), 0);
 	assert_non_null(d);
-	assert_json(d, "{\"target\": \"m1\", \"seq\": 12, \"prev_seq\": 11, "
-	               "\"scraped_at\": \"2026-11-23T14:17:32.123Z\", "
-	               "\"added\": [{\"path\": \"/score/extra\", \"value\": {\"x\": true}}], "
-	               "\"changed\": [{\"path\": \"/score/away\", \"from\": 2, \"to\": 3}, "
-	               "{\"path\": \"/overs\", \"from\": \"12.3\", \"to\": \"12.4\"}], "
-	               "\"removed\": [{\"path\": \"/note\", \"value\": \"rain\"}]}");
+	ak_assert_json(d, "{\"target\": \"m1\", \"seq\": 12, \"prev_seq\": 11, "
+	                  "\"scraped_at\": \"2026-11-23T14:17:32.123Z\", "
+	                  "\"added\": [{\"path\": \"/score/extra\", \"value\": {\"x\": true}}], "
+	                  "\"changed\": [{\"path\": \"/score/away\", \"from\": 2, \"to\": 3}, "
+	                  "{\"path\": \"/overs\", \"from\": \"12.3\", \"to\": \"12.4\"}], "
+	                  "\"removed\": [{\"path\": \"/note\", \"value\": \"rain\"}]}");
 	json_decref(d);
 	json_decref(a);
 	json_decref(b);
@@ -118,13 +96,13 @@ static void test_snapshot__nested_objects(void **state)
 static void diff(const char *from, const char *to, const char *added, const char *changed,
                  const char *removed)
 {
-	json_t *f = parse(from), *t = parse(to);
+	json_t *f = ak_parse(from), *t = ak_parse(to);
 	json_t *a = json_array(), *c = json_array(), *r = json_array();
 
 	assert_int_equal(snapshot_diff(f, t, a, c, r), 0);
-	assert_json(a, added);
-	assert_json(c, changed);
-	assert_json(r, removed);
+	ak_assert_json(a, added);
+	ak_assert_json(c, changed);
+	ak_assert_json(r, removed);
 	json_decref(f);
 	json_decref(t);
 	json_decref(a);
@@ -169,12 +147,12 @@ static void test_snapshot__pointer_escaping(void **state)
 
 static void test_snapshot__bad_arguments(void **state)
 {
-	json_t *s = snap(1, "{}"), *other, *d = NULL, *notsnap = parse("{\"seq\": 1}");
+	json_t *s = snap(1, "{}"), *other, *d = NULL, *notsnap = ak_parse("{\"seq\": 1}");
 
 	assert_int_equal(snapshot_delta(NULL, notsnap, &d), -22);
 	assert_int_equal(snapshot_delta(notsnap, s, &d), -22);
 	assert_null(d);
-	other = snapshot_new("m2", "generic", "http://x/", 2, 0, 0, SCHED_LIVE, parse("{}"));
+	other = snapshot_new("m2", "generic", "http://x/", 2, 0, 0, SCHED_LIVE, ak_parse("{}"));
 	assert_int_equal(snapshot_delta(s, other, &d), -22); /* different targets */
 	/* data NULL: nothing to steal, no snapshot */
 	assert_null(snapshot_new("m1", "g", "u", 1, 0, 0, SCHED_LIVE, NULL));
