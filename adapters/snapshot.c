@@ -139,6 +139,24 @@ static int is_snapshot(const json_t *s)
 	       json_is_integer(json_object_get(s, "seq")) && json_object_get(s, "data");
 }
 
+static json_t *time_or_null(int64_t ms)
+{
+	char t[32];
+
+	if (!ms)
+		return json_null();
+	snapshot_format_time(ms, t);
+	return json_string(t);
+}
+
+int snapshot_set_ages(json_t *snap, int64_t changed_at_ms, int64_t verified_at_ms)
+{
+	if (json_object_set_new(snap, "changed_at", time_or_null(changed_at_ms)) != 0 ||
+	    json_object_set_new(snap, "verified_at", time_or_null(verified_at_ms)) != 0)
+		return -ENOMEM;
+	return 0;
+}
+
 int snapshot_delta(const json_t *prev, const json_t *next, json_t **out)
 {
 	json_t *added = NULL, *changed = NULL, *removed = NULL, *empty = NULL, *delta = NULL;

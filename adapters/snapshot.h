@@ -5,7 +5,10 @@
  * A snapshot:
  *   {"target": "m1", "adapter": "livescore", "url": "http://...", "seq": 12,
  *    "scraped_at": "2026-11-23T14:17:32.123Z", "duration_ms": 412, "class": "live",
+ *    "changed_at": "2026-11-23T14:17:20.004Z", "verified_at": "2026-11-23T14:17:32.123Z",
  *    "data": {...}}
+ * (changed_at and verified_at are added by snapshot_set_ages(): the daemon's snapshots
+ * carry them, see docs/redis.md)
  * A delta (only emitted when data differs):
  *   {"target": "m1", "seq": 12, "prev_seq": 11, "scraped_at": "...",
  *    "added":   [{"path": "/score/away", "value": 3}],
@@ -30,6 +33,11 @@
 json_t *snapshot_new(const char *target, const char *adapter, const char *url, uint64_t seq,
                      int64_t scraped_at_ms, uint32_t duration_ms, enum sched_class klass,
                      json_t *data);
+
+/* Adds the snapshot's two other ages: "changed_at" (when its data last changed) and
+ * "verified_at" (the last read known to reflect the source; null when none), both Unix
+ * milliseconds formatted as scraped_at (0: null). Returns 0 or -ENOMEM. */
+int snapshot_set_ages(json_t *snap, int64_t changed_at_ms, int64_t verified_at_ms);
 
 /* The delta from prev to next (two snapshots of one target); prev NULL: everything in
  * next's data is "added" and prev_seq is 0. *out is set to NULL when the data are equal

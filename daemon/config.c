@@ -117,6 +117,9 @@ static const config_setting_t settings[] = {
 	{ "FETCH_CONCURRENCY", "--fetch-concurrency", "daemon", "16", "1 to 1024", "fetch tasks (adapters that need no browser, e.g. jsonapi) running at once; browser tasks are bounded by CONCURRENCY_CAP alone", 0, NULL },
 	{ "FAILING_LEASE_PERCENT", "--failing-lease-percent", "daemon", "50", "1 to 100", "share of CONCURRENCY_CAP (and of FETCH_CONCURRENCY) that targets whose last run failed may hold at once (at least one), so that targets that hang until their deadline cannot starve the healthy ones", 0, NULL },
 	{ "WATCH_RELOAD_SECONDS", "--watch-reload-seconds", "daemon", "600", "1 to 86400", "a watched page is reloaded after this long", 0, NULL },
+	{ "WATCH_VERIFY_UNCHANGED_SECONDS", "--watch-verify-unchanged-seconds", "daemon", "0", "0 (three times the target's interval) to 86400", "a watched page whose data has not changed this long is read once more in a fresh context and compared; a difference means the page is frozen: the fresh data is published and the page reloaded", 0, NULL },
+	{ "WATCH_VERIFY_SECONDS", "--watch-verify-seconds", "daemon", "60", "0 (never: watched reads are not verified) to 86400", "every watched page is verified that way at least this often", 0, NULL },
+	{ "WATCH_FROZEN_NAVIGATE_SECONDS", "--watch-frozen-navigate-seconds", "daemon", "600", "1 to 86400", "a target whose watched page froze three times in a row is read in navigate mode this long, then watched again", 0, NULL },
 	{ "EXIT_ON_HEALTH_FAILURE", "--exit-on-health-failure", "daemon", "0", "0 or 1", "1: exit non-zero once health has been failing for HEALTH_FAILURE_EXIT_SECONDS", 0, NULL },
 	{ "HEALTH_FAILURE_EXIT_SECONDS", "--health-failure-exit-seconds", "daemon", "300", "1 to 86400", "how long health must be failing before that exit", 0, NULL },
 

@@ -92,6 +92,7 @@ static int cmp_u64(const void *a, const void *b)
 
 typedef struct class_ages {
 	int klass;                /* < 0: every class */
+	enum runner_age which;
 	uint64_t now, *v;
 	size_t n;
 } class_ages_t;
@@ -100,14 +101,15 @@ static void add_age(const runner_target_view_t *t, void *ud)
 {
 	class_ages_t *a = ud;
 	if (a->klass < 0 || (int)t->klass == a->klass)
-		a->v[a->n++] = a->now - (t->last_ok_ms ? t->last_ok_ms : t->added_ms);
+		a->v[a->n++] = runner_view_age(t, a->which, a->now);
 }
 
-/* median, p95 and max age (ms) of the targets of one class (all classes: klass < 0). */
-static size_t ages_of(const run_t *r, int klass, uint64_t out[3])
+/* median, p95 and max age (ms, which of the three) of the targets of one class (all
+ * classes: klass < 0). */
+static size_t ages_of(const run_t *r, int klass, enum runner_age which, uint64_t out[3])
 {
 	runner_stats_t rs;
-	class_ages_t a = { .klass = klass, .now = uv_now(r->loop) };
+	class_ages_t a = { .klass = klass, .which = which, .now = uv_now(r->loop) };
 	uint64_t *v;
 	size_t n;
 
@@ -199,7 +201,7 @@ typedef struct status_ctx {
 static void status_target(const runner_target_view_t *v, void *ud)
 {
 	status_ctx_t *c = ud;
-	uint64_t age = c->now - (v->last_ok_ms ? v->last_ok_ms : v->added_ms);
+	uint64_t age = runner_view_age(v, RUNNER_AGE_VERIFIED, c->now);
 	json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I}", "id", v->id,
 	                      "class", sched_class_name(v->klass), "mode",
 	                      v->watch ? "watch" : "navigate", "adapter", v->adapter, "url",
@@ -209,6 +211,16 @@ static void status_target(const runner_target_view_t *v, void *ud)
 
 	if (!t)
 		return;
+	json_object_set_new(t, "state", json_string(v->state));
+	json_object_set_new(t, "read_mode", json_string(v->read_mode));
+	if (v->watch_note[0])
+		json_object_set_new(t, "read_mode_why", json_string(v->watch_note));
+	for (int a = 0; a < RUNNER_NAGES; a++) {
+		char k[32];
+		snprintf(k, sizeof k, "%s_age_ms", runner_age_name((enum runner_age)a));
+		json_object_set_new(t, k, json_integer((json_int_t)runner_view_age(
+		                                  v, (enum runner_age)a, c->now)));
+	}
 	json_object_set_new(t, "last_error",
 	                    v->last_error[0] ? json_string(v->last_error) : json_null());
 	json_object_set_new(t, "last_outcome",
@@ -319,6 +331,22 @@ static void metrics_work(run_t *r, prom_buf_t *b, const pool_stats_t *ps,
 		            sched_class_name((enum sched_class)c), NULL);
 }
 
+/* One age of the targets, as median, p95 and max by class. */
+static void metrics_ages(const run_t *r, prom_buf_t *b, const char *name, enum runner_age which,
+                         const char *help)
+{
+	prom_header(b, name, "gauge", help);
+	for (int c = 0; c < SCHED_NCLASSES; c++) {
+		uint64_t a[3];
+		const char *cn = sched_class_name((enum sched_class)c);
+		if (!ages_of(r, c, which, a))
+			continue;
+		prom_sample(b, name, a[0] / 1000.0, "class", cn, "stat", "median", NULL);
+		prom_sample(b, name, a[1] / 1000.0, "class", cn, "stat", "p95", NULL);
+		prom_sample(b, name, a[2] / 1000.0, "class", cn, "stat", "max", NULL);
+	}
+}
+
 /* Tasks by adapter and outcome, their durations, data ages, snapshots and deltas. */
 static void metrics_results(run_t *r, prom_buf_t *b, const runner_stats_t *rs)
 {
@@ -336,21 +364,30 @@ static void metrics_results(run_t *r, prom_buf_t *b, const runner_stats_t *rs)
 	prom_histogram(b, "cdpilot_task_duration_seconds",
 	               "Duration of finished tasks, from start to result.", run_dur_bounds,
 	               r->dur_buckets, RUN_NBUCKETS, r->dur_sum_s, r->dur_count);
-	prom_header(b, "cdpilot_data_age_seconds", "gauge",
-	            "Age of the newest successful snapshot per target (median, p95, max), by "
-	            "class; a target never scraped counts from when it was added.");
-	for (int c = 0; c < SCHED_NCLASSES; c++) {
-		uint64_t a[3];
-		const char *cn = sched_class_name((enum sched_class)c);
-		if (!ages_of(r, c, a))
-			continue;
-		prom_sample(b, "cdpilot_data_age_seconds", a[0] / 1000.0, "class", cn, "stat",
-		            "median", NULL);
-		prom_sample(b, "cdpilot_data_age_seconds", a[1] / 1000.0, "class", cn, "stat", "p95",
-		            NULL);
-		prom_sample(b, "cdpilot_data_age_seconds", a[2] / 1000.0, "class", cn, "stat", "max",
-		            NULL);
-	}
+	metrics_ages(r, b, "cdpilot_data_age_seconds", RUNNER_AGE_VERIFIED,
+	             "Verified age per target (median, p95, max), by class: since the last read "
+	             "known to reflect the source (a fresh navigation, or a watched page confirmed "
+	             "by one); a target never read counts from when it was added.");
+	metrics_ages(r, b, "cdpilot_read_age_seconds", RUNNER_AGE_READ,
+	             "Read age per target (median, p95, max), by class: since the last successful "
+	             "read.");
+	metrics_ages(r, b, "cdpilot_change_age_seconds", RUNNER_AGE_CHANGED,
+	             "Change age per target (median, p95, max), by class: since its data last "
+	             "changed.");
+	counter(b, "cdpilot_watch_frozen_total",
+	        "Watched pages found frozen: a fresh read differed from what the page showed.",
+	        (double)rs->frozen_total);
+	prom_header(b, "cdpilot_watch_verifications_total", "counter",
+	            "Verification reads of watched pages by result: agreed, frozen, failed.");
+	prom_sample(b, "cdpilot_watch_verifications_total", (double)rs->verify_agreed, "result",
+	            "agreed", NULL);
+	prom_sample(b, "cdpilot_watch_verifications_total", (double)rs->verify_frozen, "result",
+	            "frozen", NULL);
+	prom_sample(b, "cdpilot_watch_verifications_total", (double)rs->verify_failed, "result",
+	            "failed", NULL);
+	counter(b, "cdpilot_push_unchanged_total",
+	        "Reads asked for by a pushing page that found the data unchanged (not written).",
+	        (double)rs->unchanged_skipped);
 	counter(b, "cdpilot_snapshots_total", "Snapshots published.", (double)rs->snapshots_total);
 	counter(b, "cdpilot_deltas_total", "Deltas published (snapshots whose data changed).",
 	        (double)rs->deltas_total);

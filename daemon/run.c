@@ -152,7 +152,7 @@ typedef struct ages {
 static void collect_age(const runner_target_view_t *v, void *ud)
 {
 	ages_t *a = ud;
-	a->v[a->n++] = a->now - (v->last_ok_ms ? v->last_ok_ms : v->added_ms);
+	a->v[a->n++] = runner_view_age(v, RUNNER_AGE_VERIFIED, a->now);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -172,7 +172,7 @@ static void on_tick(uv_timer_t *t)
 	due = rs.nav.running + rs.watch.running + rs.nav.queued[0] + rs.nav.queued[1] +
 	      rs.nav.queued[2] + rs.watch.queued[0] + rs.watch.queued[1] + rs.watch.queued[2] >
 	      0;
-	flags = health_observe(r->health, now, ages.v, ages.n, due, rs.last_success_ms);
+	flags = health_observe(r->health, now, ages.v, ages.n, due, rs.last_verified_ms);
 	free(ages.v);
 	if (flags & HEALTH_CHANGED) {
 		if (r->status_shown)
@@ -401,6 +401,9 @@ static runner_t *new_runner(run_t *r)
 	ro.task_timeout_ms = o->pool.task_timeout_ms;
 	ro.watch_cap = o->watch_cap;
 	ro.watch_reload_ms = o->watch_reload_ms;
+	ro.verify_unchanged_ms = o->verify_unchanged_ms;
+	ro.verify_max_ms = o->verify_max_ms;
+	ro.watch_navigate_ms = o->watch_navigate_ms;
 	if (o->shared_schedule) {
 		cbs.claim = on_claim;
 		cbs.run_over = on_run_over;

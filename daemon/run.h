@@ -43,6 +43,10 @@ typedef struct run_opts {
 	unsigned failing_percent; /* FAILING_LEASE_PERCENT, default 50 (1..100): share of
 	                             each task bound that failing targets may hold */
 	uint32_t watch_reload_ms; /* WATCH_RELOAD_SECONDS, default 600 */
+	uint32_t verify_unchanged_ms; /* WATCH_VERIFY_UNCHANGED_SECONDS, default 0 (three
+	                                 intervals) */
+	uint32_t verify_max_ms;   /* WATCH_VERIFY_SECONDS, default 60 (0: off) */
+	uint32_t watch_navigate_ms; /* WATCH_FROZEN_NAVIGATE_SECONDS, default 600 */
 	int exit_on_health_failure;  /* EXIT_ON_HEALTH_FAILURE 0|1, default 0 */
 	uint32_t health_exit_ms;     /* HEALTH_FAILURE_EXIT_SECONDS, default 300: how long
 	                                `failing` lasts before that exit */

@@ -45,6 +45,8 @@ static void modules_from_env(run_opts_t *o, errlist_t *errs)
 	o->status_line = -1;
 	o->watch_cap = 64;
 	o->watch_reload_ms = 600000;
+	o->verify_max_ms = 60000;
+	o->watch_navigate_ms = 600000;
 	pool_opts_init(&o->pool);
 	sched_opts_init(&o->sched);
 	health_opts_init(&o->health);
@@ -103,6 +105,12 @@ static void daemon_from_env(run_opts_t *o, errlist_t *errs)
 		o->failing_percent = (unsigned)d;
 	if (envnum_get(errs, "WATCH_RELOAD_SECONDS", 1, 86400, 0, NULL, &d) > 0)
 		o->watch_reload_ms = (uint32_t)(d * 1000);
+	if (envnum_get(errs, "WATCH_VERIFY_UNCHANGED_SECONDS", 0, 86400, 0, NULL, &d) > 0)
+		o->verify_unchanged_ms = (uint32_t)(d * 1000);
+	if (envnum_get(errs, "WATCH_VERIFY_SECONDS", 0, 86400, 0, NULL, &d) > 0)
+		o->verify_max_ms = (uint32_t)(d * 1000);
+	if (envnum_get(errs, "WATCH_FROZEN_NAVIGATE_SECONDS", 1, 86400, 0, NULL, &d) > 0)
+		o->watch_navigate_ms = (uint32_t)(d * 1000);
 	if (getenv("TARGETS_FILE"))
 		snprintf(o->targets_path, sizeof o->targets_path, "%.*s", (int)sizeof o->targets_path - 1, getenv("TARGETS_FILE"));
 	if (getenv("OUTPUT"))

@@ -53,53 +53,101 @@ void runner__target_failed(runner_t *r, rtarget_t *rt, enum pool_outcome out, co
 	runner__record_done(r, 0);
 }
 
-/* A raw value came back for rt; turn it into a snapshot (and delta). Returns 0 or fails
- * the target with a reason. raw is borrowed. */
+/* The children a discovering target's raw value names, handed to the table, as the
+ * snapshot's data ({"discovered": N, "targets": [ids]}); NULL with why filled. */
+static json_t *discovered_data(runner_t *r, rtarget_t *rt, const json_t *raw, char *why,
+                               size_t len)
+{
+	const adapter_t *ad = rt->spec.adapter;
+	json_t *children = ad->discover(rt->spec.state, raw, rt->spec.id, why, len), *data, *c;
+	size_t i;
+
+	if (!children)
+		return NULL;
+	data = json_pack("{s:I, s:[]}", "discovered", (json_int_t)json_array_size(children),
+	                 "targets");
+	json_array_foreach(children, i, c)
+		json_array_append(json_object_get(data, "targets"), json_object_get(c, "id"));
+	runner__discovered(r, rt, children);
+	json_decref(children);
+	return data;
+}
+
+json_t *runner__normalise(rtarget_t *rt, const json_t *raw, char *why, size_t len)
+{
+	return rt->spec.adapter->normalise(rt->spec.state, raw, why, len);
+}
+
+/* The adapter may move the target to another class on what it read. */
+static void classify(runner_t *r, rtarget_t *rt, const json_t *data)
+{
+	const adapter_t *ad = rt->spec.adapter;
+	int k = ad->classify ? ad->classify(rt->spec.state, data) : -1;
+
+	if (k < 0 || k >= SCHED_NCLASSES || (enum sched_class)k == rt->klass)
+		return;
+	log_info("run", "target %s: %s -> %s", rt->spec.id, sched_class_name(rt->klass),
+	         sched_class_name((enum sched_class)k));
+	rt->klass = (enum sched_class)k;
+	sched_set_class(sched_of(r, rt), rt->spec.id, rt->klass, now_ms(r));
+}
+
+/* A successful read of rt: its read (and maybe verified) age restarts, failures end. */
+static void read_ok(runner_t *r, rtarget_t *rt, unsigned flags)
+{
+	rt->last_ok_ms = now_ms(r);
+	r->last_success_ms = rt->last_ok_ms;
+	if (flags & PUB_VERIFIED) {
+		rt->verified_ms = r->last_verified_ms = rt->last_ok_ms;
+		rt->verified_unix = unix_ms();
+	}
+	rt->failures = 0;
+	rt->last_outcome = POOL_OK;
+	rt->last_error[0] = '\0';
+	runner__record_done(r, 1);
+}
+
+/* A raw value came back for rt; turn it into a snapshot (and delta) carrying the three
+ * ages. Returns 0 or fails the target with a reason. raw is borrowed. */
 int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *url,
-                    uint64_t started)
+                    uint64_t started, unsigned flags)
 {
 	const adapter_t *ad = rt->spec.adapter;
 	char why[512] = "";
-	json_t *data = NULL, *snap = NULL, *delta = NULL;
+	json_t *data, *snap = NULL, *delta = NULL;
 	uint32_t duration = (uint32_t)(now_ms(r) - started);
+	int changed;
 
 	if (rt->removed)
 		return 0;
-	if (rt->spec.discover) {
-		json_t *children = ad->discover(rt->spec.state, raw, rt->spec.id, why, sizeof why);
-		if (!children) {
-			runner__target_failed(r, rt, POOL_FAILED, why[0] ? why : "discovery returned nothing");
-			return -EINVAL;
-		}
-		data = json_pack("{s:I, s:[]}", "discovered", (json_int_t)json_array_size(children),
-		                 "targets");
-		{
-			size_t i;
-			json_t *c;
-			json_array_foreach(children, i, c)
-				json_array_append(json_object_get(data, "targets"), json_object_get(c, "id"));
-		}
-		runner__discovered(r, rt, children);
-		json_decref(children);
-	} else {
-		data = ad->normalise(rt->spec.state, raw, why, sizeof why);
-		if (!data) {
-			runner__target_failed(r, rt, POOL_FAILED, why[0] ? why : "the page's data did not validate");
-			return -EINVAL;
-		}
-		if (ad->classify) {
-			int k = ad->classify(rt->spec.state, data);
-			if (k >= 0 && k < SCHED_NCLASSES && (enum sched_class)k != rt->klass) {
-				log_info("run", "target %s: %s -> %s", rt->spec.id,
-				         sched_class_name(rt->klass), sched_class_name((enum sched_class)k));
-				rt->klass = (enum sched_class)k;
-				sched_set_class(sched_of(r, rt), rt->spec.id, rt->klass, now_ms(r));
-			}
-		}
+	data = rt->spec.discover ? discovered_data(r, rt, raw, why, sizeof why)
+	                         : runner__normalise(rt, raw, why, sizeof why);
+	if (!data) {
+		runner__target_failed(r, rt, POOL_FAILED,
+		                      why[0] ? why
+		                      : rt->spec.discover ? "discovery returned nothing"
+		                                          : "the page's data did not validate");
+		return -EINVAL;
 	}
+	if (!rt->spec.discover)
+		classify(r, rt, data);
+	changed = !rt->last || !json_equal(data, json_object_get(rt->last, "data"));
+	if (!changed && (flags & PUB_IF_CHANGED)) {
+		json_decref(data);
+		r->unchanged_skipped++;
+		read_ok(r, rt, flags);
+		return 0;
+	}
+	if (changed) {
+		rt->changed_ms = now_ms(r);
+		rt->changed_unix = unix_ms();
+	}
+	if (flags & PUB_VERIFIED)
+		rt->verified_unix = unix_ms();
 	snap = snapshot_new(rt->spec.id, ad->name, url, rt->seq + 1, unix_ms(), duration,
 	                    rt->klass, data);
-	if (!snap) {
+	if (!snap || snapshot_set_ages(snap, rt->changed_unix, rt->verified_unix) != 0) {
+		json_decref(snap);
 		runner__target_failed(r, rt, POOL_FAILED, "out of memory building the snapshot");
 		return -ENOMEM;
 	}
@@ -114,11 +162,6 @@ int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *u
 	json_decref(delta);
 	json_decref(rt->last);
 	rt->last = snap;
-	rt->last_ok_ms = now_ms(r);
-	r->last_success_ms = rt->last_ok_ms;
-	rt->failures = 0;
-	rt->last_outcome = POOL_OK;
-	rt->last_error[0] = '\0';
-	runner__record_done(r, 1);
+	read_ok(r, rt, flags);
 	return 0;
 }

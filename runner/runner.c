@@ -20,6 +20,8 @@ void runner_opts_init(runner_opts_t *o)
 	o->task_timeout_ms = 15000;
 	o->watch_cap = 64;
 	o->watch_reload_ms = 600000;
+	o->verify_max_ms = 60000;
+	o->watch_navigate_ms = 600000;
 }
 
 runner_t *runner_new(uv_loop_t *loop, const runner_opts_t *opts, pool_t *pool,
@@ -67,9 +69,19 @@ void runner_tick(runner_t *r)
 	/* clear the rate slot that the next second will fill */
 	r->done_per_sec[(now / 1000 + 1) % RUNNER_RATE_WINDOW] = 0;
 	/* watched targets waiting for a free WATCH_CAP slot */
-	for (rtarget_t *rt = r->targets; rt; rt = rt->next)
-		if (rt->spec.mode == TARGETS_WATCH && !rt->watch && r->watches < r->o.watch_cap)
-			runner__watch_open(r, rt, NULL);
+	for (rtarget_t *rt = r->targets; rt; rt = rt->next) {
+		if (rt->spec.mode != TARGETS_WATCH || rt->watch || r->watches >= r->o.watch_cap)
+			continue;
+		if (rt->navigate_until) {
+			if (now < rt->navigate_until)
+				continue;
+			/* navigate mode is over: watch again, one freeze from navigate mode */
+			rt->navigate_until = 0;
+			rt->freezes = 2;
+			log_info("run", "target %s: watching its page again", rt->spec.id);
+		}
+		runner__watch_open(r, rt, NULL);
+	}
 	runner__pump(r);
 }
 
@@ -152,7 +164,14 @@ void runner_get_stats(runner_t *r, runner_stats_t *out)
 	out->fail_total = r->fail_total;
 	out->snapshots_total = r->snapshots_total;
 	out->deltas_total = r->deltas_total;
+	out->verify_agreed = r->verify_total[0];
+	out->verify_frozen = r->verify_total[1];
+	out->verify_failed = r->verify_total[2];
+	out->frozen_total = r->frozen_total;
+	out->unchanged_skipped = r->unchanged_skipped;
+	out->verifying = r->verifying;
 	out->last_success_ms = r->last_success_ms;
+	out->last_verified_ms = r->last_verified_ms;
 	for (int i = 0; i < RUNNER_RATE_WINDOW; i++)
 		if ((uint64_t)i != (now / 1000) % RUNNER_RATE_WINDOW)
 			sum += r->done_per_sec[i];
@@ -176,6 +195,35 @@ void runner_get_stats(runner_t *r, runner_stats_t *out)
 	}
 }
 
+uint64_t runner_view_age(const runner_target_view_t *v, enum runner_age which, uint64_t now)
+{
+	uint64_t at = which == RUNNER_AGE_READ      ? v->last_ok_ms
+	              : which == RUNNER_AGE_CHANGED ? v->changed_ms
+	                                            : v->verified_ms;
+
+	at = at ? at : v->added_ms;
+	return now > at ? now - at : 0;
+}
+
+const char *runner_age_name(enum runner_age which)
+{
+	static const char *const names[RUNNER_NAGES] = { "verified", "read", "changed" };
+
+	return (unsigned)which < RUNNER_NAGES ? names[which] : "?";
+}
+
+/* The state a target is in, as /status and Redis say it. */
+static const char *target_state(const rtarget_t *rt, const runner_target_view_t *v)
+{
+	if (rt->frozen_ms)
+		return "frozen";
+	if (v->backing_off)
+		return "backing_off";
+	if (rt->failures)
+		return "failing";
+	return rt->seq ? "ok" : "pending";
+}
+
 void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v, void *ud),
                            void *ud)
 {
@@ -195,14 +243,24 @@ void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v
 			.seq = rt->seq,
 			.added_ms = rt->added_ms,
 			.last_ok_ms = rt->last_ok_ms,
+			.changed_ms = rt->changed_ms,
+			.verified_ms = rt->verified_ms,
 			.failures = rt->failures,
 			.interval_ms = class_interval(r, rt),
 		};
-		v.fresh = rt->last_ok_ms && now - rt->last_ok_ms <= 2ull * v.interval_ms;
+		v.fresh = rt->verified_ms && now - rt->verified_ms <= 2ull * v.interval_ms;
 		if (!rt->removed && sched_get_info(sched_of(r, rt), rt->spec.id, &si) == 0) {
 			v.backing_off = si.backing_off;
 			v.due_ms = si.running || si.queued || si.due_ms < now ? now : si.due_ms;
 		}
+		v.state = target_state(rt, &v);
+		v.read_mode = rt->spec.mode != TARGETS_WATCH || runner__watch_navigates(r, rt)
+		                      ? "navigate"
+		                      : "watch";
+		v.watch_note = rt->spec.mode != TARGETS_WATCH ? ""
+		               : now < rt->navigate_until ? "its watched page kept freezing"
+		               : rt->overflow && !rt->watch ? "over WATCH_CAP"
+		                                            : "";
 		fn(&v, ud);
 	}
 }

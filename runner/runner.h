@@ -47,10 +47,18 @@ typedef struct runner_opts {
 	uint32_t task_timeout_ms;   /* a task's deadline unless its target sets one */
 	unsigned watch_cap;         /* watched pages open at once (WATCH_CAP) */
 	uint32_t watch_reload_ms;   /* a watched page is reloaded this often */
+	uint32_t verify_unchanged_ms; /* a watched page whose data has not changed this long
+	                                 is verified (WATCH_VERIFY_UNCHANGED_SECONDS); 0:
+	                                 three times the target's interval */
+	uint32_t verify_max_ms;     /* and in any case this often (WATCH_VERIFY_SECONDS);
+	                               0: never (verification off) */
+	uint32_t watch_navigate_ms; /* a target whose watch froze three times in a row is read
+	                               in navigate mode this long (WATCH_FROZEN_NAVIGATE_SECONDS) */
 } runner_opts_t;
 
 /* Defaults: fetch_cap 16, failing_percent 50, claim_cap 64, task_timeout_ms 15000, watch_cap 64,
- * watch_reload_ms 600000, sched_opts_init(). */
+ * watch_reload_ms 600000, verify_unchanged_ms 0 (3 intervals), verify_max_ms 60000,
+ * watch_navigate_ms 600000, sched_opts_init(). */
 void runner_opts_init(runner_opts_t *o);
 
 /* The answer to a claim: status 1 ours (fence: our fence for its writes), 0 another
@@ -130,7 +138,13 @@ typedef struct runner_stats {
 	                               bounds them) */
 	uint64_t done_total, ok_total, fail_total;
 	uint64_t snapshots_total, deltas_total;
+	uint64_t verify_agreed, verify_frozen, verify_failed; /* verification reads */
+	uint64_t frozen_total;      /* watched pages found frozen */
+	uint64_t unchanged_skipped; /* push reads that found the data unchanged (not written) */
+	unsigned verifying;         /* verification reads running */
 	uint64_t last_success_ms;   /* loop time of the last success; 0 never */
+	uint64_t last_verified_ms;  /* loop time of the last verified read (a fresh navigation,
+	                               a confirmed watch); 0 never: the stall detector's clock */
 	double tasks_per_s;         /* completions over the last few seconds */
 	sched_stats_t nav, watch;   /* both schedulers */
 } runner_stats_t;
@@ -146,13 +160,29 @@ typedef struct runner_target_view {
 	enum sched_class klass;     /* now (the page may have moved it) */
 	int watch;                  /* mode watch */
 	uint64_t seq;
-	uint64_t added_ms, last_ok_ms; /* loop time; last_ok_ms 0: never */
+	/* Three ages, as loop times (0: never): read, the last successful read; changed, when
+	 * the data last changed; verified, the last read known to reflect the source (a fresh
+	 * navigation, or a read of a watched page that a fresh navigation confirmed within
+	 * WATCH_VERIFY_SECONDS and whose data changed within WATCH_VERIFY_UNCHANGED_SECONDS). */
+	uint64_t added_ms, last_ok_ms, changed_ms, verified_ms;
+	const char *state;          /* "ok", "failing", "backing_off", "frozen" or "pending"
+	                               (never read yet) */
+	const char *read_mode;      /* "navigate", "watch", or "navigate" for a watched target
+	                               over WATCH_CAP or whose watch froze: see watch_note */
+	const char *watch_note;     /* watched targets read in navigate mode: why; else "" */
 	unsigned failures;          /* in a row */
 	int backing_off;            /* put off beyond its interval after failed runs */
 	uint64_t due_ms;            /* loop time of its next run (now: due or running) */
 	uint32_t interval_ms;       /* the effective interval */
-	int fresh;                  /* read successfully within two intervals */
+	int fresh;                  /* verified within two intervals */
 } runner_target_view_t;
+
+/* The three ages of a target at now (ms): since the last read known to reflect the source
+ * (verified), the last successful read, the last change of its data. A target that never
+ * had one counts from when it was added. */
+enum runner_age { RUNNER_AGE_VERIFIED, RUNNER_AGE_READ, RUNNER_AGE_CHANGED, RUNNER_NAGES };
+uint64_t runner_view_age(const runner_target_view_t *v, enum runner_age which, uint64_t now);
+const char *runner_age_name(enum runner_age which); /* "verified", "read", "changed" */
 
 /* Calls fn once per target, in no particular order. fn may not change the runner. */
 void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v, void *ud),

@@ -40,6 +40,18 @@ typedef struct rtarget {
 	uint64_t seq;
 	json_t *last;             /* last snapshot published */
 	uint64_t added_ms, last_ok_ms; /* loop time; last_ok_ms 0: never */
+	/* the three ages (runner.h): loop times (0: never) and, for snapshots, Unix ms */
+	uint64_t changed_ms, verified_ms;
+	int64_t changed_unix, verified_unix;
+	uint64_t confirmed_ms;    /* watch: the page last shown current (fresh load, or a
+	                             verification that agreed); 0 never */
+	task_t *verify;           /* watch: the verification read running; NULL none */
+	unsigned freezes;         /* watch: freezes in a row (forgotten once the page has been
+	                             confirmed WATCH_VERIFY_SECONDS after the last one) */
+	uint64_t frozen_ms;       /* watch: frozen since (loop time); 0 not frozen */
+	uint64_t last_freeze_ms;  /* watch: loop time of the last freeze; 0 none */
+	uint64_t navigate_until;  /* watch: read in navigate mode until (loop time) */
+	int overflow;             /* watch: over WATCH_CAP, read in navigate mode */
 	char last_error[512];
 	enum pool_outcome last_outcome; /* of the last run: POOL_OK, or its failure's cause */
 	unsigned failures;
@@ -54,10 +66,16 @@ typedef struct rtarget {
 	watch_t *watch;
 } rtarget_t;
 
+/* Why a task runs: a scheduled run of its target (navigate or fetch, or a watched target
+ * read in navigate mode), or a verification of a watched page (verify.c): no scheduler
+ * run, its result compared, not published as such. */
+enum task_purpose { TP_RUN, TP_VERIFY };
+
 struct task {
 	runner_t *runner;
 	rtarget_t *rt;
 	enum rkind kind;          /* RK_NAV or RK_FETCH */
+	enum task_purpose purpose;
 	pool_lease_t *lease;
 	cdp_page_t *page;
 	uint64_t started;         /* loop time */
@@ -82,6 +100,9 @@ struct watch {
 	int busy;                 /* an operation on the page is running */
 	int again;                /* a push came while busy */
 	int sched_running;        /* the scheduler handed the target out; sched_done due */
+	int pushed;               /* the read running was asked for by the page (push) */
+	int fresh;                /* the next read is the first since the page loaded */
+	int reload_asked;         /* reload once the page is ready (a freeze during a load) */
 	uint64_t op_started;
 	watch_t *replaces;        /* the watch this one takes over from (recycle move) */
 	watch_t *moving_to;
@@ -110,7 +131,15 @@ struct runner {
 	void *close_ud;
 	uint64_t done_per_sec[RUNNER_RATE_WINDOW];
 	uint64_t done_total, ok_total, fail_total, deltas_total, snapshots_total;
-	uint64_t last_success_ms;
+	unsigned verifying;       /* verification reads running (at most verify_cap()) */
+	uint64_t verify_total[3]; /* verification reads: agreed, frozen, failed */
+	uint64_t frozen_total;    /* watched pages found frozen */
+	uint64_t unchanged_skipped; /* push reads that found the data unchanged */
+	struct {
+		uint64_t at, who;     /* loop time, hash of the target's id */
+	} freeze_ring[16];        /* the last freezes: many pages at once recycle the browser */
+	unsigned freeze_next;
+	uint64_t last_success_ms, last_verified_ms;
 };
 
 static inline uint64_t now_ms(runner_t *r)
@@ -152,8 +181,15 @@ void runner__record_done(runner_t *r, int ok);
 /* A run of rt failed with outcome out (its cause) and message why: counted, logged and
  * kept for /status. */
 void runner__target_failed(runner_t *r, rtarget_t *rt, enum pool_outcome out, const char *why);
+/* Flags of runner__publish(). */
+enum {
+	PUB_VERIFIED = 1,  /* the read is known to reflect the source (a fresh navigation) */
+	PUB_IF_CHANGED = 2 /* publish only if the data changed (push reads); the ages move */
+};
 int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *url,
-                    uint64_t started);
+                    uint64_t started, unsigned flags);
+/* The adapter's data of a raw value (new reference), or NULL with why filled. */
+json_t *runner__normalise(rtarget_t *rt, const json_t *raw, char *why, size_t len);
 void runner__task_done(runner_t *r, const adapter_t *ad, enum pool_outcome outcome,
                        uint64_t duration_ms);
 /* The outcome a failed operation's status stands for, by cause: -ETIMEDOUT timeout, a
@@ -162,6 +198,22 @@ void runner__task_done(runner_t *r, const adapter_t *ad, enum pool_outcome outco
 enum pool_outcome runner__outcome_of(int status);
 /* task.c: navigate and fetch tasks */
 void runner__task_start(runner_t *r, rtarget_t *rt, enum rkind kind);
+/* A navigate task for a verification of rt's watched page (verify.c decides when). */
+void runner__task_start_verify(runner_t *r, rtarget_t *rt);
+/* verify.c: verification of watched pages */
+/* How long a watched target's data may stay unchanged before it is verified. */
+uint32_t runner__unchanged_ms(runner_t *r, const rtarget_t *rt);
+/* After a watched read of rt: starts a verification read if one is due and has room. */
+void runner__verify_maybe(runner_t *r, rtarget_t *rt);
+/* A verification read of rt ended: with its raw value (read at url), or raw NULL and
+ * why it failed. */
+void runner__verify_done(runner_t *r, rtarget_t *rt, const json_t *raw, const char *why,
+                         const char *url, uint64_t started);
+/* 1 if rt, a watched target, is read in navigate mode now (over WATCH_CAP, or its watch
+ * kept freezing). */
+int runner__watch_navigates(runner_t *r, rtarget_t *rt);
+/* watch.c: reload the watched page (fresh = a new context too). */
+void runner__watch_reload(watch_t *w, int new_context);
 int runner__nav_failure(const cdp_nav_result_t *res, const char *url, char *msg, size_t len);
 /* watch.c: watched pages */
 void runner__watch_open(runner_t *r, rtarget_t *rt, watch_t *replaces);

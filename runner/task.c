@@ -22,6 +22,27 @@
 /* Ends the task with its outcome (POOL_OK, or the cause of the failure; a revoked task's
  * is the revocation's). why: the failure's message; NULL with a failure, a task cut short
  * by the stop, which is not counted. */
+/* A verification's end: its own counts, no scheduler run, no failure of the target. */
+static void verify_finish(task_t *t, enum pool_outcome out)
+{
+	runner_t *r = t->runner;
+	rtarget_t *rt = t->rt;
+
+	if (t->lease) {
+		pool_release(t->lease, out);
+		t->lease = NULL;
+	}
+	rt->verify = NULL;
+	r->verifying--;
+	r->running[t->kind]--;
+	runner__rt_unref(rt);
+	free(t);
+	if (r->closing)
+		runner__maybe_finish_close(r);
+	else
+		runner__pump(r);
+}
+
 static void task_finish(task_t *t, enum pool_outcome out, const char *why)
 {
 	runner_t *r = t->runner;
@@ -30,6 +51,12 @@ static void task_finish(task_t *t, enum pool_outcome out, const char *why)
 
 	if (!ok && t->revoked)
 		out = t->revoke_reason;
+	if (t->purpose == TP_VERIFY) {
+		if (!ok && why)
+			runner__verify_done(r, rt, NULL, why, t->url, t->started);
+		verify_finish(t, out);
+		return;
+	}
 	if (!ok && why)
 		runner__target_failed(r, rt, out, why);
 	if (!(r->stopping && !ok && !why))
@@ -84,12 +111,18 @@ int runner__nav_failure(const cdp_nav_result_t *res, const char *url, char *msg,
 	return -1;
 }
 
-/* Publishes what the task read: POOL_OK, or POOL_FAILED if it did not make a snapshot
- * (the target's failure is recorded). */
+/* Publishes what the task read (a fresh navigation: verified), or hands a verification's
+ * value to verify.c: POOL_OK, or POOL_FAILED if it made no snapshot (the target's failure
+ * is recorded). */
 static enum pool_outcome published(task_t *t, const json_t *value)
 {
-	return runner__publish(t->runner, t->rt, value, t->url, t->started) == 0 ? POOL_OK
-	                                                                        : POOL_FAILED;
+	if (t->purpose == TP_VERIFY) {
+		runner__verify_done(t->runner, t->rt, value, NULL, t->url, t->started);
+		return POOL_OK;
+	}
+	return runner__publish(t->runner, t->rt, value, t->url, t->started, PUB_VERIFIED) == 0
+	               ? POOL_OK
+	               : POOL_FAILED;
 }
 
 /* The page read: loaded, waited for and extracted (or the step that failed, and why). */
@@ -203,20 +236,40 @@ static void on_fetched(const fetch_result_t *res, void *ud)
 	json_decref(doc);
 }
 
-void runner__task_start(runner_t *r, rtarget_t *rt, enum rkind kind)
+static task_t *task_new(runner_t *r, rtarget_t *rt, enum rkind kind, enum task_purpose why)
 {
 	task_t *t = calloc(1, sizeof *t);
-	const adapter_t *ad = rt->spec.adapter;
 
 	if (!t)
 		abort();
 	t->runner = r;
 	t->rt = rt;
+	t->purpose = why;
 	rt->refs++;
-	rt->task = t;
 	t->started = now_ms(r);
 	t->kind = kind;
 	r->running[kind]++;
+	return t;
+}
+
+void runner__task_start_verify(runner_t *r, rtarget_t *rt)
+{
+	task_t *t = task_new(r, rt, RK_NAV, TP_VERIFY);
+
+	rt->verify = t;
+	r->verifying++;
+	snprintf(t->url, sizeof t->url, "%.*s", (int)sizeof t->url - 1, rt->spec.url);
+	t->lease = pool_acquire(r->pool, t->url, rt->spec.timeout_ms, on_granted, on_revoked, t);
+	if (!t->lease)
+		task_finish(t, POOL_FAILED, "the pool is closing");
+}
+
+void runner__task_start(runner_t *r, rtarget_t *rt, enum rkind kind)
+{
+	task_t *t = task_new(r, rt, kind, TP_RUN);
+	const adapter_t *ad = rt->spec.adapter;
+
+	rt->task = t;
 	if (!ad->build_url || ad->build_url(rt->spec.state, rt->spec.url, t->url, sizeof t->url))
 		snprintf(t->url, sizeof t->url, "%.*s", (int)sizeof t->url - 1, rt->spec.url);
 	if (kind == RK_NAV) {

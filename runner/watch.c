@@ -151,7 +151,48 @@ static void watch_ready(watch_t *w)
 {
 	watch_set_state(w, W_READY);
 	w->loaded_at = now_ms(w->runner);
+	w->fresh = 1;
+	if (w->reload_asked) {
+		w->reload_asked = 0;
+		w->loaded_at = 0; /* a reload asked during the load: the next read reloads */
+	}
 	watch_extract(w);
+}
+
+/* How a successful read of the watched page is published: the first read after a load
+ * is a fresh navigation (verified); later reads count as verified while the page was
+ * confirmed within WATCH_VERIFY_SECONDS, its data changed within
+ * WATCH_VERIFY_UNCHANGED_SECONDS and it is not frozen. A read the page asked for (push)
+ * writes only a change. */
+static unsigned read_flags(watch_t *w)
+{
+	runner_t *r = w->runner;
+	const rtarget_t *rt = w->rt;
+	uint64_t now = now_ms(r);
+	unsigned f = w->pushed ? PUB_IF_CHANGED : 0;
+
+	if (w->fresh || (rt->confirmed_ms && !rt->frozen_ms &&
+	                 now - rt->confirmed_ms < r->o.verify_max_ms &&
+	                 now - rt->changed_ms < runner__unchanged_ms(r, rt)))
+		f |= PUB_VERIFIED;
+	return f;
+}
+
+/* A read of the page published: a fresh load confirms the page (and ends a freeze). */
+static void read_done(watch_t *w)
+{
+	rtarget_t *rt = w->rt;
+
+	w->open_failures = 0;
+	if (w->fresh) {
+		rt->confirmed_ms = now_ms(w->runner);
+		if (rt->frozen_ms)
+			log_info("run", "watched page of %s recovered: reloaded, its data is current",
+			         rt->spec.id);
+		rt->frozen_ms = 0;
+	}
+	w->fresh = 0;
+	runner__verify_maybe(w->runner, rt);
 }
 
 static void w_on_eval(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
@@ -177,11 +218,11 @@ static void w_on_eval(cdp_page_t *page, int status, json_t *value, const char *w
 		}
 		ok = 0;
 	} else {
-		ok = runner__publish(r, rt, value, rt->spec.url, w->op_started) == 0;
+		ok = runner__publish(r, rt, value, rt->spec.url, w->op_started, read_flags(w)) == 0;
 		runner__task_done(r, rt->spec.adapter, ok ? POOL_OK : POOL_FAILED,
 		                  now_ms(r) - w->op_started);
 		if (ok)
-			w->open_failures = 0;
+			read_done(w);
 	}
 	if (w->sched_running) {
 		w->sched_running = 0;
@@ -220,6 +261,7 @@ static void watch_extract(watch_t *w)
 		return;
 	}
 	w->op_started = now_ms(w->runner);
+	w->pushed = !w->sched_running;
 	rc = cdp_page_evaluate(w->page, ad->extract_js(w->rt->spec.state), 10000, w_on_eval, w);
 	if (rc != 0) {
 		watch_restart(w, cdp_strerror(rc));
@@ -385,11 +427,13 @@ void runner__watch_open(runner_t *r, rtarget_t *rt, watch_t *replaces)
 	if (r->stopping || rt->removed)
 		return;
 	if (!replaces && r->watches >= r->o.watch_cap) {
-		snprintf(rt->last_error, sizeof rt->last_error,
-		         "WATCH_CAP (%u) watched pages are open; this target waits for a free one",
-		         r->o.watch_cap);
+		if (!rt->overflow)
+			log_warn("run", "target %s: WATCH_CAP (%u) watched pages are open; reading it "
+			         "in navigate mode until one is free", rt->spec.id, r->o.watch_cap);
+		rt->overflow = 1;
 		return;
 	}
+	rt->overflow = 0;
 	w = calloc(1, sizeof *w);
 	if (!w)
 		abort();
@@ -412,13 +456,20 @@ void runner__watch_open(runner_t *r, rtarget_t *rt, watch_t *replaces)
 		runner__watch_close(w);
 }
 
-/* The watch scheduler handed out rt: refresh its page (or open it). */
+/* The watch scheduler handed out rt: refresh its page (or open it); a target over
+ * WATCH_CAP, or whose watch kept freezing, is read in navigate mode instead (the task
+ * ends the scheduler's run). */
 void runner__watch_due(runner_t *r, rtarget_t *rt)
 {
 	watch_t *w = rt->watch;
 
-	if (!w) {
+	if (!w && !runner__watch_navigates(r, rt))
 		runner__watch_open(r, rt, NULL);
+	if (!rt->watch && runner__watch_navigates(r, rt) && !rt->task) {
+		runner__task_start(r, rt, RK_NAV);
+		return;
+	}
+	if (!w) {
 		runner__watch_sched_done(r, rt, 0);
 		return;
 	}
@@ -429,4 +480,28 @@ void runner__watch_due(runner_t *r, rtarget_t *rt)
 	}
 	w->sched_running = 1;
 	watch_extract(w);
+}
+
+void runner__watch_reload(watch_t *w, int new_context)
+{
+	runner_t *r = w->runner;
+	rtarget_t *rt = w->rt;
+
+	if (w->closing)
+		return;
+	if (new_context) {
+		log_info("run", "watched page of %s: reopening it in a new context", rt->spec.id);
+		runner__watch_close(w);
+		if (!rt->watch)
+			runner__watch_open(r, rt, NULL);
+		return;
+	}
+	log_info("run", "watched page of %s: reloading it", rt->spec.id);
+	if (w->state != W_READY) {
+		w->reload_asked = 1; /* loading or opening: reload once it is ready */
+		return;
+	}
+	w->loaded_at = 0; /* the next read reloads (watch_extract) */
+	if (!w->busy)
+		watch_extract(w);
 }

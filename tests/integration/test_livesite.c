@@ -440,6 +440,25 @@ static void test_livesite__long_poll(void **state)
 	version = jint(ctl, "version");
 	json_decref(ctl);
 
+	/* muted: an open page's poll hangs past its wait, a new page's first poll (since=-1)
+	 * is answered at once; unmuting answers the hung one */
+	snprintf(path, sizeof path, "/live/ctl/mute?id=%s", id);
+	json_decref(get_json(e, path, 200));
+	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld&wait=300", id,
+	         (long long)version);
+	get_start(e, path, &held);
+	tu_run_until(&e->pk.loop, &held.done, 1000);
+	assert_false(held.done);
+	snprintf(path, sizeof path, "/live/api/match/%s?since=-1", id);
+	json_decref(get_json(e, path, 200));
+	snprintf(path, sizeof path, "/live/ctl/mute?id=%s&ms=0", id);
+	ctl = get_json(e, path, 200);
+	get_wait(e, &held, "the long-poll held by the mute");
+	assert_int_equal(held.code, 200);
+	json_decref(held.json);
+	version = jint(ctl, "version");
+	json_decref(ctl);
+
 	/* nothing changes: answered at its deadline, unchanged */
 	snprintf(path, sizeof path, "/live/api/match/%s?since=%lld&wait=300", id,
 	         (long long)version);

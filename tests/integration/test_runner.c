@@ -195,6 +195,67 @@ static find_t view(rh_t *h, const char *id)
 			uv_run(&(h)->loop, UV_RUN_ONCE);                                       \
 	} while (0)
 
+/* GETs path on the fixture from the loop and waits for the answer (200 expected). */
+static void on_ctl(const fetch_result_t *res, void *ud)
+{
+	*(long *)ud = res->status == 0 ? res->http_code : -1;
+}
+
+static void rh_get(rh_t *h, const char *path)
+{
+	char url[256];
+	long code = 0;
+
+	fixture_url(h->fx, path, url, sizeof url);
+	assert_int_equal(fetch_get(h->fetch, url, 10000, 0, on_ctl, &code), 0);
+	RUN_UNTIL(h, code != 0, 15000);
+	if (code != 200)
+		fail_msg("GET %s: %ld", path, code);
+}
+
+/* The newest snapshot of id published (borrowed), or NULL. */
+static json_t *latest(rh_t *h, const char *id)
+{
+	json_t *s, *last = NULL;
+	size_t i;
+
+	json_array_foreach(h->published, i, s)
+		if (strcmp(json_string_value(json_object_get(s, "target")), id) == 0)
+			last = s;
+	return last;
+}
+
+/* The match version of a livescore snapshot's data. */
+static json_int_t version_of(const json_t *snap)
+{
+	return json_integer_value(json_object_get(json_object_get(snap, "data"), "version"));
+}
+
+/* Tracks one watched target while a test runs: the longest time its published match
+ * version stood still, and whether it was ever seen frozen or read in navigate mode. */
+typedef struct track {
+	const char *id;
+	json_int_t version;
+	uint64_t since, longest;
+	int frozen_seen, navigate_seen;
+} track_t;
+
+static void track_step(rh_t *h, track_t *t)
+{
+	json_t *snap = latest(h, t->id);
+	find_t f = view(h, t->id);
+	uint64_t now = tu_now_ms();
+
+	if (snap && version_of(snap) != t->version) {
+		t->version = version_of(snap);
+		t->since = now;
+	}
+	if (t->since && now - t->since > t->longest)
+		t->longest = now - t->since;
+	t->frozen_seen |= f.found && strcmp(f.v.state, "frozen") == 0;
+	t->navigate_seen |= f.found && strcmp(f.v.read_mode, "navigate") == 0;
+}
+
 static void opts(runner_opts_t *ro)
 {
 	runner_opts_init(ro);
@@ -405,6 +466,89 @@ static void test_runner__close_while_tasks_run(void **state)
 	assert_true(h.outcomes[POOL_OK] >= 1); /* the watched reads */
 }
 
+/* Runs the loop for ms, tracking the targets after each turn; stops early once stop()
+ * says so (NULL: never). */
+static void run_tracking(rh_t *h, track_t *t, size_t n, uint64_t ms, int (*stop)(track_t *))
+{
+	for (uint64_t t0 = tu_now_ms(); tu_now_ms() - t0 < ms && !(stop && stop(t));) {
+		uv_run(&h->loop, UV_RUN_ONCE);
+		for (size_t i = 0; i < n; i++)
+			track_step(h, &t[i]);
+	}
+}
+
+static int both_navigate(track_t *t)
+{
+	return t[0].navigate_seen && t[1].navigate_seen;
+}
+
+/*
+ * Truthful freshness of watched pages: the live matches' feeds die for the open pages
+ * (the fixture's mute: their long-polls hang, the pages stay alive and answer), in watch
+ * and in watch+push mode. Each is verified once its data has stood still for
+ * verify_unchanged_ms, found frozen, the fresh read published, and the page reloaded;
+ * as the feed stays dead, it escalates to navigate mode, where the data stays current. A
+ * finished match (data that genuinely never changes) is verified and never frozen.
+ */
+static void test_runner__frozen_watch_is_verified_and_reloaded(void **state)
+{
+	static rh_t h;
+	runner_opts_t ro;
+	runner_stats_t st;
+	track_t t[3] = { { .id = "live" }, { .id = "push" }, { .id = "done" } };
+	uint64_t bound;
+
+	tu_require_chromium();
+	opts(&ro);
+	ro.verify_unchanged_ms = 3000;
+	ro.watch_navigate_ms = 60000;
+	rh_open(&h, &ro);
+	/* 12 matches at speed 2 (a match minute a second): 6..9 live, 10..12 finished */
+	assert_int_equal(fixture_live_configure(h.fx, 12, 2, 3), 0);
+	rh_targets(&h, "",
+	           "{\"targets\": ["
+	           "{\"id\": \"live\", \"adapter\": \"livescore\", \"url\": \"BASE/live/match/6\", "
+	           "\"class\": \"live\", \"interval_seconds\": 1, \"mode\": \"watch\"},"
+	           "{\"id\": \"push\", \"adapter\": \"livescore\", \"url\": \"BASE/live/match/7\", "
+	           "\"class\": \"live\", \"interval_seconds\": 1, \"mode\": \"watch\", "
+	           "\"push\": true},"
+	           "{\"id\": \"done\", \"adapter\": \"livescore\", \"url\": \"BASE/live/match/12\", "
+	           "\"class\": \"live\", \"interval_seconds\": 1, \"mode\": \"watch\"}]}");
+	RUN_UNTIL(&h, published(&h, "live") >= 3 && published(&h, "push") >= 3 &&
+	                      published(&h, "done") >= 2,
+	          60000);
+	assert_true(published(&h, "live") >= 3 && published(&h, "push") >= 3);
+	rh_get(&h, "/live/ctl/mute?id=6");
+	rh_get(&h, "/live/ctl/mute?id=7");
+	t[0].since = t[1].since = tu_now_ms();
+	/* until both are read in navigate mode (three freezes each), then 10 s more there */
+	run_tracking(&h, t, 3, 120000, both_navigate);
+	run_tracking(&h, t, 3, 10000, NULL);
+	runner_get_stats(h.runner, &st);
+	/* a frozen page's data is corrected within the unchanged time, one interval and one
+	 * verification read (bounded by its deadline, the task timeout) */
+	bound = ro.verify_unchanged_ms + 1000 + ro.task_timeout_ms;
+	print_message("frozen %llu; verifications agreed %llu frozen %llu failed %llu; longest "
+	              "standstill live %.1f s, push %.1f s (bound %.1f s); navigate mode: live "
+	              "%d push %d\n",
+	              (unsigned long long)st.frozen_total, (unsigned long long)st.verify_agreed,
+	              (unsigned long long)st.verify_frozen, (unsigned long long)st.verify_failed,
+	              t[0].longest / 1000.0, t[1].longest / 1000.0, bound / 1000.0,
+	              t[0].navigate_seen, t[1].navigate_seen);
+	assert_true(t[0].frozen_seen && t[1].frozen_seen);
+	assert_true(st.frozen_total >= 6); /* three freezes each before navigate mode */
+	assert_true(t[0].navigate_seen && t[1].navigate_seen);
+	assert_true(t[0].longest <= bound);
+	assert_true(t[1].longest <= bound);
+	assert_string_equal(view(&h, "live").v.watch_note, "its watched page kept freezing");
+	/* the finished match: verified (agreed), never frozen */
+	assert_false(t[2].frozen_seen);
+	assert_false(t[2].navigate_seen);
+	assert_true(st.verify_agreed >= 1);
+	assert_string_equal(view(&h, "done").v.state, "ok");
+	rh_close(&h);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +556,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_runner__watch_reloads_and_moves_on_recycle),
 		cmocka_unit_test(test_runner__reconcile_while_tasks_run),
 		cmocka_unit_test(test_runner__close_while_tasks_run),
+		cmocka_unit_test(test_runner__frozen_watch_is_verified_and_reloaded),
 	};
 	if (tu_browser_test_init(argc, argv))
 		return 127;
