@@ -28,7 +28,6 @@
 #include "tests/fixture/fixture.h"
 #include "tests/support/pagekit.h"
 #include "tests/support/testutil.h"
-#include "util/log.h"
 
 #define WAIT_MS 30000
 
@@ -757,22 +756,6 @@ static void test_cdp_page__killed_browser_fails_pending(void **state)
 	env_close(e);
 }
 
-/*
- * libuv opens process-wide descriptors once (the signal pipe used by uv_signal and
- * uv_spawn): open them before the first fd baseline is taken.
- */
-static void warm_up_libuv(void)
-{
-	uv_loop_t loop;
-	uv_signal_t sig;
-
-	assert_int_equal(uv_loop_init(&loop), 0);
-	uv_signal_init(&loop, &sig);
-	uv_close((uv_handle_t *)&sig, NULL);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
-}
-
 static void test_cdp_page__renderer_crash_fails_op(void **state)
 {
 	static env_t e; /* outlives a failed check: libuv keeps the loop in its signal lists */
@@ -1104,18 +1087,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_cdp_page__read_closed_mid_read, env_setup,
 		                                env_teardown),
 	};
-	char err[256];
 
-	if (browser_exec_wrapper_main(argc, argv))
+	if (tu_browser_test_init(argc, argv))
 		return 127;
-	if (log_init_from_env(err, sizeof err) != 0)
-		log_set_level(LOG_WARN);
-	if (!getenv("LOG_LEVEL"))
-		log_set_level(LOG_WARN);
-	signal(SIGPIPE, SIG_IGN);
-	warm_up_libuv();
-	/* TEST_FILTER=pattern runs only the matching cases (while working on one) */
-	if (getenv("TEST_FILTER"))
-		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
