@@ -99,21 +99,6 @@ static void on_opened(cdp_page_t *page, int status, const char *why, void *ud)
 	snprintf(r->why, sizeof r->why, "%s", why);
 }
 
-static cdp_page_t *open_page(env_t *e)
-{
-	res_t r = { 0 };
-
-	assert_int_equal(cdp_page_open(browser_conn(e->pk.b), NULL, 10000, on_opened, &r), 0);
-	assert_true(tu_run_until(&e->pk.loop, &r.done, WAIT_MS));
-	if (r.status != 0)
-		fail_msg("cdp_page_open: %s: %s", cdp_strerror(r.status), r.why);
-	assert_non_null(r.page);
-	assert_non_null(cdp_page_session_id(r.page));
-	assert_non_null(cdp_page_target_id(r.page));
-	assert_non_null(cdp_page_context_id(r.page));
-	return r.page;
-}
-
 static void on_navigated(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
 {
 	res_t *r = ud;
@@ -204,15 +189,6 @@ static void on_page_closed(void *ud)
 	(*(int *)ud)++;
 }
 
-static void close_page(env_t *e, cdp_page_t *p)
-{
-	int closed = 0;
-
-	cdp_page_close(p, on_page_closed, &closed);
-	assert_true(tu_run_until(&e->pk.loop, &closed, WAIT_MS));
-	assert_int_equal(closed, 1);
-}
-
 /* ---- tests ---- */
 
 static void test_cdp_page__js_rendered_value(void **state)
@@ -223,7 +199,7 @@ static void test_cdp_page__js_rendered_value(void **state)
 	cdp_page_t *p;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/js", url, sizeof url);
 	navigate(e, p, url, 10000, &r);
 	assert_int_equal(r.status, 0);
@@ -249,7 +225,7 @@ static void test_cdp_page__js_rendered_value(void **state)
 	assert_int_equal(json_integer_value(json_array_get(json_object_get(r.value, "a"), 0)), 1);
 
 	res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -279,7 +255,7 @@ static void test_cdp_page__open_options(void **state)
 	assert_int_equal(json_integer_value(json_array_get(r.value, 2)), 700);
 
 	res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -291,8 +267,8 @@ static void test_cdp_page__contexts_isolated(void **state)
 	cdp_page_t *a, *b;
 
 	env_open(e);
-	a = open_page(e);
-	b = open_page(e);
+	a = pk_new_page(&e->pk);
+	b = pk_new_page(&e->pk);
 	assert_string_not_equal(cdp_page_context_id(a), cdp_page_context_id(b));
 	url_of(e, "/cookie", url, sizeof url);
 	navigate(e, a, url, 10000, &r);
@@ -317,8 +293,8 @@ static void test_cdp_page__contexts_isolated(void **state)
 	assert_null(strstr(json_string_value(r.value), "isolation"));
 
 	res_reset(&r);
-	close_page(e, a);
-	close_page(e, b);
+	pk_close_page(&e->pk, a);
+	pk_close_page(&e->pk, b);
 	env_close(e);
 }
 
@@ -332,7 +308,7 @@ static void test_cdp_page__big_screenshot_arrives_whole(void **state)
 	size_t b64_len;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/noise?w=1600&h=1200", url, sizeof url);
 	navigate(e, p, url, 20000, &r);
 	assert_int_equal(r.status, 0);
@@ -357,7 +333,7 @@ static void test_cdp_page__big_screenshot_arrives_whole(void **state)
 	                 1200);
 
 	res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -371,7 +347,7 @@ static void test_cdp_page__navigation_outcomes(void **state)
 	uint64_t t0;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 
 	/* an HTTP error page still loads: status 0, the code reported */
 	url_of(e, "/status/404", url, sizeof url);
@@ -434,7 +410,7 @@ static void test_cdp_page__navigation_outcomes(void **state)
 	assert_non_null(strstr(r.why, "later"));
 
 	res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -473,7 +449,7 @@ static void first_load_outcomes(env_t *e, const cdp_page_opts_t *opts, int round
 		assert_int_equal(r.http_status, i % 2 ? 404 : 200);
 		if (i % 2 == 0)
 			assert_string_equal(r.final_url, want);
-		close_page(e, p);
+		pk_close_page(&e->pk, p);
 	}
 	port = tu_unused_port();
 	assert_true(port > 0);
@@ -482,7 +458,7 @@ static void first_load_outcomes(env_t *e, const cdp_page_opts_t *opts, int round
 	navigate(e, p, url, 10000, &r);
 	assert_int_equal(r.status, CDP_ENAV);
 	assert_string_equal(r.why, "net::ERR_CONNECTION_REFUSED");
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	res_reset(&r);
 }
 
@@ -527,12 +503,12 @@ static void test_cdp_page__opened_at_url(void **state)
 	p = open_unheld(e, &ua, "/static", 10000, &r);
 	evaluate(e, p, "navigator.userAgent", 5000, &r);
 	assert_string_equal(json_string_value(r.value), "cdpilot-test/2.0");
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	/* ... or a page's own blocking */
 	p = open_unheld(e, &blocking, "/never-load", 5000, &r);
 	cdp_page_get_counters(p, &pc);
 	assert_true(pc.requests_blocked >= 1);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	/* a server that never answers a navigation: -ETIMEDOUT, and the page stays usable */
 	url_of(e, "/hang", url, sizeof url);
@@ -543,7 +519,7 @@ static void test_cdp_page__opened_at_url(void **state)
 	assert_true(tu_now_ms() - t0 < 3000);
 	evaluate(e, p, "1+1", 5000, &r);
 	assert_int_equal(json_integer_value(r.value), 2);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	assert_int_equal(cdp_hold_pages(browser_conn(e->pk.b), &hold), 0);
 	held.hold = guarded.hold = hold;
@@ -562,7 +538,7 @@ static void test_cdp_page__opened_at_url(void **state)
 	assert_string_equal(r.final_url, want);
 	evaluate(e, p, "document.title", 5000, &r);
 	assert_string_equal(json_string_value(r.value), "Static page");
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	/* browser-wide blocking covers the first document (its image never comes, so only a
 	 * blocked one lets it load), and the popup guard is in it once it is handed over */
@@ -585,7 +561,7 @@ static void test_cdp_page__opened_at_url(void **state)
 	assert_int_equal(r.http_status, 200);
 	evaluate(e, p, "document.title", 5000, &r);
 	assert_string_equal(json_string_value(r.value), "Static page");
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	/* a server that never answers: a held page's set-up is answered only once its first
 	 * document commits, so the open times out */
@@ -627,7 +603,7 @@ static void test_cdp_page__held_pages(void **state)
 	assert_string_equal(json_string_value(r.value), "null cdpilot-held/1.0");
 	cdp_page_get_counters(p, &pc);
 	assert_int_equal(pc.dialogs_dismissed, 1);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	/* the page's own blocking covers the first document: its image never comes, so only a
 	 * blocked one lets it load; and it was opened there, not at about:blank */
@@ -640,7 +616,7 @@ static void test_cdp_page__held_pages(void **state)
 	assert_int_equal(r.http_status, 200);
 	cdp_page_get_counters(p, &pc);
 	assert_true(pc.requests_blocked >= 1);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	/* outcomes, every event of the first navigation seen */
 	first_load_outcomes(e, &o, 4);
@@ -652,7 +628,7 @@ static void test_cdp_page__held_pages(void **state)
 	assert_int_equal(r.status, 0);
 	evaluate(e, p, "document.title", 5000, &r);
 	assert_string_equal(json_string_value(r.value), "Static page");
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	cdp_hold_free(hold);
 	res_reset(&r);
@@ -668,7 +644,7 @@ static void test_cdp_page__timeout_fails_alone(void **state)
 	uint64_t t0, dt;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/static", url, sizeof url);
 	navigate(e, p, url, 10000, &r);
 	assert_int_equal(r.status, 0);
@@ -687,7 +663,7 @@ static void test_cdp_page__timeout_fails_alone(void **state)
 	assert_int_equal(json_integer_value(r.value), 2);
 
 	res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -700,7 +676,7 @@ static void test_cdp_page__close_cancels_running_op(void **state)
 	int closed = 0;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/static", url, sizeof url);
 	navigate(e, p, url, 10000, &r);
 	res_reset(&r);
@@ -729,7 +705,7 @@ static void test_cdp_page__killed_browser_fails_pending(void **state)
 	pid_t pid;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/static", url, sizeof url);
 	navigate(e, p, url, 10000, &r);
 	assert_int_equal(r.status, 0);
@@ -751,7 +727,7 @@ static void test_cdp_page__killed_browser_fails_pending(void **state)
 	/* the page is still closed cleanly (nothing to dispose any more) */
 	res_reset(&r);
 	assert_int_equal(cdp_page_evaluate(p, "1", 1000, on_evaluated, &r), CDP_ECONNLOST);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	tu_run_until(&e->pk.loop, &e->pk.lost, 5000);
 	env_close(e);
 }
@@ -764,8 +740,8 @@ static void test_cdp_page__renderer_crash_fails_op(void **state)
 	cdp_page_t *p, *other;
 
 	env_open(&e);
-	p = open_page(&e);
-	other = open_page(&e);
+	p = pk_new_page(&e.pk);
+	other = pk_new_page(&e.pk);
 	url_of(&e, "/static", url, sizeof url);
 	navigate(&e, p, url, 10000, &r);
 	assert_int_equal(r.status, 0);
@@ -788,8 +764,8 @@ static void test_cdp_page__renderer_crash_fails_op(void **state)
 	assert_string_equal(json_string_value(r.value), "Static page");
 
 	res_reset(&r);
-	close_page(&e, p);
-	close_page(&e, other);
+	pk_close_page(&e.pk, p);
+	pk_close_page(&e.pk, other);
 	env_close(&e);
 }
 
@@ -861,7 +837,7 @@ static void test_cdp_page__read_success(void **state)
 	cdp_page_t *p;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/js", url, sizeof url);
 	req.url = url;
 	assert_int_equal(cdp_page_read(p, &req, on_read, &r), 0);
@@ -890,7 +866,7 @@ static void test_cdp_page__read_success(void **state)
 	                 -EINVAL);
 
 	read_res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -904,7 +880,7 @@ static void test_cdp_page__read_http_error(void **state)
 	cdp_page_t *p;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/status/404", url, sizeof url);
 	req.url = url;
 	read_page(e, p, &req, &r);
@@ -920,7 +896,7 @@ static void test_cdp_page__read_http_error(void **state)
 	assert_int_equal(json_integer_value(r.value), 2);
 
 	read_res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -937,7 +913,7 @@ static void test_cdp_page__read_wait_timeout(void **state)
 	uint64_t t0, dt;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/static", url, sizeof url);
 	req.url = url;
 	t0 = tu_now_ms();
@@ -966,7 +942,7 @@ static void test_cdp_page__read_wait_timeout(void **state)
 	assert_true(json_is_true(r.value));
 
 	read_res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -981,7 +957,7 @@ static void test_cdp_page__read_eval_exception(void **state)
 	cdp_page_t *p;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/static", url, sizeof url);
 	req.url = url;
 	read_page(e, p, &req, &r);
@@ -993,7 +969,7 @@ static void test_cdp_page__read_eval_exception(void **state)
 	assert_int_equal(r.http_status, 200);
 
 	read_res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -1023,7 +999,7 @@ static void test_cdp_page__read_closed_mid_read(void **state)
 	int closed = 0;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/hang", url, sizeof url);
 	req.url = url;
 	read_until_step(e, p, &req, CDP_READ_NAV, &r);
@@ -1036,7 +1012,7 @@ static void test_cdp_page__read_closed_mid_read(void **state)
 	assert_true(tu_run_until(&e->pk.loop, &closed, WAIT_MS));
 	assert_int_equal(r.calls, 1);
 
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/static", url, sizeof url);
 	read_until_step(e, p, &req, CDP_READ_WAIT, &r);
 	closed = 0;
