@@ -769,7 +769,7 @@ static void test_cdp_page__renderer_crash_fails_op(void **state)
 	env_close(&e);
 }
 
-/* ---- the composed read (cdp_page_read) ---- */
+/* ---- the composed read (cdp_page_read): a case's state is a pagekit (pk_setup) ---- */
 
 /* The outcome of one read, copied out of its callback. */
 typedef struct read_res {
@@ -816,11 +816,18 @@ static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 		assert_int_not_equal(res->status, 0);
 }
 
-static void read_page(env_t *e, cdp_page_t *p, const cdp_read_req_t *req, read_res_t *r)
+/* The callback of an operation that must be refused at once. */
+static void on_eval_refused(cdp_page_t *page, int status, json_t *value, const char *why,
+                            void *ud)
+{
+	fail_msg("a refused evaluation called back: %s", why);
+}
+
+static void read_page(pagekit_t *k, cdp_page_t *p, const cdp_read_req_t *req, read_res_t *r)
 {
 	read_res_reset(r);
 	assert_int_equal(cdp_page_read(p, req, on_read, r), 0);
-	assert_true(tu_run_until(&e->pk.loop, &r->done, WAIT_MS));
+	assert_true(tu_run_until(&k->loop, &r->done, PK_WAIT_MS));
 	assert_int_equal(r->calls, 1);
 	assert_int_equal(r->step_in_cb, CDP_READ_NONE);
 }
@@ -828,23 +835,22 @@ static void read_page(env_t *e, cdp_page_t *p, const cdp_read_req_t *req, read_r
 /* Navigate, wait and evaluate in one read; while it runs the page takes no other work. */
 static void test_cdp_page__read_success(void **state)
 {
-	env_t *e = *state;
+	pagekit_t *k = *state;
 	read_res_t r = { 0 };
-	res_t other = { 0 };
 	char url[256];
 	cdp_read_req_t req = { .wait_for = "#out", .expression = "window.renderedValue",
 		               .timeout_ms = 10000 };
 	cdp_page_t *p;
 
-	env_open(e);
-	p = pk_new_page(&e->pk);
-	url_of(e, "/js", url, sizeof url);
+	pk_open(k, 1);
+	p = pk_new_page(k);
+	fixture_url(k->fx, "/js", url, sizeof url);
 	req.url = url;
 	assert_int_equal(cdp_page_read(p, &req, on_read, &r), 0);
 	assert_int_equal(cdp_page_read_step(p), CDP_READ_NAV);
-	assert_int_equal(cdp_page_evaluate(p, "1", 1000, on_evaluated, &other), -EBUSY);
+	assert_int_equal(cdp_page_evaluate(p, "1", 1000, on_eval_refused, NULL), -EBUSY);
 	assert_int_equal(cdp_page_read(p, &req, on_read, &r), -EBUSY);
-	assert_true(tu_run_until(&e->pk.loop, &r.done, WAIT_MS));
+	assert_true(tu_run_until(&k->loop, &r.done, PK_WAIT_MS));
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.failed, CDP_READ_NONE);
 	assert_string_equal(r.why, "");
@@ -855,7 +861,7 @@ static void test_cdp_page__read_success(void **state)
 	assert_int_equal(cdp_page_read_step(p), CDP_READ_NONE);
 
 	/* an evaluation alone reads the page as it is; nothing asked for is refused */
-	read_page(e, p, &(cdp_read_req_t){ .expression = "document.querySelector('#out')"
+	read_page(k, p, &(cdp_read_req_t){ .expression = "document.querySelector('#out')"
 	                                                 ".textContent" },
 	          &r);
 	assert_int_equal(r.failed, CDP_READ_NONE);
@@ -866,24 +872,25 @@ static void test_cdp_page__read_success(void **state)
 	                 -EINVAL);
 
 	read_res_reset(&r);
-	pk_close_page(&e->pk, p);
-	env_close(e);
+	pk_close_page(k, p);
+	pk_close(k);
+	pk_finish(k);
 }
 
 /* An HTTP error page ends the read at the navigation; the page stays usable. */
 static void test_cdp_page__read_http_error(void **state)
 {
-	env_t *e = *state;
+	pagekit_t *k = *state;
 	read_res_t r = { 0 };
 	char url[256];
 	cdp_read_req_t req = { .wait_for = "body", .expression = "1", .timeout_ms = 10000 };
 	cdp_page_t *p;
 
-	env_open(e);
-	p = pk_new_page(&e->pk);
-	url_of(e, "/status/404", url, sizeof url);
+	pk_open(k, 1);
+	p = pk_new_page(k);
+	fixture_url(k->fx, "/status/404", url, sizeof url);
 	req.url = url;
-	read_page(e, p, &req, &r);
+	read_page(k, p, &req, &r);
 	assert_int_equal(r.failed, CDP_READ_NAV);
 	assert_int_equal(r.status, CDP_EHTTP);
 	assert_int_equal(r.not_started, 0);
@@ -891,20 +898,21 @@ static void test_cdp_page__read_http_error(void **state)
 	assert_int_equal(r.http_status, 404);
 	assert_string_equal(r.why, "HTTP 404");
 	assert_null(r.value);
-	read_page(e, p, &(cdp_read_req_t){ .expression = "1+1" }, &r);
+	read_page(k, p, &(cdp_read_req_t){ .expression = "1+1" }, &r);
 	assert_int_equal(r.failed, CDP_READ_NONE);
 	assert_int_equal(json_integer_value(r.value), 2);
 
 	read_res_reset(&r);
-	pk_close_page(&e->pk, p);
-	env_close(e);
+	pk_close_page(k, p);
+	pk_close(k);
+	pk_finish(k);
 }
 
 /* A selector that never matches fails the wait at its own cap, or at the read's deadline;
  * the expression is not evaluated. */
 static void test_cdp_page__read_wait_timeout(void **state)
 {
-	env_t *e = *state;
+	pagekit_t *k = *state;
 	read_res_t r = { 0 };
 	char url[256];
 	cdp_read_req_t req = { .wait_for = "#nope", .expression = "window.evaluated = 1",
@@ -912,12 +920,12 @@ static void test_cdp_page__read_wait_timeout(void **state)
 	cdp_page_t *p;
 	uint64_t t0, dt;
 
-	env_open(e);
-	p = pk_new_page(&e->pk);
-	url_of(e, "/static", url, sizeof url);
+	pk_open(k, 1);
+	p = pk_new_page(k);
+	fixture_url(k->fx, "/static", url, sizeof url);
 	req.url = url;
 	t0 = tu_now_ms();
-	read_page(e, p, &req, &r);
+	read_page(k, p, &req, &r);
 	dt = tu_now_ms() - t0;
 	print_message("a read with a 400 ms wait cap ended after %llu ms\n",
 	              (unsigned long long)dt);
@@ -933,34 +941,35 @@ static void test_cdp_page__read_wait_timeout(void **state)
 	req.wait_timeout_ms = 0;
 	req.timeout_ms = 300;
 	t0 = tu_now_ms();
-	read_page(e, p, &req, &r);
+	read_page(k, p, &req, &r);
 	dt = tu_now_ms() - t0;
 	assert_int_equal(r.failed, CDP_READ_WAIT);
 	assert_int_equal(r.status, -ETIMEDOUT);
 	assert_true(dt >= 290 && dt < 10000);
-	read_page(e, p, &(cdp_read_req_t){ .expression = "window.evaluated === undefined" }, &r);
+	read_page(k, p, &(cdp_read_req_t){ .expression = "window.evaluated === undefined" }, &r);
 	assert_true(json_is_true(r.value));
 
 	read_res_reset(&r);
-	pk_close_page(&e->pk, p);
-	env_close(e);
+	pk_close_page(k, p);
+	pk_close(k);
+	pk_finish(k);
 }
 
 /* A script that throws fails the read at the evaluation with the exception's text. */
 static void test_cdp_page__read_eval_exception(void **state)
 {
-	env_t *e = *state;
+	pagekit_t *k = *state;
 	read_res_t r = { 0 };
 	char url[256];
 	cdp_read_req_t req = { .wait_for = "title", .expression = "throw new Error('boom')",
 		               .timeout_ms = 10000 };
 	cdp_page_t *p;
 
-	env_open(e);
-	p = pk_new_page(&e->pk);
-	url_of(e, "/static", url, sizeof url);
+	pk_open(k, 1);
+	p = pk_new_page(k);
+	fixture_url(k->fx, "/static", url, sizeof url);
 	req.url = url;
-	read_page(e, p, &req, &r);
+	read_page(k, p, &req, &r);
 	assert_int_equal(r.failed, CDP_READ_EVAL);
 	assert_int_equal(r.status, CDP_EEXCEPTION);
 	assert_int_equal(r.not_started, 0);
@@ -969,20 +978,21 @@ static void test_cdp_page__read_eval_exception(void **state)
 	assert_int_equal(r.http_status, 200);
 
 	read_res_reset(&r);
-	pk_close_page(&e->pk, p);
-	env_close(e);
+	pk_close_page(k, p);
+	pk_close(k);
+	pk_finish(k);
 }
 
 /* Starts a read on p and runs the loop until it reaches step. */
-static void read_until_step(env_t *e, cdp_page_t *p, const cdp_read_req_t *req,
+static void read_until_step(pagekit_t *k, cdp_page_t *p, const cdp_read_req_t *req,
                             cdp_read_step_t step, read_res_t *r)
 {
 	uint64_t t0 = tu_now_ms();
 
 	read_res_reset(r);
 	assert_int_equal(cdp_page_read(p, req, on_read, r), 0);
-	while (cdp_page_read_step(p) != step && !r->done && tu_now_ms() - t0 < WAIT_MS)
-		uv_run(&e->pk.loop, UV_RUN_ONCE);
+	while (cdp_page_read_step(p) != step && !r->done && tu_now_ms() - t0 < PK_WAIT_MS)
+		uv_run(&k->loop, UV_RUN_ONCE);
 	assert_int_equal(r->calls, 0);
 	assert_int_equal(cdp_page_read_step(p), step);
 }
@@ -991,41 +1001,42 @@ static void read_until_step(env_t *e, cdp_page_t *p, const cdp_read_req_t *req,
  * before cdp_page_close() returns, and starts no later step. */
 static void test_cdp_page__read_closed_mid_read(void **state)
 {
-	env_t *e = *state;
+	pagekit_t *k = *state;
 	read_res_t r = { 0 };
 	char url[256];
 	cdp_read_req_t req = { .wait_for = "#nope", .expression = "1", .timeout_ms = 20000 };
 	cdp_page_t *p;
 	int closed = 0;
 
-	env_open(e);
-	p = pk_new_page(&e->pk);
-	url_of(e, "/hang", url, sizeof url);
+	pk_open(k, 1);
+	p = pk_new_page(k);
+	fixture_url(k->fx, "/hang", url, sizeof url);
 	req.url = url;
-	read_until_step(e, p, &req, CDP_READ_NAV, &r);
-	uv_run(&e->pk.loop, UV_RUN_NOWAIT); /* Page.navigate goes out */
+	read_until_step(k, p, &req, CDP_READ_NAV, &r);
+	uv_run(&k->loop, UV_RUN_NOWAIT); /* Page.navigate goes out */
 	cdp_page_close(p, on_page_closed, &closed);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.failed, CDP_READ_NAV);
 	assert_int_equal(r.status, -ECANCELED);
 	assert_int_equal(r.nav_status, -ECANCELED);
-	assert_true(tu_run_until(&e->pk.loop, &closed, WAIT_MS));
+	assert_true(tu_run_until(&k->loop, &closed, PK_WAIT_MS));
 	assert_int_equal(r.calls, 1);
 
-	p = pk_new_page(&e->pk);
-	url_of(e, "/static", url, sizeof url);
-	read_until_step(e, p, &req, CDP_READ_WAIT, &r);
+	p = pk_new_page(k);
+	fixture_url(k->fx, "/static", url, sizeof url);
+	read_until_step(k, p, &req, CDP_READ_WAIT, &r);
 	closed = 0;
 	cdp_page_close(p, on_page_closed, &closed);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.failed, CDP_READ_WAIT);
 	assert_int_equal(r.status, -ECANCELED);
 	assert_int_equal(r.http_status, 200);
-	assert_true(tu_run_until(&e->pk.loop, &closed, WAIT_MS));
+	assert_true(tu_run_until(&k->loop, &closed, PK_WAIT_MS));
 	assert_int_equal(r.calls, 1);
 
 	read_res_reset(&r);
-	env_close(e);
+	pk_close(k);
+	pk_finish(k);
 }
 
 int main(int argc, char **argv)
@@ -1052,16 +1063,16 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_cdp_page__renderer_crash_fails_op), /* its env is on its stack */
 		cmocka_unit_test_setup_teardown(test_cdp_page__killed_browser_fails_pending,
 		                                env_setup, env_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_page__read_success, env_setup,
-		                                env_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_page__read_http_error, env_setup,
-		                                env_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_page__read_wait_timeout, env_setup,
-		                                env_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_page__read_eval_exception, env_setup,
-		                                env_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_page__read_closed_mid_read, env_setup,
-		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__read_success, pk_setup,
+		                                pk_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__read_http_error, pk_setup,
+		                                pk_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__read_wait_timeout, pk_setup,
+		                                pk_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__read_eval_exception, pk_setup,
+		                                pk_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__read_closed_mid_read, pk_setup,
+		                                pk_teardown),
 	};
 
 	if (tu_browser_test_init(argc, argv))
