@@ -35,11 +35,6 @@ static int is_down(void *ctx)
 
 #define NT 10
 
-typedef struct outage {
-	store_t *s;
-	size_t max_backlog;
-} outage_t;
-
 static int drained(void *ctx)
 {
 	store_stats_t st;
