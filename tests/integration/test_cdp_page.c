@@ -5,7 +5,8 @@
  * navigation outcomes (HTTP errors, refused connections, redirects, timeouts), a command
  * timing out alone, closing with an operation running, and a killed Chromium failing the
  * pending command with CDP_ECONNLOST within a second. Each case launches its own browser
- * and audits its teardown: loop closes, no fd and no Chromium process left.
+ * and audits its teardown: loop closes, no fd and no Chromium process left. The composed
+ * read, cdp_page_read(), has its own file: test_cdp_page_read.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -28,7 +29,6 @@
 #include "tests/fixture/fixture.h"
 #include "tests/support/pagekit.h"
 #include "tests/support/testutil.h"
-#include "util/log.h"
 
 #define WAIT_MS 30000
 
@@ -98,21 +98,6 @@ static void on_opened(cdp_page_t *page, int status, const char *why, void *ud)
 	r->status = status;
 	r->page = page;
 	snprintf(r->why, sizeof r->why, "%s", why);
-}
-
-static cdp_page_t *open_page(env_t *e)
-{
-	res_t r = { 0 };
-
-	assert_int_equal(cdp_page_open(browser_conn(e->pk.b), NULL, 10000, on_opened, &r), 0);
-	assert_true(tu_run_until(&e->pk.loop, &r.done, WAIT_MS));
-	if (r.status != 0)
-		fail_msg("cdp_page_open: %s: %s", cdp_strerror(r.status), r.why);
-	assert_non_null(r.page);
-	assert_non_null(cdp_page_session_id(r.page));
-	assert_non_null(cdp_page_target_id(r.page));
-	assert_non_null(cdp_page_context_id(r.page));
-	return r.page;
 }
 
 static void on_navigated(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
@@ -205,15 +190,6 @@ static void on_page_closed(void *ud)
 	(*(int *)ud)++;
 }
 
-static void close_page(env_t *e, cdp_page_t *p)
-{
-	int closed = 0;
-
-	cdp_page_close(p, on_page_closed, &closed);
-	assert_true(tu_run_until(&e->pk.loop, &closed, WAIT_MS));
-	assert_int_equal(closed, 1);
-}
-
 /* ---- tests ---- */
 
 static void test_cdp_page__js_rendered_value(void **state)
@@ -224,7 +200,7 @@ static void test_cdp_page__js_rendered_value(void **state)
 	cdp_page_t *p;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/js", url, sizeof url);
 	navigate(e, p, url, 10000, &r);
 	assert_int_equal(r.status, 0);
@@ -250,7 +226,7 @@ static void test_cdp_page__js_rendered_value(void **state)
 	assert_int_equal(json_integer_value(json_array_get(json_object_get(r.value, "a"), 0)), 1);
 
 	res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -280,7 +256,7 @@ static void test_cdp_page__open_options(void **state)
 	assert_int_equal(json_integer_value(json_array_get(r.value, 2)), 700);
 
 	res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -292,8 +268,8 @@ static void test_cdp_page__contexts_isolated(void **state)
 	cdp_page_t *a, *b;
 
 	env_open(e);
-	a = open_page(e);
-	b = open_page(e);
+	a = pk_new_page(&e->pk);
+	b = pk_new_page(&e->pk);
 	assert_string_not_equal(cdp_page_context_id(a), cdp_page_context_id(b));
 	url_of(e, "/cookie", url, sizeof url);
 	navigate(e, a, url, 10000, &r);
@@ -318,8 +294,8 @@ static void test_cdp_page__contexts_isolated(void **state)
 	assert_null(strstr(json_string_value(r.value), "isolation"));
 
 	res_reset(&r);
-	close_page(e, a);
-	close_page(e, b);
+	pk_close_page(&e->pk, a);
+	pk_close_page(&e->pk, b);
 	env_close(e);
 }
 
@@ -333,7 +309,7 @@ static void test_cdp_page__big_screenshot_arrives_whole(void **state)
 	size_t b64_len;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/noise?w=1600&h=1200", url, sizeof url);
 	navigate(e, p, url, 20000, &r);
 	assert_int_equal(r.status, 0);
@@ -358,7 +334,7 @@ static void test_cdp_page__big_screenshot_arrives_whole(void **state)
 	                 1200);
 
 	res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -372,7 +348,7 @@ static void test_cdp_page__navigation_outcomes(void **state)
 	uint64_t t0;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 
 	/* an HTTP error page still loads: status 0, the code reported */
 	url_of(e, "/status/404", url, sizeof url);
@@ -435,7 +411,7 @@ static void test_cdp_page__navigation_outcomes(void **state)
 	assert_non_null(strstr(r.why, "later"));
 
 	res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -474,7 +450,7 @@ static void first_load_outcomes(env_t *e, const cdp_page_opts_t *opts, int round
 		assert_int_equal(r.http_status, i % 2 ? 404 : 200);
 		if (i % 2 == 0)
 			assert_string_equal(r.final_url, want);
-		close_page(e, p);
+		pk_close_page(&e->pk, p);
 	}
 	port = tu_unused_port();
 	assert_true(port > 0);
@@ -483,7 +459,7 @@ static void first_load_outcomes(env_t *e, const cdp_page_opts_t *opts, int round
 	navigate(e, p, url, 10000, &r);
 	assert_int_equal(r.status, CDP_ENAV);
 	assert_string_equal(r.why, "net::ERR_CONNECTION_REFUSED");
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	res_reset(&r);
 }
 
@@ -528,12 +504,12 @@ static void test_cdp_page__opened_at_url(void **state)
 	p = open_unheld(e, &ua, "/static", 10000, &r);
 	evaluate(e, p, "navigator.userAgent", 5000, &r);
 	assert_string_equal(json_string_value(r.value), "cdpilot-test/2.0");
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	/* ... or a page's own blocking */
 	p = open_unheld(e, &blocking, "/never-load", 5000, &r);
 	cdp_page_get_counters(p, &pc);
 	assert_true(pc.requests_blocked >= 1);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	/* a server that never answers a navigation: -ETIMEDOUT, and the page stays usable */
 	url_of(e, "/hang", url, sizeof url);
@@ -544,7 +520,7 @@ static void test_cdp_page__opened_at_url(void **state)
 	assert_true(tu_now_ms() - t0 < 3000);
 	evaluate(e, p, "1+1", 5000, &r);
 	assert_int_equal(json_integer_value(r.value), 2);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	assert_int_equal(cdp_hold_pages(browser_conn(e->pk.b), &hold), 0);
 	held.hold = guarded.hold = hold;
@@ -563,7 +539,7 @@ static void test_cdp_page__opened_at_url(void **state)
 	assert_string_equal(r.final_url, want);
 	evaluate(e, p, "document.title", 5000, &r);
 	assert_string_equal(json_string_value(r.value), "Static page");
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	/* browser-wide blocking covers the first document (its image never comes, so only a
 	 * blocked one lets it load), and the popup guard is in it once it is handed over */
@@ -586,7 +562,7 @@ static void test_cdp_page__opened_at_url(void **state)
 	assert_int_equal(r.http_status, 200);
 	evaluate(e, p, "document.title", 5000, &r);
 	assert_string_equal(json_string_value(r.value), "Static page");
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	/* a server that never answers: a held page's set-up is answered only once its first
 	 * document commits, so the open times out */
@@ -628,7 +604,7 @@ static void test_cdp_page__held_pages(void **state)
 	assert_string_equal(json_string_value(r.value), "null cdpilot-held/1.0");
 	cdp_page_get_counters(p, &pc);
 	assert_int_equal(pc.dialogs_dismissed, 1);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	/* the page's own blocking covers the first document: its image never comes, so only a
 	 * blocked one lets it load; and it was opened there, not at about:blank */
@@ -641,7 +617,7 @@ static void test_cdp_page__held_pages(void **state)
 	assert_int_equal(r.http_status, 200);
 	cdp_page_get_counters(p, &pc);
 	assert_true(pc.requests_blocked >= 1);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	/* outcomes, every event of the first navigation seen */
 	first_load_outcomes(e, &o, 4);
@@ -653,7 +629,7 @@ static void test_cdp_page__held_pages(void **state)
 	assert_int_equal(r.status, 0);
 	evaluate(e, p, "document.title", 5000, &r);
 	assert_string_equal(json_string_value(r.value), "Static page");
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 
 	cdp_hold_free(hold);
 	res_reset(&r);
@@ -669,7 +645,7 @@ static void test_cdp_page__timeout_fails_alone(void **state)
 	uint64_t t0, dt;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/static", url, sizeof url);
 	navigate(e, p, url, 10000, &r);
 	assert_int_equal(r.status, 0);
@@ -688,7 +664,7 @@ static void test_cdp_page__timeout_fails_alone(void **state)
 	assert_int_equal(json_integer_value(r.value), 2);
 
 	res_reset(&r);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	env_close(e);
 }
 
@@ -701,7 +677,7 @@ static void test_cdp_page__close_cancels_running_op(void **state)
 	int closed = 0;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/static", url, sizeof url);
 	navigate(e, p, url, 10000, &r);
 	res_reset(&r);
@@ -730,7 +706,7 @@ static void test_cdp_page__killed_browser_fails_pending(void **state)
 	pid_t pid;
 
 	env_open(e);
-	p = open_page(e);
+	p = pk_new_page(&e->pk);
 	url_of(e, "/static", url, sizeof url);
 	navigate(e, p, url, 10000, &r);
 	assert_int_equal(r.status, 0);
@@ -752,25 +728,9 @@ static void test_cdp_page__killed_browser_fails_pending(void **state)
 	/* the page is still closed cleanly (nothing to dispose any more) */
 	res_reset(&r);
 	assert_int_equal(cdp_page_evaluate(p, "1", 1000, on_evaluated, &r), CDP_ECONNLOST);
-	close_page(e, p);
+	pk_close_page(&e->pk, p);
 	tu_run_until(&e->pk.loop, &e->pk.lost, 5000);
 	env_close(e);
-}
-
-/*
- * libuv opens process-wide descriptors once (the signal pipe used by uv_signal and
- * uv_spawn): open them before the first fd baseline is taken.
- */
-static void warm_up_libuv(void)
-{
-	uv_loop_t loop;
-	uv_signal_t sig;
-
-	assert_int_equal(uv_loop_init(&loop), 0);
-	uv_signal_init(&loop, &sig);
-	uv_close((uv_handle_t *)&sig, NULL);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
 }
 
 static void test_cdp_page__renderer_crash_fails_op(void **state)
@@ -781,8 +741,8 @@ static void test_cdp_page__renderer_crash_fails_op(void **state)
 	cdp_page_t *p, *other;
 
 	env_open(&e);
-	p = open_page(&e);
-	other = open_page(&e);
+	p = pk_new_page(&e.pk);
+	other = pk_new_page(&e.pk);
 	url_of(&e, "/static", url, sizeof url);
 	navigate(&e, p, url, 10000, &r);
 	assert_int_equal(r.status, 0);
@@ -805,268 +765,9 @@ static void test_cdp_page__renderer_crash_fails_op(void **state)
 	assert_string_equal(json_string_value(r.value), "Static page");
 
 	res_reset(&r);
-	close_page(&e, p);
-	close_page(&e, other);
+	pk_close_page(&e.pk, p);
+	pk_close_page(&e.pk, other);
 	env_close(&e);
-}
-
-/* ---- the composed read (cdp_page_read) ---- */
-
-/* The outcome of one read, copied out of its callback. */
-typedef struct read_res {
-	int done;
-	int calls;
-	cdp_read_step_t failed;
-	int status;
-	int not_started;
-	char why[2048];
-	int nav_status;
-	long http_status;
-	char final_url[1024];
-	json_t *value;
-	cdp_read_step_t step_in_cb; /* cdp_page_read_step() inside the callback */
-} read_res_t;
-
-static void read_res_reset(read_res_t *r)
-{
-	json_decref(r->value);
-	memset(r, 0, sizeof *r);
-}
-
-static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
-{
-	read_res_t *r = ud;
-
-	r->calls++;
-	r->done = 1;
-	r->failed = res->failed;
-	r->status = res->status;
-	r->not_started = res->not_started;
-	assert_non_null(res->why);
-	assert_non_null(res->nav.final_url);
-	assert_non_null(res->nav.message);
-	snprintf(r->why, sizeof r->why, "%s", res->why);
-	r->nav_status = res->nav.status;
-	r->http_status = res->nav.http_status;
-	snprintf(r->final_url, sizeof r->final_url, "%s", res->nav.final_url);
-	r->value = res->value ? json_incref(res->value) : NULL;
-	r->step_in_cb = cdp_page_read_step(page);
-	if (res->failed == CDP_READ_NONE)
-		assert_int_equal(res->status, 0);
-	else
-		assert_int_not_equal(res->status, 0);
-}
-
-static void read_page(env_t *e, cdp_page_t *p, const cdp_read_req_t *req, read_res_t *r)
-{
-	read_res_reset(r);
-	assert_int_equal(cdp_page_read(p, req, on_read, r), 0);
-	assert_true(tu_run_until(&e->pk.loop, &r->done, WAIT_MS));
-	assert_int_equal(r->calls, 1);
-	assert_int_equal(r->step_in_cb, CDP_READ_NONE);
-}
-
-/* Navigate, wait and evaluate in one read; while it runs the page takes no other work. */
-static void test_cdp_page__read_success(void **state)
-{
-	env_t *e = *state;
-	read_res_t r = { 0 };
-	res_t other = { 0 };
-	char url[256];
-	cdp_read_req_t req = { .wait_for = "#out", .expression = "window.renderedValue",
-		               .timeout_ms = 10000 };
-	cdp_page_t *p;
-
-	env_open(e);
-	p = open_page(e);
-	url_of(e, "/js", url, sizeof url);
-	req.url = url;
-	assert_int_equal(cdp_page_read(p, &req, on_read, &r), 0);
-	assert_int_equal(cdp_page_read_step(p), CDP_READ_NAV);
-	assert_int_equal(cdp_page_evaluate(p, "1", 1000, on_evaluated, &other), -EBUSY);
-	assert_int_equal(cdp_page_read(p, &req, on_read, &r), -EBUSY);
-	assert_true(tu_run_until(&e->pk.loop, &r.done, WAIT_MS));
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(r.failed, CDP_READ_NONE);
-	assert_string_equal(r.why, "");
-	assert_int_equal(r.http_status, 200);
-	assert_string_equal(r.final_url, url);
-	assert_true(json_is_integer(r.value));
-	assert_int_equal(json_integer_value(r.value), 42);
-	assert_int_equal(cdp_page_read_step(p), CDP_READ_NONE);
-
-	/* an evaluation alone reads the page as it is; nothing asked for is refused */
-	read_page(e, p, &(cdp_read_req_t){ .expression = "document.querySelector('#out')"
-	                                                 ".textContent" },
-	          &r);
-	assert_int_equal(r.failed, CDP_READ_NONE);
-	assert_string_equal(json_string_value(r.value), "rendered by js");
-	assert_int_equal(r.http_status, 0);
-	assert_string_equal(r.final_url, "");
-	assert_int_equal(cdp_page_read(p, &(cdp_read_req_t){ .wait_for = "" }, on_read, &r),
-	                 -EINVAL);
-
-	read_res_reset(&r);
-	close_page(e, p);
-	env_close(e);
-}
-
-/* An HTTP error page ends the read at the navigation; the page stays usable. */
-static void test_cdp_page__read_http_error(void **state)
-{
-	env_t *e = *state;
-	read_res_t r = { 0 };
-	char url[256];
-	cdp_read_req_t req = { .wait_for = "body", .expression = "1", .timeout_ms = 10000 };
-	cdp_page_t *p;
-
-	env_open(e);
-	p = open_page(e);
-	url_of(e, "/status/404", url, sizeof url);
-	req.url = url;
-	read_page(e, p, &req, &r);
-	assert_int_equal(r.failed, CDP_READ_NAV);
-	assert_int_equal(r.status, CDP_EHTTP);
-	assert_int_equal(r.not_started, 0);
-	assert_int_equal(r.nav_status, 0);
-	assert_int_equal(r.http_status, 404);
-	assert_string_equal(r.why, "HTTP 404");
-	assert_null(r.value);
-	read_page(e, p, &(cdp_read_req_t){ .expression = "1+1" }, &r);
-	assert_int_equal(r.failed, CDP_READ_NONE);
-	assert_int_equal(json_integer_value(r.value), 2);
-
-	read_res_reset(&r);
-	close_page(e, p);
-	env_close(e);
-}
-
-/* A selector that never matches fails the wait at its own cap, or at the read's deadline;
- * the expression is not evaluated. */
-static void test_cdp_page__read_wait_timeout(void **state)
-{
-	env_t *e = *state;
-	read_res_t r = { 0 };
-	char url[256];
-	cdp_read_req_t req = { .wait_for = "#nope", .expression = "window.evaluated = 1",
-		               .timeout_ms = 10000, .wait_timeout_ms = 400 };
-	cdp_page_t *p;
-	uint64_t t0, dt;
-
-	env_open(e);
-	p = open_page(e);
-	url_of(e, "/static", url, sizeof url);
-	req.url = url;
-	t0 = tu_now_ms();
-	read_page(e, p, &req, &r);
-	dt = tu_now_ms() - t0;
-	print_message("a read with a 400 ms wait cap ended after %llu ms\n",
-	              (unsigned long long)dt);
-	assert_int_equal(r.failed, CDP_READ_WAIT);
-	assert_int_equal(r.status, -ETIMEDOUT);
-	assert_non_null(strstr(r.why, "did not match within 400 ms"));
-	assert_int_equal(r.http_status, 200);
-	assert_string_equal(r.final_url, url);
-	assert_true(dt < 10000);
-
-	/* no cap: the whole read's deadline bounds the wait */
-	req.url = NULL;
-	req.wait_timeout_ms = 0;
-	req.timeout_ms = 300;
-	t0 = tu_now_ms();
-	read_page(e, p, &req, &r);
-	dt = tu_now_ms() - t0;
-	assert_int_equal(r.failed, CDP_READ_WAIT);
-	assert_int_equal(r.status, -ETIMEDOUT);
-	assert_true(dt >= 290 && dt < 10000);
-	read_page(e, p, &(cdp_read_req_t){ .expression = "window.evaluated === undefined" }, &r);
-	assert_true(json_is_true(r.value));
-
-	read_res_reset(&r);
-	close_page(e, p);
-	env_close(e);
-}
-
-/* A script that throws fails the read at the evaluation with the exception's text. */
-static void test_cdp_page__read_eval_exception(void **state)
-{
-	env_t *e = *state;
-	read_res_t r = { 0 };
-	char url[256];
-	cdp_read_req_t req = { .wait_for = "title", .expression = "throw new Error('boom')",
-		               .timeout_ms = 10000 };
-	cdp_page_t *p;
-
-	env_open(e);
-	p = open_page(e);
-	url_of(e, "/static", url, sizeof url);
-	req.url = url;
-	read_page(e, p, &req, &r);
-	assert_int_equal(r.failed, CDP_READ_EVAL);
-	assert_int_equal(r.status, CDP_EEXCEPTION);
-	assert_int_equal(r.not_started, 0);
-	assert_non_null(strstr(r.why, "boom"));
-	assert_null(r.value);
-	assert_int_equal(r.http_status, 200);
-
-	read_res_reset(&r);
-	close_page(e, p);
-	env_close(e);
-}
-
-/* Starts a read on p and runs the loop until it reaches step. */
-static void read_until_step(env_t *e, cdp_page_t *p, const cdp_read_req_t *req,
-                            cdp_read_step_t step, read_res_t *r)
-{
-	uint64_t t0 = tu_now_ms();
-
-	read_res_reset(r);
-	assert_int_equal(cdp_page_read(p, req, on_read, r), 0);
-	while (cdp_page_read_step(p) != step && !r->done && tu_now_ms() - t0 < WAIT_MS)
-		uv_run(&e->pk.loop, UV_RUN_ONCE);
-	assert_int_equal(r->calls, 0);
-	assert_int_equal(cdp_page_read_step(p), step);
-}
-
-/* Closing the page mid-read (navigating, or waiting) calls back once, with -ECANCELED
- * before cdp_page_close() returns, and starts no later step. */
-static void test_cdp_page__read_closed_mid_read(void **state)
-{
-	env_t *e = *state;
-	read_res_t r = { 0 };
-	char url[256];
-	cdp_read_req_t req = { .wait_for = "#nope", .expression = "1", .timeout_ms = 20000 };
-	cdp_page_t *p;
-	int closed = 0;
-
-	env_open(e);
-	p = open_page(e);
-	url_of(e, "/hang", url, sizeof url);
-	req.url = url;
-	read_until_step(e, p, &req, CDP_READ_NAV, &r);
-	uv_run(&e->pk.loop, UV_RUN_NOWAIT); /* Page.navigate goes out */
-	cdp_page_close(p, on_page_closed, &closed);
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(r.failed, CDP_READ_NAV);
-	assert_int_equal(r.status, -ECANCELED);
-	assert_int_equal(r.nav_status, -ECANCELED);
-	assert_true(tu_run_until(&e->pk.loop, &closed, WAIT_MS));
-	assert_int_equal(r.calls, 1);
-
-	p = open_page(e);
-	url_of(e, "/static", url, sizeof url);
-	read_until_step(e, p, &req, CDP_READ_WAIT, &r);
-	closed = 0;
-	cdp_page_close(p, on_page_closed, &closed);
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(r.failed, CDP_READ_WAIT);
-	assert_int_equal(r.status, -ECANCELED);
-	assert_int_equal(r.http_status, 200);
-	assert_true(tu_run_until(&e->pk.loop, &closed, WAIT_MS));
-	assert_int_equal(r.calls, 1);
-
-	read_res_reset(&r);
-	env_close(e);
 }
 
 int main(int argc, char **argv)
@@ -1093,29 +794,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_cdp_page__renderer_crash_fails_op), /* its env is on its stack */
 		cmocka_unit_test_setup_teardown(test_cdp_page__killed_browser_fails_pending,
 		                                env_setup, env_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_page__read_success, env_setup,
-		                                env_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_page__read_http_error, env_setup,
-		                                env_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_page__read_wait_timeout, env_setup,
-		                                env_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_page__read_eval_exception, env_setup,
-		                                env_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_page__read_closed_mid_read, env_setup,
-		                                env_teardown),
 	};
-	char err[256];
 
-	if (browser_exec_wrapper_main(argc, argv))
+	if (tu_browser_test_init(argc, argv))
 		return 127;
-	if (log_init_from_env(err, sizeof err) != 0)
-		log_set_level(LOG_WARN);
-	if (!getenv("LOG_LEVEL"))
-		log_set_level(LOG_WARN);
-	signal(SIGPIPE, SIG_IGN);
-	warm_up_libuv();
-	/* TEST_FILTER=pattern runs only the matching cases (while working on one) */
-	if (getenv("TEST_FILTER"))
-		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,14 +44,26 @@ static void on_page_closed(void *ud)
 	((pagekit_t *)ud)->page_closed = 1;
 }
 
+/* The outcome of one cdp_page_open() of pk_new_page(). */
+typedef struct pk_opened {
+	int done, status;
+	cdp_page_t *page;
+	char why[1024];
+} pk_opened_t;
+
 static void on_opened(cdp_page_t *page, int status, const char *why, void *ud)
 {
-	pagekit_t *k = ud;
+	pk_opened_t *o = ud;
 
-	k->done = 1;
-	k->status = status;
-	k->page = page;
-	snprintf(k->why, sizeof k->why, "%s", why);
+	o->done = 1;
+	o->status = status;
+	o->page = page;
+	snprintf(o->why, sizeof o->why, "%s", why);
+}
+
+static void on_closed_count(void *ud)
+{
+	(*(int *)ud)++;
 }
 
 static void on_nav(cdp_page_t *page, const cdp_nav_result_t *res, void *ud)
@@ -120,13 +132,33 @@ void pk_open(pagekit_t *k, int with_browser)
 	snprintf(k->udd, sizeof k->udd, "%s", browser_user_data_dir(k->b));
 }
 
+cdp_page_t *pk_new_page(pagekit_t *k)
+{
+	pk_opened_t o = { 0 };
+
+	assert_int_equal(cdp_page_open(browser_conn(k->b), NULL, 10000, on_opened, &o), 0);
+	assert_true(tu_run_until(&k->loop, &o.done, PK_WAIT_MS));
+	if (o.status != 0)
+		fail_msg("cdp_page_open: %s: %s", cdp_strerror(o.status), o.why);
+	assert_non_null(o.page);
+	assert_non_null(cdp_page_session_id(o.page));
+	assert_non_null(cdp_page_target_id(o.page));
+	assert_non_null(cdp_page_context_id(o.page));
+	return o.page;
+}
+
+void pk_close_page(pagekit_t *k, cdp_page_t *p)
+{
+	int closed = 0;
+
+	cdp_page_close(p, on_closed_count, &closed);
+	assert_true(tu_run_until(&k->loop, &closed, PK_WAIT_MS));
+	assert_int_equal(closed, 1);
+}
+
 void pk_page_open(pagekit_t *k)
 {
-	k->done = 0;
-	assert_int_equal(cdp_page_open(browser_conn(k->b), NULL, 10000, on_opened, k), 0);
-	assert_true(tu_run_until(&k->loop, &k->done, PK_WAIT_MS));
-	if (k->status != 0)
-		fail_msg("cdp_page_open: %s", k->why);
+	k->page = pk_new_page(k);
 }
 
 void pk_navigate(pagekit_t *k, const char *path)

@@ -10,7 +10,8 @@
  * then fixture), close whatever else lives on the loop, and pk_finish() (lws context, loop,
  * audits). A test that drives one page opens it with pk_page_open() and drives it with
  * pk_navigate(), pk_wait_for() and pk_evaluate(), each of which runs the loop until done
- * and fails the test when the operation fails.
+ * and fails the test when the operation fails. A test that drives several pages opens and
+ * closes them with pk_new_page() and pk_close_page().
  */
 #ifndef CDPILOT_TESTS_PAGEKIT_H
 #define CDPILOT_TESTS_PAGEKIT_H
@@ -68,7 +69,14 @@ void pk_close(pagekit_t *k);
  */
 void pk_finish(pagekit_t *k);
 
-/* Opens k->page in the browser (fails the test if it does not open). */
+/* Opens a page in k's browser with default options and returns it; fails the test if it
+ * does not open or lacks its session, target or context id. pk_close() does not know it:
+ * close it with pk_close_page(). */
+cdp_page_t *pk_new_page(pagekit_t *k);
+/* Closes p, running the loop until it is closed (fails the test if it is not). */
+void pk_close_page(pagekit_t *k, cdp_page_t *p);
+
+/* Opens k->page in the browser (pk_new_page()). */
 void pk_page_open(pagekit_t *k);
 /* Navigates k->page to the fixture's path; sets k->http_status. */
 void pk_navigate(pagekit_t *k, const char *path);
