@@ -611,12 +611,12 @@ void run__status_extra(run_t *r, json_t *doc)
 		store_get_stats(r->store, &ss);
 		json_object_set_new(
 		        doc, "store",
-		        json_pack("{s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:s}", "connected",
+		        json_pack("{s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "connected",
 		                  ss.connected, "degraded", ss.degraded, "unresponsive",
 		                  ss.unresponsive, "backlog", (json_int_t)ss.backlog, "writes_ok",
 		                  (json_int_t)ss.writes_ok, "reconnects", (json_int_t)ss.reconnects,
-		                  "timeouts", (json_int_t)ss.timeouts, "last_error",
-		                  ss.last_error));
+		                  "timeouts", (json_int_t)ss.timeouts, "events_dropped",
+		                  (json_int_t)ss.events_dropped, "last_error", ss.last_error));
 	}
 	if (r->share) {
 		share_stats_t sh;

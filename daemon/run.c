@@ -392,7 +392,10 @@ static runner_t *new_runner(run_t *r)
 {
 	const run_opts_t *o = r->o;
 	runner_opts_t ro;
-	runner_callbacks_t cbs = { .publish = on_publish, .task_done = run__count_task, .ud = r };
+	runner_callbacks_t cbs = { .publish = on_publish,
+		                   .task_done = run__count_task,
+		                   .status = run__on_target_status,
+		                   .ud = r };
 
 	runner_opts_init(&ro);
 	ro.sched = o->sched;

@@ -67,6 +67,8 @@ void run__count_task(void *ud, const adapter_t *ad, enum pool_outcome outcome,
                      uint64_t duration_ms);
 /* Registers /metrics, /status, /healthz, /readyz on r->httpd. */
 void run__routes(run_t *r);
+/* target_status.c: callbacks.status: the target's status hash and events in Redis. */
+void run__on_target_status(void *ud, const runner_target_view_t *v, const char *event);
 /* Process tree, cgroup, own resources and store figures (from the watchdog and the
  * store) added to /status and /metrics. */
 void run__status_extra(run_t *r, json_t *doc);

@@ -45,12 +45,14 @@ void runner__record_done(runner_t *r, int ok)
 
 void runner__target_failed(runner_t *r, rtarget_t *rt, enum pool_outcome out, const char *why)
 {
-	rt->failures++;
+	if (!rt->failures++)
+		rt->failing_since_unix = unix_ms();
 	rt->last_outcome = out;
 	snprintf(rt->last_error, sizeof rt->last_error, "%.*s", (int)sizeof rt->last_error - 1, why);
 	log_warn("run", "target %s failed (%u in a row, outcome %s): %s", rt->spec.id, rt->failures,
 	         pool_outcome_name(out), why);
 	runner__record_done(r, 0);
+	runner__status_note(r, rt);
 }
 
 /* The children a discovering target's raw value names, handed to the table, as the
@@ -101,10 +103,13 @@ static void read_ok(runner_t *r, rtarget_t *rt, unsigned flags)
 		rt->verified_ms = r->last_verified_ms = rt->last_ok_ms;
 		rt->verified_unix = unix_ms();
 	}
+	rt->read_unix = unix_ms();
 	rt->failures = 0;
+	rt->failing_since_unix = 0;
 	rt->last_outcome = POOL_OK;
 	rt->last_error[0] = '\0';
 	runner__record_done(r, 1);
+	runner__status_note(r, rt);
 }
 
 /* A raw value came back for rt; turn it into a snapshot (and delta) carrying the three

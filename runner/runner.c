@@ -224,43 +224,79 @@ static const char *target_state(const rtarget_t *rt, const runner_target_view_t 
 	return rt->seq ? "ok" : "pending";
 }
 
-void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v, void *ud),
-                           void *ud)
+void runner__view(runner_t *r, rtarget_t *rt, runner_target_view_t *out)
 {
 	uint64_t now = now_ms(r);
 	sched_info_t si;
+	runner_target_view_t v = {
+		.id = rt->spec.id,
+		.adapter = rt->spec.adapter->name,
+		.url = rt->spec.url,
+		.source = rt->parent,
+		.last_error = rt->last_error,
+		.last_outcome = rt->last_outcome,
+		.klass = rt->klass,
+		.watch = rt->spec.mode == TARGETS_WATCH,
+		.seq = rt->seq,
+		.added_ms = rt->added_ms,
+		.last_ok_ms = rt->last_ok_ms,
+		.changed_ms = rt->changed_ms,
+		.verified_ms = rt->verified_ms,
+		.read_unix = rt->read_unix,
+		.changed_unix = rt->changed_unix,
+		.verified_unix = rt->verified_unix,
+		.failing_since_unix = rt->failing_since_unix,
+		.failures = rt->failures,
+		.interval_ms = class_interval(r, rt),
+	};
+
+	v.fresh = rt->verified_ms && now - rt->verified_ms <= 2ull * v.interval_ms;
+	if (!rt->removed && sched_get_info(sched_of(r, rt), rt->spec.id, &si) == 0) {
+		v.backing_off = si.failed_runs >= 2;
+		v.due_ms = si.running || si.queued || si.due_ms < now ? now : si.due_ms;
+	}
+	v.state = target_state(rt, &v);
+	v.read_mode = rt->spec.mode != TARGETS_WATCH || runner__watch_navigates(r, rt)
+	                      ? "navigate"
+	                      : "watch";
+	v.watch_note = rt->spec.mode != TARGETS_WATCH ? ""
+	               : now < rt->navigate_until   ? "its watched page kept freezing"
+	               : rt->overflow && !rt->watch ? "over WATCH_CAP"
+	                                            : "";
+	*out = v;
+}
+
+void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v, void *ud),
+                           void *ud)
+{
+	runner_target_view_t v;
 
 	for (rtarget_t *rt = r->targets; rt; rt = rt->next) {
-		runner_target_view_t v = {
-			.id = rt->spec.id,
-			.adapter = rt->spec.adapter->name,
-			.url = rt->spec.url,
-			.source = rt->parent,
-			.last_error = rt->last_error,
-			.last_outcome = rt->last_outcome,
-			.klass = rt->klass,
-			.watch = rt->spec.mode == TARGETS_WATCH,
-			.seq = rt->seq,
-			.added_ms = rt->added_ms,
-			.last_ok_ms = rt->last_ok_ms,
-			.changed_ms = rt->changed_ms,
-			.verified_ms = rt->verified_ms,
-			.failures = rt->failures,
-			.interval_ms = class_interval(r, rt),
-		};
-		v.fresh = rt->verified_ms && now - rt->verified_ms <= 2ull * v.interval_ms;
-		if (!rt->removed && sched_get_info(sched_of(r, rt), rt->spec.id, &si) == 0) {
-			v.backing_off = si.backing_off;
-			v.due_ms = si.running || si.queued || si.due_ms < now ? now : si.due_ms;
-		}
-		v.state = target_state(rt, &v);
-		v.read_mode = rt->spec.mode != TARGETS_WATCH || runner__watch_navigates(r, rt)
-		                      ? "navigate"
-		                      : "watch";
-		v.watch_note = rt->spec.mode != TARGETS_WATCH ? ""
-		               : now < rt->navigate_until ? "its watched page kept freezing"
-		               : rt->overflow && !rt->watch ? "over WATCH_CAP"
-		                                            : "";
+		runner__view(r, rt, &v);
 		fn(&v, ud);
 	}
+}
+
+/* The event a change of state is: NULL (none), "failing", "backing_off", "frozen",
+ * "recovered". */
+static const char *state_event(const char *from, const char *to)
+{
+	if (!from || !strcmp(from, to))
+		return NULL;
+	if (!strcmp(to, "ok"))
+		return strcmp(from, "pending") ? "recovered" : NULL;
+	return strcmp(to, "pending") ? to : NULL;
+}
+
+void runner__status_note(runner_t *r, rtarget_t *rt)
+{
+	runner_target_view_t v;
+	const char *event;
+
+	if (rt->removed || !r->cbs.status)
+		return;
+	runner__view(r, rt, &v);
+	event = state_event(rt->state ? rt->state : "pending", v.state);
+	rt->state = v.state;
+	r->cbs.status(r->cbs.ud, &v, event);
 }

@@ -36,6 +36,7 @@
 #include "util/fetch.h"
 
 typedef struct runner runner_t;
+typedef struct runner_target_view runner_target_view_t; /* below */
 
 typedef struct runner_opts {
 	sched_opts_t sched;         /* intervals per class, retries, host limits, queue bound */
@@ -86,6 +87,10 @@ typedef struct runner_callbacks {
 	void (*run_over)(void *ud, const char *id, uint32_t due_in_ms);
 	/* Target id was removed. */
 	void (*forget)(void *ud, const char *id);
+	/* A target's status, after each of its reads, failures and verifications (v borrowed
+	 * for the call). event: NULL, or when its state changed "failing", "backing_off",
+	 * "frozen" or "recovered". It may not change the runner. Optional. */
+	void (*status)(void *ud, const runner_target_view_t *v, const char *event);
 	void *ud;
 } runner_callbacks_t;
 
@@ -165,13 +170,15 @@ typedef struct runner_target_view {
 	 * navigation, or a read of a watched page that a fresh navigation confirmed within
 	 * WATCH_VERIFY_SECONDS and whose data changed within WATCH_VERIFY_UNCHANGED_SECONDS). */
 	uint64_t added_ms, last_ok_ms, changed_ms, verified_ms;
+	int64_t read_unix, changed_unix, verified_unix; /* the same as Unix ms; 0: never */
+	int64_t failing_since_unix; /* first failure of the current run of failures; 0: none */
 	const char *state;          /* "ok", "failing", "backing_off", "frozen" or "pending"
 	                               (never read yet) */
 	const char *read_mode;      /* "navigate", "watch", or "navigate" for a watched target
 	                               over WATCH_CAP or whose watch froze: see watch_note */
 	const char *watch_note;     /* watched targets read in navigate mode: why; else "" */
 	unsigned failures;          /* in a row */
-	int backing_off;            /* put off beyond its interval after failed runs */
+	int backing_off;            /* failed two runs in a row: put off beyond its interval */
 	uint64_t due_ms;            /* loop time of its next run (now: due or running) */
 	uint32_t interval_ms;       /* the effective interval */
 	int fresh;                  /* verified within two intervals */

@@ -52,6 +52,9 @@ typedef struct rtarget {
 	uint64_t last_freeze_ms;  /* watch: loop time of the last freeze; 0 none */
 	uint64_t navigate_until;  /* watch: read in navigate mode until (loop time) */
 	int overflow;             /* watch: over WATCH_CAP, read in navigate mode */
+	int64_t read_unix, failing_since_unix; /* Unix ms of the last read, of the first
+	                             failure of the current run of failures; 0 none */
+	const char *state;        /* as last reported through callbacks.status (static) */
 	char last_error[512];
 	enum pool_outcome last_outcome; /* of the last run: POOL_OK, or its failure's cause */
 	unsigned failures;
@@ -229,6 +232,11 @@ void runner__pump(runner_t *r);
 void runner__run_over(runner_t *r, rtarget_t *rt);
 /* Pumps soon, from the loop (the wake timer at 0). */
 void runner__kick(runner_t *r);
+/* runner.c: a target as /status and callbacks.status show it */
+void runner__view(runner_t *r, rtarget_t *rt, runner_target_view_t *out);
+/* runner.c: reports rt's status through callbacks.status, with an event if its state
+ * changed. After each read, failure and verification. */
+void runner__status_note(runner_t *r, rtarget_t *rt);
 /* runner.c: a uv handle of the runner's has closed; the close may finish */
 void runner__handle_closed(runner_t *r);
 void runner__maybe_finish_close(runner_t *r);

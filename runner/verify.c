@@ -140,6 +140,7 @@ void runner__verify_done(runner_t *r, rtarget_t *rt, const json_t *raw, const ch
 			rt->freezes = 0; /* current for a good while: a later freeze starts over */
 		rt->frozen_ms = 0;
 		json_decref(data);
+		runner__status_note(r, rt);
 		return;
 	}
 	json_decref(data);

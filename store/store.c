@@ -250,6 +250,10 @@ store_t *store_new(uv_loop_t *loop, const store_opts_t *o)
 	s = store__xmalloc(sizeof *s);
 	memset(s, 0, sizeof *s);
 	s->loop = loop;
+	s->status_pending = json_object();
+	s->events_pending = json_array();
+	if (!s->status_pending || !s->events_pending)
+		abort();
 	s->o = *o;
 	if (!s->o.backlog_max)
 		s->o.backlog_max = 1;
@@ -397,6 +401,8 @@ void store__maybe_finish(store_t *s)
 			void *ud = s->close_ud;
 			free(s->buckets);
 			free(s->health);
+			json_decref(s->status_pending);
+			json_decref(s->events_pending);
 			json_decref(s->tlast);
 			free(s->tlast_err);
 			free(s);

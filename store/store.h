@@ -9,6 +9,8 @@
  *   P:changes     stream of deltas, fields target, seq, delta (XADD MAXLEN ~ CHANGES_MAXLEN)
  *   P:changes:T   pub/sub channel: each delta is PUBLISHed there too
  *   P:health      health JSON (store_set_health), expires if not refreshed
+ *   P:status:T    hash: the target's status (store_set_status)
+ *   P:events      stream of events: failures, recoveries, freezes (store_event)
  *   P:targets     hash id -> target object JSON, written by clients, read every second
  *   P:epoch       counter: each store takes one number from it on its first connection
  * One result is written by one Lua script (EVALSHA, EVAL on NOSCRIPT): latest, seq, stream
@@ -83,6 +85,7 @@ typedef struct store_stats {
 	uint64_t timeouts;     /* connections dropped: no reply within timeout_ms */
 	uint64_t drops;        /* backlog entries dropped at backlog_max */
 	uint64_t rejected;     /* store_put() calls refused (not a snapshot, bad target id) */
+	uint64_t events_dropped; /* events dropped while Redis was away (over 1000 waiting) */
 	uint64_t epoch;        /* this store's epoch, 0 until the first connection */
 	char last_error[256];  /* last connection or command error, "" if none yet */
 } store_stats_t;
@@ -127,6 +130,17 @@ void store_put(store_t *s, const json_t *snapshot, const json_t *delta);
 /* health (borrowed, any JSON) is serialised and written to P:health at once if it changed,
  * then rewritten every health_refresh_ms with an expiry of 5 refreshes. */
 void store_set_health(store_t *s, const json_t *health);
+
+/*
+ * A target's status: the scalar fields of status (borrowed; strings as they are, numbers
+ * and booleans as text, null as "") are HSET into P:status:T, replacing those fields.
+ * While Redis is away the newest status of each target waits and is written on
+ * reconnection. A bad id is ignored.
+ */
+void store_set_status(store_t *s, const char *id, const json_t *status);
+/* An event (borrowed; its scalar fields) is XADDed to the stream P:events (MAXLEN ~
+ * 10000). While Redis is away up to 1000 wait, oldest dropped first (stats.events_dropped). */
+void store_event(store_t *s, const json_t *event);
 
 /*
  * The targets hash. targets_obj (borrowed until the callback returns) is {id: target object}

@@ -81,6 +81,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		log_info(COMP, "connected to %s (epoch %" PRIu64 ", %zu targets in the backlog)",
 		         s->redacted, s->epoch, s->nentries);
 		store__write_health(s);
+		store__flush_status(s);
 		if (s->tcb)
 			uv_timer_start(&s->targets_t, store__on_targets_timer, 0,
 			               s->o.targets_poll_ms);

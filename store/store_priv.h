@@ -75,6 +75,12 @@ struct store {
 	char *health;
 	int health_dirty;
 
+	/* status hashes and events (store_status.c) */
+	json_t *status_pending;   /* {id: {"gen", "fields"}}: the newest unwritten of each */
+	json_t *events_pending;   /* unwritten events, oldest first */
+	size_t events_requeued;   /* events put back since the last flush */
+	uint64_t status_gen;
+
 	/* targets */
 	store_targets_cb tcb;
 	void *tud;
@@ -101,6 +107,8 @@ void store__describe(const redisReply *r, char *out, size_t n);
 void store__key(const store_t *s, char out[KEY_MAX], const char *kind, const char *id);
 void store__write_health(store_t *s);
 void store__maybe_finish(store_t *s);
+/* store_status.c: writes the statuses and events that wait, if connected. */
+void store__flush_status(store_t *s);
 
 /* store_conn.c */
 void store__connect_now(store_t *s);

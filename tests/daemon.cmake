@@ -6,6 +6,8 @@ if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
    AND TARGET cdpilot_httpd AND TARGET cdpilot_store)
   cdpilot_test(NAME test_run SOURCES integration/test_run.c support/redis_server.c
                LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 900 LABELS integration)
+  cdpilot_test(NAME test_freshness SOURCES integration/test_freshness.c support/redis_server.c
+               LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 400 LABELS integration)
   cdpilot_test(NAME test_share SOURCES integration/test_share.c support/redis_server.c
                LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 300 LABELS integration)
   cdpilot_test(NAME test_observe SOURCES integration/test_observe.c

@@ -567,6 +567,105 @@ static void test_store__glue_sees_a_dead_server(void **state)
 	sk_finish();
 }
 
+/* The status field of key (malloc'd) or NULL. */
+static char *hget(redisContext *c, const char *key, const char *field)
+{
+	redisReply *rep = sk_cmd(c, "HGET %s %s", key, field);
+	char *v = rep->type == REDIS_REPLY_STRING ? strdup(rep->str) : NULL;
+
+	freeReplyObject(rep);
+	return v;
+}
+
+typedef struct hwait {
+	redisContext *c;
+	const char *key, *field, *want;
+} hwait_t;
+
+static int hget_is(void *ctx)
+{
+	hwait_t *w = ctx;
+	char *v = hget(w->c, w->key, w->field);
+	int ok = v && !strcmp(v, w->want);
+
+	free(v);
+	return ok;
+}
+
+static long long xlen(redisContext *c, const char *key)
+{
+	redisReply *rep = sk_cmd(c, "XLEN %s", key);
+	long long n = rep->integer;
+
+	freeReplyObject(rep);
+	return n;
+}
+
+/* Status hashes and events: written at once while connected (strings, numbers, null as
+ * ""); while Redis is down the newest status of each target and the events wait, and are
+ * written when it is back. */
+static void test_store__status_and_events(void **state)
+{
+	tu_redis_t *r = *state;
+	store_opts_t o;
+	store_t *s;
+	redisContext *c;
+	json_t *st1, *st2, *ev;
+	hwait_t w;
+	char *v;
+
+	sk_opts_for(&o, r, "cp");
+	s = store_new(sk_loop, &o);
+	assert_int_equal(store_start(s), 0);
+	assert_true(sk_run_until(sk_is_connected, s, 5000));
+	c = tu_redis_client(r);
+	assert_non_null(c);
+	st1 = json_pack("{s:s, s:i, s:n, s:b}", "state", "failing", "consecutive_failures", 3,
+	                "verified_at", "stale", 1);
+	store_set_status(s, "m1", st1);
+	ev = json_pack("{s:s, s:s}", "type", "failing", "target", "m1");
+	store_event(s, ev);
+	store_set_status(s, "bad id!", st1); /* ignored */
+	w = (hwait_t){ c, "cp:status:m1", "state", "failing" };
+	assert_true(sk_run_until(hget_is, &w, 5000));
+	v = hget(c, "cp:status:m1", "consecutive_failures");
+	assert_string_equal(v, "3");
+	free(v);
+	v = hget(c, "cp:status:m1", "verified_at");
+	assert_string_equal(v, "");
+	free(v);
+	v = hget(c, "cp:status:m1", "stale");
+	assert_string_equal(v, "true");
+	free(v);
+	assert_int_equal(xlen(c, "cp:events"), 1);
+	redisFree(c);
+
+	/* Redis away: two statuses of m1 (the newer wins) and an event wait */
+	tu_redis_kill(r);
+	sk_run_for(300);
+	st2 = json_pack("{s:s, s:i}", "state", "ok", "consecutive_failures", 0);
+	store_set_status(s, "m1", st1);
+	store_set_status(s, "m1", st2);
+	json_object_set_new(ev, "type", json_string("recovered"));
+	store_event(s, ev);
+	assert_int_equal(tu_redis_restart(r), 0);
+	assert_true(sk_run_until(sk_is_connected, s, 10000));
+	c = tu_redis_client(r);
+	assert_non_null(c);
+	w = (hwait_t){ c, "cp:status:m1", "state", "ok" };
+	assert_true(sk_run_until(hget_is, &w, 5000));
+	v = hget(c, "cp:status:m1", "consecutive_failures");
+	assert_string_equal(v, "0");
+	free(v);
+	assert_true(xlen(c, "cp:events") >= 2);
+	redisFree(c);
+	json_decref(st1);
+	json_decref(st2);
+	json_decref(ev);
+	sk_close_store(s);
+	sk_finish();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -580,6 +679,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store__backlog_is_bounded_without_redis, sk_setup,
 		                                sk_teardown),
 		cmocka_unit_test_setup_teardown(test_store__close_flushes, sk_setup, sk_teardown),
+		cmocka_unit_test_setup_teardown(test_store__status_and_events, sk_setup, sk_teardown),
 		cmocka_unit_test_setup_teardown(test_store__glue_sees_a_dead_server, sk_setup,
 		                                sk_teardown),
 	};
