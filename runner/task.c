@@ -179,7 +179,9 @@ static void on_granted(pool_lease_t *lease, int status, const char *why, void *u
 
 	if (status != 0) {
 		t->lease = NULL; /* freed by the pool */
-		task_finish(t, status == -ETIMEDOUT ? POOL_FAILED : runner__outcome_of(status),
+		/* -ETIMEDOUT: the deadline passed while the page opened, or the lease waited
+		 * longer than LEASE_TIMEOUT_SECONDS: both are timeouts */
+		task_finish(t, runner__outcome_of(status),
 		            status == -ECANCELED && t->runner->stopping ? NULL : why);
 		return;
 	}

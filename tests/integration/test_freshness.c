@@ -1,7 +1,7 @@
 /*
  * test_freshness: truthful freshness, from outside (`cdpilot run` as a process, its
  * JSON-lines sink, a real redis-server, /status and /metrics):
- *   - targets whose pages never load cannot starve the healthy ones: at CONCURRENCY_CAP=4,
+ *   - targets whose pages never answer cannot starve the healthy ones: at CONCURRENCY_CAP=4,
  *     4 such targets beside 12 healthy live targets; the healthy targets' verified age,
  *     measured from the sink, stays within 1.5 x their interval; the broken ones are
  *     counted `timeout`, back off, and say so in Redis (P:status:T, P:events);
@@ -75,8 +75,8 @@ static double metric_sum(const char *text, const char *prefix)
 	size_t n = strlen(prefix);
 
 	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (!strncmp(l, prefix, n))
-			sum += strtod(strrchr(l, ' ') ? strrchr(l, ' ') + 1 : "0", NULL);
+		if (!strncmp(l, prefix, n) && l[n] == ' ')
+			sum += strtod(l + n + 1, NULL);
 	return sum;
 }
 
@@ -162,13 +162,13 @@ static void test_freshness__broken_targets_do_not_starve_healthy(void **state)
 	for (int i = 0; i < BROKEN; i++)
 		p += snprintf(p, (size_t)(end - p),
 		              "{\"id\": \"broken%d\", \"adapter\": \"generic\", \"url\": "
-		              "\"%s/never-load?i=%d\", \"class\": \"live\", \"fields\": {\"m\": "
+		              "\"%s/hang?i=%d\", \"class\": \"live\", \"fields\": {\"m\": "
 		              "{\"selector\": \"#msg\"}}}%s",
 		              i, e->bed.base, i, i + 1 < BROKEN ? "," : "");
 	snprintf(p, (size_t)(end - p), "]}");
 	dk_write_file(e->bed.targets, text);
 	snprintf(url, sizeof url, "REDIS_URL=%s", e->redis.url);
-	start_daemon(e, (const char *const[]){ url, "CONCURRENCY_CAP=4", "TASK_TIMEOUT_SECONDS=10",
+	start_daemon(e, (const char *const[]){ url, "CONCURRENCY_CAP=4", "TASK_TIMEOUT_SECONDS=8", "RETRY_MAX_TRIES=1",
 	                                       "HOST_CONCURRENCY=64", NULL });
 	t0 = dk_wall_ms();
 	dk_sleep_ms(75000);
@@ -199,6 +199,10 @@ static void test_freshness__broken_targets_do_not_starve_healthy(void **state)
 	              all[nall - 1] / 1000.0, INTERVAL_MS / 1000.0,
 	              metric_sum(metrics, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"timeout\"}"),
 	              metric_sum(metrics, "cdpilot_backoffs_total"));
+	for (const char *l = metrics; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, "cdpilot_tasks_total", 19) || !strncmp(l, "cdpilot_backoffs", 16) ||
+		    !strncmp(l, "cdpilot_targets_", 16))
+			print_message("%.*s\n", (int)strcspn(l, "\n"), l);
 	assert_true(all[(nall * 95) / 100] <= INTERVAL_MS * 3 / 2);
 
 	/* the broken ones: counted timeout, failing or backing off, and said so in Redis */
@@ -253,7 +257,8 @@ static void test_freshness__broken_targets_do_not_starve_healthy(void **state)
 	free(all);
 }
 
-/* Tasks in flight when the browser is SIGKILLed are counted browser_lost. */
+/* Tasks in flight (loaded, waiting for an element that never comes) when the browser is
+ * SIGKILLed are counted browser_lost. */
 static void test_freshness__browser_kill_counts_browser_lost(void **state)
 {
 	env_t *e = *state;
@@ -266,9 +271,9 @@ static void test_freshness__browser_kill_counts_browser_lost(void **state)
 	p += snprintf(p, (size_t)(end - p), "{\"targets\": [");
 	for (int i = 0; i < 4; i++)
 		p += snprintf(p, (size_t)(end - p),
-		              "{\"id\": \"slow%d\", \"adapter\": \"generic\", \"url\": "
-		              "\"%s/slow?ms=8000&i=%d\", \"class\": \"live\", \"fields\": {\"m\": "
-		              "{\"selector\": \"title\"}}}%s",
+		              "{\"id\": \"wait%d\", \"adapter\": \"generic\", \"url\": "
+		              "\"%s/static?i=%d\", \"class\": \"live\", \"wait_for\": \"#never\", "
+		              "\"fields\": {\"m\": {\"selector\": \"title\"}}}%s",
 		              i, e->bed.base, i, i < 3 ? "," : "");
 	snprintf(p, (size_t)(end - p), "]}");
 	dk_write_file(e->bed.targets, text);
@@ -294,8 +299,15 @@ static void test_freshness__browser_kill_counts_browser_lost(void **state)
 		metrics = endpoint_text(e, "/metrics");
 		lost = metric_sum(metrics, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"browser_lost\"}");
 	}
+	if (metrics)
+		for (const char *l = metrics; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "")
+			if (!strncmp(l, "cdpilot_tasks_total{adapter=\"generic\"", 38) ||
+			    !strncmp(l, "cdpilot_browser_launches", 24))
+				print_message("%.*s\n", (int)strcspn(l, "\n"), l);
 	print_message("tasks counted browser_lost after the kill: %.0f (failed %.0f)\n", lost,
 	              metric_sum(metrics, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"failed\"}"));
+	if (lost < 1)
+		dk_dump_log(&e->bed.d);
 	assert_true(lost >= 1);
 	assert_true(metric_sum(metrics,
 	                       "cdpilot_tasks_total{adapter=\"generic\",outcome=\"failed\"}") == 0);
