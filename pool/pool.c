@@ -434,7 +434,9 @@ void pool_release(pool_lease_t *l, enum pool_outcome outcome)
 			p->st.tasks[outcome < POOL_NOUTCOMES ? outcome : POOL_FAILED]++;
 		if (outcome == POOL_OK)
 			p->st.consecutive_crashes = 0;
-		lease_close_page(l, 0);
+		/* a task that timed out may have left the page running a script: stop it, and the
+		 * close is bounded by the stuck timer (a context that will not close recycles) */
+		lease_close_page(l, outcome == POOL_TIMEOUT);
 	}
 	lease_maybe_free(l);
 }

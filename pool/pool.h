@@ -151,7 +151,9 @@ void pool_lease_cancel(pool_lease_t *lease);
 /* The leased page (borrowed, valid until pool_release or revocation). */
 cdp_page_t *pool_lease_page(pool_lease_t *lease);
 
-/* Ends the task; outcome feeds the counters (ignored if the lease was revoked). */
+/* Ends the task; outcome feeds the counters (ignored if the lease was revoked). With
+ * POOL_TIMEOUT the page's running script is terminated before its context is disposed
+ * (a context that does not close within the close grace recycles the browser, as ever). */
 void pool_release(pool_lease_t *lease, enum pool_outcome outcome);
 
 /* Asks for a recycle (pre-warm, drain, close). Coalesced while one is under way. */
