@@ -21,56 +21,37 @@
 
 /* Ends the task with its outcome (POOL_OK, or the cause of the failure; a revoked task's
  * is the revocation's). why: the failure's message; NULL with a failure, a task cut short
- * by the stop, which is not counted. */
-/* A verification's end: its own counts, no scheduler run, no failure of the target. */
-static void verify_finish(task_t *t, enum pool_outcome out)
-{
-	runner_t *r = t->runner;
-	rtarget_t *rt = t->rt;
-
-	if (t->lease) {
-		pool_release(t->lease, out);
-		t->lease = NULL;
-	}
-	rt->verify = NULL;
-	r->verifying--;
-	r->running[t->kind]--;
-	runner__rt_unref(rt);
-	free(t);
-	if (r->closing)
-		runner__maybe_finish_close(r);
-	else
-		runner__pump(r);
-}
-
+ * by the stop, which is not counted. A verification (TP_VERIFY) has its own counts in
+ * verify.c: no scheduler run, no task outcome, no failure of the target. */
 static void task_finish(task_t *t, enum pool_outcome out, const char *why)
 {
 	runner_t *r = t->runner;
 	rtarget_t *rt = t->rt;
-	int ok = out == POOL_OK;
+	int ok = out == POOL_OK, verify = t->purpose == TP_VERIFY;
 
 	if (!ok && t->revoked)
 		out = t->revoke_reason;
-	if (t->purpose == TP_VERIFY) {
-		if (!ok && why)
-			runner__verify_done(r, rt, NULL, why, t->url, t->started);
-		verify_finish(t, out);
-		return;
-	}
-	if (!ok && why)
+	if (!ok && why && verify)
+		runner__verify_done(r, rt, NULL, why, t->url, t->started);
+	else if (!ok && why)
 		runner__target_failed(r, rt, out, why);
-	if (!(r->stopping && !ok && !why))
+	if (!verify && !(r->stopping && !ok && !why))
 		runner__task_done(r, rt->spec.adapter, out, now_ms(r) - t->started);
 	if (t->lease) {
 		pool_release(t->lease, out);
 		t->lease = NULL;
 	}
-	rt->task = NULL;
 	r->running[t->kind]--;
-	if (!rt->removed)
-		sched_done(sched_of(r, rt), rt->spec.id, ok, now_ms(r));
-	runner__run_over(r, rt);
-	runner__share_run_over(r, rt);
+	if (verify) {
+		rt->verify = NULL;
+		r->verifying--;
+	} else {
+		rt->task = NULL;
+		if (!rt->removed)
+			sched_done(sched_of(r, rt), rt->spec.id, ok, now_ms(r));
+		runner__run_over(r, rt);
+		runner__share_run_over(r, rt);
+	}
 	runner__rt_unref(rt);
 	free(t);
 	if (r->closing)

@@ -23,7 +23,8 @@
 #include "util/log.h"
 
 #define FREEZE_WINDOW_MS 60000 /* freezes this close together count as "at once" */
-#define FREEZES_FOR_RECYCLE 5  /* pages frozen at once (and half the watched pages) that
+#define FREEZES_FOR_RECYCLE \
+	5 /* pages frozen at once (and half the watched pages) that
                                   recycle the browser */
 
 uint32_t runner__unchanged_ms(runner_t *r, const rtarget_t *rt)
@@ -45,7 +46,8 @@ static int verify_due(runner_t *r, const rtarget_t *rt, uint64_t now)
 
 	if (!rt->confirmed_ms)
 		return 0; /* the page's first read is a fresh load: it confirms itself */
-	return since >= r->o.verify_max_ms || (now - rt->changed_ms >= unchanged && since >= unchanged);
+	return since >= r->o.verify_max_ms ||
+	       (now - rt->changed_ms >= unchanged && since >= unchanged);
 }
 
 void runner__verify_maybe(runner_t *r, rtarget_t *rt)
@@ -60,7 +62,8 @@ void runner__verify_maybe(runner_t *r, rtarget_t *rt)
 	if (r->verifying >= verify_cap(r, ps.capacity) ||
 	    r->running[RK_NAV] + r->claiming[RK_NAV] >= ps.capacity)
 		return;
-	log_debug("run", "verifying the watched page of %s (unchanged %.1f s, confirmed %.1f s ago)",
+	log_debug("run",
+	          "verifying the watched page of %s (unchanged %.1f s, confirmed %.1f s ago)",
 	          rt->spec.id, (double)(now - rt->changed_ms) / 1000,
 	          (double)(now - rt->confirmed_ms) / 1000);
 	runner__task_start_verify(r, rt);
@@ -87,7 +90,8 @@ static void note_freeze(runner_t *r, const rtarget_t *rt, uint64_t now)
 		if (!r->freeze_ring[i].at || now - r->freeze_ring[i].at >= FREEZE_WINDOW_MS)
 			continue;
 		for (unsigned j = 0; j < i && !seen; j++) /* count each page once */
-			seen = r->freeze_ring[j].at && now - r->freeze_ring[j].at < FREEZE_WINDOW_MS &&
+			seen = r->freeze_ring[j].at &&
+			       now - r->freeze_ring[j].at < FREEZE_WINDOW_MS &&
 			       r->freeze_ring[j].who == r->freeze_ring[i].who;
 		pages += !seen;
 	}
@@ -106,8 +110,10 @@ static void escalate(runner_t *r, rtarget_t *rt, uint64_t now)
 
 	if (rt->freezes >= 3) {
 		rt->navigate_until = now + r->o.watch_navigate_ms;
-		log_warn("run", "watched page of %s froze %u times in a row: reading it in navigate "
-		         "mode for %u s", rt->spec.id, rt->freezes, r->o.watch_navigate_ms / 1000);
+		log_warn("run",
+		         "watched page of %s froze %u times in a row: reading it in navigate "
+		         "mode for %u s",
+		         rt->spec.id, rt->freezes, r->o.watch_navigate_ms / 1000);
 		if (w)
 			runner__watch_close(w);
 		return;
@@ -152,7 +158,8 @@ void runner__verify_done(runner_t *r, rtarget_t *rt, const json_t *raw, const ch
 	rt->last_freeze_ms = now;
 	if (!rt->frozen_ms)
 		rt->frozen_ms = now;
-	log_warn("run", "watched page of %s is frozen: a fresh read differs from its data, "
+	log_warn("run",
+	         "watched page of %s is frozen: a fresh read differs from its data, "
 	         "unchanged for %.1f s (freeze %u); publishing the fresh read",
 	         rt->spec.id, (double)(now - rt->changed_ms) / 1000, rt->freezes);
 	runner__publish(r, rt, raw, url, started, PUB_VERIFIED);

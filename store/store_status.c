@@ -22,8 +22,8 @@
 typedef struct status_req {
 	store_t *s;
 	char id[STORE_ID_MAX + 1];
-	json_t *fields;  /* status: the fields; event: the event */
-	uint64_t gen;    /* status: its generation */
+	json_t *fields; /* status: the fields; event: the event */
+	uint64_t gen;   /* status: its generation */
 	int is_event;
 } status_req_t;
 
@@ -64,7 +64,8 @@ static int send_fields(store_t *s, status_req_t *q, const char *key)
 		argv[argc++] = EVENTS_MAXLEN;
 		argv[argc++] = "*";
 	}
-	json_object_foreach(q->fields, k, v) {
+	json_object_foreach(q->fields, k, v)
+	{
 		if (n == STATUS_FIELDS_MAX || json_is_object(v) || json_is_array(v))
 			continue;
 		argv[argc++] = k;
@@ -107,8 +108,7 @@ static void on_status_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	free(q);
 }
 
-static status_req_t *req_new(store_t *s, const char *id, json_t *fields, uint64_t gen,
-                             int is_event)
+static status_req_t *req_new(store_t *s, const char *id, json_t *fields, uint64_t gen, int is_event)
 {
 	status_req_t *q = store__xmalloc(sizeof *q);
 
@@ -129,9 +129,11 @@ void store__flush_status(store_t *s)
 	if (s->state != C_READY || !s->ac || s->closing)
 		return;
 	s->events_requeued = 0;
-	json_object_foreach_safe(s->status_pending, tmp, id, w) {
-		status_req_t *q = req_new(s, id, json_object_get(w, "fields"),
-		                          (uint64_t)json_integer_value(json_object_get(w, "gen")), 0);
+	json_object_foreach_safe(s->status_pending, tmp, id, w)
+	{
+		status_req_t *q =
+		        req_new(s, id, json_object_get(w, "fields"),
+		                (uint64_t)json_integer_value(json_object_get(w, "gen")), 0);
 		store__key(s, key, "status", id);
 		json_object_del(s->status_pending, id);
 		if (send_fields(s, q, key) != 0) {

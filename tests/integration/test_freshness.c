@@ -46,18 +46,6 @@ static int teardown(void **state)
 	return dk_bed_teardown(state);
 }
 
-static void start_daemon(env_t *e, const char *const extra_env[])
-{
-	const char *envs[32] = { "LOG_LEVEL=info" };
-	size_t n = 1;
-
-	for (size_t i = 0; extra_env && extra_env[i] && n < 31; i++)
-		envs[n++] = extra_env[i];
-	envs[n] = NULL;
-	dk_run_start(&e->bed.d, e->bed.targets, e->bed.out, e->bed.metrics, sizeof e->bed.metrics,
-	             NULL, envs);
-}
-
 /* GET http://METRICS_ADDR/path as text (malloc'd) or JSON. */
 static char *endpoint_text(env_t *e, const char *path)
 {
@@ -128,7 +116,8 @@ static int64_t *verified_gaps(json_t *lines, const char *id, int64_t from_ms, si
 	size_t i;
 
 	*n = 0;
-	json_array_foreach(lines, i, l) {
+	json_array_foreach(lines, i, l)
+	{
 		const char *v = json_string_value(json_object_get(l, "verified_at"));
 		int64_t t;
 		if (strcmp(json_string_value(json_object_get(l, "type")) ?: "", "snapshot") ||
@@ -155,10 +144,11 @@ static void test_freshness__broken_targets_do_not_starve_healthy(void **state)
 	assert_int_equal(tu_redis_start(&e->redis), 0);
 	p += snprintf(p, (size_t)(end - p), "{\"targets\": [");
 	for (int i = 0; i < HEALTHY; i++)
-		p += snprintf(p, (size_t)(end - p),
-		              "{\"id\": \"ok%d\", \"adapter\": \"generic\", \"url\": \"%s/static?i=%d\", "
-		              "\"class\": \"live\", \"fields\": {\"t\": {\"selector\": \"title\"}}},",
-		              i, e->bed.base, i);
+		p += snprintf(
+		        p, (size_t)(end - p),
+		        "{\"id\": \"ok%d\", \"adapter\": \"generic\", \"url\": \"%s/static?i=%d\", "
+		        "\"class\": \"live\", \"fields\": {\"t\": {\"selector\": \"title\"}}},",
+		        i, e->bed.base, i);
 	for (int i = 0; i < BROKEN; i++)
 		p += snprintf(p, (size_t)(end - p),
 		              "{\"id\": \"broken%d\", \"adapter\": \"generic\", \"url\": "
@@ -168,8 +158,9 @@ static void test_freshness__broken_targets_do_not_starve_healthy(void **state)
 	snprintf(p, (size_t)(end - p), "]}");
 	dk_write_file(e->bed.targets, text);
 	snprintf(url, sizeof url, "REDIS_URL=%s", e->redis.url);
-	start_daemon(e, (const char *const[]){ url, "CONCURRENCY_CAP=4", "TASK_TIMEOUT_SECONDS=8", "RETRY_MAX_TRIES=1",
-	                                       "HOST_CONCURRENCY=64", NULL });
+	dk_bed_run(&e->bed,
+	           (const char *const[]){ url, "CONCURRENCY_CAP=4", "TASK_TIMEOUT_SECONDS=8",
+	                                  "RETRY_MAX_TRIES=1", "HOST_CONCURRENCY=64", NULL });
 	t0 = dk_wall_ms();
 	dk_sleep_ms(75000);
 	metrics = endpoint_text(e, "/metrics");
@@ -193,12 +184,13 @@ static void test_freshness__broken_targets_do_not_starve_healthy(void **state)
 		free(g);
 	}
 	qsort(all, nall, sizeof *all, cmp_i64);
-	print_message("healthy: %zu gaps between verified reads, p50 %.1f s, p95 %.1f s, max "
-	              "%.1f s (interval %.1f s); timeouts counted %.0f, backoffs %.0f\n",
-	              nall, all[nall / 2] / 1000.0, all[(nall * 95) / 100] / 1000.0,
-	              all[nall - 1] / 1000.0, INTERVAL_MS / 1000.0,
-	              metric_sum(metrics, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"timeout\"}"),
-	              metric_sum(metrics, "cdpilot_backoffs_total"));
+	print_message(
+	        "healthy: %zu gaps between verified reads, p50 %.1f s, p95 %.1f s, max "
+	        "%.1f s (interval %.1f s); timeouts counted %.0f, backoffs %.0f\n",
+	        nall, all[nall / 2] / 1000.0, all[(nall * 95) / 100] / 1000.0,
+	        all[nall - 1] / 1000.0, INTERVAL_MS / 1000.0,
+	        metric_sum(metrics, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"timeout\"}"),
+	        metric_sum(metrics, "cdpilot_backoffs_total"));
 	for (const char *l = metrics; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
 		if (!strncmp(l, "cdpilot_tasks_total", 19) || !strncmp(l, "cdpilot_backoffs", 16) ||
 		    !strncmp(l, "cdpilot_targets_", 16))
@@ -206,7 +198,8 @@ static void test_freshness__broken_targets_do_not_starve_healthy(void **state)
 	assert_true(all[(nall * 95) / 100] <= INTERVAL_MS * 3 / 2);
 
 	/* the broken ones: counted timeout, failing or backing off, and said so in Redis */
-	assert_true(metric_sum(metrics, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"timeout\"}") >=
+	assert_true(metric_sum(metrics,
+	                       "cdpilot_tasks_total{adapter=\"generic\",outcome=\"timeout\"}") >=
 	            BROKEN);
 	assert_true(metric_sum(metrics, "cdpilot_backoffs_total") >= 1);
 	c = tu_redis_client(&e->redis);
@@ -219,11 +212,17 @@ static void test_freshness__broken_targets_do_not_starve_healthy(void **state)
 		h = hgetall(c, key);
 		if (i == 0)
 			print_message("%s: %s\n", key, json_dumps(h, JSON_COMPACT) ?: "");
-		assert_true(!strcmp(json_string_value(json_object_get(h, "state")) ?: "", "failing") ||
-		            !strcmp(json_string_value(json_object_get(h, "state")) ?: "", "backing_off"));
-		assert_string_equal(json_string_value(json_object_get(h, "last_outcome")), "timeout");
-		assert_true(strtol(json_string_value(json_object_get(h, "consecutive_failures")) ?: "0", NULL, 10) >= 1);
-		assert_true(strlen(json_string_value(json_object_get(h, "failing_since")) ?: "") > 0);
+		assert_true(
+		        !strcmp(json_string_value(json_object_get(h, "state")) ?: "", "failing") ||
+		        !strcmp(json_string_value(json_object_get(h, "state")) ?: "",
+		                "backing_off"));
+		assert_string_equal(json_string_value(json_object_get(h, "last_outcome")),
+		                    "timeout");
+		assert_true(
+		        strtol(json_string_value(json_object_get(h, "consecutive_failures")) ?: "0",
+		               NULL, 10) >= 1);
+		assert_true(strlen(json_string_value(json_object_get(h, "failing_since")) ?: "") >
+		            0);
 		assert_true(has_event(c, "failing", id));
 		json_decref(h);
 	}
@@ -239,14 +238,16 @@ static void test_freshness__broken_targets_do_not_starve_healthy(void **state)
 		size_t i;
 		int seen = 0;
 		assert_non_null(st);
-		json_array_foreach(json_object_get(st, "targets"), i, t) {
+		json_array_foreach(json_object_get(st, "targets"), i, t)
+		{
 			const char *id = json_string_value(json_object_get(t, "id"));
 			if (strncmp(id, "broken", 6))
 				continue;
 			seen++;
 			assert_string_equal(json_string_value(json_object_get(t, "last_outcome")),
 			                    "timeout");
-			assert_true(json_integer_value(json_object_get(t, "consecutive_failures")) >= 1);
+			assert_true(json_integer_value(
+			                    json_object_get(t, "consecutive_failures")) >= 1);
 		}
 		assert_int_equal(seen, BROKEN);
 	}
@@ -277,7 +278,8 @@ static void test_freshness__browser_kill_counts_browser_lost(void **state)
 		              i, e->bed.base, i, i < 3 ? "," : "");
 	snprintf(p, (size_t)(end - p), "]}");
 	dk_write_file(e->bed.targets, text);
-	start_daemon(e, (const char *const[]){ "CONCURRENCY_CAP=4", "HOST_CONCURRENCY=64", NULL });
+	dk_bed_run(&e->bed,
+	           (const char *const[]){ "CONCURRENCY_CAP=4", "HOST_CONCURRENCY=64", NULL });
 	snprintf(url, sizeof url, "http://%s/status", e->bed.metrics);
 	/* wait until the four tasks hold their leases */
 	for (uint64_t end_ms = tu_now_ms() + 60000; tu_now_ms() < end_ms; dk_sleep_ms(250)) {
@@ -285,7 +287,8 @@ static void test_freshness__browser_kill_counts_browser_lost(void **state)
 		st = dk_http_get_json(url);
 		in_use = json_integer_value(
 		        json_object_get(json_object_get(st, "browser"), "leases_in_use"));
-		pid = (pid_t)json_integer_value(json_object_get(json_object_get(st, "browser"), "pid"));
+		pid = (pid_t)json_integer_value(
+		        json_object_get(json_object_get(st, "browser"), "pid"));
 		json_decref(st);
 		if (in_use == 4 && pid > 0)
 			break;
@@ -297,15 +300,18 @@ static void test_freshness__browser_kill_counts_browser_lost(void **state)
 	     dk_sleep_ms(250)) {
 		free(metrics);
 		metrics = endpoint_text(e, "/metrics");
-		lost = metric_sum(metrics, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"browser_lost\"}");
+		lost = metric_sum(
+		        metrics,
+		        "cdpilot_tasks_total{adapter=\"generic\",outcome=\"browser_lost\"}");
 	}
 	if (metrics)
 		for (const char *l = metrics; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "")
 			if (!strncmp(l, "cdpilot_tasks_total{adapter=\"generic\"", 38) ||
 			    !strncmp(l, "cdpilot_browser_launches", 24))
 				print_message("%.*s\n", (int)strcspn(l, "\n"), l);
-	print_message("tasks counted browser_lost after the kill: %.0f (failed %.0f)\n", lost,
-	              metric_sum(metrics, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"failed\"}"));
+	print_message(
+	        "tasks counted browser_lost after the kill: %.0f (failed %.0f)\n", lost,
+	        metric_sum(metrics, "cdpilot_tasks_total{adapter=\"generic\",outcome=\"failed\"}"));
 	if (lost < 1)
 		dk_dump_log(&e->bed.d);
 	assert_true(lost >= 1);
@@ -318,8 +324,8 @@ static void test_freshness__browser_kill_counts_browser_lost(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_freshness__broken_targets_do_not_starve_healthy,
-		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_freshness__broken_targets_do_not_starve_healthy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_freshness__browser_kill_counts_browser_lost,
 		                                setup, teardown),
 	};

@@ -38,15 +38,8 @@ static int setup(void **state)
 
 static void start_daemon(env_t *e, const char *const extra_env[])
 {
-	const char *envs[32] = { "LOG_LEVEL=info" };
-	size_t n = 1;
-
-	for (size_t i = 0; extra_env && extra_env[i] && n < 31; i++)
-		envs[n++] = extra_env[i];
-	envs[n] = NULL;
 	e->t0 = dk_wall_ms();
-	dk_run_start(&e->bed.d, e->bed.targets, e->bed.out, e->bed.metrics, sizeof e->bed.metrics,
-	             NULL, envs);
+	dk_bed_run(&e->bed, extra_env);
 }
 
 /* Stops the daemon (SIGTERM: exit 0) and checks nothing of ours is left but the fixture. */

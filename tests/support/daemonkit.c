@@ -237,6 +237,17 @@ int dk_run_start(dk_proc_t *p, const char *targets, const char *out, char *metri
 	return port;
 }
 
+void dk_bed_run(dk_bed_t *b, const char *const env_extra[])
+{
+	const char *envs[32] = { "LOG_LEVEL=info" };
+	size_t n = 1;
+
+	for (size_t i = 0; env_extra && env_extra[i] && n < 31; i++)
+		envs[n++] = env_extra[i];
+	envs[n] = NULL;
+	dk_run_start(&b->d, b->targets, b->out, b->metrics, sizeof b->metrics, NULL, envs);
+}
+
 struct body {
 	char *buf;
 	size_t len;

@@ -67,6 +67,10 @@ int dk_bed_teardown(void **state);
 int dk_run_start(dk_proc_t *p, const char *targets, const char *out, char *metrics,
                  size_t metricslen, const char *const prefix[], const char *const env_extra[]);
 
+/* dk_run_start() of the bed's one daemon (b->d, its targets, sink and metrics address)
+ * with LOG_LEVEL=info and env_extra (NULL-ended, may be NULL). */
+void dk_bed_run(dk_bed_t *b, const char *const env_extra[]);
+
 /* GET url; returns the body (malloc'd) and the HTTP code, or NULL. */
 char *dk_http_get(const char *url, long *code);
 /* GET url and parse the body as JSON (new reference) or NULL. */
