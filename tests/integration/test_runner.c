@@ -2,7 +2,9 @@
  * test_runner: the runner (runner/runner.h) in process, on a loop of the test's own, with a
  * real pool and Chromium on the fixture's pages, and its callbacks recording what leaves
  * it: tasks that succeed, fail and are retried; a watched page reloaded and moved to a new
- * browser on recycle; a reconcile while tasks run; a close while tasks run. Each case ends
+ * browser on recycle; a reconcile while tasks run; a close while tasks run; watched pages
+ * whose feed dies verified, found frozen and escalated; a watched target over WATCH_CAP read
+ * in navigate mode. Each case ends
  * with the whole close path and audits it (loop closes, no fd, no Chromium process left).
  */
 #include <setjmp.h>
@@ -549,6 +551,40 @@ static void test_runner__frozen_watch_is_verified_and_reloaded(void **state)
 	rh_close(&h);
 }
 
+/* A watched target over WATCH_CAP is read in navigate mode and says so, never left unread;
+ * it is watched once a slot frees. */
+static void test_runner__watch_over_cap_is_read_in_navigate_mode(void **state)
+{
+	static rh_t h;
+	runner_opts_t ro;
+	find_t f;
+
+	tu_require_chromium();
+	opts(&ro);
+	ro.watch_cap = 1;
+	rh_open(&h, &ro);
+	rh_targets(&h, "",
+	           "{\"targets\": ["
+	           "{\"id\": \"w1\", \"adapter\": \"generic\", \"url\": \"BASE/static?w=1\", "
+	           "\"class\": \"live\", \"mode\": \"watch\", \"fields\": {\"t\": {\"selector\": "
+	           "\"title\"}}},"
+	           "{\"id\": \"w2\", \"adapter\": \"generic\", \"url\": \"BASE/static?w=2\", "
+	           "\"class\": \"live\", \"mode\": \"watch\", \"fields\": {\"t\": {\"selector\": "
+	           "\"title\"}}}]}");
+	RUN_UNTIL(&h, published(&h, "w1") >= 3 && published(&h, "w2") >= 3, 60000);
+	assert_true(published(&h, "w1") >= 3);
+	assert_true(published(&h, "w2") >= 3);
+	/* one of them holds the one slot, the other is read in navigate mode */
+	f = view(&h, strcmp(view(&h, "w1").v.read_mode, "navigate") == 0 ? "w1" : "w2");
+	print_message("%s: read_mode %s (%s), state %s\n", f.id, f.v.read_mode, f.v.watch_note,
+	              f.v.state);
+	assert_string_equal(f.v.read_mode, "navigate");
+	assert_string_equal(f.v.watch_note, "over WATCH_CAP");
+	assert_string_equal(f.v.state, "ok");
+	assert_int_equal(f.v.failures, 0);
+	rh_close(&h);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -557,6 +593,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_runner__reconcile_while_tasks_run),
 		cmocka_unit_test(test_runner__close_while_tasks_run),
 		cmocka_unit_test(test_runner__frozen_watch_is_verified_and_reloaded),
+		cmocka_unit_test(test_runner__watch_over_cap_is_read_in_navigate_mode),
 	};
 	if (tu_browser_test_init(argc, argv))
 		return 127;
