@@ -109,6 +109,8 @@ static void escalate(runner_t *r, rtarget_t *rt, uint64_t now)
 	watch_t *w = rt->watch;
 
 	if (rt->freezes >= 3) {
+		/* no frozen page serves it now: navigate reads are current (read_mode says why) */
+		rt->frozen_ms = 0;
 		rt->navigate_until = now + r->o.watch_navigate_ms;
 		log_warn("run",
 		         "watched page of %s froze %u times in a row: reading it in navigate "

@@ -5,7 +5,8 @@
  *     4 such targets beside 12 healthy live targets; the healthy targets' verified age,
  *     measured from the sink, stays within 1.5 x their interval; the broken ones are
  *     counted `timeout`, back off, and say so in Redis (P:status:T, P:events);
- *   - tasks lost to a SIGKILLed browser are counted `browser_lost`.
+ *   - tasks lost to a SIGKILLed browser are counted `browser_lost`;
+ *   - a watched page whose feed dies is `frozen` in Redis, then `ok` again once current.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -321,6 +322,79 @@ static void test_freshness__browser_kill_counts_browser_lost(void **state)
 	dk_stop_clean(&e->bed.d);
 }
 
+/* The hash field of key (malloc'd, "" if missing). */
+static char *hfield(redisContext *c, const char *key, const char *field)
+{
+	redisReply *rep = redisCommand(c, "HGET %s %s", key, field);
+	char *v = strdup(rep && rep->type == REDIS_REPLY_STRING ? rep->str : "");
+
+	freeReplyObject(rep);
+	return v;
+}
+
+/*
+ * A watched live match whose feed dies (the fixture's mute): Redis says `frozen` in the
+ * target's status hash and on the events stream, the fresh data reaches `latest`, and
+ * once the reloaded page is current again the status is `ok` with a `recovered` event.
+ */
+static void test_freshness__frozen_watch_is_told_in_redis(void **state)
+{
+	env_t *e = *state;
+	char text[1024], url[512], *st;
+	redisContext *c;
+	int frozen = 0, ok_after = 0;
+	json_t *j;
+
+	assert_int_equal(tu_redis_start(&e->redis), 0);
+	snprintf(url, sizeof url, "%s/live/ctl/reset?n=12&speed=2&seed=3", e->bed.base);
+	j = dk_http_get_json(url);
+	assert_non_null(j);
+	json_decref(j);
+	snprintf(text, sizeof text,
+	         "{\"targets\": [{\"id\": \"m6\", \"adapter\": \"livescore\", \"url\": "
+	         "\"%s/live/match/6\", \"class\": \"live\", \"interval_seconds\": 1, "
+	         "\"mode\": \"watch\"}]}",
+	         e->bed.base);
+	dk_write_file(e->bed.targets, text);
+	snprintf(url, sizeof url, "REDIS_URL=%s", e->redis.url);
+	dk_bed_run(&e->bed, (const char *const[]){ url, "WATCH_VERIFY_UNCHANGED_SECONDS=3", NULL });
+	c = tu_redis_client(&e->redis);
+	assert_non_null(c);
+	for (uint64_t end = tu_now_ms() + 60000; tu_now_ms() < end; dk_sleep_ms(250)) {
+		st = hfield(c, "cdpilot:status:m6", "state");
+		ok_after = !strcmp(st, "ok");
+		free(st);
+		if (ok_after)
+			break;
+	}
+	assert_true(ok_after);
+	snprintf(url, sizeof url, "%s/live/ctl/mute?id=6&ms=12000", e->bed.base);
+	j = dk_http_get_json(url);
+	assert_non_null(j);
+	json_decref(j);
+	/* frozen within the unchanged time, an interval and a verification read */
+	for (uint64_t end = tu_now_ms() + 40000; tu_now_ms() < end && !frozen; dk_sleep_ms(100)) {
+		st = hfield(c, "cdpilot:status:m6", "state");
+		frozen = !strcmp(st, "frozen");
+		free(st);
+	}
+	assert_true(frozen);
+	assert_true(has_event(c, "frozen", "m6"));
+	/* the mute ends: the reloaded page is current, the status ok again */
+	ok_after = 0;
+	for (uint64_t end = tu_now_ms() + 60000; tu_now_ms() < end && !ok_after; dk_sleep_ms(250)) {
+		st = hfield(c, "cdpilot:status:m6", "state");
+		ok_after = !strcmp(st, "ok");
+		free(st);
+	}
+	if (!ok_after)
+		dk_dump_log(&e->bed.d);
+	assert_true(ok_after);
+	assert_true(has_event(c, "recovered", "m6"));
+	redisFree(c);
+	dk_stop_clean(&e->bed.d);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +402,8 @@ int main(int argc, char **argv)
 		        test_freshness__broken_targets_do_not_starve_healthy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_freshness__browser_kill_counts_browser_lost,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_freshness__frozen_watch_is_told_in_redis, setup,
+		                                teardown),
 	};
 	tu_tag_processes();
 	return cmocka_run_group_tests(tests, NULL, NULL);
