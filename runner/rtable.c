@@ -32,6 +32,7 @@ void runner__rt_unref(rtarget_t *rt)
 	if (--rt->refs > 0)
 		return;
 	json_decref(rt->last);
+	json_decref(rt->suspect);
 	target_spec_release(&rt->spec);
 	free(rt);
 }

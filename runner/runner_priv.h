@@ -50,6 +50,8 @@ typedef struct rtarget {
 	                             confirmed WATCH_VERIFY_SECONDS after the last one) */
 	uint64_t frozen_ms;       /* watch: frozen since (loop time); 0 not frozen */
 	uint64_t last_freeze_ms;  /* watch: loop time of the last freeze; 0 none */
+	json_t *suspect;          /* watch: a verification that differed, {"raw", "data",
+	                             "url", "started"}, waiting for a re-read of the page */
 	uint64_t navigate_until;  /* watch: read in navigate mode until (loop time) */
 	int overflow;             /* watch: over WATCH_CAP, read in navigate mode */
 	int64_t read_unix, failing_since_unix; /* Unix ms of the last read, of the first
@@ -204,6 +206,9 @@ void runner__task_start(runner_t *r, rtarget_t *rt, enum rkind kind);
 /* A navigate task for a verification of rt's watched page (verify.c decides when). */
 void runner__task_start_verify(runner_t *r, rtarget_t *rt);
 /* verify.c: verification of watched pages */
+/* A watched read of rt that began at read_started ended (ok or not): settles a
+ * verification that differed, if the read began after it. */
+void runner__verify_recheck_done(runner_t *r, rtarget_t *rt, int ok, uint64_t read_started);
 /* How long a watched target's data may stay unchanged before it is verified. */
 uint32_t runner__unchanged_ms(runner_t *r, const rtarget_t *rt);
 /* After a watched read of rt: starts a verification read if one is due and has room. */
@@ -217,6 +222,8 @@ void runner__verify_done(runner_t *r, rtarget_t *rt, const json_t *raw, const ch
 int runner__watch_navigates(runner_t *r, rtarget_t *rt);
 /* watch.c: reload the watched page (fresh = a new context too). */
 void runner__watch_reload(watch_t *w, int new_context);
+/* watch.c: reads the watched page again now (or after the read running). */
+void runner__watch_reread(watch_t *w);
 int runner__nav_failure(const cdp_nav_result_t *res, const char *url, char *msg, size_t len);
 /* watch.c: watched pages */
 void runner__watch_open(runner_t *r, rtarget_t *rt, watch_t *replaces);

@@ -6,7 +6,9 @@
  * WATCH_VERIFY_SECONDS, is read once more in a fresh context (a navigate task of purpose
  * TP_VERIFY, task.c) and the two are compared:
  *   - same data: the watch is confirmed (verified age restarts, freezes forgotten);
- *   - different data, and the watched page did not change meanwhile: the page is frozen.
+ *   - different data, and the watched page did not change meanwhile: the page is read
+ *     again at once (the source may just have changed since its last read); if it still
+ *     shows what it showed, it is frozen.
  *     The fresh read is published at once (verified), the freeze counted and logged, and
  *     the watch escalates: the first freeze reloads the page, the second opens it in a new
  *     context, the third reads the target in navigate mode for WATCH_FROZEN_NAVIGATE_SECONDS;
@@ -55,7 +57,8 @@ void runner__verify_maybe(runner_t *r, rtarget_t *rt)
 	uint64_t now = now_ms(r);
 	pool_stats_t ps;
 
-	if (!r->o.verify_max_ms || rt->verify || !rt->watch || r->stopping || rt->removed ||
+	if (!r->o.verify_max_ms || rt->verify || rt->suspect || !rt->watch || r->stopping ||
+	    rt->removed ||
 	    !verify_due(r, rt, now))
 		return;
 	pool_get_stats(r->pool, &ps);
@@ -124,6 +127,39 @@ static void escalate(runner_t *r, rtarget_t *rt, uint64_t now)
 		runner__watch_reload(w, rt->freezes >= 2);
 }
 
+/* The verification agreed with the watch: confirmed, a freeze long past forgotten. */
+static void agreed(runner_t *r, rtarget_t *rt, uint64_t now)
+{
+	r->verify_total[0]++;
+	rt->confirmed_ms = rt->verified_ms = r->last_verified_ms = now;
+	rt->verified_unix = unix_ms();
+	if (now - rt->last_freeze_ms >= r->o.verify_max_ms)
+		rt->freezes = 0; /* current for a good while: a later freeze starts over */
+	rt->frozen_ms = 0;
+	runner__status_note(r, rt);
+}
+
+/* The watched page stayed behind a fresh read: publish the fresh read, escalate. */
+static void frozen(runner_t *r, rtarget_t *rt, const json_t *suspect, uint64_t now)
+{
+	r->verify_total[1]++;
+	r->frozen_total++;
+	rt->freezes++;
+	rt->last_freeze_ms = now;
+	if (!rt->frozen_ms)
+		rt->frozen_ms = now;
+	log_warn("run",
+	         "watched page of %s is frozen: a fresh read differs from its data, "
+	         "unchanged for %.1f s (freeze %u); publishing the fresh read",
+	         rt->spec.id, (double)(now - rt->changed_ms) / 1000, rt->freezes);
+	runner__publish(r, rt, json_object_get(suspect, "raw"),
+	                json_string_value(json_object_get(suspect, "url")),
+	                (uint64_t)json_integer_value(json_object_get(suspect, "started")),
+	                PUB_VERIFIED);
+	note_freeze(r, rt, now);
+	escalate(r, rt, now);
+}
+
 void runner__verify_done(runner_t *r, rtarget_t *rt, const json_t *raw, const char *why,
                          const char *url, uint64_t started)
 {
@@ -141,32 +177,44 @@ void runner__verify_done(runner_t *r, rtarget_t *rt, const json_t *raw, const ch
 		return;
 	}
 	if (rt->last && json_equal(data, json_object_get(rt->last, "data"))) {
-		r->verify_total[0]++;
-		rt->confirmed_ms = rt->verified_ms = r->last_verified_ms = now;
-		rt->verified_unix = unix_ms();
-		if (now - rt->last_freeze_ms >= r->o.verify_max_ms)
-			rt->freezes = 0; /* current for a good while: a later freeze starts over */
-		rt->frozen_ms = 0;
 		json_decref(data);
-		runner__status_note(r, rt);
+		agreed(r, rt, now);
 		return;
 	}
-	json_decref(data);
-	if (rt->changed_ms >= started)
-		return; /* the watched page changed while we read: no verdict, ask again later */
-	r->verify_total[1]++;
-	r->frozen_total++;
-	rt->freezes++;
-	rt->last_freeze_ms = now;
-	if (!rt->frozen_ms)
-		rt->frozen_ms = now;
-	log_warn("run",
-	         "watched page of %s is frozen: a fresh read differs from its data, "
-	         "unchanged for %.1f s (freeze %u); publishing the fresh read",
-	         rt->spec.id, (double)(now - rt->changed_ms) / 1000, rt->freezes);
-	runner__publish(r, rt, raw, url, started, PUB_VERIFIED);
-	note_freeze(r, rt, now);
-	escalate(r, rt, now);
+	if (rt->changed_ms >= started || !rt->watch) {
+		json_decref(data); /* the page changed while we read, or is gone: no verdict */
+		return;
+	}
+	/* the source may have changed since the page's last read: read the page again, and
+	 * call it frozen only if it still shows what it showed (runner__verify_recheck_done) */
+	json_decref(rt->suspect);
+	rt->suspect = json_pack("{s:O, s:o, s:s, s:I, s:I}", "raw", raw, "data", data, "url",
+	                        url, "started", (json_int_t)started, "asked",
+	                        (json_int_t)now);
+	if (!rt->suspect)
+		abort();
+	runner__watch_reread(rt->watch);
+}
+
+void runner__verify_recheck_done(runner_t *r, rtarget_t *rt, int ok, uint64_t read_started)
+{
+	json_t *suspect = rt->suspect;
+	uint64_t now = now_ms(r);
+	uint64_t started;
+
+	if (!suspect ||
+	    read_started < (uint64_t)json_integer_value(json_object_get(suspect, "asked")))
+		return; /* a read that began before the question: the next one answers */
+	rt->suspect = NULL;
+	started = (uint64_t)json_integer_value(json_object_get(suspect, "started"));
+	if (!ok || rt->removed || r->stopping) {
+		/* no verdict: the next verification asks again */
+	} else if (rt->changed_ms >= started) {
+		agreed(r, rt, now); /* the page caught up: alive, not frozen */
+	} else {
+		frozen(r, rt, suspect, now);
+	}
+	json_decref(suspect);
 }
 
 int runner__watch_navigates(runner_t *r, rtarget_t *rt)

@@ -96,6 +96,10 @@ void runner__watch_close(watch_t *w)
 	if (w->replaces)
 		w->replaces->moving_to = NULL;
 	watch_drop_page(w, POOL_OK);
+	if (rt->suspect && !w->moving_to && !w->replaces) { /* no page left to ask */
+		json_decref(rt->suspect);
+		rt->suspect = NULL;
+	}
 	if (w->sched_running && !rt->removed) {
 		runner__watch_sched_done(r, rt, 0);
 		w->sched_running = 0;
@@ -241,6 +245,8 @@ static void w_on_eval(cdp_page_t *page, int status, json_t *value, const char *w
 		w->again = 0;
 		watch_extract(w);
 	}
+	if (!w->closing)
+		runner__verify_recheck_done(r, rt, ok, w->op_started);
 	runner__pump(r);
 }
 
@@ -504,4 +510,15 @@ void runner__watch_reload(watch_t *w, int new_context)
 	w->loaded_at = 0; /* the next read reloads (watch_extract) */
 	if (!w->busy)
 		watch_extract(w);
+}
+
+void runner__watch_reread(watch_t *w)
+{
+	if (w->closing)
+		return;
+	if (w->state != W_READY || w->busy) {
+		w->again = w->state == W_READY; /* else the read after the load answers */
+		return;
+	}
+	watch_extract(w);
 }
