@@ -12,7 +12,8 @@ bench_browser_banner() {
 	local v
 	v=$("$1" --version --browser 2>/dev/null | tail -n 1) || v="(cdpilot --version --browser failed)"
 	echo "== chromium: $v"
-	echo "$v" >"${results:-build/bench-results}/chromium-version.json" 2>/dev/null || true
+	mkdir -p "${results:-build/bench-results}"
+	echo "$v" >"${results:-build/bench-results}/chromium-version.json"
 }
 
 bench_setup() {
