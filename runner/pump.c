@@ -109,6 +109,7 @@ void runner__pump(runner_t *r)
 		else
 			runner__watch_due(r, rt);
 	}
+	runner__verify_pump(r); /* scheduled work first: verifications take what is left */
 	schedule_wake(r);
 }
 

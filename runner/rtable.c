@@ -68,6 +68,10 @@ void runner__target_remove(runner_t *r, rtarget_t *rt)
 	LIST_UNLINK(&r->targets, rt, next);
 	r->ntargets--;
 	rt->removed = 1;
+	if (rt->verify_wanted) {
+		rt->verify_wanted = 0;
+		r->verify_wanted--;
+	}
 	sched_remove(sched_of(r, rt), rt->spec.id);
 	if (r->cbs.forget && !r->stopping)
 		r->cbs.forget(r->cbs.ud, rt->spec.id);

@@ -46,6 +46,7 @@ typedef struct rtarget {
 	uint64_t confirmed_ms;    /* watch: the page last shown current (fresh load, or a
 	                             verification that agreed); 0 never */
 	task_t *verify;           /* watch: the verification read running; NULL none */
+	int verify_wanted;        /* watch: a verification is due and waits for a slot */
 	unsigned freezes;         /* watch: freezes in a row (forgotten once the page has been
 	                             confirmed WATCH_VERIFY_SECONDS after the last one) */
 	uint64_t frozen_ms;       /* watch: frozen since (loop time); 0 not frozen */
@@ -137,6 +138,7 @@ struct runner {
 	uint64_t done_per_sec[RUNNER_RATE_WINDOW];
 	uint64_t done_total, ok_total, fail_total, deltas_total, snapshots_total;
 	unsigned verifying;       /* verification reads running (at most verify_cap()) */
+	unsigned verify_wanted;   /* targets whose verification waits for a slot */
 	uint64_t verify_total[3]; /* verification reads: agreed, frozen, failed */
 	uint64_t frozen_total;    /* watched pages found frozen */
 	uint64_t unchanged_skipped; /* push reads that found the data unchanged */
@@ -211,8 +213,10 @@ void runner__task_start_verify(runner_t *r, rtarget_t *rt);
 void runner__verify_recheck_done(runner_t *r, rtarget_t *rt, int ok, uint64_t read_started);
 /* How long a watched target's data may stay unchanged before it is verified. */
 uint32_t runner__unchanged_ms(runner_t *r, const rtarget_t *rt);
-/* After a watched read of rt: starts a verification read if one is due and has room. */
+/* After a watched read of rt: if a verification is due, it waits in line for a slot. */
 void runner__verify_maybe(runner_t *r, rtarget_t *rt);
+/* Starts waiting verifications while there is room, longest unconfirmed first. */
+void runner__verify_pump(runner_t *r);
 /* A verification read of rt ended: with its raw value (read at url), or raw NULL and
  * why it failed. */
 void runner__verify_done(runner_t *r, rtarget_t *rt, const json_t *raw, const char *why,

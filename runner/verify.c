@@ -13,10 +13,11 @@
  *     the watch escalates: the first freeze reloads the page, the second opens it in a new
  *     context, the third reads the target in navigate mode for WATCH_FROZEN_NAVIGATE_SECONDS;
  *     when many watched pages freeze within a minute the browser is recycled.
- * Verification reads are bounded: one per target at a time, and at most a quarter of
- * CONCURRENCY_CAP (at least one) at once; they start only while the pool has a free slot,
- * so they never delay scheduled work. A verification that cannot start now is tried again
- * after the next watched read.
+ * Verification reads are bounded: one per target at a time, at most a quarter of
+ * CONCURRENCY_CAP (at least one) at once while navigate work waits for a lease (every free
+ * slot while none does), and only in a free slot, so they never take a lease scheduled
+ * work waits for. Due verifications wait in line: when a slot frees (runner__verify_pump,
+ * from the pump), the page confirmed longest ago goes first.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,19 @@ uint32_t runner__unchanged_ms(runner_t *r, const rtarget_t *rt)
 	return r->o.verify_unchanged_ms ? r->o.verify_unchanged_ms : 3 * class_interval(r, rt);
 }
 
-/* Verification reads running at once: a quarter of CONCURRENCY_CAP, at least one. */
+/* Verification reads running at once: a quarter of CONCURRENCY_CAP (at least one) while
+ * navigate work waits for a lease, every free slot while none does (a deployment of
+ * watched pages leaves the pool idle: its slots then verify). */
 static unsigned verify_cap(runner_t *r, unsigned capacity)
 {
+	sched_stats_t st;
+	unsigned queued = 0;
+
+	sched_get_stats(r->sched[RK_NAV], now_ms(r), &st);
+	for (int c = 0; c < SCHED_NCLASSES; c++)
+		queued += st.queued[c];
+	if (!queued)
+		return capacity;
 	return capacity / 4 ? capacity / 4 : 1;
 }
 
@@ -52,24 +63,55 @@ static int verify_due(runner_t *r, const rtarget_t *rt, uint64_t now)
 	       (now - rt->changed_ms >= unchanged && since >= unchanged);
 }
 
-void runner__verify_maybe(runner_t *r, rtarget_t *rt)
+/* 1 if rt may be verified now (a verification is due and nothing of its own is running). */
+static int verifiable(runner_t *r, const rtarget_t *rt, uint64_t now)
+{
+	return rt->verify_wanted && !rt->verify && !rt->suspect && rt->watch && !rt->removed &&
+	       verify_due(r, rt, now);
+}
+
+void runner__verify_pump(runner_t *r)
 {
 	uint64_t now = now_ms(r);
 	pool_stats_t ps;
 
-	if (!r->o.verify_max_ms || rt->verify || rt->suspect || !rt->watch || r->stopping ||
-	    rt->removed ||
-	    !verify_due(r, rt, now))
+	if (!r->verify_wanted || r->stopping)
 		return;
 	pool_get_stats(r->pool, &ps);
-	if (r->verifying >= verify_cap(r, ps.capacity) ||
-	    r->running[RK_NAV] + r->claiming[RK_NAV] >= ps.capacity)
+	while (r->verifying < verify_cap(r, ps.capacity) &&
+	       r->running[RK_NAV] + r->claiming[RK_NAV] < ps.capacity) {
+		rtarget_t *best = NULL;
+		/* the page confirmed longest ago first: every page gets its turn */
+		for (rtarget_t *rt = r->targets; rt; rt = rt->next) {
+			if (rt->verify_wanted && !verifiable(r, rt, now) && !rt->verify && !rt->suspect) {
+				rt->verify_wanted = 0; /* no longer due, or its page is gone */
+				r->verify_wanted--;
+			} else if (verifiable(r, rt, now) &&
+			           (!best || rt->confirmed_ms < best->confirmed_ms)) {
+				best = rt;
+			}
+		}
+		if (!best)
+			return;
+		best->verify_wanted = 0;
+		r->verify_wanted--;
+		log_debug("run",
+		          "verifying the watched page of %s (unchanged %.1f s, confirmed %.1f s ago)",
+		          best->spec.id, (double)(now - best->changed_ms) / 1000,
+		          (double)(now - best->confirmed_ms) / 1000);
+		runner__task_start_verify(r, best);
+		pool_get_stats(r->pool, &ps);
+	}
+}
+
+void runner__verify_maybe(runner_t *r, rtarget_t *rt)
+{
+	if (!r->o.verify_max_ms || rt->verify_wanted || rt->verify || rt->suspect || !rt->watch ||
+	    r->stopping || rt->removed || !verify_due(r, rt, now_ms(r)))
 		return;
-	log_debug("run",
-	          "verifying the watched page of %s (unchanged %.1f s, confirmed %.1f s ago)",
-	          rt->spec.id, (double)(now - rt->changed_ms) / 1000,
-	          (double)(now - rt->confirmed_ms) / 1000);
-	runner__task_start_verify(r, rt);
+	rt->verify_wanted = 1;
+	r->verify_wanted++;
+	runner__verify_pump(r);
 }
 
 static uint64_t hash_id(const char *s)
