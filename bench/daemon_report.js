@@ -23,15 +23,8 @@
 'use strict';
 const fs = require('node:fs');
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(name);
-  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
-function need(name) {
-  const v = arg(name);
-  if (v === undefined) { console.error(`daemon_report ${process.argv[2]}: ${name} is required`); process.exit(2); }
-  return v;
-}
+const { arg, needFor } = require('./cli.js');
+const need = needFor('daemon_report');
 function lines(file) {
   if (!fs.existsSync(file)) return [];
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((l) => {

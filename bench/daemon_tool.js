@@ -23,35 +23,14 @@ const fs = require('node:fs');
 const net = require('node:net');
 const { execFileSync } = require('node:child_process');
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(name);
-  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
+const { arg, needFor, getJson, requireAllLive, matchFields } = require('./cli.js');
+const need = needFor('daemon_tool');
 const flag = (name) => process.argv.includes(name);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function need(name) {
-  const v = arg(name);
-  if (v === undefined) { console.error(`daemon_tool ${process.argv[2]}: ${name} is required`); process.exit(2); }
-  return v;
-}
 
-async function getJson(url) {
-  const res = await fetch(url, { cache: 'no-store' });
-  const body = await res.text();
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}: ${body.slice(0, 200)}`);
-  return JSON.parse(body);
-}
 
 // The generic adapter's fields for a demo match page (the same for both sides).
-const MATCH_FIELDS = {
-  home: { selector: '#home' },
-  away: { selector: '#away' },
-  score_home: { selector: '#score-home', type: 'int' },
-  score_away: { selector: '#score-away', type: 'int' },
-  minute: { selector: '#minute', type: 'int' },
-  status: { selector: '#status' },
-  version: { selector: '#match', attr: 'data-version', type: 'int' },
-};
+const MATCH_FIELDS = matchFields(true);
 
 let clkTck = 0;
 function ticksPerSecond() {
@@ -101,9 +80,7 @@ const cmds = {
     const speed = arg('--speed', '1');
     await getJson(`${base}/live/ctl/reset?n=${n}&speed=${speed}`);
     for (let i = 1; i <= n; i++) await getJson(`${base}/live/ctl/start?id=${i}`);
-    const all = await getJson(`${base}/live/api/matches`);
-    const live = all.matches.filter((m) => m.status === 'live').length;
-    if (live !== n) { console.error(`site: ${live} of ${n} matches live after start`); process.exit(1); }
+    await requireAllLive(base, n);
   },
 
   async targets() {

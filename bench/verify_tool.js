@@ -31,15 +31,8 @@
 const fs = require('node:fs');
 const { execFileSync } = require('node:child_process');
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(name);
-  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
-function need(name) {
-  const v = arg(name);
-  if (v === undefined) { console.error(`verify_tool ${process.argv[2]}: ${name} is required`); process.exit(2); }
-  return v;
-}
+const { arg, needFor, getJson, requireAllLive, matchFields } = require('./cli.js');
+const need = needFor('verify_tool');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const r1 = (x) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10) / 10);
 const r2 = (x) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 100) / 100);
@@ -59,12 +52,6 @@ function lines(file) {
   });
 }
 
-async function getJson(url) {
-  const res = await fetch(url, { cache: 'no-store' });
-  const body = await res.text();
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}: ${body.slice(0, 200)}`);
-  return JSON.parse(body);
-}
 
 // Prometheus text: the sum of every sample of NAME, or, with label, a map label value -> sum.
 function promSum(text, name, label) {
@@ -133,23 +120,14 @@ const cmds = {
       await getJson(`${base}/live/ctl/start?id=${i}`);
     }
     await getJson(`${base}/live/ctl?speed=${speed}`);
-    const all = await getJson(`${base}/live/api/matches`);
-    const live = all.matches.filter((m) => m.status === 'live').length;
-    if (live !== n) { console.error(`site: ${live} of ${n} matches live after start`); process.exit(1); }
+    await requireAllLive(base, n);
   },
 
   async targets() {
     const base = need('--base');
     const n = Number(need('--n'));
     const interval = Number(arg('--interval', '5'));
-    const fields = {
-      home: { selector: '#home' },
-      away: { selector: '#away' },
-      score_home: { selector: '#score-home', type: 'int' },
-      score_away: { selector: '#score-away', type: 'int' },
-      minute: { selector: '#minute', type: 'int' },
-      status: { selector: '#status' },
-    };
+    const fields = matchFields(false);
     const targets = [];
     for (let i = 1; i <= n; i++) {
       targets.push({
