@@ -211,8 +211,11 @@ static void test_freshness__broken_targets_do_not_starve_healthy(void **state)
 		snprintf(id, sizeof id, "broken%d", i);
 		snprintf(key, sizeof key, "cdpilot:status:%s", id);
 		h = hgetall(c, key);
-		if (i == 0)
-			print_message("%s: %s\n", key, json_dumps(h, JSON_COMPACT) ?: "");
+		if (i == 0) {
+			char *dump = json_dumps(h, JSON_COMPACT);
+			print_message("%s: %s\n", key, dump ? dump : "");
+			free(dump);
+		}
 		assert_true(
 		        !strcmp(json_string_value(json_object_get(h, "state")) ?: "", "failing") ||
 		        !strcmp(json_string_value(json_object_get(h, "state")) ?: "",
