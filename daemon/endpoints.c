@@ -223,6 +223,9 @@ static void status_target(const runner_target_view_t *v, void *ud)
 	}
 	json_object_set_new(t, "last_error",
 	                    v->last_error[0] ? json_string(v->last_error) : json_null());
+	json_object_set_new(t, "last_error_kind", v->last_error_kind[0]
+	                                                  ? json_string(v->last_error_kind)
+	                                                  : json_null());
 	json_object_set_new(t, "last_outcome",
 	                    v->seq || v->failures ? json_string(pool_outcome_name(v->last_outcome))
 	                                          : json_null());

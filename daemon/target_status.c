@@ -39,11 +39,12 @@ static json_t *status_fields(const runner_target_view_t *v, const char *type)
 	char read[32], changed[32], verified[32], since[32], now[32];
 
 	return json_pack(
-	        "{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:s, "
+	        "{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, "
 	        "s:s}",
 	        "target", v->id, "type", type ? type : "status", "state", v->state, "read_mode",
 	        v->read_mode, "last_outcome", v->failures ? pool_outcome_name(v->last_outcome) : "",
 	        "consecutive_failures", (json_int_t)v->failures, "last_error", v->last_error,
+	        "last_error_kind", v->failures ? v->last_error_kind : "",
 	        "failing_since", time_text(v->failing_since_unix, since), "read_at",
 	        time_text(v->read_unix, read), "changed_at", time_text(v->changed_unix, changed),
 	        "verified_at", time_text(v->verified_unix, verified), "seq", (json_int_t)v->seq,

@@ -43,14 +43,33 @@ void runner__record_done(runner_t *r, int ok)
 		r->fail_total++;
 }
 
+/* The kind a failure's outcome implies when nothing more is known. */
+static const char *kind_of(enum pool_outcome out)
+{
+	switch (out) {
+	case POOL_TIMEOUT: return RUNNER_KIND_TIMEOUT;
+	case POOL_TARGET_CRASHED:
+	case POOL_BROWSER_LOST: return RUNNER_KIND_BROWSER;
+	default: return RUNNER_KIND_FAILED;
+	}
+}
+
 void runner__target_failed(runner_t *r, rtarget_t *rt, enum pool_outcome out, const char *why)
+{
+	runner__target_failed_as(r, rt, out, NULL, why);
+}
+
+void runner__target_failed_as(runner_t *r, rtarget_t *rt, enum pool_outcome out,
+                              const char *kind, const char *why)
 {
 	if (!rt->failures++)
 		rt->failing_since_unix = unix_ms();
 	rt->last_outcome = out;
+	/* a timeout is a timeout whichever step it cut short */
+	rt->last_kind = kind && out != POOL_TIMEOUT ? kind : kind_of(out);
 	snprintf(rt->last_error, sizeof rt->last_error, "%.*s", (int)sizeof rt->last_error - 1, why);
-	log_warn("run", "target %s failed (%u in a row, outcome %s): %s", rt->spec.id, rt->failures,
-	         pool_outcome_name(out), why);
+	log_warn("run", "target %s failed (%u in a row, outcome %s, kind %s): %s", rt->spec.id,
+	         rt->failures, pool_outcome_name(out), rt->last_kind, why);
 	runner__record_done(r, 0);
 	runner__status_note(r, rt);
 }
@@ -107,6 +126,7 @@ static void read_ok(runner_t *r, rtarget_t *rt, unsigned flags)
 	rt->failures = 0;
 	rt->failing_since_unix = 0;
 	rt->last_outcome = POOL_OK;
+	rt->last_kind = "";
 	rt->last_error[0] = '\0';
 	runner__record_done(r, 1);
 	runner__status_note(r, rt);
@@ -128,7 +148,7 @@ int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *u
 	data = rt->spec.discover ? discovered_data(r, rt, raw, why, sizeof why)
 	                         : runner__normalise(rt, raw, why, sizeof why);
 	if (!data) {
-		runner__target_failed(r, rt, POOL_FAILED,
+		runner__target_failed_as(r, rt, POOL_FAILED, RUNNER_KIND_DATA,
 		                      why[0] ? why
 		                      : rt->spec.discover ? "discovery returned nothing"
 		                                          : "the page's data did not validate");

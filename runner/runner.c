@@ -234,6 +234,7 @@ void runner__view(runner_t *r, rtarget_t *rt, runner_target_view_t *out)
 		.url = rt->spec.url,
 		.source = rt->parent,
 		.last_error = rt->last_error,
+		.last_error_kind = rt->last_kind ? rt->last_kind : "",
 		.last_outcome = rt->last_outcome,
 		.klass = rt->klass,
 		.watch = rt->spec.mode == TARGETS_WATCH,

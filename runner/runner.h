@@ -161,6 +161,7 @@ typedef struct runner_target_view {
 	const char *id, *adapter, *url;
 	const char *source;         /* "" the file, "@redis", or the discovering target's id */
 	const char *last_error;     /* "" when the last run succeeded */
+	const char *last_error_kind; /* what failed (RUNNER_KIND_*, below); "" when ok */
 	enum pool_outcome last_outcome; /* POOL_OK, or the cause of the last run's failure */
 	enum sched_class klass;     /* now (the page may have moved it) */
 	int watch;                  /* mode watch */
@@ -183,6 +184,18 @@ typedef struct runner_target_view {
 	uint32_t interval_ms;       /* the effective interval */
 	int fresh;                  /* verified within two intervals */
 } runner_target_view_t;
+
+/* The kinds of failure a target's last run can have (runner_target_view_t.last_error_kind,
+ * /status, the Redis status hash, `cdpilot try`): */
+#define RUNNER_KIND_NETWORK "network"   /* the page or URL could not be loaded (DNS, refused) */
+#define RUNNER_KIND_HTTP "http"         /* it loaded with an HTTP status >= 400 */
+#define RUNNER_KIND_TIMEOUT "timeout"   /* the task's deadline passed */
+#define RUNNER_KIND_ACTION "action"     /* a page action failed (the message names it) */
+#define RUNNER_KIND_SELECTOR "selector" /* wait_for never matched a visible element */
+#define RUNNER_KIND_SCRIPT "script"     /* the extraction threw or returned a bad value */
+#define RUNNER_KIND_DATA "data"         /* the value did not validate (fields, discovery) */
+#define RUNNER_KIND_BROWSER "browser"   /* renderer crash, browser lost, no page */
+#define RUNNER_KIND_FAILED "failed"     /* anything else */
 
 /* The three ages of a target at now (ms): since the last read known to reflect the source
  * (verified), the last successful read, the last change of its data. A target that never

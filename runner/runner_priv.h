@@ -59,6 +59,7 @@ typedef struct rtarget {
 	                             failure of the current run of failures; 0 none */
 	const char *state;        /* as last reported through callbacks.status (static) */
 	char last_error[512];
+	const char *last_kind;    /* the last failure's kind (runner.h), static; "" when ok */
 	enum pool_outcome last_outcome; /* of the last run: POOL_OK, or its failure's cause */
 	unsigned failures;
 	unsigned refs;            /* the table + a running task, watched page or claim */
@@ -90,6 +91,7 @@ struct task {
 	int revoked;
 	enum pool_outcome revoke_reason;
 	char why[512];
+	const char *fail_kind;    /* the failure's kind (runner.h) if known; NULL: by outcome */
 };
 
 /* A watched page's states; watch_set_state() (watch.c) checks each move and logs it. */
@@ -188,6 +190,10 @@ void runner__record_done(runner_t *r, int ok);
 /* A run of rt failed with outcome out (its cause) and message why: counted, logged and
  * kept for /status. */
 void runner__target_failed(runner_t *r, rtarget_t *rt, enum pool_outcome out, const char *why);
+/* The same with the failure's kind (RUNNER_KIND_*, runner.h); runner__target_failed() takes
+ * it from the outcome (timeout, browser, failed). */
+void runner__target_failed_as(runner_t *r, rtarget_t *rt, enum pool_outcome out,
+                              const char *kind, const char *why);
 /* Flags of runner__publish(). */
 enum {
 	PUB_VERIFIED = 1,  /* the read is known to reflect the source (a fresh navigation) */

@@ -34,7 +34,7 @@ static void task_finish(task_t *t, enum pool_outcome out, const char *why)
 	if (!ok && why && verify)
 		runner__verify_done(r, rt, NULL, why, t->url, t->started);
 	else if (!ok && why)
-		runner__target_failed(r, rt, out, why);
+		runner__target_failed_as(r, rt, out, t->fail_kind, why);
 	if (!verify && !(r->stopping && !ok && !why))
 		runner__task_done(r, rt->spec.adapter, out, now_ms(r) - t->started);
 	if (t->lease) {
