@@ -78,20 +78,6 @@ static uint32_t remaining(task_t *t)
 	return used + 100 >= total ? 100 : (uint32_t)(total - used);
 }
 
-/* Why a navigation counts as failed (an error, or an HTTP status >= 400), into msg;
- * returns 0 when it succeeded. */
-int runner__nav_failure(const cdp_nav_result_t *res, const char *url, char *msg, size_t len)
-{
-	if (res->status != 0)
-		snprintf(msg, len, "loading %.300s failed: %.200s", url,
-		         res->message[0] ? res->message : cdp_strerror(res->status));
-	else if (res->http_status >= 400)
-		snprintf(msg, len, "loading %.300s: HTTP %ld", url, res->http_status);
-	else
-		return 0;
-	return -1;
-}
-
 /* Publishes what the task read (a fresh navigation: verified), or hands a verification's
  * value to verify.c: POOL_OK, or POOL_FAILED if it made no snapshot (the target's failure
  * is recorded). */
