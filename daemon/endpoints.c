@@ -391,6 +391,10 @@ static void metrics_results(run_t *r, prom_buf_t *b, const runner_stats_t *rs)
 	counter(b, "cdpilot_push_unchanged_total",
 	        "Reads asked for by a pushing page that found the data unchanged (not written).",
 	        (double)rs->unchanged_skipped);
+	counter(b, "cdpilot_discover_capped_total",
+	        "Discovery reads whose listing had more entries than DISCOVER_MAX_CHILDREN (the "
+	        "first ones were kept).",
+	        (double)rs->discover_capped);
 	counter(b, "cdpilot_snapshots_total", "Snapshots published.", (double)rs->snapshots_total);
 	counter(b, "cdpilot_deltas_total", "Deltas published (snapshots whose data changed).",
 	        (double)rs->deltas_total);

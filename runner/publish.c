@@ -74,19 +74,28 @@ void runner__target_failed_as(runner_t *r, rtarget_t *rt, enum pool_outcome out,
 	runner__status_note(r, rt);
 }
 
-/* The children a discovering target's raw value names, handed to the table, as the
- * snapshot's data ({"discovered": N, "targets": [ids]}); NULL with why filled. */
+/* The children a discovering target's raw value names (the first DISCOVER_MAX_CHILDREN),
+ * handed to the table, as the snapshot's data ({"discovered": N, "listed": how many the
+ * listing had, "targets": [ids]}); NULL with why filled. */
 static json_t *discovered_data(runner_t *r, rtarget_t *rt, const json_t *raw, char *why,
                                size_t len)
 {
 	const adapter_t *ad = rt->spec.adapter;
 	json_t *children = ad->discover(rt->spec.state, raw, rt->spec.id, why, len), *data, *c;
-	size_t i;
+	size_t i, listed;
 
 	if (!children)
 		return NULL;
-	data = json_pack("{s:I, s:[]}", "discovered", (json_int_t)json_array_size(children),
-	                 "targets");
+	listed = json_array_size(children);
+	if (listed > r->o.discover_max) {
+		log_warn("run", "discovery by %s: %zu entries, over DISCOVER_MAX_CHILDREN; the first "
+		         "%u are kept", rt->spec.id, listed, r->o.discover_max);
+		r->discover_capped++;
+		while (json_array_size(children) > r->o.discover_max)
+			json_array_remove(children, json_array_size(children) - 1);
+	}
+	data = json_pack("{s:I, s:I, s:[]}", "discovered", (json_int_t)json_array_size(children),
+	                 "listed", (json_int_t)listed, "targets");
 	json_array_foreach(children, i, c)
 		json_array_append(json_object_get(data, "targets"), json_object_get(c, "id"));
 	runner__discovered(r, rt, children);

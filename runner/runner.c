@@ -22,6 +22,7 @@ void runner_opts_init(runner_opts_t *o)
 	o->watch_reload_ms = 600000;
 	o->verify_max_ms = 60000;
 	o->watch_navigate_ms = 600000;
+	o->discover_max = 500;
 }
 
 runner_t *runner_new(uv_loop_t *loop, const runner_opts_t *opts, pool_t *pool,
@@ -169,6 +170,7 @@ void runner_get_stats(runner_t *r, runner_stats_t *out)
 	out->verify_failed = r->verify_total[2];
 	out->frozen_total = r->frozen_total;
 	out->unchanged_skipped = r->unchanged_skipped;
+	out->discover_capped = r->discover_capped;
 	out->verifying = r->verifying;
 	out->last_success_ms = r->last_success_ms;
 	out->last_verified_ms = r->last_verified_ms;

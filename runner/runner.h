@@ -55,11 +55,13 @@ typedef struct runner_opts {
 	                               0: never (verification off) */
 	uint32_t watch_navigate_ms; /* a target whose watch froze three times in a row is read
 	                               in navigate mode this long (WATCH_FROZEN_NAVIGATE_SECONDS) */
+	unsigned discover_max;      /* children one discovering target may have: the listing's
+	                               first ones are kept (DISCOVER_MAX_CHILDREN) */
 } runner_opts_t;
 
 /* Defaults: fetch_cap 16, failing_percent 50, claim_cap 64, task_timeout_ms 15000, watch_cap 64,
  * watch_reload_ms 600000, verify_unchanged_ms 0 (3 intervals), verify_max_ms 60000,
- * watch_navigate_ms 600000, sched_opts_init(). */
+ * watch_navigate_ms 600000, discover_max 500, sched_opts_init(). */
 void runner_opts_init(runner_opts_t *o);
 
 /* The answer to a claim: status 1 ours (fence: our fence for its writes), 0 another
@@ -146,6 +148,8 @@ typedef struct runner_stats {
 	uint64_t verify_agreed, verify_frozen, verify_failed; /* verification reads */
 	uint64_t frozen_total;      /* watched pages found frozen */
 	uint64_t unchanged_skipped; /* push reads that found the data unchanged (not written) */
+	uint64_t discover_capped;   /* discovery reads whose listing had more entries than
+	                               DISCOVER_MAX_CHILDREN */
 	unsigned verifying;         /* verification reads running */
 	uint64_t last_success_ms;   /* loop time of the last success; 0 never */
 	uint64_t last_verified_ms;  /* loop time of the last verified read (a fresh navigation,

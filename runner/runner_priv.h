@@ -144,6 +144,7 @@ struct runner {
 	uint64_t verify_total[3]; /* verification reads: agreed, frozen, failed */
 	uint64_t frozen_total;    /* watched pages found frozen */
 	uint64_t unchanged_skipped; /* push reads that found the data unchanged */
+	uint64_t discover_capped;   /* listings over DISCOVER_MAX_CHILDREN */
 	struct {
 		uint64_t at, who;     /* loop time, hash of the target's id */
 	} freeze_ring[16];        /* the last freezes: many pages at once recycle the browser */
