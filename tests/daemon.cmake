@@ -17,5 +17,6 @@ endif()
 # The runner in process (runner/): a real pool and Chromium, no daemon binary.
 if(TARGET cdpilot_runner)
   cdpilot_test(NAME test_runner SOURCES integration/test_runner.c
-               LIBS cdpilot_runner cdpilot_pool cdpilot_fixture TIMEOUT 600 LABELS integration)
+               LIBS cdpilot_runkit cdpilot_runner cdpilot_pool cdpilot_fixture TIMEOUT 600
+               LABELS integration)
 endif()
