@@ -126,7 +126,7 @@ int targets_adapter_usable(const adapter_t *ad)
 {
 	if (!ad || !ad->name || !ad->normalise)
 		return 0;
-	if (ad->needs_browser && !ad->extract_js)
+	if (ad->needs_browser && !ad->extract_js && !(ad->extract_fn && ad->extract_args))
 		return 0;
 	if (ad->param_keys && ad->param_keys[0] && !ad->parse)
 		return 0;

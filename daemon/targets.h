@@ -78,8 +78,8 @@ int targets_load_file(const char *path, target_set_t *out, errlist_t *errs);
 void targets_release(target_set_t *set);
 void target_spec_release(target_spec_t *t);
 
-/* 1 if the adapter is complete enough to be used: it has normalise(), extract_js() if it
- * needs a browser, and parse() if it has parameter keys. Registered adapters that are not
+/* 1 if the adapter is complete enough to be used: it has normalise(), extract_js() or
+ * extract_fn() with extract_args() if it needs a browser, and parse() if it has parameter keys. Registered adapters that are not
  * (one still being written) are refused by the parser instead of being called. */
 int targets_adapter_usable(const adapter_t *ad);
 
