@@ -227,8 +227,8 @@ static int g_parse(const json_t *target, const char *where, void **state, errlis
 	rc = adapter_links_parse(target, where, extract_keys, &s->links, &discovering, errs);
 	if (rc == -ENOMEM)
 		goto out;
-	if (!discovering && (r = adapter_util_fields_check(fields, FIELDS_MAX, field_hint, where,
-	                                                   errs)) != 0)
+	if (!discovering &&
+	    (r = adapter_util_fields_check(fields, FIELDS_MAX, field_hint, where, errs)) != 0)
 		rc = r;
 	/* without the fields, wait_for is still checked, so that all errors are listed */
 	if (rc == 0 && !discovering) {

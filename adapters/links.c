@@ -18,8 +18,9 @@
 #define ATTR_MAX 256
 
 static const char *const links_keys[] = { "selector", "id", "class", NULL };
-static const char *const class_keys[] = { "attr", "selector", "live", "imminent", "completed",
-	                                  NULL };
+static const char *const class_keys[] = {
+	"attr", "selector", "live", "imminent", "completed", NULL
+};
 
 void adapter_links_release(adapter_links_t *l)
 {
@@ -110,8 +111,7 @@ static int class_list(const json_t *list, const char *where, const char *name, j
 	{
 		char *f;
 		if (!json_is_string(v)) {
-			errlist_add(errs,
-			            "%s: \"links.class.%s[%zu]\": expected a string, got %s",
+			errlist_add(errs, "%s: \"links.class.%s[%zu]\": expected a string, got %s",
 			            where, name, i, adapter_util_quote(v, q, sizeof q));
 			return -EINVAL;
 		}
@@ -249,8 +249,8 @@ out:
 }
 
 /* "discover" and "children" as the links rule needs them; extraction keys not used. */
-static int check_discover_keys(const json_t *target, const char *where,
-                               const char *const *not_used, int discovering, errlist_t *errs)
+static int check_discover_keys(const json_t *target, const char *where, const char *const *not_used,
+                               int discovering, errlist_t *errs)
 {
 	const json_t *children = json_object_get(target, "children");
 	int rc = 0;
@@ -378,7 +378,8 @@ static int url_usable(const json_t *v)
 {
 	const char *u = json_string_value(v);
 
-	if (!u || json_string_length(v) > ADAPTER_LINKS_URL_MAX || strlen(u) != json_string_length(v))
+	if (!u || json_string_length(v) > ADAPTER_LINKS_URL_MAX ||
+	    strlen(u) != json_string_length(v))
 		return 0;
 	if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
 		return 0;
@@ -434,9 +435,9 @@ static int discover_entry(const adapter_links_t *l, const json_t *e, size_t i,
 		return 0; /* the first entry with this id wins */
 	k = entry_class(l, json_object_get(e, "class_text"));
 	t = json_pack("{s:s, s:O}", "id", id, "url", url);
-	if (!t || (k >= 0 && json_object_set_new(t, "class",
-	                                         json_string(sched_class_name((enum sched_class)k))) !=
-	                             0)) {
+	if (!t || (k >= 0 &&
+	           json_object_set_new(t, "class",
+	                               json_string(sched_class_name((enum sched_class)k))) != 0)) {
 		json_decref(t);
 		return -ENOMEM;
 	}
@@ -458,7 +459,8 @@ json_t *adapter_links_discover(const adapter_links_t *l, const json_t *raw, cons
 		return NULL;
 	}
 	if (!parent_id || !*parent_id || strlen(parent_id) + 2 > ADAPTER_LINKS_ID_MAX) {
-		snprintf(why, whylen, "the parent id must be 1 to %d bytes, to leave room for a child's",
+		snprintf(why, whylen,
+		         "the parent id must be 1 to %d bytes, to leave room for a child's",
 		         ADAPTER_LINKS_ID_MAX - 2);
 		return NULL;
 	}

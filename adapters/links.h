@@ -37,9 +37,9 @@
 #define ADAPTER_LINKS_URL_MAX 2047
 
 typedef struct adapter_links {
-	char *js;            /* discover_js (owned); NULL: not discovering */
-	json_t *classes[3];  /* by enum sched_class: lower-cased trimmed strings, or NULL */
-	int parent_class;    /* the target's "class" (enum sched_class), or -1 */
+	char *js;           /* discover_js (owned); NULL: not discovering */
+	json_t *classes[3]; /* by enum sched_class: lower-cased trimmed strings, or NULL */
+	int parent_class;   /* the target's "class" (enum sched_class), or -1 */
 } adapter_links_t;
 
 /*

@@ -38,11 +38,11 @@ typedef struct sstate {
 	adapter_links_t links;
 } sstate_t;
 
-static const char *const param_keys[] = { "script",     "script_file", "params", "wait_for",
-	                                  "classify",   "watch_root",  "links",  NULL };
+static const char *const param_keys[] = { "script",   "script_file", "params", "wait_for",
+	                                  "classify", "watch_root",  "links",  NULL };
 /* keys of the extraction, not used by a discovering (listing) target */
-static const char *const extract_keys[] = { "script", "script_file", "params", "classify",
-	                                    "watch_root", NULL };
+static const char *const extract_keys[] = { "script",   "script_file", "params",
+	                                    "classify", "watch_root",  NULL };
 
 static void s_free(void *p)
 {

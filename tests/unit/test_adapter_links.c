@@ -96,12 +96,18 @@ static void test_adapter_links__rule_errors_all_listed(void **state)
 	{
 		const char *cases[][2] = {
 			{ "\"li\"", "\"links\": expected an object {\"selector\": CSS" },
-			{ "{\"selector\": \"\"}", "\"links.selector\": expected a non-empty string" },
-			{ "{\"selector\": \"a\", \"id\": \"\"}", "\"links.id\": expected a non-empty" },
-			{ "{\"selector\": \"a\", \"id\": \"[a\"}", "\"links.id\": expected a JavaScript" },
-			{ "{\"selector\": \"a\", \"id\": \"a\\\\\"}", "\"links.id\": expected a JavaScript" },
-			{ "{\"selector\": \"a\", \"id\": \"a)(\"}", "\"links.id\": expected a JavaScript" },
-			{ "{\"selector\": \"a\", \"class\": []}", "\"links.class\": expected an object" },
+			{ "{\"selector\": \"\"}",
+			  "\"links.selector\": expected a non-empty string" },
+			{ "{\"selector\": \"a\", \"id\": \"\"}",
+			  "\"links.id\": expected a non-empty" },
+			{ "{\"selector\": \"a\", \"id\": \"[a\"}",
+			  "\"links.id\": expected a JavaScript" },
+			{ "{\"selector\": \"a\", \"id\": \"a\\\\\"}",
+			  "\"links.id\": expected a JavaScript" },
+			{ "{\"selector\": \"a\", \"id\": \"a)(\"}",
+			  "\"links.id\": expected a JavaScript" },
+			{ "{\"selector\": \"a\", \"class\": []}",
+			  "\"links.class\": expected an object" },
 			{ "{\"selector\": \"a\", \"class\": {\"live\": [\"x\"]}}",
 			  "\"links.class\": required: \"attr\"" },
 			{ "{\"selector\": \"a\", \"class\": {\"attr\": \"x\"}}",
@@ -192,16 +198,17 @@ static void test_adapter_links__ids_from_capture_sanitised_and_unique(void **sta
 {
 	void *st = listing("generic", "{\"selector\": \"li\", \"id\": \"/m/([^/]+)\"}", "live");
 
-	check_discover("generic", st, "league",
-	               "[{\"url\": \"https://h/m/12\", \"id_part\": \"12\", \"class_text\": null},"
-	               " {\"url\": \"https://h/m/a%20b\", \"id_part\": \"a b/é\", \"class_text\": null},"
-	               " {\"url\": \"https://h/m/12?again\", \"id_part\": \"12\", \"class_text\": null},"
-	               " {\"url\": \"http://h/x\", \"id_part\": \"..\", \"class_text\": null}]",
-	               "[{\"id\": \"league-12\", \"url\": \"https://h/m/12\", \"class\": \"live\"},"
-	               " {\"id\": \"league-a_b___\", \"url\": \"https://h/m/a%20b\","
-	               "  \"class\": \"live\"},"
-	               " {\"id\": \"league-..\", \"url\": \"http://h/x\", \"class\": \"live\"}]",
-	               NULL);
+	check_discover(
+	        "generic", st, "league",
+	        "[{\"url\": \"https://h/m/12\", \"id_part\": \"12\", \"class_text\": null},"
+	        " {\"url\": \"https://h/m/a%20b\", \"id_part\": \"a b/é\", \"class_text\": null},"
+	        " {\"url\": \"https://h/m/12?again\", \"id_part\": \"12\", \"class_text\": null},"
+	        " {\"url\": \"http://h/x\", \"id_part\": \"..\", \"class_text\": null}]",
+	        "[{\"id\": \"league-12\", \"url\": \"https://h/m/12\", \"class\": \"live\"},"
+	        " {\"id\": \"league-a_b___\", \"url\": \"https://h/m/a%20b\","
+	        "  \"class\": \"live\"},"
+	        " {\"id\": \"league-..\", \"url\": \"http://h/x\", \"class\": \"live\"}]",
+	        NULL);
 	ak_adapter("generic")->free_state(st);
 }
 
@@ -270,20 +277,21 @@ static void test_adapter_links__class_from_text(void **state)
 	                   " [\"upcoming\"], \"completed\": [\" FT \"]}}",
 	                   "imminent");
 
-	check_discover("generic", st, "lg",
-	               "[{\"url\": \"http://h/1\", \"id_part\": \"1\", \"class_text\": \"LIVE\"},"
-	               " {\"url\": \"http://h/2\", \"id_part\": \"2\", \"class_text\": \"  1h\\n\"},"
-	               " {\"url\": \"http://h/3\", \"id_part\": \"3\", \"class_text\": \"ft\"},"
-	               " {\"url\": \"http://h/4\", \"id_part\": \"4\", \"class_text\": \"postponed\"},"
-	               " {\"url\": \"http://h/5\", \"id_part\": \"5\", \"class_text\": null},"
-	               " {\"url\": \"http://h/6\", \"id_part\": \"6\", \"class_text\": \"Upcoming\"}]",
-	               "[{\"id\": \"lg-1\", \"url\": \"http://h/1\", \"class\": \"live\"},"
-	               " {\"id\": \"lg-2\", \"url\": \"http://h/2\", \"class\": \"live\"},"
-	               " {\"id\": \"lg-3\", \"url\": \"http://h/3\", \"class\": \"completed\"},"
-	               " {\"id\": \"lg-4\", \"url\": \"http://h/4\", \"class\": \"imminent\"},"
-	               " {\"id\": \"lg-5\", \"url\": \"http://h/5\", \"class\": \"imminent\"},"
-	               " {\"id\": \"lg-6\", \"url\": \"http://h/6\", \"class\": \"imminent\"}]",
-	               NULL);
+	check_discover(
+	        "generic", st, "lg",
+	        "[{\"url\": \"http://h/1\", \"id_part\": \"1\", \"class_text\": \"LIVE\"},"
+	        " {\"url\": \"http://h/2\", \"id_part\": \"2\", \"class_text\": \"  1h\\n\"},"
+	        " {\"url\": \"http://h/3\", \"id_part\": \"3\", \"class_text\": \"ft\"},"
+	        " {\"url\": \"http://h/4\", \"id_part\": \"4\", \"class_text\": \"postponed\"},"
+	        " {\"url\": \"http://h/5\", \"id_part\": \"5\", \"class_text\": null},"
+	        " {\"url\": \"http://h/6\", \"id_part\": \"6\", \"class_text\": \"Upcoming\"}]",
+	        "[{\"id\": \"lg-1\", \"url\": \"http://h/1\", \"class\": \"live\"},"
+	        " {\"id\": \"lg-2\", \"url\": \"http://h/2\", \"class\": \"live\"},"
+	        " {\"id\": \"lg-3\", \"url\": \"http://h/3\", \"class\": \"completed\"},"
+	        " {\"id\": \"lg-4\", \"url\": \"http://h/4\", \"class\": \"imminent\"},"
+	        " {\"id\": \"lg-5\", \"url\": \"http://h/5\", \"class\": \"imminent\"},"
+	        " {\"id\": \"lg-6\", \"url\": \"http://h/6\", \"class\": \"imminent\"}]",
+	        NULL);
 	ak_adapter("generic")->free_state(st);
 	/* the same from a relative selector's text */
 	st = listing("generic",
@@ -340,9 +348,10 @@ static void test_adapter_links__children_valid_targets(void **state)
 	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
 		char raw[256], why[256];
 		json_t *r, *got;
-		snprintf(raw, sizeof raw,
-		         "[{\"url\": \"http://h/?x=%zu\", \"id_part\": \"%s\", \"class_text\": null}]",
-		         i, parts[i]);
+		snprintf(
+		        raw, sizeof raw,
+		        "[{\"url\": \"http://h/?x=%zu\", \"id_part\": \"%s\", \"class_text\": null}]",
+		        i, parts[i]);
 		r = ak_parse(raw);
 		got = a->discover(st, r, "p", why, sizeof why);
 		assert_non_null(got);
