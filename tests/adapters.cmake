@@ -13,3 +13,7 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_adapter_generic_page.c)
   cdpilot_test(NAME test_adapter_generic_page SOURCES integration/test_adapter_generic_page.c
                LIBS cdpilot_adapters cdpilot_pool cdpilot_pagekit TIMEOUT 180 LABELS integration)
 endif()
+if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_adapter_links_page.c)
+  cdpilot_test(NAME test_adapter_links_page SOURCES integration/test_adapter_links_page.c
+               LIBS cdpilot_adapters cdpilot_pool cdpilot_pagekit TIMEOUT 180 LABELS integration)
+endif()
