@@ -7,6 +7,7 @@ static const adapter_t *const registry[] = {
 	&adapter_generic,
 	&adapter_jsonapi,
 	&adapter_livescore,
+	&adapter_script,
 };
 
 const adapter_t *adapter_find(const char *name)

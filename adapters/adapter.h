@@ -22,13 +22,17 @@
 #include "util/sched_class.h"
 #include "util/errlist.h"
 
+/* The largest value an extract_fn may return: 256 KiB of JSON text. Over it the scrape
+ * fails (kind "script") instead of the daemon holding an unbounded value. */
+#define ADAPTER_VALUE_CAP (256u * 1024)
+
 typedef struct adapter {
 	const char *name;     /* as written in a target's "adapter" field */
 	const char *summary;  /* one line, for --help and docs */
 	/* 1: the daemon loads the URL in a leased page, waits for wait_for(), evaluates
-	 * extract_js() and passes the value to normalise(). 0: the daemon GETs the URL with
-	 * libcurl and passes the parsed JSON body to normalise() (extract_js and wait_for
-	 * are then NULL). */
+	 * extract_js() (or calls extract_fn()) and passes the value to normalise(). 0: the
+	 * daemon GETs the URL with libcurl and passes the parsed JSON body to normalise()
+	 * (extract_js, extract_fn and wait_for are then NULL). */
 	int needs_browser;
 	/* Target keys this adapter reads besides the common ones (id, adapter, url, class,
 	 * interval_seconds, mode, push, discover, children, timeout_seconds); NULL-terminated.
@@ -48,8 +52,15 @@ typedef struct adapter {
 	/* CSS selector that must match before extraction; NULL: the load event is enough. */
 	const char *(*wait_for)(const void *state);
 	/* A JavaScript expression evaluated in the page (awaited if it is a Promise); its
-	 * value, returned by value, is the raw result. */
+	 * value, returned by value, is the raw result. NULL when extract_fn is used. */
 	const char *(*extract_js)(const void *state);
+	/* Instead of extract_js (then NULL): the source of a function the daemon calls in the
+	 * page with cdp_page_call(), with extract_args() as its arguments (a JSON array,
+	 * borrowed from the state); its value must be a JSON object of at most
+	 * ADAPTER_VALUE_CAP bytes of JSON text. The source is passed to the page as data
+	 * (Runtime.callFunctionOn's functionDeclaration), never spliced into other code. */
+	const char *(*extract_fn)(const void *state);
+	const json_t *(*extract_args)(const void *state);
 	/* Validates and normalises the raw result into the snapshot's data (a JSON object,
 	 * new reference). On bad data: NULL and why (e.g. `field "score": expected int, got
 	 * "n/a"`). */
@@ -80,5 +91,6 @@ const adapter_t *const *adapter_all(size_t *n);
 extern const adapter_t adapter_generic;   /* generic.c: CSS-selector fields */
 extern const adapter_t adapter_jsonapi;   /* jsonapi.c: JSON URL, fields by JSON pointer */
 extern const adapter_t adapter_livescore; /* livescore.c: the demo live-score site */
+extern const adapter_t adapter_script;    /* script.c: a user's function run in the page */
 
 #endif

@@ -254,11 +254,11 @@ int adapter_util_classify_parse(const json_t *cls, const char *where,
 	}
 	rc = adapter_util_unknown_keys(cls, keys, where, "classify", errs);
 	fname = json_string_value(json_object_get(cls, "field"));
-	if (!fname) {
+	if (!fname || !*fname) {
 		errlist_add(errs, "%s: \"classify.field\": expected the name of a field, got %s",
 		            where, adapter_util_quote(json_object_get(cls, "field"), q, sizeof q));
 		rc = -EINVAL;
-	} else {
+	} else if (field_names) {
 		int found = 0;
 		for (size_t i = 0; field_names && field_names[i]; i++)
 			found |= strcmp(fname, field_names[i]) == 0;
@@ -581,4 +581,20 @@ int adapter_util_field_type_required(const json_t *spec, const char *name,
 	    adapter_util_bool(v, where, path, required, errs) != 0)
 		rc = -EINVAL;
 	return rc;
+}
+
+int adapter_util_string(const json_t *v, const char *where, const char *path, size_t max,
+                        char **out, errlist_t *errs)
+{
+	char q[96];
+
+	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		errlist_add(errs,
+		            "%s: \"%s\": expected a non-empty string of at most %zu bytes, got %s",
+		            where, path, max, adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
+	*out = strdup(json_string_value(v));
+	return *out ? 0 : -ENOMEM;
 }

@@ -30,6 +30,12 @@ int adapter_util_unknown_keys(const json_t *obj, const char *const *known, const
 int adapter_util_bool(const json_t *v, const char *where, const char *path, int *out,
                       errlist_t *errs);
 
+/* v must be a non-empty string of at most max bytes without NUL bytes: *out becomes a
+ * copy (caller frees) and 0 is returned; else `where: "path": expected a non-empty string
+ * of at most MAX bytes, got V` and -EINVAL (or -ENOMEM). */
+int adapter_util_string(const json_t *v, const char *where, const char *path, size_t max,
+                        char **out, errlist_t *errs);
+
 /* The index of s in names (NULL-terminated), or -1 (also when s is NULL). */
 int adapter_util_name_index(const char *s, const char *const *names);
 
@@ -65,7 +71,8 @@ typedef struct adapter_util_classify {
 } adapter_util_classify_t;
 
 /* Parses the optional classify block cls (NULL: none). field_names (NULL-terminated) are
- * the names cls->field may take. Errors go to errs as `where: "classify...": ...`.
+ * the names cls->field may take; NULL: any non-empty name (data whose keys are not known
+ * in advance, as a script's). Errors go to errs as `where: "classify...": ...`.
  * Returns 0, -EINVAL or -ENOMEM. */
 int adapter_util_classify_parse(const json_t *cls, const char *where,
                                 const char *const *field_names, adapter_util_classify_t *out,

@@ -4,6 +4,8 @@
  *   "fields": {"score": {"selector": "#score", "regex": "(\\d+)", "type": "int"}, ...}
  *   "wait_for": "#score"                                         (optional)
  *   "classify": {"field": "status", "live": ["LIVE"], "completed": ["FT"]} (optional)
+ *   "links": {"selector": "li.match", ...}   (with "discover": true: adapters/links.h;
+ *                                             "fields" and "classify" are then not used)
  *
  * extract_js() is one self-contained expression built once in parse(): the field specs are
  * embedded as one JSON literal (JSON-encoded, ASCII only), never pasted as raw text, so a
@@ -20,6 +22,7 @@
 
 #include "adapters/adapter.h"
 #include "adapters/adapter_util.h"
+#include "adapters/links.h"
 
 #define SELECTOR_MAX 1024
 #define FIELDS_MAX 256
@@ -44,9 +47,12 @@ typedef struct gstate {
 	char *js;
 	char **names; /* NULL-terminated field names (owned), for classify */
 	adapter_util_classify_t cls;
+	adapter_links_t links; /* discovering: the rule (js NULL otherwise) */
 } gstate_t;
 
-static const char *const param_keys[] = { "fields", "wait_for", "classify", NULL };
+static const char *const param_keys[] = { "fields", "wait_for", "classify", "links", NULL };
+/* keys of the extraction, not used by a discovering (listing) target */
+static const char *const extract_keys[] = { "fields", "classify", NULL };
 static const char *const field_keys[] = { "selector", "attr", "regex", "type",
 	                                  "required", "all",  NULL };
 /* one field's spec, as the errors show it */
@@ -69,6 +75,7 @@ static void g_free(void *p)
 	free(s->wait_for);
 	free(s->js);
 	adapter_util_classify_release(&s->cls);
+	adapter_links_release(&s->links);
 	free(s);
 }
 
@@ -211,15 +218,20 @@ static int g_parse(const json_t *target, const char *where, void **state, errlis
 {
 	const json_t *fields = json_object_get(target, "fields"), *v;
 	gstate_t *s = NULL;
-	int rc = 0, r;
+	int rc = 0, r, discovering = 0;
 
 	*state = NULL;
-	rc = adapter_util_fields_check(fields, FIELDS_MAX, field_hint, where, errs);
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
+	rc = adapter_links_parse(target, where, extract_keys, &s->links, &discovering, errs);
+	if (rc == -ENOMEM)
+		goto out;
+	if (!discovering &&
+	    (r = adapter_util_fields_check(fields, FIELDS_MAX, field_hint, where, errs)) != 0)
+		rc = r;
 	/* without the fields, wait_for is still checked, so that all errors are listed */
-	if (rc == 0) {
+	if (rc == 0 && !discovering) {
 		void *items = NULL;
 		rc = adapter_util_fields_walk(fields, field_hint, field_keys, sizeof *s->f, &items,
 		                              parse_field, where, &s->names, &s->n, errs);
@@ -239,7 +251,7 @@ static int g_parse(const json_t *target, const char *where, void **state, errlis
 		if (r != 0 && rc != -ENOMEM)
 			rc = r;
 	}
-	if (rc != 0)
+	if (rc != 0 || discovering)
 		goto out;
 	rc = build_js(s);
 out:
@@ -260,7 +272,7 @@ static const char *g_wait_for(const void *state)
 static const char *g_extract_js(const void *state)
 {
 	const gstate_t *s = state;
-	return s ? s->js : "null";
+	return s && s->js ? s->js : "null";
 }
 
 /* One raw string -> its typed value (new reference), or NULL with why. */
@@ -434,6 +446,19 @@ static int g_classify(const void *state, const json_t *data)
 	return s ? adapter_util_classify_eval(&s->cls, data) : -1;
 }
 
+static const char *g_discover_js(const void *state)
+{
+	const gstate_t *s = state;
+	return s ? s->links.js : NULL;
+}
+
+static json_t *g_discover(const void *state, const json_t *raw, const char *parent_id, char *why,
+                          size_t whylen)
+{
+	const gstate_t *s = state;
+	return adapter_links_discover(s ? &s->links : NULL, raw, parent_id, why, whylen);
+}
+
 const adapter_t adapter_generic = {
 	.name = "generic",
 	.summary = "any page: fields read by CSS selector (text or attribute, optional regex, "
@@ -447,7 +472,7 @@ const adapter_t adapter_generic = {
 	.extract_js = g_extract_js,
 	.normalise = g_normalise,
 	.classify = g_classify,
-	.discover_js = NULL,
-	.discover = NULL,
+	.discover_js = g_discover_js,
+	.discover = g_discover,
 	.watch_root = NULL,
 };

@@ -47,6 +47,8 @@ typedef struct run_opts {
 	                                 intervals) */
 	uint32_t verify_max_ms;   /* WATCH_VERIFY_SECONDS, default 60 (0: off) */
 	uint32_t watch_navigate_ms; /* WATCH_FROZEN_NAVIGATE_SECONDS, default 600 */
+	unsigned discover_max_children; /* DISCOVER_MAX_CHILDREN, default 500 (1..100000):
+	                                   targets one discovering target may have */
 	int exit_on_health_failure;  /* EXIT_ON_HEALTH_FAILURE 0|1, default 0 */
 	uint32_t health_exit_ms;     /* HEALTH_FAILURE_EXIT_SECONDS, default 300: how long
 	                                `failing` lasts before that exit */

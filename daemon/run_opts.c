@@ -111,6 +111,9 @@ static void daemon_from_env(run_opts_t *o, errlist_t *errs)
 		o->verify_max_ms = (uint32_t)(d * 1000);
 	if (envnum_get(errs, "WATCH_FROZEN_NAVIGATE_SECONDS", 1, 86400, 0, NULL, &d) > 0)
 		o->watch_navigate_ms = (uint32_t)(d * 1000);
+	o->discover_max_children = 500;
+	if (envnum_get(errs, "DISCOVER_MAX_CHILDREN", 1, 100000, ENVNUM_WHOLE, NULL, &d) > 0)
+		o->discover_max_children = (unsigned)d;
 	if (getenv("TARGETS_FILE"))
 		snprintf(o->targets_path, sizeof o->targets_path, "%.*s", (int)sizeof o->targets_path - 1, getenv("TARGETS_FILE"));
 	if (getenv("OUTPUT"))

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "adapters/adapter_util.h"
+#include "daemon/target_page.h"
 
 static const char *const common_keys[] = {
 	"id",   "adapter", "url",      "class",    "interval_seconds",
@@ -45,6 +46,7 @@ void target_spec_release(target_spec_t *t)
 		return;
 	if (t->adapter && t->adapter->free_state && t->state)
 		t->adapter->free_state(t->state);
+	targets__page_release(t);
 	json_decref(t->json);
 	memset(t, 0, sizeof *t);
 }
@@ -116,6 +118,8 @@ static size_t known_keys(const adapter_t *ad, const char **buf, size_t cap)
 
 	for (size_t i = 0; common_keys[i] && n + 1 < cap; i++)
 		buf[n++] = common_keys[i];
+	for (size_t i = 0; targets__page_keys[i] && n + 1 < cap; i++)
+		buf[n++] = targets__page_keys[i];
 	for (size_t i = 0; ad && ad->param_keys && ad->param_keys[i] && n + 1 < cap; i++)
 		buf[n++] = ad->param_keys[i];
 	buf[n] = NULL;
@@ -126,7 +130,7 @@ int targets_adapter_usable(const adapter_t *ad)
 {
 	if (!ad || !ad->name || !ad->normalise)
 		return 0;
-	if (ad->needs_browser && !ad->extract_js)
+	if (ad->needs_browser && !ad->extract_js && !(ad->extract_fn && ad->extract_args))
 		return 0;
 	if (ad->param_keys && ad->param_keys[0] && !ad->parse)
 		return 0;
@@ -482,6 +486,8 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		rc = -EINVAL;
 	if (check_children(json_object_get(obj, "children"), out->discover, where, errs) != 0)
 		rc = -EINVAL;
+	if (targets__page_parse(obj, ad, where, out, errs) != 0)
+		rc = -EINVAL;
 	if (parse_params(obj, ad, where, out, errs) != 0)
 		rc = -EINVAL;
 	out->adapter = ad;
@@ -495,12 +501,14 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		abort();
 	}
 	out->children = json_object_get(out->json, "children");
+	targets__page_borrow(out);
 	return 0;
 }
 
 /* ---- a whole set ---- */
 
-int targets_parse_json(const json_t *root, target_set_t *out, errlist_t *errs)
+/* A whole set from parsed JSON whose script_files were read (or refused). */
+static int parse_set(const json_t *root, target_set_t *out, errlist_t *errs)
 {
 	static const char *const top_keys[] = { "targets", NULL };
 	const json_t *list = root, *t;
@@ -569,11 +577,24 @@ int targets_parse_json(const json_t *root, target_set_t *out, errlist_t *errs)
 	return rc;
 }
 
-int targets_parse(const char *text, size_t len, target_set_t *out, errlist_t *errs)
+int targets_parse_json(const json_t *root, target_set_t *out, errlist_t *errs)
+{
+	/* without a directory, script_files are only looked for (root is not changed) */
+	int rc = targets__script_files((json_t *)root, NULL, errs);
+	int r = parse_set(root, out, errs);
+
+	if (rc != 0 && r == 0)
+		targets_release(out);
+	return rc ? rc : r;
+}
+
+/* text parsed; script_files read relative to dir (NULL: refused). */
+static int parse_text(const char *text, size_t len, const char *dir, target_set_t *out,
+                      errlist_t *errs)
 {
 	json_error_t jerr;
 	json_t *root;
-	int rc;
+	int rc, r;
 
 	out->v = NULL;
 	out->n = 0;
@@ -582,9 +603,17 @@ int targets_parse(const char *text, size_t len, target_set_t *out, errlist_t *er
 		errlist_add(errs, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
 		return -EINVAL;
 	}
-	rc = targets_parse_json(root, out, errs);
+	rc = targets__script_files(root, dir, errs);
+	r = parse_set(root, out, errs);
+	if (rc != 0 && r == 0)
+		targets_release(out);
 	json_decref(root);
-	return rc;
+	return rc ? rc : r;
+}
+
+int targets_parse(const char *text, size_t len, target_set_t *out, errlist_t *errs)
+{
+	return parse_text(text, len, NULL, out, errs);
 }
 
 int targets_load_file(const char *path, target_set_t *out, errlist_t *errs)
@@ -638,7 +667,18 @@ int targets_load_file(const char *path, target_set_t *out, errlist_t *errs)
 			break;
 		len += (size_t)r;
 	}
-	rc = targets_parse(buf, len, out, errs);
+	{
+		/* script_files are relative to the file's directory */
+		const char *slash = strrchr(path, '/');
+		char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path))
+		                  : strdup(".");
+		if (!dir) {
+			fprintf(stderr, "targets: out of memory\n");
+			abort();
+		}
+		rc = parse_text(buf, len, dir, out, errs);
+		free(dir);
+	}
 out:
 	if (fd >= 0)
 		close(fd);

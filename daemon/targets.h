@@ -43,6 +43,16 @@ typedef struct target_spec {
 	int push; /* only with TARGETS_WATCH */
 	int discover;
 	json_t *children; /* borrowed from json, or NULL; only with discover */
+	/* Page settings (daemon/target_page.c), only for adapters that need a browser. */
+	const json_t *actions;       /* borrowed from json: the validated "actions", or NULL */
+	int wait_attached;           /* "wait_for_state": "attached" (default "visible") */
+	char *headers_json;          /* owned: "headers" (object of strings) as JSON, or NULL */
+	char *cookies_json;          /* owned: "cookies" as a JSON array for Network.setCookies
+	                                (each cookie without domain gets "url": the target's
+	                                url), or NULL */
+	const char *user_agent;      /* borrowed from json, or NULL */
+	int viewport_width, viewport_height; /* "viewport": "WxH"; 0: global */
+	const char *block_resources; /* borrowed; "none" or a list like BLOCK_RESOURCES */
 	/* The target object, owned (a deep copy). Two specs whose json are json_equal() are
 	 * the same target, unchanged. */
 	json_t *json;
@@ -72,14 +82,17 @@ int targets_parse_json(const json_t *root, target_set_t *out, errlist_t *errs);
 int targets_parse_one(const json_t *obj, const char *where, target_spec_t *out, errlist_t *errs);
 
 /* Reads and parses the file at path (at most TARGETS_FILE_MAX bytes). A read error names
- * the path and strerror. Returns 0, -EINVAL or a negative errno from the read. */
+ * the path and strerror. Each "script_file" (in a target or its "children") is read
+ * relative to the file's directory (at most 1 MiB) and put into the target's json as
+ * "script" beside it; targets_parse() and targets_parse_json() refuse "script_file".
+ * Returns 0, -EINVAL or a negative errno from the read. */
 int targets_load_file(const char *path, target_set_t *out, errlist_t *errs);
 
 void targets_release(target_set_t *set);
 void target_spec_release(target_spec_t *t);
 
-/* 1 if the adapter is complete enough to be used: it has normalise(), extract_js() if it
- * needs a browser, and parse() if it has parameter keys. Registered adapters that are not
+/* 1 if the adapter is complete enough to be used: it has normalise(), extract_js() or
+ * extract_fn() with extract_args() if it needs a browser, and parse() if it has parameter keys. Registered adapters that are not
  * (one still being written) are refused by the parser instead of being called. */
 int targets_adapter_usable(const adapter_t *ad);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "util/envnum.h"
+#include "util/resource_types.h"
 
 /* ---- options ---- */
 
@@ -49,30 +50,6 @@ static int env_whole(char *err, size_t errlen, const char *name, double lo, doub
 	return envnum_get_buf(err, errlen, name, lo, hi, ENVNUM_WHOLE, NULL, out);
 }
 
-static const char *const resource_types[] = { "document", "stylesheet", "image", "media",
-	                                      "font", "script", "texttrack", "xhr", "fetch",
-	                                      "eventsource", "websocket", "manifest", "other" };
-
-/* "none", or a comma-separated list of known resource types with no empty entry. */
-static int valid_block_list(const char *v)
-{
-	if (strcmp(v, "none") == 0)
-		return 1;
-	if (!*v || strlen(v) >= sizeof((pool_opts_t *)0)->block_resources)
-		return 0;
-	for (;;) {
-		size_t n = strcspn(v, ","), i;
-		for (i = 0; i < sizeof resource_types / sizeof resource_types[0]; i++)
-			if (strlen(resource_types[i]) == n && strncmp(resource_types[i], v, n) == 0)
-				break;
-		if (n == 0 || i == sizeof resource_types / sizeof resource_types[0])
-			return 0;
-		if (v[n] == '\0')
-			return 1;
-		v += n + 1;
-	}
-}
-
 int pool_opts_from_env(pool_opts_t *o, char *err, size_t errlen)
 {
 	const char *s;
@@ -99,13 +76,10 @@ int pool_opts_from_env(pool_opts_t *o, char *err, size_t errlen)
 	rc |= r < 0;
 	s = getenv("BLOCK_RESOURCES");
 	if (s) {
-		if (valid_block_list(s))
+		if (resource_list_valid(s, sizeof o->block_resources))
 			snprintf(o->block_resources, sizeof o->block_resources, "%s", s);
 		else
-			rc |= opt_error(err, errlen, "BLOCK_RESOURCES", s,
-			                "'none' or a comma-separated list of document, stylesheet, "
-			                "image, media, font, script, texttrack, xhr, fetch, "
-			                "eventsource, websocket, manifest, other");
+			rc |= opt_error(err, errlen, "BLOCK_RESOURCES", s, RESOURCE_LIST_EXPECTED);
 	}
 	s = getenv("USER_AGENT");
 	if (s) {

@@ -3,8 +3,9 @@
 # (scripts/deps.sh build), builds cdpilot into build/, starts the demo live-score site
 # (served by cdpilot's fixture server on a free local port) and runs
 #   cdpilot run --targets <demo targets> --output <results.jsonl> --duration 60 --status
-# with the livescore adapter: it discovers the site's matches from its listing page and
-# keeps each fresh on the interval of its class (live 5 s, imminent 60 s, completed 900 s).
+# with targets written without C (generic + links): it discovers the site's matches from
+# its listing page and keeps each fresh on the interval of its class (live 5 s, imminent
+# 60 s, completed 900 s).
 # A one-line status shows targets, fresh %, tasks/s, processes and controller RSS. It stops
 # after a minute (DEMO_SECONDS) or on Ctrl-C, then prints where the results are and a few
 # lines of them. Results also go to Redis: a private redis-server on a unix socket in a temp
@@ -32,10 +33,25 @@ echo "site: $base/live/"
 results="$root/build/demo-results.jsonl"
 targets="$root/build/demo-targets.json"
 rm -f "$results"
+# No C adapter: the listing is read by a "links" rule (each row's link is a match, its id
+# the number in the URL, its class the row's data-status), and each match page by CSS
+# selectors, as a user would write it for any site (docs/targets.md).
 cat >"$targets" <<EOF
 {"targets": [
-  {"id": "demo", "adapter": "livescore", "url": "$base/live/", "discover": true,
-   "class": "imminent", "interval_seconds": 10}
+  {"id": "demo", "adapter": "generic", "url": "$base/live/", "discover": true,
+   "class": "imminent", "interval_seconds": 10,
+   "links": {"selector": "tr.match", "id": "/live/match/([0-9]+)\$",
+             "class": {"attr": "data-status", "live": ["live"], "imminent": ["upcoming"],
+                       "completed": ["finished"]}},
+   "children": {"adapter": "generic", "wait_for": "#score[data-version]",
+     "fields": {"home": {"selector": "#home"}, "away": {"selector": "#away"},
+                "score_home": {"selector": "#score-home", "type": "int"},
+                "score_away": {"selector": "#score-away", "type": "int"},
+                "minute": {"selector": "#minute", "type": "int"},
+                "status": {"selector": "#status"},
+                "last_event": {"selector": "#last-event"}},
+     "classify": {"field": "status", "live": ["live"], "imminent": ["upcoming"],
+                  "completed": ["finished"]}}}
 ]}
 EOF
 

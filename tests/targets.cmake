@@ -8,3 +8,7 @@ endif()
 if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_targets.c)
   cdpilot_test(NAME test_targets SOURCES unit/test_targets.c LIBS cdpilot_targets LABELS unit)
 endif()
+if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_targets_page.c)
+  cdpilot_test(NAME test_targets_page SOURCES unit/test_targets_page.c LIBS cdpilot_targets
+               LABELS unit)
+endif()

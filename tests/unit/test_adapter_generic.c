@@ -34,7 +34,9 @@ static void test_adapter_generic__registered(void **state)
 	assert_string_equal(ad()->name, "generic");
 	assert_non_null(ad()->extract_js);
 	assert_non_null(ad()->normalise);
-	assert_null(ad()->discover);
+	/* discovery by "links": tests/unit/test_adapter_links.c */
+	assert_non_null(ad()->discover_js);
+	assert_non_null(ad()->discover);
 }
 
 static void test_adapter_generic__parse_errors_all_listed(void **state)

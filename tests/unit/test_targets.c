@@ -166,10 +166,11 @@ static void test_targets__every_error_listed_with_position_and_id(void **state)
 	const char *e = errors_of(text, &n);
 
 	assert_has(e, "targets[1]: \"id\": required");
-	assert_has(e, "targets[1]: \"adapter\": required (one of: generic, jsonapi, livescore)");
+	assert_has(e, "targets[1]: \"adapter\": required (one of: generic, jsonapi, livescore, "
+	              "script)");
 	assert_has(e, "targets[1]: \"url\": required (an http:// or https:// URL)");
 	assert_has(e, "targets[2] \"g\": \"adapter\": unknown adapter \"genric\" (known: generic, "
-	              "jsonapi, livescore); did you mean \"generic\"?");
+	              "jsonapi, livescore, script); did you mean \"generic\"?");
 	assert_has(e, "targets[3] \"m1\": \"interval_seconds\": expected a number from 0.1 to "
 	              "86400, got \"5s\"");
 	assert_has(e, "targets[3] \"m1\": \"class\": expected \"live\", \"imminent\" or "
@@ -409,16 +410,16 @@ static void test_targets__host(void **state)
 
 static void test_targets__children_and_release_of_moved_specs(void **state)
 {
-	/* generic has no discovery: "children" is only valid with discover, which it refuses */
+	/* jsonapi has no discovery: "children" is only valid with discover, which it refuses */
 	const char *e =
-	        errors_of("[{\"id\": \"d\", \"adapter\": \"generic\", \"url\": \"http://h/\","
+	        errors_of("[{\"id\": \"d\", \"adapter\": \"jsonapi\", \"url\": \"http://h/\","
 	                  " \"discover\": true, \"children\": {\"id\": \"x\"},"
-	                  " \"fields\": {\"a\": {\"selector\": \"a\"}}}]",
+	                  " \"fields\": {\"a\": {\"pointer\": \"/a\"}}}]",
 	                  NULL);
 	target_set_t set;
 	errlist_t errs;
 
-	assert_has(e, "\"discover\": adapter \"generic\" cannot discover targets");
+	assert_has(e, "\"discover\": adapter \"jsonapi\" cannot discover targets");
 	assert_has(e, "\"children\": must not set \"id\"");
 	e = errors_of("[{\"id\": \"d\", \"adapter\": \"generic\", \"url\": \"http://h/\","
 	              " \"children\": {\"mode\": \"watch\"},"
