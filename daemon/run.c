@@ -407,6 +407,7 @@ static runner_t *new_runner(run_t *r)
 	ro.verify_unchanged_ms = o->verify_unchanged_ms;
 	ro.verify_max_ms = o->verify_max_ms;
 	ro.watch_navigate_ms = o->watch_navigate_ms;
+	ro.discover_max = o->discover_max_children;
 	if (o->shared_schedule) {
 		cbs.claim = on_claim;
 		cbs.run_over = on_run_over;

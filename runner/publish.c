@@ -65,8 +65,7 @@ void runner__target_failed_as(runner_t *r, rtarget_t *rt, enum pool_outcome out,
 	if (!rt->failures++)
 		rt->failing_since_unix = unix_ms();
 	rt->last_outcome = out;
-	/* a timeout is a timeout whichever step it cut short */
-	rt->last_kind = kind && out != POOL_TIMEOUT ? kind : kind_of(out);
+	rt->last_kind = kind ? kind : kind_of(out);
 	snprintf(rt->last_error, sizeof rt->last_error, "%.*s", (int)sizeof rt->last_error - 1, why);
 	log_warn("run", "target %s failed (%u in a row, outcome %s, kind %s): %s", rt->spec.id,
 	         rt->failures, pool_outcome_name(out), rt->last_kind, why);

@@ -190,8 +190,15 @@ void runner__discovered(runner_t *r, rtarget_t *rt, json_t *children)
 		json_t *obj = json_deep_copy(child);
 		if (!obj)
 			abort();
-		if (rt->spec.children)
+		if (rt->spec.children) {
+			/* the listing's class for this entry wins over "children"'s, which is
+			 * the default for entries the listing gave none */
+			json_t *klass = json_incref(json_object_get(obj, "class"));
 			json_object_update(obj, rt->spec.children);
+			if (klass)
+				json_object_set(obj, "class", klass);
+			json_decref(klass);
+		}
 		snprintf(where, sizeof where, "%s: discovered[%zu]", rt->spec.id, i);
 		if (targets_parse_one(obj, where, &set.v[set.n], &errs) == 0)
 			set.n++;
