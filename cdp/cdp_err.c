@@ -15,6 +15,7 @@ const char *cdp_strerror(int err)
 	case CDP_ENAV: return "navigation failed";
 	case CDP_EEXCEPTION: return "javascript exception";
 	case CDP_EHTTP: return "HTTP error status";
+	case CDP_EVALUE: return "unusable value";
 	default: break;
 	}
 	if (err < 0 && err > -4096)

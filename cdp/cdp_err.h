@@ -14,7 +14,10 @@ enum {
 	CDP_ECRASHED = -10005,  /* the page's renderer crashed */
 	CDP_ENAV = -10006,      /* navigation failed (DNS, connection refused, ...) */
 	CDP_EEXCEPTION = -10007, /* JavaScript threw while evaluating */
-	CDP_EHTTP = -10008      /* the page loaded with an HTTP status >= 400 (cdp_page_read) */
+	CDP_EHTTP = -10008,     /* the page loaded with an HTTP status >= 400 (cdp_page_read) */
+	CDP_EVALUE = -10009     /* a page function's value is not what was asked for: not a
+	                           JSON object, over the size cap, or not serialisable
+	                           (cdp_page_call) */
 };
 
 /* A static string for any cdpilot or errno code; never NULL. */

@@ -19,9 +19,14 @@
 	X(BROWSER_SET_DOWNLOAD_BEHAVIOR, "Browser.setDownloadBehavior")                         \
 	X(EMULATION_SET_DEVICE_METRICS_OVERRIDE, "Emulation.setDeviceMetricsOverride")          \
 	X(EMULATION_SET_USER_AGENT_OVERRIDE, "Emulation.setUserAgentOverride")                  \
+	X(FETCH_CONTINUE_REQUEST, "Fetch.continueRequest")                                      \
 	X(FETCH_ENABLE, "Fetch.enable")                                                         \
 	X(FETCH_FAIL_REQUEST, "Fetch.failRequest")                                              \
+	X(INPUT_DISPATCH_KEY_EVENT, "Input.dispatchKeyEvent")                                   \
+	X(INPUT_DISPATCH_MOUSE_EVENT, "Input.dispatchMouseEvent")                               \
+	X(INPUT_INSERT_TEXT, "Input.insertText")                                                \
 	X(NETWORK_ENABLE, "Network.enable")                                                     \
+	X(NETWORK_SET_COOKIES, "Network.setCookies")                                            \
 	X(NETWORK_SET_EXTRA_HTTP_HEADERS, "Network.setExtraHTTPHeaders")                        \
 	X(PAGE_ADD_SCRIPT_TO_EVALUATE_ON_NEW_DOCUMENT, "Page.addScriptToEvaluateOnNewDocument") \
 	X(PAGE_CAPTURE_SCREENSHOT, "Page.captureScreenshot")                                    \
@@ -32,8 +37,10 @@
 	X(PAGE_SET_LIFECYCLE_EVENTS_ENABLED, "Page.setLifecycleEventsEnabled")                  \
 	X(PAGE_STOP_LOADING, "Page.stopLoading")                                                \
 	X(RUNTIME_ADD_BINDING, "Runtime.addBinding")                                            \
+	X(RUNTIME_CALL_FUNCTION_ON, "Runtime.callFunctionOn")                                   \
 	X(RUNTIME_ENABLE, "Runtime.enable")                                                     \
 	X(RUNTIME_EVALUATE, "Runtime.evaluate")                                                 \
+	X(RUNTIME_RELEASE_OBJECT_GROUP, "Runtime.releaseObjectGroup")                           \
 	X(RUNTIME_RUN_IF_WAITING_FOR_DEBUGGER, "Runtime.runIfWaitingForDebugger")               \
 	X(RUNTIME_TERMINATE_EXECUTION, "Runtime.terminateExecution")                            \
 	X(TARGET_ATTACH_TO_TARGET, "Target.attachToTarget")                                     \

@@ -165,6 +165,8 @@ static void fail_running(cdp_page_t *p, int status, const char *why)
 	case OP_WAIT: cdp__page_finish_done(p, status, why); break;
 	case OP_EVAL: cdp__page_finish_eval(p, status, NULL, why); break;
 	case OP_SHOT: cdp__page_finish_shot(p, status, NULL, 0, why); break;
+	case OP_CALL: cdp__page_finish_call(p, status, why); break;
+	case OP_ACTIONS: cdp__page_finish_actions(p, status, why); break;
 	}
 }
 
@@ -198,6 +200,11 @@ void cdp__page_on_op_timer(uv_timer_t *t)
 	case OP_WAIT:
 		snprintf(why, sizeof why, "selector did not match within %u ms", p->timeout_ms);
 		break;
+	case OP_CALL:
+		snprintf(why, sizeof why, "the function did not return within %u ms",
+		         p->timeout_ms);
+		break;
+	case OP_ACTIONS: cdp__page_actions_timed_out(p); return;
 	default:
 		snprintf(why, sizeof why, "%s timed out after %u ms",
 		         p->pending_method ? p->pending_method : "operation", p->timeout_ms);
@@ -269,6 +276,8 @@ static void on_reply(cdp_conn_t *conn, const cdp_reply_t *r, void *ud)
 	case OP_WAIT: cdp__page_wait_reply(p, r); break;
 	case OP_EVAL: cdp__page_eval_reply(p, r); break;
 	case OP_SHOT: cdp__page_shot_reply(p, r); break;
+	case OP_CALL: cdp__page_call_reply(p, r); break;
+	case OP_ACTIONS: cdp__page_actions_reply(p, r); break;
 	case OP_NONE:
 		log_debug("page", "reply with no operation running (status %d)", r->status);
 		break;
@@ -288,6 +297,9 @@ static void free_page(cdp_page_t *p)
 	cdp__page_nav_state_free(p);
 	free(p->open_url);
 	free(p->wait_expr);
+	cdp__page_call_state_free(p);
+	cdp__page_actions_state_free(p);
+	json_decref(p->cookies);
 	json_decref(p->block_patterns);
 	json_decref(p->extra_headers);
 	free(p);

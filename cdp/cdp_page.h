@@ -57,6 +57,12 @@ typedef struct cdp_page_opts {
 	const char *block_resources;    /* comma list of CDP resource types in lower case
 	                                   (image,media,font,...): failed with BlockedByClient */
 	const char *extra_headers_json; /* a JSON object of extra request headers */
+	/* A JSON array of cookies, each {name, value, domain?, path?, url?, secure?, httpOnly?,
+	 * expires?} (one of domain and url at least), set with Network.setCookies in the
+	 * page's own browser context during the set-up, so a held page opened at its URL sends
+	 * them with its first request. Not an array: cdp_page_open() returns -EINVAL; a cookie
+	 * Chrome refuses fails the open naming Network.setCookies. */
+	const char *cookies_json;
 } cdp_page_opts_t;
 
 /* Hygiene counters of one page, for the pool's metrics. */
@@ -108,13 +114,94 @@ int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeou
 int cdp_page_navigate(cdp_page_t *page, const char *url, uint32_t timeout_ms,
                       cdp_page_nav_cb cb, void *ud);
 
-/* Waits until document.querySelector(css) matches (checked every 100 ms); -ETIMEDOUT. */
+/* What a wait for a selector waits for. */
+typedef enum cdp_wait_state {
+	/* an element matching the selector is visible: it has a box (getBoundingClientRect()
+	 * with a non-zero width and height, so neither display:none nor an empty placeholder)
+	 * and getComputedStyle(el).visibility is not 'hidden'; as Playwright's default */
+	CDP_WAIT_VISIBLE = 0,
+	/* an element matches the selector (document.querySelector), whatever it looks like */
+	CDP_WAIT_ATTACHED
+} cdp_wait_state_t;
+
+/*
+ * Waits until css matches an element in state (checked every 100 ms); -ETIMEDOUT. The
+ * selector reaches the page as a JSON string literal, never as code. A selector the page
+ * cannot parse gives CDP_EEXCEPTION ("... is not a valid selector").
+ */
+int cdp_page_wait_for_state(cdp_page_t *page, const char *css, cdp_wait_state_t state,
+                            uint32_t timeout_ms, cdp_page_done_cb cb, void *ud);
+
+/* cdp_page_wait_for_state(page, css, CDP_WAIT_VISIBLE, ...). */
 int cdp_page_wait_for(cdp_page_t *page, const char *css, uint32_t timeout_ms,
                       cdp_page_done_cb cb, void *ud);
 
 /* Runtime.evaluate with returnByValue and awaitPromise. */
 int cdp_page_evaluate(cdp_page_t *page, const char *expression, uint32_t timeout_ms,
                       cdp_page_eval_cb cb, void *ud);
+
+/*
+ * Calls a function given as source in the page and returns its value, a JSON object.
+ * function_source is the declaration exactly as given (an arrow, a function or an async
+ * function), called with this = globalThis and args as its arguments (a JSON array, each
+ * element one argument, passed as data; NULL: none), awaited (Runtime.callFunctionOn with
+ * returnByValue false and awaitPromise). Its value is then checked in the page by a fixed
+ * function of ours: it must be an object (not null, not an array) whose JSON text
+ * (JSON.stringify, so toJSON and the usual dropping of undefined apply) is at most
+ * value_cap bytes (0: 256 KiB) of UTF-8. cb gets the parsed object (borrowed) with
+ * status 0, or NULL and:
+ *  CDP_EEXCEPTION: why = the exception's message and " (line N)", N 1-based in
+ *                  function_source, when the page says where (a throw, a syntax error in
+ *                  the source, a promise rejected with an Error);
+ *  CDP_EVALUE:     why = "returned a number, expected a JSON object" (string, boolean,
+ *                  undefined, null, an array, a function, ...), "returned 300123 bytes of
+ *                  JSON, over the cap of 262144", or "returned a value JSON cannot hold:
+ *                  <the page's message>" (a cycle, a BigInt, ...);
+ *  -ETIMEDOUT:     the function did not return (or its promise did not settle) within
+ *                  timeout_ms; the page stays usable;
+ *  and the usual operation errors. Every remote object the call creates belongs to one
+ *  object group of the page, released (Runtime.releaseObjectGroup) at the end of every
+ *  call, whatever its outcome, so a page called every few seconds for days accumulates
+ *  nothing (a promise settling after its call timed out is released by the next call).
+ * Returns -EINVAL for a NULL source or cb, args not an array, or text that is not UTF-8.
+ */
+int cdp_page_call(cdp_page_t *page, const char *function_source, const json_t *args,
+                  size_t value_cap, uint32_t timeout_ms, cdp_page_eval_cb cb, void *ud);
+
+/* The cap cdp_page_call() applies for a value_cap of 0. */
+#define CDP_CALL_VALUE_CAP_DEFAULT (256u * 1024)
+
+/* An optional action waits at most this long for its element, unless it says otherwise. */
+#define CDP_ACTION_OPTIONAL_WAIT_MS 2000u
+
+/*
+ * Runs page actions in order, all within timeout_ms. actions is a JSON array (borrowed for
+ * the call: it is copied) of steps, each an object with exactly one verb key, plus
+ * "optional": true and "timeout_ms": N (caps the step; never beyond the whole deadline):
+ *   {"click": CSS}            waits for a visible match, scrolls it into view, clicks its
+ *                             centre (Input.dispatchMouseEvent moved, pressed, released)
+ *   {"wait_for": CSS, "state": "visible"|"attached"}   (state default visible)
+ *   {"wait_ms": N}            0..60000
+ *   {"scroll": "bottom"|"top"|CSS}  CSS: waits for a match, scrollIntoView
+ *   {"fill": [CSS, TEXT]}     waits for a visible match, focuses it, clears its value,
+ *                             Input.insertText TEXT (input events fire)
+ *   {"press": KEY}            keyDown + keyUp to the focused element: Enter, Tab, Escape,
+ *                             Backspace, Delete, ArrowUp, ArrowDown, ArrowLeft,
+ *                             ArrowRight, PageUp, PageDown, Home, End, Space, or one
+ *                             printable character
+ * Selectors and text reach the page as data (JSON literals or command parameters). An
+ * optional step waits at most CDP_ACTION_OPTIONAL_WAIT_MS for its element (unless its
+ * timeout_ms says otherwise); an optional step that fails, for whatever reason, is skipped
+ * (logged at debug). cb gets 0, or the failed step's status (-ETIMEDOUT when its element
+ * never came or the whole deadline passed, CDP_EEXCEPTION for a selector the page cannot
+ * parse, ...) with why naming it: `actions[2] click "#tab-live": no visible element
+ * matched within 4.0 s` (the step is named by its verb and its selector, key, scroll
+ * target or milliseconds; a fill by its selector only). Returns -EINVAL (and never calls
+ * back) for a malformed list: not an array, a step that is not an object, no verb or two,
+ * an unknown key, a value of the wrong type or range, an unknown key name.
+ */
+int cdp_page_actions(cdp_page_t *page, const json_t *actions, uint32_t timeout_ms,
+                     cdp_page_done_cb cb, void *ud);
 
 /* Page.captureScreenshot as PNG (full_page: the whole scrollable page), base64-decoded. */
 int cdp_page_screenshot(cdp_page_t *page, int full_page, uint32_t timeout_ms,
@@ -126,15 +213,25 @@ int cdp_page_screenshot(cdp_page_t *page, int full_page, uint32_t timeout_ms,
 typedef enum cdp_read_step {
 	CDP_READ_NONE = 0,
 	CDP_READ_NAV,
+	CDP_READ_ACTIONS,
 	CDP_READ_WAIT,
 	CDP_READ_EVAL
 } cdp_read_step_t;
 
-/* What to read. Every step is optional, but one at least is asked for. Strings are copied. */
+/* What to read. Every step is optional, but one at least is asked for. Strings are copied,
+ * JSON is copied (json_deep_copy). */
 typedef struct cdp_read_req {
 	const char *url;        /* navigate here first; NULL: the page as it is */
+	const json_t *actions;  /* then run these (cdp_page_actions); NULL or []: none */
 	const char *wait_for;   /* then wait for this CSS selector; NULL or "": no wait */
+	cdp_wait_state_t wait_state; /* in this state (0: visible) */
 	const char *expression; /* then evaluate this; NULL: no evaluation */
+	/* or, instead of expression, call this function (cdp_page_call) with args (a JSON
+	 * array or NULL) and value_cap (0: CDP_CALL_VALUE_CAP_DEFAULT); giving both
+	 * expression and function is -EINVAL */
+	const char *function;
+	const json_t *args;
+	size_t value_cap;
 	uint32_t timeout_ms;    /* bounds the whole read; 0: 30000 */
 	/* Each step gets what is left of timeout_ms, or its own cap if that is less
 	 * (0: no cap of its own). */
@@ -156,20 +253,22 @@ typedef struct cdp_read_result {
 	                          when the read failed there, nav.status != 0 or
 	                          nav.http_status >= 400); without: zeros and "" */
 	uint64_t nav_ms;       /* how long the navigation took (0 without url) */
-	json_t *value;         /* the expression's value (see cdp_page_eval_cb); NULL unless
-	                          the evaluation ran and succeeded */
+	json_t *value;         /* the expression's or function's value (see cdp_page_eval_cb,
+	                          cdp_page_call); NULL unless that step ran and succeeded */
 } cdp_read_result_t;
 
 typedef void (*cdp_page_read_cb)(cdp_page_t *page, const cdp_read_result_t *res, void *ud);
 
 /*
  * Runs the steps asked for one after the other with the operations above: navigate (an
- * HTTP status >= 400 ends the read there, with CDP_EHTTP), wait for the selector, evaluate
- * the expression, all within req->timeout_ms. The first failure ends the read; later steps
+ * HTTP status >= 400 ends the read there, with CDP_EHTTP), run the actions, wait for the
+ * selector, evaluate the expression or call the function, all within req->timeout_ms.
+ * The actions step has no cap of its own (what is left of the read's time). The first failure ends the read; later steps
  * do not run. A read is one operation: while it runs, the page is never idle between two
  * steps, so any other operation returns -EBUSY.
  *
- * Returns -EINVAL (no step asked for, no cb), -ENOMEM, or the first step's own error, and
+ * Returns -EINVAL (no step asked for, no cb, a malformed actions list, both expression
+ * and function), -ENOMEM, or the first step's own error, and
  * then never calls back. Otherwise returns 0 and cb fires exactly once from the loop, also
  * when the page is closed while the read runs (cdp_page_close() from anywhere, or the
  * pool closing the page of a revoked lease): the running step is cancelled like any
@@ -206,6 +305,22 @@ void cdp_page_close(cdp_page_t *page, cdp_page_closed_cb cb, void *ud);
  */
 int cdp_block_browser(cdp_conn_t *conn, const char *list, uint64_t *blocked,
                       cdp_listener_t **out);
+
+/* Whether a request paused by browser-wide blocking is exempt (let through with
+ * Fetch.continueRequest, not counted): frame_id is the paused request's frameId (a page's
+ * main frame has its target's id), "" if Chrome gave none. Called from the loop. */
+typedef int (*cdp_block_exempt_cb)(const char *frame_id, void *ud);
+
+/* Browser-wide blocking with exemptions: the caller's, and it must outlive the listener. */
+typedef struct cdp_block {
+	uint64_t *blocked;          /* counts the requests failed */
+	cdp_block_exempt_cb exempt; /* may be NULL: nothing is exempt */
+	void *ud;
+} cdp_block_t;
+
+/* cdp_block_browser() asking blk->exempt about each paused request. */
+int cdp_block_browser_ex(cdp_conn_t *conn, const char *list, const cdp_block_t *blk,
+                         cdp_listener_t **out);
 
 /*
  * Holding new pages, for a caller that owns the whole browser: Target.setAutoAttach on the

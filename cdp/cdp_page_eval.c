@@ -1,7 +1,7 @@
 /*
  * cdp_page_eval: the operations that run script or read the page once it is loaded:
- * cdp_page_wait_for() (polls document.querySelector through Runtime.evaluate on the poll
- * timer), cdp_page_evaluate() (Runtime.evaluate by value, awaiting promises) and
+ * cdp_page_wait_for_state() (polls the selector's state through Runtime.evaluate on the
+ * poll timer), cdp_page_evaluate() (Runtime.evaluate by value, awaiting promises) and
  * cdp_page_screenshot() (Page.captureScreenshot, base64-decoded).
  */
 #include "cdp/cdp_page_priv.h"
@@ -17,7 +17,7 @@
 #include "util/log.h"
 
 /* The message of a Runtime exceptionDetails object. */
-static void exception_message(json_t *details, char *buf, size_t len)
+void cdp__page_exception_message(json_t *details, char *buf, size_t len)
 {
 	json_t *ex = json_object_get(details, "exception");
 	json_t *desc = json_object_get(ex, "description");
@@ -38,7 +38,7 @@ static void exception_message(json_t *details, char *buf, size_t len)
  * for undefined; the text of NaN, Infinity, -0 and BigInt values as a new string stored in
  * *owned), CDP_EEXCEPTION or CDP_EBADREPLY with why filled.
  */
-static int read_evaluate(json_t *result, json_t **value, json_t **owned, char *why, size_t len)
+int cdp__page_read_evaluate(json_t *result, json_t **value, json_t **owned, char *why, size_t len)
 {
 	json_t *ro = NULL, *details = NULL, *v;
 	json_error_t err;
@@ -57,7 +57,7 @@ static int read_evaluate(json_t *result, json_t **value, json_t **owned, char *w
 			         "an object");
 			return CDP_EBADREPLY;
 		}
-		exception_message(details, why, len);
+		cdp__page_exception_message(details, why, len);
 		return CDP_EEXCEPTION;
 	}
 	if (!json_is_object(ro)) {
@@ -205,7 +205,7 @@ void cdp__page_wait_reply(cdp_page_t *p, const cdp_reply_t *r)
 		cdp__page_finish_done(p, r->status, why);
 		return;
 	}
-	rc = read_evaluate(r->result, &value, &owned, why, sizeof why);
+	rc = cdp__page_read_evaluate(r->result, &value, &owned, why, sizeof why);
 	json_decref(owned);
 	if (rc != 0) {
 		cdp__page_finish_done(p, rc, why);
@@ -218,33 +218,65 @@ void cdp__page_wait_reply(cdp_page_t *p, const cdp_reply_t *r)
 	uv_timer_start(&p->poll_timer, on_poll_timer, PAGE_POLL_MS, 0);
 }
 
+/* The page-side tests of a wait, each a function of the selector (a JSON string literal,
+ * appended in parentheses). Visible: as Playwright's, a box with a width and a height and
+ * no visibility:hidden, for any of the matches. */
+static const char wait_visible_js[] =
+        "((s) => {\n"
+        "  for (const e of document.querySelectorAll(s)) {\n"
+        "    const r = e.getBoundingClientRect();\n"
+        "    if (r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden')\n"
+        "      return true;\n"
+        "  }\n"
+        "  return false;\n"
+        "})";
+static const char wait_attached_js[] = "((s) => !!document.querySelector(s))";
+
+/* "FN(<css as a JSON string>)" in a new string; NULL for text that is not UTF-8 or no
+ * memory (*rc says which). */
+char *cdp__page_js_call1(const char *fn, const char *arg, int *rc)
+{
+	json_t *js = json_string(arg);
+	char *quoted = NULL, *out = NULL;
+	size_t n;
+
+	*rc = -EINVAL; /* not UTF-8 */
+	if (!js)
+		return NULL;
+	quoted = json_dumps(js, JSON_ENCODE_ANY);
+	json_decref(js);
+	*rc = -ENOMEM;
+	if (!quoted)
+		return NULL;
+	n = strlen(fn) + strlen(quoted) + 3;
+	out = malloc(n);
+	if (out) {
+		snprintf(out, n, "%s(%s)", fn, quoted);
+		*rc = 0;
+	}
+	free(quoted);
+	return out;
+}
+
 int cdp_page_wait_for(cdp_page_t *p, const char *css, uint32_t timeout_ms, cdp_page_done_cb cb,
                       void *ud)
 {
-	json_t *js = NULL;
-	char *quoted = NULL;
-	size_t n;
+	return cdp_page_wait_for_state(p, css, CDP_WAIT_VISIBLE, timeout_ms, cb, ud);
+}
+
+int cdp_page_wait_for_state(cdp_page_t *p, const char *css, cdp_wait_state_t state,
+                            uint32_t timeout_ms, cdp_page_done_cb cb, void *ud)
+{
 	int rc = cdp__page_can_start(p);
 
 	if (rc != 0)
 		return rc;
-	if (!css || !cb)
+	if (!css || !cb || (state != CDP_WAIT_VISIBLE && state != CDP_WAIT_ATTACHED))
 		return -EINVAL;
-	js = json_string(css);
-	if (!js)
-		return -EINVAL; /* not UTF-8 */
-	quoted = json_dumps(js, JSON_ENCODE_ANY);
-	json_decref(js);
-	if (!quoted)
-		return -ENOMEM;
-	n = strlen(quoted) + sizeof "!!document.querySelector()";
-	p->wait_expr = malloc(n);
-	if (!p->wait_expr) {
-		free(quoted);
-		return -ENOMEM;
-	}
-	snprintf(p->wait_expr, n, "!!document.querySelector(%s)", quoted);
-	free(quoted);
+	p->wait_expr = cdp__page_js_call1(
+	        state == CDP_WAIT_VISIBLE ? wait_visible_js : wait_attached_js, css, &rc);
+	if (!p->wait_expr)
+		return rc;
 	cdp__page_op_begin(p, OP_WAIT, timeout_ms, ud);
 	p->cb.done = cb;
 	rc = wait_send(p);
@@ -269,7 +301,7 @@ void cdp__page_eval_reply(cdp_page_t *p, const cdp_reply_t *r)
 		cdp__page_finish_eval(p, r->status, NULL, why);
 		return;
 	}
-	rc = read_evaluate(r->result, &value, &owned, why, sizeof why);
+	rc = cdp__page_read_evaluate(r->result, &value, &owned, why, sizeof why);
 	cdp__page_finish_eval(p, rc, rc ? NULL : value, rc ? why : "");
 	json_decref(owned);
 }

@@ -165,6 +165,25 @@ static void on_browser_paused(cdp_conn_t *conn, const char *session_id, const ch
 		block_paused(conn, NULL, params, ud);
 }
 
+/* The same with exemptions: a request the caller exempts goes on untouched. */
+static void on_browser_paused_ex(cdp_conn_t *conn, const char *session_id, const char *method,
+                                 json_t *params, void *ud)
+{
+	const cdp_block_t *blk = ud;
+	json_t *frame = json_object_get(params, "frameId");
+	json_t *id = json_object_get(params, "requestId");
+
+	if (session_id)
+		return; /* a page's own Fetch */
+	if (blk->exempt && json_is_string(id) &&
+	    blk->exempt(json_is_string(frame) ? json_string_value(frame) : "", blk->ud)) {
+		cdp_conn_send(conn, NULL, CDP_M_FETCH_CONTINUE_REQUEST,
+		              json_pack("{s:O}", "requestId", id), 5000, hygiene_reply, NULL, NULL);
+		return;
+	}
+	block_paused(conn, NULL, params, blk->blocked);
+}
+
 static void block_browser_reply(cdp_conn_t *conn, const cdp_reply_t *r, void *ud)
 {
 	if (r->status != 0 && r->status != -ECANCELED && r->status != CDP_ECONNLOST)
@@ -172,8 +191,8 @@ static void block_browser_reply(cdp_conn_t *conn, const cdp_reply_t *r, void *ud
 		          r->error_message);
 }
 
-int cdp_block_browser(cdp_conn_t *conn, const char *list, uint64_t *blocked,
-                      cdp_listener_t **out)
+static int block_browser(cdp_conn_t *conn, const char *list, cdp_event_cb on_paused, void *ud,
+                         cdp_listener_t **out)
 {
 	json_t *patterns = NULL;
 	int rc = cdp__page_block_patterns(list, &patterns);
@@ -183,7 +202,7 @@ int cdp_block_browser(cdp_conn_t *conn, const char *list, uint64_t *blocked,
 		return rc;
 	if (!patterns)
 		return 0;
-	*out = cdp_conn_on(conn, CDP_E_FETCH_REQUEST_PAUSED, NULL, on_browser_paused, blocked);
+	*out = cdp_conn_on(conn, CDP_E_FETCH_REQUEST_PAUSED, NULL, on_paused, ud);
 	if (!*out) {
 		json_decref(patterns);
 		return -ENOMEM;
@@ -195,4 +214,16 @@ int cdp_block_browser(cdp_conn_t *conn, const char *list, uint64_t *blocked,
 		*out = NULL;
 	}
 	return rc;
+}
+
+int cdp_block_browser(cdp_conn_t *conn, const char *list, uint64_t *blocked,
+                      cdp_listener_t **out)
+{
+	return block_browser(conn, list, on_browser_paused, blocked, out);
+}
+
+int cdp_block_browser_ex(cdp_conn_t *conn, const char *list, const cdp_block_t *blk,
+                         cdp_listener_t **out)
+{
+	return block_browser(conn, list, on_browser_paused_ex, (void *)blk, out);
 }

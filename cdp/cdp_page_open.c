@@ -3,8 +3,8 @@
  * (Target.createBrowserContext, createTarget, attachToTarget) whose replies come through
  * cdp__page_open_reply(); on a holding connection (cdp_hold_pages) the session is the one
  * Chrome attached to the new page, reported by Target.attachedToTarget. Once attached, the
- * session's set-up commands (domains, user agent, viewport, headers, blocking, popup guard,
- * resume) go out together, and the open ends when every one has answered.
+ * session's set-up commands (domains, user agent, viewport, headers, cookies, blocking,
+ * popup guard, resume) go out together, and the open ends when every one has answered.
  */
 #include "cdp/cdp_page_priv.h"
 
@@ -28,6 +28,7 @@ const char *const cdp__page_open_methods[] = {
 	CDP_M_EMULATION_SET_USER_AGENT_OVERRIDE,
 	CDP_M_EMULATION_SET_DEVICE_METRICS_OVERRIDE,
 	CDP_M_NETWORK_SET_EXTRA_HTTP_HEADERS,
+	CDP_M_NETWORK_SET_COOKIES,
 	CDP_M_FETCH_ENABLE,
 	CDP_M_PAGE_ADD_SCRIPT_TO_EVALUATE_ON_NEW_DOCUMENT,
 	CDP_M_RUNTIME_RUN_IF_WAITING_FOR_DEBUGGER,
@@ -134,6 +135,7 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 		                   p->viewport_h, "deviceScaleFactor", 1.0, "mobile", 0);
 		break;
 	case ST_HEADERS: params = json_pack("{s:O}", "headers", p->extra_headers); break;
+	case ST_COOKIES: params = json_pack("{s:O}", "cookies", p->cookies); break;
 	case ST_BLOCK: params = json_pack("{s:O}", "patterns", p->block_patterns); break;
 	case ST_NO_POPUPS:
 		/* in every frame, before the page's own scripts: window.open opens nothing, and
@@ -176,6 +178,7 @@ static int step_applies(const cdp_page_t *p, int step)
 	case ST_USER_AGENT: return p->user_agent != NULL;
 	case ST_VIEWPORT: return p->viewport_w > 0 && p->viewport_h > 0 && !p->open_url;
 	case ST_HEADERS: return p->extra_headers != NULL;
+	case ST_COOKIES: return p->cookies != NULL;
 	case ST_BLOCK: return p->block_patterns != NULL;
 	case ST_NO_POPUPS: return p->block_popups;
 	case ST_RESUME: return p->resume;
@@ -412,6 +415,17 @@ int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeou
 			}
 			p->extra_headers = h;
 		}
+		if (opts->cookies_json) {
+			json_t *c = json_loads(opts->cookies_json, 0, NULL);
+			if (!json_is_array(c)) {
+				log_warn("page", "cookies '%s' are not a JSON array",
+				         opts->cookies_json);
+				json_decref(c);
+				rc = -EINVAL;
+				goto out;
+			}
+			p->cookies = c;
+		}
 		if (opts->hold && opts->hold->state != HOLD_FAILED)
 			p->hold = opts->hold;
 		/* Only a held page may start at its URL: everything must cover its first
@@ -443,6 +457,7 @@ out:
 		free(p->open_url);
 		json_decref(p->block_patterns);
 		json_decref(p->extra_headers);
+		json_decref(p->cookies);
 		free(p);
 	}
 	return rc;

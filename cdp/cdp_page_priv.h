@@ -4,7 +4,9 @@
  * cdp_page.c holds the page's lifetime (commands, operations, crash watch, close),
  * cdp_page_open.c opening and holding, cdp_page_nav.c navigation, cdp_page_hygiene.c
  * dialogs, popups and request blocking, cdp_page_eval.c wait_for, evaluate and screenshot,
- * cdp_page_read.c the composed read (navigate, wait_for, evaluate) over those operations.
+ * cdp_page_call.c calling a function given as source, cdp_page_actions.c page actions,
+ * cdp_page_read.c the composed read (navigate, actions, wait_for, evaluate or call) over
+ * those operations.
  */
 #ifndef CDPILOT_CDP_PAGE_PRIV_H
 #define CDPILOT_CDP_PAGE_PRIV_H
@@ -26,7 +28,7 @@
 #define PAGE_CMD_SLACK_MS 2000u
 
 enum page_state { PS_OPENING, PS_READY, PS_DISPOSING, PS_FREEING };
-enum page_op { OP_NONE = 0, OP_OPEN, OP_NAV, OP_WAIT, OP_EVAL, OP_SHOT };
+enum page_op { OP_NONE = 0, OP_OPEN, OP_NAV, OP_WAIT, OP_EVAL, OP_SHOT, OP_CALL, OP_ACTIONS };
 
 /* Steps of cdp_page_open, in order. */
 enum open_step {
@@ -39,6 +41,7 @@ enum open_step {
 	ST_USER_AGENT,
 	ST_VIEWPORT,
 	ST_HEADERS,
+	ST_COOKIES,
 	ST_BLOCK,
 	ST_NO_POPUPS,
 	ST_RESUME,
@@ -83,6 +86,7 @@ struct cdp_page {
 	int block_popups;
 	json_t *block_patterns; /* Fetch.enable patterns, or NULL */
 	json_t *extra_headers;  /* object, or NULL */
+	json_t *cookies;        /* Network.setCookies' array, or NULL */
 	cdp_listener_t *l_dialog, *l_paused;
 	cdp_page_counters_t counters;
 	int crashed;      /* renderer crashed or target detached: no further operations */
@@ -137,6 +141,21 @@ struct cdp_page {
 
 	/* wait_for */
 	char *wait_expr;
+
+	/* call (cdp_page_call.c) */
+	struct page_call {
+		char *src;
+		json_t *args;     /* [{value: a}...] */
+		size_t cap;
+		char *this_id;    /* globalThis, in the call's object group */
+		int grouped;      /* objects may be in the group: release it */
+		int status;       /* the outcome, told once the group is released */
+		json_t *value;
+		char why[2048];
+	} call;
+
+	/* actions (cdp_page_actions.c) */
+	struct page_actions *actions;
 
 	/* the composed read running on the page, or NULL; its steps are the operations */
 	cdp_read_t *read;
@@ -193,5 +212,21 @@ void cdp__page_finish_shot(cdp_page_t *p, int status, const unsigned char *png, 
 void cdp__page_wait_reply(cdp_page_t *p, const cdp_reply_t *r);
 void cdp__page_eval_reply(cdp_page_t *p, const cdp_reply_t *r);
 void cdp__page_shot_reply(cdp_page_t *p, const cdp_reply_t *r);
+char *cdp__page_js_call1(const char *fn, const char *arg, int *rc);
+void cdp__page_exception_message(json_t *details, char *buf, size_t len);
+int cdp__page_read_evaluate(json_t *result, json_t **value, json_t **owned, char *why,
+                            size_t len);
+
+/* cdp_page_call.c */
+void cdp__page_finish_call(cdp_page_t *p, int status, const char *why);
+void cdp__page_call_reply(cdp_page_t *p, const cdp_reply_t *r);
+void cdp__page_call_state_free(cdp_page_t *p);
+
+/* cdp_page_actions.c */
+void cdp__page_finish_actions(cdp_page_t *p, int status, const char *why);
+void cdp__page_actions_reply(cdp_page_t *p, const cdp_reply_t *r);
+void cdp__page_actions_timed_out(cdp_page_t *p);
+void cdp__page_actions_state_free(cdp_page_t *p);
+int cdp__page_actions_check(const json_t *actions); /* 0, -EINVAL (logged), -ENOMEM */
 
 #endif

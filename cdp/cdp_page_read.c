@@ -1,6 +1,6 @@
 /*
- * cdp_page_read: the composed read, cdp_page_read(): navigate, wait for a selector,
- * evaluate, each step started from the previous one's callback, under one deadline, and
+ * cdp_page_read: the composed read, cdp_page_read(): navigate, run page actions, wait for
+ * a selector, evaluate an expression or call a function, each step started from the previous one's callback, under one deadline, and
  * one callback with one result that says which step failed. It is built on the page's
  * public operations only, so it keeps their cancellation: closing the page fails the
  * running step with -ECANCELED, and that step's callback ends the read. The page knows of
@@ -18,7 +18,10 @@
 
 struct cdp_read {
 	cdp_page_t *page;
-	char *url, *wait_for, *expression;
+	char *url, *wait_for, *expression, *function;
+	json_t *actions, *args;   /* copies, or NULL */
+	cdp_wait_state_t wait_state;
+	size_t value_cap;
 	uint32_t cap[CDP_READ_EVAL + 1]; /* each step's own cap, 0: none */
 	uint64_t deadline;               /* loop time, ms */
 	cdp_read_step_t step;            /* the running (or failing) step */
@@ -33,6 +36,7 @@ struct cdp_read {
 
 static void on_nav(cdp_page_t *p, const cdp_nav_result_t *res, void *ud);
 static void on_waited(cdp_page_t *p, int status, const char *why, void *ud);
+static void on_acted(cdp_page_t *p, int status, const char *why, void *ud);
 static void on_evaluated(cdp_page_t *p, int status, json_t *value, const char *why, void *ud);
 
 static void read_free(cdp_read_t *rd)
@@ -40,6 +44,9 @@ static void read_free(cdp_read_t *rd)
 	free(rd->url);
 	free(rd->wait_for);
 	free(rd->expression);
+	free(rd->function);
+	json_decref(rd->actions);
+	json_decref(rd->args);
 	free(rd->final_url);
 	free(rd->nav_message);
 	free(rd);
@@ -65,14 +72,24 @@ static int run_from(cdp_read_t *rd, cdp_read_step_t step)
 		rd->nav_start_ns = uv_hrtime();
 		return cdp_page_navigate(p, rd->url, step_timeout(rd, rd->step), on_nav, rd);
 	}
+	if (step <= CDP_READ_ACTIONS && rd->actions) {
+		rd->step = CDP_READ_ACTIONS;
+		return cdp_page_actions(p, rd->actions, step_timeout(rd, rd->step), on_acted, rd);
+	}
 	if (step <= CDP_READ_WAIT && rd->wait_for) {
 		rd->step = CDP_READ_WAIT;
-		return cdp_page_wait_for(p, rd->wait_for, step_timeout(rd, rd->step), on_waited, rd);
+		return cdp_page_wait_for_state(p, rd->wait_for, rd->wait_state,
+		                               step_timeout(rd, rd->step), on_waited, rd);
 	}
 	if (step <= CDP_READ_EVAL && rd->expression) {
 		rd->step = CDP_READ_EVAL;
 		return cdp_page_evaluate(p, rd->expression, step_timeout(rd, rd->step),
 		                         on_evaluated, rd);
+	}
+	if (step <= CDP_READ_EVAL && rd->function) {
+		rd->step = CDP_READ_EVAL;
+		return cdp_page_call(p, rd->function, rd->args, rd->value_cap,
+		                     step_timeout(rd, rd->step), on_evaluated, rd);
 	}
 	rd->step = CDP_READ_NONE;
 	return 0;
@@ -137,6 +154,16 @@ static void on_nav(cdp_page_t *p, const cdp_nav_result_t *res, void *ud)
 	next(rd, CDP_READ_NAV);
 }
 
+static void on_acted(cdp_page_t *p, int status, const char *why, void *ud)
+{
+	cdp_read_t *rd = ud;
+
+	if (status != 0)
+		finish(rd, status, 0, why, NULL);
+	else
+		next(rd, CDP_READ_ACTIONS);
+}
+
 static void on_waited(cdp_page_t *p, int status, const char *why, void *ud)
 {
 	cdp_read_t *rd = ud;
@@ -169,8 +196,15 @@ int cdp_page_read(cdp_page_t *p, const cdp_read_req_t *req, cdp_page_read_cb cb,
 
 	if (rc != 0)
 		return rc;
-	if (!req || !cb || (!req->url && !(req->wait_for && *req->wait_for) && !req->expression))
+	if (!req || !cb || (req->expression && req->function) ||
+	    (req->actions && !json_is_array(req->actions)) ||
+	    (req->args && !json_is_array(req->args)) ||
+	    (req->wait_state != CDP_WAIT_VISIBLE && req->wait_state != CDP_WAIT_ATTACHED) ||
+	    (!req->url && !(req->wait_for && *req->wait_for) && !req->expression &&
+	     !req->function && !json_array_size(req->actions)))
 		return -EINVAL;
+	if (json_array_size(req->actions) && (rc = cdp__page_actions_check(req->actions)) != 0)
+		return rc;
 	rd = calloc(1, sizeof *rd);
 	if (!rd)
 		return -ENOMEM;
@@ -182,6 +216,14 @@ int cdp_page_read(cdp_page_t *p, const cdp_read_req_t *req, cdp_page_read_cb cb,
 		rc = dup_opt(&rd->wait_for, req->wait_for);
 	if (rc == 0 && req->expression)
 		rc = (rd->expression = strdup(req->expression)) ? 0 : -ENOMEM;
+	if (rc == 0 && req->function)
+		rc = (rd->function = strdup(req->function)) ? 0 : -ENOMEM;
+	if (rc == 0 && json_array_size(req->actions))
+		rc = (rd->actions = json_deep_copy(req->actions)) ? 0 : -ENOMEM;
+	if (rc == 0 && req->args)
+		rc = (rd->args = json_deep_copy(req->args)) ? 0 : -ENOMEM;
+	rd->wait_state = req->wait_state;
+	rd->value_cap = req->value_cap;
 	if (rc != 0)
 		goto out;
 	rd->cap[CDP_READ_NAV] = req->nav_timeout_ms;

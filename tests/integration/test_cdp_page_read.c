@@ -218,7 +218,7 @@ static void test_cdp_page__read_eval_exception(void **state)
 	pagekit_t *k = *state;
 	read_res_t r = { 0 };
 	char url[256];
-	cdp_read_req_t req = { .wait_for = "title", .expression = "throw new Error('boom')",
+	cdp_read_req_t req = { .wait_for = "#title", .expression = "throw new Error('boom')",
 		               .timeout_ms = 10000 };
 	cdp_page_t *p;
 
