@@ -546,7 +546,7 @@ int scrape_run(uv_loop_t *loop, const scrape_opts_t *o, json_t **out)
 		                 "kind", "internal", "message", "cannot build the result object");
 		code = SCRAPE_EXIT_INTERNAL;
 	} else {
-		code = s.kind ? scrape__exit_code_for(s.kind) : SCRAPE_EXIT_OK;
+		code = s.kind ? scrape_exit_code_for(s.kind) : SCRAPE_EXIT_OK;
 	}
 	json_decref(s.data);
 	free(s.final_url);

@@ -35,6 +35,10 @@ typedef struct scrape_opts {
 	double timeout_s;       /* whole run; (0, 3600] */
 } scrape_opts_t;
 
+/* The exit code of an error kind ("selector" -> 7; an unknown kind: SCRAPE_EXIT_INTERNAL).
+ * `cdpilot try` uses the same codes. */
+int scrape_exit_code_for(const char *kind);
+
 /* The expression --extract defaults to. */
 extern const char scrape_default_extract[];
 

@@ -47,7 +47,7 @@ json_t *scrape__json_text(const char *text)
 	return j;
 }
 
-int scrape__exit_code_for(const char *kind)
+int scrape_exit_code_for(const char *kind)
 {
 	for (size_t i = 0; i < sizeof kind_exits / sizeof kind_exits[0]; i++)
 		if (strcmp(kind_exits[i].kind, kind) == 0)

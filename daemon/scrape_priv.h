@@ -64,7 +64,6 @@ typedef struct scrape {
 
 /* scrape_cli.c: the result object and the exit code of a finished run */
 json_t *scrape__json_text(const char *text);
-int scrape__exit_code_for(const char *kind);
 json_t *scrape__build_result(const scrape_t *s);
 
 #endif
