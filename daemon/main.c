@@ -20,6 +20,7 @@
 #include "daemon/scrape.h"
 #include "daemon/version.h"
 #include "pool/browser.h"
+#include "pool/pool.h"
 #include "util/log.h"
 
 static void usage(FILE *f)
@@ -316,7 +317,14 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "scrape") == 0) {
-		browser_sweep_stale_dirs();
+		/* the page settings the pool reads (BLOCK_RESOURCES, USER_AGENT, ...) */
+		pool_opts_t po;
+		char perr[4096] = "";
+		pool_opts_init(&po);
+		if (pool_opts_from_env(&po, perr, sizeof perr) != 0) {
+			fprintf(stderr, "cdpilot scrape: %s\n", perr);
+			return SCRAPE_EXIT_USAGE;
+		}
 		return run_scrape(argc - 2, argv + 2);
 	}
 	fprintf(stderr, "cdpilot: unknown %s '%s': expected run, check-config, scrape, try, --help or --version\n",
