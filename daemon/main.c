@@ -15,10 +15,12 @@
 #include "daemon/config.h"
 #include "daemon/run.h"
 #include "daemon/targets.h"
+#include "daemon/try.h"
 #endif
 #include "daemon/scrape.h"
 #include "daemon/version.h"
 #include "pool/browser.h"
+#include "pool/pool.h"
 #include "util/log.h"
 
 static void usage(FILE *f)
@@ -27,14 +29,16 @@ static void usage(FILE *f)
 	        "usage: cdpilot run --targets FILE [--output FILE|-] [--duration S] [--status]\n"
 	        "                   [--SETTING VALUE...]\n"
 	        "       cdpilot check-config [-v] [--SETTING VALUE...]\n"
-	        "       cdpilot scrape URL [--wait-for CSS] [--extract JS] [--screenshot FILE.png]\n"
-	        "                          [--timeout SECONDS]\n"
+	        "       cdpilot scrape URL [--wait-for CSS] [--wait-state visible|attached]\n"
+	        "                          [--extract JS] [--screenshot FILE.png] [--timeout SECONDS]\n"
+	        "       cdpilot try --targets FILE [--id ID] [--timeout SECONDS] [--SETTING VALUE...]\n"
 	        "       cdpilot --version [--browser]\n"
 	        "       cdpilot --help\n"
 	        "\n"
 	        "cdpilot drives one headless Chromium over the Chrome DevTools Protocol.\n"
 	        "`cdpilot run --help` describes the daemon; `cdpilot scrape --help` the one-shot\n"
-	        "scrape and its JSON output.\n"
+	        "scrape and its JSON output; `cdpilot try --help` how to try a target as the\n"
+	        "daemon would scrape it.\n"
 	        "\n"
 	        "exit codes: 0 ok, 2 usage, 3 launch (browser could not start/attach),\n"
 	        "4 network (DNS/connection error), 5 http (status >= 400), 6 timeout,\n"
@@ -155,6 +159,74 @@ static int run_daemon(int argc, char **argv)
 	return code;
 }
 
+/* `cdpilot try --targets FILE [--id ID] [--timeout S] [--SETTING VALUE...]`: the settings
+ * as `run` reads them, the targets file as `run` loads it, then try_run(). */
+static int try_cmd(int argc, char **argv)
+{
+	run_opts_t *o = calloc(1, sizeof *o);
+	target_set_t set = { 0 };
+	errlist_t errs;
+	try_opts_t to;
+	uv_loop_t loop;
+	char err[1024] = "";
+	int rc, code = RUN_EXIT_USAGE;
+
+	if (!o)
+		return SCRAPE_EXIT_INTERNAL;
+	errlist_init(&errs);
+	config_apply_flags(&argc, argv, &errs);
+	rc = try_parse_args(argc - 1, argv + 1, &to, err, sizeof err);
+	if (rc == 1) {
+		try_usage(stdout);
+		code = 0;
+		goto out;
+	}
+	if (rc != 0)
+		errlist_add(&errs, "%s", err);
+	config_check_env(&errs);
+	if (log_init_from_env(err, sizeof err) != 0)
+		errlist_add(&errs, "%s", err);
+	{
+		/* run's own parser, for the environment and the targets file's path */
+		char *rargv[] = { "run", "--targets", (char *)to.targets_path, NULL };
+		run_parse_args(to.targets_path ? 3 : 1, rargv, o, &errs);
+	}
+	if (errs.count) {
+		config_print_errors(stderr, "try", &errs);
+		goto out;
+	}
+	if (targets_load_file(o->targets_path, &set, &errs) != 0) {
+		fprintf(stderr, "cdpilot try: %s: %u error(s):\n%s\n", o->targets_path, errs.count,
+		        errlist_text(&errs));
+		goto out;
+	}
+	if (to.id && !targets_find(&set, to.id)) {
+		fprintf(stderr, "cdpilot try: --id '%s': no target with this id in %s (its ids:",
+		        to.id, o->targets_path);
+		for (size_t i = 0; i < set.n; i++)
+			fprintf(stderr, "%s %s", i ? "," : "", set.v[i].id);
+		fprintf(stderr, "%s)\n", set.n ? "" : " none");
+		goto out;
+	}
+	rc = uv_loop_init(&loop);
+	if (rc != 0) {
+		log_error("try", "cannot create the event loop: %s", uv_strerror(rc));
+		code = SCRAPE_EXIT_INTERNAL;
+		goto out;
+	}
+	code = try_run(&loop, &to, o, &set, stdout);
+	rc = uv_loop_close(&loop);
+	if (rc != 0)
+		log_error("try", "the event loop did not close cleanly: %s", uv_strerror(rc));
+	if (fflush(stdout) != 0 && code == 0)
+		code = SCRAPE_EXIT_INTERNAL;
+out:
+	targets_release(&set);
+	errlist_release(&errs);
+	free(o);
+	return code;
+}
+
 #endif
 
 static int run_scrape(int argc, char **argv)
@@ -210,6 +282,8 @@ int main(int argc, char **argv)
 		return run_daemon(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "check-config") == 0)
 		return check_config(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "try") == 0)
+		return try_cmd(argc - 1, argv + 1);
 #endif
 	if (log_init_from_env(err, sizeof err) != 0) {
 		fprintf(stderr, "cdpilot: %s\n", err);
@@ -224,7 +298,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (argc < 2) {
-		fprintf(stderr, "cdpilot: missing command: expected run, scrape, --help or --version\n");
+		fprintf(stderr, "cdpilot: missing command: expected run, check-config, scrape, try, --help or --version\n");
 		return SCRAPE_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
@@ -243,10 +317,17 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "scrape") == 0) {
-		browser_sweep_stale_dirs();
+		/* the page settings the pool reads (BLOCK_RESOURCES, USER_AGENT, ...) */
+		pool_opts_t po;
+		char perr[4096] = "";
+		pool_opts_init(&po);
+		if (pool_opts_from_env(&po, perr, sizeof perr) != 0) {
+			fprintf(stderr, "cdpilot scrape: %s\n", perr);
+			return SCRAPE_EXIT_USAGE;
+		}
 		return run_scrape(argc - 2, argv + 2);
 	}
-	fprintf(stderr, "cdpilot: unknown %s '%s': expected run, scrape, --help or --version\n",
+	fprintf(stderr, "cdpilot: unknown %s '%s': expected run, check-config, scrape, try, --help or --version\n",
 	        argv[1][0] == '-' ? "option" : "command", argv[1]);
 	return SCRAPE_EXIT_USAGE;
 }

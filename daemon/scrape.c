@@ -1,12 +1,15 @@
 /*
- * scrape: `cdpilot scrape URL`, a sequence of steps on one loop (launch, open a page, read
- * it with cdp_page_read: navigate, wait for a selector, read the title; then extract,
- * screenshot, write the PNG), each started from the previous one's callback. The first failure decides the outcome (its
- * kind maps to the exit code); the cleanup that follows is the same in every case: close
- * the page (its browser context is disposed), close the browser (process tree and
- * user-data-dir gone), close our handles. One uv_timer bounds the run; SIGINT and SIGTERM
- * end it the same way. Steps that cannot be cancelled (opening the page, writing the
- * file) are short: an abort waits for them to finish.
+ * scrape: `cdpilot scrape URL`, a sequence of steps on one loop (a page from a pool of one,
+ * read with cdp_page_read: navigate, wait for a selector, read the title; then extract,
+ * screenshot, write the PNG), each started from the previous one's callback. The page is
+ * the daemon's: pool_acquire() opens it held (at about:blank, see start()), with the pool's
+ * hygiene (dialogs dismissed, popups closed, downloads denied, BLOCK_RESOURCES,
+ * USER_AGENT, VIEWPORT, EXTRA_HEADERS), so there is one page set-up in cdpilot, not two.
+ * The first failure decides the outcome (its kind maps to the exit code); the cleanup
+ * that follows is the same in every case: release the lease (its context is disposed),
+ * close the pool (the browser's process tree and user-data-dir gone), close our handles.
+ * One uv_timer bounds the run; SIGINT and SIGTERM end it the same way. The one step that
+ * cannot be cancelled (writing the file) is short: an abort waits for it to finish.
  */
 #include "daemon/scrape.h"
 
@@ -22,11 +25,12 @@
 #include "cdp/cdp_page.h"
 #include "cdp/cdp_ws.h"
 #include "daemon/scrape_priv.h"
-#include "pool/browser.h"
+#include "pool/pool.h"
 #include "util/log.h"
 
 #define COMP "scrape"
 #define LAUNCH_TIMEOUT_MAX_MS 30000u
+#define LAUNCH_POLL_MS 100u
 
 const char scrape_default_extract[] =
         "({title: document.title, url: location.href, "
@@ -108,11 +112,11 @@ static void follow_read(scrape_t *s, cdp_read_step_t step)
 	case CDP_READ_NAV: s->phase = PH_NAVIGATE; break;
 	case CDP_READ_WAIT: s->phase = PH_WAIT; break;
 	case CDP_READ_EVAL: s->phase = PH_TITLE; break;
-	case CDP_READ_NONE: break;
+	default: break; /* none; page actions (scrape has none) */
 	}
 }
 
-/* ---- cleanup: page, then browser, then our handles ---- */
+/* ---- cleanup: the lease, then the pool (and its browser), then our handles ---- */
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -125,39 +129,27 @@ static void all_done(scrape_t *s)
 {
 	s->done = 1;
 	uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&s->launch, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sig_int, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sig_term, on_handle_closed);
 	/* lws keeps handles of its own on the loop until its context is destroyed */
 	uv_stop(s->loop);
 }
 
-static void on_browser_closed(browser_t *b, void *ud)
+static void on_pool_closed(pool_t *p, void *ud)
 {
 	scrape_t *s = ud;
 
-	s->browser = NULL;
+	(void)p;
+	s->pool = NULL;
 	log_debug(COMP, "browser closed");
 	all_done(s);
 }
 
-static void close_browser(scrape_t *s)
-{
-	if (s->browser)
-		browser_close(s->browser, on_browser_closed, s);
-	else
-		all_done(s);
-}
-
-static void on_page_closed(void *ud)
-{
-	scrape_t *s = ud;
-
-	s->page = NULL;
-	close_browser(s);
-}
-
 static void cleanup(scrape_t *s)
 {
+	pool_lease_t *lease = s->lease;
+
 	if (s->closing)
 		return;
 	if (s->busy) {
@@ -169,17 +161,28 @@ static void cleanup(scrape_t *s)
 		s->total_ms = ms_since(s->t0_ns);
 	s->phase = PH_CLOSING;
 	uv_timer_stop(&s->timer);
-	if (s->page)
-		cdp_page_close(s->page, on_page_closed, s); /* a running op ends with -ECANCELED */
+	uv_timer_stop(&s->launch);
+	s->lease = NULL;
+	s->page = NULL;
+	/* a running page operation ends with -ECANCELED as the pool closes the page */
+	if (lease && s->granted)
+		pool_release(lease, !s->kind                     ? POOL_OK
+		                    : strcmp(s->kind, "timeout") == 0 ? POOL_TIMEOUT
+		                                                      : POOL_FAILED);
+	else if (lease)
+		pool_lease_cancel(lease); /* on_granted gets -ECANCELED at once, and ignores it */
+	if (s->pool)
+		pool_close(s->pool, on_pool_closed, s);
 	else
-		close_browser(s);
+		all_done(s);
 }
 
 static void on_deadline(uv_timer_t *t)
 {
 	scrape_t *s = t->data;
 
-	follow_read(s, cdp_page_read_step(s->page));
+	if (s->page)
+		follow_read(s, cdp_page_read_step(s->page));
 	if (s->phase == PH_WAIT)
 		fail(s, "selector", "selector '%s' did not match within %g s", s->o->wait_for,
 		     s->o->timeout_s);
@@ -196,7 +199,8 @@ static void on_signal(uv_signal_t *h, int signum)
 		log_info(COMP, "%s received while closing; still closing", strsignal(signum));
 		return;
 	}
-	follow_read(s, cdp_page_read_step(s->page));
+	if (s->page)
+		follow_read(s, cdp_page_read_step(s->page));
 	fail(s, "internal", "interrupted by signal %d (%s) while %s", signum, strsignal(signum),
 	     phase_doing[s->phase]);
 }
@@ -422,66 +426,80 @@ static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 	step_extract(s);
 }
 
-static void on_page_open(cdp_page_t *page, int status, const char *why, void *ud)
+/* The page, from the pool: opened at the URL with the daemon's set-up; now read it. */
+static void on_granted(pool_lease_t *lease, int status, const char *why, void *ud)
 {
 	scrape_t *s = ud;
 	cdp_read_req_t req = { .url = s->o->url, .wait_for = s->o->wait_for,
 		               .expression = "document.title" };
+	pool_stats_t ps;
 	int rc;
 
-	s->busy = 0;
-	s->page = page;
 	if (status != 0) {
-		fail(s, kind_for(s, status), "cannot open a page: %s", why);
+		s->lease = NULL; /* freed by the pool */
+		if (!s->closing)
+			fail(s, status == -ETIMEDOUT ? "timeout" : kind_for(s, status),
+			     "cannot open a page: %s", why && *why ? why : cdp_strerror(status));
 		return;
 	}
-	if (s->abort_pending) {
-		cleanup(s);
-		return;
-	}
+	s->granted = 1;
+	s->page = pool_lease_page(lease);
+	uv_timer_stop(&s->launch);
+	pool_get_stats(s->pool, &ps);
+	s->launch_ms = ms_since(s->t0_ns) - ps.browser_uptime_ms;
+	log_debug(COMP, "page open after %llu ms (browser ready after %llu ms)",
+	          (unsigned long long)ms_since(s->t0_ns), (unsigned long long)s->launch_ms);
 	s->phase = PH_NAVIGATE;
 	req.timeout_ms = remaining_ms(s);
-	rc = cdp_page_read(page, &req, on_read, s);
+	/* ---- Contract A (cdp helper, i16-cdp): cdp_read_req_t.wait_state. Compiles once
+	 * that branch is merged; nothing else of scrape depends on it. ---- */
+	req.wait_state = s->o->wait_attached ? CDP_WAIT_ATTACHED : CDP_WAIT_VISIBLE;
+	/* ---- end of Contract A ---- */
+	rc = cdp_page_read(s->page, &req, on_read, s);
 	if (rc != 0)
 		fail(s, kind_for(s, rc), "cannot navigate to %s: %s", s->o->url, cdp_strerror(rc));
 }
 
-static void on_browser_ready(browser_t *b, int status, const char *why, void *ud)
+/* The pool took the page back: the task deadline passed (the run's own timeout, a moment
+ * later), its renderer crashed or the browser died. The lease is released here. */
+static void on_revoked(pool_lease_t *lease, enum pool_outcome reason, const char *why,
+                       void *ud)
 {
 	scrape_t *s = ud;
-	int rc;
 
+	s->lease = NULL;
+	s->page = NULL;
+	pool_release(lease, reason);
 	if (s->closing)
 		return;
-	if (status != 0) {
-		fail(s, "launch", "%s", why && *why ? why : cdp_strerror(status));
-		return;
-	}
-	s->launch_ms = ms_since(s->t0_ns);
-	log_debug(COMP, "browser ready after %llu ms", (unsigned long long)s->launch_ms);
-	s->phase = PH_OPEN;
-	rc = cdp_page_open(browser_conn(b), NULL, remaining_ms(s), on_page_open, s);
-	if (rc != 0) {
-		fail(s, kind_for(s, rc), "cannot open a page: %s", cdp_strerror(rc));
-		return;
-	}
-	s->busy = 1;
+	if (reason == POOL_TIMEOUT)
+		on_deadline(&s->timer);
+	else
+		fail(s, "browser", "%s: %s", pool_outcome_name(reason), why);
 }
 
-static void on_browser_lost(browser_t *b, int err, const char *why, void *ud)
+/* The pool relaunches a browser that failed to start, with backoff, and the lease waits;
+ * for a one-shot command the first failed launch is the answer (exit 3). */
+static void on_launch_poll(uv_timer_t *h)
 {
-	scrape_t *s = ud;
+	scrape_t *s = h->data;
+	pool_stats_t ps;
 
-	if (s->closing)
+	pool_get_stats(s->pool, &ps);
+	if (ps.browser_launches > 0 || s->closing) {
+		uv_timer_stop(h);
 		return;
-	fail(s, "browser", "%s", why && *why ? why : cdp_strerror(err));
+	}
+	if (ps.consecutive_crashes > 0)
+		fail(s, "launch", "the browser could not be launched or attached to (see the log "
+		                  "above; CHROMIUM_PATH, CHROMIUM_FLAGS, CDP_URL)");
 }
 
 static void start(scrape_t *s)
 {
-	browser_opts_t bo;
+	pool_opts_t po;
 	uint32_t timeout_ms = remaining_ms(s);
-	int rc;
+	char err[2048] = "";
 
 	s->phase = PH_LAUNCH;
 	s->ws = cdp_wsctx_new(s->loop);
@@ -489,21 +507,30 @@ static void start(scrape_t *s)
 		fail(s, "internal", "cannot create the websocket context (see the log above)");
 		return;
 	}
-	browser_opts_init(&bo);
-	{
-		char err[256] = ""; /* validated in main() already */
-		browser_opts_from_env(&bo, err, sizeof err);
-	}
-	bo.launch_timeout_ms =
+	/* the daemon's page settings, as `run` reads them (validated in main() already) */
+	pool_opts_init(&po);
+	pool_opts_from_env(&po, err, sizeof err);
+	po.concurrency_cap = 1;
+	po.lease_timeout_ms = timeout_ms;
+	po.task_timeout_ms = timeout_ms;
+	po.recycle_uptime_ms = 0;
+	po.recycle_task_count = 0;
+	po.browser.launch_timeout_ms =
 	        timeout_ms < LAUNCH_TIMEOUT_MAX_MS ? timeout_ms : LAUNCH_TIMEOUT_MAX_MS;
-	s->browser = browser_new(s->loop, s->ws, &bo);
-	if (!s->browser) {
-		fail(s, "internal", "out of memory creating the browser");
+	s->pool = pool_new(s->loop, s->ws, &po);
+	if (!s->pool) {
+		fail(s, "internal", "out of memory creating the browser pool");
 		return;
 	}
-	rc = browser_start(s->browser, on_browser_ready, on_browser_lost, s);
-	if (rc != 0)
-		fail(s, "launch", "cannot start the browser: %s", cdp_strerror(rc));
+	pool_start(s->pool);
+	uv_timer_start(&s->launch, on_launch_poll, LAUNCH_POLL_MS, LAUNCH_POLL_MS);
+	/* No URL: the page opens (held, set up) at about:blank and the read navigates. With the
+	 * URL the pool would open it straight there, but a lease cancelled while that page
+	 * opens keeps the pool from closing until the open times out: SIGINT during a
+	 * hanging load would wait for the whole --timeout. */
+	s->lease = pool_acquire(s->pool, NULL, timeout_ms, on_granted, on_revoked, s);
+	if (!s->lease)
+		fail(s, "internal", "the browser pool refused the page");
 }
 
 int scrape_run(uv_loop_t *loop, const scrape_opts_t *o, json_t **out)
@@ -519,10 +546,11 @@ int scrape_run(uv_loop_t *loop, const scrape_opts_t *o, json_t **out)
 	uv_update_time(loop);
 	s.deadline = uv_now(loop) + (uint64_t)(o->timeout_s * 1000.0 + 0.5);
 	uv_timer_init(loop, &s.timer);
+	uv_timer_init(loop, &s.launch);
 	uv_signal_init(loop, &s.sig_int);
 	uv_signal_init(loop, &s.sig_term);
-	s.timer.data = s.sig_int.data = s.sig_term.data = &s;
-	s.handles_open = 3;
+	s.timer.data = s.launch.data = s.sig_int.data = s.sig_term.data = &s;
+	s.handles_open = 4;
 	uv_timer_start(&s.timer, on_deadline, s.deadline - uv_now(loop), 0);
 	uv_signal_start(&s.sig_int, on_signal, SIGINT);
 	uv_signal_start(&s.sig_term, on_signal, SIGTERM);
@@ -546,7 +574,7 @@ int scrape_run(uv_loop_t *loop, const scrape_opts_t *o, json_t **out)
 		                 "kind", "internal", "message", "cannot build the result object");
 		code = SCRAPE_EXIT_INTERNAL;
 	} else {
-		code = s.kind ? scrape__exit_code_for(s.kind) : SCRAPE_EXIT_OK;
+		code = s.kind ? scrape_exit_code_for(s.kind) : SCRAPE_EXIT_OK;
 	}
 	json_decref(s.data);
 	free(s.final_url);

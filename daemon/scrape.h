@@ -1,6 +1,8 @@
 /*
  * scrape: the one-shot `cdpilot scrape URL` command. Launches (or attaches to) a browser,
- * opens one page in its own context, navigates, optionally waits for a selector, extracts
+ * takes one page from a pool of one (the daemon's page set-up: held page, dialogs
+ * dismissed, popups closed, downloads denied, blocking and the page settings of the
+ * environment), navigates, optionally waits for a selector, extracts
  * a value with JavaScript, optionally writes a full-page PNG, then closes everything and
  * describes the outcome as one JSON object. Everything runs on the caller's loop; one
  * uv_timer bounds the whole run and SIGINT/SIGTERM end it early, always with the normal
@@ -30,10 +32,16 @@ enum scrape_exit {
 typedef struct scrape_opts {
 	const char *url;        /* http, https, file or about URL (borrowed from argv) */
 	const char *wait_for;   /* CSS selector or NULL */
+	int wait_attached;      /* --wait-state attached: any matching element; default
+	                           visible (a box, not visibility:hidden) */
 	const char *extract;    /* JavaScript expression or NULL for the default */
 	const char *screenshot; /* path of the PNG to write or NULL */
 	double timeout_s;       /* whole run; (0, 3600] */
 } scrape_opts_t;
+
+/* The exit code of an error kind ("selector" -> 7; an unknown kind: SCRAPE_EXIT_INTERNAL).
+ * `cdpilot try` uses the same codes. */
+int scrape_exit_code_for(const char *kind);
 
 /* The expression --extract defaults to. */
 extern const char scrape_default_extract[];

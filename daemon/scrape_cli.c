@@ -47,7 +47,7 @@ json_t *scrape__json_text(const char *text)
 	return j;
 }
 
-int scrape__exit_code_for(const char *kind)
+int scrape_exit_code_for(const char *kind)
 {
 	for (size_t i = 0; i < sizeof kind_exits / sizeof kind_exits[0]; i++)
 		if (strcmp(kind_exits[i].kind, kind) == 0)
@@ -74,17 +74,23 @@ json_t *scrape__build_result(const scrape_t *s)
 void scrape_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: cdpilot scrape URL [--wait-for CSS] [--extract JS] [--screenshot FILE.png]\n"
-	        "                          [--timeout SECONDS]\n"
+	        "usage: cdpilot scrape URL [--wait-for CSS] [--wait-state visible|attached]\n"
+	        "                          [--extract JS] [--screenshot FILE.png] [--timeout SECONDS]\n"
 	        "\n"
-	        "Loads URL (http, https, file or about) in a fresh headless Chromium context and\n"
+	        "Loads URL (http, https, file or about) in a fresh headless Chromium context, set\n"
+	        "up as `cdpilot run` sets up its pages (dialogs dismissed, popups closed,\n"
+	        "downloads denied, BLOCK_RESOURCES, USER_AGENT, VIEWPORT, EXTRA_HEADERS), and\n"
 	        "prints one JSON object on stdout:\n"
 	        "  {\"url\", \"final_url\", \"http_status\", \"title\", \"data\",\n"
 	        "   \"timings\": {\"launch_ms\", \"navigate_ms\", \"total_ms\"}}\n"
 	        "or, on failure, {\"url\", \"error\": {\"kind\", \"message\"}}.\n"
 	        "\n"
 	        "options (also accepted as --name=value):\n"
-	        "  --wait-for CSS       after the load event, wait until the selector matches\n"
+	        "  --wait-for CSS       after the load event, wait until the selector matches a\n"
+	        "                       visible element (it has a box and is not\n"
+	        "                       visibility:hidden)\n"
+	        "  --wait-state STATE   visible (default) or attached: any matching element,\n"
+	        "                       shown or not\n"
 	        "  --extract JS         expression whose value becomes \"data\" (promises are\n"
 	        "                       awaited); default: {title, url, text} of the page\n"
 	        "  --screenshot FILE    write a full-page PNG to FILE\n"
@@ -92,8 +98,9 @@ void scrape_usage(FILE *f)
 	        "  --help               this help\n"
 	        "\n"
 	        "environment: CHROMIUM_PATH, CHROMIUM_FLAGS, CDP_URL (attach to a running browser\n"
-	        "instead of launching one), LOG_LEVEL (debug|info|warn|error|off), LOG_FORMAT\n"
-	        "(text|json). Logs go to stderr.\n"
+	        "instead of launching one), BLOCK_RESOURCES, USER_AGENT, VIEWPORT, EXTRA_HEADERS\n"
+	        "(as for `cdpilot run`, docs/configuration.md), LOG_LEVEL\n"
+	        "(debug|info|warn|error|off), LOG_FORMAT (text|json). Logs go to stderr.\n"
 	        "\n"
 	        "exit codes (and error kinds):\n"
 	        "  0  ok\n"
@@ -139,6 +146,14 @@ static int set_option(scrape_opts_t *o, const char *name, const char *value, cha
 			return -EINVAL;
 		}
 		o->timeout_s = t;
+		return 0;
+	}
+	if (strcmp(name, "--wait-state") == 0) {
+		if (strcmp(value, "visible") != 0 && strcmp(value, "attached") != 0) {
+			snprintf(err, errlen, "--wait-state '%s': expected visible or attached", value);
+			return -EINVAL;
+		}
+		o->wait_attached = strcmp(value, "attached") == 0;
 		return 0;
 	}
 	if (*value == '\0') {
@@ -193,12 +208,12 @@ int scrape_parse_args(int argc, char **argv, scrape_opts_t *o, char *err, size_t
 		memcpy(name, a, nlen);
 		name[nlen] = '\0';
 		if (strcmp(name, "--wait-for") != 0 && strcmp(name, "--extract") != 0 &&
-		    strcmp(name, "--screenshot") != 0 && strcmp(name, "--timeout") != 0) {
-			snprintf(
-			        err, errlen,
-			        "unknown option '%s': expected --wait-for, --extract, --screenshot, "
-			        "--timeout or --help",
-			        name);
+		    strcmp(name, "--screenshot") != 0 && strcmp(name, "--timeout") != 0 &&
+		    strcmp(name, "--wait-state") != 0) {
+			snprintf(err, errlen,
+			         "unknown option '%s': expected --wait-for, --wait-state, --extract, "
+			         "--screenshot, --timeout or --help",
+			         name);
 			return -EINVAL;
 		}
 		if (eq) {
@@ -214,8 +229,8 @@ int scrape_parse_args(int argc, char **argv, scrape_opts_t *o, char *err, size_t
 	}
 	if (!o->url) {
 		snprintf(err, errlen,
-		         "missing URL: expected cdpilot scrape URL [--wait-for CSS] [--extract JS] "
-		         "[--screenshot FILE.png] [--timeout SECONDS]");
+		         "missing URL: expected cdpilot scrape URL [--wait-for CSS] [--wait-state "
+		         "visible|attached] [--extract JS] [--screenshot FILE.png] [--timeout SECONDS]");
 		return -EINVAL;
 	}
 	if (!url_ok(o->url)) {

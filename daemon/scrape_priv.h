@@ -14,7 +14,7 @@
 #include "cdp/cdp_page.h"
 #include "cdp/cdp_ws.h"
 #include "daemon/scrape.h"
-#include "pool/browser.h"
+#include "pool/pool.h"
 
 enum phase {
 	PH_START,
@@ -33,14 +33,17 @@ typedef struct scrape {
 	uv_loop_t *loop;
 	const scrape_opts_t *o;
 	cdp_wsctx_t *ws;
-	browser_t *browser;
-	cdp_page_t *page;
+	pool_t *pool;         /* one browser, one lease: the daemon's page set-up */
+	pool_lease_t *lease;  /* asked for, then granted; NULL once released */
+	int granted;
+	cdp_page_t *page;     /* the lease's */
 	enum phase phase;
 	int closing;       /* cleanup started */
 	int busy;          /* an uncancellable step runs; an abort waits for it */
 	int abort_pending; /* cleanup asked for while busy */
 	uint64_t deadline; /* loop time, ms */
 	uv_timer_t timer;
+	uv_timer_t launch;    /* watches for a browser that cannot start */
 	uv_signal_t sig_int, sig_term;
 	int handles_open;
 	int done;
@@ -64,7 +67,6 @@ typedef struct scrape {
 
 /* scrape_cli.c: the result object and the exit code of a finished run */
 json_t *scrape__json_text(const char *text);
-int scrape__exit_code_for(const char *kind);
 json_t *scrape__build_result(const scrape_t *s);
 
 #endif

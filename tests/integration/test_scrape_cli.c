@@ -532,6 +532,67 @@ static void test_scrape_cli__version_and_help(void **state)
 	env_close(e);
 }
 
+/* A page that calls confirm() after its load event: the dialog is dismissed as the
+ * daemon's pages dismiss it, and the page's own reaction is what scrape reads. Without
+ * the dismissal the page would block in confirm() and the wait would time out (7). */
+static void test_scrape_cli__confirm_after_load_is_dismissed(void **state)
+{
+	env_t *e = *state;
+	run_t r;
+	char url[256];
+
+	env_open(e);
+	fixture_url(e->fx, "/confirm-after-load", url, sizeof url);
+	scrape(e, &r,
+	       (const char *const[]){ "scrape", url, "--wait-for", "#answer.done", "--extract",
+	                              "document.getElementById('answer').textContent",
+	                              "--timeout", "60", NULL },
+	       120000);
+	expect_exit(&r, 0);
+	assert_string_equal(json_string_value(json_object_get(r.json, "data")), "cancelled");
+	run_release(&r);
+	env_close(e);
+}
+
+/* Popups (window.open, a target=_blank link) and a download from the load event: the
+ * scrape finishes normally, and the download is denied (the file is never fetched to
+ * the end by a browser that kept it: no request for it is even needed). */
+static void test_scrape_cli__popups_and_download_finish(void **state)
+{
+	env_t *e = *state;
+	run_t r;
+	char url[256];
+
+	env_open(e);
+	fixture_url(e->fx, "/popups-and-download", url, sizeof url);
+	scrape(e, &r,
+	       (const char *const[]){ "scrape", url, "--wait-for", "#msg", "--extract",
+	                              "document.getElementById('msg').textContent",
+	                              "--timeout", "60", NULL },
+	       120000);
+	expect_exit(&r, 0);
+	assert_string_equal(json_string_value(json_object_get(r.json, "data")), "done");
+	assert_string_equal(json_string_value(json_object_get(r.json, "title")), "Popups");
+	run_release(&r);
+	env_close(e);
+}
+
+/* --wait-state takes visible or attached only. */
+static void test_scrape_cli__wait_state_values(void **state)
+{
+	env_t *e = *state;
+	run_t r;
+
+	env_open(e);
+	run_start(&r, &e->loop,
+	          (const char *const[]){ "scrape", "about:blank", "--wait-state", "shown", NULL });
+	run_finish(&r, 30000, 0);
+	expect_exit(&r, 2);
+	assert_non_null(strstr(r.err.buf, "--wait-state 'shown': expected visible or attached"));
+	run_release(&r);
+	env_close(e);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,6 +615,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_scrape_cli__throwing_extract_is_script,
 		                                env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_scrape_cli__sigterm_cleans_up, env_setup,
+		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_scrape_cli__confirm_after_load_is_dismissed,
+		                                env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_scrape_cli__popups_and_download_finish,
+		                                env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_scrape_cli__wait_state_values, env_setup,
 		                                env_teardown),
 	};
 	char err[256];
