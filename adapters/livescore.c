@@ -66,15 +66,21 @@ static const char *const statuses[] = { "live", "upcoming", "finished", NULL };
 /* by index in statuses */
 static const enum sched_class status_class[] = { SCHED_LIVE, SCHED_IMMINENT, SCHED_COMPLETED };
 
+/* The state of a listing target (one with "discover": true): a static marker, never freed.
+ * Other targets have none (NULL). */
+static const char listing_state;
+
 static int ls_parse(const json_t *target, const char *where, void **state, errlist_t *errs)
 {
-	*state = NULL;
+	*state = json_is_true(json_object_get(target, "discover")) ? (void *)&listing_state : NULL;
 	return 0;
 }
 
+/* A match page waits for its score; the listing is rendered by the server (readable at the
+ * load event), so it waits for nothing. */
 static const char *ls_wait_for(const void *state)
 {
-	return "#score[data-version]";
+	return state == &listing_state ? NULL : "#score[data-version]";
 }
 
 static const char *ls_extract_js(const void *state)

@@ -394,7 +394,7 @@ static void read_failed(scrape_t *s, const cdp_read_result_t *res)
 		else
 			fail(s, kind, "reading document.title: %s", why);
 		break;
-	case CDP_READ_NONE: break;
+	default: break; /* no actions in a scrape; CDP_READ_NONE: nothing failed */
 	}
 }
 

@@ -27,6 +27,8 @@ enum scrape_exit {
 	SCRAPE_EXIT_SCRIPT = 8,   /* exception in --extract */
 	SCRAPE_EXIT_BROWSER = 9,  /* crash / connection lost */
 	SCRAPE_EXIT_INTERNAL = 10,
+	SCRAPE_EXIT_ACTION = 11,  /* cdpilot try: a page action of the target failed */
+	SCRAPE_EXIT_DATA = 12,    /* cdpilot try: the page's value did not validate */
 };
 
 typedef struct scrape_opts {

@@ -21,6 +21,7 @@ static const struct kind_exit {
 	{ "http", SCRAPE_EXIT_HTTP },         { "timeout", SCRAPE_EXIT_TIMEOUT },
 	{ "selector", SCRAPE_EXIT_SELECTOR }, { "script", SCRAPE_EXIT_SCRIPT },
 	{ "browser", SCRAPE_EXIT_BROWSER },   { "internal", SCRAPE_EXIT_INTERNAL },
+	{ "action", SCRAPE_EXIT_ACTION },     { "data", SCRAPE_EXIT_DATA },
 };
 
 /* ---- result ---- */
@@ -112,7 +113,9 @@ void scrape_usage(FILE *f)
 	        "  7  selector   --wait-for never matched before the timeout\n"
 	        "  8  script     exception in --extract\n"
 	        "  9  browser    the browser crashed or the connection was lost\n"
-	        " 10  internal   anything else (including SIGINT/SIGTERM)\n");
+	        " 10  internal   anything else (including SIGINT/SIGTERM)\n"
+	        " 11  action     (cdpilot try) a page action of the target failed\n"
+	        " 12  data       (cdpilot try) the page's value did not validate\n");
 }
 
 static int url_ok(const char *url)

@@ -85,34 +85,15 @@ static int needs_browser(const target_spec_t *s)
 	return s->mode == TARGETS_WATCH || s->discover || s->adapter->needs_browser;
 }
 
-/*
- * The error kind of a failure, from what the runner says of it (its outcome and message).
- * The runner's messages begin with the step that failed (runner/task.c, runner/watch.c):
- * "loading URL failed", "loading URL: HTTP 404", "waiting for ...", "extraction failed",
- * "fetching URL ...". Contract D (the runner) is to give the kind itself; until then this
- * is the one place that reads it from the words.
- */
+/* The error kind of a failure: the runner's own (RUNNER_KIND_*), which are scrape's kinds
+ * (and exit codes) but "failed", for which `try` says "internal" as scrape does. */
 static const char *kind_of(const runner_target_view_t *v)
 {
-	const char *m = v->last_error;
+	const char *k = v->last_error_kind;
 
-	if (v->last_outcome == POOL_BROWSER_LOST || v->last_outcome == POOL_TARGET_CRASHED)
-		return "browser";
-	if (strncmp(m, "waiting for", 11) == 0)
-		return "selector";
-	if (strncmp(m, "loading ", 8) == 0 || strncmp(m, "fetching ", 9) == 0) {
-		if (strstr(m, ": HTTP ") || strstr(m, "not JSON"))
-			return "http";
-		return v->last_outcome == POOL_TIMEOUT ? "timeout" : "network";
-	}
-	if (v->last_outcome == POOL_TIMEOUT)
-		return "timeout";
-	if (strncmp(m, "extraction failed", 17) == 0)
-		return "script";
-	if (strstr(m, "pool is closing") || strstr(m, "could not start"))
+	if (!k[0] || strcmp(k, RUNNER_KIND_FAILED) == 0)
 		return "internal";
-	/* what the page gave did not validate, or a discovery found nothing usable */
-	return "script";
+	return k;
 }
 
 /* ---- the runner's callbacks (ud: the try_one_t) ---- */

@@ -235,7 +235,25 @@ int runner__watch_navigates(runner_t *r, rtarget_t *rt);
 void runner__watch_reload(watch_t *w, int new_context);
 /* watch.c: reads the watched page again now (or after the read running). */
 void runner__watch_reread(watch_t *w);
+/* pageread.c: the page read of a target, shared by task.c and watch.c */
 int runner__nav_failure(const cdp_nav_result_t *res, const char *url, char *msg, size_t len);
+/* Fills what rt's read asks after the navigation (req's url and timeouts are the
+ * caller's): its actions, its wait_for (visible, or attached if the target says so), and
+ * the adapter's extraction (an expression, or a function called with its arguments) or,
+ * for a listing, its discovery. Pointers borrow from rt's spec. */
+void runner__read_req(const rtarget_t *rt, cdp_read_req_t *req);
+/* Extracts rt's data from page as it is (a watched page's read): the adapter's expression
+ * evaluated, or its function called. The cdp operation's return and callback. */
+int runner__extract(cdp_page_t *page, const rtarget_t *rt, uint32_t timeout_ms,
+                    cdp_page_eval_cb cb, void *ud);
+/* A failed extraction's message (into msg) and kind (RUNNER_KIND_*): script for an
+ * exception or a value that is not a JSON object of at most ADAPTER_VALUE_CAP bytes,
+ * timeout for one that never returned. */
+const char *runner__eval_failure(const rtarget_t *rt, int status, const char *why, char *msg,
+                                 size_t len);
+/* A failed read's message (into msg) and kind, by the step that failed. */
+const char *runner__read_failure(const cdp_read_result_t *res, const rtarget_t *rt,
+                                 const char *url, char *msg, size_t len);
 /* watch.c: watched pages */
 void runner__watch_open(runner_t *r, rtarget_t *rt, watch_t *replaces);
 void runner__watch_close(watch_t *w);

@@ -70,6 +70,9 @@ static int op_revoked(task_t *t)
 	return 1;
 }
 
+/* How long before the task's deadline its page read ends. */
+#define READ_MARGIN_MS 300
+
 static uint32_t remaining(task_t *t)
 {
 	uint32_t total = t->rt->spec.timeout_ms ? t->rt->spec.timeout_ms
@@ -92,11 +95,11 @@ static enum pool_outcome published(task_t *t, const json_t *value)
 	               : POOL_FAILED;
 }
 
-/* The page read: loaded, waited for and extracted (or the step that failed, and why). */
+/* The page read: loaded, acted on, waited for and extracted (or the step that failed,
+ * and why). */
 static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 {
 	task_t *t = ud;
-	const char *why = res->why;
 	char msg[600] = "";
 
 	if (op_revoked(t))
@@ -105,37 +108,25 @@ static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 		task_finish(t, runner__outcome_of(res->status), cdp_strerror(res->status));
 		return;
 	}
-	switch (res->failed) {
-	case CDP_READ_NONE:
+	if (res->failed == CDP_READ_NONE) {
 		task_finish(t, published(t, res->value), NULL);
 		return;
-	case CDP_READ_NAV: runner__nav_failure(&res->nav, t->url, msg, sizeof msg); break;
-	case CDP_READ_WAIT:
-		snprintf(msg, sizeof msg, "waiting for \"%s\" failed: %s",
-		         t->rt->spec.adapter->wait_for(t->rt->spec.state),
-		         *why ? why : cdp_strerror(res->status));
-		break;
-	case CDP_READ_EVAL:
-		snprintf(msg, sizeof msg, "extraction failed: %s%s%s", cdp_strerror(res->status),
-		         *why ? ": " : "", why);
-		break;
 	}
+	t->fail_kind = runner__read_failure(res, t->rt, t->url, msg, sizeof msg);
 	task_finish(t, runner__outcome_of(res->status), msg);
 }
 
-/* Navigates to the task's URL, waits for the adapter's selector (not when discovering)
- * and evaluates its JavaScript, in one read bounded by what is left of the task's time. */
+/* Navigates to the task's URL, runs the target's actions, waits for its selector and
+ * extracts (or discovers), in one read bounded by what is left of the task's time. The
+ * read ends a moment before the lease's own deadline, so that a step that never ends
+ * fails as itself (a selector that never matched), not as the task's deadline. */
 static int start_read(task_t *t)
 {
-	const adapter_t *ad = t->rt->spec.adapter;
-	const target_spec_t *sp = &t->rt->spec;
-	cdp_read_req_t req = {
-		.url = t->url,
-		.wait_for = !sp->discover && ad->wait_for ? ad->wait_for(sp->state) : NULL,
-		.expression = sp->discover ? ad->discover_js(sp->state) : ad->extract_js(sp->state),
-		.timeout_ms = remaining(t),
-	};
+	cdp_read_req_t req = { .url = t->url };
+	uint32_t left = remaining(t);
 
+	runner__read_req(t->rt, &req);
+	req.timeout_ms = left > 2 * READ_MARGIN_MS ? left - READ_MARGIN_MS : left;
 	return cdp_page_read(t->page, &req, on_read, t);
 }
 
@@ -186,11 +177,13 @@ static void on_fetched(const fetch_result_t *res, void *ud)
 
 	if (res->status != 0) {
 		snprintf(msg, sizeof msg, "fetching %.300s failed: %.200s", t->url, res->error);
+		t->fail_kind = res->status == -ETIMEDOUT ? RUNNER_KIND_TIMEOUT : RUNNER_KIND_NETWORK;
 		task_finish(t, runner__outcome_of(res->status), msg);
 		return;
 	}
 	if (res->http_code >= 400) {
 		snprintf(msg, sizeof msg, "fetching %.300s: HTTP %ld", t->url, res->http_code);
+		t->fail_kind = RUNNER_KIND_HTTP;
 		task_finish(t, POOL_FAILED, msg);
 		return;
 	}
@@ -198,6 +191,7 @@ static void on_fetched(const fetch_result_t *res, void *ud)
 	if (!doc) {
 		snprintf(msg, sizeof msg, "fetching %.300s: the body is not JSON (line %d column %d: %.160s)",
 		         t->url, jerr.line, jerr.column, jerr.text);
+		t->fail_kind = RUNNER_KIND_DATA;
 		task_finish(t, POOL_FAILED, msg);
 		return;
 	}

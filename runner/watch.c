@@ -211,9 +211,8 @@ static void w_on_eval(cdp_page_t *page, int status, json_t *value, const char *w
 	if (w->closing || status == -ECANCELED)
 		return;
 	if (status != 0) {
-		snprintf(msg, sizeof msg, "extraction failed: %s%s%s", cdp_strerror(status),
-		         why && *why ? ": " : "", why ? why : "");
-		runner__target_failed(r, rt, runner__outcome_of(status), msg);
+		runner__target_failed_as(r, rt, runner__outcome_of(status),
+		                         runner__eval_failure(rt, status, why, msg, sizeof msg), msg);
 		runner__task_done(r, rt->spec.adapter, runner__outcome_of(status),
 		                  now_ms(r) - w->op_started);
 		if (status == -ETIMEDOUT || status == CDP_ECRASHED || status == CDP_ECONNLOST) {
@@ -253,7 +252,6 @@ static void w_on_eval(cdp_page_t *page, int status, json_t *value, const char *w
 
 static void watch_extract(watch_t *w)
 {
-	const adapter_t *ad = w->rt->spec.adapter;
 	int rc;
 
 	if (w->closing || w->state != W_READY)
@@ -268,7 +266,7 @@ static void watch_extract(watch_t *w)
 	}
 	w->op_started = now_ms(w->runner);
 	w->pushed = !w->sched_running;
-	rc = cdp_page_evaluate(w->page, ad->extract_js(w->rt->spec.state), 10000, w_on_eval, w);
+	rc = runner__extract(w->page, w->rt, 10000, w_on_eval, w);
 	if (rc != 0) {
 		watch_restart(w, cdp_strerror(rc));
 		return;
@@ -314,6 +312,7 @@ static void w_on_loaded(cdp_page_t *page, const cdp_read_result_t *res, void *ud
 {
 	watch_t *w = ud;
 	char msg[600] = "";
+	const char *kind;
 
 	w->busy = 0;
 	if (w->closing || (res->status == -ECANCELED && !res->not_started))
@@ -325,13 +324,10 @@ static void w_on_loaded(cdp_page_t *page, const cdp_read_result_t *res, void *ud
 	switch (res->failed) {
 	case CDP_READ_NONE: watch_ready(w); return;
 	case CDP_READ_EVAL: watch_restart(w, "could not install the change observer"); return;
-	case CDP_READ_NAV: runner__nav_failure(&res->nav, w->rt->spec.url, msg, sizeof msg); break;
-	case CDP_READ_WAIT:
-		snprintf(msg, sizeof msg, "waiting for the page failed: %s",
-		         *res->why ? res->why : cdp_strerror(res->status));
-		break;
+	default: break;
 	}
-	runner__target_failed(w->runner, w->rt, runner__outcome_of(res->status), msg);
+	kind = runner__read_failure(res, w->rt, w->rt->spec.url, msg, sizeof msg);
+	runner__target_failed_as(w->runner, w->rt, runner__outcome_of(res->status), kind, msg);
 	watch_restart(w, msg);
 }
 
@@ -340,18 +336,19 @@ static void watch_navigate(watch_t *w)
 	const adapter_t *ad = w->rt->spec.adapter;
 	const void *st = w->rt->spec.state;
 	/* each step has its own limit; the whole read is their sum */
-	cdp_read_req_t req = {
-		.url = w->rt->spec.url,
-		.wait_for = ad->wait_for ? ad->wait_for(st) : NULL,
-		.expression = w->rt->spec.push
-		                      ? observer_js(ad->watch_root ? ad->watch_root(st) : NULL)
-		                      : NULL,
-		.nav_timeout_ms = 30000,
-		.wait_timeout_ms = 15000,
-		.eval_timeout_ms = 10000,
-		.timeout_ms = 30000 + 15000 + 10000,
-	};
+	cdp_read_req_t req = { .url = w->rt->spec.url };
 	int rc;
+
+	/* its actions and wait_for, then with push the change observer instead of a read */
+	runner__read_req(w->rt, &req);
+	req.function = NULL;
+	req.args = NULL;
+	req.expression =
+	        w->rt->spec.push ? observer_js(ad->watch_root ? ad->watch_root(st) : NULL) : NULL;
+	req.nav_timeout_ms = 30000;
+	req.wait_timeout_ms = 15000;
+	req.eval_timeout_ms = 10000;
+	req.timeout_ms = 30000 + (req.actions ? 30000 : 0) + 15000 + 10000;
 
 	watch_set_state(w, W_LOADING);
 	rc = cdp_page_read(w->page, &req, w_on_loaded, w);
