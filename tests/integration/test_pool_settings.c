@@ -33,8 +33,14 @@ typedef struct h {
 	int fds_before, chrom_before;
 } h_t;
 
-static void on_pool_closed(pool_t *p, void *ud) { ((h_t *)ud)->pool_closed = 1; }
-static void on_fx_closed(void *ud) { ((h_t *)ud)->fx_closed = 1; }
+static void on_pool_closed(pool_t *p, void *ud)
+{
+	((h_t *)ud)->pool_closed = 1;
+}
+static void on_fx_closed(void *ud)
+{
+	((h_t *)ud)->fx_closed = 1;
+}
 
 static void h_open(h_t *h, const pool_opts_t *opts)
 {
@@ -226,8 +232,7 @@ static void test_pool_settings__first_request_has_the_lease_settings(void **stat
 	assert_null(pool_acquire_ex(h.pool, NULL, 0,
 	                            &(pool_page_settings_t){ .cookies_json = "{}" }, on_granted,
 	                            NULL, &u));
-	assert_null(pool_acquire_watch_ex(h.pool,
-	                                  &(pool_page_settings_t){ .viewport_width = 640 },
+	assert_null(pool_acquire_watch_ex(h.pool, &(pool_page_settings_t){ .viewport_width = 640 },
 	                                  on_granted, NULL, NULL, &u));
 	h_close(&h);
 }
