@@ -5,7 +5,8 @@
  * A task asks for a lease (pool_acquire). When one of CONCURRENCY_CAP slots is free, the
  * pool opens a fresh browser context with one attached page (cdp_page) on the current
  * browser, with page hygiene applied (dialogs dismissed, downloads denied, popups closed,
- * resource types blocked, user agent / viewport / headers set), and grants it. Requests
+ * resource types blocked, user agent / viewport / headers set, each of which a lease may
+ * set for its own page: pool_acquire_ex), and grants it. Requests
  * beyond the cap wait in FIFO order, each with its own wait timeout; a waiting request can
  * be cancelled. The task's deadline (TASK_TIMEOUT) starts at grant and covers the whole
  * task: when it passes, or the page's renderer crashes, or the browser dies, the lease is
