@@ -2,9 +2,11 @@
  * cdp_page: one page in its own browser context, driven over a flattened session:
  * open (createBrowserContext + createTarget + attachToTarget{flatten}, or the session
  * Chrome attached to a held page: cdp_hold_pages), navigate and wait for the load event,
- * wait for a CSS selector, evaluate an expression, screenshot, close (disposeBrowserContext,
- * which takes every target of the context with it, popups too); and cdp_page_read(), the
- * navigate -> wait -> evaluate sequence composed into one operation with one deadline.
+ * wait for a CSS selector (visible, or attached), evaluate an expression, call a function
+ * given as source (cdp_page_call), run page actions (click, fill, press, scroll, waits),
+ * screenshot, close (disposeBrowserContext, which takes every target of the context with
+ * it, popups too); and cdp_page_read(), the navigate -> actions -> wait -> evaluate (or
+ * call) sequence composed into one operation with one deadline.
  * Pure CDP: knows nothing of pools, targets or sinks.
  *
  * Ownership: the page belongs to the caller from open_cb until cdp_page_close(); the conn

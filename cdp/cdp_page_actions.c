@@ -25,28 +25,28 @@
 
 enum act_verb { V_CLICK, V_WAIT_FOR, V_WAIT_MS, V_SCROLL, V_FILL, V_PRESS, V_NVERBS };
 
-static const char *const verb_names[V_NVERBS] = { "click", "wait_for", "wait_ms",
+static const char *const verb_names[V_NVERBS] = { "click",  "wait_for", "wait_ms",
 	                                          "scroll", "fill",     "press" };
 
 struct act_step {
 	enum act_verb verb;
-	char *target;     /* selector, key, or scroll's "bottom"/"top"/selector */
-	char *text;       /* fill's text */
-	int attached;     /* wait_for state attached; scroll to a selector */
+	char *target; /* selector, key, or scroll's "bottom"/"top"/selector */
+	char *text;   /* fill's text */
+	int attached; /* wait_for state attached; scroll to a selector */
 	int optional;
 	uint32_t timeout_ms; /* 0: none of its own */
-	uint32_t ms;      /* wait_ms */
-	char desc[160];   /* `click "#x"` */
+	uint32_t ms;         /* wait_ms */
+	char desc[160];      /* `click "#x"` */
 };
 
 struct page_actions {
 	struct act_step *steps;
 	size_t n, i;
-	int sub;            /* the step's command so far (0: polling or its first command) */
-	int polling;        /* the step waits for its element */
+	int sub;     /* the step's command so far (0: polling or its first command) */
+	int polling; /* the step waits for its element */
 	uint64_t step_start, step_deadline; /* loop time */
-	double x, y;        /* click: the element's centre */
-	char *expr;         /* the step's poll expression */
+	double x, y;                        /* click: the element's centre */
+	char *expr;                         /* the step's poll expression */
 };
 
 /* Our page-side finder, called with (selector, visible, act): null until a match (a visible
@@ -112,9 +112,11 @@ static int one_printable(const char *s)
 
 	if (n == 0)
 		return 0;
-	want = u[0] < 0x80 ? 1 : (u[0] & 0xe0) == 0xc0 ? 2 : (u[0] & 0xf0) == 0xe0 ? 3
-	                                                   : (u[0] & 0xf8) == 0xf0 ? 4
-	                                                                          : 0;
+	want = u[0] < 0x80             ? 1
+	       : (u[0] & 0xe0) == 0xc0 ? 2
+	       : (u[0] & 0xf0) == 0xe0 ? 3
+	       : (u[0] & 0xf8) == 0xf0 ? 4
+	                               : 0;
 	if (want != n)
 		return 0;
 	if (n == 1)
@@ -231,7 +233,8 @@ static int parse_step(size_t i, json_t *j, struct act_step *st)
 		} else if (strcmp(k, "timeout_ms") == 0) {
 			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 			    json_integer_value(v) > ACTION_TIMEOUT_MAX_MS)
-				return bad_step(i, "\"timeout_ms\" is not a whole number 0..3600000");
+				return bad_step(i,
+				                "\"timeout_ms\" is not a whole number 0..3600000");
 			st->timeout_ms = (uint32_t)json_integer_value(v);
 		} else if (strcmp(k, "state") != 0) {
 			log_warn("page", "actions[%zu]: unknown key \"%s\"", i, k);
@@ -239,7 +242,8 @@ static int parse_step(size_t i, json_t *j, struct act_step *st)
 		}
 	}
 	if (nverbs != 1)
-		return bad_step(i, "not exactly one of click, wait_for, wait_ms, scroll, fill, press");
+		return bad_step(i,
+		                "not exactly one of click, wait_for, wait_ms, scroll, fill, press");
 	v = json_object_get(j, "state");
 	if (v && (st->verb != V_WAIT_FOR || !json_is_string(v) ||
 	          (strcmp(json_string_value(v), "visible") != 0 &&
@@ -269,7 +273,8 @@ static int parse_step(size_t i, json_t *j, struct act_step *st)
 		if (!json_is_string(verb) || !*json_string_value(verb))
 			return bad_step(i, "the verb's value is not a non-empty string");
 		if (st->verb == V_PRESS && !key_known(json_string_value(verb)))
-			return bad_step(i, "\"press\" names no known key nor one printable character");
+			return bad_step(i,
+			                "\"press\" names no known key nor one printable character");
 		st->target = strdup(json_string_value(verb));
 		if (!st->target)
 			return -ENOMEM;
@@ -504,11 +509,13 @@ static void run_step(cdp_page_t *p)
 		cap = a->step_deadline > now ? a->step_deadline - now : 0;
 		uv_timer_start(&p->poll_timer, on_wait_ms, st->ms < cap ? st->ms : cap, 0);
 		return;
-	case V_PRESS: send_or_fail(p, CDP_M_INPUT_DISPATCH_KEY_EVENT, key_params(st->target, 1)); return;
+	case V_PRESS:
+		send_or_fail(p, CDP_M_INPUT_DISPATCH_KEY_EVENT, key_params(st->target, 1));
+		return;
 	case V_SCROLL:
 		if (strcmp(st->target, "bottom") == 0 || strcmp(st->target, "top") == 0) {
 			rc = send_eval(p, strcmp(st->target, "top") == 0 ? scroll_top_js
-			                                                   : scroll_bottom_js);
+			                                                 : scroll_bottom_js);
 			if (rc != 0)
 				step_fail(p, rc, cdp_strerror(rc));
 			return;
@@ -539,8 +546,9 @@ static void on_found(cdp_page_t *p, json_t *value)
 			return;
 		}
 		a->sub = 1;
-		send_or_fail(p, CDP_M_INPUT_DISPATCH_MOUSE_EVENT,
-		             json_pack("{s:s, s:f, s:f}", "type", "mouseMoved", "x", a->x, "y", a->y));
+		send_or_fail(
+		        p, CDP_M_INPUT_DISPATCH_MOUSE_EVENT,
+		        json_pack("{s:s, s:f, s:f}", "type", "mouseMoved", "x", a->x, "y", a->y));
 		return;
 	case V_FILL:
 		if (!*st->text) {
@@ -599,8 +607,8 @@ void cdp__page_actions_reply(cdp_page_t *p, const cdp_reply_t *r)
 		a->sub++;
 		send_or_fail(p, CDP_M_INPUT_DISPATCH_MOUSE_EVENT,
 		             json_pack("{s:s, s:f, s:f, s:s, s:i}", "type",
-		                       a->sub == 2 ? "mousePressed" : "mouseReleased", "x", a->x, "y",
-		                       a->y, "button", "left", "clickCount", 1));
+		                       a->sub == 2 ? "mousePressed" : "mouseReleased", "x", a->x,
+		                       "y", a->y, "button", "left", "clickCount", 1));
 		return;
 	case V_PRESS:
 		if (a->sub == 1) {
@@ -614,8 +622,8 @@ void cdp__page_actions_reply(cdp_page_t *p, const cdp_reply_t *r)
 	}
 }
 
-int cdp_page_actions(cdp_page_t *p, const json_t *actions, uint32_t timeout_ms,
-                     cdp_page_done_cb cb, void *ud)
+int cdp_page_actions(cdp_page_t *p, const json_t *actions, uint32_t timeout_ms, cdp_page_done_cb cb,
+                     void *ud)
 {
 	struct page_actions *a = NULL;
 	int rc = cdp__page_can_start(p);

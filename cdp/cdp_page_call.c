@@ -73,8 +73,8 @@ void cdp__page_finish_call(cdp_page_t *p, int status, const char *why)
 	cdp__page_op_reset(p); /* cancels the command in flight */
 	if (p->call.grouped && !p->crashed && cdp_conn_is_open(p->conn))
 		cdp_conn_send(p->conn, p->session_id, CDP_M_RUNTIME_RELEASE_OBJECT_GROUP,
-		              json_pack("{s:s}", "objectGroup", CALL_GROUP), PAGE_DISPOSE_TIMEOUT_MS,
-		              release_ignored, NULL, NULL);
+		              json_pack("{s:s}", "objectGroup", CALL_GROUP),
+		              PAGE_DISPOSE_TIMEOUT_MS, release_ignored, NULL, NULL);
 	p->call.grouped = 0;
 	cdp__page_call_state_free(p);
 	cb(p, status, status ? NULL : value, msg, ud);
@@ -149,11 +149,10 @@ static const char *kind_phrase(const char *kind)
 	static const struct {
 		const char *kind, *phrase;
 	} k[] = {
-		{ "number", "a number" },       { "string", "a string" },
-		{ "boolean", "a boolean" },     { "undefined", "undefined" },
-		{ "null", "null" },             { "array", "an array" },
-		{ "function", "a function" },   { "symbol", "a symbol" },
-		{ "bigint", "a BigInt" },       { "object", "an object" },
+		{ "number", "a number" },     { "string", "a string" }, { "boolean", "a boolean" },
+		{ "undefined", "undefined" }, { "null", "null" },       { "array", "an array" },
+		{ "function", "a function" }, { "symbol", "a symbol" }, { "bigint", "a BigInt" },
+		{ "object", "an object" },
 	};
 	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
 		if (strcmp(k[i].kind, kind) == 0)
@@ -163,10 +162,10 @@ static const char *kind_phrase(const char *kind)
 
 static int send_check(cdp_page_t *p, const char *object_id)
 {
-	json_t *params = json_pack("{s:s, s:s, s:[{s:I}], s:b, s:s}", "functionDeclaration",
-	                           call_checker_js, "objectId", object_id, "arguments", "value",
-	                           (json_int_t)p->call.cap, "returnByValue", 1, "objectGroup",
-	                           CALL_GROUP);
+	json_t *params =
+	        json_pack("{s:s, s:s, s:[{s:I}], s:b, s:s}", "functionDeclaration", call_checker_js,
+	                  "objectId", object_id, "arguments", "value", (json_int_t)p->call.cap,
+	                  "returnByValue", 1, "objectGroup", CALL_GROUP);
 
 	if (!params)
 		return -ENOMEM;
@@ -176,10 +175,10 @@ static int send_check(cdp_page_t *p, const char *object_id)
 
 static int send_function(cdp_page_t *p)
 {
-	json_t *params = json_pack("{s:s, s:s, s:O, s:b, s:b, s:s}", "functionDeclaration",
-	                           p->call.src, "objectId", p->call.this_id, "arguments",
-	                           p->call.args, "returnByValue", 0, "awaitPromise", 1,
-	                           "objectGroup", CALL_GROUP);
+	json_t *params =
+	        json_pack("{s:s, s:s, s:O, s:b, s:b, s:s}", "functionDeclaration", p->call.src,
+	                  "objectId", p->call.this_id, "arguments", p->call.args, "returnByValue",
+	                  0, "awaitPromise", 1, "objectGroup", CALL_GROUP);
 
 	if (!params)
 		return -ENOMEM;
@@ -232,8 +231,8 @@ static void on_check(cdp_page_t *p, json_t *result)
 	char why[2048];
 
 	if (json_object_get(result, "exceptionDetails") ||
-	    json_unpack(v, "{s?s, s?s, s?I, s?s}", "kind", &kind, "error", &error, "bytes",
-	                &bytes, "json", &text) != 0) {
+	    json_unpack(v, "{s?s, s?s, s?I, s?s}", "kind", &kind, "error", &error, "bytes", &bytes,
+	                "json", &text) != 0) {
 		call_conclude(p, CDP_EBADREPLY, NULL, "the value check gave no verdict");
 		return;
 	}
@@ -265,7 +264,8 @@ void cdp__page_call_reply(cdp_page_t *p, const cdp_reply_t *r)
 
 	if (p->step == CALL_RELEASE) {
 		if (r->status != 0)
-			log_debug("page", "Runtime.releaseObjectGroup failed: %s", r->error_message);
+			log_debug("page", "Runtime.releaseObjectGroup failed: %s",
+			          r->error_message);
 		cdp__page_finish_call(p, p->call.status, p->call.why);
 		return;
 	}
@@ -315,8 +315,8 @@ static json_t *call_arguments(const json_t *args)
 	return out;
 }
 
-int cdp_page_call(cdp_page_t *p, const char *function_source, const json_t *args,
-                  size_t value_cap, uint32_t timeout_ms, cdp_page_eval_cb cb, void *ud)
+int cdp_page_call(cdp_page_t *p, const char *function_source, const json_t *args, size_t value_cap,
+                  uint32_t timeout_ms, cdp_page_eval_cb cb, void *ud)
 {
 	json_t *params = NULL, *probe = NULL;
 	int rc = cdp__page_can_start(p);

@@ -79,6 +79,7 @@ static void lease_timer_closed(uv_handle_t *h)
 	pool_t *p = l->pool;
 
 	free(l->url);
+	pool__lease_settings_free(l);
 	free(l);
 	pool_unref(p);
 }
@@ -266,14 +267,26 @@ static void start_lease(pool_t *p, pool_lease_t *l)
 	l->pb->leases++;
 	memset(&po, 0, sizeof po);
 	po.hold = l->pb->hold;
-	po.url = l->pb->hold ? l->url : NULL;
-	po.user_agent = p->opts.user_agent[0] ? p->opts.user_agent : NULL;
-	po.viewport_width = p->opts.viewport_width;
-	po.viewport_height = p->opts.viewport_height;
-	po.block_resources = strcmp(p->opts.block_resources, "none") && !l->pb->l_blocked
-	                             ? p->opts.block_resources
-	                             : NULL;
-	po.extra_headers_json = p->opts.extra_headers[0] ? p->opts.extra_headers : NULL;
+	/* A page with a block list of its own (l->block) is not opened at its URL: its own
+	 * Fetch is in force only once a first document has committed, and the pool's
+	 * browser-wide blocking lets its requests through only once the pool knows its target
+	 * (pool_browser.c, exempt_frame); so about:blank first. */
+	po.url = l->pb->hold && !l->block ? l->url : NULL;
+	po.user_agent = l->user_agent           ? l->user_agent
+	                : p->opts.user_agent[0] ? p->opts.user_agent
+	                                        : NULL;
+	po.viewport_width = l->viewport_w ? l->viewport_w : p->opts.viewport_width;
+	po.viewport_height = l->viewport_h ? l->viewport_h : p->opts.viewport_height;
+	if (l->block)
+		po.block_resources = strcmp(l->block, "none") ? l->block : NULL;
+	else
+		po.block_resources = strcmp(p->opts.block_resources, "none") && !l->pb->l_blocked
+		                             ? p->opts.block_resources
+		                             : NULL;
+	po.extra_headers_json = l->headers_json           ? l->headers_json
+	                        : p->opts.extra_headers[0] ? p->opts.extra_headers
+	                                                   : NULL;
+	po.cookies_json = l->cookies_json;
 	po.dismiss_dialogs = 1;
 	po.block_popups = 1;
 	uv_timer_start(&l->timer, on_deadline, l->task_timeout_ms, 0);
@@ -342,6 +355,13 @@ static void on_wait_timeout(uv_timer_t *t)
 pool_lease_t *pool_acquire(pool_t *p, const char *url, uint32_t task_timeout_ms,
                            pool_granted_cb granted_cb, pool_revoked_cb revoked_cb, void *ud)
 {
+	return pool_acquire_ex(p, url, task_timeout_ms, NULL, granted_cb, revoked_cb, ud);
+}
+
+pool_lease_t *pool_acquire_ex(pool_t *p, const char *url, uint32_t task_timeout_ms,
+                              const pool_page_settings_t *page, pool_granted_cb granted_cb,
+                              pool_revoked_cb revoked_cb, void *ud)
+{
 	pool_lease_t *l;
 
 	if (p->closing || !granted_cb)
@@ -349,7 +369,8 @@ pool_lease_t *pool_acquire(pool_t *p, const char *url, uint32_t task_timeout_ms,
 	l = calloc(1, sizeof *l);
 	if (!l)
 		return NULL;
-	if (url && !(l->url = strdup(url))) {
+	if ((url && !(l->url = strdup(url))) || pool__lease_settings(l, &p->opts, page) != 0) {
+		free(l->url);
 		free(l);
 		return NULL;
 	}
@@ -377,7 +398,14 @@ pool_lease_t *pool_acquire(pool_t *p, const char *url, uint32_t task_timeout_ms,
 pool_lease_t *pool_acquire_watch(pool_t *p, pool_granted_cb granted_cb,
                                  pool_revoked_cb revoked_cb, pool_moved_cb moved_cb, void *ud)
 {
-	pool_lease_t *l = pool_acquire(p, NULL, 0, granted_cb, revoked_cb, ud);
+	return pool_acquire_watch_ex(p, NULL, granted_cb, revoked_cb, moved_cb, ud);
+}
+
+pool_lease_t *pool_acquire_watch_ex(pool_t *p, const pool_page_settings_t *page,
+                                    pool_granted_cb granted_cb, pool_revoked_cb revoked_cb,
+                                    pool_moved_cb moved_cb, void *ud)
+{
+	pool_lease_t *l = pool_acquire_ex(p, NULL, 0, page, granted_cb, revoked_cb, ud);
 
 	if (l) {
 		l->watch = 1;

@@ -5,7 +5,8 @@
  * A task asks for a lease (pool_acquire). When one of CONCURRENCY_CAP slots is free, the
  * pool opens a fresh browser context with one attached page (cdp_page) on the current
  * browser, with page hygiene applied (dialogs dismissed, downloads denied, popups closed,
- * resource types blocked, user agent / viewport / headers set), and grants it. Requests
+ * resource types blocked, user agent / viewport / headers set, each of which a lease may
+ * set for its own page: pool_acquire_ex), and grants it. Requests
  * beyond the cap wait in FIFO order, each with its own wait timeout; a waiting request can
  * be cancelled. The task's deadline (TASK_TIMEOUT) starts at grant and covers the whole
  * task: when it passes, or the page's renderer crashes, or the browser dies, the lease is
@@ -127,6 +128,33 @@ int pool_start(pool_t *pool);
 pool_lease_t *pool_acquire(pool_t *pool, const char *url, uint32_t task_timeout_ms,
                            pool_granted_cb granted_cb, pool_revoked_cb revoked_cb, void *ud);
 
+/* Per-lease page settings over the pool's own (NULL / 0 fields: the pool's). Copied by
+ * pool_acquire_ex() and pool_acquire_watch_ex(); the caller's strings may go at once. */
+typedef struct pool_page_settings {
+	const char *user_agent;
+	int viewport_width, viewport_height; /* both > 0, or both 0 (the pool's VIEWPORT) */
+	/* Replaces BLOCK_RESOURCES for this page ("none": nothing blocked; else a list as
+	 * BLOCK_RESOURCES takes), from its first request. On a browser the pool launched, a
+	 * page whose list differs from the pool's opens at about:blank with request blocking
+	 * of its own (its first navigation is then a real one, not adopted) and is exempt from
+	 * the pool's browser-wide blocking; requests of its frames other than the main one
+	 * still get the pool's list. */
+	const char *block_resources;
+	const char *extra_headers_json; /* a JSON object of strings merged over EXTRA_HEADERS
+	                                   (its keys win, whatever their case) */
+	const char *cookies_json;       /* as cdp_page_opts_t.cookies_json */
+} pool_page_settings_t;
+
+/*
+ * pool_acquire() with page settings for this lease (page may be NULL: the pool's). Returns
+ * NULL, with a warning logged, also for settings that are not valid (a block list with an
+ * unknown type, headers that are not a JSON object of strings, cookies that are not a JSON
+ * array, a viewport out of 100..10000 or with one side only).
+ */
+pool_lease_t *pool_acquire_ex(pool_t *pool, const char *url, uint32_t task_timeout_ms,
+                              const pool_page_settings_t *page, pool_granted_cb granted_cb,
+                              pool_revoked_cb revoked_cb, void *ud);
+
 /*
  * A watch lease: a long-lived page for a target that is watched rather than re-loaded.
  * Same callbacks and release as pool_acquire(), but it holds no CONCURRENCY_CAP slot
@@ -137,6 +165,10 @@ pool_lease_t *pool_acquire(pool_t *pool, const char *url, uint32_t task_timeout_
  */
 pool_lease_t *pool_acquire_watch(pool_t *pool, pool_granted_cb granted_cb,
                                  pool_revoked_cb revoked_cb, pool_moved_cb moved_cb, void *ud);
+/* pool_acquire_watch() with page settings (as pool_acquire_ex()). */
+pool_lease_t *pool_acquire_watch_ex(pool_t *pool, const pool_page_settings_t *page,
+                                    pool_granted_cb granted_cb, pool_revoked_cb revoked_cb,
+                                    pool_moved_cb moved_cb, void *ud);
 
 /* Pauses (1) or resumes (0) granting new leases, e.g. near the cgroup's pids.max. Waiting
  * requests stay queued (bounded by their wait timeouts). */

@@ -177,6 +177,16 @@ static void on_browser_lost(browser_t *b, int err, const char *why, void *ud)
 	pool__pb_maybe_close(pb);
 }
 
+/* Browser-wide blocking spares the pages that block on their own (a lease with its own
+ * list): a page's main frame has its target's id. */
+static int exempt_frame(const char *frame_id, void *ud)
+{
+	pbrowser_t *pb = ud;
+	pool_lease_t *l = *frame_id ? lease_by_target(pb->pool, pb, frame_id) : NULL;
+
+	return l && l->block;
+}
+
 static void on_discover(cdp_conn_t *c, const cdp_reply_t *r, void *ud)
 {
 	if (r->status)
@@ -234,9 +244,11 @@ static void on_browser_ready(browser_t *b, int status, const char *why, void *ud
 	              5000, on_discover, NULL, NULL);
 	/* Blocking for the whole browser, so it covers a page's first document too; a browser
 	 * we attached to may have other users, and gets it page by page instead. */
+	pb->blk.blocked = &p->st.requests_blocked;
+	pb->blk.exempt = exempt_frame;
+	pb->blk.ud = pb;
 	if (browser_pid(b) > 0 && strcmp(p->opts.block_resources, "none") != 0 &&
-	    cdp_block_browser(c, p->opts.block_resources, &p->st.requests_blocked,
-	                      &pb->l_blocked) != 0)
+	    cdp_block_browser_ex(c, p->opts.block_resources, &pb->blk, &pb->l_blocked) != 0)
 		log_error("pool", "cannot block %s browser-wide; pages block on their own",
 		          p->opts.block_resources);
 	/* Each page is held until its set-up is in, and then opened straight at its task's

@@ -1,7 +1,8 @@
 /*
  * pool_opts: the pool's options, their defaults and the environment variables that set them
  * (CONCURRENCY_CAP, the lease and task timeouts, the recycle thresholds, BLOCK_RESOURCES,
- * USER_AGENT, VIEWPORT, EXTRA_HEADERS), each checked and reported by name when invalid.
+ * USER_AGENT, VIEWPORT, EXTRA_HEADERS), each checked and reported by name when invalid;
+ * and a lease's own page settings over them (pool_acquire_ex).
  */
 #include "pool/pool.h"
 
@@ -10,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "pool/pool_priv.h"
 #include "util/envnum.h"
+#include "util/log.h"
 #include "util/resource_types.h"
 
 /* ---- options ---- */
@@ -117,4 +121,109 @@ int pool_opts_from_env(pool_opts_t *o, char *err, size_t errlen)
 			                "a JSON object of string values, e.g. {\"X-Team\":\"scores\"}");
 	}
 	return rc ? -EINVAL : 0;
+}
+
+/* ---- a lease's page settings ---- */
+
+void pool__lease_settings_free(pool_lease_t *l)
+{
+	free(l->user_agent);
+	free(l->block);
+	free(l->headers_json);
+	free(l->cookies_json);
+	l->user_agent = l->block = l->headers_json = l->cookies_json = NULL;
+}
+
+/* The pool's headers (o->extra_headers, may be "") with the lease's over them, keys
+ * compared without case: new JSON text in *out. 0 or -EINVAL (logged) or -ENOMEM. */
+static int merge_headers(const pool_opts_t *o, const char *mine, char **out)
+{
+	json_t *m = json_loads(mine, 0, NULL);
+	json_t *all = o->extra_headers[0] ? json_loads(o->extra_headers, 0, NULL) : json_object();
+	const char *k, *k2;
+	json_t *v, *v2;
+	void *tmp;
+	int rc = 0;
+
+	*out = NULL;
+	if (!json_is_object(m)) {
+		log_warn("pool", "page headers '%s' are not a JSON object", mine);
+		rc = -EINVAL;
+		goto out;
+	}
+	if (!json_is_object(all)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	json_object_foreach(m, k, v)
+	{
+		if (!json_is_string(v)) {
+			log_warn("pool", "page header '%s' is not a string", k);
+			rc = -EINVAL;
+			goto out;
+		}
+		json_object_foreach_safe(all, tmp, k2, v2)
+		{
+			if (strcasecmp(k, k2) == 0)
+				json_object_del(all, k2);
+		}
+	}
+	if (json_object_update(all, m) != 0 || !(*out = json_dumps(all, JSON_COMPACT)))
+		rc = -ENOMEM;
+out:
+	json_decref(m);
+	json_decref(all);
+	return rc;
+}
+
+int pool__lease_settings(pool_lease_t *l, const pool_opts_t *o, const pool_page_settings_t *s)
+{
+	json_t *c;
+	int rc = -ENOMEM;
+
+	if (!s)
+		return 0;
+	if (s->user_agent && !(l->user_agent = strdup(s->user_agent)))
+		goto fail;
+	if (s->viewport_width || s->viewport_height) {
+		if (s->viewport_width < 100 || s->viewport_width > 10000 ||
+		    s->viewport_height < 100 || s->viewport_height > 10000) {
+			log_warn("pool", "page viewport %dx%d: expected each side 100..10000",
+			         s->viewport_width, s->viewport_height);
+			rc = -EINVAL;
+			goto fail;
+		}
+		l->viewport_w = s->viewport_width;
+		l->viewport_h = s->viewport_height;
+	}
+	if (s->block_resources) {
+		if (!resource_list_valid(s->block_resources, sizeof o->block_resources)) {
+			log_warn("pool", "page block_resources '%s': expected " RESOURCE_LIST_EXPECTED,
+			         s->block_resources);
+			rc = -EINVAL;
+			goto fail;
+		}
+		if (strcmp(s->block_resources, o->block_resources) != 0 &&
+		    !(l->block = strdup(s->block_resources)))
+			goto fail;
+	}
+	if (s->extra_headers_json && (rc = merge_headers(o, s->extra_headers_json,
+	                                                 &l->headers_json)) != 0)
+		goto fail;
+	if (s->cookies_json) {
+		c = json_loads(s->cookies_json, 0, NULL);
+		rc = json_is_array(c) ? 0 : -EINVAL;
+		json_decref(c);
+		if (rc != 0) {
+			log_warn("pool", "page cookies '%s' are not a JSON array", s->cookies_json);
+			goto fail;
+		}
+		rc = -ENOMEM;
+		if (!(l->cookies_json = strdup(s->cookies_json)))
+			goto fail;
+	}
+	return 0;
+fail:
+	pool__lease_settings_free(l);
+	return rc;
 }

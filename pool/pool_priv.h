@@ -26,6 +26,7 @@ typedef struct pbrowser {
 	int replacement;
 	cdp_listener_t *l_created, *l_crashed;
 	cdp_listener_t *l_blocked; /* browser-wide blocking (a browser we launched) */
+	cdp_block_t blk;           /* its state: leases with their own list are exempt */
 	cdp_hold_t *hold;          /* new pages held until set up (a browser we launched) */
 } pbrowser_t;
 
@@ -51,6 +52,12 @@ struct pool_lease {
 	int watch;          /* pool_acquire_watch(): no slot, no deadline once granted */
 	pool_moved_cb moved_cb;
 	uint64_t move_asked; /* loop time moved_cb fired, 0: not asked */
+	/* page settings of this lease (pool_acquire_ex), owned; NULL / 0: the pool's */
+	char *user_agent;
+	int viewport_w, viewport_h;
+	char *block;         /* its own block list ("none" or types), differing from the pool's */
+	char *headers_json;  /* EXTRA_HEADERS merged with the lease's */
+	char *cookies_json;
 };
 
 struct pool {
@@ -82,6 +89,10 @@ void pool__pump_soon(pool_t *p);
 void pool__maybe_finish_close(pool_t *p);
 void pool__lease_revoke(pool_lease_t *l, enum pool_outcome reason, const char *why);
 void pool__ignore_reply(cdp_conn_t *c, const cdp_reply_t *r, void *ud);
+
+/* pool_opts.c */
+int pool__lease_settings(pool_lease_t *l, const pool_opts_t *o, const pool_page_settings_t *s);
+void pool__lease_settings_free(pool_lease_t *l);
 
 /* pool_browser.c */
 void pool__launch(pool_t *p, int replacement, enum pool_recycle_reason reason);

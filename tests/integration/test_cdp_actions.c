@@ -75,15 +75,15 @@ static uint64_t act(pagekit_t *k, const char *json, uint32_t timeout_ms, res_t *
 	res_reset(r);
 	assert_int_equal(cdp_page_actions(k->page, a, timeout_ms, on_done, r), 0);
 	assert_int_equal(r->calls, 0); /* never from inside the call */
-	json_decref(a);                 /* copied */
+	json_decref(a);                /* copied */
 	assert_true(tu_run_until(&k->loop, &r->done, PK_WAIT_MS));
 	assert_int_equal(r->calls, 1);
 	return tu_now_ms() - t0;
 }
 
 /* Calls src with args (JSON text or NULL) on k->page. */
-static void call(pagekit_t *k, const char *src, const char *args, size_t cap,
-                 uint32_t timeout_ms, res_t *r)
+static void call(pagekit_t *k, const char *src, const char *args, size_t cap, uint32_t timeout_ms,
+                 res_t *r)
 {
 	json_t *a = args ? json_loads(args, 0, NULL) : NULL;
 
@@ -134,7 +134,8 @@ static void test_cdp_actions__click_consent_optional_and_required(void **state)
 
 	/* absent and optional: skipped after at most CDP_ACTION_OPTIONAL_WAIT_MS */
 	pk_navigate(k, "/actions?consent_ms=-1");
-	dt = act(k, "[{\"click\": \"button.accept\", \"optional\": true}, {\"click\": \"#tab-live\"}]",
+	dt = act(k,
+	         "[{\"click\": \"button.accept\", \"optional\": true}, {\"click\": \"#tab-live\"}]",
 	         20000, &r);
 	print_message("an optional click on nothing, then a click, took %llu ms\n",
 	              (unsigned long long)dt);
@@ -147,9 +148,8 @@ static void test_cdp_actions__click_consent_optional_and_required(void **state)
 	act(k, "[{\"wait_ms\": 10}, {\"click\": \"button.accept\", \"timeout_ms\": 500}]", 20000,
 	    &r);
 	assert_int_equal(r.status, -ETIMEDOUT);
-	assert_string_equal(r.why,
-	                    "actions[1] click \"button.accept\": no visible element matched "
-	                    "within 0.5 s");
+	assert_string_equal(r.why, "actions[1] click \"button.accept\": no visible element matched "
+	                           "within 0.5 s");
 	act(k, "[{\"click\": \"button.accept\"}]", 800, &r);
 	assert_int_equal(r.status, -ETIMEDOUT);
 	assert_non_null(strstr(r.why, "actions[0] click \"button.accept\": no visible element "
@@ -294,15 +294,16 @@ static void test_cdp_actions__call_values_and_errors(void **state)
 	assert_int_equal(r.status, 0);
 	assert_string_equal(json_string_value(json_object_get(r.value, "title")), "Static page");
 	/* arguments are data: a string that looks like code stays a string */
-	call(k, "(p, q) => ({ got: p, q })", "[{\"team\": \"x'); alert(1); ('\"}, [1, 2]]", 0,
-	     5000, &r);
+	call(k, "(p, q) => ({ got: p, q })", "[{\"team\": \"x'); alert(1); ('\"}, [1, 2]]", 0, 5000,
+	     &r);
 	assert_int_equal(r.status, 0);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(r.value, "got"),
-	                                                      "team")),
-	                    "x'); alert(1); ('");
+	assert_string_equal(
+	        json_string_value(json_object_get(json_object_get(r.value, "got"), "team")),
+	        "x'); alert(1); ('");
 	assert_int_equal(json_array_size(json_object_get(r.value, "q")), 2);
-	call(k, "async function (p) {\n  await new Promise((ok) => setTimeout(ok, 50));\n"
-	        "  return { later: p.v * 2 };\n}",
+	call(k,
+	     "async function (p) {\n  await new Promise((ok) => setTimeout(ok, 50));\n"
+	     "  return { later: p.v * 2 };\n}",
 	     "[{\"v\": 21}]", 0, 5000, &r);
 	assert_int_equal(r.status, 0);
 	assert_int_equal(json_integer_value(json_object_get(r.value, "later")), 42);
@@ -379,8 +380,8 @@ static json_t *raw(pagekit_t *k, const char *method, json_t *params)
 {
 	raw_t r = { 0 };
 
-	assert_int_equal(cdp_conn_send(cdp_page_conn(k->page), cdp_page_session_id(k->page),
-	                               method, params, 10000, on_raw, &r, NULL),
+	assert_int_equal(cdp_conn_send(cdp_page_conn(k->page), cdp_page_session_id(k->page), method,
+	                               params, 10000, on_raw, &r, NULL),
 	                 0);
 	assert_true(tu_run_until(&k->loop, &r.done, PK_WAIT_MS));
 	assert_int_equal(r.status, 0);
@@ -483,9 +484,9 @@ static void test_cdp_actions__wait_visible_vs_attached(void **state)
 	assert_int_equal(cdp_page_wait_for(k->page, "#panel", 400, on_done, &r), 0);
 	assert_true(tu_run_until(&k->loop, &r.done, PK_WAIT_MS));
 	assert_int_equal(r.status, -ETIMEDOUT);
-	assert_int_equal(cdp_page_wait_for_state(k->page, "#x", (cdp_wait_state_t)7, 400, on_done,
-	                                         &r),
-	                 -EINVAL);
+	assert_int_equal(
+	        cdp_page_wait_for_state(k->page, "#x", (cdp_wait_state_t)7, 400, on_done, &r),
+	        -EINVAL);
 
 	res_reset(&r);
 	pk_close(k);
@@ -520,8 +521,8 @@ static void test_cdp_actions__read_with_actions_and_function(void **state)
 	pagekit_t *k = *state;
 	rres_t r = { 0 };
 	char url[256];
-	json_t *actions = json_loads("[{\"click\": \"button.accept\"}, {\"click\": \"#tab-live\"}]",
-	                             0, NULL);
+	json_t *actions =
+	        json_loads("[{\"click\": \"button.accept\"}, {\"click\": \"#tab-live\"}]", 0, NULL);
 	json_t *args = json_loads("[{\"sel\": \"#tab\"}]", 0, NULL);
 	cdp_read_req_t req = {
 		.actions = actions,
@@ -599,10 +600,11 @@ static void test_cdp_actions__cookies_on_first_request(void **state)
 	assert_int_equal(cdp_hold_pages(browser_conn(k->b), &hold), 0);
 	fixture_url(k->fx, "/echo-headers", url, sizeof url);
 	fixture_url(k->fx, "", host, sizeof host);
-	snprintf(cookies, sizeof cookies,
-	         "[{\"name\": \"team\", \"value\": \"blue\", \"url\": \"%s\"},"
-	         " {\"name\": \"lang\", \"value\": \"fr\", \"domain\": \"127.0.0.1\", \"path\": \"/\"}]",
-	         host);
+	snprintf(
+	        cookies, sizeof cookies,
+	        "[{\"name\": \"team\", \"value\": \"blue\", \"url\": \"%s\"},"
+	        " {\"name\": \"lang\", \"value\": \"fr\", \"domain\": \"127.0.0.1\", \"path\": \"/\"}]",
+	        host);
 	po.hold = hold;
 	po.url = url;
 	po.cookies_json = cookies;
@@ -635,8 +637,9 @@ static void test_cdp_actions__cookies_on_first_request(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_cdp_actions__click_consent_optional_and_required,
-		                                pk_setup, pk_teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_cdp_actions__click_consent_optional_and_required, pk_setup,
+		        pk_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_actions__fill_and_press_enter_submit,
 		                                pk_setup, pk_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_actions__scroll_and_wait_ms, pk_setup,
@@ -645,14 +648,14 @@ int main(int argc, char **argv)
 		                                pk_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_actions__call_values_and_errors, pk_setup,
 		                                pk_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_actions__call_timeout_and_no_leak, pk_setup,
-		                                pk_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_actions__wait_visible_vs_attached, pk_setup,
-		                                pk_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_actions__call_timeout_and_no_leak,
+		                                pk_setup, pk_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_actions__wait_visible_vs_attached,
+		                                pk_setup, pk_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_actions__read_with_actions_and_function,
 		                                pk_setup, pk_teardown),
-		cmocka_unit_test_setup_teardown(test_cdp_actions__cookies_on_first_request, pk_setup,
-		                                pk_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_actions__cookies_on_first_request,
+		                                pk_setup, pk_teardown),
 	};
 
 	if (tu_browser_test_init(argc, argv))
