@@ -98,3 +98,16 @@ const char *runner__read_failure(const cdp_read_result_t *res, const rtarget_t *
 	snprintf(msg, len, "%.500s", why);
 	return RUNNER_KIND_FAILED;
 }
+
+void runner__page_settings(const rtarget_t *rt, pool_page_settings_t *out)
+{
+	const target_spec_t *sp = &rt->spec;
+
+	memset(out, 0, sizeof *out);
+	out->user_agent = sp->user_agent;
+	out->viewport_width = sp->viewport_width;
+	out->viewport_height = sp->viewport_height;
+	out->block_resources = sp->block_resources;
+	out->extra_headers_json = sp->headers_json;
+	out->cookies_json = sp->cookies_json;
+}

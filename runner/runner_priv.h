@@ -251,6 +251,9 @@ int runner__extract(cdp_page_t *page, const rtarget_t *rt, uint32_t timeout_ms,
  * timeout for one that never returned. */
 const char *runner__eval_failure(const rtarget_t *rt, int status, const char *why, char *msg,
                                  size_t len);
+/* The target's own page settings for its leases (user agent, viewport, blocking, headers,
+ * cookies; NULL/0 where it sets none), borrowed from its spec. */
+void runner__page_settings(const rtarget_t *rt, pool_page_settings_t *out);
 /* A failed read's message (into msg) and kind, by the step that failed. */
 const char *runner__read_failure(const cdp_read_result_t *res, const rtarget_t *rt,
                                  const char *url, char *msg, size_t len);

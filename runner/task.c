@@ -199,6 +199,17 @@ static void on_fetched(const fetch_result_t *res, void *ud)
 	json_decref(doc);
 }
 
+/* Asks the pool for the task's page, with its target's page settings. NULL: the pool is
+ * closing, or refused the settings (logged). */
+static pool_lease_t *lease_for(runner_t *r, task_t *t)
+{
+	pool_page_settings_t ps;
+
+	runner__page_settings(t->rt, &ps);
+	return pool_acquire_ex(r->pool, t->url, t->rt->spec.timeout_ms, &ps, on_granted,
+	                       on_revoked, t);
+}
+
 static task_t *task_new(runner_t *r, rtarget_t *rt, enum rkind kind, enum task_purpose why)
 {
 	task_t *t = calloc(1, sizeof *t);
@@ -222,9 +233,9 @@ void runner__task_start_verify(runner_t *r, rtarget_t *rt)
 	rt->verify = t;
 	r->verifying++;
 	snprintf(t->url, sizeof t->url, "%.*s", (int)sizeof t->url - 1, rt->spec.url);
-	t->lease = pool_acquire(r->pool, t->url, rt->spec.timeout_ms, on_granted, on_revoked, t);
+	t->lease = lease_for(r, t);
 	if (!t->lease)
-		task_finish(t, POOL_FAILED, "the pool is closing");
+		task_finish(t, POOL_FAILED, "the pool is closing or refused the target's page settings");
 }
 
 void runner__task_start(runner_t *r, rtarget_t *rt, enum rkind kind)
@@ -236,10 +247,9 @@ void runner__task_start(runner_t *r, rtarget_t *rt, enum rkind kind)
 	if (!ad->build_url || ad->build_url(rt->spec.state, rt->spec.url, t->url, sizeof t->url))
 		snprintf(t->url, sizeof t->url, "%.*s", (int)sizeof t->url - 1, rt->spec.url);
 	if (kind == RK_NAV) {
-		t->lease = pool_acquire(r->pool, t->url, rt->spec.timeout_ms, on_granted,
-		                        on_revoked, t);
+		t->lease = lease_for(r, t);
 		if (!t->lease)
-			task_finish(t, POOL_FAILED, "the pool is closing");
+			task_finish(t, POOL_FAILED, "the pool is closing or refused the target's page settings");
 		return;
 	}
 	if (fetch_get(r->fetch, t->url, remaining(t), 0, on_fetched, t) != 0)

@@ -425,6 +425,7 @@ static void w_on_moved(pool_lease_t *lease, void *ud)
 
 void runner__watch_open(runner_t *r, rtarget_t *rt, watch_t *replaces)
 {
+	pool_page_settings_t ps;
 	watch_t *w;
 
 	if (r->stopping || rt->removed)
@@ -454,7 +455,8 @@ void runner__watch_open(runner_t *r, rtarget_t *rt, watch_t *replaces)
 	} else {
 		rt->watch = w;
 	}
-	w->lease = pool_acquire_watch(r->pool, w_on_granted, w_on_revoked, w_on_moved, w);
+	runner__page_settings(rt, &ps);
+	w->lease = pool_acquire_watch_ex(r->pool, &ps, w_on_granted, w_on_revoked, w_on_moved, w);
 	if (!w->lease)
 		runner__watch_close(w);
 }
