@@ -61,15 +61,15 @@ int runner__extract(cdp_page_t *page, const rtarget_t *rt, uint32_t timeout_ms,
 const char *runner__eval_failure(const rtarget_t *rt, int status, const char *why, char *msg,
                                  size_t len)
 {
-	int script = status == CDP_EEXCEPTION || status == CDP_EVALUE;
+	const char *what = rt->spec.adapter->extract_fn ? "the script" : "extraction";
 
-	snprintf(msg, len, "%s failed: %s%s%.400s",
-	         rt->spec.adapter->extract_fn ? "the script" : "extraction",
-	         status == CDP_EVALUE ? "" : cdp_strerror(status),
-	         why && *why ? (status == CDP_EVALUE ? "" : ": ") : "", why ? why : "");
-	return status == -ETIMEDOUT ? RUNNER_KIND_TIMEOUT
-	       : script             ? RUNNER_KIND_SCRIPT
-	                            : RUNNER_KIND_FAILED;
+	/* the page's own words when it has some ("Error: boom (line 3)", "returned a number,
+	 * expected a JSON object", "the function did not return within 9000 ms") */
+	snprintf(msg, len, "%s failed: %.480s", what, why && *why ? why : cdp_strerror(status));
+	if (status == -ETIMEDOUT)
+		return RUNNER_KIND_TIMEOUT;
+	return status == CDP_EEXCEPTION || status == CDP_EVALUE ? RUNNER_KIND_SCRIPT
+	                                                        : RUNNER_KIND_FAILED;
 }
 
 const char *runner__read_failure(const cdp_read_result_t *res, const rtarget_t *rt,

@@ -22,4 +22,8 @@ if(TARGET cdpilot_runner)
   cdpilot_test(NAME test_runner SOURCES integration/test_runner.c
                LIBS cdpilot_runkit cdpilot_runner cdpilot_pool cdpilot_fixture TIMEOUT 600
                LABELS integration)
+  # Targets without C (script, links discovery, actions, visible waits, page settings).
+  cdpilot_test(NAME test_runner_targets SOURCES integration/test_runner_targets.c
+               LIBS cdpilot_runkit cdpilot_runner cdpilot_pool cdpilot_fixture TIMEOUT 400
+               LABELS integration)
 endif()
