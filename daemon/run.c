@@ -397,17 +397,7 @@ static runner_t *new_runner(run_t *r)
 		                   .status = run__on_target_status,
 		                   .ud = r };
 
-	runner_opts_init(&ro);
-	ro.sched = o->sched;
-	ro.fetch_cap = o->fetch_cap;
-	ro.failing_percent = o->failing_percent;
-	ro.task_timeout_ms = o->pool.task_timeout_ms;
-	ro.watch_cap = o->watch_cap;
-	ro.watch_reload_ms = o->watch_reload_ms;
-	ro.verify_unchanged_ms = o->verify_unchanged_ms;
-	ro.verify_max_ms = o->verify_max_ms;
-	ro.watch_navigate_ms = o->watch_navigate_ms;
-	ro.discover_max = o->discover_max_children;
+	run_runner_opts(o, &ro);
 	if (o->shared_schedule) {
 		cbs.claim = on_claim;
 		cbs.run_over = on_run_over;

@@ -19,6 +19,7 @@
 
 #include "daemon/httpd.h"
 #include "pool/pool.h"
+#include "runner/runner.h"
 #include "scheduler/health.h"
 #include "scheduler/sched.h"
 #include "store/share.h"
@@ -67,6 +68,10 @@ typedef struct run_opts {
  * added to errs. Returns 0, 1 (--help printed) or -EINVAL. */
 int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs);
 void run_usage(FILE *f);
+
+/* The runner's options from the daemon's (runner_opts_init(), then o's settings): one
+ * place for `cdpilot run` and `cdpilot try`, so both run targets alike. */
+void run_runner_opts(const run_opts_t *o, runner_opts_t *ro);
 
 /* Runs the daemon until it is told to stop; returns the process exit code. */
 int run_main(uv_loop_t *loop, const run_opts_t *o);

@@ -188,3 +188,18 @@ int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 		errlist_add(errs, "no targets file: give --targets FILE (or TARGETS_FILE)");
 	return errs->count ? -EINVAL : 0;
 }
+
+void run_runner_opts(const run_opts_t *o, runner_opts_t *ro)
+{
+	runner_opts_init(ro);
+	ro->sched = o->sched;
+	ro->fetch_cap = o->fetch_cap;
+	ro->failing_percent = o->failing_percent;
+	ro->task_timeout_ms = o->pool.task_timeout_ms;
+	ro->watch_cap = o->watch_cap;
+	ro->watch_reload_ms = o->watch_reload_ms;
+	ro->verify_unchanged_ms = o->verify_unchanged_ms;
+	ro->verify_max_ms = o->verify_max_ms;
+	ro->watch_navigate_ms = o->watch_navigate_ms;
+	ro->discover_max = o->discover_max_children;
+}

@@ -359,17 +359,7 @@ static runner_t *new_runner(try_t *t, try_one_t *one)
 		                   .status = on_status,
 		                   .ud = one };
 
-	/* as run.c's new_runner(), on a local schedule */
-	runner_opts_init(&ro);
-	ro.sched = o->sched;
-	ro.fetch_cap = o->fetch_cap;
-	ro.failing_percent = o->failing_percent;
-	ro.task_timeout_ms = o->pool.task_timeout_ms;
-	ro.watch_cap = o->watch_cap;
-	ro.watch_reload_ms = o->watch_reload_ms;
-	ro.verify_unchanged_ms = o->verify_unchanged_ms;
-	ro.verify_max_ms = o->verify_max_ms;
-	ro.watch_navigate_ms = o->watch_navigate_ms;
+	run_runner_opts(o, &ro); /* on a local schedule: no claim callbacks */
 	return runner_new(t->loop, &ro, t->pool, t->fetch, &cbs);
 }
 
