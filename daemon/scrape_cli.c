@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "daemon/scrape_priv.h"
+#include "util/cliopt.h"
 
 static const struct kind_exit {
 	const char *kind;
@@ -177,15 +178,15 @@ static int set_option(scrape_opts_t *o, const char *name, const char *value, cha
 
 int scrape_parse_args(int argc, char **argv, scrape_opts_t *o, char *err, size_t errlen)
 {
+	static const char *const options[] = { "--wait-for",   "--wait-state", "--extract",
+		                               "--screenshot", "--timeout",    NULL };
 	int only_positional = 0;
 
 	memset(o, 0, sizeof *o);
 	o->timeout_s = 30;
 	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		const char *eq, *value;
+		const char *a = argv[i], *value;
 		char name[64];
-		size_t nlen;
 
 		if (only_positional || a[0] != '-' || a[1] == '\0') {
 			if (o->url) {
@@ -204,28 +205,15 @@ int scrape_parse_args(int argc, char **argv, scrape_opts_t *o, char *err, size_t
 		}
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
 			return 1;
-		eq = strchr(a, '=');
-		nlen = eq ? (size_t)(eq - a) : strlen(a);
-		if (nlen >= sizeof name)
-			nlen = sizeof name - 1;
-		memcpy(name, a, nlen);
-		name[nlen] = '\0';
-		if (strcmp(name, "--wait-for") != 0 && strcmp(name, "--extract") != 0 &&
-		    strcmp(name, "--screenshot") != 0 && strcmp(name, "--timeout") != 0 &&
-		    strcmp(name, "--wait-state") != 0) {
+		switch (cliopt_next(argc, argv, &i, options, name, sizeof name, &value, err, errlen)) {
+		case CLIOPT_UNKNOWN:
 			snprintf(err, errlen,
 			         "unknown option '%s': expected --wait-for, --wait-state, --extract, "
 			         "--screenshot, --timeout or --help",
 			         name);
 			return -EINVAL;
-		}
-		if (eq) {
-			value = eq + 1;
-		} else if (i + 1 < argc) {
-			value = argv[++i];
-		} else {
-			snprintf(err, errlen, "option %s needs a value (see --help)", name);
-			return -EINVAL;
+		case CLIOPT_NOVALUE: return -EINVAL;
+		default: break;
 		}
 		if (set_option(o, name, value, err, errlen) != 0)
 			return -EINVAL;

@@ -19,6 +19,7 @@
  * end the run (the target under way fails as internal, the rest are not run).
  */
 #include "daemon/try.h"
+#include "util/cliopt.h"
 
 #include <errno.h>
 #include <math.h>
@@ -524,31 +525,25 @@ static int set_value(try_opts_t *o, const char *name, const char *value, char *e
 
 int try_parse_args(int argc, char **argv, try_opts_t *o, char *err, size_t errlen)
 {
+	static const char *const options[] = { "--targets", "--id", "--timeout", NULL };
+
 	memset(o, 0, sizeof *o);
 	o->timeout_s = 60;
 	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i], *eq = strchr(a, '='), *value;
-		size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+		const char *a = argv[i], *value;
 		char name[32];
 
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
 			return 1;
-		snprintf(name, sizeof name, "%.*s", (int)nlen, a);
-		if (strcmp(name, "--targets") != 0 && strcmp(name, "--id") != 0 &&
-		    strcmp(name, "--timeout") != 0) {
+		switch (cliopt_next(argc, argv, &i, options, name, sizeof name, &value, err, errlen)) {
+		case CLIOPT_UNKNOWN:
 			snprintf(err, errlen,
 			         "%s '%s': expected --targets FILE, --id ID, --timeout SECONDS, a "
 			         "setting's flag or --help",
 			         a[0] == '-' ? "unknown option" : "unexpected argument", a);
 			return -EINVAL;
-		}
-		if (eq) {
-			value = eq + 1;
-		} else if (i + 1 < argc) {
-			value = argv[++i];
-		} else {
-			snprintf(err, errlen, "option %s needs a value (see --help)", name);
-			return -EINVAL;
+		case CLIOPT_NOVALUE: return -EINVAL;
+		default: break;
 		}
 		if (set_value(o, name, value, err, errlen) != 0)
 			return -EINVAL;
