@@ -598,3 +598,30 @@ int adapter_util_string(const json_t *v, const char *where, const char *path, si
 	*out = strdup(json_string_value(v));
 	return *out ? 0 : -ENOMEM;
 }
+
+json_t *adapter_util_discover_each(const json_t *raw, adapter_util_entry_fn entry,
+                                   const void *ctx, const char *parent_id, char *why,
+                                   size_t whylen)
+{
+	json_t *out = json_array(), *seen = json_object(), *e;
+	size_t i;
+
+	if (!out || !seen)
+		goto nomem;
+	json_array_foreach(raw, i, e)
+	{
+		int r = entry(ctx, e, i, parent_id, seen, out, why, whylen);
+		if (r == -ENOMEM)
+			goto nomem;
+		if (r != 0)
+			goto bad;
+	}
+	json_decref(seen);
+	return out;
+nomem:
+	snprintf(why, whylen, "out of memory");
+bad:
+	json_decref(seen);
+	json_decref(out);
+	return NULL;
+}

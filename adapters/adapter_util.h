@@ -123,4 +123,15 @@ int adapter_util_parse_int(const char *s, json_int_t *out);
 /* Parses a decimal number ("12.5", "-3", "1,234.5", "2e3"; no hex, inf or nan). */
 int adapter_util_parse_float(const char *s, double *out);
 
+/* One discovered entry: turns e (the listing's i-th) into a child appended to out, its id
+ * recorded in seen (a duplicate keeps the first). 0, -ENOMEM, or another error with why. */
+typedef int (*adapter_util_entry_fn)(const void *ctx, const json_t *e, size_t i,
+                                     const char *parent_id, json_t *seen, json_t *out,
+                                     char *why, size_t whylen);
+/* The children of a listing: entry() on each element of raw (an array the caller checked),
+ * in order. A new array, or NULL with why ("out of memory", or the entry's reason). */
+json_t *adapter_util_discover_each(const json_t *raw, adapter_util_entry_fn entry,
+                                   const void *ctx, const char *parent_id, char *why,
+                                   size_t whylen);
+
 #endif

@@ -79,23 +79,6 @@ static void g_free(void *p)
 	free(s);
 }
 
-/* A non-empty string without NUL bytes of at most max bytes, copied; else an error. */
-static int want_string(const json_t *v, const char *where, const char *path, size_t max, char **out,
-                       errlist_t *errs)
-{
-	char q[96];
-
-	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max ||
-	    strlen(json_string_value(v)) != json_string_length(v)) {
-		errlist_add(errs,
-		            "%s: \"%s\": expected a non-empty string of at most %zu bytes, got %s",
-		            where, path, max, adapter_util_quote(v, q, sizeof q));
-		return -EINVAL;
-	}
-	*out = strdup(json_string_value(v));
-	return *out ? 0 : -ENOMEM;
-}
-
 /* An adapter_util_field_fn: item is a gfield_t. */
 static int parse_field(void *item, const char *name, const json_t *spec, const char *where,
                        errlist_t *errs)
@@ -113,17 +96,17 @@ static int parse_field(void *item, const char *name, const json_t *spec, const c
 	if (!v) {
 		errlist_add(errs, "%s: \"%s\": required (a CSS selector)", where, path);
 		rc = -EINVAL;
-	} else if ((r = want_string(v, where, path, SELECTOR_MAX, &f->selector, errs)) != 0) {
+	} else if ((r = adapter_util_string(v, where, path, SELECTOR_MAX, &f->selector, errs)) != 0) {
 		rc = r;
 	}
 	if ((v = json_object_get(spec, "attr"))) {
 		snprintf(path, sizeof path, "fields.%s.attr", name);
-		if ((r = want_string(v, where, path, 256, &f->attr, errs)) != 0)
+		if ((r = adapter_util_string(v, where, path, 256, &f->attr, errs)) != 0)
 			rc = r;
 	}
 	if ((v = json_object_get(spec, "regex"))) {
 		snprintf(path, sizeof path, "fields.%s.regex", name);
-		if ((r = want_string(v, where, path, SELECTOR_MAX, &f->regex, errs)) != 0)
+		if ((r = adapter_util_string(v, where, path, SELECTOR_MAX, &f->regex, errs)) != 0)
 			rc = r;
 	}
 	if (adapter_util_field_type_required(spec, name, ftype_names, where, &type, &f->required,
@@ -240,7 +223,7 @@ static int g_parse(const json_t *target, const char *where, void **state, errlis
 			goto out;
 	}
 	if ((v = json_object_get(target, "wait_for"))) {
-		if ((r = want_string(v, where, "wait_for", SELECTOR_MAX, &s->wait_for, errs)) !=
+		if ((r = adapter_util_string(v, where, "wait_for", SELECTOR_MAX, &s->wait_for, errs)) !=
 		            0 &&
 		    rc != -ENOMEM)
 			rc = r;

@@ -413,10 +413,10 @@ static void child_id(const char *parent_id, const json_t *part, const char *url,
 }
 
 /* Entry e (index i) -> a child appended to out, unless skipped. */
-static int discover_entry(const adapter_links_t *l, const json_t *e, size_t i,
-                          const char *parent_id, json_t *seen, json_t *out, char *why,
-                          size_t whylen)
+static int discover_entry(const void *ctx, const json_t *e, size_t i, const char *parent_id,
+                          json_t *seen, json_t *out, char *why, size_t whylen)
 {
+	const adapter_links_t *l = ctx;
 	char id[ADAPTER_LINKS_ID_MAX + 1], q[96];
 	const json_t *url = json_object_get(e, "url");
 	int k;
@@ -449,9 +449,6 @@ static int discover_entry(const adapter_links_t *l, const json_t *e, size_t i,
 json_t *adapter_links_discover(const adapter_links_t *l, const json_t *raw, const char *parent_id,
                                char *why, size_t whylen)
 {
-	json_t *out = NULL, *seen = NULL;
-	const json_t *e;
-	size_t i;
 	char q[96];
 
 	if (!l || !l->js) {
@@ -475,24 +472,5 @@ json_t *adapter_links_discover(const adapter_links_t *l, const json_t *raw, cons
 		         ADAPTER_LINKS_MAX, adapter_util_quote(raw, q, sizeof q));
 		return NULL;
 	}
-	out = json_array();
-	seen = json_object();
-	if (!out || !seen)
-		goto nomem;
-	json_array_foreach(raw, i, e)
-	{
-		int r = discover_entry(l, e, i, parent_id, seen, out, why, whylen);
-		if (r == -ENOMEM)
-			goto nomem;
-		if (r != 0)
-			goto bad;
-	}
-	json_decref(seen);
-	return out;
-nomem:
-	snprintf(why, whylen, "out of memory");
-bad:
-	json_decref(seen);
-	json_decref(out);
-	return NULL;
+	return adapter_util_discover_each(raw, discover_entry, l, parent_id, why, whylen);
 }

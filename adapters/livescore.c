@@ -258,8 +258,8 @@ static int entry_match_id(const json_t *e, size_t i, char *buf, size_t buflen, c
 
 /* Listing entry e (index i) -> a target appended to out; seen holds the target ids so
  * far. Returns 0, -EINVAL (bad entry, with why) or -ENOMEM. */
-static int discover_entry(const json_t *e, size_t i, const char *parent_id, json_t *seen,
-                          json_t *out, char *why, size_t whylen)
+static int discover_entry(const void *ctx, const json_t *e, size_t i, const char *parent_id,
+                          json_t *seen, json_t *out, char *why, size_t whylen)
 {
 	const json_t *jurl, *jst;
 	char tid[TARGET_ID_MAX + 16], path[32], q[96];
@@ -312,9 +312,6 @@ static int discover_entry(const json_t *e, size_t i, const char *parent_id, json
 static json_t *ls_discover(const void *state, const json_t *raw, const char *parent_id, char *why,
                            size_t whylen)
 {
-	json_t *out = NULL, *seen = NULL;
-	const json_t *e;
-	size_t i;
 	char q[96];
 
 	if (!parent_id || !*parent_id || strlen(parent_id) >= TARGET_ID_MAX) {
@@ -333,26 +330,7 @@ static json_t *ls_discover(const void *state, const json_t *raw, const char *par
 		         json_array_size(raw), DISCOVER_MAX);
 		return NULL;
 	}
-	out = json_array();
-	seen = json_object();
-	if (!out || !seen)
-		goto nomem;
-	json_array_foreach(raw, i, e)
-	{
-		int r = discover_entry(e, i, parent_id, seen, out, why, whylen);
-		if (r == -ENOMEM)
-			goto nomem;
-		if (r != 0)
-			goto bad;
-	}
-	json_decref(seen);
-	return out;
-nomem:
-	snprintf(why, whylen, "out of memory");
-bad:
-	json_decref(seen);
-	json_decref(out);
-	return NULL;
+	return adapter_util_discover_each(raw, discover_entry, NULL, parent_id, why, whylen);
 }
 
 const adapter_t adapter_livescore = {
