@@ -14,7 +14,7 @@ if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
                LIBS cdpilot_daemonkit m TIMEOUT 300 LABELS integration)
   # `cdpilot try` (the binary) on the fixture in process: its request counts are the check
   cdpilot_test(NAME test_try SOURCES integration/test_try.c
-               LIBS cdpilot_fixture TIMEOUT 300 LABELS integration)
+               LIBS cdpilot_clikit TIMEOUT 300 LABELS integration)
 endif()
 
 # The runner in process (runner/): a real pool and Chromium, no daemon binary.
