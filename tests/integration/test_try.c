@@ -125,6 +125,37 @@ static const char *str_at(json_t *obj, const char *path1, const char *path2)
 	"{\"id\": \"demo\", \"adapter\": \"livescore\", \"url\": \"@@/live/\", "               \
 	"\"discover\": true}]}"
 
+/* The target kinds of issue 16: a script (with params), a script that throws on its third
+ * line, a required click that finds nothing, an optional consent click that finds its
+ * button, a generic listing with a links rule, a wait_for on an element that stays hidden
+ * (its own timeout_seconds, so the read's deadline is the first to pass). */
+#define TARGETS_KINDS                                                                       \
+	"{\"targets\": ["                                                                    \
+	"{\"id\": \"scr\", \"adapter\": \"script\", \"url\": \"@@/static\", "                 \
+	"\"params\": {\"tag\": \"t1\", \"n\": 2}, "                                           \
+	"\"script\": \"(p) => ({ title: document.title, tag: p.tag, n: p.n + 1 })\"},"         \
+	"{\"id\": \"throws\", \"adapter\": \"script\", \"url\": \"@@/static\", "              \
+	"\"script\": \"() => {\\n  const x = 1;\\n  throw new Error(`boom ${x}`);\\n}\"},"    \
+	"{\"id\": \"mustclick\", \"adapter\": \"generic\", "                                  \
+	"\"url\": \"@@/actions?consent_ms=-1\", "                                              \
+	"\"actions\": [{\"click\": \"button.accept\", \"timeout_ms\": 500}], "                \
+	"\"fields\": {\"consent\": {\"selector\": \"#consent\"}}},"                            \
+	"{\"id\": \"consent\", \"adapter\": \"generic\", "                                    \
+	"\"url\": \"@@/actions?consent_ms=200\", "                                             \
+	"\"actions\": [{\"click\": \"button.accept\", \"optional\": true, "                   \
+	"\"timeout_ms\": 30000}], "                                                            \
+	"\"fields\": {\"consent\": {\"selector\": \"#consent\"}}},"                            \
+	"{\"id\": \"league\", \"adapter\": \"generic\", \"url\": \"@@/live/\", "              \
+	"\"discover\": true, "                                                                 \
+	"\"links\": {\"selector\": \"tr.match\", \"id\": \"/live/match/(\\\\d+)$\", "         \
+	"\"class\": {\"attr\": \"data-status\", \"live\": [\"live\"], "                       \
+	"\"imminent\": [\"upcoming\"], \"completed\": [\"finished\"]}}, "                     \
+	"\"children\": {\"adapter\": \"generic\", "                                            \
+	"\"fields\": {\"score\": {\"selector\": \"#score\"}}}},"                               \
+	"{\"id\": \"hidden\", \"adapter\": \"generic\", \"url\": \"@@/late-fill?ms=600000\", " \
+	"\"wait_for\": \"#panel\", \"timeout_seconds\": 3, "                                   \
+	"\"fields\": {\"panel\": {\"selector\": \"#panel\"}}}]}"
+
 /* ---- tests ---- */
 
 /* A generic target: the snapshot the daemon would write, with timings; exit 0. */
@@ -242,6 +273,165 @@ static void test_try__discovery_lists_children_unscraped(void **state)
 	env_close(e);
 }
 
+/* A script target: the snapshot's data is the script's object, made with its params. */
+static void test_try__script_ok(void **state)
+{
+	env_t *e = *state;
+	ck_run_t r;
+	json_t *o, *snap, *data;
+
+	env_open(e);
+	write_targets(e, TARGETS_KINDS);
+	try_run(e, &r, (const char *const[]){ "--id", "scr", NULL }, 1);
+	ck_expect_exit(&r, 0);
+	assert_int_equal(json_array_size(r.json), 1);
+	o = line(&r, 0);
+	assert_string_equal(str_at(o, "id", NULL), "scr");
+	assert_true(json_is_true(json_object_get(o, "ok")));
+	snap = json_object_get(o, "snapshot");
+	assert_string_equal(str_at(snap, "target", NULL), "scr");
+	assert_string_equal(str_at(snap, "adapter", NULL), "script");
+	data = json_object_get(snap, "data");
+	assert_int_equal(json_object_size(data), 3);
+	assert_string_equal(str_at(data, "title", NULL), "Static page");
+	assert_string_equal(str_at(data, "tag", NULL), "t1");
+	assert_int_equal(json_integer_value(json_object_get(data, "n")), 3);
+	assert_null(json_object_get(o, "error"));
+	assert_int_equal(fixture_hits(e->ck.fx, "/static"), 1);
+	ck_run_release(&r);
+	env_close(e);
+}
+
+/* A script that throws: kind script, the exception's text and its line; exit 8. */
+static void test_try__script_throws(void **state)
+{
+	env_t *e = *state;
+	ck_run_t r;
+	json_t *o;
+
+	env_open(e);
+	write_targets(e, TARGETS_KINDS);
+	try_run(e, &r, (const char *const[]){ "--id", "throws", NULL }, 1);
+	ck_expect_exit(&r, 8);
+	o = line(&r, 0);
+	assert_string_equal(str_at(o, "id", NULL), "throws");
+	assert_true(json_is_false(json_object_get(o, "ok")));
+	assert_string_equal(str_at(o, "error", "kind"), "script");
+	assert_non_null(strstr(str_at(o, "error", "message"), "boom 1"));
+	assert_non_null(strstr(str_at(o, "error", "message"), "(line 3)"));
+	assert_null(json_object_get(o, "snapshot"));
+	ck_run_release(&r);
+	env_close(e);
+}
+
+/* A required click on a button that never comes: kind action, the step named; exit 11. */
+static void test_try__required_click_fails_as_action(void **state)
+{
+	env_t *e = *state;
+	ck_run_t r;
+	json_t *o;
+
+	env_open(e);
+	write_targets(e, TARGETS_KINDS);
+	try_run(e, &r, (const char *const[]){ "--id", "mustclick", NULL }, 1);
+	ck_expect_exit(&r, 11);
+	o = line(&r, 0);
+	assert_string_equal(str_at(o, "id", NULL), "mustclick");
+	assert_true(json_is_false(json_object_get(o, "ok")));
+	assert_string_equal(str_at(o, "error", "kind"), "action");
+	assert_non_null(strstr(str_at(o, "error", "message"), "actions[0] click \"button.accept\""));
+	assert_null(json_object_get(o, "snapshot"));
+	assert_int_equal(fixture_hits(e->ck.fx, "/actions"), 1);
+	ck_run_release(&r);
+	env_close(e);
+}
+
+/* An optional consent click whose button comes after 200 ms: clicked, then the page read
+ * shows the consent given. */
+static void test_try__optional_consent_then_read(void **state)
+{
+	env_t *e = *state;
+	ck_run_t r;
+	json_t *o;
+
+	env_open(e);
+	write_targets(e, TARGETS_KINDS);
+	try_run(e, &r, (const char *const[]){ "--id", "consent", NULL }, 1);
+	ck_expect_exit(&r, 0);
+	o = line(&r, 0);
+	assert_true(json_is_true(json_object_get(o, "ok")));
+	assert_string_equal(str_at(json_object_get(o, "snapshot"), "data", "consent"), "accepted");
+	ck_run_release(&r);
+	env_close(e);
+}
+
+/* A generic listing with a links rule: one child per row, in the listing's order, its id
+ * from the URL and its class from data-status; no child page is loaded. */
+static void test_try__links_discovery_lists_children_unscraped(void **state)
+{
+	static const char *const want_class[] = { "imminent", "imminent", "live",
+		                                   "live",     "completed", "completed" };
+	env_t *e = *state;
+	ck_run_t r;
+	json_t *o, *kids, *kid;
+	char base[128];
+	size_t i;
+
+	env_open(e);
+	/* 6 matches, clock paused: 1-2 upcoming, 3-4 live, 5-6 finished */
+	assert_int_equal(fixture_live_configure(e->ck.fx, 6, 0, 1), 0);
+	fixture_url(e->ck.fx, NULL, base, sizeof base);
+	write_targets(e, TARGETS_KINDS);
+	try_run(e, &r, (const char *const[]){ "--id", "league", NULL }, 1);
+	ck_expect_exit(&r, 0);
+	o = line(&r, 0);
+	assert_string_equal(str_at(o, "id", NULL), "league");
+	assert_true(json_is_true(json_object_get(o, "ok")));
+	assert_null(json_object_get(o, "snapshot"));
+	kids = json_object_get(o, "discovered");
+	if (json_array_size(kids) != 6)
+		ck_run_dump(&r);
+	assert_int_equal(json_array_size(kids), 6);
+	json_array_foreach(kids, i, kid) {
+		char want_id[32], want_url[192], path[32];
+		snprintf(want_id, sizeof want_id, "league-%zu", i + 1);
+		snprintf(path, sizeof path, "/live/match/%zu", i + 1);
+		snprintf(want_url, sizeof want_url, "%s%s", base, path);
+		assert_string_equal(str_at(kid, "id", NULL), want_id);
+		assert_string_equal(str_at(kid, "url", NULL), want_url);
+		assert_string_equal(str_at(kid, "class", NULL), want_class[i]);
+		if (fixture_hits(e->ck.fx, path) != 0)
+			fail_msg("child %s was loaded (%lu requests for %s)", want_id,
+			         fixture_hits(e->ck.fx, path), path);
+	}
+	assert_int_equal(fixture_hits(e->ck.fx, "/live/"), 1);
+	ck_run_release(&r);
+	env_close(e);
+}
+
+/* wait_for on an element that exists but stays hidden (display:none) never matches:
+ * kind selector, the selector named; exit 7. */
+static void test_try__wait_for_hidden_is_selector(void **state)
+{
+	env_t *e = *state;
+	ck_run_t r;
+	json_t *o;
+
+	env_open(e);
+	write_targets(e, TARGETS_KINDS);
+	try_run(e, &r, (const char *const[]){ "--id", "hidden", "--timeout", "120", NULL }, 1);
+	ck_expect_exit(&r, 7);
+	o = line(&r, 0);
+	assert_string_equal(str_at(o, "id", NULL), "hidden");
+	assert_true(json_is_false(json_object_get(o, "ok")));
+	assert_string_equal(str_at(o, "error", "kind"), "selector");
+	assert_non_null(strstr(str_at(o, "error", "message"), "#panel"));
+	assert_null(json_object_get(o, "snapshot"));
+	assert_int_equal(fixture_hits(e->ck.fx, "/late-fill"), 1);
+	ck_run_release(&r);
+	env_close(e);
+}
+
 /* Each target, in file order, one line each; the exit code is the first failure's (the
  * 404, http: 5, before the selector's 7). */
 static void test_try__each_target_in_order(void **state)
@@ -354,6 +544,12 @@ int main(int argc, char **argv)
 		T(test_try__jsonapi_needs_no_browser),
 		T(test_try__discovery_lists_children_unscraped),
 		T(test_try__each_target_in_order),
+		T(test_try__script_ok),
+		T(test_try__script_throws),
+		T(test_try__required_click_fails_as_action),
+		T(test_try__optional_consent_then_read),
+		T(test_try__links_discovery_lists_children_unscraped),
+		T(test_try__wait_for_hidden_is_selector),
 	};
 	char err[256];
 
