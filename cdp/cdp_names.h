@@ -26,7 +26,6 @@
 	X(INPUT_DISPATCH_MOUSE_EVENT, "Input.dispatchMouseEvent")                               \
 	X(INPUT_INSERT_TEXT, "Input.insertText")                                                \
 	X(NETWORK_ENABLE, "Network.enable")                                                     \
-	X(NETWORK_SET_COOKIES, "Network.setCookies")                                            \
 	X(NETWORK_SET_EXTRA_HTTP_HEADERS, "Network.setExtraHTTPHeaders")                        \
 	X(PAGE_ADD_SCRIPT_TO_EVALUATE_ON_NEW_DOCUMENT, "Page.addScriptToEvaluateOnNewDocument") \
 	X(PAGE_CAPTURE_SCREENSHOT, "Page.captureScreenshot")                                    \
@@ -43,6 +42,7 @@
 	X(RUNTIME_RELEASE_OBJECT_GROUP, "Runtime.releaseObjectGroup")                           \
 	X(RUNTIME_RUN_IF_WAITING_FOR_DEBUGGER, "Runtime.runIfWaitingForDebugger")               \
 	X(RUNTIME_TERMINATE_EXECUTION, "Runtime.terminateExecution")                            \
+	X(STORAGE_SET_COOKIES, "Storage.setCookies")                                            \
 	X(TARGET_ATTACH_TO_TARGET, "Target.attachToTarget")                                     \
 	X(TARGET_CLOSE_TARGET, "Target.closeTarget")                                            \
 	X(TARGET_CREATE_BROWSER_CONTEXT, "Target.createBrowserContext")                         \

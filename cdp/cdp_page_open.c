@@ -1,10 +1,12 @@
 /*
  * cdp_page_open: opening a page and holding new pages. The open is a chain
  * (Target.createBrowserContext, createTarget, attachToTarget) whose replies come through
- * cdp__page_open_reply(); on a holding connection (cdp_hold_pages) the session is the one
- * Chrome attached to the new page, reported by Target.attachedToTarget. Once attached, the
- * session's set-up commands (domains, user agent, viewport, headers, cookies, blocking,
- * popup guard, resume) go out together, and the open ends when every one has answered.
+ * cdp__page_open_reply(), with Storage.setCookies into the new context before its page
+ * exists when there are cookies; on a holding connection (cdp_hold_pages) the session is
+ * the one Chrome attached to the new page, reported by Target.attachedToTarget. Once
+ * attached, the session's set-up commands (domains, user agent, viewport, headers,
+ * blocking, popup guard, resume) go out together, and the open ends when every one has
+ * answered.
  */
 #include "cdp/cdp_page_priv.h"
 
@@ -20,6 +22,7 @@
 
 const char *const cdp__page_open_methods[] = {
 	CDP_M_TARGET_CREATE_BROWSER_CONTEXT,
+	CDP_M_STORAGE_SET_COOKIES,
 	CDP_M_TARGET_CREATE_TARGET,
 	CDP_M_TARGET_ATTACH_TO_TARGET,
 	CDP_M_PAGE_ENABLE,
@@ -28,7 +31,6 @@ const char *const cdp__page_open_methods[] = {
 	CDP_M_EMULATION_SET_USER_AGENT_OVERRIDE,
 	CDP_M_EMULATION_SET_DEVICE_METRICS_OVERRIDE,
 	CDP_M_NETWORK_SET_EXTRA_HTTP_HEADERS,
-	CDP_M_NETWORK_SET_COOKIES,
 	CDP_M_FETCH_ENABLE,
 	CDP_M_PAGE_ADD_SCRIPT_TO_EVALUATE_ON_NEW_DOCUMENT,
 	CDP_M_RUNTIME_RUN_IF_WAITING_FOR_DEBUGGER,
@@ -108,6 +110,11 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 		params = json_pack("{s:b}", "disposeOnDetach", 1);
 		session = NULL;
 		break;
+	case ST_COOKIES:
+		params = json_pack("{s:O, s:s}", "cookies", p->cookies, "browserContextId",
+		                   p->context_id);
+		session = NULL;
+		break;
 	case ST_TARGET:
 		params = json_pack("{s:s, s:s}", "url", p->open_url ? p->open_url : "about:blank",
 		                   "browserContextId", p->context_id);
@@ -135,7 +142,7 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 		                   p->viewport_h, "deviceScaleFactor", 1.0, "mobile", 0);
 		break;
 	case ST_HEADERS: params = json_pack("{s:O}", "headers", p->extra_headers); break;
-	case ST_COOKIES: params = json_pack("{s:O}", "cookies", p->cookies); break;
+
 	case ST_BLOCK: params = json_pack("{s:O}", "patterns", p->block_patterns); break;
 	case ST_NO_POPUPS:
 		/* in every frame, before the page's own scripts: window.open opens nothing, and
@@ -178,7 +185,6 @@ static int step_applies(const cdp_page_t *p, int step)
 	case ST_USER_AGENT: return p->user_agent != NULL;
 	case ST_VIEWPORT: return p->viewport_w > 0 && p->viewport_h > 0 && !p->open_url;
 	case ST_HEADERS: return p->extra_headers != NULL;
-	case ST_COOKIES: return p->cookies != NULL;
 	case ST_BLOCK: return p->block_patterns != NULL;
 	case ST_NO_POPUPS: return p->block_popups;
 	case ST_RESUME: return p->resume;
@@ -322,6 +328,10 @@ void cdp__page_open_reply(cdp_page_t *p, const cdp_reply_t *r)
 		cdp__page_fail_open(p, r->status, why);
 		return;
 	}
+	if (cmd == ST_COOKIES) { /* the context has them: its page may be created */
+		p->step = ST_TARGET;
+		goto next;
+	}
 	if (json_unpack_ex(r->result, &err, 0, "{s:s}", key, &id) != 0) {
 		cdp__page_bad_reply(why, sizeof why, method, &err);
 		cdp__page_fail_open(p, CDP_EBADREPLY, why);
@@ -367,7 +377,10 @@ void cdp__page_open_reply(cdp_page_t *p, const cdp_reply_t *r)
 		p->step = ST_ATTACH; /* Chrome's attach is still to come */
 		return;
 	}
-	p->step = cmd + 1;
+	/* the cookies go into the context before its page exists, so that the page's first
+	 * request has them (Network.setCookies in the page's set-up could lose that race) */
+	p->step = cmd == ST_CONTEXT && !p->cookies ? ST_TARGET : cmd + 1;
+next:
 	rc = open_send_step(p);
 	if (rc != 0) {
 		snprintf(why, sizeof why, "cannot send %s: %s", cdp__page_open_methods[p->step],

@@ -33,6 +33,7 @@ enum page_op { OP_NONE = 0, OP_OPEN, OP_NAV, OP_WAIT, OP_EVAL, OP_SHOT, OP_CALL,
 /* Steps of cdp_page_open, in order. */
 enum open_step {
 	ST_CONTEXT = 0,
+	ST_COOKIES, /* into the new context, before its page exists (browser session) */
 	ST_TARGET,
 	ST_ATTACH,
 	ST_PAGE_ENABLE,
@@ -41,7 +42,6 @@ enum open_step {
 	ST_USER_AGENT,
 	ST_VIEWPORT,
 	ST_HEADERS,
-	ST_COOKIES,
 	ST_BLOCK,
 	ST_NO_POPUPS,
 	ST_RESUME,

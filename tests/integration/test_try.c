@@ -393,7 +393,7 @@ static void test_try__links_discovery_lists_children_unscraped(void **state)
 		ck_run_dump(&r);
 	assert_int_equal(json_array_size(kids), 6);
 	json_array_foreach(kids, i, kid) {
-		char want_id[32], want_url[192], path[32];
+		char want_id[48], want_url[256], path[48];
 		snprintf(want_id, sizeof want_id, "league-%zu", i + 1);
 		snprintf(path, sizeof path, "/live/match/%zu", i + 1);
 		snprintf(want_url, sizeof want_url, "%s%s", base, path);
