@@ -198,7 +198,8 @@ void cdp__page_on_op_timer(uv_timer_t *t)
 		         p->timeout_ms);
 		break;
 	case OP_WAIT:
-		snprintf(why, sizeof why, "selector did not match within %u ms", p->timeout_ms);
+		snprintf(why, sizeof why, "no %selement matched within %.1f s",
+		         p->wait_visible ? "visible " : "", p->timeout_ms / 1000.0);
 		break;
 	case OP_CALL:
 		snprintf(why, sizeof why, "the function did not return within %u ms",

@@ -277,6 +277,7 @@ int cdp_page_wait_for_state(cdp_page_t *p, const char *css, cdp_wait_state_t sta
 	        state == CDP_WAIT_VISIBLE ? wait_visible_js : wait_attached_js, css, &rc);
 	if (!p->wait_expr)
 		return rc;
+	p->wait_visible = state == CDP_WAIT_VISIBLE;
 	cdp__page_op_begin(p, OP_WAIT, timeout_ms, ud);
 	p->cb.done = cb;
 	rc = wait_send(p);

@@ -141,6 +141,7 @@ struct cdp_page {
 
 	/* wait_for */
 	char *wait_expr;
+	int wait_visible;           /* the wait's state: visible (1) or attached */
 
 	/* call (cdp_page_call.c) */
 	struct page_call {

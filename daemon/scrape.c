@@ -177,6 +177,12 @@ static void cleanup(scrape_t *s)
 		all_done(s);
 }
 
+/* "visible " when --wait-for waits for a visible element (the default), else "". */
+static const char *visible_word(const scrape_t *s)
+{
+	return s->o->wait_attached ? "" : "visible ";
+}
+
 static void on_deadline(uv_timer_t *t)
 {
 	scrape_t *s = t->data;
@@ -184,8 +190,8 @@ static void on_deadline(uv_timer_t *t)
 	if (s->page)
 		follow_read(s, cdp_page_read_step(s->page));
 	if (s->phase == PH_WAIT)
-		fail(s, "selector", "selector '%s' did not match within %g s", s->o->wait_for,
-		     s->o->timeout_s);
+		fail(s, "selector", "no %selement matched '%s' within %g s", visible_word(s),
+		     s->o->wait_for, s->o->timeout_s);
 	else
 		fail(s, "timeout", "timed out after %g s while %s", s->o->timeout_s,
 		     phase_doing[s->phase]);
@@ -383,7 +389,8 @@ static void read_failed(scrape_t *s, const cdp_read_result_t *res)
 		if (res->not_started)
 			fail(s, kind, "cannot wait for '%s': %s", s->o->wait_for, why);
 		else if (res->status == -ETIMEDOUT)
-			fail(s, "selector", "selector '%s' did not match within %g s", s->o->wait_for,
+			fail(s, "selector", "no %selement matched '%s' within %g s", visible_word(s),
+			     s->o->wait_for,
 			     s->o->timeout_s);
 		else
 			fail(s, kind, "waiting for '%s': %s", s->o->wait_for, why);
@@ -451,10 +458,7 @@ static void on_granted(pool_lease_t *lease, int status, const char *why, void *u
 	          (unsigned long long)ms_since(s->t0_ns), (unsigned long long)s->launch_ms);
 	s->phase = PH_NAVIGATE;
 	req.timeout_ms = remaining_ms(s);
-	/* ---- Contract A (cdp helper, i16-cdp): cdp_read_req_t.wait_state. Compiles once
-	 * that branch is merged; nothing else of scrape depends on it. ---- */
 	req.wait_state = s->o->wait_attached ? CDP_WAIT_ATTACHED : CDP_WAIT_VISIBLE;
-	/* ---- end of Contract A ---- */
 	rc = cdp_page_read(s->page, &req, on_read, s);
 	if (rc != 0)
 		fail(s, kind_for(s, rc), "cannot navigate to %s: %s", s->o->url, cdp_strerror(rc));

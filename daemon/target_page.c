@@ -337,7 +337,7 @@ static int check_cookies(const json_t *v, const char *where, target_spec_t *out,
 	return rc;
 }
 
-/* "WxH", each 1..10000. */
+/* "WxH", each 100..10000 (as VIEWPORT). */
 static int check_viewport(const json_t *v, const char *where, target_spec_t *out, errlist_t *errs)
 {
 	const char *s = json_string_value(v);
@@ -345,14 +345,14 @@ static int check_viewport(const json_t *v, const char *where, target_spec_t *out
 	int w = 0, h = 0;
 
 	if (s && strspn(s, "0123456789x") == strlen(s) &&
-	    sscanf(s, "%5dx%5d%c", &w, &h, &tail) == 2 && w >= 1 && w <= 10000 && h >= 1 &&
+	    sscanf(s, "%5dx%5d%c", &w, &h, &tail) == 2 && w >= 100 && w <= 10000 && h >= 100 &&
 	    h <= 10000) {
 		out->viewport_width = w;
 		out->viewport_height = h;
 		return 0;
 	}
 	errlist_add(errs,
-	            "%s: \"viewport\": expected \"WIDTHxHEIGHT\", each 1 to 10000 (e.g. "
+	            "%s: \"viewport\": expected \"WIDTHxHEIGHT\", each 100 to 10000 (e.g. "
 	            "\"1280x800\"), got %s",
 	            where, adapter_util_quote(v, q, sizeof q));
 	return -EINVAL;

@@ -188,7 +188,7 @@ static void test_cdp_page__read_wait_timeout(void **state)
 	              (unsigned long long)dt);
 	assert_int_equal(r.failed, CDP_READ_WAIT);
 	assert_int_equal(r.status, -ETIMEDOUT);
-	assert_non_null(strstr(r.why, "did not match within 400 ms"));
+	assert_non_null(strstr(r.why, "matched within 0.4 s"));
 	assert_int_equal(r.http_status, 200);
 	assert_string_equal(r.final_url, url);
 	assert_true(dt < 10000);

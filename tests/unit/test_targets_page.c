@@ -175,7 +175,7 @@ static void test_targets_page__every_bad_value_listed(void **state)
 		"\"cookies[3]\": expected an object {\"name\", \"value\", ...}, got 5",
 		"\"user_agent\": expected a non-empty string of at most 511 bytes without control "
 		"characters, got \"\"",
-		"\"viewport\": expected \"WIDTHxHEIGHT\", each 1 to 10000 (e.g. \"1280x800\"), got "
+		"\"viewport\": expected \"WIDTHxHEIGHT\", each 100 to 10000 (e.g. \"1280x800\"), got "
 		"\"0x800\"",
 		"\"block_resources\": expected 'none' or a comma-separated list of document, "
 		"stylesheet, image, media, font, script, texttrack, xhr, fetch, eventsource, "
@@ -211,7 +211,8 @@ static void test_targets_page__shapes_and_bounds(void **state)
 	{
 		const char *vp[] = { "\"1280X800\"", "\"1280x\"",   "\"x800\"",
 			             "\"10001x1\"",  "\"1x10001\"", "\"1280x800x\"",
-			             "\"-1x5\"",     "1280",        "\" 1280x800\"" };
+			             "\"-1x5\"",     "1280",        "\" 1280x800\"",
+			             "\"99x800\"",   "\"800x99\"" };
 		for (size_t i = 0; i < sizeof vp / sizeof vp[0]; i++) {
 			char extra[64];
 			snprintf(extra, sizeof extra, "\"viewport\": %s", vp[i]);
