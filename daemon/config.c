@@ -120,7 +120,7 @@ static const config_setting_t settings[] = {
 	{ "WATCH_VERIFY_UNCHANGED_SECONDS", "--watch-verify-unchanged-seconds", "daemon", "0", "0 (three times the target's interval) to 86400", "a watched page whose data has not changed this long is read once more in a fresh context and compared; a difference means the page is frozen: the fresh data is published and the page reloaded", 0, NULL },
 	{ "WATCH_VERIFY_SECONDS", "--watch-verify-seconds", "daemon", "60", "0 (never: watched reads are not verified) to 86400", "every watched page is verified that way at least this often", 0, NULL },
 	{ "WATCH_FROZEN_NAVIGATE_SECONDS", "--watch-frozen-navigate-seconds", "daemon", "600", "1 to 86400", "a target whose watched page froze three times in a row is read in navigate mode this long, then watched again", 0, NULL },
-	{ "DISCOVER_MAX_CHILDREN", "--discover-max-children", "daemon", "500", "1 to 100000", "targets one discovering target may have; past it the first ones on its listing are kept and the discovery says how many were left out", 0, NULL },
+	{ "DISCOVER_MAX_CHILDREN", "--discover-max-children", "daemon", "500", "1 to 100000", "targets one discovering target may have; past it the first ones on its listing are kept, and its snapshot's listed says how many it had", 0, NULL },
 	{ "EXIT_ON_HEALTH_FAILURE", "--exit-on-health-failure", "daemon", "0", "0 or 1", "1: exit non-zero once health has been failing for HEALTH_FAILURE_EXIT_SECONDS", 0, NULL },
 	{ "HEALTH_FAILURE_EXIT_SECONDS", "--health-failure-exit-seconds", "daemon", "300", "1 to 86400", "how long health must be failing before that exit", 0, NULL },
 

@@ -43,7 +43,8 @@ static void usage(FILE *f)
 	        "exit codes: 0 ok, 2 usage, 3 launch (browser could not start/attach),\n"
 	        "4 network (DNS/connection error), 5 http (status >= 400), 6 timeout,\n"
 	        "7 selector (--wait-for never matched before the timeout), 8 script (exception\n"
-	        "in --extract), 9 browser (crash / connection lost), 10 internal.\n");
+	        "in --extract), 9 browser (crash / connection lost), 10 internal; `try` also\n"
+	        "11 action (a page action failed), 12 data (the page's value did not validate).\n");
 }
 
 #ifdef CDPILOT_HAVE_RUN

@@ -471,7 +471,18 @@ fail:
 }
 
 /* One target object (or a "children" object, path "children"): its script_file. */
-static int script_file_of(json_t *t, const char *dir, const char *where, errlist_t *errs)
+/* A script_file that could not be read has been reported: a stand-in "script" keeps the
+ * script adapter from adding a second, wrong error about the same key ("read only from a
+ * targets file"); the set is refused all the same. Only on a private copy (dir given). */
+static int unread(json_t *t)
+{
+	if (json_object_set_new(t, "script", json_string("() => ({})")) != 0)
+		nomem();
+	return -EINVAL;
+}
+
+static int script_file_of(json_t *t, const char *dir, const char *where, int top,
+                          errlist_t *errs)
 {
 	const json_t *f = json_object_get(t, "script_file");
 	char q[96], *src;
@@ -480,6 +491,10 @@ static int script_file_of(json_t *t, const char *dir, const char *where, errlist
 	if (!f)
 		return 0;
 	if (!dir) {
+		/* a target's own without "script" is refused by the script adapter (one error,
+		 * not two); with one, or in children (not parsed before discovery), here */
+		if (top && !json_object_get(t, "script"))
+			return 0;
 		errlist_add(errs,
 		            "%s: \"script_file\": read only from a targets file (relative to its "
 		            "directory); here give the source in \"script\"",
@@ -496,17 +511,17 @@ static int script_file_of(json_t *t, const char *dir, const char *where, errlist
 		            "%s: \"script_file\": expected a path relative to the targets file, "
 		            "got %s",
 		            where, adapter_util_quote(f, q, sizeof q));
-		return -EINVAL;
+		return unread(t);
 	}
 	if (!(src = read_script(dir, json_string_value(f), where, errs)))
-		return -EINVAL;
+		return unread(t);
 	/* json_string refuses bytes that are not UTF-8: say so rather than "out of memory" */
 	s = json_string(src);
 	free(src);
 	if (!s) {
 		errlist_add(errs, "%s: \"script_file\": %s is not UTF-8 text", where,
 		            json_string_value(f));
-		return -EINVAL;
+		return unread(t);
 	}
 	if (json_object_set_new(t, "script", s) != 0)
 		nomem();
@@ -532,10 +547,10 @@ int targets__script_files(json_t *root, const char *dir, errlist_t *errs)
 			         adapter_util_quote(json_object_get(t, "id"), q, sizeof q));
 		else
 			snprintf(where, sizeof where, "targets[%zu]", i);
-		if (script_file_of(t, dir, where, errs) != 0)
+		if (script_file_of(t, dir, where, 1, errs) != 0)
 			rc = -EINVAL;
 		snprintf(cwhere, sizeof cwhere, "%s: \"children\"", where);
-		if (json_is_object(ch) && script_file_of(ch, dir, cwhere, errs) != 0)
+		if (json_is_object(ch) && script_file_of(ch, dir, cwhere, 0, errs) != 0)
 			rc = -EINVAL;
 	}
 	return rc;

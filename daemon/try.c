@@ -489,7 +489,8 @@ void try_usage(FILE *f)
 	        "Chromium is launched only if a chosen target needs it (jsonapi does not).\n"
 	        "exit codes: 0 every target ok; else the first failure's, as `cdpilot scrape`:\n"
 	        "3 launch, 4 network, 5 http, 6 timeout, 7 selector, 8 script, 9 browser,\n"
-	        "10 internal (also SIGINT/SIGTERM); 2 usage or an invalid targets file (every\n"
+	        "10 internal (also SIGINT/SIGTERM), 11 action (a page action failed), 12 data\n"
+	        "(the page's value did not validate); 2 usage or an invalid targets file (every\n"
 	        "error listed) or an unknown --id.\n");
 }
 
