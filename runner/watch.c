@@ -266,7 +266,8 @@ static void watch_extract(watch_t *w)
 	}
 	w->op_started = now_ms(w->runner);
 	w->pushed = !w->sched_running;
-	rc = runner__extract(w->page, w->rt, 10000, w_on_eval, w);
+	rc = runner__extract(w->page, w->rt, w->rt->spec.timeout_ms ? w->rt->spec.timeout_ms : 10000,
+	                     w_on_eval, w);
 	if (rc != 0) {
 		watch_restart(w, cdp_strerror(rc));
 		return;
@@ -345,10 +346,14 @@ static void watch_navigate(watch_t *w)
 	req.args = NULL;
 	req.expression =
 	        w->rt->spec.push ? observer_js(ad->watch_root ? ad->watch_root(st) : NULL) : NULL;
-	req.nav_timeout_ms = 30000;
-	req.wait_timeout_ms = 15000;
-	req.eval_timeout_ms = 10000;
-	req.timeout_ms = 30000 + (req.actions ? 30000 : 0) + 15000 + 10000;
+	if (w->rt->spec.timeout_ms) { /* the target's deadline bounds each load, as a task's */
+		req.timeout_ms = w->rt->spec.timeout_ms;
+	} else { /* each step has its own limit; the whole load is their sum */
+		req.nav_timeout_ms = 30000;
+		req.wait_timeout_ms = 15000;
+		req.eval_timeout_ms = 10000;
+		req.timeout_ms = 30000 + (req.actions ? 30000 : 0) + 15000 + 10000;
+	}
 
 	watch_set_state(w, W_LOADING);
 	rc = cdp_page_read(w->page, &req, w_on_loaded, w);
