@@ -304,12 +304,16 @@ static void fail_current(try_t *t, const char *kind, const char *msg)
 	on_settle(&t->settle);
 }
 
+/* How long past --timeout a target may take before try gives up on it. */
+#define TRY_GRACE_MS 10000
+
 static void on_deadline(uv_timer_t *h)
 {
 	try_t *t = h->data;
-	char msg[64];
+	char msg[96];
 
-	snprintf(msg, sizeof msg, "no outcome within --timeout %g s", t->o->timeout_s);
+	snprintf(msg, sizeof msg, "no outcome within --timeout %g s (and %d s of grace)",
+	         t->o->timeout_s, TRY_GRACE_MS / 1000);
 	fail_current(t, "timeout", msg);
 }
 
@@ -364,6 +368,17 @@ static runner_t *new_runner(try_t *t, try_one_t *one)
 	return runner_new(t->loop, &ro, t->pool, t->fetch, &cbs);
 }
 
+/* --timeout caps the target's deadline (its timeout_seconds, else TASK_TIMEOUT_SECONDS), so
+ * that a step that never ends fails as itself (a selector that never matched) within it. */
+static void cap_deadline(try_t *t, target_spec_t *sp)
+{
+	uint32_t cap = (uint32_t)(t->o->timeout_s * 1000.0 + 0.5);
+	uint32_t own = sp->timeout_ms ? sp->timeout_ms : t->ro->pool.task_timeout_ms;
+
+	if (own > cap)
+		sp->timeout_ms = cap;
+}
+
 static void start_next(try_t *t)
 {
 	try_one_t *one;
@@ -381,7 +396,11 @@ static void start_next(try_t *t)
 		abort();
 	}
 	log_info(COMP, "trying target %s (%s)", one->id, t->set->v[one->idx].url);
-	uv_timer_start(&t->deadline, on_deadline, (uint64_t)(t->o->timeout_s * 1000.0 + 0.5), 0);
+	cap_deadline(t, &t->set->v[one->idx]);
+	/* the target's own deadline ends it first; this one only catches what never starts
+	 * (a browser that cannot launch, a lease that never comes) */
+	uv_timer_start(&t->deadline, on_deadline,
+	               (uint64_t)(t->o->timeout_s * 1000.0 + 0.5) + TRY_GRACE_MS, 0);
 	runner_start(one->runner);
 	single.v = &t->set->v[one->idx];
 	single.n = 1;
@@ -483,7 +502,7 @@ void try_usage(FILE *f)
 	        "\n"
 	        "  --targets FILE     the targets file (or TARGETS_FILE)\n"
 	        "  --id ID            only this target\n"
-	        "  --timeout SECONDS  bound for each target, 0 < SECONDS <= 3600 (default 60)\n"
+	        "  --timeout SECONDS  caps each target's deadline, 0 < SECONDS <= 3600 (default 60)\n"
 	        "  --help             this help\n"
 	        "\n"
 	        "Chromium is launched only if a chosen target needs it (jsonapi does not).\n"
