@@ -153,7 +153,7 @@ static const char *str_at(json_t *obj, const char *path1, const char *path2)
 	"\"children\": {\"adapter\": \"generic\", "                                            \
 	"\"fields\": {\"score\": {\"selector\": \"#score\"}}}},"                               \
 	"{\"id\": \"hidden\", \"adapter\": \"generic\", \"url\": \"@@/late-fill?ms=600000\", " \
-	"\"wait_for\": \"#panel\", \"timeout_seconds\": 3, "                                   \
+	"\"wait_for\": \"#panel\", "                                                          \
 	"\"fields\": {\"panel\": {\"selector\": \"#panel\"}}}]}"
 
 /* ---- tests ---- */
@@ -410,7 +410,8 @@ static void test_try__links_discovery_lists_children_unscraped(void **state)
 }
 
 /* wait_for on an element that exists but stays hidden (display:none) never matches:
- * kind selector, the selector named; exit 7. */
+ * kind selector, the selector named; exit 7. --timeout caps the target's own deadline (30 s
+ * by default), so it fails as a selector within it, not as try's timeout. */
 static void test_try__wait_for_hidden_is_selector(void **state)
 {
 	env_t *e = *state;
@@ -419,13 +420,14 @@ static void test_try__wait_for_hidden_is_selector(void **state)
 
 	env_open(e);
 	write_targets(e, TARGETS_KINDS);
-	try_run(e, &r, (const char *const[]){ "--id", "hidden", "--timeout", "120", NULL }, 1);
+	try_run(e, &r, (const char *const[]){ "--id", "hidden", "--timeout", "8", NULL }, 1);
 	ck_expect_exit(&r, 7);
 	o = line(&r, 0);
 	assert_string_equal(str_at(o, "id", NULL), "hidden");
 	assert_true(json_is_false(json_object_get(o, "ok")));
 	assert_string_equal(str_at(o, "error", "kind"), "selector");
 	assert_non_null(strstr(str_at(o, "error", "message"), "#panel"));
+	assert_non_null(strstr(str_at(o, "error", "message"), "no visible element matched"));
 	assert_null(json_object_get(o, "snapshot"));
 	assert_int_equal(fixture_hits(e->ck.fx, "/late-fill"), 1);
 	ck_run_release(&r);
