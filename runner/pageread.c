@@ -45,8 +45,8 @@ void runner__read_req(const rtarget_t *rt, cdp_read_req_t *req)
 	}
 }
 
-int runner__extract(cdp_page_t *page, const rtarget_t *rt, uint32_t timeout_ms,
-                    cdp_page_eval_cb cb, void *ud)
+int runner__extract(cdp_page_t *page, const rtarget_t *rt, uint32_t timeout_ms, cdp_page_eval_cb cb,
+                    void *ud)
 {
 	const adapter_t *ad = rt->spec.adapter;
 	const void *st = rt->spec.state;
@@ -72,8 +72,8 @@ const char *runner__eval_failure(const rtarget_t *rt, int status, const char *wh
 	                                                        : RUNNER_KIND_FAILED;
 }
 
-const char *runner__read_failure(const cdp_read_result_t *res, const rtarget_t *rt,
-                                 const char *url, char *msg, size_t len)
+const char *runner__read_failure(const cdp_read_result_t *res, const rtarget_t *rt, const char *url,
+                                 char *msg, size_t len)
 {
 	const char *why = *res->why ? res->why : cdp_strerror(res->status);
 	const adapter_t *ad = rt->spec.adapter;
@@ -81,9 +81,9 @@ const char *runner__read_failure(const cdp_read_result_t *res, const rtarget_t *
 	switch (res->failed) {
 	case CDP_READ_NAV:
 		runner__nav_failure(&res->nav, url, msg, len);
-		return res->nav.status == 0             ? RUNNER_KIND_HTTP
+		return res->nav.status == 0            ? RUNNER_KIND_HTTP
 		       : res->nav.status == -ETIMEDOUT ? RUNNER_KIND_TIMEOUT
-		                                        : RUNNER_KIND_NETWORK;
+		                                       : RUNNER_KIND_NETWORK;
 	case CDP_READ_ACTIONS:
 		snprintf(msg, len, "page action failed: %.500s", why);
 		return RUNNER_KIND_ACTION;
@@ -91,8 +91,7 @@ const char *runner__read_failure(const cdp_read_result_t *res, const rtarget_t *
 		snprintf(msg, len, "waiting for \"%.200s\" failed: %.300s",
 		         ad->wait_for ? ad->wait_for(rt->spec.state) : "", why);
 		return RUNNER_KIND_SELECTOR;
-	case CDP_READ_EVAL:
-		return runner__eval_failure(rt, res->status, res->why, msg, len);
+	case CDP_READ_EVAL: return runner__eval_failure(rt, res->status, res->why, msg, len);
 	case CDP_READ_NONE: break;
 	}
 	snprintf(msg, len, "%.500s", why);

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int cliopt_next(int argc, char **argv, int *i, const char *const *known, char *name,
-                size_t namelen, const char **value, char *err, size_t errlen)
+int cliopt_next(int argc, char **argv, int *i, const char *const *known, char *name, size_t namelen,
+                const char **value, char *err, size_t errlen)
 {
 	const char *a = argv[*i], *eq = strchr(a, '=');
 	size_t k;

@@ -18,7 +18,7 @@ enum { CLIOPT_UNKNOWN = -1, CLIOPT_NOVALUE = -2 };
  * untouched, the caller says what it expected); CLIOPT_NOVALUE with "option NAME needs a
  * value (see --help)" in err if no value follows.
  */
-int cliopt_next(int argc, char **argv, int *i, const char *const *known, char *name,
-                size_t namelen, const char **value, char *err, size_t errlen);
+int cliopt_next(int argc, char **argv, int *i, const char *const *known, char *name, size_t namelen,
+                const char **value, char *err, size_t errlen);
 
 #endif

@@ -74,9 +74,9 @@ static find_t failed(rh_t *h, const char *id, uint64_t ms)
 
 /* ---- tests ---- */
 
-#define SCORE_JS                                                                               \
-	"(p) => ({ score: document.querySelector(`#score`).textContent.trim(), "               \
-	"minute: +document.querySelector(`#minute`).textContent.replace(/[^0-9]/g, ``), "     \
+#define SCORE_JS                                                                          \
+	"(p) => ({ score: document.querySelector(`#score`).textContent.trim(), "          \
+	"minute: +document.querySelector(`#minute`).textContent.replace(/[^0-9]/g, ``), " \
 	"tag: p.tag })"
 
 /* A script target in each read mode on a live match: each publishes the script's object
@@ -90,18 +90,19 @@ static void test_targets__script_in_navigate_watch_and_push(void **state)
 	opts(&ro);
 	rh_open(&h, &ro);
 	rh_get(&h, "/live/ctl/start?id=5");
-	targets(&h, "{'targets': ["
-	            "{'id': 'nav', 'adapter': 'script', 'url': 'BASE/live/match/5', 'class': 'live', "
-	            "'interval_seconds': 1, 'wait_for': '#score[data-version]', "
-	            "'params': {'tag': 'n'}, 'script': '" SCORE_JS "'},"
-	            "{'id': 'watch', 'adapter': 'script', 'url': 'BASE/live/match/5', "
-	            "'class': 'live', 'interval_seconds': 1, 'mode': 'watch', "
-	            "'wait_for': '#score[data-version]', 'params': {'tag': 'w'}, "
-	            "'script': '" SCORE_JS "'},"
-	            "{'id': 'push', 'adapter': 'script', 'url': 'BASE/live/match/5', "
-	            "'class': 'live', 'interval_seconds': 30, 'mode': 'watch', 'push': true, "
-	            "'watch_root': '#match', 'wait_for': '#score[data-version]', "
-	            "'params': {'tag': 'p'}, 'script': '" SCORE_JS "'}]}");
+	targets(&h,
+	        "{'targets': ["
+	        "{'id': 'nav', 'adapter': 'script', 'url': 'BASE/live/match/5', 'class': 'live', "
+	        "'interval_seconds': 1, 'wait_for': '#score[data-version]', "
+	        "'params': {'tag': 'n'}, 'script': '" SCORE_JS "'},"
+	        "{'id': 'watch', 'adapter': 'script', 'url': 'BASE/live/match/5', "
+	        "'class': 'live', 'interval_seconds': 1, 'mode': 'watch', "
+	        "'wait_for': '#score[data-version]', 'params': {'tag': 'w'}, "
+	        "'script': '" SCORE_JS "'},"
+	        "{'id': 'push', 'adapter': 'script', 'url': 'BASE/live/match/5', "
+	        "'class': 'live', 'interval_seconds': 30, 'mode': 'watch', 'push': true, "
+	        "'watch_root': '#match', 'wait_for': '#score[data-version]', "
+	        "'params': {'tag': 'p'}, 'script': '" SCORE_JS "'}]}");
 	RUN_UNTIL(&h, published(&h, "nav") && published(&h, "watch") && published(&h, "push"),
 	          60000);
 	assert_string_equal(str_field(&h, "nav", "tag"), "n");
@@ -112,9 +113,10 @@ static void test_targets__script_in_navigate_watch_and_push(void **state)
 	rh_get(&h, "/live/ctl/goal?id=5&side=home");
 	/* the pushing page is read on its interval only every 30 s: within that, a new
 	 * score there came from the page's own push */
-	RUN_UNTIL(&h, strcmp(str_field(&h, "push", "score"), "1-0") == 0 &&
-	                      strcmp(str_field(&h, "watch", "score"), "1-0") == 0 &&
-	                      strcmp(str_field(&h, "nav", "score"), "1-0") == 0,
+	RUN_UNTIL(&h,
+	          strcmp(str_field(&h, "push", "score"), "1-0") == 0 &&
+	                  strcmp(str_field(&h, "watch", "score"), "1-0") == 0 &&
+	                  strcmp(str_field(&h, "nav", "score"), "1-0") == 0,
 	          25000);
 	assert_string_equal(str_field(&h, "push", "score"), "1-0");
 	assert_string_equal(str_field(&h, "watch", "score"), "1-0");
@@ -259,19 +261,18 @@ static void test_targets__actions_with_an_optional_consent(void **state)
 	tu_require_chromium();
 	opts(&ro);
 	rh_open(&h, &ro);
-	targets(&h,
-	        "{'targets': ["
-	        "{'id': 'banner', 'adapter': 'generic', 'url': 'BASE/actions?consent_ms=200', "
-	        "'class': 'live', 'actions': [{'click': 'button.accept', 'optional': true}], "
-	        "'fields': {'consent': {'selector': '#consent'}}},"
-	        "{'id': 'nobanner', 'adapter': 'generic', 'url': 'BASE/actions?consent_ms=-1', "
-	        "'class': 'live', 'actions': [{'click': 'button.accept', 'optional': true}, "
-	        "{'click': '#tab-live'}], "
-	        "'fields': {'consent': {'selector': '#consent'}, 'tab': {'selector': '#tab'}}},"
-	        "{'id': 'required', 'adapter': 'generic', 'url': 'BASE/actions?consent_ms=-1', "
-	        "'class': 'live', 'actions': [{'wait_ms': 10}, "
-	        "{'click': 'button.accept', 'timeout_ms': 500}], "
-	        "'fields': {'consent': {'selector': '#consent'}}}]}");
+	targets(&h, "{'targets': ["
+	            "{'id': 'banner', 'adapter': 'generic', 'url': 'BASE/actions?consent_ms=200', "
+	            "'class': 'live', 'actions': [{'click': 'button.accept', 'optional': true}], "
+	            "'fields': {'consent': {'selector': '#consent'}}},"
+	            "{'id': 'nobanner', 'adapter': 'generic', 'url': 'BASE/actions?consent_ms=-1', "
+	            "'class': 'live', 'actions': [{'click': 'button.accept', 'optional': true}, "
+	            "{'click': '#tab-live'}], "
+	            "'fields': {'consent': {'selector': '#consent'}, 'tab': {'selector': '#tab'}}},"
+	            "{'id': 'required', 'adapter': 'generic', 'url': 'BASE/actions?consent_ms=-1', "
+	            "'class': 'live', 'actions': [{'wait_ms': 10}, "
+	            "{'click': 'button.accept', 'timeout_ms': 500}], "
+	            "'fields': {'consent': {'selector': '#consent'}}}]}");
 	RUN_UNTIL(&h, published(&h, "banner") >= 2 && published(&h, "nobanner") >= 2, 60000);
 	assert_string_equal(str_field(&h, "banner", "consent"), "accepted");
 	assert_string_equal(str_field(&h, "nobanner", "consent"), "pending");
