@@ -72,8 +72,9 @@ const char *runner__eval_failure(const rtarget_t *rt, int status, const char *wh
 	                                                        : RUNNER_KIND_FAILED;
 }
 
-const char *runner__read_failure(const cdp_read_result_t *res, const rtarget_t *rt, const char *url,
-                                 char *msg, size_t len)
+/* The kind of a read that failed at its step with its message in msg. */
+static const char *read_failure_kind(const cdp_read_result_t *res, const rtarget_t *rt,
+                                     const char *url, char *msg, size_t len)
 {
 	const char *why = *res->why ? res->why : cdp_strerror(res->status);
 	const adapter_t *ad = rt->spec.adapter;
@@ -96,6 +97,16 @@ const char *runner__read_failure(const cdp_read_result_t *res, const rtarget_t *
 	}
 	snprintf(msg, len, "%.500s", why);
 	return RUNNER_KIND_FAILED;
+}
+
+const char *runner__read_failure(const cdp_read_result_t *res, const rtarget_t *rt, const char *url,
+                                 char *msg, size_t len)
+{
+	const char *kind = read_failure_kind(res, rt, url, msg, len);
+
+	/* whichever step it cut short, a crash or a lost browser is the browser's */
+	return res->status == CDP_ECRASHED || res->status == CDP_ECONNLOST ? RUNNER_KIND_BROWSER
+	                                                                    : kind;
 }
 
 void runner__page_settings(const rtarget_t *rt, pool_page_settings_t *out)
