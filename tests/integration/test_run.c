@@ -381,8 +381,8 @@ static void test_run__navigate_fifty_targets(void **state)
 		const char *p = log;
 		int64_t hup_rel = hup_at - e->t0;
 		(void)hup_rel;
-		assert_non_null(strstr(log, "target broken failed (1 in a row, outcome failed)"));
-		assert_non_null(strstr(log, "target broken failed (3 in a row, outcome failed)"));
+		assert_non_null(strstr(log, "target broken failed (1 in a row, outcome failed, kind http)"));
+		assert_non_null(strstr(log, "target broken failed (3 in a row, outcome failed, kind http)"));
 		assert_non_null(strstr(log, "HTTP 500"));
 		while ((p = strstr(p, "SIGHUP: re-read")) != NULL) {
 			const char *q = strstr(p, "target broken failed");
