@@ -507,11 +507,34 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 
 /* ---- a whole set ---- */
 
+/* 0 after an error if id is already in seen ({id: its first position}), else 1 (and i is
+ * recorded as its position); idv is a JSON string. A hash lookup: comparing each id with every earlier one made
+ * validating N targets O(N^2), minutes for 100,000. */
+static int check_unique(json_t *seen, const json_t *idv, size_t i, errlist_t *errs)
+{
+	const char *id = json_string_value(idv);
+	const json_t *first = json_object_get(seen, id);
+	char q[96];
+
+	if (first) {
+		errlist_add(errs, "targets[%zu] %s: duplicate id (also targets[%lld])", i,
+		            adapter_util_quote(idv, q, sizeof q),
+		            (long long)json_integer_value(first));
+		return 0;
+	}
+	if (json_object_set_new(seen, id, json_integer((json_int_t)i)) != 0) {
+		fprintf(stderr, "targets: out of memory\n");
+		abort();
+	}
+	return 1;
+}
+
 /* A whole set from parsed JSON whose script_files were read (or refused). */
 static int parse_set(const json_t *root, target_set_t *out, errlist_t *errs)
 {
 	static const char *const top_keys[] = { "targets", NULL };
 	const json_t *list = root, *t;
+	json_t *seen = NULL;
 	const char *key;
 	char q[96];
 	size_t i, n;
@@ -544,34 +567,25 @@ static int parse_set(const json_t *root, target_set_t *out, errlist_t *errs)
 	}
 	n = json_array_size(list);
 	out->v = calloc(n + 1, sizeof *out->v);
-	if (!out->v) {
+	seen = json_object();
+	if (!out->v || !seen) {
 		fprintf(stderr, "targets: out of memory\n");
 		abort();
 	}
 	json_array_foreach((json_t *)list, i, t)
 	{
 		char where[48];
-		const char *id = json_string_value(json_object_get(t, "id"));
+		const json_t *idv = json_object_get(t, "id");
 		snprintf(where, sizeof where, "targets[%zu]", i);
 		if (targets_parse_one(t, where, &out->v[out->n], errs) == 0)
 			out->n++;
 		else
 			rc = -EINVAL;
-		/* duplicates: against every earlier target with the same id */
-		for (size_t j = 0; id && j < i; j++) {
-			const char *other =
-			        json_string_value(json_object_get(json_array_get(list, j), "id"));
-			if (other && strcmp(other, id) == 0) {
-				errlist_add(
-				        errs, "targets[%zu] %s: duplicate id (also targets[%zu])",
-				        i,
-				        adapter_util_quote(json_object_get(t, "id"), q, sizeof q),
-				        j);
-				rc = -EINVAL;
-				break;
-			}
-		}
+		/* duplicates: the first target with the same id, from the index of ids */
+		if (json_is_string(idv) && !check_unique(seen, idv, i, errs))
+			rc = -EINVAL;
 	}
+	json_decref(seen);
 	if (rc != 0)
 		targets_release(out);
 	return rc;
