@@ -196,7 +196,7 @@ static int want_number(const json_t *v, const char *where, const char *key, doub
 	return 0;
 }
 
-static int check_url(const json_t *v, const char *where, char *out, errlist_t *errs)
+static int check_url(const json_t *v, const char *where, const char **out, errlist_t *errs)
 {
 	char q[96], host[256];
 	const char *u = json_string_value(v);
@@ -233,7 +233,7 @@ static int check_url(const json_t *v, const char *where, char *out, errlist_t *e
 		            adapter_util_quote(v, q, sizeof q));
 		return -EINVAL;
 	}
-	memcpy(out, u, json_string_length(v) + 1);
+	*out = u;
 	return 0;
 }
 
@@ -459,6 +459,7 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 
 	memset(out, 0, sizeof *out);
 	out->klass = SCHED_IMMINENT;
+	out->url = ""; /* until check_url() points it into obj, then into out->json */
 	if (!json_is_object(obj)) {
 		errlist_add(errs,
 		            "%s: expected a target object {\"id\", \"adapter\", \"url\", ...}, "
@@ -476,7 +477,7 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		rc = -EINVAL;
 	if (check_keys(obj, ad, where, errs) != 0)
 		rc = -EINVAL;
-	if (check_url(json_object_get(obj, "url"), where, out->url, errs) != 0)
+	if (check_url(json_object_get(obj, "url"), where, &out->url, errs) != 0)
 		rc = -EINVAL;
 	if (check_timing(obj, where, out, errs) != 0)
 		rc = -EINVAL;
@@ -500,6 +501,7 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		fprintf(stderr, "targets: out of memory\n");
 		abort();
 	}
+	out->url = json_string_value(json_object_get(out->json, "url"));
 	out->children = json_object_get(out->json, "children");
 	targets__page_borrow(out);
 	return 0;
