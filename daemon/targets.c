@@ -509,9 +509,9 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 
 /* ---- a whole set ---- */
 
-/* 0 after an error if id is already in seen ({id: its first position}), else 1 (and i is
- * recorded as its position); idv is a JSON string. A hash lookup: comparing each id with every earlier one made
- * validating N targets O(N^2), minutes for 100,000. */
+/* 0 after an error if idv (a JSON string) is already in seen ({id: its first position}),
+ * else 1 (and i is recorded as its position). A hash lookup: comparing each id with every
+ * earlier one made validating N targets O(N^2), minutes for 100,000. */
 static int check_unique(json_t *seen, const json_t *idv, size_t i, errlist_t *errs)
 {
 	const char *id = json_string_value(idv);
