@@ -120,7 +120,8 @@ int main(int argc, char **argv)
 			char *end;
 			n = strtoul(argv[++i], &end, 10);
 			if (*end || n == 0 || n > 10000000) {
-				fprintf(stderr, "bench-targets: --targets '%s': expected 1 to 10000000\n",
+				fprintf(stderr,
+				        "bench-targets: --targets '%s': expected 1 to 10000000\n",
 				        argv[i]);
 				return 2;
 			}
@@ -181,8 +182,8 @@ int main(int argc, char **argv)
 	       "\"add_wall_s\": %.3f, \"add_cpu_s\": %.3f, \"reparse_wall_s\": %.3f, "
 	       "\"unchanged_wall_s\": %.3f, \"unchanged_cpu_s\": %.3f, \"remove_wall_s\": %.3f, "
 	       "\"remove_cpu_s\": %.3f, \"maxrss_mb\": %.1f}\n",
-	       n, parse.wall_s, parse.cpu_s, add.wall_s, add.cpu_s, unch_parse.wall_s,
-	       unch.wall_s, unch.cpu_s, rem.wall_s, rem.cpu_s, (double)ru.ru_maxrss / 1024.0);
+	       n, parse.wall_s, parse.cpu_s, add.wall_s, add.cpu_s, unch_parse.wall_s, unch.wall_s,
+	       unch.cpu_s, rem.wall_s, rem.cpu_s, (double)ru.ru_maxrss / 1024.0);
 	rc = 0;
 out:
 	if (r) {

@@ -290,7 +290,8 @@ static void reload_done(uv_work_t *req, int status)
 		log_error("run", "SIGHUP: %s has %u error(s); keeping the current targets:\n%s",
 		          r->o->targets_path, r->reload_errs.count, errlist_text(&r->reload_errs));
 	} else {
-		log_info("run", "SIGHUP: re-read %s (%zu targets, read and checked in %" PRIu64
+		log_info("run",
+		         "SIGHUP: re-read %s (%zu targets, read and checked in %" PRIu64
 		         " ms off the loop)",
 		         r->o->targets_path, r->reload_set.n, uv_now(r->loop) - r->reload_began_ms);
 		runner_reconcile(r->runner, &r->reload_set, "");

@@ -228,8 +228,9 @@ static void reconcile(runner_t *r, target_set_t *set, const char *parent)
 	for (rtarget_t *rt = r->targets; rt; rt = rt->next)
 		rt->going = strcmp(rt->parent, parent) == 0 && rt->mark != pass;
 	for (rtarget_t *c = r->targets; c; c = c->next) {
-		rtarget_t *p = c->parent[0] && c->parent[0] != '@' ? runner__find_target(r, c->parent)
-		                                                    : NULL;
+		rtarget_t *p = c->parent[0] && c->parent[0] != '@'
+		                       ? runner__find_target(r, c->parent)
+		                       : NULL;
 		if (p && p->going == 1)
 			c->going = 2; /* children of a removed parent go with it */
 	}

@@ -63,7 +63,8 @@ static json_t *parse_field(const store_t *s, const redisReply *f, const redisRep
 		snprintf(err, errlen, "%s:targets field \"%s\": expected a target object",
 		         s->o.prefix, f->str);
 	} else if (tid && (!json_is_string(tid) || strcmp(json_string_value(tid), f->str))) {
-		snprintf(err, errlen, "%s:targets field \"%s\": its \"id\" differs from the field name",
+		snprintf(err, errlen,
+		         "%s:targets field \"%s\": its \"id\" differs from the field name",
 		         s->o.prefix, f->str);
 	} else {
 		json_object_set_new(t, "id", json_string(f->str));
@@ -207,8 +208,8 @@ static void on_targets_version(redisAsyncContext *ac, void *reply, void *privdat
 		s->tpoll_inflight = 0;
 		return;
 	}
-	same = rep->type == REDIS_REPLY_STRING && s->tversion &&
-	       strlen(s->tversion) == rep->len && memcmp(s->tversion, rep->str, rep->len) == 0;
+	same = rep->type == REDIS_REPLY_STRING && s->tversion && strlen(s->tversion) == rep->len &&
+	       memcmp(s->tversion, rep->str, rep->len) == 0;
 	if (same && s->tpolled && store__now_ms() - s->tfull_ms < TARGETS_FULL_MS) {
 		s->tpoll_inflight = 0;
 		return;

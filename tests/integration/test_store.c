@@ -383,7 +383,8 @@ static void test_store__targets_hash_and_hostile_ids(void **state)
 	store_get_stats(s, &st);
 	rd.reads = st.targets_reads + 1;
 	assert_true(sk_run_until(tw_read, &rd, 5000)); /* nil -> "1": read */
-	rep = sk_cmd(c, "HSET cp:targets m2 %s", "{\"url\":\"http://b.test/\",\"adapter\":\"generic\"}");
+	rep = sk_cmd(c, "HSET cp:targets m2 %s",
+	             "{\"url\":\"http://b.test/\",\"adapter\":\"generic\"}");
 	freeReplyObject(rep);
 	sk_run_for(2200);
 	store_get_stats(s, &st);

@@ -31,10 +31,14 @@ static void test_log__escape(void **state)
 	check_escape("plain id t-1.x", "plain id t-1.x");
 	check_escape("a\nb\rc\td", "a\\nb\\rc\\td");
 	check_escape("\x1b[31mred\x7f\x01", "\\x1b[31mred\\x7f\\x01");
-	check_escape("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
-	check_escape("bad \xff\xc3 end \xc3", "bad \\xff\\xc3 end \\xc3");  /* cut sequences */
-	check_escape("\xc0\xaf \xed\xa0\x80", "\\xc0\\xaf \\xed\\xa0\\x80"); /* overlong, surrogate */
-	check_escape("csi \xc2\x9b" "2J", "csi \\u009b2J");                 /* C1 control */
+	check_escape("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+	             "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+	check_escape("bad \xff\xc3 end \xc3", "bad \\xff\\xc3 end \\xc3"); /* cut sequences */
+	check_escape("\xc0\xaf \xed\xa0\x80",
+	             "\\xc0\\xaf \\xed\\xa0\\x80"); /* overlong, surrogate */
+	check_escape("csi \xc2\x9b"
+	             "2J",
+	             "csi \\u009b2J"); /* C1 control */
 	check_escape("back\\slash", "back\\slash");
 }
 
