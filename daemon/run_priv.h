@@ -37,6 +37,14 @@ struct run {
 	health_t *health;
 	uv_timer_t tick;
 	uv_signal_t sig_term, sig_int, sig_hup;
+	/* SIGHUP: the targets file is read and validated on a libuv worker thread (reload_req)
+	 * into reload_set / reload_errs / reload_rc, then reconciled on the loop; a SIGHUP
+	 * during a reload asks for one more (reload_again). */
+	uv_work_t reload_req;
+	int reloading, reload_again, reload_rc;
+	target_set_t reload_set;
+	errlist_t reload_errs;
+	uint64_t reload_began_ms;
 	int stopping;
 	int closing_handles;
 	int exit_code;

@@ -196,7 +196,7 @@ static int want_number(const json_t *v, const char *where, const char *key, doub
 	return 0;
 }
 
-static int check_url(const json_t *v, const char *where, char *out, errlist_t *errs)
+static int check_url(const json_t *v, const char *where, const char **out, errlist_t *errs)
 {
 	char q[96], host[256];
 	const char *u = json_string_value(v);
@@ -233,7 +233,7 @@ static int check_url(const json_t *v, const char *where, char *out, errlist_t *e
 		            adapter_util_quote(v, q, sizeof q));
 		return -EINVAL;
 	}
-	memcpy(out, u, json_string_length(v) + 1);
+	*out = u;
 	return 0;
 }
 
@@ -459,6 +459,7 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 
 	memset(out, 0, sizeof *out);
 	out->klass = SCHED_IMMINENT;
+	out->url = ""; /* until check_url() points it into obj, then into out->json */
 	if (!json_is_object(obj)) {
 		errlist_add(errs,
 		            "%s: expected a target object {\"id\", \"adapter\", \"url\", ...}, "
@@ -476,7 +477,7 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		rc = -EINVAL;
 	if (check_keys(obj, ad, where, errs) != 0)
 		rc = -EINVAL;
-	if (check_url(json_object_get(obj, "url"), where, out->url, errs) != 0)
+	if (check_url(json_object_get(obj, "url"), where, &out->url, errs) != 0)
 		rc = -EINVAL;
 	if (check_timing(obj, where, out, errs) != 0)
 		rc = -EINVAL;
@@ -500,6 +501,7 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 		fprintf(stderr, "targets: out of memory\n");
 		abort();
 	}
+	out->url = json_string_value(json_object_get(out->json, "url"));
 	out->children = json_object_get(out->json, "children");
 	targets__page_borrow(out);
 	return 0;
@@ -507,11 +509,34 @@ int targets_parse_one(const json_t *obj, const char *where_in, target_spec_t *ou
 
 /* ---- a whole set ---- */
 
+/* 0 after an error if idv (a JSON string) is already in seen ({id: its first position}),
+ * else 1 (and i is recorded as its position). A hash lookup: comparing each id with every
+ * earlier one made validating N targets O(N^2), minutes for 100,000. */
+static int check_unique(json_t *seen, const json_t *idv, size_t i, errlist_t *errs)
+{
+	const char *id = json_string_value(idv);
+	const json_t *first = json_object_get(seen, id);
+	char q[96];
+
+	if (first) {
+		errlist_add(errs, "targets[%zu] %s: duplicate id (also targets[%lld])", i,
+		            adapter_util_quote(idv, q, sizeof q),
+		            (long long)json_integer_value(first));
+		return 0;
+	}
+	if (json_object_set_new(seen, id, json_integer((json_int_t)i)) != 0) {
+		fprintf(stderr, "targets: out of memory\n");
+		abort();
+	}
+	return 1;
+}
+
 /* A whole set from parsed JSON whose script_files were read (or refused). */
 static int parse_set(const json_t *root, target_set_t *out, errlist_t *errs)
 {
 	static const char *const top_keys[] = { "targets", NULL };
 	const json_t *list = root, *t;
+	json_t *seen = NULL;
 	const char *key;
 	char q[96];
 	size_t i, n;
@@ -544,34 +569,25 @@ static int parse_set(const json_t *root, target_set_t *out, errlist_t *errs)
 	}
 	n = json_array_size(list);
 	out->v = calloc(n + 1, sizeof *out->v);
-	if (!out->v) {
+	seen = json_object();
+	if (!out->v || !seen) {
 		fprintf(stderr, "targets: out of memory\n");
 		abort();
 	}
 	json_array_foreach((json_t *)list, i, t)
 	{
 		char where[48];
-		const char *id = json_string_value(json_object_get(t, "id"));
+		const json_t *idv = json_object_get(t, "id");
 		snprintf(where, sizeof where, "targets[%zu]", i);
 		if (targets_parse_one(t, where, &out->v[out->n], errs) == 0)
 			out->n++;
 		else
 			rc = -EINVAL;
-		/* duplicates: against every earlier target with the same id */
-		for (size_t j = 0; id && j < i; j++) {
-			const char *other =
-			        json_string_value(json_object_get(json_array_get(list, j), "id"));
-			if (other && strcmp(other, id) == 0) {
-				errlist_add(
-				        errs, "targets[%zu] %s: duplicate id (also targets[%zu])",
-				        i,
-				        adapter_util_quote(json_object_get(t, "id"), q, sizeof q),
-				        j);
-				rc = -EINVAL;
-				break;
-			}
-		}
+		/* duplicates: the first target with the same id, from the index of ids */
+		if (json_is_string(idv) && !check_unique(seen, idv, i, errs))
+			rc = -EINVAL;
 	}
+	json_decref(seen);
 	if (rc != 0)
 		targets_release(out);
 	return rc;

@@ -120,6 +120,7 @@ void runner__maybe_finish_close(runner_t *r)
 			return;
 	for (int k = 0; k < RK_N; k++)
 		sched_free(r->sched[k]);
+	runner__index_release(r);
 	free(r);
 	if (cb)
 		cb(ud);

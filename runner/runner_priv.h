@@ -31,7 +31,10 @@ typedef struct task task_t;
 typedef struct watch watch_t;
 
 typedef struct rtarget {
-	struct rtarget *next;
+	struct rtarget *next, *prev; /* the table's list */
+	struct rtarget *hnext;    /* the next in its bucket of the id index */
+	uint64_t mark;            /* reconcile(): the pass that last saw it in its list */
+	int going;                /* reconcile(): to be removed by this pass */
 	runner_t *runner;
 	target_spec_t spec;
 	char host[256];
@@ -128,6 +131,9 @@ struct runner {
 	sched_t *sched[RK_N];
 	rtarget_t *targets;
 	size_t ntargets;
+	rtarget_t **index;        /* by id: nindex buckets (a power of two), chained by hnext */
+	size_t nindex;
+	uint64_t reconcile_pass;  /* counts reconcile() calls, for rtarget_t.mark */
 	unsigned running[RK_N];   /* tasks running (RK_NAV, RK_FETCH) */
 	unsigned claiming[RK_N];  /* claims in flight, by the kind they are for */
 	unsigned failing[RK_N];   /* of running + claiming, runs of failing targets */
@@ -182,7 +188,10 @@ static inline sched_t *sched_of(runner_t *r, const rtarget_t *rt)
 }
 
 /* rtable.c: the targets table */
+/* The target with this id, or NULL: a lookup in the id index, O(1). */
 rtarget_t *runner__find_target(runner_t *r, const char *id);
+/* Frees the id index (runner_close, once the table is empty). */
+void runner__index_release(runner_t *r);
 void runner__rt_unref(rtarget_t *rt);
 void runner__target_remove(runner_t *r, rtarget_t *rt);
 void runner__discovered(runner_t *r, rtarget_t *rt, json_t *children);

@@ -405,6 +405,8 @@ void store__maybe_finish(store_t *s)
 			json_decref(s->events_pending);
 			json_decref(s->tlast);
 			free(s->tlast_err);
+			json_decref(s->tcache);
+			free(s->tversion);
 			free(s);
 			if (cb)
 				cb(ud);

@@ -87,6 +87,8 @@ typedef struct store_stats {
 	uint64_t rejected;     /* store_put() calls refused (not a snapshot, bad target id) */
 	uint64_t events_dropped; /* events dropped while Redis was away (over 1000 waiting) */
 	uint64_t epoch;        /* this store's epoch, 0 until the first connection */
+	uint64_t targets_reads;  /* whole reads of the targets hash (HGETALL) */
+	uint64_t targets_parsed; /* targets hash values parsed (unchanged ones are not) */
 	char last_error[256];  /* last connection or command error, "" if none yet */
 } store_stats_t;
 
@@ -150,7 +152,9 @@ void store_event(store_t *s, const json_t *event);
  * valid entries or the errors changed. While Redis is down nothing is called (the last set
  * stays in force). At most 100000 fields of at most 1 MiB each are taken (more is an
  * error line). One watcher per store; cb NULL stops watching. cb may call any store
- * function, store_close() included.
+ * function, store_close() included. The hash is read every targets_poll_ms, but only when
+ * P:targets:version (if the key exists) changed since the last read, or a minute has
+ * passed; values that did not change since the last read are not parsed again.
  */
 typedef void (*store_targets_cb)(void *ud, const json_t *targets_obj, const char *errors);
 void store_watch_targets(store_t *s, store_targets_cb cb, void *ud);

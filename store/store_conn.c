@@ -82,9 +82,13 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		         s->redacted, s->epoch, s->nentries);
 		store__write_health(s);
 		store__flush_status(s);
-		if (s->tcb)
+		if (s->tcb) {
+			/* a restarted Redis may hold a different hash under the same version */
+			free(s->tversion);
+			s->tversion = NULL;
 			uv_timer_start(&s->targets_t, store__on_targets_timer, 0,
 			               s->o.targets_poll_ms);
+		}
 		store__pump(s);
 	}
 }

@@ -88,6 +88,9 @@ struct store {
 	int tpolled;
 	json_t *tlast;
 	char *tlast_err;
+	json_t *tcache;    /* {field: [raw value, target or null, refusal or ""]} of the last read */
+	char *tversion;    /* P:targets:version at the last read; NULL: none */
+	uint64_t tfull_ms; /* store__now_ms() of the last HGETALL answered */
 
 	store_stats_t st;
 

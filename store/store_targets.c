@@ -1,8 +1,11 @@
 /*
  * store_targets.c: reading the targets hash (P:targets). While a watcher is set and the
- * store is READY, HGETALL runs every targets_poll_ms; each valid field becomes a target
- * object, each refused one an error line, and the watcher is called only when the valid
- * entries or the errors changed.
+ * store is READY, every targets_poll_ms GET P:targets:version and, unless that version is
+ * the one already read (and the last whole read is under TARGETS_FULL_MS old), HGETALL;
+ * each valid field becomes a target object, each refused one an error line, and the
+ * watcher is called only when the valid entries or the errors changed. Each field's raw
+ * value is kept with what it gave, so a value that did not change is not parsed again and
+ * a refusal that did not change is not logged again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 
 #define TARGETS_FIELDS_MAX 100000
 #define TARGETS_VALUE_MAX (1024 * 1024)
+#define TARGETS_FULL_MS 60000 /* the hash is read whole at least this often */
 
 static char *xstrdup(const char *str)
 {
@@ -24,57 +28,103 @@ static char *xstrdup(const char *str)
 
 /* ---- targets hash ---- */
 
-/* One field of the hash: a valid target goes into obj (with "id" set to the field name), a
- * refused one becomes a line in errs. Fields that are not strings are skipped. */
-static void read_field(const store_t *s, const redisReply *f, const redisReply *v, json_t *obj,
-                       errlist_t *errs)
+/* One field of the hash: a new reference to the target object (with "id" set to the field
+ * name), or NULL with the refusal in err. Fields that are not strings are skipped (NULL,
+ * err ""). */
+static json_t *parse_field(const store_t *s, const redisReply *f, const redisReply *v, char *err,
+                           size_t errlen)
 {
 	json_t *t, *tid;
 	json_error_t jerr;
 
+	err[0] = '\0';
 	if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-		return;
+		return NULL;
 	if (strlen(f->str) != f->len || !store_id_valid(f->str)) {
-		errlist_add(errs,
-		            "%s:targets field \"%.80s\": not a valid target id (1 to 64 of "
-		            "[A-Za-z0-9_.-], not starting with '.' or '-')",
-		            s->o.prefix, f->str);
-		return;
+		snprintf(err, errlen,
+		         "%s:targets field \"%.80s\": not a valid target id (1 to 64 of "
+		         "[A-Za-z0-9_.-], not starting with '.' or '-')",
+		         s->o.prefix, f->str);
+		return NULL;
 	}
 	if (v->len > TARGETS_VALUE_MAX) {
-		errlist_add(errs, "%s:targets field \"%s\": value of %zu bytes, over %d",
-		            s->o.prefix, f->str, v->len, TARGETS_VALUE_MAX);
-		return;
+		snprintf(err, errlen, "%s:targets field \"%s\": value of %zu bytes, over %d",
+		         s->o.prefix, f->str, v->len, TARGETS_VALUE_MAX);
+		return NULL;
 	}
 	t = json_loadb(v->str, v->len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!t) {
-		errlist_add(errs, "%s:targets field \"%s\": not JSON (%s at column %d)",
-		            s->o.prefix, f->str, jerr.text, jerr.column);
-		return;
+		snprintf(err, errlen, "%s:targets field \"%s\": not JSON (%s at column %d)",
+		         s->o.prefix, f->str, jerr.text, jerr.column);
+		return NULL;
 	}
 	tid = json_object_get(t, "id");
 	if (!json_is_object(t)) {
-		errlist_add(errs, "%s:targets field \"%s\": expected a target object", s->o.prefix,
-		            f->str);
+		snprintf(err, errlen, "%s:targets field \"%s\": expected a target object",
+		         s->o.prefix, f->str);
 	} else if (tid && (!json_is_string(tid) || strcmp(json_string_value(tid), f->str))) {
-		errlist_add(errs, "%s:targets field \"%s\": its \"id\" differs from the field name",
-		            s->o.prefix, f->str);
+		snprintf(err, errlen,
+		         "%s:targets field \"%s\": its \"id\" differs from the field name",
+		         s->o.prefix, f->str);
 	} else {
 		json_object_set_new(t, "id", json_string(f->str));
-		json_object_set(obj, f->str, t);
+		return t;
 	}
 	json_decref(t);
+	return NULL;
+}
+
+static void *must(void *p)
+{
+	if (!p) {
+		log_error(COMP, "out of memory reading targets");
+		abort();
+	}
+	return p;
+}
+
+/* A field name that can key the cache: a string without a NUL in it. */
+static const char *cache_key(const redisReply *f)
+{
+	return f->type == REDIS_REPLY_STRING && strlen(f->str) == f->len ? f->str : NULL;
+}
+
+/* The field's entry in the cache ({field: [raw value, target or null, refusal or ""]}):
+ * the old one if the raw value is byte for byte the same (nothing parsed), else a new one.
+ * A new reference. Raw values and refusals may be any bytes (not checked as UTF-8: the
+ * cache is never written out). */
+static json_t *field_entry(store_t *s, const redisReply *f, const redisReply *v)
+{
+	const char *key = cache_key(f);
+	json_t *old = key ? json_object_get(s->tcache, key) : NULL;
+	json_t *raw = json_array_get(old, 0);
+	json_t *e, *t;
+	char err[400];
+
+	if (raw && v->type == REDIS_REPLY_STRING && json_string_length(raw) == v->len &&
+	    memcmp(json_string_value(raw), v->str, v->len) == 0)
+		return json_incref(old);
+	t = parse_field(s, f, v, err, sizeof err);
+	s->st.targets_parsed++;
+	e = must(json_array());
+	if (json_array_append_new(e, must(v->type == REDIS_REPLY_STRING
+	                                          ? json_stringn_nocheck(v->str, v->len)
+	                                          : json_string_nocheck(""))) ||
+	    json_array_append_new(e, t ? t : json_null()) ||
+	    json_array_append_new(e, must(json_string_nocheck(err))))
+		must(NULL);
+	return e;
 }
 
 static void on_targets(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	store_t *s = privdata;
 	redisReply *rep = reply;
-	json_t *obj = NULL;
+	json_t *obj = NULL, *cache = NULL;
 	errlist_t errs;
 	const char *etext;
 	char d[300];
-	size_t n;
+	size_t n, reused = 0, cached = json_object_size(s->tcache);
 
 	s->tpoll_inflight = 0;
 	if (!rep || s->closing || !s->tcb)
@@ -87,38 +137,90 @@ static void on_targets(redisAsyncContext *ac, void *reply, void *privdata)
 			free(s->tlast_err);
 			s->tlast_err = xstrdup("HGETALL");
 		}
+		json_decref(s->tcache); /* the next good read is compared whole */
+		s->tcache = NULL;
 		return;
 	}
+	s->st.targets_reads++;
+	s->tfull_ms = store__now_ms();
 	errlist_init(&errs);
-	obj = json_object();
-	if (!obj) {
-		log_error(COMP, "out of memory reading targets");
-		abort();
-	}
+	obj = must(json_object());
+	cache = must(json_object());
 	n = rep->elements / 2;
 	if (n > TARGETS_FIELDS_MAX) {
 		errlist_add(&errs, "%s:targets: %zu fields, only the first %d are read",
 		            s->o.prefix, n, TARGETS_FIELDS_MAX);
 		n = TARGETS_FIELDS_MAX;
 	}
-	for (size_t i = 0; i < n; i++)
-		read_field(s, rep->element[2 * i], rep->element[2 * i + 1], obj, &errs);
+	for (size_t i = 0; i < n; i++) {
+		const redisReply *f = rep->element[2 * i];
+		const char *key = cache_key(f);
+		json_t *e = field_entry(s, f, rep->element[2 * i + 1]);
+		json_t *t = json_array_get(e, 1);
+		const char *err = json_string_value(json_array_get(e, 2));
+
+		reused += key && e == json_object_get(s->tcache, key);
+		if (json_is_object(t))
+			json_object_set(obj, key, t); /* a valid id: a string, valid UTF-8 */
+		else if (err && err[0])
+			errlist_add(&errs, "%s", err);
+		if (key && json_object_set_nocheck(cache, key, e) != 0)
+			must(NULL);
+		json_decref(e);
+	}
+	json_decref(s->tcache);
+	s->tcache = cache;
 	etext = errs.count ? errlist_text(&errs) : NULL;
+	/* nothing parsed anew and no field gone: the set is the one already given */
+	if (s->tpolled && reused == n && cached == n && rep->elements / 2 <= TARGETS_FIELDS_MAX)
+		goto out;
 	if (!s->tpolled || !json_equal(obj, s->tlast) ||
 	    (etext == NULL) != (s->tlast_err == NULL) ||
 	    (etext && s->tlast_err && strcmp(etext, s->tlast_err))) {
 		s->tpolled = 1;
 		json_decref(s->tlast);
 		s->tlast = obj;
+		obj = NULL;
 		free(s->tlast_err);
 		s->tlast_err = etext ? xstrdup(etext) : NULL;
 		if (etext)
 			log_warn(COMP, "targets hash: %s", etext);
-		s->tcb(s->tud, obj, etext);
-	} else {
-		json_decref(obj);
+		s->tcb(s->tud, s->tlast, etext);
 	}
+out:
+	json_decref(obj);
 	errlist_release(&errs);
+}
+
+/* The reply to GET {prefix}:targets:version. A writer that bumps it after each change
+ * (docs/redis.md) spares the whole read while it has not changed; without it (nil, or an
+ * error) the hash is read every time. Even with it the hash is read at least every
+ * TARGETS_FULL_MS, for a writer that forgot. */
+static void on_targets_version(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	store_t *s = privdata;
+	redisReply *rep = reply;
+	char k[KEY_MAX];
+	int same;
+
+	(void)ac;
+	if (!rep || s->closing || !s->tcb || !s->ac) {
+		s->tpoll_inflight = 0;
+		return;
+	}
+	same = rep->type == REDIS_REPLY_STRING && s->tversion && strlen(s->tversion) == rep->len &&
+	       memcmp(s->tversion, rep->str, rep->len) == 0;
+	if (same && s->tpolled && store__now_ms() - s->tfull_ms < TARGETS_FULL_MS) {
+		s->tpoll_inflight = 0;
+		return;
+	}
+	free(s->tversion);
+	s->tversion = rep->type == REDIS_REPLY_STRING && strlen(rep->str) == rep->len
+	                      ? xstrdup(rep->str)
+	                      : NULL;
+	store__key(s, k, "targets", NULL);
+	if (store__cmdf(s, on_targets, s, "HGETALL %s", k) != 0)
+		s->tpoll_inflight = 0;
 }
 
 void store__on_targets_timer(uv_timer_t *t)
@@ -128,8 +230,8 @@ void store__on_targets_timer(uv_timer_t *t)
 
 	if (s->state != C_READY || !s->ac || !s->tcb || s->tpoll_inflight || s->closing)
 		return;
-	store__key(s, k, "targets", NULL);
-	if (store__cmdf(s, on_targets, s, "HGETALL %s", k) == 0)
+	store__key(s, k, "targets", "version");
+	if (store__cmdf(s, on_targets_version, s, "GET %s", k) == 0)
 		s->tpoll_inflight = 1;
 }
 
@@ -142,6 +244,10 @@ void store_watch_targets(store_t *s, store_targets_cb cb, void *ud)
 	s->tlast = NULL;
 	free(s->tlast_err);
 	s->tlast_err = NULL;
+	json_decref(s->tcache);
+	s->tcache = NULL;
+	free(s->tversion);
+	s->tversion = NULL;
 	if (cb && !s->closing)
 		uv_timer_start(&s->targets_t, store__on_targets_timer, 0, s->o.targets_poll_ms);
 	else

@@ -295,6 +295,20 @@ static int tw_called(void *ctx)
 	return x->w->calls >= x->calls;
 }
 
+typedef struct tw_reads {
+	store_t *s;
+	uint64_t reads;
+} tw_reads_t;
+
+static int tw_read(void *ctx)
+{
+	tw_reads_t *x = ctx;
+	store_stats_t st;
+
+	store_get_stats(x->s, &st);
+	return st.targets_reads >= x->reads;
+}
+
 static void test_store__targets_hash_and_hostile_ids(void **state)
 {
 	tu_redis_t *r = *state;
@@ -303,13 +317,16 @@ static void test_store__targets_hash_and_hostile_ids(void **state)
 	redisContext *c = tu_redis_client(r);
 	tw_t w = { 0 };
 	tw_wait_t x = { &w, 1 };
+	tw_reads_t rd = { NULL, 0 };
 	store_stats_t st;
+	uint64_t parsed;
 	json_t *evil;
 	redisReply *rep;
 
 	assert_non_null(c);
 	sk_opts_for(&o, r, "cp"); /* targets_poll_ms stays at the default: 1 s */
 	s = store_new(sk_loop, &o);
+	rd.s = s;
 	store_watch_targets(s, on_targets, &w);
 	store_start(s);
 	/* the first read calls back, even with an empty hash */
@@ -329,8 +346,14 @@ static void test_store__targets_hash_and_hostile_ids(void **state)
 	        json_string_value(json_object_get(json_object_get(w.last, "m1"), "url")),
 	        "http://a.test/");
 
-	/* no change: no call */
-	sk_run_for(2200);
+	/* no change: no call, and the hash is read again but nothing in it is parsed again */
+	store_get_stats(s, &st);
+	parsed = st.targets_parsed;
+	assert_int_equal(parsed, 1);
+	rd.reads = st.targets_reads + 2;
+	assert_true(sk_run_until(tw_read, &rd, 5000));
+	store_get_stats(s, &st);
+	assert_int_equal(st.targets_parsed, parsed);
 	assert_int_equal(w.calls, 2);
 
 	/* bad entries are refused one by one, the good one stays */
@@ -343,11 +366,45 @@ static void test_store__targets_hash_and_hostile_ids(void **state)
 	assert_non_null(strstr(w.errors, "field \"../evil\": not a valid target id"));
 	assert_non_null(strstr(w.errors, "field \"bad\": not JSON"));
 	assert_non_null(strstr(w.errors, "field \"other\": its \"id\" differs"));
+	/* only the three new fields were parsed; read again, the refusals are neither parsed
+	 * nor reported (nor logged) again */
+	store_get_stats(s, &st);
+	assert_int_equal(st.targets_parsed, parsed + 3);
+	rd.reads = st.targets_reads + 2;
+	assert_true(sk_run_until(tw_read, &rd, 5000));
+	store_get_stats(s, &st);
+	assert_int_equal(st.targets_parsed, parsed + 3);
+	assert_int_equal(w.calls, 3);
 
-	/* removal is seen */
-	rep = sk_cmd(c, "HDEL cp:targets m1 ../evil bad other");
+	/* with a version key the hash is read only when the version changes: a change
+	 * made without bumping it is not seen, the bump brings it */
+	rep = sk_cmd(c, "SET cp:targets:version 1");
+	freeReplyObject(rep);
+	store_get_stats(s, &st);
+	rd.reads = st.targets_reads + 1;
+	assert_true(sk_run_until(tw_read, &rd, 5000)); /* nil -> "1": read */
+	rep = sk_cmd(c, "HSET cp:targets m2 %s",
+	             "{\"url\":\"http://b.test/\",\"adapter\":\"generic\"}");
+	freeReplyObject(rep);
+	sk_run_for(2200);
+	store_get_stats(s, &st);
+	assert_int_equal(st.targets_reads, rd.reads);
+	assert_int_equal(w.calls, 3);
+	rep = sk_cmd(c, "INCR cp:targets:version");
 	freeReplyObject(rep);
 	x.calls = 4;
+	assert_true(sk_run_until(tw_called, &x, 3000));
+	assert_non_null(json_object_get(w.last, "m2"));
+	store_get_stats(s, &st);
+	assert_int_equal(st.targets_reads, rd.reads + 1);
+	assert_int_equal(st.targets_parsed, parsed + 4);
+	rep = sk_cmd(c, "DEL cp:targets:version");
+	freeReplyObject(rep);
+
+	/* removal is seen */
+	rep = sk_cmd(c, "HDEL cp:targets m1 m2 ../evil bad other");
+	freeReplyObject(rep);
+	x.calls = 5;
 	assert_true(sk_run_until(tw_called, &x, 3000));
 	assert_int_equal(json_object_size(w.last), 0);
 	assert_string_equal(w.errors, "");
@@ -383,7 +440,7 @@ static void test_store__targets_hash_and_hostile_ids(void **state)
 	sk_run_for(1500);
 	store_get_stats(s, &st);
 	assert_non_null(strstr(st.last_error, "WRONGTYPE"));
-	assert_int_equal(w.calls, 4);
+	assert_int_equal(w.calls, 5);
 
 	sk_close_store(s);
 	json_decref(w.last);
