@@ -159,7 +159,7 @@ static int want_number(const json_t *v, const char *where, const char *key, doub
 
 static int check_url(const json_t *v, const char *where, char *out, errlist_t *errs)
 {
-	char q[96], host[256];
+	char q[96], host[256], why[256];
 	const char *u = json_string_value(v);
 	int rc;
 
@@ -186,12 +186,22 @@ static int check_url(const json_t *v, const char *where, char *out, errlist_t *e
 			return -EINVAL;
 		}
 	rc = targets_host(u, host, sizeof host);
+	if (rc == -ERANGE) {
+		errlist_add(errs, "%s: \"url\": expected a port from 1 to 65535, got %s", where,
+		            adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
 	if (rc != 0) {
 		errlist_add(errs,
 		            "%s: \"url\": expected an absolute http:// or https:// URL with a "
 		            "host%s, got %s",
 		            where, rc == -ENAMETOOLONG ? " of at most 255 bytes" : "",
 		            adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
+	if (netpolicy_check_url(targets_policy(), u, why, sizeof why) != 0) {
+		errlist_add(errs, "%s: \"url\": %s is refused by the target policy: %s", where,
+		            adapter_util_quote(v, q, sizeof q), why);
 		return -EINVAL;
 	}
 	memcpy(out, u, json_string_length(v) + 1);
