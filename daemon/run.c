@@ -557,6 +557,8 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 	r->ws = cdp_wsctx_new(loop);
 	r->pool = r->ws ? pool_new(loop, r->ws, &o->pool) : NULL;
 	r->fetch = fetch_ctx_new(loop);
+	if (r->fetch) /* names that resolve to a denied address (targets.h: the policy) */
+		fetch_ctx_set_policy(r->fetch, targets_policy());
 	r->runner = r->pool && r->fetch ? new_runner(r) : NULL;
 	if (!r->runner) {
 		log_error("run", "cannot create the browser pool, the HTTP client or the runner");

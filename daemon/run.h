@@ -25,6 +25,7 @@
 #include "store/share.h"
 #include "store/store.h"
 #include "util/errlist.h"
+#include "util/netpolicy.h"
 #include "watchdog/watchdog.h"
 
 enum {
@@ -53,6 +54,8 @@ typedef struct run_opts {
 	int exit_on_health_failure;  /* EXIT_ON_HEALTH_FAILURE 0|1, default 0 */
 	uint32_t health_exit_ms;     /* HEALTH_FAILURE_EXIT_SECONDS, default 300: how long
 	                                `failing` lasts before that exit */
+	const netpolicy_t *policy;   /* TARGET_ALLOW / TARGET_DENY: static storage, also set
+	                                as the targets module's (targets_set_policy) */
 	pool_opts_t pool;
 	wd_opts_t wd;
 	httpd_opts_t http;
@@ -65,7 +68,9 @@ typedef struct run_opts {
 } run_opts_t;
 
 /* Settings from the environment, then arguments (argv[0] is "run"). Every bad value is
- * added to errs. Returns 0, 1 (--help printed) or -EINVAL. */
+ * added to errs. Also makes TARGET_ALLOW / TARGET_DENY the policy every targets parse
+ * applies (targets_set_policy; the default policy when they are bad). Returns 0, 1
+ * (--help printed) or -EINVAL. */
 int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs);
 void run_usage(FILE *f);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/targets.h"
 #include "util/envnum.h"
 
 /* ---- options ---- */
@@ -176,10 +177,22 @@ static int from_argv(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 	return 0;
 }
 
+/* The target policy: one per process (targets.h), so a static that outlives every run. */
+static void policy_from_env(run_opts_t *o, errlist_t *errs)
+{
+	static netpolicy_t policy;
+
+	netpolicy_release(&policy);
+	netpolicy_init(&policy, getenv("TARGET_ALLOW"), getenv("TARGET_DENY"), errs);
+	targets_set_policy(&policy);
+	o->policy = &policy;
+}
+
 int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 {
 	modules_from_env(o, errs);
 	daemon_from_env(o, errs);
+	policy_from_env(o, errs);
 	if (from_argv(argc, argv, o, errs) == 1)
 		return 1;
 	if (optind < argc)

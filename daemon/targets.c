@@ -70,45 +70,6 @@ const target_spec_t *targets_find(const target_set_t *set, const char *id)
 	return NULL;
 }
 
-int targets_host(const char *url, char *out, size_t outlen)
-{
-	const char *p, *end, *at;
-	size_t n;
-
-	if (!url || outlen == 0)
-		return -EINVAL;
-	if (strncasecmp(url, "http://", 7) == 0)
-		p = url + 7;
-	else if (strncasecmp(url, "https://", 8) == 0)
-		p = url + 8;
-	else
-		return -EINVAL;
-	end = p + strcspn(p, "/?#");
-	/* drop user:password@ */
-	for (at = end; at > p; at--)
-		if (at[-1] == '@')
-			break;
-	if (at > p)
-		p = at;
-	n = (size_t)(end - p);
-	if (n == 0 || (*p == ':'))
-		return -EINVAL;
-	if (*p == '[') {
-		const char *rb = memchr(p, ']', n);
-		if (!rb || rb == p + 1 || (rb + 1 < end && rb[1] != ':'))
-			return -EINVAL;
-	}
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f || p[i] == '\\')
-			return -EINVAL;
-	if (n >= outlen)
-		return -ENAMETOOLONG;
-	for (size_t i = 0; i < n; i++)
-		out[i] = (char)tolower((unsigned char)p[i]);
-	out[n] = '\0';
-	return 0;
-}
-
 /* ---- one target ---- */
 
 /* The adapter's keys plus the common ones, NULL-terminated, in buf (cap entries). */
@@ -198,7 +159,7 @@ static int want_number(const json_t *v, const char *where, const char *key, doub
 
 static int check_url(const json_t *v, const char *where, const char **out, errlist_t *errs)
 {
-	char q[96], host[256];
+	char q[96], host[256], why[256];
 	const char *u = json_string_value(v);
 	int rc;
 
@@ -225,12 +186,22 @@ static int check_url(const json_t *v, const char *where, const char **out, errli
 			return -EINVAL;
 		}
 	rc = targets_host(u, host, sizeof host);
+	if (rc == -ERANGE) {
+		errlist_add(errs, "%s: \"url\": expected a port from 1 to 65535, got %s", where,
+		            adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
 	if (rc != 0) {
 		errlist_add(errs,
 		            "%s: \"url\": expected an absolute http:// or https:// URL with a "
 		            "host%s, got %s",
 		            where, rc == -ENAMETOOLONG ? " of at most 255 bytes" : "",
 		            adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
+	if (netpolicy_check_url(targets_policy(), u, why, sizeof why) != 0) {
+		errlist_add(errs, "%s: \"url\": %s is refused by the target policy: %s", where,
+		            adapter_util_quote(v, q, sizeof q), why);
 		return -EINVAL;
 	}
 	*out = u;

@@ -27,6 +27,7 @@
 #include "adapters/adapter.h"
 #include "util/sched_class.h"
 #include "util/errlist.h"
+#include "util/netpolicy.h"
 
 #define TARGETS_ID_MAX 64
 #define TARGETS_URL_MAX 2047
@@ -104,8 +105,20 @@ int targets_adapter_usable(const adapter_t *ad);
 const target_spec_t *targets_find(const target_set_t *set, const char *id);
 
 /* host[:port] of an http(s) URL, lower-cased (IPv6 hosts keep their brackets), for
- * per-host politeness. Returns 0, -EINVAL (not an http(s) URL with a host) or
- * -ENAMETOOLONG. */
+ * per-host politeness. Returns 0, -EINVAL (not an http(s) URL with a host), -ERANGE (a
+ * port that is not 1 to 65535 in digits: ":0", ":99999", ":", ":8x") or -ENAMETOOLONG. */
 int targets_host(const char *url, char *out, size_t outlen);
+
+/*
+ * The target policy (TARGET_ALLOW / TARGET_DENY, docs/targets.md): every parse above
+ * refuses a target whose URL's host it refuses, naming the URL and the rule, so targets
+ * from the file, the Redis hash and discovery are judged alike without each caller passing
+ * it. Process-global, like the environment it is read from: the command that read the
+ * settings sets it once, before the loop runs; p is borrowed and must outlive every parse.
+ * Until it is set (and after targets_set_policy(NULL)) the default policy applies.
+ * targets_policy() returns the policy in force, never NULL.
+ */
+void targets_set_policy(const netpolicy_t *p);
+const netpolicy_t *targets_policy(void);
 
 #endif

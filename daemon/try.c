@@ -454,6 +454,8 @@ int try_run(uv_loop_t *loop, const try_opts_t *o, const run_opts_t *ro, target_s
 	t.ws = cdp_wsctx_new(loop);
 	t.pool = t.ws ? pool_new(loop, t.ws, &ro->pool) : NULL;
 	t.fetch = fetch_ctx_new(loop);
+	if (t.fetch) /* names that resolve to a denied address, as `run` refuses them */
+		fetch_ctx_set_policy(t.fetch, targets_policy());
 	if (!t.pool || !t.fetch) {
 		log_error(COMP, "cannot create the browser pool or the HTTP client");
 		abort();

@@ -18,10 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "util/growbuf.h"
 #include "util/log.h"
 #include "util/list.h"
+#include "util/netpolicy.h"
 
 #define FETCH_DEFAULT_MAX ((size_t)16 * 1024 * 1024)
 #define SOCK_OF(h) ((fetch_sock_t *)((char *)(h)-offsetof(fetch_sock_t, poll)))
@@ -43,6 +47,7 @@ typedef struct fetch_req {
 	growbuf_t body;      /* cap: max_bytes */
 	int overflow;        /* the body went over its cap */
 	char errbuf[CURL_ERROR_SIZE];
+	char denied[300];    /* why the policy refused an address, or "" */
 } fetch_req_t;
 
 struct fetch_ctx {
@@ -53,6 +58,7 @@ struct fetch_ctx {
 	fetch_sock_t *socks; /* sockets with an open poll */
 	int handles;         /* uv handles not yet closed (timer + polls) */
 	int closing;
+	const netpolicy_t *policy; /* borrowed, or NULL */
 	fetch_close_cb close_cb;
 	void *close_ud;
 };
@@ -142,7 +148,10 @@ static void req_done(fetch_req_t *r, CURLcode rc)
 	char msg[CURL_ERROR_SIZE + 64];
 	int status = map_curl_error(rc);
 
-	if (r->overflow || rc == CURLE_FILESIZE_EXCEEDED) {
+	if (r->denied[0] && rc != CURLE_OK) {
+		status = -EACCES;
+		snprintf(msg, sizeof msg, "%s", r->denied);
+	} else if (r->overflow || rc == CURLE_FILESIZE_EXCEEDED) {
 		status = -EMSGSIZE;
 		snprintf(msg, sizeof msg, "response body over the %zu-byte cap", r->body.cap);
 	} else if (rc != CURLE_OK) {
@@ -283,7 +292,35 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	return rc ? 0 : n; /* 0: curl aborts the transfer with CURLE_WRITE_ERROR */
 }
 
+/* Every socket curl opens for a request, after DNS and before connect: an address the
+ * policy denies gets no socket (curl then tries the next address, or fails). */
+static curl_socket_t open_socket_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	fetch_req_t *r = ud;
+	char why[256], ip[64] = "?";
+	int fd;
+
+	if (purpose == CURLSOCKTYPE_IPCXN && r->ctx->policy &&
+	    netpolicy_check_addr(r->ctx->policy, &a->addr, why, sizeof why) != 0) {
+		if (a->family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr, ip, sizeof ip);
+		else if (a->family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr, ip,
+			          sizeof ip);
+		snprintf(r->denied, sizeof r->denied,
+		         "refused by the target policy: the host's address %s is %.200s", ip, why);
+		return CURL_SOCKET_BAD;
+	}
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
 /* ---- public API ---- */
+
+void fetch_ctx_set_policy(fetch_ctx_t *ctx, const netpolicy_t *policy)
+{
+	ctx->policy = policy;
+}
 
 fetch_ctx_t *fetch_ctx_new(uv_loop_t *loop)
 {
@@ -353,6 +390,8 @@ int fetch_get(fetch_ctx_t *ctx, const char *url, unsigned timeout_ms, size_t max
 	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	curl_easy_setopt(r->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->body.cap);
 	curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "cdpilot/" CDPILOT_VERSION);
+	curl_easy_setopt(r->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+	curl_easy_setopt(r->easy, CURLOPT_OPENSOCKETDATA, r);
 	mrc = curl_multi_add_handle(ctx->multi, r->easy);
 	if (mrc != CURLM_OK) {
 		log_warn("fetch", "curl_multi_add_handle: %s", curl_multi_strerror(mrc));

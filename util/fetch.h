@@ -13,11 +13,14 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "util/netpolicy.h"
+
 typedef struct fetch_ctx fetch_ctx_t;
 
 typedef struct fetch_result {
 	int status;          /* 0 transfer done (any HTTP code); -ETIMEDOUT, -EMSGSIZE (body over
-	                        max_bytes), -ECONNREFUSED, -EHOSTUNREACH (DNS), -EIO, -ECANCELED */
+	                        max_bytes), -ECONNREFUSED, -EHOSTUNREACH (DNS), -EACCES (every
+	                        address of the host is denied by the policy), -EIO, -ECANCELED */
 	long http_code;      /* 0 if no response */
 	const char *body;    /* NUL-terminated; "" when empty or on error */
 	size_t body_len;
@@ -28,6 +31,16 @@ typedef void (*fetch_cb)(const fetch_result_t *res, void *ud);
 typedef void (*fetch_close_cb)(void *ud);
 
 fetch_ctx_t *fetch_ctx_new(uv_loop_t *loop);
+
+/*
+ * From now on, every connection the context's requests open is checked after DNS, before
+ * connect, against policy's DENY networks (netpolicy_check_addr): a denied address gets no
+ * socket, and a request left with none fails with -EACCES and an error naming the address
+ * and the rule. (Redirects are never followed, so nothing else is reached.) policy is
+ * borrowed and must outlive the context; NULL turns the check off (the default). Through
+ * a proxy (curl's http_proxy and friends) the address checked is the proxy's.
+ */
+void fetch_ctx_set_policy(fetch_ctx_t *ctx, const netpolicy_t *policy);
 
 /*
  * GET url (http or https only; redirects are not followed). timeout_ms bounds the whole

@@ -118,6 +118,56 @@ static void test_fetch__200_body(void **state)
 	assert_int_equal(r.calls, 1);
 }
 
+/* The policy refuses, after DNS and before connect, every address it denies: a name
+ * ("localhost") that resolves only to denied addresses fails with -EACCES naming the
+ * address and the rule, and the server sees no connection; the same name passes once
+ * the policy no longer denies them. */
+static void test_fetch__policy_refuses_resolved_addresses(void **state)
+{
+	env_t e;
+	result_t r = { 0 }, ok = { 0 }, lit = { 0 };
+	netpolicy_t deny, open;
+	errlist_t errs;
+	char url[128];
+	tu_httpd_t *h;
+
+	errlist_init(&errs);
+	assert_int_equal(netpolicy_init(&deny, NULL, "127.0.0.0/8,::1/128", &errs), 0);
+	assert_int_equal(netpolicy_init(&open, NULL, NULL, &errs), 0);
+	env_init(&e);
+	h = tu_httpd_new(&e.loop, 200, "text/plain", "hello", 5, 0);
+	assert_non_null(h);
+	fetch_ctx_set_policy(e.ctx, &deny);
+	snprintf(url, sizeof url, "http://localhost:%d/x", tu_httpd_port(h));
+	assert_int_equal(fetch_get(e.ctx, url, 5000, 0, on_result, &r), 0);
+	wait_calls(&e, &r, 1, 5000);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.status, -EACCES);
+	if (!strstr(r.error, "refused by the target policy: the host's address ") ||
+	    !strstr(r.error, "denied by TARGET_DENY entry "))
+		fail_msg("error: %s", r.error);
+	url_for(url, sizeof url, tu_httpd_port(h), "/x");
+	assert_int_equal(fetch_get(e.ctx, url, 5000, 0, on_result, &lit), 0);
+	wait_calls(&e, &lit, 1, 5000);
+	assert_int_equal(lit.status, -EACCES);
+	assert_non_null(strstr(lit.error, "address 127.0.0.1 is denied by TARGET_DENY entry "
+	                                  "\"127.0.0.0/8\""));
+	assert_int_equal(tu_httpd_requests(h), 0);
+
+	fetch_ctx_set_policy(e.ctx, &open);
+	url_for(url, sizeof url, tu_httpd_port(h), "/x");
+	assert_int_equal(fetch_get(e.ctx, url, 5000, 0, on_result, &ok), 0);
+	wait_calls(&e, &ok, 1, 5000);
+	assert_int_equal(ok.status, 0);
+	assert_string_equal(ok.body, "hello");
+	assert_int_equal(tu_httpd_requests(h), 1);
+	tu_httpd_close(h);
+	env_finish(&e);
+	netpolicy_release(&deny);
+	netpolicy_release(&open);
+	errlist_release(&errs);
+}
+
 static void test_fetch__http_error_is_a_done_transfer(void **state)
 {
 	env_t e;
@@ -378,6 +428,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fetch__200_body),
 		cmocka_unit_test(test_fetch__http_error_is_a_done_transfer),
+		cmocka_unit_test(test_fetch__policy_refuses_resolved_addresses),
 		cmocka_unit_test(test_fetch__connection_refused),
 		cmocka_unit_test(test_fetch__dns_failure),
 		cmocka_unit_test(test_fetch__timeout),

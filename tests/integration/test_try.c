@@ -511,6 +511,55 @@ static void test_try__invalid_targets_file(void **state)
 	env_close(e);
 }
 
+/* The target policy against the fixture on 127.0.0.1: under TARGET_DENY=127.0.0.0/8 the
+ * target is refused at parse (exit 2, the URL and the rule named); a name that resolves
+ * to a denied address ("localhost") passes the parse and fails its run before any
+ * connection; the fixture sees no request either time. */
+static void test_try__target_policy(void **state)
+{
+	env_t *e = *state;
+	ck_run_t r;
+	char base[128], text[512];
+	int port = 0;
+
+	env_open(e);
+	write_targets(e, "[{\"id\": \"api\", \"adapter\": \"jsonapi\", \"url\": \"@@/json\", "
+	                 "\"fields\": {\"n\": {\"pointer\": \"/n\"}}}]");
+	setenv("TARGET_DENY", "127.0.0.0/8", 1);
+	try_run(e, &r, NULL, 0);
+	ck_expect_exit(&r, 2);
+	if (!r.err.buf || !strstr(r.err.buf, "is refused by the target policy: denied by TARGET_DENY entry "
+	                       "\"127.0.0.0/8\"") ||
+	    !strstr(r.err.buf, "/json\""))
+	{
+		ck_run_dump(&r);
+		fail_msg("no policy error");
+	}
+	ck_run_release(&r);
+
+	fixture_url(e->ck.fx, NULL, base, sizeof base);
+	assert_int_equal(sscanf(base, "http://127.0.0.1:%d", &port), 1);
+	snprintf(text, sizeof text,
+	         "[{\"id\": \"api\", \"adapter\": \"jsonapi\", "
+	         "\"url\": \"http://localhost:%d/json\", "
+	         "\"fields\": {\"n\": {\"pointer\": \"/n\"}}}]",
+	         port);
+	write_targets(e, text);
+	setenv("TARGET_DENY", "127.0.0.0/8,::1/128", 1);
+	try_run(e, &r, NULL, 1);
+	unsetenv("TARGET_DENY");
+	ck_expect_exit(&r, 4);
+	if (!r.out.buf || !strstr(r.out.buf, "refused by the target policy: the host's address ") ||
+	    !strstr(r.out.buf, "is denied by TARGET_DENY entry"))
+	{
+		ck_run_dump(&r);
+		fail_msg("no policy error in the result");
+	}
+	assert_int_equal(fixture_hits(e->ck.fx, NULL), 0);
+	ck_run_release(&r);
+	env_close(e);
+}
+
 /* Usage errors and --help. */
 static void test_try__usage(void **state)
 {
@@ -538,6 +587,7 @@ int main(int argc, char **argv)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, env_setup, ck_teardown)
 	const struct CMUnitTest tests[] = {
+		T(test_try__target_policy),
 		T(test_try__usage),
 		T(test_try__unknown_id),
 		T(test_try__invalid_targets_file),

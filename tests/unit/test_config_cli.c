@@ -101,6 +101,8 @@ static const bad_t bads[] = {
 	{ "WATCH_VERIFY_UNCHANGED_SECONDS", "15s", "86401", NULL, 0 },
 	{ "WATCH_VERIFY_SECONDS", "1m", "-1", NULL, 0 },
 	{ "WATCH_FROZEN_NAVIGATE_SECONDS", "0", "86401", NULL, 0 },
+	{ "TARGET_ALLOW", "exa mple.com", NULL, NULL, 0 },
+	{ "TARGET_DENY", "10.0.0.1/8", NULL, NULL, 0 },
 	{ "DISCOVER_MAX_CHILDREN", "many", "100001", NULL, 0 },
 	{ "EXIT_ON_HEALTH_FAILURE", "yes", "2", NULL, 0 },
 	{ "HEALTH_FAILURE_EXIT_SECONDS", "5m", "0", NULL, 0 },

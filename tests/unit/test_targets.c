@@ -4,6 +4,7 @@
  * duplicate ids, hostile ids, JSON syntax errors with line and column, the file reader's
  * errors, and targets_host().
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -406,6 +407,123 @@ static void test_targets__host(void **state)
 	assert_int_equal(targets_host("http://[::1/", h, sizeof h), -22);
 	assert_int_equal(targets_host("http://averyveryverylonghostname.example/", h, 8),
 	                 -36 /* -ENAMETOOLONG */);
+	/* ports: 1 to 65535 in digits */
+	assert_int_equal(targets_host("http://h:1/", h, sizeof h), 0);
+	assert_int_equal(targets_host("http://h:65535/", h, sizeof h), 0);
+	assert_int_equal(targets_host("http://[::1]:65535", h, sizeof h), 0);
+	assert_int_equal(targets_host("http://h:0/", h, sizeof h), -34 /* -ERANGE */);
+	assert_int_equal(targets_host("http://h:65536/", h, sizeof h), -34);
+	assert_int_equal(targets_host("http://h:99999/", h, sizeof h), -34);
+	assert_int_equal(targets_host("http://h:0000080000/", h, sizeof h), -34);
+	assert_int_equal(targets_host("http://h:/", h, sizeof h), -34);
+	assert_int_equal(targets_host("http://h:8x/", h, sizeof h), -34);
+	assert_int_equal(targets_host("http://h:-1/", h, sizeof h), -34);
+	assert_int_equal(targets_host("http://h:80:81/", h, sizeof h), -34);
+	assert_int_equal(targets_host("http://[::1]:0/", h, sizeof h), -34);
+	assert_int_equal(targets_host("https://u:p@h:99999/", h, sizeof h), -34);
+}
+
+static const char *one_target(const char *url)
+{
+	static char text[512];
+
+	snprintf(text, sizeof text,
+	         "[{\"id\": \"t\", \"adapter\": \"jsonapi\", \"url\": \"%s\","
+	         " \"fields\": {\"a\": {\"pointer\": \"/a\"}}}]",
+	         url);
+	return text;
+}
+
+/* Parses text, expecting success. */
+static void parses(const char *text)
+{
+	target_set_t set;
+	errlist_t errs;
+
+	errlist_init(&errs);
+	if (targets_parse(text, strlen(text), &set, &errs) != 0)
+		fail_msg("%s: %s", text, errlist_text(&errs));
+	targets_release(&set);
+	errlist_release(&errs);
+}
+
+static void test_targets__bad_ports_refused(void **state)
+{
+	unsigned n = 0;
+
+	assert_has(errors_of(one_target("http://example.org:99999/"), &n),
+	           "targets[0] \"t\": \"url\": expected a port from 1 to 65535, got "
+	           "\"http://example.org:99999/\"");
+	assert_int_equal(n, 1);
+	assert_has(errors_of(one_target("http://example.org:0/x"), &n),
+	           "expected a port from 1 to 65535, got \"http://example.org:0/x\"");
+	assert_int_equal(n, 1);
+}
+
+/* The default policy, TARGET_DENY and TARGET_ALLOW at parse time: the file, the Redis
+ * hash's objects and a discovered child (each through targets_parse_one). */
+static void test_targets__policy_refuses_at_parse(void **state)
+{
+	netpolicy_t p;
+	errlist_t errs;
+	target_spec_t spec;
+	json_t *obj;
+	unsigned n = 0;
+
+	/* the default refuses metadata addresses and keeps loopback */
+	assert_has(errors_of(one_target("http://169.254.169.254/latest/meta-data/"), &n),
+	           "targets[0] \"t\": \"url\": \"http://169.254.169.254/latest/meta-data/\" is "
+	           "refused by the target policy: denied by the default TARGET_DENY entry "
+	           "\"169.254.0.0/16\"");
+	assert_int_equal(n, 1);
+	assert_has(errors_of(one_target("http://metadata.google.internal./x"), &n),
+	           "entry \"metadata.google.internal\"");
+	assert_has(errors_of(one_target("http://[::ffff:169.254.169.254]/"), &n), "169.254.0.0/16");
+	assert_has(errors_of(one_target("http://%31.2.3.4/"), &n), "percent-encoding");
+	parses(one_target("http://127.0.0.1:8080/"));
+
+	errlist_init(&errs);
+	assert_int_equal(netpolicy_init(&p, "*.example.org", "127.0.0.0/8", &errs), 0);
+	targets_set_policy(&p);
+	assert_ptr_equal(targets_policy(), &p);
+	assert_has(errors_of(one_target("http://127.0.0.1:8080/"), &n),
+	           "\"http://127.0.0.1:8080/\" is refused by the target policy: denied by "
+	           "TARGET_DENY entry \"127.0.0.0/8\"");
+	assert_has(errors_of(one_target("https://evil.net/"), &n),
+	           "not allowed by TARGET_ALLOW");
+	parses(one_target("https://api.example.org/"));
+
+	/* a discovered child, as runner__discovered() parses it */
+	obj = json_pack("{s:s, s:s, s:s, s:{s:{s:s}}}", "id", "child-1", "adapter", "jsonapi",
+	                "url", "http://127.0.0.2/match/1", "fields", "a", "pointer", "/a");
+	assert_non_null(obj);
+	assert_int_equal(targets_parse_one(obj, "lst: discovered[0]", &spec, &errs), -EINVAL);
+	assert_has(errlist_text(&errs),
+	           "lst: discovered[0] \"child-1\": \"url\": \"http://127.0.0.2/match/1\" is "
+	           "refused by the target policy: denied by TARGET_DENY entry \"127.0.0.0/8\"");
+	json_object_set_new(obj, "url", json_string("http://www.example.org/match/1"));
+	assert_int_equal(targets_parse_one(obj, "lst: discovered[0]", &spec, &errs), 0);
+	target_spec_release(&spec);
+	json_decref(obj);
+
+	/* the Redis hash's path: targets_parse_json */
+	obj = json_loads(one_target("http://[::1]:9/"), 0, NULL);
+	assert_non_null(obj);
+	{
+		target_set_t set;
+		errlist_release(&errs);
+		errlist_init(&errs);
+		assert_int_equal(targets_parse_json(obj, &set, &errs), -EINVAL);
+		assert_has(errlist_text(&errs), "targets[0] \"t\": \"url\": \"http://[::1]:9/\" is "
+		                                "refused by the target policy: not allowed by "
+		                                "TARGET_ALLOW");
+		assert_int_equal(set.n, 0);
+	}
+	json_decref(obj);
+	targets_set_policy(NULL);
+	netpolicy_release(&p);
+	errlist_release(&errs);
+	assert_has(errors_of(one_target("http://169.254.169.254/"), &n), "default TARGET_DENY");
 }
 
 static void test_targets__children_and_release_of_moved_specs(void **state)
@@ -452,6 +570,8 @@ int main(void)
 		cmocka_unit_test(test_targets__unfinished_adapter_refused),
 		cmocka_unit_test(test_targets__load_file),
 		cmocka_unit_test(test_targets__host),
+		cmocka_unit_test(test_targets__bad_ports_refused),
+		cmocka_unit_test(test_targets__policy_refuses_at_parse),
 		cmocka_unit_test(test_targets__children_and_release_of_moved_specs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
