@@ -109,7 +109,8 @@ static const config_setting_t settings[] = {
 	{ "METRICS_ADDR", "--metrics-addr", "endpoints", "127.0.0.1:9464", "IPv4:PORT or [IPv6]:PORT", "where /metrics, /status, /healthz and /readyz listen", 0, NULL },
 	{ "METRICS_MAX_CONNS", "--metrics-max-conns", "endpoints", "64", "1 to 4096", "HTTP connections open at once", 0, NULL },
 	{ "METRICS_MAX_HEAD_BYTES", "--metrics-max-head-bytes", "endpoints", "8192", "1024 to 65536", "largest HTTP request head", 0, NULL },
-	{ "METRICS_IDLE_TIMEOUT_MS", "--metrics-idle-timeout-ms", "endpoints", "10000", "100 to 600000", "an idle HTTP connection is closed after this many milliseconds", 0, NULL },
+	{ "METRICS_IDLE_TIMEOUT_MS", "--metrics-idle-timeout-ms", "endpoints", "10000", "100 to 600000", "an HTTP request head with no new byte for this many milliseconds is answered 408; a response not taken for as long is cut", 0, NULL },
+	{ "METRICS_HEAD_TIMEOUT_MS", "--metrics-head-timeout-ms", "endpoints", "3000", "100 to 600000", "an HTTP request head not complete this many milliseconds after the connection is answered 408", 0, NULL },
 
 	{ "TARGETS_FILE", "--targets", "daemon", "(none: required)", "a JSON targets file (docs/targets.md)", "the targets to keep fresh; SIGHUP re-reads it", 0, NULL },
 	{ "OUTPUT", "--output", "daemon", "(none: no JSON-lines sink)", "a file, or - for stdout; empty: none", "JSON-lines sink for snapshots and deltas", EMPTY_OK, NULL },

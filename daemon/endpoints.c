@@ -451,6 +451,14 @@ static void metrics_health(run_t *r, prom_buf_t *b)
 		counter(b, "cdpilot_http_refused_total",
 		        "Connections refused because METRICS_MAX_CONNS were open.",
 		        (double)hs.refused);
+		counter(b, "cdpilot_http_evicted_total",
+		        "Connections with an incomplete head (or lingering after their response) "
+		        "reset to make room for a new one when METRICS_MAX_CONNS were open.",
+		        (double)hs.evicted);
+		counter(b, "cdpilot_http_timeouts_total",
+		        "Connections answered 408: the head was not complete within "
+		        "METRICS_HEAD_TIMEOUT_MS, or no byte came for METRICS_IDLE_TIMEOUT_MS.",
+		        (double)hs.timeouts);
 	}
 }
 

@@ -46,6 +46,7 @@ void httpd_opts_init(httpd_opts_t *o)
 	o->max_conns = 64;
 	o->max_head_bytes = 8192;
 	o->idle_timeout_ms = 10000;
+	o->head_timeout_ms = 3000;
 }
 
 int httpd_parse_addr(const char *addr, char *host, size_t hostlen, int *port, int *ipv6,
@@ -135,6 +136,7 @@ int httpd_opts_from_env(httpd_opts_t *o, errlist_t *errs)
 	env_uint(errs, &rc, "METRICS_MAX_CONNS", 1, 4096, &o->max_conns);
 	env_uint(errs, &rc, "METRICS_MAX_HEAD_BYTES", 1024, 65536, &o->max_head_bytes);
 	env_uint(errs, &rc, "METRICS_IDLE_TIMEOUT_MS", 100, 600000, &o->idle_timeout_ms);
+	env_uint(errs, &rc, "METRICS_HEAD_TIMEOUT_MS", 100, 600000, &o->head_timeout_ms);
 	return rc;
 }
 
@@ -146,7 +148,8 @@ httpd_t *httpd_new(uv_loop_t *loop, const httpd_opts_t *o)
 	char why[160];
 	int port, v6;
 
-	if (!loop || !o || !o->max_conns || o->max_head_bytes < 64 || !o->idle_timeout_ms) {
+	if (!loop || !o || !o->max_conns || o->max_head_bytes < 64 || !o->idle_timeout_ms ||
+	    !o->head_timeout_ms) {
 		log_error("httpd", "bad options");
 		return NULL;
 	}

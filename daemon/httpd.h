@@ -16,8 +16,15 @@
  *     (pipelining), HTTP/1.1 without exactly one Host; 414 a target over HTTPD_MAX_TARGET
  *     bytes (or a request line that fills the head limit); 431 a head over max_head_bytes
  *     or more than HTTPD_MAX_HEADERS header lines; 408 a head not complete within
- *     idle_timeout_ms of the accept (slow or silent clients); 503 when max_conns
- *     connections are already open (the new one is answered and closed at once).
+ *     head_timeout_ms of the accept, or with no byte for idle_timeout_ms (slow or silent
+ *     clients; the 408 is sent, then the lingering close).
+ *   - Slots: when max_conns connections are open, a new one takes the slot of the oldest
+ *     connection whose head is not complete (failing that, of the oldest one lingering
+ *     after its response), which is reset at once and counted as evicted; 503 only when
+ *     every slot is writing a response (the new one is answered and closed at once). So
+ *     slow or silent clients cannot keep a complete request (a health probe) out.
+ *   - A client that sends its request and then half-closes (shutdown(SHUT_WR)) gets its
+ *     whole answer: the server reads nothing more until the response is sent.
  *   - Error bodies are {"error": "..."} (application/json). Headers: Content-Type,
  *     Content-Length, Cache-Control: no-store, Connection: close.
  *
@@ -52,16 +59,18 @@ typedef struct httpd_opts {
 	                             free one (tests); default HTTPD_DEFAULT_ADDR */
 	unsigned max_conns;       /* METRICS_MAX_CONNS, 1..4096, default 64 */
 	unsigned max_head_bytes;  /* METRICS_MAX_HEAD_BYTES, 1024..65536, default 8192 */
-	unsigned idle_timeout_ms; /* METRICS_IDLE_TIMEOUT_MS, 100..600000, default 10000: the
-	                             head must be complete this long after the accept; a slow
-	                             response or lingering close is also cut after it */
+	unsigned idle_timeout_ms; /* METRICS_IDLE_TIMEOUT_MS, 100..600000, default 10000: a
+	                             head with no new byte this long gets 408; a response
+	                             the client does not take in this long is cut */
+	unsigned head_timeout_ms; /* METRICS_HEAD_TIMEOUT_MS, 100..600000, default 3000: the
+	                             head must be complete this long after the accept (408) */
 } httpd_opts_t;
 
 /* Defaults. */
 void httpd_opts_init(httpd_opts_t *o);
 /*
- * Defaults, then METRICS_ADDR, METRICS_MAX_CONNS, METRICS_MAX_HEAD_BYTES and
- * METRICS_IDLE_TIMEOUT_MS from the environment. Each bad value is added to errs with the
+ * Defaults, then METRICS_ADDR, METRICS_MAX_CONNS, METRICS_MAX_HEAD_BYTES,
+ * METRICS_IDLE_TIMEOUT_MS and METRICS_HEAD_TIMEOUT_MS from the environment. Each bad value is added to errs with the
  * variable's name, its value and what was expected (a numeric IPv4 or bracketed IPv6
  * address, a port 0..65535, the ranges above). Returns 0 or -EINVAL.
  */
@@ -129,6 +138,8 @@ typedef struct httpd_stats {
 	uint64_t responses[6];      /* responses by status class: [2] 2xx ... [5] 5xx */
 	uint64_t refused;           /* connections over max_conns (answered 503) */
 	uint64_t timeouts;          /* heads not complete in time (answered 408) */
+	uint64_t evicted;           /* incomplete or lingering connections reset to free a
+	                               slot for a new one */
 	uint64_t bad_requests;      /* malformed or over a limit (400, 405, 414, 431) */
 	unsigned open;              /* connections open now, refused ones not counted */
 } httpd_stats_t;

@@ -3,13 +3,22 @@
  *
  * A connection (conn_t) is allocated at RAW_ADOPT, unlinked from the server's list at
  * RAW_CLOSE and freed at WSI_DESTROY (lws's last word on the wsi). Its states:
- *   HEAD   reading the request head (deadline: accept + idle_timeout -> 408)
+ *   HEAD   reading the request head (deadline: accept + head_timeout, or the last byte
+ *          + idle_timeout, whichever comes first -> 408)
  *   WRITE  handing the response to lws, 16 KiB per WRITEABLE
  *   FLUSH  all handed over; the next WRITEABLE means lws has sent it all
  *   LINGER write side shut down; reads are drained until the client closes or the
  *          linger deadline passes
+ * Reading stops (lws rx flow control) from the moment a response is queued until LINGER:
+ * lws closes a raw connection as soon as a read returns EOF, so a client that sent its
+ * request and then half-closed (shutdown(SHUT_WR), `nc -N`) would otherwise lose its
+ * answer. In LINGER the EOF is what we wait for.
  * Deadlines of every state are checked by one uv_timer armed for the earliest one; past
  * its deadline a connection that is not in HEAD is closed at once (LWS_TO_KILL_SYNC).
+ * Slots: when max_conns are open, a new connection takes the slot of the oldest one whose
+ * head is not complete (or, failing that, of the oldest lingering one), which is reset
+ * (evicted); only when every slot is writing a response is the new one answered 503. So
+ * slow clients cannot hold every slot: a complete request always gets one.
  */
 #include "daemon/httpd.h"
 
@@ -43,6 +52,7 @@ typedef struct conn {
 	int refused;        /* over max_conns: counted in h->refusing, not in open */
 	int kill;           /* close at the next WRITEABLE */
 	uint64_t deadline;  /* uv_now() ms */
+	uint64_t accepted;  /* uv_now() ms at the accept */
 	char *in;           /* head bytes, max_head_bytes + 1 at most */
 	size_t in_len;
 	unsigned char *out; /* LWS_PRE headroom, then the response */
@@ -223,6 +233,7 @@ static void respond(conn_t *c, int status, const char *ctype, char *body, size_t
 	free(body);
 	c->out_len = (size_t)hl + blen;
 	c->out_off = 0;
+	lws_rx_flow_control(c->wsi, 0); /* until LINGER: an EOF must not end the connection */
 	free(c->in);
 	c->in = NULL;
 	c->in_len = 0;
@@ -287,9 +298,54 @@ static void dispatch(conn_t *c, const httpd__req_t *req)
 	        body, blen, req->head_only);
 }
 
+/* When a HEAD connection must be answered 408: accept + head_timeout, or last byte +
+ * idle_timeout, whichever comes first. */
+static uint64_t head_deadline(const conn_t *c, uint64_t last_rx)
+{
+	uint64_t head = c->accepted + c->h->o.head_timeout_ms;
+	uint64_t idle = last_rx + c->h->o.idle_timeout_ms;
+
+	return head < idle ? head : idle;
+}
+
+/*
+ * All slots are held: frees the one of the oldest connection whose head is not complete,
+ * else of the oldest lingering one (its response is already handed to the kernel).
+ * The victim is reset (SO_LINGER 0: no TIME_WAIT is left for a flood of them) and
+ * closed now. Returns 1 when a slot was freed, 0 when every slot is writing a response.
+ */
+static int evict_one(httpd_t *h)
+{
+	conn_t *victim = NULL;
+	struct linger lg = { 1, 0 };
+
+	for (conn_t *c = h->conns; c; c = c->next) {
+		if (c->refused || c->kill || (c->state != C_HEAD && c->state != C_LINGER))
+			continue;
+		if (!victim || (c->state == C_HEAD && victim->state != C_HEAD) ||
+		    (c->state == victim->state && c->accepted <= victim->accepted))
+			victim = c;
+	}
+	if (!victim)
+		return 0;
+	h->st.evicted++;
+	log_debug("httpd", "all %u slots held: resetting the oldest %s connection",
+	          h->o.max_conns, victim->state == C_HEAD ? "incomplete" : "lingering");
+	conn_unlink(victim);
+	victim->kill = 1;
+	victim->deadline = UINT64_MAX;
+	setsockopt(lws_get_socket_fd(victim->wsi), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	lws_set_timeout(victim->wsi, PENDING_TIMEOUT_USER_REASON_BASE, LWS_TO_KILL_SYNC);
+	return 1;
+}
+
 static void on_adopt(httpd_t *h, struct lws *wsi)
 {
-	conn_t *c = httpd__xcalloc(1, sizeof *c);
+	conn_t *c;
+
+	if (h->st.open >= h->o.max_conns)
+		evict_one(h);
+	c = httpd__xcalloc(1, sizeof *c);
 
 	c->magic = HTTPD_CONN_MAGIC;
 	c->h = h;
@@ -320,7 +376,8 @@ static void on_adopt(httpd_t *h, struct lws *wsi)
 		return;
 	}
 	h->st.open++;
-	c->deadline = now_ms(h) + h->o.idle_timeout_ms;
+	c->accepted = now_ms(h);
+	c->deadline = head_deadline(c, c->accepted);
 	arm_timer(h);
 }
 
@@ -343,8 +400,14 @@ static int on_rx(conn_t *c, const char *in, size_t len)
 	memcpy(c->in + c->in_len, in, n);
 	c->in_len += n;
 	status = httpd__parse(c->in, c->in_len, h->o.max_head_bytes, &req);
-	if (status == 0)
+	if (status == 0) {
+		uint64_t d = head_deadline(c, now_ms(h));
+		if (d != c->deadline) {
+			c->deadline = d;
+			arm_timer(h);
+		}
 		return 0;
+	}
 	if (status == 200)
 		dispatch(c, &req);
 	else
@@ -381,6 +444,7 @@ static int on_writeable(conn_t *c)
 		c->out = NULL;
 		/* lingering close: the client reads the response and EOF, then closes */
 		shutdown(lws_get_socket_fd(c->wsi), SHUT_WR);
+		lws_rx_flow_control(c->wsi, 1); /* drain, and see the client's EOF */
 		c->state = C_LINGER;
 		c->deadline = now_ms(h) + linger;
 		arm_timer(h);
@@ -403,8 +467,12 @@ static void timer_cb(uv_timer_t *t)
 		if (c->state == C_HEAD) {
 			char msg[96];
 			h->st.timeouts++;
-			snprintf(msg, sizeof msg, "request head not complete within %u ms",
-			         h->o.idle_timeout_ms);
+			if (now >= c->accepted + h->o.head_timeout_ms)
+				snprintf(msg, sizeof msg, "request head not complete within %u ms",
+				         h->o.head_timeout_ms);
+			else
+				snprintf(msg, sizeof msg, "no request bytes for %u ms",
+				         h->o.idle_timeout_ms);
 			respond_error(c, 408, msg);
 		} else {
 			/* slow reader, or a client that does not close: cut it now */

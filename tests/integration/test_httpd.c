@@ -527,58 +527,94 @@ static void test_httpd__slow_and_silent_clients_time_out(void **state)
 	env_finish();
 }
 
+/* 16 MiB: more than the socket buffers of a client that reads nothing can take. */
+static void h_huge(void *ud, const char *path, const char *query, httpd_reply_t *r)
+{
+	size_t n = (size_t)16 * 1024 * 1024;
+	char *b = malloc(n);
+
+	if (b)
+		memset(b, 'x', n);
+	httpd_reply_take(r, b, b ? n : 0);
+}
+
+/* A client that asks for /huge and reads none of it: its connection stays writing. */
+static rawc_t *stalled_reader(void)
+{
+	rawc_t *c = rawc_new(httpd_port(E->h), 1);
+	int small = 4096;
+	static const char req[] = "GET /huge HTTP/1.1\r\nHost: t\r\n\r\n";
+
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_recv_buffer_size((uv_handle_t *)&c->tcp, &small);
+	rawc_send(c, req, sizeof req - 1);
+	return c;
+}
+
+static void wait_open(unsigned want)
+{
+	httpd_stats_t st;
+	uint64_t end = tu_now_ms() + 5000;
+
+	do {
+		uv_run(&E->loop, UV_RUN_NOWAIT);
+		httpd_get_stats(E->h, &st);
+	} while (st.open != want && tu_now_ms() < end);
+	assert_int_equal(st.open, want);
+}
+
 static void test_httpd__connection_cap(void **state)
 {
-	rawc_t *idle[4], *extra, *c;
+	rawc_t *idle[2], *busy[2], *extra, *c;
 	httpd_stats_t st;
 	uint64_t end;
 
-	env_start(4, 1500);
-	for (int i = 0; i < 4; i++)
-		idle[i] = rawc_new(httpd_port(E->h), 0); /* these do not close on EOF */
+	env_start(2, 1500);
+	/* both slots held by silent clients: a complete request takes the slot of the oldest
+	 * (reset: no bytes, counted as evicted) and is served */
+	for (int i = 0; i < 2; i++) {
+		idle[i] = rawc_new(httpd_port(E->h), 1);
+		wait_open((unsigned)i + 1);
+	}
+	c = REQ("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+	assert_int_equal(status_of(c), 200);
+	rawc_free(c);
+	assert_true(tu_run_until(&E->loop, &idle[0]->eof, 5000));
+	assert_int_equal(idle[0]->rx_len, 0);
+	assert_false(idle[1]->eof);
+	httpd_get_stats(E->h, &st);
+	assert_int_equal(st.evicted, 1);
+	assert_int_equal(st.refused, 0);
+	rawc_free(idle[0]);
+	/* the other one times out (408) */
+	assert_true(tu_run_until(&E->loop, &idle[1]->eof, 10000));
+	expect_json_error(idle[1], 408);
+	rawc_free(idle[1]);
+	wait_open(0);
+
+	/* both slots writing replies their clients do not read: nothing to evict, so a new
+	 * connection is answered 503 and counted */
+	assert_int_equal(httpd_route(E->h, "/huge", h_huge, NULL), 0);
+	busy[0] = stalled_reader();
+	busy[1] = stalled_reader();
 	end = tu_now_ms() + 5000;
 	do {
 		uv_run(&E->loop, UV_RUN_NOWAIT);
 		httpd_get_stats(E->h, &st);
-	} while (st.open < 4 && tu_now_ms() < end);
-	assert_int_equal(st.open, 4);
-
-	/* the fifth is answered 503 and closed, and counted */
+	} while (st.responses[2] < 3 && tu_now_ms() < end);
+	assert_int_equal(st.responses[2], 3); /* both are being answered */
+	assert_int_equal(st.open, 2);
 	extra = rawc_new(httpd_port(E->h), 1);
 	assert_true(tu_run_until(&E->loop, &extra->eof, 5000));
 	expect_json_error(extra, 503);
 	rawc_free(extra);
 	httpd_get_stats(E->h, &st);
 	assert_int_equal(st.refused, 1);
-	assert_int_equal(st.open, 4);
-
-	/* one idle client leaves: a new request is served */
-	rawc_free(idle[0]);
-	end = tu_now_ms() + 5000;
-	do {
-		uv_run(&E->loop, UV_RUN_ONCE);
-		httpd_get_stats(E->h, &st);
-	} while (st.open > 3 && tu_now_ms() < end);
-	assert_int_equal(st.open, 3);
-	c = REQ("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
-	assert_int_equal(status_of(c), 200);
-	rawc_free(c);
-
-	/* the others time out (408) and, as they never close, are cut after the linger */
-	for (int i = 1; i < 4; i++)
-		assert_true(tu_run_until(&E->loop, &idle[i]->eof, 10000));
-	end = tu_now_ms() + 10000;
-	do {
-		uv_run(&E->loop, UV_RUN_ONCE);
-		httpd_get_stats(E->h, &st);
-	} while (st.open > 0 && tu_now_ms() < end);
-	assert_int_equal(st.open, 0);
-	for (int i = 1; i < 4; i++) {
-		expect_json_error(idle[i], 408);
-		rawc_free(idle[i]);
-	}
-	httpd_get_stats(E->h, &st);
-	assert_int_equal(st.timeouts, 3);
+	assert_int_equal(st.evicted, 1);
+	assert_int_equal(st.timeouts, 1);
+	for (int i = 0; i < 2; i++)
+		rawc_free(busy[i]);
+	wait_open(0);
 	curl_get("/metrics", 200);
 	env_finish();
 }

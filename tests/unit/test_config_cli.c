@@ -92,6 +92,7 @@ static const bad_t bads[] = {
 	{ "METRICS_MAX_CONNS", "x", "4097", NULL, 0 },
 	{ "METRICS_MAX_HEAD_BYTES", "8k", "1023", NULL, 0 },
 	{ "METRICS_IDLE_TIMEOUT_MS", "10s", "99", NULL, 0 },
+	{ "METRICS_HEAD_TIMEOUT_MS", "3s", "600001", NULL, 0 },
 	{ "TARGETS_FILE", g_bad_targets, NULL, NULL, 0 },
 	{ "OUTPUT", NULL, NULL, NULL, 1 }, /* any path; opened by run */
 	{ "WATCH_CAP", "x", "1025", NULL, 0 },

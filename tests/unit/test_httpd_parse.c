@@ -132,6 +132,7 @@ static void clear_env(void)
 	unsetenv("METRICS_MAX_CONNS");
 	unsetenv("METRICS_MAX_HEAD_BYTES");
 	unsetenv("METRICS_IDLE_TIMEOUT_MS");
+	unsetenv("METRICS_HEAD_TIMEOUT_MS");
 }
 
 static void test_httpd_parse__opts_from_env(void **state)
@@ -146,10 +147,13 @@ static void test_httpd_parse__opts_from_env(void **state)
 	assert_int_equal(o.max_conns, 64);
 	assert_int_equal(o.max_head_bytes, 8192);
 	assert_int_equal(o.idle_timeout_ms, 10000);
+	assert_int_equal(o.head_timeout_ms, 3000);
 
 	setenv("METRICS_ADDR", "[::1]:0", 1);
 	setenv("METRICS_MAX_CONNS", "3", 1);
+	setenv("METRICS_HEAD_TIMEOUT_MS", "1500", 1);
 	assert_int_equal(httpd_opts_from_env(&o, &e), 0);
+	assert_int_equal(o.head_timeout_ms, 1500);
 	assert_string_equal(o.addr, "[::1]:0");
 	assert_int_equal(o.max_conns, 3);
 	setenv("METRICS_ADDR", "0.0.0.0:9464", 1);
@@ -161,14 +165,17 @@ static void test_httpd_parse__opts_from_env(void **state)
 	setenv("METRICS_MAX_CONNS", "0", 1);
 	setenv("METRICS_MAX_HEAD_BYTES", "12k", 1);
 	setenv("METRICS_IDLE_TIMEOUT_MS", "-5", 1);
+	setenv("METRICS_HEAD_TIMEOUT_MS", "3s", 1);
 	assert_int_equal(httpd_opts_from_env(&o, &e), -EINVAL);
-	assert_int_equal(e.count, 4);
+	assert_int_equal(e.count, 5);
 	assert_non_null(strstr(errlist_text(&e), "METRICS_ADDR='localhost:9464'"));
 	assert_non_null(strstr(errlist_text(&e), "numeric IPv4"));
 	assert_non_null(strstr(errlist_text(&e), "METRICS_MAX_CONNS='0': expected a whole number "
 	                                         "from 1 to 4096"));
 	assert_non_null(strstr(errlist_text(&e), "METRICS_MAX_HEAD_BYTES='12k'"));
 	assert_non_null(strstr(errlist_text(&e), "METRICS_IDLE_TIMEOUT_MS='-5'"));
+	assert_non_null(strstr(errlist_text(&e), "METRICS_HEAD_TIMEOUT_MS='3s': expected a whole "
+	                                         "number from 100 to 600000"));
 	errlist_release(&e);
 
 	const char *bad_addrs[] = { "127.0.0.1", "127.0.0.1:65536", "127.0.0.1:", ":9464",
