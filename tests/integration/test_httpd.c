@@ -1,6 +1,6 @@
 /*
- * test_httpd: the endpoint server on a real loop, with raw uv_tcp clients for malformed
- * input and libcurl (util/fetch) for ordinary GETs, all on the same loop and thread.
+ * test_httpd: the endpoint server on a real loop, with raw uv_tcp clients (httpkit.h) for
+ * malformed input and libcurl (util/fetch) for ordinary GETs, all on the same loop and thread.
  * Each case also runs a 20 ms uv_timer "work" tick (the loop must never stall), creates a
  * cdp_wsctx on the same loop (lws client context next to the server's), and ends with
  * uv_loop_close() == 0 and the fd count back where it started.
@@ -15,27 +15,13 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <jansson.h>
 
 #include "cdp/cdp_ws.h"
 #include "daemon/httpd.h"
+#include "tests/support/httpkit.h"
 #include "tests/support/testutil.h"
 #include "util/fetch.h"
 #include "util/log.h"
-
-/* ---- a raw client on the loop ---- */
-
-typedef struct rawc {
-	uv_tcp_t tcp;
-	uv_connect_t creq;
-	int connected, conn_status;
-	int eof;            /* EOF or error read */
-	int closed;         /* uv close callback ran */
-	int close_on_eof;
-	char rx[1024 * 1024];
-	size_t rx_len;
-	struct rawc *next_free;
-} rawc_t;
 
 typedef struct env {
 	uv_loop_t loop;
@@ -52,138 +38,10 @@ typedef struct env {
 
 static env_t *E; /* heap: a failed assertion longjmps out of the test */
 
-static void on_alloc(uv_handle_t *hd, size_t sug, uv_buf_t *b)
-{
-	rawc_t *c = hd->data;
-	b->base = c->rx + c->rx_len;
-	b->len = sizeof c->rx - 1 - c->rx_len;
-}
-
-static void on_closed(uv_handle_t *hd) { ((rawc_t *)hd->data)->closed = 1; }
-
-static void rawc_close(rawc_t *c)
-{
-	if (!uv_is_closing((uv_handle_t *)&c->tcp))
-		uv_close((uv_handle_t *)&c->tcp, on_closed);
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	rawc_t *c = s->data;
-	if (n > 0) {
-		c->rx_len += (size_t)n;
-		c->rx[c->rx_len] = '\0';
-		if (c->rx_len + 1 >= sizeof c->rx)
-			c->eof = 1;
-		return;
-	}
-	if (n < 0) {
-		c->eof = 1;
-		uv_read_stop(s);
-		if (c->close_on_eof)
-			rawc_close(c);
-	}
-}
-
-static void on_connect(uv_connect_t *r, int status)
-{
-	rawc_t *c = r->data;
-	c->connected = 1;
-	c->conn_status = status;
-	if (status == 0)
-		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-}
-
-static rawc_t *rawc_new(int port, int close_on_eof)
-{
-	rawc_t *c = calloc(1, sizeof *c);
-	struct sockaddr_in sa;
-
-	assert_non_null(c);
-	c->close_on_eof = close_on_eof;
-	assert_int_equal(uv_tcp_init(&E->loop, &c->tcp), 0);
-	c->tcp.data = c;
-	c->creq.data = c;
-	uv_ip4_addr("127.0.0.1", port, &sa);
-	assert_int_equal(uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&sa, on_connect), 0);
-	assert_true(tu_run_until(&E->loop, &c->connected, 5000));
-	assert_int_equal(c->conn_status, 0);
-	return c;
-}
-
-static void on_written(uv_write_t *w, int status)
-{
-	free(w->data);
-	free(w);
-}
-
-static void rawc_send(rawc_t *c, const char *data, size_t len)
-{
-	uv_write_t *w = calloc(1, sizeof *w);
-	char *copy = malloc(len);
-	uv_buf_t b;
-
-	assert_non_null(w);
-	assert_non_null(copy);
-	memcpy(copy, data, len);
-	w->data = copy;
-	b = uv_buf_init(copy, (unsigned)len);
-	assert_int_equal(uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_written), 0);
-}
-
-static void rawc_free(rawc_t *c)
-{
-	rawc_close(c);
-	tu_run_until(&E->loop, &c->closed, 5000);
-	assert_true(c->closed);
-	free(c);
-}
-
 /* Sends req on a new connection and waits for the response and EOF. */
 static rawc_t *exchange(const char *req, size_t len)
 {
-	rawc_t *c = rawc_new(httpd_port(E->h), 1);
-	rawc_send(c, req, len);
-	assert_true(tu_run_until(&E->loop, &c->eof, 10000));
-	return c;
-}
-
-static int status_of(const rawc_t *c)
-{
-	int st = 0;
-	if (sscanf(c->rx, "HTTP/1.1 %d ", &st) != 1)
-		fail_msg("no status line in '%s'", c->rx);
-	return st;
-}
-
-static const char *body_of(const rawc_t *c)
-{
-	const char *b = strstr(c->rx, "\r\n\r\n");
-	assert_non_null(b);
-	return b + 4;
-}
-
-/* The response is status with a JSON error body whose Content-Length is right. */
-static void expect_json_error(const rawc_t *c, int status)
-{
-	json_error_t err;
-	json_t *j;
-	const char *body = body_of(c);
-	size_t clen = 0;
-	const char *cl = strstr(c->rx, "Content-Length: ");
-
-	if (status_of(c) != status)
-		fail_msg("expected %d, got: %s", status, c->rx);
-	assert_non_null(strstr(c->rx, "Content-Type: application/json\r\n"));
-	assert_non_null(strstr(c->rx, "Connection: close\r\n"));
-	assert_non_null(cl);
-	assert_int_equal(sscanf(cl, "Content-Length: %zu", &clen), 1);
-	assert_int_equal(clen, strlen(body));
-	j = json_loads(body, 0, &err);
-	if (!j)
-		fail_msg("body is not JSON: %s", body);
-	assert_true(json_is_string(json_object_get(j, "error")));
-	json_decref(j);
+	return rawc_exchange(&E->loop, httpd_port(E->h), req, len);
 }
 
 /* ---- server side ---- */
@@ -330,34 +188,34 @@ static void test_httpd__get_head_query_and_404(void **state)
 	curl_get("/metrics", 200);
 
 	c = REQ("GET /metrics?name=up&x=1 HTTP/1.1\r\nHost: t\r\n\r\n");
-	assert_int_equal(status_of(c), 200);
+	assert_int_equal(rawc_status(c), 200);
 	assert_non_null(strstr(c->rx, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
 	assert_non_null(strstr(c->rx, "Content-Length: 21\r\n"));
 	assert_non_null(strstr(c->rx, "Cache-Control: no-store\r\n"));
-	assert_string_equal(body_of(c), "# TYPE up gauge\nup 1\n");
+	assert_string_equal(rawc_body(c), "# TYPE up gauge\nup 1\n");
 	assert_string_equal(E->last_query, "name=up&x=1");
 	rawc_free(c);
 
 	c = REQ("HEAD /metrics HTTP/1.0\r\n\r\n");
-	assert_int_equal(status_of(c), 200);
+	assert_int_equal(rawc_status(c), 200);
 	assert_non_null(strstr(c->rx, "Content-Length: 21\r\n"));
-	assert_string_equal(body_of(c), "");
+	assert_string_equal(rawc_body(c), "");
 	rawc_free(c);
 
 	c = REQ("GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
-	expect_json_error(c, 404);
+	rawc_expect_json_error(c, 404);
 	rawc_free(c);
 
 	/* a handler's own JSON error, escaped by the server */
 	c = REQ("GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n");
-	expect_json_error(c, 503);
-	assert_non_null(strstr(body_of(c), "\\\"browser\\\""));
+	rawc_expect_json_error(c, 503);
+	assert_non_null(strstr(rawc_body(c), "\\\"browser\\\""));
 	rawc_free(c);
 
 	/* a large reply arrives whole */
 	c = REQ("GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
-	assert_int_equal(status_of(c), 200);
-	assert_int_equal(strlen(body_of(c)), 20000 * strlen("line 00000 of a large reply\n"));
+	assert_int_equal(rawc_status(c), 200);
+	assert_int_equal(strlen(rawc_body(c)), 20000 * strlen("line 00000 of a large reply\n"));
 	rawc_free(c);
 
 	/* the CDP client context on the same loop works meanwhile: its websocket handshake
@@ -379,7 +237,7 @@ static void test_httpd__get_head_query_and_404(void **state)
 	assert_int_equal(st.bad_requests, 0);
 
 	/* closing the server with a connection still open ends it too */
-	c = rawc_new(httpd_port(E->h), 1);
+	c = rawc_new(&E->loop, httpd_port(E->h));
 	rawc_send(c, "GET /met", 8);
 	do {
 		uv_run(&E->loop, UV_RUN_ONCE);
@@ -402,7 +260,7 @@ static void test_httpd__bad_requests_get_json_errors(void **state)
 	env_start(8, 5000);
 
 	c = REQ("POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
-	expect_json_error(c, 405);
+	rawc_expect_json_error(c, 405);
 	assert_non_null(strstr(c->rx, "Allow: GET, HEAD\r\n"));
 	rawc_free(c);
 
@@ -412,7 +270,7 @@ static void test_httpd__bad_requests_get_json_errors(void **state)
 	n += 10000;
 	memcpy(big + n, "\r\n\r\n", 4);
 	c = exchange(big, n + 4);
-	expect_json_error(c, 431);
+	rawc_expect_json_error(c, 431);
 	rawc_free(c);
 
 	/* a target over HTTPD_MAX_TARGET */
@@ -421,7 +279,7 @@ static void test_httpd__bad_requests_get_json_errors(void **state)
 	n += 3000;
 	n += (size_t)snprintf(big + n, sizeof big - n, " HTTP/1.1\r\nHost: t\r\n\r\n");
 	c = exchange(big, n);
-	expect_json_error(c, 414);
+	rawc_expect_json_error(c, 414);
 	rawc_free(c);
 
 	/* too many header lines */
@@ -430,25 +288,25 @@ static void test_httpd__bad_requests_get_json_errors(void **state)
 		n += (size_t)snprintf(big + n, sizeof big - n, "X-%d: v\r\n", i);
 	n += (size_t)snprintf(big + n, sizeof big - n, "\r\n");
 	c = exchange(big, n);
-	expect_json_error(c, 431);
+	rawc_expect_json_error(c, 431);
 	rawc_free(c);
 
 	/* garbage: a TLS ClientHello start, answered without waiting for more */
 	c = REQ("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
-	expect_json_error(c, 400);
+	rawc_expect_json_error(c, 400);
 	rawc_free(c);
 
 	c = REQ("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\nGET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
-	expect_json_error(c, 400);
+	rawc_expect_json_error(c, 400);
 	assert_non_null(strstr(c->rx, "pipelining"));
 	rawc_free(c);
 
 	c = REQ("GET /metrics HTTP/1.1\r\n\r\n");
-	expect_json_error(c, 400);
+	rawc_expect_json_error(c, 400);
 	rawc_free(c);
 
 	c = REQ("GET /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody");
-	expect_json_error(c, 400);
+	rawc_expect_json_error(c, 400);
 	rawc_free(c);
 
 	/* binary junk with NULs */
@@ -457,7 +315,7 @@ static void test_httpd__bad_requests_get_json_errors(void **state)
 		for (size_t i = 0; i < sizeof junk; i++)
 			junk[i] = (char)(i * 7);
 		c = exchange(junk, sizeof junk);
-		expect_json_error(c, 400);
+		rawc_expect_json_error(c, 400);
 		rawc_free(c);
 	}
 
@@ -497,8 +355,8 @@ static void test_httpd__slow_and_silent_clients_time_out(void **state)
 	int both = 0;
 
 	env_start(8, 1000);
-	silent = rawc_new(httpd_port(E->h), 1);
-	loris = rawc_new(httpd_port(E->h), 1);
+	silent = rawc_new(&E->loop, httpd_port(E->h));
+	loris = rawc_new(&E->loop, httpd_port(E->h));
 	d.c = loris;
 	d.text = slow;
 	uv_timer_init(&E->loop, &drip_timer);
@@ -514,8 +372,8 @@ static void test_httpd__slow_and_silent_clients_time_out(void **state)
 		both = silent->eof && loris->eof;
 	}
 	assert_true(both);
-	expect_json_error(silent, 408);
-	expect_json_error(loris, 408);
+	rawc_expect_json_error(silent, 408);
+	rawc_expect_json_error(loris, 408);
 	/* the slow client had sent only part of its head */
 	assert_true(d.off < sizeof slow - 1);
 	curl_get("/metrics", 200);
@@ -541,7 +399,7 @@ static void h_huge(void *ud, const char *path, const char *query, httpd_reply_t 
 /* A client that asks for /huge and reads none of it: its connection stays writing. */
 static rawc_t *stalled_reader(void)
 {
-	rawc_t *c = rawc_new(httpd_port(E->h), 1);
+	rawc_t *c = rawc_new(&E->loop, httpd_port(E->h));
 	int small = 4096;
 	static const char req[] = "GET /huge HTTP/1.1\r\nHost: t\r\n\r\n";
 
@@ -573,11 +431,11 @@ static void test_httpd__connection_cap(void **state)
 	/* both slots held by silent clients: a complete request takes the slot of the oldest
 	 * (reset: no bytes, counted as evicted) and is served */
 	for (int i = 0; i < 2; i++) {
-		idle[i] = rawc_new(httpd_port(E->h), 1);
+		idle[i] = rawc_new(&E->loop, httpd_port(E->h));
 		wait_open((unsigned)i + 1);
 	}
 	c = REQ("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
-	assert_int_equal(status_of(c), 200);
+	assert_int_equal(rawc_status(c), 200);
 	rawc_free(c);
 	assert_true(tu_run_until(&E->loop, &idle[0]->eof, 5000));
 	assert_int_equal(idle[0]->rx_len, 0);
@@ -588,7 +446,7 @@ static void test_httpd__connection_cap(void **state)
 	rawc_free(idle[0]);
 	/* the other one times out (408) */
 	assert_true(tu_run_until(&E->loop, &idle[1]->eof, 10000));
-	expect_json_error(idle[1], 408);
+	rawc_expect_json_error(idle[1], 408);
 	rawc_free(idle[1]);
 	wait_open(0);
 
@@ -604,9 +462,9 @@ static void test_httpd__connection_cap(void **state)
 	} while (st.responses[2] < 3 && tu_now_ms() < end);
 	assert_int_equal(st.responses[2], 3); /* both are being answered */
 	assert_int_equal(st.open, 2);
-	extra = rawc_new(httpd_port(E->h), 1);
+	extra = rawc_new(&E->loop, httpd_port(E->h));
 	assert_true(tu_run_until(&E->loop, &extra->eof, 5000));
-	expect_json_error(extra, 503);
+	rawc_expect_json_error(extra, 503);
 	rawc_free(extra);
 	httpd_get_stats(E->h, &st);
 	assert_int_equal(st.refused, 1);
