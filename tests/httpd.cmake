@@ -5,4 +5,4 @@ cdpilot_test(NAME test_httpd_parse SOURCES unit/test_httpd_parse.c LIBS cdpilot_
 cdpilot_test(NAME test_httpd SOURCES integration/test_httpd.c
              LIBS cdpilot_httpkit cdpilot_httpd cdpilot_cdp cdpilot_util TIMEOUT 120 LABELS integration)
 cdpilot_test(NAME test_httpd_probes SOURCES integration/test_httpd_probes.c
-             LIBS cdpilot_httpd cdpilot_util TIMEOUT 120 LABELS integration)
+             LIBS cdpilot_httpkit cdpilot_httpd cdpilot_util TIMEOUT 120 LABELS integration)

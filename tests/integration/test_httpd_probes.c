@@ -1,8 +1,8 @@
 /*
  * test_httpd_probes: the endpoint server keeps answering its probes whatever slow clients
  * do (issue 17). The real server on 127.0.0.1, real sockets, one loop: raw uv_tcp clients
- * that trickle header bytes or half-close, and libcurl (util/fetch) for the probes, as a
- * kubelet or a container health check would send them.
+ * (httpkit.h) that trickle header bytes or half-close, and libcurl (util/fetch) for the
+ * probes, as a kubelet or a container health check would send them.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "daemon/httpd.h"
+#include "tests/support/httpkit.h"
 #include "tests/support/testutil.h"
 #include "util/fetch.h"
 #include "util/log.h"
@@ -24,19 +25,6 @@
 static const char g_slow_head[] = "GET /healthz HTTP/1.1\r\nHost: t\r\nUser-Agent: slowloris\r\n"
                                   "X-Pad-1: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
                                   "X-Pad-2: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
-
-/* ---- a raw client on the loop ---- */
-
-typedef struct rawc {
-	uv_tcp_t tcp;
-	uv_connect_t creq;
-	uv_shutdown_t sreq;
-	int connected, conn_status, eof, closed, reopen_wanted;
-	size_t sent;        /* bytes of g_slow_head sent */
-	uint64_t next_byte; /* tu_now_ms() of the next byte (trickling clients) */
-	size_t rx_len;
-	char rx[1024 * 1024]; /* last: a reopen clears only what comes before */
-} rawc_t;
 
 typedef struct env {
 	uv_loop_t loop;
@@ -47,101 +35,6 @@ typedef struct env {
 } env_t;
 
 static env_t *E;
-
-static void on_alloc(uv_handle_t *hd, size_t sug, uv_buf_t *b)
-{
-	rawc_t *c = hd->data;
-	b->base = c->rx + c->rx_len;
-	b->len = sizeof c->rx - 1 - c->rx_len;
-}
-
-static void on_closed(uv_handle_t *hd)
-{
-	((rawc_t *)hd->data)->closed = 1;
-}
-
-static void rawc_close(rawc_t *c)
-{
-	if (!uv_is_closing((uv_handle_t *)&c->tcp))
-		uv_close((uv_handle_t *)&c->tcp, on_closed);
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	rawc_t *c = s->data;
-	if (n > 0) {
-		c->rx_len += (size_t)n;
-		c->rx[c->rx_len] = '\0';
-		return;
-	}
-	if (n < 0) { /* EOF, or a reset (an evicted connection) */
-		c->eof = 1;
-		rawc_close(c);
-	}
-}
-
-static void on_connect(uv_connect_t *r, int status)
-{
-	rawc_t *c = r->data;
-	c->connected = 1;
-	c->conn_status = status;
-	if (status == 0)
-		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-	else
-		rawc_close(c);
-}
-
-/* Starts a connection; does not wait for it. */
-static void rawc_open(rawc_t *c)
-{
-	struct sockaddr_in sa;
-
-	memset(c, 0, offsetof(rawc_t, rx));
-	c->rx[0] = '\0';
-	assert_int_equal(uv_tcp_init(&E->loop, &c->tcp), 0);
-	c->tcp.data = c;
-	c->creq.data = c;
-	uv_ip4_addr("127.0.0.1", httpd_port(E->h), &sa);
-	assert_int_equal(uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&sa, on_connect), 0);
-}
-
-static void on_written(uv_write_t *w, int status)
-{
-	free(w->data);
-	free(w);
-}
-
-static void rawc_send(rawc_t *c, const char *data, size_t len)
-{
-	uv_write_t *w = calloc(1, sizeof *w);
-	char *copy = malloc(len);
-	uv_buf_t b;
-
-	assert_non_null(w);
-	assert_non_null(copy);
-	memcpy(copy, data, len);
-	w->data = copy;
-	b = uv_buf_init(copy, (unsigned)len);
-	/* a write to a connection the server has just reset may fail: that is fine */
-	if (uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
-		free(copy);
-		free(w);
-	}
-}
-
-static void rawc_wait_closed(rawc_t *c)
-{
-	rawc_close(c);
-	assert_true(tu_run_until(&E->loop, &c->closed, 5000));
-}
-
-static int status_of(const rawc_t *c)
-{
-	int st = 0;
-	if (sscanf(c->rx, "HTTP/1.1 %d ", &st) != 1)
-		fail_msg("no status line in '%s'", c->rx);
-	return st;
-}
 
 /* ---- the server ---- */
 
@@ -206,6 +99,7 @@ static void env_finish(void)
 
 typedef struct attack {
 	rawc_t *slow[SLOW];
+	uint64_t next_byte[SLOW]; /* tu_now_ms() of slow[i]'s next byte */
 	uv_timer_t tick, probe_timer;
 	unsigned opened, probes_sent, probes_ok, probes_done, max_open;
 	uint64_t max_probe_ms;
@@ -228,16 +122,16 @@ static void on_tick(uv_timer_t *t)
 	for (int i = 0; i < SLOW; i++) {
 		rawc_t *c = a->slow[i];
 		if (c->closed) {
-			rawc_open(c);
-			c->next_byte = now + (uint64_t)i * 1000 / SLOW;
+			rawc_open(c, &E->loop, httpd_port(E->h));
+			a->next_byte[i] = now + (uint64_t)i * 1000 / SLOW;
 			a->opened++;
 			continue;
 		}
-		if (!c->connected || c->conn_status || c->eof || now < c->next_byte)
+		if (!c->connected || c->conn_status || c->eof || now < a->next_byte[i])
 			continue;
-		rawc_send(c, g_slow_head + c->sent % (sizeof g_slow_head - 1), 1);
-		c->sent++;
-		c->next_byte += 1000;
+		/* a write to a connection the server has just reset may fail: that is fine */
+		rawc_try_send(c, g_slow_head + c->sent % (sizeof g_slow_head - 1), 1);
+		a->next_byte[i] += 1000;
 	}
 	httpd_get_stats(E->h, &st);
 	if (st.open > a->max_open)
@@ -347,8 +241,7 @@ static void on_drip(uv_timer_t *t)
 	rawc_t *c = t->data;
 	if (c->eof || !c->connected || c->sent == sizeof g_slow_head - 1)
 		return;
-	rawc_send(c, g_slow_head + c->sent, 1);
-	c->sent++;
+	rawc_try_send(c, g_slow_head + c->sent, 1);
 }
 
 static void test_httpd_probes__head_deadline_closes_a_trickle(void **state)
@@ -360,12 +253,12 @@ static void test_httpd_probes__head_deadline_closes_a_trickle(void **state)
 	assert_non_null(c);
 	/* a byte every 50 ms: never idle for the 10 s idle timeout, yet never done in 1 s */
 	env_start(4, 1000, 10000);
-	rawc_open(c);
+	rawc_open(c, &E->loop, httpd_port(E->h));
 	uv_timer_init(&E->loop, &drip);
 	drip.data = c;
 	uv_timer_start(&drip, on_drip, 0, 50);
 	assert_true(tu_run_until(&E->loop, &c->eof, 8000));
-	assert_int_equal(status_of(c), 408);
+	assert_int_equal(rawc_status(c), 408);
 	if (!strstr(c->rx, "{\"error\":\"request head not complete within 1000 ms\"}"))
 		fail_msg("not the head deadline's 408: %s", c->rx);
 	assert_true(c->sent > 1 && c->sent < sizeof g_slow_head - 1);
@@ -390,7 +283,7 @@ static rawc_t *half_closed_exchange(const char *req)
 	rawc_t *c = calloc(1, sizeof *c);
 
 	assert_non_null(c);
-	rawc_open(c);
+	rawc_open(c, &E->loop, httpd_port(E->h));
 	assert_true(tu_run_until(&E->loop, &c->connected, 5000));
 	assert_int_equal(c->conn_status, 0);
 	rawc_send(c, req, strlen(req));
@@ -402,29 +295,24 @@ static rawc_t *half_closed_exchange(const char *req)
 static void test_httpd_probes__half_closed_request_is_answered(void **state)
 {
 	rawc_t *c;
-	const char *body;
 
 	env_start(4, 3000, 10000);
 	c = half_closed_exchange("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
-	assert_int_equal(status_of(c), 200);
-	body = strstr(c->rx, "\r\n\r\n");
-	assert_non_null(body);
-	assert_string_equal(body + 4, "{\"status\":\"ok\"}");
+	assert_int_equal(rawc_status(c), 200);
+	assert_string_equal(rawc_body(c), "{\"status\":\"ok\"}");
 	rawc_wait_closed(c);
 	free(c);
 
 	/* a reply of many writes arrives whole too */
 	c = half_closed_exchange("GET /big HTTP/1.0\r\n\r\n");
-	assert_int_equal(status_of(c), 200);
-	body = strstr(c->rx, "\r\n\r\n");
-	assert_non_null(body);
-	assert_int_equal(strlen(body + 4), 20000 * strlen("line 00000 of a large reply\n"));
+	assert_int_equal(rawc_status(c), 200);
+	assert_int_equal(strlen(rawc_body(c)), 20000 * strlen("line 00000 of a large reply\n"));
 	rawc_wait_closed(c);
 	free(c);
 
 	/* and an error answer */
 	c = half_closed_exchange("GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
-	assert_int_equal(status_of(c), 404);
+	assert_int_equal(rawc_status(c), 404);
 	rawc_wait_closed(c);
 	free(c);
 	env_finish();

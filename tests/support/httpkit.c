@@ -1,7 +1,7 @@
 /*
  * httpkit: a raw HTTP client on a libuv loop for the tests of the endpoint server (see
  * httpkit.h). Moved out of test_httpd.c unchanged but for the rawc_ prefix and the loop
- * passed in.
+ * passed in; rawc_open, rawc_try_send and rawc_wait_closed come from test_httpd_probes.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,7 +24,10 @@ static void on_alloc(uv_handle_t *hd, size_t sug, uv_buf_t *b)
 	b->len = sizeof c->rx - 1 - c->rx_len;
 }
 
-static void on_closed(uv_handle_t *hd) { ((rawc_t *)hd->data)->closed = 1; }
+static void on_closed(uv_handle_t *hd)
+{
+	((rawc_t *)hd->data)->closed = 1;
+}
 
 void rawc_close(rawc_t *c)
 {
@@ -56,19 +59,29 @@ static void on_connect(uv_connect_t *r, int status)
 	c->conn_status = status;
 	if (status == 0)
 		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	else
+		rawc_close(c);
 }
 
-rawc_t *rawc_new(uv_loop_t *loop, int port)
+void rawc_open(rawc_t *c, uv_loop_t *loop, int port)
 {
-	rawc_t *c = calloc(1, sizeof *c);
 	struct sockaddr_in sa;
 
-	assert_non_null(c);
+	memset(c, 0, offsetof(rawc_t, rx));
+	c->rx[0] = '\0';
 	assert_int_equal(uv_tcp_init(loop, &c->tcp), 0);
 	c->tcp.data = c;
 	c->creq.data = c;
 	uv_ip4_addr("127.0.0.1", port, &sa);
 	assert_int_equal(uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&sa, on_connect), 0);
+}
+
+rawc_t *rawc_new(uv_loop_t *loop, int port)
+{
+	rawc_t *c = calloc(1, sizeof *c);
+
+	assert_non_null(c);
+	rawc_open(c, loop, port);
 	assert_true(tu_run_until(loop, &c->connected, 5000));
 	assert_int_equal(c->conn_status, 0);
 	return c;
@@ -80,7 +93,7 @@ static void on_written(uv_write_t *w, int status)
 	free(w);
 }
 
-void rawc_send(rawc_t *c, const char *data, size_t len)
+int rawc_try_send(rawc_t *c, const char *data, size_t len)
 {
 	uv_write_t *w = calloc(1, sizeof *w);
 	char *copy = malloc(len);
@@ -91,14 +104,31 @@ void rawc_send(rawc_t *c, const char *data, size_t len)
 	memcpy(copy, data, len);
 	w->data = copy;
 	b = uv_buf_init(copy, (unsigned)len);
-	assert_int_equal(uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_written), 0);
+	int rc = uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+	if (rc != 0) {
+		free(copy);
+		free(w);
+		return rc;
+	}
+	c->sent += len;
+	return 0;
 }
 
-void rawc_free(rawc_t *c)
+void rawc_send(rawc_t *c, const char *data, size_t len)
+{
+	assert_int_equal(rawc_try_send(c, data, len), 0);
+}
+
+void rawc_wait_closed(rawc_t *c)
 {
 	rawc_close(c);
 	tu_run_until(c->tcp.loop, &c->closed, 5000);
 	assert_true(c->closed);
+}
+
+void rawc_free(rawc_t *c)
+{
+	rawc_wait_closed(c);
 	free(c);
 }
 

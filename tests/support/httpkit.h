@@ -17,19 +17,29 @@
 typedef struct rawc {
 	uv_tcp_t tcp;
 	uv_connect_t creq;
+	uv_shutdown_t sreq; /* free for the test's uv_shutdown() (a half-close) */
 	int connected, conn_status;
-	int eof;    /* EOF or a read error (a reset), or rx full: the connection is then closed */
-	int closed; /* the uv close callback ran */
+	int eof;     /* EOF or a read error (a reset), or rx full: the connection is then closed */
+	int closed;  /* the uv close callback ran */
+	size_t sent; /* bytes handed to uv_write since the connection was opened */
 	size_t rx_len;
-	char rx[1024 * 1024]; /* what the server sent, NUL-terminated */
+	char rx[1024 * 1024]; /* last: rawc_open() clears only what comes before */
 } rawc_t;
 
 /* A new connection to 127.0.0.1:port on loop; waits (5 s at most) until it is connected. */
 rawc_t *rawc_new(uv_loop_t *loop, int port);
-/* Writes a copy of data[0..len). */
+/* Starts a connection of c (fresh, or closed) to 127.0.0.1:port on loop; does not wait.
+ * A connection that fails is closed. */
+void rawc_open(rawc_t *c, uv_loop_t *loop, int port);
+/* Writes a copy of data[0..len); fails the test if the write cannot start. */
 void rawc_send(rawc_t *c, const char *data, size_t len);
+/* The same, but a write that cannot start (the server has just reset the connection) is
+ * dropped: 0, or the uv error. */
+int rawc_try_send(rawc_t *c, const char *data, size_t len);
 /* Starts closing c (if it is not closing already). */
 void rawc_close(rawc_t *c);
+/* Closes c and waits (5 s at most) for the close. */
+void rawc_wait_closed(rawc_t *c);
 /* Closes c, waits (5 s at most) for the close and frees c. */
 void rawc_free(rawc_t *c);
 /* Sends req on a new connection and waits (10 s at most) for the response and EOF. */
