@@ -1,6 +1,8 @@
 # Daemon-level tests: `cdpilot run` as a child process against the fixture's demo site.
 add_library(cdpilot_daemonkit STATIC support/daemonkit.c)
 target_link_libraries(cdpilot_daemonkit PUBLIC cdpilot_testutil PkgConfig::CURL PkgConfig::JANSSON)
+# dk_check_metric_names() reads docker/metric-names.txt from the source tree.
+target_compile_definitions(cdpilot_daemonkit PRIVATE CDPILOT_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 
 if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
    AND TARGET cdpilot_httpd AND TARGET cdpilot_store)

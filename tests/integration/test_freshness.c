@@ -166,6 +166,7 @@ static void test_freshness__broken_targets_do_not_starve_healthy(void **state)
 	dk_sleep_ms(75000);
 	metrics = endpoint_text(e, "/metrics");
 	assert_non_null(metrics);
+	dk_check_metric_names(metrics, "redis"); /* with the store, without SCHEDULE=redis */
 	snprintf(url, sizeof url, "http://%s/status", e->bed.metrics);
 	st = dk_http_get_json(url);
 	dk_stop_clean(&e->bed.d);

@@ -119,6 +119,16 @@ static void test_share__three_instances_one_killed(void **state)
 	killed_at = dk_wall_ms();
 	assert_true(dk_wait(&e->d[2], 5000));
 	dk_sleep_ms(LEASE_MS + INTERVAL_MS + 10000);
+	{
+		/* a sharing instance's live families are those docker/metric-names.txt lists */
+		char murl[96], *mtext;
+		long mcode = 0;
+		snprintf(murl, sizeof murl, "http://%s/metrics", e->metrics[0]);
+		mtext = dk_http_get(murl, &mcode);
+		assert_int_equal(mcode, 200);
+		dk_check_metric_names(mtext, "redis schedule");
+		free(mtext);
+	}
 	for (int i = 0; i < 2; i++) {
 		int code = dk_stop(&e->d[i], 30000);
 		if (code != 0)

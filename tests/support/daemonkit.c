@@ -376,3 +376,73 @@ int64_t dk_parse_time(const char *s)
 		ms = (int)strtol(end + 1, NULL, 10);
 	return (int64_t)timegm(&tm) * 1000 + ms;
 }
+
+/* Is word (wlen bytes, not NUL-terminated) one of the space-separated words of list? */
+static int dk_has_word(const char *list, const char *word, size_t wlen)
+{
+	for (const char *p = list; *p; p += strspn(p, " ")) {
+		size_t n = strcspn(p, " ");
+		if (n == wlen && strncmp(p, word, wlen) == 0)
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+/* Is family (len bytes) a "# TYPE" line of text? */
+static int dk_scraped(const char *text, const char *family, size_t len)
+{
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, "# TYPE ", 7) == 0 && strncmp(l + 7, family, len) == 0 &&
+		    l[7 + len] == ' ')
+			return 1;
+	return 0;
+}
+
+void dk_check_metric_names(const char *metrics_text, const char *conds)
+{
+	char *list = dk_read_file(CDPILOT_SOURCE_DIR "/docker/metric-names.txt");
+	unsigned bad = 0, listed = 0;
+
+	assert_non_null(list);
+	/* the list's names: each scraped unless its condition does not hold */
+	for (char *l = list, *next; l && *l; l = next) {
+		size_t n = strcspn(l, " \t#\n");
+		const char *when = NULL, *c;
+		next = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL;
+		if (n == 0)
+			continue;
+		listed++;
+		c = strstr(l, "# when ");
+		if (c && (!next || c < next))
+			when = c + 7;
+		int want = !when || dk_has_word(conds, when, strcspn(when, " \n"));
+		if (dk_scraped(metrics_text, l, n) != want) {
+			print_message("metric-names.txt: %.*s is %s /metrics (conditions \"%s\")\n",
+			              (int)n, l, want ? "missing from" : "unexpected in", conds);
+			bad++;
+		}
+	}
+	/* the scraped families: each listed */
+	for (const char *l = metrics_text; l && *l;
+	     l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		size_t n;
+		int found = 0;
+		if (strncmp(l, "# TYPE ", 7) != 0)
+			continue;
+		n = strcspn(l + 7, " \n");
+		for (const char *m = list; m && *m && !found;
+		     m = strchr(m, '\n') ? strchr(m, '\n') + 1 : NULL)
+			found = strncmp(m, l + 7, n) == 0 && strcspn(m, " \t#\n") == n;
+		if (!found) {
+			print_message("/metrics family %.*s is not in docker/metric-names.txt\n",
+			              (int)n, l + 7);
+			bad++;
+		}
+	}
+	free(list);
+	if (bad)
+		fail_msg("/metrics and docker/metric-names.txt differ (%u listed names, %u "
+		         "differences, above)",
+		         listed, bad);
+}

@@ -75,6 +75,12 @@ void dk_bed_run(dk_bed_t *b, const char *const env_extra[]);
 char *dk_http_get(const char *url, long *code);
 /* GET url and parse the body as JSON (new reference) or NULL. */
 json_t *dk_http_get_json(const char *url);
+/* The metric families of a live /metrics text (its "# TYPE" lines) against
+ * docker/metric-names.txt: every family scraped is listed, and every listed name is
+ * scraped, or, if its line is marked "# when COND", is scraped exactly when COND is one of
+ * the words of conds ("redis schedule": the daemon runs with REDIS_URL and SCHEDULE=redis).
+ * Fails the test naming each difference. */
+void dk_check_metric_names(const char *metrics_text, const char *conds);
 
 /* Every line of a JSON-lines file parsed, as an array (new reference; an unparsable
  * line fails the test). A missing file is an empty array. */
