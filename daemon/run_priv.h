@@ -81,6 +81,9 @@ void run__on_target_status(void *ud, const runner_target_view_t *v, const char *
  * store) added to /status and /metrics. */
 void run__status_extra(run_t *r, json_t *doc);
 void run__metrics_extra(run_t *r, prom_buf_t *b);
+/* run_reload.c: SIGHUP: reads the targets file off the loop and reconciles it (one
+ * reload at a time; one asked for during a reload runs after it). */
+void run__start_reload(run_t *r);
 /* Sends the readiness probe (a cheap CDP command) if none is pending. */
 void run__probe(run_t *r);
 
