@@ -2,7 +2,8 @@
  * run.c: `cdpilot run`, the wiring. It creates the modules (pool, fetch context, sink,
  * store and shared schedule, watchdog, HTTP endpoints, the runner) on one loop, points the
  * runner's callbacks at the sink, the store and the shared schedule, grades health once a
- * second, answers signals (SIGHUP re-reads the targets file) and closes everything in
+ * second, answers signals (SIGHUP re-reads the targets file, as a change of it does:
+ * run_reload.c) and closes everything in
  * order on the way out. How a target is scraped is the runner's (runner/runner.h).
  */
 #include "daemon/run.h"
@@ -333,6 +334,7 @@ static void on_pool_closed(pool_t *p, void *ud)
 	uv_close((uv_handle_t *)&r->sig_term, close_cb_count);
 	uv_close((uv_handle_t *)&r->sig_int, close_cb_count);
 	uv_close((uv_handle_t *)&r->sig_hup, close_cb_count);
+	run__watch_close(r);
 }
 
 static void begin_stop(run_t *r, const char *why)
@@ -361,7 +363,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
 	if (signum == SIGHUP) {
 		if (!r->stopping)
-			run__start_reload(r);
+			run__start_reload(r, RUN_RELOAD_SIGHUP);
 		return;
 	}
 	if (r->stopping) {
@@ -462,6 +464,7 @@ static int open_inputs(run_t *r, target_set_t *set)
 	int err = 0;
 
 	errlist_init(&errs);
+	run__note_targets_file(r); /* before the read: see run_reload.c */
 	if (targets_load_file(o->targets_path, set, &errs) != 0) {
 		fprintf(stderr, "cdpilot run: %s: %u error(s):\n%s\n", o->targets_path, errs.count,
 		        errlist_text(&errs));
@@ -516,6 +519,7 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 		runner_reconcile(r->runner, &set, "");
 		runner_start(r->runner);
 		uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
+		run__watch_start(r);
 	}
 	targets_release(&set);
 

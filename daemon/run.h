@@ -7,7 +7,8 @@
  * It owns every module it creates and is the only place where they meet: the scheduler
  * never sees the pool, the pool never sees targets, adapters never see I/O. Freshness
  * and health are graded every second; a stall asks the pool to recycle the browser.
- * SIGHUP re-reads the targets file (unchanged targets keep their state); SIGTERM/SIGINT
+ * SIGHUP, or a change of the targets file (it is watched, however it is replaced), re-reads
+ * it (unchanged targets keep their state); SIGTERM/SIGINT
  * (or --duration) stop scheduling, let in-flight tasks finish within the shutdown grace,
  * close the browser and exit 0.
  */
@@ -36,6 +37,8 @@ enum {
 
 typedef struct run_opts {
 	char targets_path[4096];  /* --targets FILE / TARGETS_FILE */
+	uint32_t targets_watch_ms; /* TARGETS_WATCH_MS, default 300: the file is re-read once
+	                              changes to it have been quiet this long; 0: SIGHUP only */
 	char output[4096];        /* --output FILE|- / OUTPUT; "" = no sink */
 	double duration_s;        /* --duration S: stop after S seconds; 0 = until a signal */
 	int status_line;          /* --status / --no-status; -1: when stderr is a terminal */

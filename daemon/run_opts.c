@@ -33,7 +33,8 @@ void run_usage(FILE *f)
 	        "  --status           a live one-line status on stderr (default on a terminal)\n"
 	        "  --no-status        no status line\n"
 	        "\n"
-	        "SIGHUP re-reads the targets file; SIGTERM or SIGINT stop gracefully (exit 0).\n"
+	        "The targets file is re-read when it changes (TARGETS_WATCH_MS) and on SIGHUP;\n"
+	        "SIGTERM or SIGINT stop gracefully (exit 0).\n"
 	        "Settings are environment variables: see docs/configuration.md.\n");
 }
 
@@ -112,6 +113,10 @@ static void daemon_from_env(run_opts_t *o, errlist_t *errs)
 		o->verify_max_ms = (uint32_t)(d * 1000);
 	if (envnum_get(errs, "WATCH_FROZEN_NAVIGATE_SECONDS", 1, 86400, 0, NULL, &d) > 0)
 		o->watch_navigate_ms = (uint32_t)(d * 1000);
+	o->targets_watch_ms = 300;
+	if (envnum_get(errs, "TARGETS_WATCH_MS", 10, 60000, ENVNUM_WHOLE | ENVNUM_ZERO_OK, NULL,
+	               &d) > 0)
+		o->targets_watch_ms = (uint32_t)d;
 	o->discover_max_children = 500;
 	if (envnum_get(errs, "DISCOVER_MAX_CHILDREN", 1, 100000, ENVNUM_WHOLE, NULL, &d) > 0)
 		o->discover_max_children = (unsigned)d;

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "daemon/run.h"
@@ -41,10 +42,24 @@ struct run {
 	 * into reload_set / reload_errs / reload_rc, then reconciled on the loop; a SIGHUP
 	 * during a reload asks for one more (reload_again). */
 	uv_work_t reload_req;
-	int reloading, reload_again, reload_rc;
+	int reloading, reload_rc;
+	unsigned reload_why, reload_again; /* RUN_RELOAD_*: this reload's, and the next's */
 	target_set_t reload_set;
 	errlist_t reload_errs;
 	uint64_t reload_began_ms;
+	/* The targets file as stat() saw it just before the last read (seen_errno: that
+	 * stat's errno, 0 if it succeeded), and the reload's own stat (worker thread); a
+	 * watch reload that finds the file as it was is skipped (reload_skipped). */
+	struct stat seen, reload_st;
+	int seen_errno, reload_st_errno, reload_skipped;
+	uint64_t warned_unlinked_ino; /* the inode the stale-mount warning was given for */
+	/* TARGETS_WATCH_MS: the file's directory (renames over it, in-place writes) and the
+	 * file itself (writes through another mount of it, its last link going) are watched;
+	 * a reload starts once they have been quiet for TARGETS_WATCH_MS. */
+	uv_fs_event_t watch_dir, watch_file;
+	uv_timer_t watch_quiet;
+	int watch_dir_on, watch_file_on, watch_inited;
+	uint64_t watch_first_ms;      /* first event of the pending burst; 0 none */
 	int stopping;
 	int closing_handles;
 	int exit_code;
@@ -81,9 +96,17 @@ void run__on_target_status(void *ud, const runner_target_view_t *v, const char *
  * store) added to /status and /metrics. */
 void run__status_extra(run_t *r, json_t *doc);
 void run__metrics_extra(run_t *r, prom_buf_t *b);
-/* run_reload.c: SIGHUP: reads the targets file off the loop and reconciles it (one
- * reload at a time; one asked for during a reload runs after it). */
-void run__start_reload(run_t *r);
+/* run_reload.c: reads the targets file off the loop and reconciles it (one reload at a
+ * time; one asked for during a reload runs after it). why: RUN_RELOAD_SIGHUP always reads
+ * it; RUN_RELOAD_WATCH only if the file is not as it was at the last read. */
+enum { RUN_RELOAD_SIGHUP = 1, RUN_RELOAD_WATCH = 2 };
+void run__start_reload(run_t *r, unsigned why);
+/* The file as it is before the first read (blocking stat: before the loop runs). */
+void run__note_targets_file(run_t *r);
+/* Starts watching the targets file when TARGETS_WATCH_MS is not 0 (warns, and goes on
+ * with SIGHUP alone, when it cannot); run__watch_close() closes its handles. */
+void run__watch_start(run_t *r);
+void run__watch_close(run_t *r);
 /* Sends the readiness probe (a cheap CDP command) if none is pending. */
 void run__probe(run_t *r);
 
