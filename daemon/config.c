@@ -112,7 +112,8 @@ static const config_setting_t settings[] = {
 	{ "METRICS_IDLE_TIMEOUT_MS", "--metrics-idle-timeout-ms", "endpoints", "10000", "100 to 600000", "an HTTP request head with no new byte for this many milliseconds is answered 408; a response not taken for as long is cut", 0, NULL },
 	{ "METRICS_HEAD_TIMEOUT_MS", "--metrics-head-timeout-ms", "endpoints", "3000", "100 to 600000", "an HTTP request head not complete this many milliseconds after the connection is answered 408", 0, NULL },
 
-	{ "TARGETS_FILE", "--targets", "daemon", "(none: required)", "a JSON targets file (docs/targets.md)", "the targets to keep fresh; SIGHUP re-reads it", 0, NULL },
+	{ "TARGETS_FILE", "--targets", "daemon", "(none: required)", "a JSON targets file (docs/targets.md)", "the targets to keep fresh; SIGHUP re-reads it, and so does a change of it (TARGETS_WATCH_MS)", 0, NULL },
+	{ "TARGETS_WATCH_MS", "--targets-watch-ms", "daemon", "300", "0 (not watched: SIGHUP only) or 10 to 60000", "the targets file and its directory are watched; once changes to the file (a write, a rename over it) have been quiet this many milliseconds it is re-read as on SIGHUP", 0, NULL },
 	{ "OUTPUT", "--output", "daemon", "(none: no JSON-lines sink)", "a file, or - for stdout; empty: none", "JSON-lines sink for snapshots and deltas", EMPTY_OK, NULL },
 	{ "WATCH_CAP", "--watch-cap", "daemon", "64", "1 to 1024", "watched pages (mode watch) open at once", 0, NULL },
 	{ "FETCH_CONCURRENCY", "--fetch-concurrency", "daemon", "16", "1 to 1024", "fetch tasks (adapters that need no browser, e.g. jsonapi) running at once; browser tasks are bounded by CONCURRENCY_CAP alone", 0, NULL },

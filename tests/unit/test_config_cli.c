@@ -95,6 +95,7 @@ static const bad_t bads[] = {
 	{ "METRICS_HEAD_TIMEOUT_MS", "3s", "600001", NULL, 0 },
 	{ "TARGETS_FILE", g_bad_targets, NULL, NULL, 0 },
 	{ "OUTPUT", NULL, NULL, NULL, 1 }, /* any path; opened by run */
+	{ "TARGETS_WATCH_MS", "300ms", "5", NULL, 0 },
 	{ "WATCH_CAP", "x", "1025", NULL, 0 },
 	{ "FETCH_CONCURRENCY", "0", "2.5", NULL, 0 },
 	{ "FAILING_LEASE_PERCENT", "0", "101", NULL, 0 },
