@@ -8,6 +8,9 @@ if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
    AND TARGET cdpilot_httpd AND TARGET cdpilot_store)
   cdpilot_test(NAME test_run SOURCES integration/test_run.c support/redis_server.c
                LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 900 LABELS integration)
+  # the targets file replaced (by rename, in place), watched and on SIGHUP
+  cdpilot_test(NAME test_targets_reload SOURCES integration/test_targets_reload.c
+               LIBS cdpilot_daemonkit TIMEOUT 300 LABELS integration)
   cdpilot_test(NAME test_freshness SOURCES integration/test_freshness.c support/redis_server.c
                LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 400 LABELS integration)
   cdpilot_test(NAME test_share SOURCES integration/test_share.c support/redis_server.c
