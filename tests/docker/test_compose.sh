@@ -173,7 +173,7 @@ self_check "no memory limit" "no memory limit" \
 self_check "targets mounted read-write" "not mounted read-only" \
 	check_compose "$(broken rw 's|targets.json:ro|targets.json|')" "$DOCKER_DIR" "$K"
 self_check "missing bind-mount source" "bind-mount source $DOCKER_DIR/./gone.json does not exist" \
-	check_compose "$(broken src 's|- ./targets.example.json:|- ./gone.json:|')" "$DOCKER_DIR" "$K"
+	check_compose "$(broken src 's|- ./targets/targets.json:|- ./gone.json:|')" "$DOCKER_DIR" "$K"
 self_check "prometheus not in a profile" "not under the 'monitoring' profile" \
 	check_compose "$(broken prof '/profiles: \["monitoring"\]/d')" "$DOCKER_DIR" "$K"
 self_check "redis without healthcheck" "redis: no healthcheck" \

@@ -1,5 +1,5 @@
 /*
- * test_targets_example: docker/targets.example.json, the targets file the image ships
+ * test_targets_example: docker/targets/targets.json, the targets file the image ships
  * and docker-compose.yml mounts, is accepted by the daemon's own parser
  * (daemon/targets.h). A broken copy (unknown adapter, misspelt key) must be refused, so
  * the test can fail.
@@ -18,7 +18,7 @@
 #include "daemon/targets.h"
 #include "util/errlist.h"
 
-#define EXAMPLE CDPILOT_SOURCE_DIR "/docker/targets.example.json"
+#define EXAMPLE CDPILOT_SOURCE_DIR "/docker/targets/targets.json"
 
 static void test_targets_example__parses(void **state)
 {
