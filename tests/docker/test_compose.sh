@@ -69,9 +69,13 @@ else
   (select($s.prometheus.profiles // [] | index("monitoring") | not) |
      fail("prometheus: not under the \u0027monitoring\u0027 profile")),
   (select($s.cdpilot.volumes // [] | map(
-       if type == "string" then test(":/etc/cdpilot/targets.json:ro$")
-       else (.target == "/etc/cdpilot/targets.json" and .read_only == true) end) | any | not) |
-     fail("cdpilot: the targets file is not mounted read-only at /etc/cdpilot/targets.json")),
+       if type == "string" then test(":/etc/cdpilot/targets:ro$")
+       else (.target == "/etc/cdpilot/targets" and .read_only == true) end) | any | not) |
+     fail("cdpilot: the targets directory is not mounted read-only at /etc/cdpilot/targets")),
+  (select($s.cdpilot.volumes // [] | map(
+       if type == "string" then test(":/etc/cdpilot/targets/")
+       else (.target // "" | startswith("/etc/cdpilot/targets/")) end) | any) |
+     fail("cdpilot: a single file is mounted in /etc/cdpilot/targets/; a file replaced on the host (a rename over it) is never seen through a file mount: mount the directory")),
   ($s[] | .volumes // [] | .[] |
      (if type == "string" then (split(":") | if length > 1 then .[0] else empty end)
       else (.source // empty) end) as $src |
@@ -171,9 +175,11 @@ self_check "pids_limit below PID_THRESHOLD" "pids_limit 150 is not above PID_THR
 self_check "no memory limit" "no memory limit" \
 	check_compose "$(broken mem '/^ *mem_limit:/d')" "$DOCKER_DIR" "$K"
 self_check "targets mounted read-write" "not mounted read-only" \
-	check_compose "$(broken rw 's|targets.json:ro|targets.json|')" "$DOCKER_DIR" "$K"
-self_check "missing bind-mount source" "bind-mount source $DOCKER_DIR/./gone.json does not exist" \
-	check_compose "$(broken src 's|- ./targets/targets.json:|- ./gone.json:|')" "$DOCKER_DIR" "$K"
+	check_compose "$(broken rw 's|/etc/cdpilot/targets:ro|/etc/cdpilot/targets|')" "$DOCKER_DIR" "$K"
+self_check "targets file mounted alone" "a single file is mounted in /etc/cdpilot/targets/" \
+	check_compose "$(broken onefile 's|- ./targets:/etc/cdpilot/targets:ro|- ./targets/targets.json:/etc/cdpilot/targets/targets.json:ro|')" "$DOCKER_DIR" "$K"
+self_check "missing bind-mount source" "bind-mount source $DOCKER_DIR/./gone does not exist" \
+	check_compose "$(broken src 's|- ./targets:|- ./gone:|')" "$DOCKER_DIR" "$K"
 self_check "prometheus not in a profile" "not under the 'monitoring' profile" \
 	check_compose "$(broken prof '/profiles: \["monitoring"\]/d')" "$DOCKER_DIR" "$K"
 self_check "redis without healthcheck" "redis: no healthcheck" \

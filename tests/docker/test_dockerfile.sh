@@ -5,7 +5,7 @@
 # (last) stage every COPY source exists in the context (and is not dropped by
 # docker/Dockerfile.dockerignore) or was produced by the build stage, the ENTRYPOINT is
 # the binary copied from the build stage with no init wrapper (tini), the CMD is
-# `run --targets /etc/cdpilot/targets.json`, USER is not root, a HEALTHCHECK asks
+# `run --targets /etc/cdpilot/targets/targets.json`, USER is not root, a HEALTHCHECK asks
 # /healthz, STOPSIGNAL is SIGTERM, EXPOSE 9464, ENV METRICS_ADDR=0.0.0.0:9464 and only
 # known environment variables, docker/runtime-steps.sh is copied and run. Then each check
 # runs on a broken copy and must fail.
@@ -269,8 +269,8 @@ check_dockerfile() {
 	fi
 	grep -qE '^[[:space:]]*#.*PID 1' "$df" ||
 		fail "no comment says why cdpilot runs as PID 1 without tini"
-	[ "$(jq -c . <<<"$cmd" 2>/dev/null)" = '["run","--targets","/etc/cdpilot/targets.json"]' ] ||
-		fail "CMD is '$cmd', expected [\"run\", \"--targets\", \"/etc/cdpilot/targets.json\"]"
+	[ "$(jq -c . <<<"$cmd" 2>/dev/null)" = '["run","--targets","/etc/cdpilot/targets/targets.json"]' ] ||
+		fail "CMD is '$cmd', expected [\"run\", \"--targets\", \"/etc/cdpilot/targets/targets.json\"]"
 	case "${runtime_user%%:*}" in
 	"") fail "no USER in the runtime stage: it runs as root" ;;
 	root | 0) fail "USER $runtime_user: runs as root" ;;
