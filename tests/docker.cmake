@@ -16,6 +16,8 @@ cdpilot_docker_test(test_docker_dockerfile test_dockerfile.sh)
 cdpilot_docker_test(test_docker_runtime_steps test_runtime_steps.sh)
 cdpilot_docker_test(test_docker_dashboard test_dashboard.sh)
 cdpilot_docker_test(test_docker_healthcheck test_healthcheck.sh)
+cdpilot_docker_test(test_docker_alerts test_alerts.sh)
+cdpilot_docker_test(test_docker_k8s test_k8s.sh)
 
 # The example targets file through the daemon's targets parser (once it is built).
 if(TARGET cdpilot_targets)

@@ -6,8 +6,8 @@
 # settings the issue asks for are there (shm_size, pids_limit above PID_THRESHOLD, a
 # memory limit, METRICS_ADDR on 0.0.0.0, redis with a healthcheck, the targets file
 # mounted read-only, prometheus under the "monitoring" profile); every bind-mount source
-# exists. prometheus.yml passes promtool and scrapes the cdpilot service's metrics port
-# every 15 s. Then each check is run on a broken copy and must fail.
+# exists. prometheus.yml passes promtool, scrapes the cdpilot service's metrics port
+# every 15 s, and each of its rule_files is mounted beside it in the prometheus service. Then each check is run on a broken copy and must fail.
 # shellcheck source=tests/docker/lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -130,6 +130,13 @@ check_prometheus() {
 	port=$(jq -r '.services.cdpilot.environment.METRICS_ADDR // "" | sub(".*:"; "")' <<<"$c")
 	jq -e --arg t "cdpilot:$port" '[.scrape_configs[]? | select(.static_configs[]?.targets[]? == $t)] | length > 0' \
 		<<<"$j" >/dev/null || fail "prometheus: no scrape config targets cdpilot:$port"
+	# Every rule file (relative to prometheus.yml) is mounted beside it in the container.
+	local rf
+	while read -r rf; do
+		[ -n "$rf" ] || continue
+		jq -e --arg m "./$rf:/etc/prometheus/$rf:ro" '.services.prometheus.volumes // [] | index($m)' \
+			<<<"$c" >/dev/null || fail "prometheus: rule file $rf is not mounted at /etc/prometheus/$rf"
+	done < <(jq -r '.rule_files[]? // empty' <<<"$j")
 	jq -e --arg t "cdpilot:$port" '(.global.scrape_interval // "1m") as $g |
 			[.scrape_configs[]? | select(.static_configs[]?.targets[]? == $t) |
 			 (.scrape_interval // $g)] | all(. == "15s")' <<<"$j" >/dev/null ||
@@ -189,11 +196,15 @@ self_check "service missing" "service 'prometheus' is missing" \
 self_check "REDIS_URL naming no service" "names no service" \
 	check_compose "$(broken url 's|redis://redis:6379/0|redis://cache:6379/0|')" "$DOCKER_DIR" "$K"
 
+# rule_files are relative to the config: the broken copies get the real rules beside them.
+cp "$DOCKER_DIR/alerts.yml" "$TMP/alerts.yml"
 sed 's/cdpilot:9464/cdpilot:9999/' "$DOCKER_DIR/prometheus.yml" >"$TMP/p-target.yml"
 self_check "prometheus scrapes the wrong port" "no scrape config targets cdpilot:9464" \
 	check_prometheus "$TMP/p-target.yml" "$C"
 sed 's/15s/30s/g' "$DOCKER_DIR/prometheus.yml" >"$TMP/p-int.yml"
 self_check "prometheus interval" "is not scraped every 15s" check_prometheus "$TMP/p-int.yml" "$C"
+self_check "rule file not mounted" "rule file alerts.yml is not mounted at /etc/prometheus/alerts.yml" \
+	check_prometheus "$DOCKER_DIR/prometheus.yml" "$(broken rules '/alerts.yml:\/etc\/prometheus\/alerts.yml:ro/d')"
 sed 's/scrape_configs:/scrape_confs:/' "$DOCKER_DIR/prometheus.yml" >"$TMP/p-bad.yml"
 self_check "prometheus config refused by promtool" "promtool check config" \
 	check_prometheus "$TMP/p-bad.yml" "$C"
