@@ -7,7 +7,7 @@
 # SCHEDULE=redis against a REDIS_URL that names a Service of the manifests on its port, has
 # its liveness probe on /healthz and readiness on /readyz (routes daemon/endpoints.c serves)
 # at the port of METRICS_ADDR, memory and CPU limits, a memory-backed /dev/shm, and the
-# targets file it is given on a ConfigMap key whose content is docker/targets.example.json;
+# targets file it is given on a ConfigMap key whose content is docker/targets/targets.json;
 # Services, the PodDisruptionBudget and the HorizontalPodAutoscaler select or name what
 # exists, and the autoscaling metric (also those README.md names) is in
 # docker/metric-names.txt. With kubectl on PATH, `kubectl kustomize` must build the
@@ -177,9 +177,9 @@ for w in deps:
                 mine = json.loads(cm["data"][key])
             except ValueError as e:
                 mine = None; fail("ConfigMap %s: %s is not JSON: %s" % (cmname, key, e))
-            ref = json.load(open(os.path.join(repo, "docker/targets.example.json")))
+            ref = json.load(open(os.path.join(repo, "docker/targets/targets.json")))
             if mine is not None and mine != ref:
-                fail("ConfigMap %s: %s differs from docker/targets.example.json" % (cmname, key))
+                fail("ConfigMap %s: %s differs from docker/targets/targets.json" % (cmname, key))
 
 for s in services.values():
     sel = s["spec"].get("selector")
@@ -260,7 +260,7 @@ self_check "no memory limit" "no memory limit" \
 	check_k8s "$(broken mem cdpilot.yaml '/limits:/,/memory: 2Gi/{/memory: 2Gi/d}')"
 self_check "no /dev/shm" "/dev/shm is not a memory-backed emptyDir" \
 	check_k8s "$(broken shm cdpilot.yaml '/medium: Memory/d')"
-self_check "targets ConfigMap drifted" "differs from docker/targets.example.json" \
+self_check "targets ConfigMap drifted" "differs from docker/targets/targets.json" \
 	check_k8s "$(broken cm targets-configmap.yaml 's/"interval_seconds": 900/"interval_seconds": 901/')"
 self_check "targets file on no ConfigMap" "is not on a ConfigMap of the manifests" \
 	check_k8s "$(broken cmname cdpilot.yaml 's/name: cdpilot-targets/name: cdpilot-target/')"
