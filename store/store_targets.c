@@ -129,15 +129,15 @@ static json_t *field_entry(const store_t *s, json_t *tcache, const redisReply *f
 typedef struct tread {
 	uv_work_t req;
 	store_t *s;
-	unsigned gen;          /* s->tgen when it began: a new watcher makes it stale */
-	size_t n, total;       /* fields read, fields in the hash */
-	redisReply *el;        /* 2 n copies: field, value, ... (type, str, len only) */
-	json_t *old_cache;     /* s->tcache (a reference) */
-	json_t *obj, *cache;   /* the results */
+	unsigned gen;        /* s->tgen when it began: a new watcher makes it stale */
+	size_t n, total;     /* fields read, fields in the hash */
+	redisReply *el;      /* 2 n copies: field, value, ... (type, str, len only) */
+	json_t *old_cache;   /* s->tcache (a reference) */
+	json_t *obj, *cache; /* the results */
 	errlist_t errs;
 	size_t reused;
 	uint64_t parsed;
-	uint64_t began;        /* uv_hrtime() */
+	uint64_t began; /* uv_hrtime() */
 } tread_t;
 
 static void tread_free(tread_t *tr)
