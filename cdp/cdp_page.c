@@ -294,6 +294,7 @@ static void free_page(cdp_page_t *p)
 	free(p->session_id);
 	free(p->user_agent);
 	free(p->nav_url);
+	free(p->refusal);
 	free(p->main_frame);
 	cdp__page_nav_state_free(p);
 	free(p->open_url);

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "cdp/cdp_conn.h"
+#include "util/netpolicy.h"
 
 typedef struct cdp_page cdp_page_t;
 
@@ -313,16 +314,41 @@ int cdp_block_browser(cdp_conn_t *conn, const char *list, uint64_t *blocked,
  * main frame has its target's id), "" if Chrome gave none. Called from the loop. */
 typedef int (*cdp_block_exempt_cb)(const char *frame_id, void *ud);
 
-/* Browser-wide blocking with exemptions: the caller's, and it must outlive the listener. */
+/* A document request refused by the policy: frame_id as above, url the request's (a
+ * redirect's next hop has its own), why the rule (netpolicy_check_url). Called from the
+ * loop before the request is failed, so a note left on the page (cdp_page_note_refusal)
+ * is there when its navigation fails. */
+typedef void (*cdp_block_refused_cb)(const char *frame_id, const char *url, const char *why,
+                                     void *ud);
+
+/* Browser-wide blocking with exemptions and a target policy: the caller's, and it must
+ * outlive the listener. */
 typedef struct cdp_block {
-	uint64_t *blocked;          /* counts the requests failed */
+	uint64_t *blocked;          /* counts the requests failed by type */
 	cdp_block_exempt_cb exempt; /* may be NULL: nothing is exempt */
 	void *ud;
+	/* May be NULL. Otherwise every Document request (each hop of a redirect, main frame or
+	 * not, exempt or not) is paused too and checked against it at the request stage: one
+	 * whose URL's host the policy refuses is failed with AccessDenied (refused is told
+	 * first, if not NULL); the others go on unless their type is blocked. */
+	const netpolicy_t *policy;
+	cdp_block_refused_cb refused;
+	int documents_blocked; /* set by cdp_block_browser_ex: "document" is in its list */
 } cdp_block_t;
 
-/* cdp_block_browser() asking blk->exempt about each paused request. */
-int cdp_block_browser_ex(cdp_conn_t *conn, const char *list, const cdp_block_t *blk,
+/* cdp_block_browser() asking blk->exempt about each paused request and checking document
+ * requests against blk->policy. list may be "none" or "" (no type blocked): with a policy
+ * that refuses anything, only Document requests are paused then; with neither, *out is
+ * NULL and nothing is enabled. */
+int cdp_block_browser_ex(cdp_conn_t *conn, const char *list, cdp_block_t *blk,
                          cdp_listener_t **out);
+
+/* The message of this page's next failed navigation, in place of Chrome's error text
+ * (which is kept after it in brackets): why a request of it was refused, for a caller
+ * that refuses requests itself (cdp_block_browser_ex's refused). NULL forgets it; so does
+ * starting a navigation (not adopting the one the page was opened with) and every
+ * navigation's end. Copied. */
+void cdp_page_note_refusal(cdp_page_t *page, const char *why);
 
 /*
  * Holding new pages, for a caller that owns the whole browser: Target.setAutoAttach on the

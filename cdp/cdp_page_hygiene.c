@@ -2,7 +2,8 @@
  * cdp_page_hygiene: keeping a page from blocking or wandering: JavaScript dialogs dismissed at
  * once, the page-side popup guard, and request blocking by resource type (Fetch.enable with
  * patterns, each paused request failed and counted), per page or browser-wide
- * (cdp_block_browser). The user agent and extra headers are set-up steps of the open.
+ * (cdp_block_browser), there also with a target policy for documents. The user agent and
+ * extra headers are set-up steps of the open.
  */
 #include "cdp/cdp_page_priv.h"
 
@@ -165,20 +166,56 @@ static void on_browser_paused(cdp_conn_t *conn, const char *session_id, const ch
 		block_paused(conn, NULL, params, ud);
 }
 
-/* The same with exemptions: a request the caller exempts goes on untouched. */
+static void continue_paused(cdp_conn_t *conn, json_t *id)
+{
+	cdp_conn_send(conn, NULL, CDP_M_FETCH_CONTINUE_REQUEST, json_pack("{s:O}", "requestId", id),
+	              5000, hygiene_reply, NULL, NULL);
+}
+
+/* A document request against the policy: 1 if it was refused (and failed). */
+static int policy_refused(cdp_conn_t *conn, json_t *params, const cdp_block_t *blk,
+                          const char *frame, json_t *id)
+{
+	const char *url = NULL;
+	char why[512];
+
+	if (json_unpack(params, "{s:{s:s}}", "request", "url", &url) != 0)
+		url = "";
+	if (netpolicy_check_url(blk->policy, url, why, sizeof why) == 0)
+		return 0;
+	log_warn("page", "refused %.300s: %s", url, why);
+	if (blk->refused)
+		blk->refused(frame, url, why, blk->ud);
+	cdp_conn_send(conn, NULL, CDP_M_FETCH_FAIL_REQUEST,
+	              json_pack("{s:O, s:s}", "requestId", id, "errorReason", "AccessDenied"), 5000,
+	              hygiene_reply, NULL, NULL);
+	return 1;
+}
+
+/* The same with a policy for documents and exemptions: a request the caller exempts goes
+ * on untouched. */
 static void on_browser_paused_ex(cdp_conn_t *conn, const char *session_id, const char *method,
                                  json_t *params, void *ud)
 {
 	const cdp_block_t *blk = ud;
-	json_t *frame = json_object_get(params, "frameId");
+	json_t *fr = json_object_get(params, "frameId");
 	json_t *id = json_object_get(params, "requestId");
+	json_t *type = json_object_get(params, "resourceType");
+	const char *frame = json_is_string(fr) ? json_string_value(fr) : "";
+	int doc = json_is_string(type) && strcmp(json_string_value(type), "Document") == 0;
 
-	if (session_id)
+	if (session_id || !json_is_string(id))
 		return; /* a page's own Fetch */
-	if (blk->exempt && json_is_string(id) &&
-	    blk->exempt(json_is_string(frame) ? json_string_value(frame) : "", blk->ud)) {
-		cdp_conn_send(conn, NULL, CDP_M_FETCH_CONTINUE_REQUEST,
-		              json_pack("{s:O}", "requestId", id), 5000, hygiene_reply, NULL, NULL);
+	if (doc && blk->policy) {
+		if (policy_refused(conn, params, blk, frame, id))
+			return;
+		if (!blk->documents_blocked) { /* paused for the policy alone */
+			continue_paused(conn, id);
+			return;
+		}
+	}
+	if (blk->exempt && blk->exempt(frame, blk->ud)) {
+		continue_paused(conn, id);
 		return;
 	}
 	block_paused(conn, NULL, params, blk->blocked);
@@ -191,11 +228,39 @@ static void block_browser_reply(cdp_conn_t *conn, const cdp_reply_t *r, void *ud
 		          r->error_message);
 }
 
-static int block_browser(cdp_conn_t *conn, const char *list, cdp_event_cb on_paused, void *ud,
-                         cdp_listener_t **out)
+/* Whether the block list names type. */
+static int listed(const char *list, const char *type)
+{
+	size_t n = strlen(type);
+
+	for (const char *p = list; *p; p += strcspn(p, ","), p += *p == ',')
+		if (strncmp(p, type, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+/* The patterns of list, plus documents for a policy that refuses anything; *out NULL: none. */
+static int browser_patterns(const char *list, const netpolicy_t *policy, json_t **out)
+{
+	int rc = 0;
+
+	*out = NULL;
+	if (*list && strcmp(list, "none") != 0 && (rc = cdp__page_block_patterns(list, out)) != 0)
+		return rc;
+	if (!policy || netpolicy_is_open(policy) || (*out && listed(list, "document")))
+		return 0;
+	if (!*out && !(*out = json_array()))
+		return -ENOMEM;
+	json_array_append_new(*out, json_pack("{s:s, s:s, s:s}", "urlPattern", "*", "resourceType",
+	                                      "Document", "requestStage", "Request"));
+	return 0;
+}
+
+static int block_browser(cdp_conn_t *conn, const char *list, const netpolicy_t *policy,
+                         cdp_event_cb on_paused, void *ud, cdp_listener_t **out)
 {
 	json_t *patterns = NULL;
-	int rc = cdp__page_block_patterns(list, &patterns);
+	int rc = browser_patterns(list, policy, &patterns);
 
 	*out = NULL;
 	if (rc != 0)
@@ -219,11 +284,12 @@ static int block_browser(cdp_conn_t *conn, const char *list, cdp_event_cb on_pau
 int cdp_block_browser(cdp_conn_t *conn, const char *list, uint64_t *blocked,
                       cdp_listener_t **out)
 {
-	return block_browser(conn, list, on_browser_paused, blocked, out);
+	return block_browser(conn, list, NULL, on_browser_paused, blocked, out);
 }
 
-int cdp_block_browser_ex(cdp_conn_t *conn, const char *list, const cdp_block_t *blk,
+int cdp_block_browser_ex(cdp_conn_t *conn, const char *list, cdp_block_t *blk,
                          cdp_listener_t **out)
 {
-	return block_browser(conn, list, on_browser_paused_ex, (void *)blk, out);
+	blk->documents_blocked = listed(list, "document");
+	return block_browser(conn, list, blk->policy, on_browser_paused_ex, blk, out);
 }

@@ -24,8 +24,18 @@ void cdp__page_finish_nav(cdp_page_t *p, int status, const char *message)
 	void *ud = p->ud;
 	char *final_url = p->final_url ? p->final_url : p->nav_url;
 	char *other = final_url == p->final_url ? p->nav_url : p->final_url;
+	char *refusal = p->refusal;
+	char why[1024];
 	cdp_nav_result_t res;
 
+	p->refusal = NULL;
+	/* A request the caller refused (cdp_page_note_refusal) says why better than Chrome's
+	 * net::ERR_ACCESS_DENIED. */
+	if (status == CDP_ENAV && refusal) {
+		snprintf(why, sizeof why, "%s (%s)", refusal, message ? message : "");
+		message = why;
+	}
+	free(refusal);
 	res.status = status;
 	res.http_status = p->resp_status;
 	/* A Document response of another navigation (an earlier one still landing) is not ours. */
@@ -360,6 +370,7 @@ int cdp_page_navigate(cdp_page_t *p, const char *url, uint32_t timeout_ms, cdp_p
 	}
 	free(p->nav_url);
 	nav_state_reset(p);
+	cdp_page_note_refusal(p, NULL); /* one of an earlier navigation */
 	p->nav_url = strdup(url);
 	params = json_pack("{s:s}", "url", url);
 	if (!p->nav_url || !params) {
@@ -381,6 +392,12 @@ int cdp_page_navigate(cdp_page_t *p, const char *url, uint32_t timeout_ms, cdp_p
 	uv_timer_start(&p->poll_timer, on_conn_watch, PAGE_CONN_WATCH_MS, PAGE_CONN_WATCH_MS);
 	log_debug("page", "navigate %s", url);
 	return 0;
+}
+
+void cdp_page_note_refusal(cdp_page_t *p, const char *why)
+{
+	free(p->refusal);
+	p->refusal = why ? strdup(why) : NULL; /* out of memory: Chrome's own text */
 }
 
 /*

@@ -138,6 +138,7 @@ struct cdp_page {
 	long resp_status;
 	int nav_replied, load_seen, http_failure;
 	int adopting;       /* the running navigate waits for the initial navigation */
+	char *refusal;      /* cdp_page_note_refusal(): the message of the next failed one */
 
 	/* wait_for */
 	char *wait_expr;

@@ -191,6 +191,7 @@ static void policy_from_env(run_opts_t *o, errlist_t *errs)
 	netpolicy_init(&policy, getenv("TARGET_ALLOW"), getenv("TARGET_DENY"), errs);
 	targets_set_policy(&policy);
 	o->policy = &policy;
+	o->pool.policy = &policy; /* pages' redirects and navigations too (pool.h) */
 }
 
 int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)

@@ -60,6 +60,14 @@ struct run {
 	uv_timer_t watch_quiet;
 	int watch_dir_on, watch_file_on, watch_inited;
 	uint64_t watch_first_ms;      /* first event of the pending burst; 0 none */
+	/* The Redis targets hash: parsed on a worker thread too (redis_req: redis_obj into
+	 * redis_set / redis_errs); the hash as it changed during a parse waits in redis_next. */
+	uv_work_t redis_req;
+	int redis_parsing;
+	json_t *redis_obj, *redis_next;
+	target_set_t redis_set;
+	errlist_t redis_errs;
+	uint64_t redis_began_ms;
 	int stopping;
 	int closing_handles;
 	int exit_code;

@@ -237,6 +237,7 @@ static void on_open(cdp_page_t *page, int status, const char *why, void *ud)
 	}
 	l->state = L_GRANTED;
 	l->pb->tasks++;
+	pool__pb_note_refusal(l->pb, page); /* its first navigation may have been refused */
 	if (l->watch)
 		uv_timer_stop(&l->timer); /* no deadline for a watched page */
 	/* Downloads are denied per context (a browser-level command). */

@@ -79,6 +79,13 @@ typedef struct pool_opts {
 	int viewport_width;            /* VIEWPORT "WxH", default 1280x800 */
 	int viewport_height;
 	char extra_headers[2048];      /* EXTRA_HEADERS as a JSON object, default "" */
+	/* The target policy (TARGET_ALLOW / TARGET_DENY), borrowed: it must outlive the pool;
+	 * NULL (the default): none. On a browser the pool launched, every document request of
+	 * its pages (each redirect hop, and navigations the page starts itself) whose URL's
+	 * host the policy refuses is failed before it is sent, and the page's navigation fails
+	 * with a message naming the URL and the rule (cdp_block_browser_ex). Chromium resolves
+	 * names itself: a name that resolves to a denied address is not caught here. */
+	const netpolicy_t *policy;
 	browser_opts_t browser;
 } pool_opts_t;
 

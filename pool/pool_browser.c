@@ -187,6 +187,40 @@ static int exempt_frame(const char *frame_id, void *ud)
 	return l && l->block;
 }
 
+/* A document refused by the policy: the page's next failed navigation says why. A page
+ * still opening is not known by its target yet: its refusal waits in the ring. */
+static void on_refused(const char *frame_id, const char *url, const char *why, void *ud)
+{
+	pbrowser_t *pb = ud;
+	pool_lease_t *l = *frame_id ? lease_by_target(pb->pool, pb, frame_id) : NULL;
+	pb_refusal_t *r;
+
+	if (l) {
+		char msg[sizeof r->why];
+		snprintf(msg, sizeof msg, "%.300s is refused by the target policy: %.400s", url, why);
+		cdp_page_note_refusal(l->page, msg);
+		return;
+	}
+	if (!*frame_id || strlen(frame_id) >= sizeof r->frame)
+		return;
+	r = &pb->refusals[pb->next_refusal++ % PB_REFUSALS];
+	snprintf(r->frame, sizeof r->frame, "%s", frame_id);
+	snprintf(r->why, sizeof r->why, "%.300s is refused by the target policy: %.400s", url, why);
+}
+
+void pool__pb_note_refusal(pbrowser_t *pb, cdp_page_t *page)
+{
+	const char *tid = cdp_page_target_id(page);
+
+	for (unsigned i = 0; i < PB_REFUSALS; i++) {
+		pb_refusal_t *r = &pb->refusals[i];
+		if (r->frame[0] && strcmp(r->frame, tid) == 0) {
+			cdp_page_note_refusal(page, r->why);
+			r->frame[0] = '\0';
+		}
+	}
+}
+
 static void on_discover(cdp_conn_t *c, const cdp_reply_t *r, void *ud)
 {
 	if (r->status)
@@ -247,9 +281,12 @@ static void on_browser_ready(browser_t *b, int status, const char *why, void *ud
 	pb->blk.blocked = &p->st.requests_blocked;
 	pb->blk.exempt = exempt_frame;
 	pb->blk.ud = pb;
-	if (browser_pid(b) > 0 && strcmp(p->opts.block_resources, "none") != 0 &&
+	pb->blk.policy = p->opts.policy;
+	pb->blk.refused = on_refused;
+	if (browser_pid(b) > 0 &&
 	    cdp_block_browser_ex(c, p->opts.block_resources, &pb->blk, &pb->l_blocked) != 0)
-		log_error("pool", "cannot block %s browser-wide; pages block on their own",
+		log_error("pool", "cannot block %s browser-wide; pages block on their own, and "
+		                  "the target policy does not hold in them",
 		          p->opts.block_resources);
 	/* Each page is held until its set-up is in, and then opened straight at its task's
 	 * URL; a browser we attached to may have other users, whose pages must not wait. */

@@ -13,6 +13,13 @@
 
 enum pb_state { PB_LAUNCHING, PB_READY, PB_DRAINING, PB_CLOSING };
 
+/* Refusals by the policy of pages the pool does not know yet (still opening), by frame. */
+#define PB_REFUSALS 8
+typedef struct pb_refusal {
+	char frame[64]; /* "" : a free entry */
+	char why[768];
+} pb_refusal_t;
+
 typedef struct pbrowser {
 	struct pbrowser *next;
 	pool_t *pool;
@@ -28,6 +35,8 @@ typedef struct pbrowser {
 	cdp_listener_t *l_blocked; /* browser-wide blocking (a browser we launched) */
 	cdp_block_t blk;           /* its state: leases with their own list are exempt */
 	cdp_hold_t *hold;          /* new pages held until set up (a browser we launched) */
+	pb_refusal_t refusals[PB_REFUSALS]; /* a ring; the oldest is overwritten */
+	unsigned next_refusal;
 } pbrowser_t;
 
 enum lease_state { L_WAITING, L_OPENING, L_GRANTED, L_REVOKED, L_CLOSING, L_DONE };
@@ -98,5 +107,7 @@ void pool__lease_settings_free(pool_lease_t *l);
 void pool__launch(pool_t *p, int replacement, enum pool_recycle_reason reason);
 void pool__pb_close(pbrowser_t *pb);
 void pool__pb_maybe_close(pbrowser_t *pb);
+/* Hands a refusal of page's main frame recorded while it was opening to the page. */
+void pool__pb_note_refusal(pbrowser_t *pb, cdp_page_t *page);
 
 #endif

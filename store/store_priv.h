@@ -84,8 +84,9 @@ struct store {
 	/* targets */
 	store_targets_cb tcb;
 	void *tud;
-	int tpoll_inflight;
+	int tpoll_inflight; /* a read asked for or being parsed (store_targets.c) */
 	int tpolled;
+	unsigned tgen;      /* store_watch_targets() calls */
 	json_t *tlast;
 	char *tlast_err;
 	json_t *tcache;    /* {field: [raw value, target or null, refusal or ""]} of the last read */

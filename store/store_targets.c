@@ -1,12 +1,13 @@
 /*
  * store_targets.c: reading the targets hash (P:targets). While a watcher is set and the
  * store is READY, every targets_poll_ms GET P:targets:version and, unless that version is
- * the one already read (and the last whole read is under TARGETS_FULL_MS old), HGETALL;
- * each valid field becomes a target object, each refused one an error line, and the
+ * the one already read (and the last whole read is under TARGETS_FULL_MS old), HGETALL,
+ * parsed on a libuv worker thread (tread_t); each valid field becomes a target object, each refused one an error line, and the
  * watcher is called only when the valid entries or the errors changed. Each field's raw
  * value is kept with what it gave, so a value that did not change is not parsed again and
  * a refusal that did not change is not logged again.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,13 +91,14 @@ static const char *cache_key(const redisReply *f)
 }
 
 /* The field's entry in the cache ({field: [raw value, target or null, refusal or ""]}):
- * the old one if the raw value is byte for byte the same (nothing parsed), else a new one.
- * A new reference. Raw values and refusals may be any bytes (not checked as UTF-8: the
- * cache is never written out). */
-static json_t *field_entry(store_t *s, const redisReply *f, const redisReply *v)
+ * the old one (from tcache) if the raw value is byte for byte the same (nothing parsed),
+ * else a new one, counted in *parsed. A new reference. Raw values and refusals may be any
+ * bytes (not checked as UTF-8: the cache is never written out). */
+static json_t *field_entry(const store_t *s, json_t *tcache, const redisReply *f,
+                           const redisReply *v, uint64_t *parsed)
 {
 	const char *key = cache_key(f);
-	json_t *old = key ? json_object_get(s->tcache, key) : NULL;
+	json_t *old = key ? json_object_get(tcache, key) : NULL;
 	json_t *raw = json_array_get(old, 0);
 	json_t *e, *t;
 	char err[400];
@@ -105,7 +107,7 @@ static json_t *field_entry(store_t *s, const redisReply *f, const redisReply *v)
 	    memcmp(json_string_value(raw), v->str, v->len) == 0)
 		return json_incref(old);
 	t = parse_field(s, f, v, err, sizeof err);
-	s->st.targets_parsed++;
+	(*parsed)++;
 	e = must(json_array());
 	if (json_array_append_new(e, must(v->type == REDIS_REPLY_STRING
 	                                          ? json_stringn_nocheck(v->str, v->len)
@@ -116,20 +118,132 @@ static json_t *field_entry(store_t *s, const redisReply *f, const redisReply *v)
 	return e;
 }
 
+/*
+ * One read of the hash, parsed off the loop: 20,000 changed values take about half a
+ * second to parse, too long to hold the loop. The reply's fields are copied (hiredis frees
+ * the reply when its callback returns); the worker reads them, the cache and the last set
+ * handed out (both only replaced on the loop, never changed, and not while a read is in
+ * flight: tpoll_inflight stays set), s->o and nothing else of the store, and logs nothing
+ * (but an out-of-memory abort).
+ */
+typedef struct tread {
+	uv_work_t req;
+	store_t *s;
+	unsigned gen;        /* s->tgen when it began: a new watcher makes it stale */
+	size_t n, total;     /* fields read, fields in the hash */
+	redisReply *el;      /* 2 n copies: field, value, ... (type, str, len only) */
+	json_t *old_cache;   /* s->tcache (a reference) */
+	json_t *obj, *cache; /* the results */
+	errlist_t errs;
+	size_t reused;
+	uint64_t parsed;
+	uint64_t began; /* uv_hrtime() */
+} tread_t;
+
+static void tread_free(tread_t *tr)
+{
+	for (size_t i = 0; i < 2 * tr->n; i++)
+		free(tr->el[i].str);
+	free(tr->el);
+	json_decref(tr->old_cache);
+	json_decref(tr->obj);
+	json_decref(tr->cache);
+	errlist_release(&tr->errs);
+	free(tr);
+}
+
+static void tread_work(uv_work_t *req)
+{
+	tread_t *tr = req->data;
+
+	tr->obj = must(json_object());
+	tr->cache = must(json_object());
+	if (tr->total > TARGETS_FIELDS_MAX)
+		errlist_add(&tr->errs, "%s:targets: %zu fields, only the first %d are read",
+		            tr->s->o.prefix, tr->total, TARGETS_FIELDS_MAX);
+	for (size_t i = 0; i < tr->n; i++) {
+		const redisReply *f = &tr->el[2 * i];
+		const char *key = cache_key(f);
+		json_t *e = field_entry(tr->s, tr->old_cache, f, &tr->el[2 * i + 1], &tr->parsed);
+		json_t *t = json_array_get(e, 1);
+		const char *err = json_string_value(json_array_get(e, 2));
+
+		tr->reused += key && e == json_object_get(tr->old_cache, key);
+		if (json_is_object(t))
+			json_object_set(tr->obj, key, t); /* a valid id: a string, valid UTF-8 */
+		else if (err && err[0])
+			errlist_add(&tr->errs, "%s", err);
+		if (key && json_object_set_nocheck(tr->cache, key, e) != 0)
+			must(NULL);
+		json_decref(e);
+	}
+}
+
+/* Loop: the read is parsed; the watcher hears of it if the set or the errors changed. */
+static void tread_done(uv_work_t *req, int status)
+{
+	tread_t *tr = req->data;
+	store_t *s = tr->s;
+	size_t cached = json_object_size(s->tcache);
+	const char *etext;
+
+	s->tpoll_inflight = 0;
+	s->open_handles--;
+	if (status != 0 || s->closing || !s->tcb || tr->gen != s->tgen)
+		goto out;
+	s->st.targets_reads++; /* counted once parsed */
+	s->st.targets_parsed += tr->parsed;
+	json_decref(s->tcache);
+	s->tcache = tr->cache;
+	tr->cache = NULL;
+	etext = tr->errs.count ? errlist_text(&tr->errs) : NULL;
+	log_debug(COMP, "targets hash: %zu fields, %" PRIu64 " parsed anew in %.1f ms off the loop",
+	          tr->n, tr->parsed, (double)(uv_hrtime() - tr->began) / 1e6);
+	/* nothing parsed anew and no field gone: the set is the one already given */
+	if (s->tpolled && tr->reused == tr->n && cached == tr->n && tr->total <= TARGETS_FIELDS_MAX)
+		goto out;
+	if (!s->tpolled || !json_equal(tr->obj, s->tlast) ||
+	    (etext == NULL) != (s->tlast_err == NULL) ||
+	    (etext && s->tlast_err && strcmp(etext, s->tlast_err))) {
+		s->tpolled = 1;
+		json_decref(s->tlast);
+		s->tlast = tr->obj;
+		tr->obj = NULL;
+		free(s->tlast_err);
+		s->tlast_err = etext ? xstrdup(etext) : NULL;
+		if (etext)
+			log_warn(COMP, "targets hash: %s", etext);
+		s->tcb(s->tud, s->tlast, etext);
+	}
+out:
+	tread_free(tr);
+	store__maybe_finish(s);
+}
+
+/* A copy of a string reply element (type, str, len). */
+static void copy_el(redisReply *to, const redisReply *from)
+{
+	to->type = from->type;
+	to->len = from->type == REDIS_REPLY_STRING ? from->len : 0;
+	to->str = must(malloc(to->len + 1));
+	if (to->len)
+		memcpy(to->str, from->str, to->len);
+	to->str[to->len] = '\0';
+}
+
 static void on_targets(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	store_t *s = privdata;
 	redisReply *rep = reply;
-	json_t *obj = NULL, *cache = NULL;
-	errlist_t errs;
-	const char *etext;
+	tread_t *tr;
 	char d[300];
-	size_t n, reused = 0, cached = json_object_size(s->tcache);
 
-	s->tpoll_inflight = 0;
-	if (!rep || s->closing || !s->tcb)
+	if (!rep || s->closing || !s->tcb) {
+		s->tpoll_inflight = 0;
 		return;
+	}
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2) {
+		s->tpoll_inflight = 0;
 		store__describe(rep, d, sizeof d);
 		if (!s->tlast_err || strncmp(s->tlast_err, "HGETALL", 7)) {
 			store__set_error(s, "HGETALL %s:targets: %s (expected a hash)", s->o.prefix,
@@ -141,55 +255,25 @@ static void on_targets(redisAsyncContext *ac, void *reply, void *privdata)
 		s->tcache = NULL;
 		return;
 	}
-	s->st.targets_reads++;
 	s->tfull_ms = store__now_ms();
-	errlist_init(&errs);
-	obj = must(json_object());
-	cache = must(json_object());
-	n = rep->elements / 2;
-	if (n > TARGETS_FIELDS_MAX) {
-		errlist_add(&errs, "%s:targets: %zu fields, only the first %d are read",
-		            s->o.prefix, n, TARGETS_FIELDS_MAX);
-		n = TARGETS_FIELDS_MAX;
+	tr = must(calloc(1, sizeof *tr));
+	tr->s = s;
+	tr->gen = s->tgen;
+	tr->began = uv_hrtime();
+	tr->total = rep->elements / 2;
+	tr->n = tr->total > TARGETS_FIELDS_MAX ? TARGETS_FIELDS_MAX : tr->total;
+	tr->el = must(calloc(2 * tr->n + 1, sizeof *tr->el));
+	for (size_t i = 0; i < 2 * tr->n; i++)
+		copy_el(&tr->el[i], rep->element[i]);
+	tr->old_cache = json_incref(s->tcache);
+	errlist_init(&tr->errs);
+	tr->req.data = tr;
+	s->open_handles++; /* the store is not freed under the worker (store__maybe_finish) */
+	/* tpoll_inflight stays set until it is done */
+	if (uv_queue_work(s->loop, &tr->req, tread_work, tread_done) != 0) {
+		tread_work(&tr->req);
+		tread_done(&tr->req, 0);
 	}
-	for (size_t i = 0; i < n; i++) {
-		const redisReply *f = rep->element[2 * i];
-		const char *key = cache_key(f);
-		json_t *e = field_entry(s, f, rep->element[2 * i + 1]);
-		json_t *t = json_array_get(e, 1);
-		const char *err = json_string_value(json_array_get(e, 2));
-
-		reused += key && e == json_object_get(s->tcache, key);
-		if (json_is_object(t))
-			json_object_set(obj, key, t); /* a valid id: a string, valid UTF-8 */
-		else if (err && err[0])
-			errlist_add(&errs, "%s", err);
-		if (key && json_object_set_nocheck(cache, key, e) != 0)
-			must(NULL);
-		json_decref(e);
-	}
-	json_decref(s->tcache);
-	s->tcache = cache;
-	etext = errs.count ? errlist_text(&errs) : NULL;
-	/* nothing parsed anew and no field gone: the set is the one already given */
-	if (s->tpolled && reused == n && cached == n && rep->elements / 2 <= TARGETS_FIELDS_MAX)
-		goto out;
-	if (!s->tpolled || !json_equal(obj, s->tlast) ||
-	    (etext == NULL) != (s->tlast_err == NULL) ||
-	    (etext && s->tlast_err && strcmp(etext, s->tlast_err))) {
-		s->tpolled = 1;
-		json_decref(s->tlast);
-		s->tlast = obj;
-		obj = NULL;
-		free(s->tlast_err);
-		s->tlast_err = etext ? xstrdup(etext) : NULL;
-		if (etext)
-			log_warn(COMP, "targets hash: %s", etext);
-		s->tcb(s->tud, s->tlast, etext);
-	}
-out:
-	json_decref(obj);
-	errlist_release(&errs);
 }
 
 /* The reply to GET {prefix}:targets:version. A writer that bumps it after each change
@@ -239,6 +323,7 @@ void store_watch_targets(store_t *s, store_targets_cb cb, void *ud)
 {
 	s->tcb = cb;
 	s->tud = ud;
+	s->tgen++; /* a read in flight is for the previous watcher */
 	s->tpolled = 0;
 	json_decref(s->tlast);
 	s->tlast = NULL;

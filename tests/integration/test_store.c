@@ -309,6 +309,65 @@ static int tw_read(void *ctx)
 	return st.targets_reads >= x->reads;
 }
 
+/* Writes n targets (b0..) into cp:targets in one pipeline, generation gen in each. */
+static void big_hash(redisContext *c, unsigned n, int gen)
+{
+	redisReply *rep;
+
+	for (unsigned i = 0; i < n; i++)
+		redisAppendCommand(c, "HSET cp:targets b%u {\"url\":\"http://b.test/%u\","
+		                      "\"adapter\":\"generic\",\"interval_seconds\":%d}",
+		                   i, i, 60 + gen);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(redisGetReply(c, (void **)&rep), REDIS_OK);
+		freeReplyObject(rep);
+	}
+}
+
+/* A big hash, parsed off the loop (store_targets.c): every entry arrives, a change of
+ * every entry is seen whole, and closing the store while a read may be parsing neither
+ * crashes nor leaks (the close waits for the worker). */
+static void test_store__big_targets_hash(void **state)
+{
+	tu_redis_t *r = *state;
+	store_opts_t o;
+	store_t *s;
+	redisContext *c = tu_redis_client(r);
+	tw_t w = { 0 };
+	tw_wait_t x = { &w, 1 };
+	store_stats_t st;
+	json_t *t;
+
+	assert_non_null(c);
+	sk_opts_for(&o, r, "cp");
+	o.targets_poll_ms = 100;
+	big_hash(c, 20000, 0);
+	s = store_new(sk_loop, &o);
+	store_watch_targets(s, on_targets, &w);
+	store_start(s);
+	assert_true(sk_run_until(tw_called, &x, 20000));
+	assert_int_equal(json_object_size(w.last), 20000);
+	t = json_object_get(w.last, "b19999");
+	assert_string_equal(json_string_value(json_object_get(t, "url")), "http://b.test/19999");
+	assert_string_equal(w.errors, "");
+
+	big_hash(c, 20000, 1); /* every entry changed */
+	x.calls = 2;
+	assert_true(sk_run_until(tw_called, &x, 20000));
+	assert_int_equal(json_object_size(w.last), 20000);
+	t = json_object_get(w.last, "b0");
+	assert_int_equal(json_integer_value(json_object_get(t, "interval_seconds")), 61);
+	store_get_stats(s, &st);
+	assert_int_equal(st.targets_parsed, 40000);
+
+	big_hash(c, 20000, 2); /* and again, closed while it is read */
+	sk_run_for(150);
+	sk_close_store(s);
+	assert_int_equal(w.calls <= 3, 1);
+	json_decref(w.last);
+	redisFree(c);
+}
+
 static void test_store__targets_hash_and_hostile_ids(void **state)
 {
 	tu_redis_t *r = *state;
@@ -729,6 +788,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store__contract, sk_setup, sk_teardown),
 		cmocka_unit_test_setup_teardown(test_store__ttl_and_ordering_guard, sk_setup,
 		                                sk_teardown),
+		cmocka_unit_test_setup_teardown(test_store__big_targets_hash, sk_setup, sk_teardown),
 		cmocka_unit_test_setup_teardown(test_store__targets_hash_and_hostile_ids, sk_setup,
 		                                sk_teardown),
 		cmocka_unit_test_setup_teardown(test_store__acl_user_and_wrong_password, sk_setup,
