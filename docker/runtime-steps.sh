@@ -21,9 +21,10 @@ CDPILOT_HOME=/home/cdpilot
 # libwebsockets libuv plugin (dlopen'ed at run time, NOT pulled in by libwebsockets17:
 # without it the lws context on the libuv loop cannot be created), Chromium's headless shell with the fonts
 # it needs (installed without recommends), CA certificates for https targets, and curl
-# (a few hundred KB next to libcurl4) for the HEALTHCHECK.
+# (a few hundred KB next to libcurl4) for the HEALTHCHECK, and procps (ps, top, about
+# 1 MB) so that `docker exec CONTAINER ps -ef` shows cdpilot's process tree.
 RUNTIME_PKGS=(libuv1 libwebsockets17 libwebsockets-evlib-uv libjansson4 libcurl4
-	libhiredis0.14 chromium-headless-shell fonts-liberation ca-certificates curl)
+	libhiredis0.14 chromium-headless-shell fonts-liberation ca-certificates curl procps)
 
 # Files that must be there after the install (globs: the lib dir names the architecture):
 # the lws libuv plugin and the headless shell's real binary (cdpilot resolves

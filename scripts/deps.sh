@@ -6,7 +6,11 @@
 #          runs) and redis-server (the demo runs both)
 #   test   build + the full chromium (one watchdog test checks its process tree too),
 #          procps, util-linux, curl, clang with libFuzzer (the fuzz smoke run),
-#          prometheus (for promtool, which checks /metrics)
+#          prometheus (for promtool, which checks /metrics), jq and python3-yaml (the
+#          container files' checks), docker.io, docker-compose and debootstrap (the
+#          container test builds and runs the image on a Docker engine; it starts dockerd
+#          itself when none runs, and makes the base image with debootstrap when the engine
+#          lacks it)
 #   bench  build + nodejs and npm (the Playwright side of bench/)
 #
 # cdpilot starts its own redis-server on a private unix socket; on a systemd host the
@@ -28,7 +32,8 @@ BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
 	libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev
 	libcurl4-openssl-dev libcmocka-dev libhiredis-dev
 	chromium-headless-shell fonts-liberation redis-server)
-TEST_PKGS=(chromium procps util-linux curl clang libclang-rt-dev prometheus jq python3-yaml)
+TEST_PKGS=(chromium procps util-linux curl clang libclang-rt-dev prometheus jq python3-yaml
+	docker.io docker-compose debootstrap)
 BENCH_PKGS=(nodejs npm)
 
 die() {

@@ -26,3 +26,19 @@ if(TARGET cdpilot_targets)
   target_compile_definitions(test_targets_example PRIVATE
     CDPILOT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 endif()
+
+# The image built and run on a real Docker engine (tests/docker/test_container.sh): only in
+# the normal build. The image compiles cdpilot from the sources, not from this build tree,
+# so the sanitizer build would build and run the same image again; scripts/test.sh's fuzz
+# build has no tests at all (CDPILOT_TESTS=OFF). Label `container`: `ctest -LE container`
+# leaves it out. Skipped (77) where no engine can run, except with CI set.
+option(CDPILOT_CONTAINER_TESTS "Run the container test on a Docker engine (normal build)" ON)
+if(CDPILOT_CONTAINER_TESTS AND NOT CDPILOT_SANITIZE)
+  add_test(NAME test_container
+           COMMAND ${CDPILOT_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/docker/test_container.sh)
+  # A guard against a hang: the first run makes the base image and builds Chromium's layer.
+  math(EXPR t "900 * ${CDPILOT_TIMEOUT_SCALE}")
+  set_tests_properties(test_container PROPERTIES TIMEOUT ${t} LABELS "integration;container"
+    SKIP_RETURN_CODE 77 RUN_SERIAL TRUE
+    ENVIRONMENT "CDPILOT_BIN=$<TARGET_FILE:cdpilot>;CDPILOT_FIXTURE_BIN=$<TARGET_FILE:cdpilot-fixture>")
+endif()

@@ -29,6 +29,8 @@ def envmap: if type == "array" then map(capture("^(?<k>[^=]*)=?(?<v>.*)$") | {(.
 if (type != "object") or ((.services | type) != "object") then fail("compose: no services mapping")
 else
   . as $doc | .services as $s | ($s.cdpilot.environment // {} | envmap) as $env |
+  (keys[] | select(test("^(version|services|networks|volumes|configs|secrets|x-.*)$") | not) |
+     fail("compose: top-level key \u0027\(.)\u0027 is refused by Compose v1 (docker-compose 1.29, Debian 12)")),
   (["redis", "cdpilot", "prometheus"][] | . as $n | select($s | has($n) | not) |
      fail("compose: service \u0027\(.)\u0027 is missing")),
   ($s | to_entries[] | .key as $n | .value |
@@ -117,6 +119,32 @@ check_compose() {
 	return 0
 }
 
+# check_compose_cli COMPOSE: each Compose installed here accepts the file (`config -q`
+# reads it as `up` would, with the .env next to it). Compose v1 is Debian 12's
+# docker-compose; v2 is the `docker compose` plugin, when there is one. Without either,
+# nothing is checked here, and in CI (CI set) that is a failure.
+check_compose_cli() {
+	local file=$1 dir out ran=0
+	dir=$(dirname "$file")
+	if command -v docker-compose >/dev/null 2>&1; then
+		ran=1
+		out=$(cd "$dir" && docker-compose -f "$(basename "$file")" config -q 2>&1) ||
+			fail "docker-compose (v1) refuses $(basename "$file"): $out"
+	fi
+	if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+		ran=1
+		out=$(cd "$dir" && docker compose -f "$(basename "$file")" config -q 2>&1) ||
+			fail "docker compose (v2) refuses $(basename "$file"): $out"
+	fi
+	if [ $ran = 0 ]; then
+		case "${CI:-}" in
+		'' | 0 | false) echo "note: no Compose installed (package docker-compose): not run through Compose" ;;
+		*) fail "no Compose installed (package docker-compose), and CI is set" ;;
+		esac
+	fi
+	return 0
+}
+
 # check_prometheus PROMETHEUS_YML COMPOSE: promtool accepts it, and it scrapes the
 # compose file's cdpilot service on METRICS_ADDR's port every 15 s.
 check_prometheus() {
@@ -146,6 +174,9 @@ check_prometheus() {
 
 echo "== the real files"
 check_compose "$DOCKER_DIR/docker-compose.yml" "$DOCKER_DIR" "$KNOWN_ENV"
+check_compose_cli "$DOCKER_DIR/docker-compose.yml"
+grep -qx 'COMPOSE_PROJECT_NAME=cdpilot' "$DOCKER_DIR/.env" ||
+	fail "docker/.env does not set COMPOSE_PROJECT_NAME=cdpilot (the project name for v1 and v2)"
 check_prometheus "$DOCKER_DIR/prometheus.yml" "$DOCKER_DIR/docker-compose.yml"
 [ "$fails" -eq 0 ] && echo "ok: docker-compose.yml and prometheus.yml"
 
@@ -193,6 +224,14 @@ self_check "redis without healthcheck" "redis: no healthcheck" \
 	check_compose "$(broken hc 's/^\(    \)healthcheck:/\1x-healthcheck:/')" "$DOCKER_DIR" "$K"
 self_check "service missing" "service 'prometheus' is missing" \
 	check_compose "$(broken nosvc 's/^  prometheus:/  prom:/')" "$DOCKER_DIR" "$K"
+self_check "top-level name: (Compose v1 refuses it)" "top-level key 'name' is refused by Compose v1" \
+	check_compose "$(broken name '1s/^/name: cdpilot\n/')" "$DOCKER_DIR" "$K"
+if command -v docker-compose >/dev/null 2>&1; then
+	sed '1s/^/name: cdpilot\n/' "$C" >"$DOCKER_DIR/.broken-$$.yml"
+	self_check "docker-compose refuses a file" "docker-compose (v1) refuses" \
+		check_compose_cli "$DOCKER_DIR/.broken-$$.yml"
+	rm -f "$DOCKER_DIR/.broken-$$.yml"
+fi
 self_check "REDIS_URL naming no service" "names no service" \
 	check_compose "$(broken url 's|redis://redis:6379/0|redis://cache:6379/0|')" "$DOCKER_DIR" "$K"
 

@@ -2,8 +2,10 @@
 # test_dockerfile.sh: docker/Dockerfile, read without Docker. Checked: Debian bookworm
 # bases; a build stage that compiles with -DCDPILOT_TESTS=OFF into /out from packages
 # that exist in apt and cover every pkg-config module the build asks for; in the runtime
-# (last) stage every COPY source exists in the context (and is not dropped by
-# docker/Dockerfile.dockerignore) or was produced by the build stage, the ENTRYPOINT is
+# (last) stage every COPY source exists in the context (and is not dropped by the
+# context's .dockerignore, at the repository root, the one file both the legacy builder and
+# BuildKit read; a docker/Dockerfile.dockerignore, which only BuildKit reads and which would
+# shadow it there, is refused) or was produced by the build stage, the ENTRYPOINT is
 # the binary copied from the build stage with no init wrapper (tini), the CMD is
 # `run --targets /etc/cdpilot/targets/targets.json`, USER is not root, a HEALTHCHECK asks
 # /healthz, STOPSIGNAL is SIGTERM, EXPOSE 9464, ENV METRICS_ADDR=0.0.0.0:9464 and only
@@ -293,8 +295,19 @@ check_dockerfile() {
 }
 
 D=$DOCKER_DIR/Dockerfile
-I=$DOCKER_DIR/Dockerfile.dockerignore
+I=$REPO/.dockerignore
 K=$KNOWN_ENV
+
+# check_ignore_files CONTEXT: the context's .dockerignore exists, and no
+# <Dockerfile>.dockerignore next to the Dockerfile makes BuildKit use other rules than the
+# legacy builder.
+check_ignore_files() {
+	[ -f "$1/.dockerignore" ] || fail "no .dockerignore at the context root $1"
+	[ ! -e "$1/docker/Dockerfile.dockerignore" ] ||
+		fail "docker/Dockerfile.dockerignore: only BuildKit reads it (and then not .dockerignore)"
+	return 0
+}
+check_ignore_files "$REPO"
 
 echo "== the real Dockerfile"
 check_dockerfile "$D" "$REPO" "$I" "$K"
@@ -342,6 +355,12 @@ self_check "missing COPY source" "COPY source docker/nothere.sh does not exist" 
 	check_dockerfile "$(broken src 's|^COPY docker/healthcheck.sh|COPY docker/nothere.sh|')" "$REPO" "$I" "$K"
 self_check "COPY source dropped by the ignore file" "is dropped by" \
 	check_dockerfile "$D" "$REPO" "$(printf 'build\ndocker/*.sh\n' >"$TMP/ign" && echo "$TMP/ign")" "$K"
+mkdir -p "$TMP/ctx1/docker" "$TMP/ctx2/docker"
+touch "$TMP/ctx2/.dockerignore" "$TMP/ctx2/docker/Dockerfile.dockerignore"
+self_check "no .dockerignore at the context root" "no .dockerignore at the context root" \
+	check_ignore_files "$TMP/ctx1"
+self_check "a BuildKit-only Dockerfile.dockerignore" "only BuildKit reads it" \
+	check_ignore_files "$TMP/ctx2"
 self_check "ignore file dropping sources" "COPY source . is" \
 	check_dockerfile "$D" "$REPO" "$(printf '.\n' >"$TMP/ign2" && echo "$TMP/ign2")" "$K"
 self_check "ENTRYPOINT not from the build stage" "ENTRYPOINT /usr/local/bin/cdpilotd is not copied from the build stage" \
