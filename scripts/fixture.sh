@@ -27,11 +27,12 @@ start_fixture() {
 	launch_fixture build/tests/fixture/cdpilot-fixture
 }
 
-# launch_fixture BIN: starts the fixture server BIN on an ephemeral port (stdout and stderr
+# launch_fixture BIN [ARG...]: starts the fixture server BIN on an ephemeral port, with ARGs
+# (e.g. --host ADDR; bench/run-container.sh) after --port 0 (stdout and stderr
 # in $tmp/fixture.out and $tmp/fixture.log), sets $fixture_pid and, once it listens, $base;
 # exits 1 with its log if it does not start. start_fixture and bench/daemon_lib.sh use it.
 launch_fixture() {
-	"$1" --port 0 >"$tmp/fixture.out" 2>"$tmp/fixture.log" &
+	"$1" --port 0 "${@:2}" >"$tmp/fixture.out" 2>"$tmp/fixture.log" &
 	fixture_pid=$!
 	base=
 	for _ in $(seq 1 100); do
