@@ -366,6 +366,7 @@ static void test_store__big_targets_hash(void **state)
 	assert_int_equal(w.calls <= 3, 1);
 	json_decref(w.last);
 	redisFree(c);
+	sk_finish();
 }
 
 static void test_store__targets_hash_and_hostile_ids(void **state)
