@@ -126,17 +126,19 @@ static int check_id(const json_t *v, const char *where, char *out, errlist_t *er
 	return 0;
 }
 
-/* "sources": fills out->sources with the valid ones (even on error, so that the fields'
- * prefer lists are checked against them). */
+/* "sources": fills out->sources with the valid ids (even unknown targets, so that the
+ * fields' prefer lists are checked against them). *whole: every element was a target id
+ * (else membership in the list is not checked: the list's own errors say why). */
 static int check_sources(const json_t *v, const char *where,
                          int (*known)(void *ud, const char *id), void *ud, entity_spec_t *out,
-                         errlist_t *errs)
+                         int *whole, errlist_t *errs)
 {
 	const json_t *s;
 	char q[96];
 	size_t i;
 	int rc = 0;
 
+	*whole = 0;
 	if (!json_is_array(v) || json_array_size(v) == 0 ||
 	    json_array_size(v) > ENTITY_SOURCES_MAX) {
 		errlist_add(errs,
@@ -147,6 +149,7 @@ static int check_sources(const json_t *v, const char *where,
 		return -EINVAL;
 	}
 	out->sources = xcalloc(json_array_size(v), sizeof *out->sources);
+	*whole = 1;
 	json_array_foreach((json_t *)v, i, s)
 	{
 		const char *id = json_string_value(s);
@@ -156,6 +159,7 @@ static int check_sources(const json_t *v, const char *where,
 			            "%s: \"sources\"[%zu]: expected a target id (1 to %d characters "
 			            "of A-Z a-z 0-9 _ . -), got %s",
 			            where, i, ENTITY_ID_MAX, adapter_util_quote(s, q, sizeof q));
+			*whole = 0;
 			rc = -EINVAL;
 			continue;
 		}
@@ -436,9 +440,8 @@ int entities_parse_one(const json_t *obj, const char *where_in,
 		rc = -EINVAL;
 	if (check_id(v, where, out->id, errs) != 0)
 		rc = -EINVAL;
-	srcs_ok = check_sources(json_object_get(obj, "sources"), where, known, ud, out, errs) ==
-	          0;
-	if (!srcs_ok)
+	if (check_sources(json_object_get(obj, "sources"), where, known, ud, out, &srcs_ok,
+	                  errs) != 0)
 		rc = -EINVAL;
 	if (!(v = json_object_get(obj, "max_age_seconds"))) {
 		errlist_add(errs, "%s: \"max_age_seconds\": required (a number from 0.1 to 86400)",
