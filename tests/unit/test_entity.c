@@ -59,7 +59,8 @@ static void test_entity__parse_every_error_listed(void **state)
 	        "              \"x\": {\"rule\": \"oldest\"},"
 	        "              \"y\": {\"prefer\": [\"a\"], \"rule\": \"newest\"},"
 	        "              \"z\": {\"with\": \"score\", \"from\": \"zed\"},"
-	        "              \"w\": {\"prefer\": [\"a\"], \"bogus\": 1}, \"v\": {}}},"
+	        "              \"w\": {\"prefer\": [\"a\"], \"bogus\": 1}, \"v\": {},"
+	        "              \"u\": {\"prefr\": [\"a\"], \"rule\": \"newest\"}}},"
 	        " {\"id\": \"m1\", \"sources\": [\"a\"], \"max_age_seconds\": 5,"
 	        "  \"fields\": {\"s\": {\"rule\": \"newest\"}}},"
 	        " {\"id\": \".bad\", \"sources\": [], \"fields\": {}}]",
@@ -92,7 +93,9 @@ static void test_entity__parse_every_error_listed(void **state)
 	ak_assert_has(t, "entities[2] \".bad\": \"sources\": expected an array of target ids");
 	ak_assert_has(t, "entities[2] \".bad\": \"max_age_seconds\": required");
 	ak_assert_has(t, "entities[2] \".bad\": \"fields\": expected an object of fields");
-	assert_int_equal(n, 17);
+	ak_assert_has(t, "\"fields\": \"u\": unknown key \"prefr\" (did you mean \"prefer\"?) "
+	                 "(allowed: \"prefer\", \"rule\", \"with\", \"from\")");
+	assert_int_equal(n, 18);
 }
 
 static void test_entity__parse_cycle_named_once_with_its_chain(void **state)
