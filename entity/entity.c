@@ -301,8 +301,8 @@ static size_t take_set(entity_engine_t *e, entity_set_t *set, const char *source
 		int dup = 0;
 		for (size_t k = 0; k < *nfresh && !dup; k++)
 			dup = strcmp((*fresh)[k]->spec.id, spec->id) == 0;
-		if (!spec->json || dup || (x && (strcmp(x->source, source) != 0 ||
-		                                 x->mark == e->mark))) {
+		if (!spec->json || dup ||
+		    (x && (strcmp(x->source, source) != 0 || x->mark == e->mark))) {
 			refused += spec->json != NULL;
 			continue;
 		}
@@ -392,8 +392,8 @@ void entity_engine_source_data(entity_engine_t *e, const char *target, const jso
 	}
 }
 
-void entity_engine_source_verified(entity_engine_t *e, const char *target,
-                                   int64_t verified_unix, int64_t now)
+void entity_engine_source_verified(entity_engine_t *e, const char *target, int64_t verified_unix,
+                                   int64_t now)
 {
 	const entity__ref_t *r = first_ref(e, target);
 

@@ -10,39 +10,39 @@
 
 /* What the engine knows of one source of one entity. */
 typedef struct entity__src {
-	int have;          /* data seen and not gone since */
-	int64_t verified;  /* unix ms, 0 never */
-	json_t **val;      /* per field: owned deep copy of the source's value, NULL absent/null */
-	int64_t *changed;  /* per field: when val last changed as the engine saw it */
+	int have;         /* data seen and not gone since */
+	int64_t verified; /* unix ms, 0 never */
+	json_t **val;     /* per field: owned deep copy of the source's value, NULL absent/null */
+	int64_t *changed; /* per field: when val last changed as the engine saw it */
 } entity__src_t;
 
 typedef struct entity__ent {
 	entity_spec_t spec;
-	char *source;           /* "" the targets file, "@redis" the Redis hash */
-	entity__src_t *src;     /* spec.nsources */
-	json_t *snap;           /* last snapshot published, NULL before the first */
+	char *source;       /* "" the targets file, "@redis" the Redis hash */
+	entity__src_t *src; /* spec.nsources */
+	json_t *snap;       /* last snapshot published, NULL before the first */
 	uint64_t seq;
-	int64_t *conf_since;    /* per field: first seen disagreeing (0: agreeing) */
+	int64_t *conf_since;      /* per field: first seen disagreeing (0: agreeing) */
 	unsigned char *conf_done; /* per field: this episode's event was sent */
-	int degraded;           /* the last snapshot had a degraded field */
-	int64_t due;            /* next time the result may change by time alone; INT64_MAX */
-	size_t heap_at;         /* position in the heap, SIZE_MAX when not in it */
-	unsigned mark;          /* reconcile's pass */
+	int degraded;             /* the last snapshot had a degraded field */
+	int64_t due;              /* next time the result may change by time alone; INT64_MAX */
+	size_t heap_at;           /* position in the heap, SIZE_MAX when not in it */
+	unsigned mark;            /* reconcile's pass */
 } entity__ent_t;
 
 typedef struct entity__ref {
-	const char *target;     /* borrowed from ent->spec.sources */
+	const char *target; /* borrowed from ent->spec.sources */
 	entity__ent_t *ent;
-	unsigned si;            /* index of the target in ent's sources */
+	unsigned si; /* index of the target in ent's sources */
 } entity__ref_t;
 
 struct entity_engine {
 	entity_callbacks_t cbs;
-	entity__ent_t **ents;   /* sorted by id */
+	entity__ent_t **ents; /* sorted by id */
 	size_t nents;
-	entity__ref_t *refs;    /* sorted by target */
+	entity__ref_t *refs; /* sorted by target */
 	size_t nrefs;
-	entity__ent_t **heap;   /* min-heap on due */
+	entity__ent_t **heap; /* min-heap on due */
 	size_t nheap, capheap;
 	entity_stats_t st;
 	unsigned mark;

@@ -13,7 +13,7 @@
 #include "adapters/snapshot.h"
 
 typedef struct pick {
-	int src;      /* index into the sources, -1 none */
+	int src; /* index into the sources, -1 none */
 	int degraded;
 } pick_t;
 
@@ -132,8 +132,7 @@ static void pick_all(const entity__ent_t *x, int64_t now, pick_t *picks)
 }
 
 /* A snapshot of x at now from the picks, with seq. */
-static json_t *build_snap(const entity__ent_t *x, const pick_t *picks, uint64_t seq,
-                          int64_t now)
+static json_t *build_snap(const entity__ent_t *x, const pick_t *picks, uint64_t seq, int64_t now)
 {
 	json_t *snap, *data, *prov, *deg;
 
@@ -167,9 +166,8 @@ static json_t *build_snap(const entity__ent_t *x, const pick_t *picks, uint64_t 
 
 static const char *winner_of(const json_t *snap, const char *field)
 {
-	return json_string_value(
-	        json_object_get(json_object_get(json_object_get(snap, "provenance"), field),
-	                        "source"));
+	return json_string_value(json_object_get(
+	        json_object_get(json_object_get(snap, "provenance"), field), "source"));
 }
 
 static void add_winner(json_t *winners, const char *field, const char *from, const char *to)
@@ -215,8 +213,8 @@ static json_t *build_delta(const json_t *prev, const json_t *next, json_t *winne
 	json_decref(empty);
 	set_new(d, "entity", json_incref(json_object_get(next, "entity")));
 	set_new(d, "seq", json_incref(json_object_get(next, "seq")));
-	set_new(d, "prev_seq", json_integer(prev ? json_integer_value(json_object_get(prev, "seq"))
-	                                         : 0));
+	set_new(d, "prev_seq",
+	        json_integer(prev ? json_integer_value(json_object_get(prev, "seq")) : 0));
 	set_new(d, "updated_at", json_incref(json_object_get(next, "updated_at")));
 	set_new(d, "added", added);
 	set_new(d, "changed", changed);

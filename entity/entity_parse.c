@@ -13,8 +13,8 @@
 
 #include "adapters/adapter_util.h"
 
-static const char *const entity_keys[] = { "id",       "sources",          "max_age_seconds",
-	                                   "class",    "conflict_seconds", "fields",
+static const char *const entity_keys[] = { "id",    "sources",          "max_age_seconds",
+	                                   "class", "conflict_seconds", "fields",
 	                                   NULL };
 static const char *const field_keys[] = { "prefer", "rule", "with", "from", NULL };
 
@@ -92,8 +92,8 @@ static int check_keys(const json_t *obj, const char *const *allowed, const char 
 	return rc;
 }
 
-static int check_number(const json_t *v, const char *where, const char *key, double lo,
-                        double hi, uint32_t *out_ms, errlist_t *errs)
+static int check_number(const json_t *v, const char *where, const char *key, double lo, double hi,
+                        uint32_t *out_ms, errlist_t *errs)
 {
 	char q[96];
 
@@ -129,9 +129,8 @@ static int check_id(const json_t *v, const char *where, char *out, errlist_t *er
 /* "sources": fills out->sources with the valid ids (even unknown targets, so that the
  * fields' prefer lists are checked against them). *whole: every element was a target id
  * (else membership in the list is not checked: the list's own errors say why). */
-static int check_sources(const json_t *v, const char *where,
-                         int (*known)(void *ud, const char *id), void *ud, entity_spec_t *out,
-                         int *whole, errlist_t *errs)
+static int check_sources(const json_t *v, const char *where, int (*known)(void *ud, const char *id),
+                         void *ud, entity_spec_t *out, int *whole, errlist_t *errs)
 {
 	const json_t *s;
 	char q[96];
@@ -155,10 +154,11 @@ static int check_sources(const json_t *v, const char *where,
 		const char *id = json_string_value(s);
 		int dup = 0;
 		if (!id_valid(s)) {
-			errlist_add(errs,
-			            "%s: \"sources\"[%zu]: expected a target id (1 to %d characters "
-			            "of A-Z a-z 0-9 _ . -), got %s",
-			            where, i, ENTITY_ID_MAX, adapter_util_quote(s, q, sizeof q));
+			errlist_add(
+			        errs,
+			        "%s: \"sources\"[%zu]: expected a target id (1 to %d characters "
+			        "of A-Z a-z 0-9 _ . -), got %s",
+			        where, i, ENTITY_ID_MAX, adapter_util_quote(s, q, sizeof q));
 			*whole = 0;
 			rc = -EINVAL;
 			continue;
@@ -172,8 +172,8 @@ static int check_sources(const json_t *v, const char *where,
 			continue;
 		}
 		if (known && !known(ud, id)) {
-			errlist_add(errs, "%s: \"sources\"[%zu]: \"%s\" is not a known target", where,
-			            i, id);
+			errlist_add(errs, "%s: \"sources\"[%zu]: \"%s\" is not a known target",
+			            where, i, id);
 			rc = -EINVAL;
 		}
 		out->sources[out->nsources++] = xstrdup(id);
@@ -211,10 +211,11 @@ static int check_prefer(const json_t *v, const char *where, entity_spec_t *e, in
 	{
 		int k = source_index(e, json_string_value(s)), dup = 0;
 		if (!json_is_string(s) || (k < 0 && srcs_ok)) {
-			errlist_add(errs,
-			            "%s: \"prefer\"[%zu]: expected one of the entity's \"sources\", "
-			            "got %s",
-			            where, i, adapter_util_quote(s, q, sizeof q));
+			errlist_add(
+			        errs,
+			        "%s: \"prefer\"[%zu]: expected one of the entity's \"sources\", "
+			        "got %s",
+			        where, i, adapter_util_quote(s, q, sizeof q));
 			rc = -EINVAL;
 			continue;
 		}
@@ -234,8 +235,8 @@ static int check_prefer(const json_t *v, const char *where, entity_spec_t *e, in
 }
 
 /* One field object, except the target of "with" (resolved once every name is known). */
-static int check_field(const char *name, const json_t *fo, const char *where_in,
-                       entity_spec_t *e, int srcs_ok, entity_field_t *f, errlist_t *errs)
+static int check_field(const char *name, const json_t *fo, const char *where_in, entity_spec_t *e,
+                       int srcs_ok, entity_field_t *f, errlist_t *errs)
 {
 	const json_t *prefer = json_object_get(fo, "prefer");
 	const json_t *rule = json_object_get(fo, "rule");
@@ -260,7 +261,8 @@ static int check_field(const char *name, const json_t *fo, const char *where_in,
 	if (check_keys(fo, field_keys, where, errs) != 0)
 		rc = -EINVAL;
 	if (!!prefer + !!rule + !!with != 1) {
-		errlist_add(errs, "%s: expected exactly one of \"prefer\", \"rule\" or \"with\", %s",
+		errlist_add(errs,
+		            "%s: expected exactly one of \"prefer\", \"rule\" or \"with\", %s",
 		            where, prefer || rule || with ? "got more than one" : "got none");
 		rc = -EINVAL;
 	}
@@ -286,8 +288,9 @@ static int check_field(const char *name, const json_t *fo, const char *where_in,
 		rc = -EINVAL;
 	} else if (from && (!json_is_string(from) || json_string_length(from) == 0 ||
 	                    strlen(json_string_value(from)) != json_string_length(from))) {
-		errlist_add(errs, "%s: \"from\": expected the name of a field of the sources' data, "
-		                  "got %s",
+		errlist_add(errs,
+		            "%s: \"from\": expected the name of a field of the sources' data, "
+		            "got %s",
 		            where, adapter_util_quote(from, q, sizeof q));
 		rc = -EINVAL;
 	}
@@ -305,8 +308,7 @@ static int field_index(const entity_spec_t *e, const char *name)
 
 /* "with" targets: another field of the entity, and no cycle. A cycle is reported once,
  * from its first field in the object's order, naming the chain. */
-static int check_withs(const json_t *fields, const char *where, entity_spec_t *e,
-                       errlist_t *errs)
+static int check_withs(const json_t *fields, const char *where, entity_spec_t *e, errlist_t *errs)
 {
 	char q[96], chain[1024];
 	int rc = 0;
@@ -320,10 +322,11 @@ static int check_withs(const json_t *fields, const char *where, entity_spec_t *e
 		w = json_object_get(json_object_get(fields, f->name), "with");
 		k = field_index(e, json_string_value(w));
 		if (k < 0 || (size_t)k == i) {
-			errlist_add(errs,
-			            "%s: \"fields\": \"%s\": \"with\": expected the name of another "
-			            "field of this entity, got %s",
-			            where, f->name, adapter_util_quote(w, q, sizeof q));
+			errlist_add(
+			        errs,
+			        "%s: \"fields\": \"%s\": \"with\": expected the name of another "
+			        "field of this entity, got %s",
+			        where, f->name, adapter_util_quote(w, q, sizeof q));
 			f->with = i; /* marks it unresolved for the cycle walk */
 			rc = -EINVAL;
 			continue;
@@ -431,7 +434,8 @@ int entities_parse_one(const json_t *obj, const char *where_in,
 	}
 	v = json_object_get(obj, "id");
 	if (json_is_string(v))
-		snprintf(where, sizeof where, "%s %s", where_in, adapter_util_quote(v, q, sizeof q));
+		snprintf(where, sizeof where, "%s %s", where_in,
+		         adapter_util_quote(v, q, sizeof q));
 	else
 		snprintf(where, sizeof where, "%s", where_in);
 
@@ -440,15 +444,15 @@ int entities_parse_one(const json_t *obj, const char *where_in,
 		rc = -EINVAL;
 	if (check_id(v, where, out->id, errs) != 0)
 		rc = -EINVAL;
-	if (check_sources(json_object_get(obj, "sources"), where, known, ud, out, &srcs_ok,
-	                  errs) != 0)
+	if (check_sources(json_object_get(obj, "sources"), where, known, ud, out, &srcs_ok, errs) !=
+	    0)
 		rc = -EINVAL;
 	if (!(v = json_object_get(obj, "max_age_seconds"))) {
 		errlist_add(errs, "%s: \"max_age_seconds\": required (a number from 0.1 to 86400)",
 		            where);
 		rc = -EINVAL;
-	} else if (check_number(v, where, "max_age_seconds", 0.1, 86400, &out->max_age_ms,
-	                        errs) != 0) {
+	} else if (check_number(v, where, "max_age_seconds", 0.1, 86400, &out->max_age_ms, errs) !=
+	           0) {
 		rc = -EINVAL;
 	}
 	out->conflict_ms = out->max_age_ms;

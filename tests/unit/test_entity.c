@@ -101,13 +101,13 @@ static void test_entity__parse_every_error_listed(void **state)
 static void test_entity__parse_cycle_named_once_with_its_chain(void **state)
 {
 	unsigned n = 0;
-	const char *t = parse_fails(
-	        "[{\"id\": \"m\", \"sources\": [\"a\"], \"max_age_seconds\": 5,"
-	        "  \"fields\": {\"s\": {\"prefer\": [\"a\"]}, \"d\": {\"with\": \"p\"},"
-	        "              \"p\": {\"with\": \"q\"}, \"q\": {\"with\": \"r\"},"
-	        "              \"r\": {\"with\": \"p\"}, \"e\": {\"with\": \"e\"},"
-	        "              \"f\": {\"with\": \"nope\"}}}]",
-	        &n);
+	const char *t =
+	        parse_fails("[{\"id\": \"m\", \"sources\": [\"a\"], \"max_age_seconds\": 5,"
+	                    "  \"fields\": {\"s\": {\"prefer\": [\"a\"]}, \"d\": {\"with\": \"p\"},"
+	                    "              \"p\": {\"with\": \"q\"}, \"q\": {\"with\": \"r\"},"
+	                    "              \"r\": {\"with\": \"p\"}, \"e\": {\"with\": \"e\"},"
+	                    "              \"f\": {\"with\": \"nope\"}}}]",
+	                    &n);
 
 	ak_assert_has(t, "entities[0] \"m\": \"fields\": \"p\": \"with\": \"r\" follows \"p\" "
 	                 "back: a cycle (\"p\" -> \"q\" -> \"r\" -> \"p\")");
@@ -144,11 +144,12 @@ static void test_entity__parse_numbers_and_sources(void **state)
 
 static void test_entity__parse_one_fills_the_spec(void **state)
 {
-	json_t *o = ak_parse("{\"id\": \"match-7\", \"sources\": [\"a\", \"b\", \"c\"],"
-	                     " \"max_age_seconds\": 15, \"class\": \"live\","
-	                     " \"fields\": {\"score\": {\"prefer\": [\"c\", \"a\"]},"
-	                     "  \"minute\": {\"with\": \"score\"}, \"clock\": {\"rule\": \"newest\"},"
-	                     "  \"venue\": {\"prefer\": [\"b\"], \"from\": \"stadium\"}}}");
+	json_t *o =
+	        ak_parse("{\"id\": \"match-7\", \"sources\": [\"a\", \"b\", \"c\"],"
+	                 " \"max_age_seconds\": 15, \"class\": \"live\","
+	                 " \"fields\": {\"score\": {\"prefer\": [\"c\", \"a\"]},"
+	                 "  \"minute\": {\"with\": \"score\"}, \"clock\": {\"rule\": \"newest\"},"
+	                 "  \"venue\": {\"prefer\": [\"b\"], \"from\": \"stadium\"}}}");
 	entity_spec_t s;
 	errlist_t errs;
 
@@ -283,12 +284,12 @@ static void assert_degraded(const fx_t *f, const char *list)
 	ak_assert_json(json_object_get(last_snap(f), "degraded"), list);
 }
 
-#define MATCH                                                                              \
-	"[{\"id\": \"m\", \"sources\": [\"a\", \"b\", \"c\"], \"max_age_seconds\": 10,"     \
-	"  \"class\": \"live\", \"conflict_seconds\": 5,"                                  \
-	"  \"fields\": {\"score\": {\"prefer\": [\"a\", \"c\", \"b\"]},"                   \
-	"   \"minute\": {\"with\": \"score\"}, \"half\": {\"with\": \"minute\"},"          \
-	"   \"clock\": {\"rule\": \"newest\"},"                                            \
+#define MATCH                                                                           \
+	"[{\"id\": \"m\", \"sources\": [\"a\", \"b\", \"c\"], \"max_age_seconds\": 10," \
+	"  \"class\": \"live\", \"conflict_seconds\": 5,"                               \
+	"  \"fields\": {\"score\": {\"prefer\": [\"a\", \"c\", \"b\"]},"                \
+	"   \"minute\": {\"with\": \"score\"}, \"half\": {\"with\": \"minute\"},"       \
+	"   \"clock\": {\"rule\": \"newest\"},"                                         \
 	"   \"venue\": {\"prefer\": [\"c\"], \"from\": \"stadium\"}}}]"
 
 static void test_entity__snapshot_and_delta_shape(void **state)
@@ -310,40 +311,41 @@ static void test_entity__snapshot_and_delta_shape(void **state)
 
 	feed(f, "a", "{\"score\": \"1-0\", \"minute\": 10, \"half\": 1, \"clock\": \"10:00\"}",
 	     T0 + 1005, T0 + 1010);
-	ak_assert_json(last_snap(f),
-	               "{\"entity\": \"m\", \"class\": \"live\", \"seq\": 2, "
-	               "\"updated_at\": \"2026-11-23T14:17:33.010Z\", "
-	               "\"data\": {\"score\": \"1-0\", \"minute\": 10, \"half\": 1, "
-	               "\"clock\": \"10:00\"}, "
-	               "\"provenance\": {"
-	               "\"score\": {\"source\": \"a\", \"verified_at\": "
-	               "\"2026-11-23T14:17:33.005Z\", \"changed_at\": \"2026-11-23T14:17:33.005Z\"},"
-	               "\"minute\": {\"source\": \"a\", \"verified_at\": "
-	               "\"2026-11-23T14:17:33.005Z\", \"changed_at\": \"2026-11-23T14:17:33.005Z\"},"
-	               "\"half\": {\"source\": \"a\", \"verified_at\": "
-	               "\"2026-11-23T14:17:33.005Z\", \"changed_at\": \"2026-11-23T14:17:33.005Z\"},"
-	               "\"clock\": {\"source\": \"a\", \"verified_at\": "
-	               "\"2026-11-23T14:17:33.005Z\", \"changed_at\": \"2026-11-23T14:17:33.005Z\"}"
-	               "}, \"degraded\": [\"venue\"]}");
-	ak_assert_json(last_delta(f),
-	               "{\"entity\": \"m\", \"seq\": 2, \"prev_seq\": 1, "
-	               "\"updated_at\": \"2026-11-23T14:17:33.010Z\", "
-	               "\"added\": [{\"path\": \"/score\", \"value\": \"1-0\"}, "
-	               "{\"path\": \"/minute\", \"value\": 10}, {\"path\": \"/half\", \"value\": 1}, "
-	               "{\"path\": \"/clock\", \"value\": \"10:00\"}], "
-	               "\"changed\": [], \"removed\": [], "
-	               "\"winners\": {\"score\": {\"from\": null, \"to\": \"a\"}, "
-	               "\"minute\": {\"from\": null, \"to\": \"a\"}, "
-	               "\"half\": {\"from\": null, \"to\": \"a\"}, "
-	               "\"clock\": {\"from\": null, \"to\": \"a\"}}, "
-	               "\"degraded\": [\"venue\"]}");
+	ak_assert_json(
+	        last_snap(f),
+	        "{\"entity\": \"m\", \"class\": \"live\", \"seq\": 2, "
+	        "\"updated_at\": \"2026-11-23T14:17:33.010Z\", "
+	        "\"data\": {\"score\": \"1-0\", \"minute\": 10, \"half\": 1, "
+	        "\"clock\": \"10:00\"}, "
+	        "\"provenance\": {"
+	        "\"score\": {\"source\": \"a\", \"verified_at\": "
+	        "\"2026-11-23T14:17:33.005Z\", \"changed_at\": \"2026-11-23T14:17:33.005Z\"},"
+	        "\"minute\": {\"source\": \"a\", \"verified_at\": "
+	        "\"2026-11-23T14:17:33.005Z\", \"changed_at\": \"2026-11-23T14:17:33.005Z\"},"
+	        "\"half\": {\"source\": \"a\", \"verified_at\": "
+	        "\"2026-11-23T14:17:33.005Z\", \"changed_at\": \"2026-11-23T14:17:33.005Z\"},"
+	        "\"clock\": {\"source\": \"a\", \"verified_at\": "
+	        "\"2026-11-23T14:17:33.005Z\", \"changed_at\": \"2026-11-23T14:17:33.005Z\"}"
+	        "}, \"degraded\": [\"venue\"]}");
+	ak_assert_json(
+	        last_delta(f),
+	        "{\"entity\": \"m\", \"seq\": 2, \"prev_seq\": 1, "
+	        "\"updated_at\": \"2026-11-23T14:17:33.010Z\", "
+	        "\"added\": [{\"path\": \"/score\", \"value\": \"1-0\"}, "
+	        "{\"path\": \"/minute\", \"value\": 10}, {\"path\": \"/half\", \"value\": 1}, "
+	        "{\"path\": \"/clock\", \"value\": \"10:00\"}], "
+	        "\"changed\": [], \"removed\": [], "
+	        "\"winners\": {\"score\": {\"from\": null, \"to\": \"a\"}, "
+	        "\"minute\": {\"from\": null, \"to\": \"a\"}, "
+	        "\"half\": {\"from\": null, \"to\": \"a\"}, "
+	        "\"clock\": {\"from\": null, \"to\": \"a\"}}, "
+	        "\"degraded\": [\"venue\"]}");
 
 	/* a verification only moves a provenance time: a snapshot without a delta */
 	entity_engine_source_verified(f->e, "a", T0 + 2000, T0 + 2000);
 	assert_int_equal(nsnaps(f), 3);
 	assert_true(json_is_null(last_delta(f)));
-	ak_assert_json(json_object_get(json_object_get(json_object_get(last_snap(f),
-	                                                               "provenance"),
+	ak_assert_json(json_object_get(json_object_get(json_object_get(last_snap(f), "provenance"),
 	                                               "score"),
 	                               "verified_at"),
 	               "\"2026-11-23T14:17:34.000Z\"");
@@ -380,7 +382,7 @@ static void test_entity__fallback_on_age_and_return(void **state)
 	feed(f, "b", "{\"score\": \"1-0\", \"minute\": 11}", T0 + 5000, T0 + 5000);
 	assert_string_equal(winner(f, "score"), "a");
 	n = nsnaps(f);
-	assert_int_equal(n, 2); /* b won nothing: no new snapshot */
+	assert_int_equal(n, 2);               /* b won nothing: no new snapshot */
 	entity_engine_tick(f->e, T0 + 10000); /* a's age is max_age: it still qualifies */
 	assert_int_equal(nsnaps(f), n);
 	entity_engine_tick(f->e, T0 + 10001);
@@ -444,8 +446,7 @@ static void test_entity__newest_by_change_time(void **state)
 	/* b read again, same value: its change time stays T0+1000 */
 	feed(f, "b", "{\"clock\": \"10:01\"}", T0 + 3000, T0 + 3000);
 	assert_string_equal(winner(f, "clock"), "a");
-	ak_assert_json(json_object_get(json_object_get(json_object_get(last_snap(f),
-	                                                               "provenance"),
+	ak_assert_json(json_object_get(json_object_get(json_object_get(last_snap(f), "provenance"),
 	                                               "clock"),
 	                               "changed_at"),
 	               "\"2026-11-23T14:17:34.000Z\"");
@@ -482,8 +483,9 @@ static void test_entity__field_no_source_has(void **state)
 	fx_t *f = *state;
 
 	load(f, MATCH, "", T0);
-	feed(f, "a", "{\"score\": \"0-0\", \"minute\": 1, \"half\": 1, \"clock\": \"0:01\","
-	             " \"stadium\": \"not from a\"}",
+	feed(f, "a",
+	     "{\"score\": \"0-0\", \"minute\": 1, \"half\": 1, \"clock\": \"0:01\","
+	     " \"stadium\": \"not from a\"}",
 	     T0, T0);
 	feed(f, "c", "{\"stadium\": null}", T0, T0);
 	assert_null(json_object_get(json_object_get(last_snap(f), "data"), "venue"));
@@ -530,7 +532,7 @@ static void test_entity__conflict_ends_when_a_source_stops_qualifying(void **sta
 	load(f, MATCH, "", T0);
 	feed(f, "a", "{\"score\": \"1-0\"}", T0, T0);
 	feed(f, "b", "{\"score\": \"2-0\"}", T0 - 8000, T0); /* b ages at T0-8000+10001 */
-	entity_engine_tick(f->e, T0 + 2001);                /* b stale: agreement */
+	entity_engine_tick(f->e, T0 + 2001);                 /* b stale: agreement */
 	entity_engine_tick(f->e, T0 + 6000);
 	assert_int_equal(json_array_size(f->rec.events), 0);
 }
@@ -541,8 +543,9 @@ static void test_entity__winner_changes_counted_by_class(void **state)
 	entity_stats_t st;
 
 	load(f, MATCH, "", T0);
-	load(f, "[{\"id\": \"n\", \"sources\": [\"a\", \"b\"], \"max_age_seconds\": 10,"
-	        " \"class\": \"completed\", \"fields\": {\"s\": {\"prefer\": [\"a\", \"b\"]}}}]",
+	load(f,
+	     "[{\"id\": \"n\", \"sources\": [\"a\", \"b\"], \"max_age_seconds\": 10,"
+	     " \"class\": \"completed\", \"fields\": {\"s\": {\"prefer\": [\"a\", \"b\"]}}}]",
 	     "@redis", T0);
 	feed(f, "b", "{\"score\": \"1-0\", \"minute\": 3, \"s\": 1}", T0, T0);
 	entity_engine_get_stats(f->e, &st);
@@ -562,9 +565,9 @@ static void test_entity__winner_changes_counted_by_class(void **state)
 static void foreach_cb(void *ud, const char *id, const char *source, const json_t *snap)
 {
 	json_t *out = ud;
-	json_object_set_new(out, id,
-	                    json_pack("{s:s, s:O?}", "source", source, "seq",
-	                              json_object_get(snap, "seq")));
+	json_object_set_new(
+	        out, id,
+	        json_pack("{s:s, s:O?}", "source", source, "seq", json_object_get(snap, "seq")));
 }
 
 static json_t *listing(const fx_t *f)
@@ -587,10 +590,11 @@ static void test_entity__reconcile(void **state)
 	assert_int_equal(nsnaps(f), 2);
 	/* changed (venue dropped, a new field): the same seq line, published against the last
 	 * snapshot; what a said is kept */
-	load(f, "[{\"id\": \"m\", \"sources\": [\"a\", \"b\", \"c\"], \"max_age_seconds\": 10,"
-	        "  \"class\": \"live\", \"fields\": {\"score\": {\"prefer\": [\"a\", \"b\"]},"
-	        "   \"minute\": {\"with\": \"score\"}, \"goals\": {\"prefer\": [\"a\"],"
-	        "   \"from\": \"score\"}}}]",
+	load(f,
+	     "[{\"id\": \"m\", \"sources\": [\"a\", \"b\", \"c\"], \"max_age_seconds\": 10,"
+	     "  \"class\": \"live\", \"fields\": {\"score\": {\"prefer\": [\"a\", \"b\"]},"
+	     "   \"minute\": {\"with\": \"score\"}, \"goals\": {\"prefer\": [\"a\"],"
+	     "   \"from\": \"score\"}}}]",
 	     "", T0 + 200);
 	assert_int_equal(nsnaps(f), 3);
 	assert_int_equal(json_integer_value(json_object_get(last_snap(f), "seq")), 3);
@@ -599,10 +603,11 @@ static void test_entity__reconcile(void **state)
 	ak_assert_json(json_object_get(last_delta(f), "added"),
 	               "[{\"path\": \"/goals\", \"value\": \"1-0\"}]");
 	/* another source cannot define m; its own entity is taken */
-	assert_int_equal(load(f, "[{\"id\": \"m\", \"sources\": [\"a\"], \"max_age_seconds\": 1,"
-	                         "  \"fields\": {\"s\": {\"rule\": \"newest\"}}},"
-	                         " {\"id\": \"r\", \"sources\": [\"b\"], \"max_age_seconds\": 1,"
-	                         "  \"fields\": {\"s\": {\"rule\": \"newest\"}}}]",
+	assert_int_equal(load(f,
+	                      "[{\"id\": \"m\", \"sources\": [\"a\"], \"max_age_seconds\": 1,"
+	                      "  \"fields\": {\"s\": {\"rule\": \"newest\"}}},"
+	                      " {\"id\": \"r\", \"sources\": [\"b\"], \"max_age_seconds\": 1,"
+	                      "  \"fields\": {\"s\": {\"rule\": \"newest\"}}}]",
 	                      "@redis", T0 + 300),
 	                 1);
 	l = listing(f);
