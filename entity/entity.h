@@ -23,8 +23,11 @@
  *            chains resolve to their root); absent if that source lacks it (degraded).
  *            Values that belong together (a score and its minute) never mix sources.
  *   "from"   the source data's field name when it differs (default: the field's name);
- *            a top-level key of the source's data.
- * A field no source has is absent from data and listed in degraded.
+ *            a top-level key of the source's data. Only with "prefer" or "rule": a "with"
+ *            field is read by its own name.
+ * A field is degraded when it is absent or its source does not qualify for it (a "with"
+ * field whose root's winner is stale is degraded too). A field no source has is absent
+ * from data and listed in degraded. A value of null counts as absent.
  * Conflicts: while two or more sources that qualify for a field (its prefer list, or all
  * sources) hold values that differ (json_equal), for longer than conflict_seconds (default
  * max_age_seconds), one conflict event is reported; the next one for that field only after
@@ -43,8 +46,11 @@
  * degraded changed:
  *   {"entity": "match-7", "seq": 4, "prev_seq": 3, "updated_at": "...",
  *    "added": [...], "changed": [...], "removed": [...],        (paths into data)
- *    "winners": {"score": {"from": "siteA-7", "to": "api-7"}},  (winner changes; null: none)
+ *    "winners": {"score": {"from": "siteA-7", "to": "api-7"}},  (winner changes, {} if none;
+ *                                                  "from"/"to" null: no source)
  *    "degraded": [...]}                                          (the new list)
+ * An entity's first snapshot is published at its first recomputation (the reconcile that
+ * adds it), even before any source has reported: everything degraded.
  *
  * Ownership: an entity_set_t owns its specs; an engine owns its copies of everything given
  * to it. json_t arguments are borrowed. Callbacks are called synchronously from inside the
@@ -96,7 +102,8 @@ typedef struct entity_set {
 /*
  * Validates an "entities" array (borrowed) into *out. where prefixes every error
  * (e.g. "entities"), with the entity's position and id: `entities[0] "match-7": "fields":
- * "minute": "with": "clock" follows "minute" back: a cycle`. known(ud, id) says whether
+ * "minute": "with": "clock" follows "minute" back: a cycle ("minute" -> "clock" -> "minute")`
+ * (a cycle is reported once). "sources" entries that are not known targets are errors. known(ud, id) says whether
  * a target id exists (NULL: every id is accepted); an unknown source is an error. Ids must
  * be valid target ids (targets_id_valid's rule) and unique in the array. Every error is
  * listed; all or nothing: on any error out is empty. Returns 0 or -EINVAL.
@@ -134,15 +141,24 @@ void entity_engine_free(entity_engine_t *e);
  * hash) exactly `set` (specs taken: set->v[i] zeroed). An entity whose json is unchanged
  * keeps everything; a changed one keeps its seq and last result (the next result is
  * published against it); an id already defined by another source is refused with a
- * warning (logged by the caller: the function returns how many were refused). Entities
- * that remain or are new are recomputed at now (unix ms), and published if changed.
+ * warning (logged by the caller: the function returns how many were refused; a refused
+ * spec stays in set, json non-NULL, for the caller to name and release). Entities of
+ * `source` not in set are dropped without a callback (the caller removes what it
+ * published for them: entity_engine_foreach before and after tells which). Entities that
+ * remain or are new are recomputed at now (unix ms), and published if changed.
+ * A new entity (or a new source of a changed one) knows nothing of its sources until they
+ * report: after a reconcile the caller replays each source's last data
+ * (entity_engine_source_data with the snapshot's changed_at as scraped_unix); a replay of
+ * data the engine already has changes nothing. set's ids must be unique (the parser's).
  */
 size_t entity_engine_reconcile(entity_engine_t *e, entity_set_t *set, const char *source,
                                int64_t now);
 
 /*
- * A source target's new result: data (borrowed; the snapshot's "data"), the scrape's time
- * and the source's verified time (unix ms; 0: never verified). Every entity naming the
+ * A source target's new result: data (borrowed; the snapshot's "data"; only the top-level
+ * keys the entity's fields read are copied), the scrape's time (the "changed_at" of a
+ * field whose value differs from what the engine had, or that it sees first) and the
+ * source's verified time (unix ms; 0: never verified). Every entity naming the
  * target is recomputed at now. A target no entity names costs a hash lookup.
  */
 void entity_engine_source_data(entity_engine_t *e, const char *target, const json_t *data,
@@ -163,7 +179,8 @@ void entity_engine_tick(entity_engine_t *e, int64_t now);
 typedef struct entity_stats {
 	size_t entities;
 	size_t degraded;                          /* entities with a degraded field now */
-	uint64_t winner_changes[SCHED_NCLASSES];  /* fields whose winner changed, by class */
+	uint64_t winner_changes[SCHED_NCLASSES];  /* fields whose winner changed, by class
+	                                           * (an entity's first snapshot counts none) */
 	uint64_t conflicts_total;
 	uint64_t snapshots_total, deltas_total;
 } entity_stats_t;
