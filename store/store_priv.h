@@ -25,9 +25,25 @@
 
 enum conn_state { C_DOWN = 0, C_CONNECTING, C_SETUP, C_READY };
 
+/* What a result is of: a target's snapshot (store_put) or an entity's (store_put_entity).
+ * The write path is one for both; the kind names the keys, the snapshot's id field and the
+ * stream entry's field, and is part of a backlog entry's key (a target and an entity with
+ * the same id are two entries). */
+enum store_kind { K_TARGET = 0, K_ENTITY, K_NKINDS };
+
+typedef struct kind_desc {
+	const char *field;   /* the snapshot's id field and the stream field: "target", "entity" */
+	const char *latest;  /* key part of the latest snapshot: "latest", "entity" */
+	const char *seq;     /* key part of the guard: "seq", "entity-seq" */
+	const char *channel; /* channel prefix: "changes" (P:changes:ID), "changes:entity" */
+} kind_desc_t;
+
+extern const kind_desc_t store__kinds[K_NKINDS];
+
 typedef struct entry {
 	struct entry *hnext;         /* hash chain */
 	struct entry *qprev, *qnext; /* the send queue (only when queued) */
+	enum store_kind kind;
 	char id[STORE_ID_MAX + 1];
 	uint64_t seq;
 	uint64_t epoch; /* the fence it was put with; 0: the store's epoch */
@@ -134,11 +150,12 @@ extern const char store__write_lua[];
 void store__pump(store_t *s);
 
 /* store_backlog.c */
-entry_t *store__find(store_t *s, const char *id);
+entry_t *store__find(store_t *s, enum store_kind kind, const char *id);
 void store__q_push(store_t *s, entry_t *e);
 void store__q_unlink(store_t *s, entry_t *e);
 void store__entry_free(store_t *s, entry_t *e);
-void store__backlog_put(store_t *s, const char *id, uint64_t seq, uint64_t epoch, char *snap);
+void store__backlog_put(store_t *s, enum store_kind kind, const char *id, uint64_t seq,
+                        uint64_t epoch, char *snap);
 
 /* store_targets.c */
 void store__on_targets_timer(uv_timer_t *t);
