@@ -170,6 +170,19 @@ void store_event(store_t *s, const json_t *event);
 typedef void (*store_targets_cb)(void *ud, const json_t *targets_obj, const char *errors);
 void store_watch_targets(store_t *s, store_targets_cb cb, void *ud);
 
+/*
+ * The entities hash P:entities (field = entity id, value = entity object JSON, entity.h),
+ * read exactly as the targets hash above (same caps, gate P:entities:version, caching,
+ * worker-thread parse, one watcher, callback rules): entities_obj is {id: entity object}
+ * of the valid entries with "id" set to the field name; errors one line per refused entry
+ * ("P:entities field \"x\": not a valid entity id ...", "not JSON ...", "expected an
+ * entity object", "its \"id\" differs from the field name"). Only that is checked here:
+ * the daemon validates each object (entities_parse_one). stats.entities_reads and
+ * entities_parsed count its reads.
+ */
+typedef void (*store_entities_cb)(void *ud, const json_t *entities_obj, const char *errors);
+void store_watch_entities(store_t *s, store_entities_cb cb, void *ud);
+
 void store_get_stats(const store_t *s, store_stats_t *out);
 
 /*

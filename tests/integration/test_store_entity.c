@@ -467,6 +467,210 @@ static void test_entity__backlog_before_start(void **state)
 	sk_finish();
 }
 
+/* ---- the entities hash ---- */
+
+typedef struct hw {
+	int calls;
+	json_t *last;
+	char errors[4096];
+} hw_t;
+
+static void on_hash(void *ud, const json_t *obj, const char *errors)
+{
+	hw_t *w = ud;
+
+	w->calls++;
+	json_decref(w->last);
+	w->last = json_deep_copy(obj);
+	snprintf(w->errors, sizeof w->errors, "%s", errors ? errors : "");
+}
+
+typedef struct hw_wait {
+	hw_t *w;
+	int calls;
+} hw_wait_t;
+
+static int hw_called(void *ctx)
+{
+	hw_wait_t *x = ctx;
+	return x->w->calls >= x->calls;
+}
+
+typedef struct reads {
+	store_t *s;
+	uint64_t n;
+} reads_t;
+
+static int entities_read(void *ctx)
+{
+	reads_t *x = ctx;
+	store_stats_t st;
+
+	store_get_stats(x->s, &st);
+	return st.entities_reads >= x->n;
+}
+
+static void hset(redisContext *c, const char *key, const char *field, const char *value)
+{
+	freeReplyObject(sk_cmd(c, "HSET %s %s %s", key, field, value));
+}
+
+#define ENT7 "{\"sources\":[\"a\",\"b\"],\"max_age_seconds\":%d,\"fields\":{\"score\":{\"prefer\":[\"a\"]}}}"
+
+/* P:entities is read like P:targets, next to it and apart from it: adds, changes and
+ * removals are seen, bad fields are refused one by one with the documented wording, only
+ * changed values are parsed again. */
+static void test_entity__watch_entities(void **state)
+{
+	tu_redis_t *r = *state;
+	store_opts_t o;
+	store_t *s;
+	redisContext *c = tu_redis_client(r);
+	hw_t ew = { 0 }, tw = { 0 };
+	hw_wait_t xe = { &ew, 1 }, xt = { &tw, 1 };
+	reads_t rd = { NULL, 0 };
+	store_stats_t st;
+	json_t *e;
+	char v[256];
+
+	assert_non_null(c);
+	sk_opts_for(&o, r, "cp");
+	o.targets_poll_ms = 100;
+	s = store_new(sk_loop, &o);
+	rd.s = s;
+	store_watch_entities(s, on_hash, &ew);
+	store_watch_targets(s, on_hash, &tw);
+	store_start(s);
+	/* the first read calls back, even with an empty hash */
+	assert_true(sk_run_until(hw_called, &xe, 5000));
+	assert_true(sk_run_until(hw_called, &xt, 5000));
+	assert_int_equal(json_object_size(ew.last), 0);
+	assert_string_equal(ew.errors, "");
+
+	/* an add: the entity object with "id" from the field; the targets watcher hears nothing */
+	snprintf(v, sizeof v, ENT7, 15);
+	hset(c, "cp:entities", "match-7", v);
+	xe.calls = 2;
+	assert_true(sk_run_until(hw_called, &xe, 3000));
+	e = json_object_get(ew.last, "match-7");
+	assert_int_equal(json_object_size(ew.last), 1);
+	assert_string_equal(json_string_value(json_object_get(e, "id")), "match-7");
+	assert_int_equal(json_integer_value(json_object_get(e, "max_age_seconds")), 15);
+	assert_int_equal(tw.calls, 1);
+
+	/* a target: the entities watcher hears nothing */
+	hset(c, "cp:targets", "m1", "{\"url\":\"http://a.test/\",\"adapter\":\"generic\"}");
+	xt.calls = 2;
+	assert_true(sk_run_until(hw_called, &xt, 3000));
+	assert_non_null(json_object_get(tw.last, "m1"));
+	assert_null(json_object_get(ew.last, "m1"));
+	assert_int_equal(ew.calls, 2);
+
+	/* a change */
+	snprintf(v, sizeof v, ENT7, 20);
+	hset(c, "cp:entities", "match-7", v);
+	xe.calls = 3;
+	assert_true(sk_run_until(hw_called, &xe, 3000));
+	e = json_object_get(ew.last, "match-7");
+	assert_int_equal(json_integer_value(json_object_get(e, "max_age_seconds")), 20);
+
+	/* bad fields, refused one by one; the good one stays; read again, nothing is parsed
+	 * or reported again */
+	freeReplyObject(sk_cmd(c, "HSET cp:entities ../evil {} bad %s arr %s other %s",
+	                       "not json", "[1]", "{\"id\":\"x\"}"));
+	xe.calls = 4;
+	assert_true(sk_run_until(hw_called, &xe, 3000));
+	assert_int_equal(json_object_size(ew.last), 1);
+	assert_non_null(json_object_get(ew.last, "match-7"));
+	assert_non_null(strstr(ew.errors, "cp:entities field \"../evil\": not a valid entity id "
+	                                  "(1 to 64 of [A-Za-z0-9_.-], not starting with '.' or "
+	                                  "'-')"));
+	assert_non_null(strstr(ew.errors, "cp:entities field \"bad\": not JSON ("));
+	assert_non_null(strstr(ew.errors, "cp:entities field \"arr\": expected an entity object"));
+	assert_non_null(strstr(ew.errors,
+	                       "cp:entities field \"other\": its \"id\" differs from the field name"));
+	store_get_stats(s, &st);
+	assert_int_equal(st.entities_parsed, 2 + 4);
+	assert_int_equal(st.targets_parsed, 1); /* counted apart */
+	rd.n = st.entities_reads + 3;
+	assert_true(sk_run_until(entities_read, &rd, 5000));
+	store_get_stats(s, &st);
+	assert_int_equal(st.entities_parsed, 6);
+	assert_int_equal(ew.calls, 4);
+
+	/* removals */
+	freeReplyObject(sk_cmd(c, "HDEL cp:entities match-7 ../evil bad arr other"));
+	xe.calls = 5;
+	assert_true(sk_run_until(hw_called, &xe, 3000));
+	assert_int_equal(json_object_size(ew.last), 0);
+	assert_string_equal(ew.errors, "");
+	assert_non_null(json_object_get(tw.last, "m1")); /* the targets are still there */
+
+	/* the watcher stopped: no more calls */
+	store_watch_entities(s, NULL, NULL);
+	hset(c, "cp:entities", "match-9", v);
+	sk_run_for(400);
+	assert_int_equal(ew.calls, 5);
+
+	sk_close_store(s);
+	json_decref(ew.last);
+	json_decref(tw.last);
+	redisFree(c);
+	sk_finish();
+}
+
+/* P:entities:version gates the whole read of P:entities: a change without a bump is not
+ * read, the bump brings it. */
+static void test_entity__entities_version_gate(void **state)
+{
+	tu_redis_t *r = *state;
+	store_opts_t o;
+	store_t *s;
+	redisContext *c = tu_redis_client(r);
+	hw_t ew = { 0 };
+	hw_wait_t xe = { &ew, 1 };
+	reads_t rd = { NULL, 0 };
+	store_stats_t st;
+	char v[256];
+
+	assert_non_null(c);
+	snprintf(v, sizeof v, ENT7, 15);
+	hset(c, "cp:entities", "match-7", v);
+	sk_opts_for(&o, r, "cp");
+	o.targets_poll_ms = 100;
+	s = store_new(sk_loop, &o);
+	rd.s = s;
+	store_watch_entities(s, on_hash, &ew);
+	store_start(s);
+	assert_true(sk_run_until(hw_called, &xe, 5000));
+	assert_non_null(json_object_get(ew.last, "match-7"));
+
+	/* the version gate: a change without a bump is not read, the bump brings it */
+	freeReplyObject(sk_cmd(c, "SET cp:entities:version 1"));
+	store_get_stats(s, &st);
+	rd.n = st.entities_reads + 1;
+	assert_true(sk_run_until(entities_read, &rd, 5000)); /* nil -> "1": read */
+	snprintf(v, sizeof v, ENT7, 30);
+	hset(c, "cp:entities", "match-8", v);
+	sk_run_for(800); /* 8 polls */
+	store_get_stats(s, &st);
+	assert_int_equal(st.entities_reads, rd.n);
+	assert_int_equal(ew.calls, 1);
+	assert_null(json_object_get(ew.last, "match-8"));
+	freeReplyObject(sk_cmd(c, "INCR cp:entities:version"));
+	xe.calls = 2;
+	assert_true(sk_run_until(hw_called, &xe, 3000));
+	assert_non_null(json_object_get(ew.last, "match-8"));
+	store_get_stats(s, &st);
+	assert_int_equal(st.entities_reads, rd.n + 1);
+	assert_int_equal(st.entities_parsed, 2);
+
+	sk_close_store(s);
+	json_decref(ew.last);
+	redisFree(c);
+	sk_finish();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -475,6 +679,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_entity__ordering_guard, sk_setup, sk_teardown),
 		cmocka_unit_test_setup_teardown(test_entity__outage_resync, sk_setup, sk_teardown),
 		cmocka_unit_test_setup_teardown(test_entity__backlog_before_start, sk_setup,
+		                                sk_teardown),
+		cmocka_unit_test_setup_teardown(test_entity__watch_entities, sk_setup, sk_teardown),
+		cmocka_unit_test_setup_teardown(test_entity__entities_version_gate, sk_setup,
 		                                sk_teardown),
 	};
 	log_set_level(LOG_WARN);
