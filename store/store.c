@@ -274,15 +274,15 @@ store_t *store_new(uv_loop_t *loop, const store_opts_t *o)
 	s->backoff_ms = s->o.backoff_min_ms;
 	timers[0] = &s->reconnect_t;
 	timers[1] = &s->health_t;
-	timers[2] = &s->targets_t;
-	timers[3] = &s->grace_t;
-	timers[4] = &s->kick_t;
-	timers[5] = &s->deadline_t;
-	for (int i = 0; i < 6; i++) {
+	timers[2] = &s->grace_t;
+	timers[3] = &s->kick_t;
+	timers[4] = &s->deadline_t;
+	for (int i = 0; i < 5; i++) {
 		uv_timer_init(loop, timers[i]);
 		timers[i]->data = s;
 		s->open_handles++;
 	}
+	store__watch_init(s);
 	return s;
 }
 
@@ -365,8 +365,8 @@ static void on_handle_closed(uv_handle_t *h)
 static void on_finish(uv_timer_t *t)
 {
 	store_t *s = t->data;
-	uv_timer_t *timers[6] = { &s->reconnect_t, &s->health_t, &s->targets_t,
-		                  &s->grace_t,     &s->kick_t,   &s->deadline_t };
+	uv_timer_t *timers[5 + W_NHASHES] = { &s->reconnect_t, &s->health_t, &s->grace_t,
+		                              &s->kick_t, &s->deadline_t };
 
 	if (s->finishing)
 		return;
@@ -387,8 +387,12 @@ static void on_finish(uv_timer_t *t)
 	for (size_t i = 0; i < s->nbuckets; i++)
 		while (s->buckets[i])
 			store__entry_free(s, s->buckets[i]);
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < W_NHASHES; i++)
+		timers[5 + i] = &s->watch[i].timer;
+	for (int i = 0; i < 5 + W_NHASHES; i++) {
+		timers[i]->data = s; /* the watch timers' data was their reader */
 		uv_close((uv_handle_t *)timers[i], on_handle_closed);
+	}
 }
 
 void store__maybe_finish(store_t *s)
@@ -403,10 +407,7 @@ void store__maybe_finish(store_t *s)
 			free(s->health);
 			json_decref(s->status_pending);
 			json_decref(s->events_pending);
-			json_decref(s->tlast);
-			free(s->tlast_err);
-			json_decref(s->tcache);
-			free(s->tversion);
+			store__watch_release(s);
 			free(s);
 			if (cb)
 				cb(ud);
@@ -431,7 +432,8 @@ void store_close(store_t *s, void (*cb)(void *ud), void *ud)
 	s->close_ud = ud;
 	uv_timer_stop(&s->reconnect_t);
 	uv_timer_stop(&s->health_t);
-	uv_timer_stop(&s->targets_t);
+	for (int i = 0; i < W_NHASHES; i++)
+		uv_timer_stop(&s->watch[i].timer);
 	uv_timer_start(&s->grace_t, on_grace, s->o.close_grace_ms, 0);
 	store__maybe_finish(s);
 }

@@ -3,15 +3,22 @@
  * hash, over one hiredis async connection on the caller's libuv loop (redis_uv.c glue).
  * docs/redis.md is the key contract for clients.
  *
- * Keys (P = REDIS_PREFIX, T = a target id):
+ * Keys (P = REDIS_PREFIX, T = a target id, E = an entity id):
  *   P:latest:T    the latest snapshot (JSON string), optional TTL SNAPSHOT_TTL_SECONDS
  *   P:seq:T       "EPOCH:SEQ" of that snapshot, the ordering guard (same TTL)
- *   P:changes     stream of deltas, fields target, seq, delta (XADD MAXLEN ~ CHANGES_MAXLEN)
+ *   P:changes     stream of deltas, fields target, seq, delta (XADD MAXLEN ~ CHANGES_MAXLEN);
+ *                 an entity's entries have the field entity in place of target
  *   P:changes:T   pub/sub channel: each delta is PUBLISHed there too
+ *   P:entity:E    an entity's latest snapshot (store_put_entity), same TTL
+ *   P:entity-seq:E  its ordering guard, "EPOCH:SEQ" (same TTL)
+ *   P:changes:entity:E  pub/sub channel of the entity's deltas
  *   P:health      health JSON (store_set_health), expires if not refreshed
  *   P:status:T    hash: the target's status (store_set_status)
  *   P:events      stream of events: failures, recoveries, freezes (store_event)
  *   P:targets     hash id -> target object JSON, written by clients, read every second
+ *   P:targets:version  optional, bumped by clients after each change of P:targets
+ *   P:entities    hash id -> entity object JSON (entity/entity.h), read like P:targets
+ *   P:entities:version  optional, bumped by clients after each change of P:entities
  *   P:epoch       counter: each store takes one number from it on its first connection
  * One result is written by one Lua script (EVALSHA, EVAL on NOSCRIPT): latest, seq, stream
  * entry and publish together, and only if (epoch, seq) is greater than the stored one, so an
@@ -20,7 +27,7 @@
  *
  * Outages: store_put() never blocks and never fails because Redis is down. While the
  * connection is down (or the write window is full), only the latest snapshot per target is
- * kept (the backlog, at most backlog_max targets; past it the least recently put target is
+ * kept (the backlog, at most backlog_max targets and entities together; past it the least recently put target is
  * dropped and counted). Reconnection backs off from 100 ms doubling to 5 s. A target from the
  * backlog is written with ONE delta against what Redis holds for it (read first, diffed with
  * snapshot_delta, marked "resync": true).
@@ -76,7 +83,9 @@ typedef struct store_stats {
 	int degraded;          /* not connected, or a backlog is waiting */
 	int unresponsive;      /* the last connection was dropped for want of a reply; 0 again
 	                          once connected (or once a connection attempt is refused) */
-	size_t backlog;        /* targets whose latest snapshot is not yet written */
+	/* backlog, writes_ok, write_errors, refused_seq, resyncs, drops and rejected count
+	 * targets' and entities' results together */
+	size_t backlog;        /* targets (and entities) whose latest snapshot is not yet written */
 	uint64_t writes_ok;    /* results written (refusals are in refused_seq) */
 	uint64_t write_errors; /* error or unexpected replies to writes (retried later) */
 	uint64_t refused_seq;  /* results refused because Redis held a newer (epoch, seq) */
@@ -89,6 +98,8 @@ typedef struct store_stats {
 	uint64_t epoch;        /* this store's epoch, 0 until the first connection */
 	uint64_t targets_reads;  /* whole reads of the targets hash (HGETALL) */
 	uint64_t targets_parsed; /* targets hash values parsed (unchanged ones are not) */
+	uint64_t entities_reads;  /* whole reads of the entities hash (HGETALL) */
+	uint64_t entities_parsed; /* entities hash values parsed (unchanged ones are not) */
 	char last_error[256];  /* last connection or command error, "" if none yet */
 } store_stats_t;
 
@@ -159,6 +170,19 @@ void store_event(store_t *s, const json_t *event);
 typedef void (*store_targets_cb)(void *ud, const json_t *targets_obj, const char *errors);
 void store_watch_targets(store_t *s, store_targets_cb cb, void *ud);
 
+/*
+ * The entities hash P:entities (field = entity id, value = entity object JSON, entity.h),
+ * read exactly as the targets hash above (same caps, gate P:entities:version, caching,
+ * worker-thread parse, one watcher, callback rules): entities_obj is {id: entity object}
+ * of the valid entries with "id" set to the field name; errors one line per refused entry
+ * ("P:entities field \"x\": not a valid entity id ...", "not JSON ...", "expected an
+ * entity object", "its \"id\" differs from the field name"). Only that is checked here:
+ * the daemon validates each object (entities_parse_one). stats.entities_reads and
+ * entities_parsed count its reads.
+ */
+typedef void (*store_entities_cb)(void *ud, const json_t *entities_obj, const char *errors);
+void store_watch_entities(store_t *s, store_entities_cb cb, void *ud);
+
 void store_get_stats(const store_t *s, store_stats_t *out);
 
 /*
@@ -176,6 +200,19 @@ void store_close(store_t *s, void (*cb)(void *ud), void *ud);
  * first result after a takeover, whose own previous snapshot is not what Redis has). */
 void store_put_fenced(store_t *s, const json_t *snapshot, const json_t *delta, uint64_t fence,
                       int resync);
+
+/*
+ * Queues one result of an entity (entity/entity.h): snap (borrowed) must be an object with
+ * "entity" (a valid id, store_id_valid) and "seq" (an integer >= 1), delta (borrowed, may be
+ * NULL) its delta. Written exactly as store_put() writes a target's (the same script, guard,
+ * deadline and backlog; counted in the same stats) but to P:entity:E and P:entity-seq:E, the
+ * stream P:changes with the field "entity" in place of "target", and the channel
+ * P:changes:entity:E. A backlog entry is keyed by kind and id: a target and an entity with
+ * the same id never replace each other. A resync delta (after an outage) is computed
+ * against the entity snapshot Redis holds, in entity.h's delta shape (data paths, the
+ * winners that changed, the new degraded list), with "resync": true.
+ */
+void store_put_entity(store_t *s, const json_t *snap, const json_t *delta);
 
 /*
  * A raw command on the store's connection, for store/share.c. reply (NULL when the

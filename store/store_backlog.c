@@ -1,8 +1,8 @@
 /*
  * store_backlog.c: the outage backlog. While Redis is down or the write window is full,
- * only the latest unwritten snapshot of each target is kept: entries in a hash by target
- * id, and a FIFO send queue, least recently put first. At backlog_max targets the head of
- * the queue is dropped and counted.
+ * only the latest unwritten snapshot of each target (and entity) is kept: entries in a hash
+ * by kind and id, and a FIFO send queue, least recently put first. At backlog_max entries
+ * the head of the queue is dropped and counted.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,22 +15,22 @@
 
 /* ---- the backlog: hash of entries by id + a send queue ---- */
 
-static uint64_t hash_id(const char *id)
+static uint64_t hash_id(enum store_kind kind, const char *id)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = (1469598103934665603ull ^ (uint64_t)kind) * 1099511628211ull;
 	for (; *id; id++)
 		h = (h ^ (unsigned char)*id) * 1099511628211ull;
 	return h;
 }
 
-entry_t *store__find(store_t *s, const char *id)
+entry_t *store__find(store_t *s, enum store_kind kind, const char *id)
 {
 	entry_t *e;
 
 	if (!s->nbuckets)
 		return NULL;
-	for (e = s->buckets[hash_id(id) & (s->nbuckets - 1)]; e; e = e->hnext)
-		if (!strcmp(e->id, id))
+	for (e = s->buckets[hash_id(kind, id) & (s->nbuckets - 1)]; e; e = e->hnext)
+		if (e->kind == kind && !strcmp(e->id, id))
 			return e;
 	return NULL;
 }
@@ -50,7 +50,7 @@ static void hash_insert(store_t *s, entry_t *e)
 			entry_t *x = s->buckets[i], *next;
 			for (; x; x = next) {
 				next = x->hnext;
-				b = hash_id(x->id) & (n - 1);
+				b = hash_id(x->kind, x->id) & (n - 1);
 				x->hnext = nb[b];
 				nb[b] = x;
 			}
@@ -59,7 +59,7 @@ static void hash_insert(store_t *s, entry_t *e)
 		s->buckets = nb;
 		s->nbuckets = n;
 	}
-	b = hash_id(e->id) & (s->nbuckets - 1);
+	b = hash_id(e->kind, e->id) & (s->nbuckets - 1);
 	e->hnext = s->buckets[b];
 	s->buckets[b] = e;
 	s->nentries++;
@@ -67,7 +67,7 @@ static void hash_insert(store_t *s, entry_t *e)
 
 static void hash_remove(store_t *s, entry_t *e)
 {
-	entry_t **pp = &s->buckets[hash_id(e->id) & (s->nbuckets - 1)];
+	entry_t **pp = &s->buckets[hash_id(e->kind, e->id) & (s->nbuckets - 1)];
 
 	for (; *pp; pp = &(*pp)->hnext)
 		if (*pp == e) {
@@ -99,10 +99,12 @@ void store__entry_free(store_t *s, entry_t *e)
 	free(e);
 }
 
-/* Keeps snap (stolen) as the latest unwritten snapshot of id unless a newer one is kept. */
-void store__backlog_put(store_t *s, const char *id, uint64_t seq, uint64_t epoch, char *snap)
+/* Keeps snap (stolen) as the latest unwritten snapshot of (kind, id) unless a newer one is
+ * kept. */
+void store__backlog_put(store_t *s, enum store_kind kind, const char *id, uint64_t seq,
+                        uint64_t epoch, char *snap)
 {
-	entry_t *e = store__find(s, id);
+	entry_t *e = store__find(s, kind, id);
 
 	if (e) {
 		if (e->snap && e->seq >= seq) {
@@ -130,19 +132,20 @@ void store__backlog_put(store_t *s, const char *id, uint64_t seq, uint64_t epoch
 		if (!old) {
 			log_warn(
 			        COMP,
-			        "backlog full (%zu targets): dropped the result of %s seq %" PRIu64,
-			        s->nentries, id, seq);
+			        "backlog full (%zu targets): dropped the result of %s%s seq %" PRIu64,
+			        s->nentries, kind == K_ENTITY ? "entity " : "", id, seq);
 			free(snap);
 			return;
 		}
 		log_warn(
 		        COMP,
-		        "backlog full (%zu targets): dropped the unwritten result of %s seq %" PRIu64,
-		        s->nentries, old->id, old->seq);
+		        "backlog full (%zu targets): dropped the unwritten result of %s%s seq %" PRIu64,
+		        s->nentries, old->kind == K_ENTITY ? "entity " : "", old->id, old->seq);
 		store__entry_free(s, old);
 	}
 	e = store__xmalloc(sizeof *e);
 	memset(e, 0, sizeof *e);
+	e->kind = kind;
 	snprintf(e->id, sizeof e->id, "%s", id);
 	e->seq = seq;
 	e->epoch = epoch;

@@ -82,13 +82,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		         s->redacted, s->epoch, s->nentries);
 		store__write_health(s);
 		store__flush_status(s);
-		if (s->tcb) {
-			/* a restarted Redis may hold a different hash under the same version */
-			free(s->tversion);
-			s->tversion = NULL;
-			uv_timer_start(&s->targets_t, store__on_targets_timer, 0,
-			               s->o.targets_poll_ms);
-		}
+		store__watch_ready(s);
 		store__pump(s);
 	}
 }
@@ -136,7 +130,7 @@ static void conn_gone(store_t *s)
 {
 	s->ac = NULL;
 	s->state = C_DOWN;
-	s->tpoll_inflight = 0;
+	store__watch_lost(s);
 	schedule_reconnect(s);
 	store__maybe_finish(s);
 }

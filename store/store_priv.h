@@ -2,8 +2,8 @@
  * store_priv.h: what the files of the store share: the store itself, the backlog entry and
  * the functions one file calls in another (store.c: core, lifetime, health, raw commands,
  * close; store_conn.c: the connection and its backoff; store_write.c: the write script and
- * the ordering guard; store_backlog.c: the outage backlog; store_targets.c: the targets
- * hash; store_cmd.c: sending commands, their deadline and Redis's clock). Not for use outside
+ * the ordering guard; store_backlog.c: the outage backlog; store_watch.c: the targets
+ * and entities hashes; store_cmd.c: sending commands, their deadline and Redis's clock). Not for use outside
  * store/.
  */
 #ifndef CDPILOT_STORE_STORE_PRIV_H
@@ -25,9 +25,25 @@
 
 enum conn_state { C_DOWN = 0, C_CONNECTING, C_SETUP, C_READY };
 
+/* What a result is of: a target's snapshot (store_put) or an entity's (store_put_entity).
+ * The write path is one for both; the kind names the keys, the snapshot's id field and the
+ * stream entry's field, and is part of a backlog entry's key (a target and an entity with
+ * the same id are two entries). */
+enum store_kind { K_TARGET = 0, K_ENTITY, K_NKINDS };
+
+typedef struct kind_desc {
+	const char *field;   /* the snapshot's id field and the stream field: "target", "entity" */
+	const char *latest;  /* key part of the latest snapshot: "latest", "entity" */
+	const char *seq;     /* key part of the guard: "seq", "entity-seq" */
+	const char *channel; /* channel prefix: "changes" (P:changes:ID), "changes:entity" */
+} kind_desc_t;
+
+extern const kind_desc_t store__kinds[K_NKINDS];
+
 typedef struct entry {
 	struct entry *hnext;         /* hash chain */
 	struct entry *qprev, *qnext; /* the send queue (only when queued) */
+	enum store_kind kind;
 	char id[STORE_ID_MAX + 1];
 	uint64_t seq;
 	uint64_t epoch; /* the fence it was put with; 0: the store's epoch */
@@ -35,6 +51,28 @@ typedef struct entry {
 	int queued;
 	int inflight; /* a resync of this target is in flight */
 } entry_t;
+
+/* A hash clients write, read by store_watch.c: P:targets or P:entities. */
+enum { W_TARGETS = 0, W_ENTITIES, W_NHASHES };
+
+typedef struct hwatch {
+	store_t *s;
+	const char *name; /* "targets", "entities": the key part and the word in logs */
+	const char *what; /* "target", "entity": what a value is, in refusals */
+	const char *a_what; /* "a target", "an entity" */
+	store_targets_cb cb; /* store_entities_cb is the same type */
+	void *ud;
+	int poll_inflight; /* a read asked for or being parsed */
+	int polled;
+	unsigned gen;      /* watch calls: a read in flight for an older one is dropped */
+	json_t *last;
+	char *last_err;
+	json_t *cache;     /* {field: [raw value, object or null, refusal or ""]} of the last read */
+	char *version;     /* P:NAME:version at the last read; NULL: none */
+	uint64_t full_ms;  /* store__now_ms() of the last HGETALL answered */
+	uint64_t *reads, *parsed; /* its counters in the store's stats */
+	uv_timer_t timer;
+} hwatch_t;
 
 /* A command awaiting its reply (store_cmd.c), oldest first in store.phead. */
 typedef struct pend {
@@ -81,21 +119,12 @@ struct store {
 	size_t events_requeued;   /* events put back since the last flush */
 	uint64_t status_gen;
 
-	/* targets */
-	store_targets_cb tcb;
-	void *tud;
-	int tpoll_inflight; /* a read asked for or being parsed (store_targets.c) */
-	int tpolled;
-	unsigned tgen;      /* store_watch_targets() calls */
-	json_t *tlast;
-	char *tlast_err;
-	json_t *tcache;    /* {field: [raw value, target or null, refusal or ""]} of the last read */
-	char *tversion;    /* P:targets:version at the last read; NULL: none */
-	uint64_t tfull_ms; /* store__now_ms() of the last HGETALL answered */
+	/* the targets and entities hashes (store_watch.c) */
+	hwatch_t watch[W_NHASHES];
 
 	store_stats_t st;
 
-	uv_timer_t reconnect_t, health_t, targets_t, grace_t, kick_t, deadline_t;
+	uv_timer_t reconnect_t, health_t, grace_t, kick_t, deadline_t;
 	uv_getaddrinfo_t resolve_req;
 	int resolving;
 	unsigned open_handles; /* timers + glue polls not yet closed */
@@ -134,13 +163,18 @@ extern const char store__write_lua[];
 void store__pump(store_t *s);
 
 /* store_backlog.c */
-entry_t *store__find(store_t *s, const char *id);
+entry_t *store__find(store_t *s, enum store_kind kind, const char *id);
 void store__q_push(store_t *s, entry_t *e);
 void store__q_unlink(store_t *s, entry_t *e);
 void store__entry_free(store_t *s, entry_t *e);
-void store__backlog_put(store_t *s, const char *id, uint64_t seq, uint64_t epoch, char *snap);
+void store__backlog_put(store_t *s, enum store_kind kind, const char *id, uint64_t seq,
+                        uint64_t epoch, char *snap);
 
-/* store_targets.c */
-void store__on_targets_timer(uv_timer_t *t);
+/* store_watch.c: the hash readers' timers (opened with the store's handles), their state
+ * freed, a connection ready (the watched hashes are read again at once), lost. */
+void store__watch_init(store_t *s);
+void store__watch_release(store_t *s);
+void store__watch_ready(store_t *s);
+void store__watch_lost(store_t *s);
 
 #endif

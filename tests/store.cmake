@@ -8,4 +8,7 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_store.c)
   cdpilot_test(NAME test_store_outage SOURCES integration/test_store_outage.c
                support/storekit.c support/redis_server.c
                LIBS cdpilot_store TIMEOUT 180 LABELS integration)
+  cdpilot_test(NAME test_store_entity SOURCES integration/test_store_entity.c
+               support/storekit.c support/redis_server.c
+               LIBS cdpilot_store TIMEOUT 180 LABELS integration)
 endif()

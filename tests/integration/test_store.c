@@ -324,7 +324,7 @@ static void big_hash(redisContext *c, unsigned n, int gen)
 	}
 }
 
-/* A big hash, parsed off the loop (store_targets.c): every entry arrives, a change of
+/* A big hash, parsed off the loop (store_watch.c): every entry arrives, a change of
  * every entry is seen whole, and closing the store while a read may be parsing neither
  * crashes nor leaks (the close waits for the worker). */
 static void test_store__big_targets_hash(void **state)

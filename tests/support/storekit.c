@@ -196,6 +196,12 @@ json_t *sk_get_json(redisContext *c, const char *k)
 json_t *sk_stream_of(redisContext *c, const char *stream, const char *target,
                      const char *start)
 {
+	return sk_stream_of_kind(c, stream, "target", target, start);
+}
+
+json_t *sk_stream_of_kind(redisContext *c, const char *stream, const char *field,
+                          const char *id, const char *start)
+{
 	redisReply *rep = sk_cmd(c, "XRANGE %s %s +", stream, start);
 	json_t *out = json_array();
 
@@ -207,8 +213,8 @@ json_t *sk_stream_of(redisContext *c, const char *stream, const char *target,
 		for (size_t f = 0; f + 1 < fields->elements; f += 2) {
 			const char *name = fields->element[f]->str,
 			           *val = fields->element[f + 1]->str;
-			if (!strcmp(name, "target"))
-				t = val;
+			if (!strcmp(name, "target") || !strcmp(name, "entity"))
+				t = strcmp(name, field) ? "" : val; /* "": the other kind, never id */
 			else if (!strcmp(name, "seq"))
 				sq = val;
 			else if (!strcmp(name, "delta"))
@@ -217,7 +223,7 @@ json_t *sk_stream_of(redisContext *c, const char *stream, const char *target,
 		assert_non_null(t);
 		assert_non_null(sq);
 		assert_non_null(d);
-		if (strcmp(t, target))
+		if (strcmp(t, id))
 			continue;
 		json_t *dj = json_loads(d, 0, NULL);
 		assert_non_null(dj);

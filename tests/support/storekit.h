@@ -63,5 +63,9 @@ json_t *sk_get_json(redisContext *c, const char *k);
  * ID) as an array of {"seq": n, "delta": {...}}. */
 json_t *sk_stream_of(redisContext *c, const char *stream, const char *target,
                      const char *start);
+/* The same for the entries of field ("target" or "entity") = id: an entity's entries have
+ * "entity" where a target's have "target". */
+json_t *sk_stream_of_kind(redisContext *c, const char *stream, const char *field,
+                          const char *id, const char *start);
 
 #endif
