@@ -269,6 +269,7 @@ static void h_status(void *ud, const char *path, const char *query, httpd_reply_
 		return;
 	}
 	run__status_extra(r, doc);
+	run__entities_status(r, doc);
 	reply_json(reply, 200, doc);
 }
 
@@ -482,6 +483,7 @@ static void h_metrics(void *ud, const char *path, const char *query, httpd_reply
 	metrics_results(r, &b, &rs);
 	metrics_browser(&b, &ps);
 	metrics_health(r, &b);
+	run__entities_metrics(r, &b);
 	err = b.err; /* prom_buf_steal() resets it */
 	text = prom_buf_steal(&b, &len);
 	if (!text) {

@@ -47,6 +47,7 @@ static void on_publish(void *ud, const json_t *snap, const json_t *delta, uint64
 	}
 	if (r->store)
 		store_put_fenced(r->store, snap, delta, fence, resync);
+	run__entities_on_data(r, snap);
 }
 
 static void on_claim(void *ud, const char *id, runner_claimed_cb cb, void *claim_ud)
@@ -66,6 +67,7 @@ static void on_run_over(void *ud, const char *id, uint32_t due_in_ms)
 static void on_forget(void *ud, const char *id)
 {
 	run_t *r = ud;
+	run__entities_on_forget(r, id);
 	if (r->share)
 		share_forget(r->share, id);
 }
@@ -231,6 +233,7 @@ static void on_tick(uv_timer_t *t)
 		begin_stop(r, "duration reached");
 		return;
 	}
+	run__entities_tick(r);
 	runner_tick(r->runner);
 }
 
@@ -438,14 +441,14 @@ static runner_t *new_runner(run_t *r)
 	runner_opts_t ro;
 	runner_callbacks_t cbs = { .publish = on_publish,
 		                   .task_done = run__count_task,
-		                   .status = run__on_target_status,
+		                   .status = run__entities_on_status,
+		                   .forget = on_forget,
 		                   .ud = r };
 
 	run_runner_opts(o, &ro);
 	if (o->shared_schedule) {
 		cbs.claim = on_claim;
 		cbs.run_over = on_run_over;
-		cbs.forget = on_forget;
 	}
 	return runner_new(r->loop, &ro, r->pool, r->fetch, &cbs);
 }
@@ -490,6 +493,7 @@ static void start_store(run_t *r)
 		abort();
 	}
 	store_watch_targets(r->store, on_redis_targets, r);
+	store_watch_entities(r->store, run__entities_on_redis, r);
 	store_start(r->store);
 	log_info("run", "publishing to Redis (prefix %s)", o->store.prefix);
 	if (o->shared_schedule)
@@ -565,6 +569,7 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 		abort();
 	}
 	r->health = health_new(&o->health);
+	run__entities_new(r);
 	start_handles(r);
 	r->started_ms = now_ms(r);
 	start_watchdog(r);
@@ -575,6 +580,7 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 	if (!r->stopping) {
 		pool_start(r->pool);
 		runner_reconcile(r->runner, &set, "");
+		run__entities_reconcile(r, &set.entities, "");
 		runner_start(r->runner);
 		uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
 		run__watch_start(r);
@@ -586,6 +592,7 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 	httpd_free(r->httpd);
 	code = r->exit_code;
 	health_free(r->health);
+	run__entities_free(r);
 	free(r);
 	return code;
 }

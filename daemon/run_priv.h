@@ -19,6 +19,7 @@
 #include "util/prom.h"
 
 #include "runner/runner.h"
+#include "entity/entity.h"
 
 #define RUN_NBUCKETS 11         /* task duration histogram */
 
@@ -79,6 +80,8 @@ struct run {
 	struct wd *wd;
 	store_t *store;
 	share_t *share;           /* SCHEDULE=redis */
+	entity_engine_t *entities; /* run_entities.c; not fed with SCHEDULE=redis */
+	int entities_warned;      /* the SCHEDULE=redis warning was given */
 	uint64_t tasks_by[16][POOL_NOUTCOMES]; /* [adapter index][outcome] */
 	uint64_t dur_buckets[RUN_NBUCKETS];    /* per-bucket task durations, see run_dur_bounds */
 	uint64_t dur_count;
@@ -115,6 +118,18 @@ void run__note_targets_file(run_t *r);
  * with SIGHUP alone, when it cannot); run__watch_close() closes its handles. */
 void run__watch_start(run_t *r);
 void run__watch_close(run_t *r);
+/* run_entities.c: the entity engine, fed by the runner's callbacks (docs/entities.md).
+ * reconcile takes set's specs and releases the rest. */
+void run__entities_new(run_t *r);
+void run__entities_free(run_t *r);
+void run__entities_reconcile(run_t *r, entity_set_t *set, const char *source);
+void run__entities_on_redis(void *ud, const json_t *obj, const char *errors);
+void run__entities_on_data(run_t *r, const json_t *snap);
+void run__entities_on_status(void *ud, const runner_target_view_t *v, const char *event);
+void run__entities_on_forget(run_t *r, const char *id);
+void run__entities_tick(run_t *r);
+void run__entities_status(run_t *r, json_t *doc);
+void run__entities_metrics(run_t *r, prom_buf_t *b);
 /* Sends the readiness probe (a cheap CDP command) if none is pending. */
 void run__probe(run_t *r);
 

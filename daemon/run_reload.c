@@ -114,6 +114,7 @@ static void reload_done(uv_work_t *req, int status)
 			         what, r->o->targets_path, r->reload_set.n,
 			         uv_now(r->loop) - r->reload_began_ms);
 			runner_reconcile(r->runner, &r->reload_set, "");
+			run__entities_reconcile(r, &r->reload_set.entities, "");
 		}
 	}
 	if (status == 0) {

@@ -60,6 +60,7 @@ void targets_release(target_set_t *set)
 	free(set->v);
 	set->v = NULL;
 	set->n = 0;
+	entities_release(&set->entities);
 }
 
 const target_spec_t *targets_find(const target_set_t *set, const char *id)
@@ -503,9 +504,15 @@ static int check_unique(json_t *seen, const json_t *idv, size_t i, errlist_t *er
 }
 
 /* A whole set from parsed JSON whose script_files were read (or refused). */
+/* entities_parse_json's known(): an id of the set being parsed ({id: position}). */
+static int known_target(void *ud, const char *id)
+{
+	return json_object_get((const json_t *)ud, id) != NULL;
+}
+
 static int parse_set(const json_t *root, target_set_t *out, errlist_t *errs)
 {
-	static const char *const top_keys[] = { "targets", NULL };
+	static const char *const top_keys[] = { "targets", "entities", NULL };
 	const json_t *list = root, *t;
 	json_t *seen = NULL;
 	const char *key;
@@ -513,16 +520,16 @@ static int parse_set(const json_t *root, target_set_t *out, errlist_t *errs)
 	size_t i, n;
 	int rc = 0;
 
-	out->v = NULL;
-	out->n = 0;
+	memset(out, 0, sizeof *out);
 	if (json_is_object(root)) {
 		json_t *v;
 		json_object_foreach((json_t *)root, key, v)
 		{
-			if (strcmp(key, "targets") != 0) {
+			if (strcmp(key, "targets") != 0 && strcmp(key, "entities") != 0) {
 				const char *sug = adapter_util_closest(key, top_keys);
-				errlist_add(errs, "unknown top-level key \"%s\"%s", key,
-				            sug ? " (did you mean \"targets\"?)" : "");
+				errlist_add(errs, "unknown top-level key \"%s\"%s%s%s", key,
+				            sug ? " (did you mean \"" : "", sug ? sug : "",
+				            sug ? "\"?)" : "");
 				rc = -EINVAL;
 			}
 		}
@@ -558,6 +565,10 @@ static int parse_set(const json_t *root, target_set_t *out, errlist_t *errs)
 		if (json_is_string(idv) && !check_unique(seen, idv, i, errs))
 			rc = -EINVAL;
 	}
+	if (json_is_object(root) && json_object_get(root, "entities") &&
+	    entities_parse_json(json_object_get(root, "entities"), "entities", known_target, seen,
+	                        &out->entities, errs) != 0)
+		rc = -EINVAL;
 	json_decref(seen);
 	if (rc != 0)
 		targets_release(out);
@@ -583,8 +594,7 @@ static int parse_text(const char *text, size_t len, const char *dir, target_set_
 	json_t *root;
 	int rc, r;
 
-	out->v = NULL;
-	out->n = 0;
+	memset(out, 0, sizeof *out);
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		errlist_add(errs, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);

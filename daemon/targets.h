@@ -1,7 +1,8 @@
 /*
  * targets: the targets file (docs/targets.md) parsed into validated target specs.
  *
- * A targets file is a JSON object {"targets": [ ... ]} or a bare array of target objects.
+ * A targets file is a JSON object {"targets": [ ... ], "entities": [ ... ]} ("entities"
+ * optional: docs/entities.md) or a bare array of target objects.
  * Every problem is collected in an errlist_t, one line each, naming the target's position
  * and id and the key: `targets[3] "m1": "interval_seconds": expected a number from 0.1 to
  * 86400, got "5s"`. Parsing is all or nothing: on any error the set comes back empty.
@@ -25,6 +26,7 @@
 #include <stdint.h>
 
 #include "adapters/adapter.h"
+#include "entity/entity.h"
 #include "util/sched_class.h"
 #include "util/errlist.h"
 #include "util/netpolicy.h"
@@ -66,6 +68,9 @@ typedef struct target_spec {
 typedef struct target_set {
 	target_spec_t *v;
 	size_t n;
+	/* The file's "entities" (entity/entity.h, docs/entities.md), validated against the
+	 * set's target ids: every source names a target of the same file. Owned. */
+	entity_set_t entities;
 } target_set_t;
 
 /* 1 if id is 1..64 bytes of [A-Za-z0-9_.-] not starting with '.' or '-', else 0.

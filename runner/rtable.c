@@ -85,6 +85,12 @@ void runner__index_release(runner_t *r)
 	r->nindex = 0;
 }
 
+const json_t *runner_last_snapshot(runner_t *r, const char *id)
+{
+	rtarget_t *rt = runner__find_target(r, id);
+	return rt && !rt->removed ? rt->last : NULL;
+}
+
 rtarget_t *runner__find_target(runner_t *r, const char *id)
 {
 	if (!r->nindex)

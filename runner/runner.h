@@ -81,13 +81,13 @@ typedef struct runner_callbacks {
 	 * Optional. */
 	void (*task_done)(void *ud, const adapter_t *ad, enum pool_outcome outcome,
 	                  uint64_t duration_ms);
-	/* SCHEDULE=redis. NULL: the schedule is local, and the two below are unused.
+	/* SCHEDULE=redis. NULL: the schedule is local, and run_over is unused.
 	 * claim asks whether this instance runs target id now; it must call cb exactly once,
 	 * from the loop, later (never from inside claim). */
 	void (*claim)(void *ud, const char *id, runner_claimed_cb cb, void *claim_ud);
 	/* A run of a target we claimed is over; it is due again in due_in_ms. */
 	void (*run_over)(void *ud, const char *id, uint32_t due_in_ms);
-	/* Target id was removed. */
+	/* Target id was removed (whatever the schedule). Optional. */
 	void (*forget)(void *ud, const char *id);
 	/* A target's status, after each of its reads, failures and verifications (v borrowed
 	 * for the call). event: NULL, or when its state changed "failing", "backing_off",
@@ -207,6 +207,10 @@ typedef struct runner_target_view {
 enum runner_age { RUNNER_AGE_VERIFIED, RUNNER_AGE_READ, RUNNER_AGE_CHANGED, RUNNER_NAGES };
 uint64_t runner_view_age(const runner_target_view_t *v, enum runner_age which, uint64_t now);
 const char *runner_age_name(enum runner_age which); /* "verified", "read", "changed" */
+
+/* The last snapshot of target id (borrowed: valid until the runner's next publish of it or
+ * its removal), or NULL (no such target, or never read). */
+const json_t *runner_last_snapshot(runner_t *r, const char *id);
 
 /* Calls fn once per target, in no particular order. fn may not change the runner. */
 void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v, void *ud),

@@ -114,7 +114,7 @@ static void test_targets__bare_array_and_json_copy(void **state)
 static const char *errors_of(const char *text, unsigned *count)
 {
 	static char buf[ERRLIST_MAX];
-	target_set_t set = { (target_spec_t *)1, 7 };
+	target_set_t set = { .v = (target_spec_t *)1, .n = 7 };
 	errlist_t errs;
 
 	errlist_init(&errs);
