@@ -56,20 +56,38 @@ static void on_entity_publish(void *ud, const json_t *snap, const json_t *delta)
 		store_put_entity(r->store, snap, delta);
 }
 
-/* A conflict: logged, and on P:events with its values as one JSON string (the stream's
- * fields are flat). */
+/* A conflict or a winner change: logged, and on P:events (a conflict's values as one JSON
+ * string: the stream's fields are flat). */
 static void on_entity_event(void *ud, const json_t *ev)
 {
 	run_t *r = ud;
 	char *values = json_dumps(json_object_get(ev, "values"), JSON_COMPACT);
 	json_t *flat = json_deep_copy(ev);
 
-	log_warn("entity", "\"%s\": sources disagree on \"%s\" since %s: %s",
-	         json_string_value(json_object_get(ev, "entity")),
-	         json_string_value(json_object_get(ev, "field")),
-	         json_string_value(json_object_get(ev, "since")), values ? values : "?");
-	if (r->store && flat && values) {
-		json_object_set_new(flat, "values", json_string(values));
+	const char *id = json_string_value(json_object_get(ev, "entity"));
+	const char *field = json_string_value(json_object_get(ev, "field"));
+
+	if (json_object_get(ev, "values")) {
+		log_warn("entity", "\"%s\": sources disagree on \"%s\" since %s: %s", id, field,
+		         json_string_value(json_object_get(ev, "since")), values ? values : "?");
+		if (flat && values)
+			json_object_set_new(flat, "values", json_string(values));
+	} else {
+		const char *from = json_string_value(json_object_get(ev, "from"));
+		const char *to = json_string_value(json_object_get(ev, "to"));
+		int pref = json_is_true(json_object_get(ev, "preferred"));
+		int deg = json_is_true(json_object_get(ev, "degraded"));
+		if (pref && !deg)
+			log_info("entity", "\"%s\" \"%s\": back to the preferred source %s (from %s)",
+			         id, field, to, from ? from : "none");
+		else
+			log_warn("entity", "\"%s\" \"%s\": now from %s (was %s)%s", id, field,
+			         to ? to : "no source", from ? from : "none",
+			         deg ? ": degraded, no source qualifies" : "");
+	}
+	if (r->store && flat) { /* "type" names an event on P:events, as for targets */
+		json_object_set(flat, "type", json_object_get(ev, "event"));
+		json_object_del(flat, "event");
 		store_event(r->store, flat);
 	}
 	json_decref(flat);

@@ -127,7 +127,10 @@ typedef struct entity_callbacks {
 	 * changed). Required. */
 	void (*publish)(void *ud, const json_t *snap, const json_t *delta);
 	/* A conflict (see above): {"event": "conflict", "entity", "field", "since" (time),
-	 * "values": [{"source", "value"}, ...]}. Optional. */
+	 * "values": [{"source", "value"}, ...]}; or, after the publish of a snapshot in which
+	 * the winner of a field with a prefer list changed (not the entity's first snapshot):
+	 * {"event": "winner", "entity", "field", "from", "to" (null: none), "preferred" (to is
+	 * the list's first), "degraded" (the field is now)}. Optional. */
 	void (*event)(void *ud, const json_t *ev);
 	void *ud;
 } entity_callbacks_t;

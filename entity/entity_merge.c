@@ -229,6 +229,40 @@ static int same_key(const json_t *a, const json_t *b, const char *key)
 	return json_equal(json_object_get(a, key), json_object_get(b, key));
 }
 
+/* An event for each field with a prefer list whose winner changed (the preferred source
+ * went stale or failed, or came back): {"event": "winner", "entity", "field", "from",
+ * "to" (null: none), "preferred": to is the list's first, "degraded": the field is}. */
+static void winner_events(entity_engine_t *e, const entity__ent_t *x, const json_t *winners,
+                          const json_t *next)
+{
+	const json_t *deg = json_object_get(next, "degraded");
+
+	for (size_t f = 0; e->cbs.event && f < x->spec.nfields; f++) {
+		const entity_field_t *fl = &x->spec.fields[f];
+		const json_t *w = json_object_get(winners, fl->name);
+		const char *to;
+		json_t *ev, *d;
+		size_t i;
+		int degraded = 0;
+
+		if (fl->rule != ENTITY_PREFER || !w)
+			continue;
+		to = json_string_value(json_object_get(w, "to"));
+		json_array_foreach(deg, i, d)
+			degraded |= json_is_string(d) && strcmp(json_string_value(d), fl->name) == 0;
+		ev = chk(json_object());
+		set_new(ev, "event", json_string("winner"));
+		set_new(ev, "entity", json_string(x->spec.id));
+		set_new(ev, "field", json_string(fl->name));
+		set_new(ev, "from", json_incref(json_object_get(w, "from")));
+		set_new(ev, "to", json_incref(json_object_get(w, "to")));
+		set_new(ev, "preferred", json_boolean(to && strcmp(to, x->spec.sources[fl->prefer[0]]) == 0));
+		set_new(ev, "degraded", json_boolean(degraded));
+		e->cbs.event(e->cbs.ud, ev);
+		json_decref(ev);
+	}
+}
+
 /* Publishes next against x->snap when they differ (next is stolen either way). */
 static void publish(entity_engine_t *e, entity__ent_t *x, json_t *next)
 {
@@ -255,6 +289,8 @@ static void publish(entity_engine_t *e, entity__ent_t *x, json_t *next)
 	e->st.snapshots_total++;
 	e->st.deltas_total += delta != NULL;
 	e->cbs.publish(e->cbs.ud, next, delta);
+	if (prev)
+		winner_events(e, x, winners, next);
 	json_decref(delta);
 	json_decref(winners);
 	json_decref(prev);
