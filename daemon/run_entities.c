@@ -34,8 +34,9 @@ static int64_t parse_time(const char *s)
 	struct tm tm = { 0 };
 	int ms = 0, n = 0;
 
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon,
-	                 &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) != 7 ||
+	if (!s ||
+	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+	           &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) != 7 ||
 	    s[n] != '\0')
 		return 0;
 	tm.tm_year -= 1900;
@@ -78,8 +79,9 @@ static void on_entity_event(void *ud, const json_t *ev)
 		int pref = json_is_true(json_object_get(ev, "preferred"));
 		int deg = json_is_true(json_object_get(ev, "degraded"));
 		if (pref && !deg)
-			log_info("entity", "\"%s\" \"%s\": back to the preferred source %s (from %s)",
-			         id, field, to, from ? from : "none");
+			log_info("entity",
+			         "\"%s\" \"%s\": back to the preferred source %s (from %s)", id,
+			         field, to, from ? from : "none");
 		else
 			log_warn("entity", "\"%s\" \"%s\": now from %s (was %s)%s", id, field,
 			         to ? to : "no source", from ? from : "none",
@@ -130,9 +132,10 @@ void run__entities_reconcile(run_t *r, entity_set_t *set, const char *source)
 		return;
 	if (r->share) {
 		if (set->n && !r->entities_warned)
-			log_warn("run", "%zu entit%s from %s not merged: with SCHEDULE=redis each "
-			                "instance reads only its share of the sources "
-			                "(docs/entities.md)",
+			log_warn("run",
+			         "%zu entit%s from %s not merged: with SCHEDULE=redis each "
+			         "instance reads only its share of the sources "
+			         "(docs/entities.md)",
 			         set->n, set->n == 1 ? "y" : "ies",
 			         *source ? "the Redis hash" : "the targets file");
 		r->entities_warned = r->entities_warned || set->n;
@@ -150,7 +153,8 @@ void run__entities_reconcile(run_t *r, entity_set_t *set, const char *source)
 	{
 		const char *id;
 		json_t *v;
-		json_object_foreach(sources, id, v) {
+		json_object_foreach(sources, id, v)
+		{
 			const json_t *snap = runner_last_snapshot(r->runner, id);
 			if (snap)
 				replay(r, snap);
@@ -158,8 +162,9 @@ void run__entities_reconcile(run_t *r, entity_set_t *set, const char *source)
 	}
 	json_decref(sources);
 	if (refused)
-		log_warn("run", "%zu entit%s from %s refused: the id is already an entity of "
-		                "another source",
+		log_warn("run",
+		         "%zu entit%s from %s refused: the id is already an entity of "
+		         "another source",
 		         refused, refused == 1 ? "y" : "ies",
 		         *source ? "the Redis hash" : "the targets file");
 	entities_release(set); /* specs taken; the array */
@@ -185,7 +190,8 @@ void run__entities_on_redis(void *ud, const json_t *obj, const char *errors)
 	set.v = calloc(json_object_size(obj) + 1, sizeof *set.v);
 	if (!set.v)
 		abort();
-	json_object_foreach((json_t *)obj, id, e) {
+	json_object_foreach((json_t *)obj, id, e)
+	{
 		char where[120];
 		snprintf(where, sizeof where, "redis entities \"%.64s\"", id);
 		if (entities_parse_one(e, where, NULL, NULL, &set.v[set.n], &errs) == 0)

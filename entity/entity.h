@@ -128,7 +128,8 @@ typedef struct entity_callbacks {
 	void (*publish)(void *ud, const json_t *snap, const json_t *delta);
 	/* A conflict (see above): {"event": "conflict", "entity", "field", "since" (time),
 	 * "values": [{"source", "value"}, ...]}; or, after the publish of a snapshot in which
-	 * the winner of a field with a prefer list changed (not the entity's first snapshot):
+	 * the winner of a field with a prefer list changed (not the entity's first snapshot,
+	 * nor a field's first value from its preferred source):
 	 * {"event": "winner", "entity", "field", "from", "to" (null: none), "preferred" (to is
 	 * the list's first), "degraded" (the field is now)}. Optional. */
 	void (*event)(void *ud, const json_t *ev);

@@ -230,7 +230,7 @@ static int same_key(const json_t *a, const json_t *b, const char *key)
 }
 
 /* An event for each field with a prefer list whose winner changed (the preferred source
- * went stale or failed, or came back): {"event": "winner", "entity", "field", "from",
+ * went stale or failed, or came back; not a first value from the preferred source): {"event": "winner", "entity", "field", "from",
  * "to" (null: none), "preferred": to is the list's first, "degraded": the field is}. */
 static void winner_events(entity_engine_t *e, const entity__ent_t *x, const json_t *winners,
                           const json_t *next)
@@ -248,15 +248,20 @@ static void winner_events(entity_engine_t *e, const entity__ent_t *x, const json
 		if (fl->rule != ENTITY_PREFER || !w)
 			continue;
 		to = json_string_value(json_object_get(w, "to"));
-		json_array_foreach(deg, i, d)
-			degraded |= json_is_string(d) && strcmp(json_string_value(d), fl->name) == 0;
+		/* a field's first value from its preferred source is no news */
+		if (json_is_null(json_object_get(w, "from")) && to &&
+		    strcmp(to, x->spec.sources[fl->prefer[0]]) == 0)
+			continue;
+		json_array_foreach(deg, i, d) degraded |=
+		        json_is_string(d) && strcmp(json_string_value(d), fl->name) == 0;
 		ev = chk(json_object());
 		set_new(ev, "event", json_string("winner"));
 		set_new(ev, "entity", json_string(x->spec.id));
 		set_new(ev, "field", json_string(fl->name));
 		set_new(ev, "from", json_incref(json_object_get(w, "from")));
 		set_new(ev, "to", json_incref(json_object_get(w, "to")));
-		set_new(ev, "preferred", json_boolean(to && strcmp(to, x->spec.sources[fl->prefer[0]]) == 0));
+		set_new(ev, "preferred",
+		        json_boolean(to && strcmp(to, x->spec.sources[fl->prefer[0]]) == 0));
 		set_new(ev, "degraded", json_boolean(degraded));
 		e->cbs.event(e->cbs.ud, ev);
 		json_decref(ev);

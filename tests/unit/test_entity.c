@@ -183,6 +183,7 @@ static void test_entity__parse_one_fills_the_spec(void **state)
 
 typedef struct rec {
 	json_t *snaps, *deltas, *events; /* what the callbacks got, in order (null: no delta) */
+	json_t *winners;                 /* the "winner" events (events: the conflicts) */
 } rec_t;
 
 static void on_publish(void *ud, const json_t *snap, const json_t *delta)
@@ -195,7 +196,9 @@ static void on_publish(void *ud, const json_t *snap, const json_t *delta)
 static void on_event(void *ud, const json_t *ev)
 {
 	rec_t *r = ud;
-	json_array_append_new(r->events, json_deep_copy(ev));
+	const char *type = json_string_value(json_object_get(ev, "event"));
+	json_array_append_new(type && strcmp(type, "winner") == 0 ? r->winners : r->events,
+	                      json_deep_copy(ev));
 }
 
 typedef struct fx {
@@ -211,6 +214,7 @@ static int fx_setup(void **state)
 	f->rec.snaps = json_array();
 	f->rec.deltas = json_array();
 	f->rec.events = json_array();
+	f->rec.winners = json_array();
 	cbs.ud = &f->rec;
 	f->e = entity_engine_new(&cbs);
 	*state = f;
@@ -224,6 +228,7 @@ static int fx_teardown(void **state)
 	json_decref(f->rec.snaps);
 	json_decref(f->rec.deltas);
 	json_decref(f->rec.events);
+	json_decref(f->rec.winners);
 	free(f);
 	return 0;
 }
@@ -398,9 +403,19 @@ static void test_entity__fallback_on_age_and_return(void **state)
 	               "\"winners\": {\"score\": {\"from\": \"a\", \"to\": \"b\"}, "
 	               "\"minute\": {\"from\": \"a\", \"to\": \"b\"}}, "
 	               "\"degraded\": [\"half\", \"clock\", \"venue\"]}");
+	/* one event, for the prefer field (minute follows it: none of its own) */
+	assert_int_equal(json_array_size(f->rec.winners), 1);
+	ak_assert_json(
+	        json_array_get(f->rec.winners, 0),
+	        "{\"event\": \"winner\", \"entity\": \"m\", \"field\": \"score\", "
+	        "\"from\": \"a\", \"to\": \"b\", \"preferred\": false, \"degraded\": false}");
 	/* a verified again: back to it */
 	entity_engine_source_verified(f->e, "a", T0 + 11000, T0 + 11000);
 	assert_string_equal(winner(f, "score"), "a");
+	assert_int_equal(json_array_size(f->rec.winners), 2);
+	ak_assert_json(json_array_get(f->rec.winners, 1),
+	               "{\"event\": \"winner\", \"entity\": \"m\", \"field\": \"score\", "
+	               "\"from\": \"b\", \"to\": \"a\", \"preferred\": true, \"degraded\": false}");
 	assert_data(f, "{\"score\": \"1-0\", \"minute\": 10}");
 	/* a gone: b at once, without waiting for an age */
 	entity_engine_source_gone(f->e, "a", T0 + 12000);
