@@ -304,6 +304,46 @@ static const char *fake_js(const void *state)
 
 /* An adapter that is registered but not finished (a NULL parse, normalise or extract_js)
  * is refused, not called. */
+/* "entities" beside "targets": parsed with the set, their sources checked against the
+ * file's targets; a bad entity makes the whole file fail, like a bad target. */
+static void test_targets__entities_in_the_file(void **state)
+{
+	const char *ok = "{\"targets\": ["
+	                 " {\"id\": \"a\", \"adapter\": \"generic\", \"url\": \"http://h/a\","
+	                 "  \"fields\": {\"x\": {\"selector\": \"a\"}}},"
+	                 " {\"id\": \"b\", \"adapter\": \"generic\", \"url\": \"http://h/b\","
+	                 "  \"fields\": {\"x\": {\"selector\": \"a\"}}}],"
+	                 " \"entities\": [{\"id\": \"m\", \"sources\": [\"a\", \"b\"],"
+	                 "  \"max_age_seconds\": 5, \"fields\": {\"x\": {\"prefer\": [\"b\", \"a\"]}}}]}";
+	const char *bad = "{\"targets\": ["
+	                  " {\"id\": \"a\", \"adapter\": \"generic\", \"url\": \"http://h/a\","
+	                  "  \"fields\": {\"x\": {\"selector\": \"a\"}}}],"
+	                  " \"entities\": [{\"id\": \"m\", \"sources\": [\"a\", \"zz\"],"
+	                  "  \"max_age_seconds\": 5, \"fields\": {\"x\": {\"rule\": \"newest\"}}}],"
+	                  " \"entitys\": []}";
+	target_set_t set;
+	errlist_t errs;
+	unsigned n = 0;
+	const char *e;
+
+	(void)state;
+	errlist_init(&errs);
+	assert_int_equal(targets_parse(ok, strlen(ok), &set, &errs), 0);
+	assert_int_equal(set.n, 2);
+	assert_int_equal(set.entities.n, 1);
+	assert_string_equal(set.entities.v[0].id, "m");
+	assert_int_equal(set.entities.v[0].nsources, 2);
+	assert_int_equal(set.entities.v[0].fields[0].prefer[0], 1); /* "b" */
+	targets_release(&set);
+	assert_null(set.entities.v);
+	errlist_release(&errs);
+
+	e = errors_of(bad, &n);
+	assert_int_equal(n, 2);
+	assert_has(e, "entities[0] \"m\": \"sources\"[1]: \"zz\" is not a known target");
+	assert_has(e, "unknown top-level key \"entitys\" (did you mean \"entities\"?)");
+}
+
 static void test_targets__unfinished_adapter_refused(void **state)
 {
 	static const char *const keys[] = { "x", NULL };
@@ -567,6 +607,7 @@ int main(void)
 		cmocka_unit_test(test_targets__hostile_ids),
 		cmocka_unit_test(test_targets__urls),
 		cmocka_unit_test(test_targets__json_syntax_error_has_line_and_column),
+		cmocka_unit_test(test_targets__entities_in_the_file),
 		cmocka_unit_test(test_targets__unfinished_adapter_refused),
 		cmocka_unit_test(test_targets__load_file),
 		cmocka_unit_test(test_targets__host),
