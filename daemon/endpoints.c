@@ -230,6 +230,7 @@ static void status_target(const runner_target_view_t *v, void *ud)
 	                    v->seq || v->failures ? json_string(pool_outcome_name(v->last_outcome))
 	                                          : json_null());
 	json_object_set_new(t, "backing_off", json_boolean(v->backing_off));
+	json_object_set_new(t, "held", json_boolean(v->held));
 	json_object_set_new(t, "next_run_in_ms",
 	                    json_integer((json_int_t)(v->due_ms > c->now ? v->due_ms - c->now : 0)));
 	if (v->source[0])

@@ -153,10 +153,13 @@ typedef struct ages {
 	size_t n;
 } ages_t;
 
+/* Health grades the targets this instance holds: with SCHEDULE=redis the others' targets
+ * are not ours to be stale (counting them made every instance fail together). */
 static void collect_age(const runner_target_view_t *v, void *ud)
 {
 	ages_t *a = ud;
-	a->v[a->n++] = runner_view_age(v, RUNNER_AGE_VERIFIED, a->now);
+	if (v->held)
+		a->v[a->n++] = runner_view_age(v, RUNNER_AGE_VERIFIED, a->now);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -178,6 +181,7 @@ static void on_tick(uv_timer_t *t)
 	      0;
 	flags = health_observe(r->health, now, ages.v, ages.n, due, rs.last_verified_ms);
 	free(ages.v);
+	r->targets_held = ages.n;
 	if (flags & HEALTH_CHANGED) {
 		if (r->status_shown)
 			fputc('\n', stderr), r->status_shown = 0;
@@ -215,6 +219,8 @@ static void on_tick(uv_timer_t *t)
 		}
 		if (h) {
 			json_object_set_new(h, "instance_pid", json_integer(getpid()));
+			/* the targets its grade is about (SCHEDULE=redis: its share) */
+			json_object_set_new(h, "targets_held", json_integer((json_int_t)r->targets_held));
 			store_set_health(r->store, h);
 			json_decref(h);
 		}

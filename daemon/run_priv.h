@@ -91,6 +91,7 @@ struct run {
 	int probe_pending;
 	uint64_t last_probe_ms;
 	uint64_t failing_since;
+	size_t targets_held;      /* targets health graded at the last tick (held: runner.h) */
 };
 
 extern const double run_dur_bounds[RUN_NBUCKETS];

@@ -255,6 +255,7 @@ void runner__view(runner_t *r, rtarget_t *rt, runner_target_view_t *out)
 	};
 
 	v.fresh = rt->verified_ms && now - rt->verified_ms <= 2ull * v.interval_ms;
+	v.held = !r->cbs.claim || rt->owner;
 	if (!rt->removed && sched_get_info(sched_of(r, rt), rt->spec.id, &si) == 0) {
 		v.backing_off = si.failed_runs >= 2;
 		v.due_ms = si.running || si.queued || si.due_ms < now ? now : si.due_ms;

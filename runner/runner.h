@@ -187,6 +187,8 @@ typedef struct runner_target_view {
 	uint64_t due_ms;            /* loop time of its next run (now: due or running) */
 	uint32_t interval_ms;       /* the effective interval */
 	int fresh;                  /* verified within two intervals */
+	int held;                   /* this instance runs it: always on a local schedule; with
+	                               SCHEDULE=redis, our last answered claim of it was won */
 } runner_target_view_t;
 
 /* The kinds of failure a target's last run can have (runner_target_view_t.last_error_kind,

@@ -218,11 +218,83 @@ static void test_share__three_instances_one_killed(void **state)
 	redisFree(c);
 }
 
+/*
+ * Health knows its share: two instances over 60 targets, with thresholds short enough
+ * that the other instance's targets, if counted, fail an instance within seconds
+ * (HEALTH_FAILING_MAX_SECONDS=10) and EXIT_ON_HEALTH_FAILURE=1 makes that an exit. Each
+ * grades only the targets it holds: both keep running, healthy, and each says it holds a
+ * share (and not all) of the targets.
+ */
+static void test_share__health_grades_its_share(void **state)
+{
+	env_t *e = *state;
+	size_t cap = 64 + (size_t)60 * 200, len = 0;
+	char *text = malloc(cap), url[512];
+	size_t held_sum = 0;
+
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
+	for (int i = 0; i < 60; i++)
+		len += (size_t)snprintf(
+		        text + len, cap - len,
+		        "%s{\"id\": \"h%02d\", \"adapter\": \"jsonapi\", \"url\": "
+		        "\"%s/live/api/matches?h=%d\", \"class\": \"live\", "
+		        "\"fields\": {\"first\": {\"pointer\": \"/matches/0/id\"}}}",
+		        i ? "," : "", i, e->bed.base, i);
+	snprintf(text + len, cap - len, "]}");
+	dk_write_file(e->bed.targets, text);
+	free(text);
+	snprintf(url, sizeof url, "REDIS_URL=%s", e->rs.url);
+	for (int i = 0; i < 2; i++) {
+		char inst[64];
+		snprintf(inst, sizeof inst, "SCHEDULE_INSTANCE=h%d", i);
+		dk_run_start(&e->d[i], e->bed.targets, e->out[i], e->metrics[i],
+		             sizeof e->metrics[i], NULL,
+		             (const char *const[]){ url, inst, "SCHEDULE=redis",
+		                                    "SCHEDULE_LEASE_SECONDS=5", "LIVE_INTERVAL_SECONDS=2",
+		                                    "HEALTH_DEGRADED_MEDIAN_SECONDS=8",
+		                                    "HEALTH_DEGRADED_P95_SECONDS=8",
+		                                    "HEALTH_FAILING_MAX_SECONDS=10",
+		                                    "EXIT_ON_HEALTH_FAILURE=1",
+		                                    "HEALTH_FAILURE_EXIT_SECONDS=1", "LOG_LEVEL=info",
+		                                    NULL });
+	}
+	dk_sleep_ms(30000); /* three times the failing age */
+	for (int i = 0; i < 2; i++) {
+		char surl[96];
+		json_t *st, *t;
+		size_t k, held = 0;
+
+		if (dk_wait(&e->d[i], 0)) {
+			dk_dump_log(&e->d[i]);
+			fail_msg("instance %d exited while every target was fresh", i);
+		}
+		snprintf(surl, sizeof surl, "http://%s/status", e->metrics[i]);
+		st = dk_http_get_json(surl);
+		assert_non_null(st);
+		json_array_foreach(json_object_get(st, "targets"), k, t)
+			held += json_is_true(json_object_get(t, "held"));
+		print_message("instance %d: health %s, holds %zu of 60 targets\n", i,
+		              json_string_value(json_object_get(json_object_get(st, "health"), "grade")),
+		              held);
+		assert_string_equal(
+		        json_string_value(json_object_get(json_object_get(st, "health"), "grade")),
+		        "healthy");
+		assert_true(held > 0 && held < 60);
+		held_sum += held;
+		json_decref(st);
+	}
+	assert_true(held_sum >= 55 && held_sum <= 60); /* the shares cover the targets */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(dk_stop(&e->d[i], 30000), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_share__three_instances_one_killed, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_share__health_grades_its_share, setup, teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
