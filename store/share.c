@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/envnum.h"
@@ -26,9 +28,7 @@
 #define KEY_MAX 200
 
 /* Redis time in ms, as a Lua prelude. */
-#define NOW_LUA                                                                               \
-	"local tm = redis.call('TIME')\n"                                                     \
-	"local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)\n"
+#define NOW_LUA STORE_NOW_LUA
 
 /* The share of one instance: targets per live instance, rounded up. */
 #define SHARE_LUA(instances, sched, ttl)                                                      \
@@ -55,7 +55,11 @@ static const char claim_lua[] =
         "local holder = redis.call('GET', KEYS[2])\n"
         "if holder == me then\n"
         "  local f = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
-        "  if f == 0 then f = redis.call('INCR', KEYS[6]); redis.call('SET', KEYS[3], f) end\n"
+        "  if f == 0 then\n"
+        STORE_EPOCH_LUA("KEYS[6]")
+        "    f = e\n"
+        "    redis.call('SET', KEYS[3], string.format('%d', f))\n"
+        "  end\n"
         "  redis.call('SET', KEYS[2], me, 'PX', lease + run)\n"
         "  redis.call('SADD', KEYS[5], id)\n"
         "  return {1, f, 0}\n"
@@ -73,8 +77,9 @@ static const char claim_lua[] =
         SHARE_LUA("KEYS[4]", "KEYS[1]", "lease")
         "redis.call('SREM', KEYS[5], id)\n"
         "if redis.call('SCARD', KEYS[5]) >= share then return {0, 0, 1000} end\n"
-        "local f = redis.call('INCR', KEYS[6])\n"
-        "redis.call('SET', KEYS[3], f)\n"
+        STORE_EPOCH_LUA("KEYS[6]")
+        "local f = e\n"
+        "redis.call('SET', KEYS[3], string.format('%d', f))\n"
         "redis.call('SET', KEYS[2], me, 'PX', lease + run)\n"
         "redis.call('SADD', KEYS[5], id)\n"
         "return {1, f, 0}\n";
@@ -150,6 +155,11 @@ struct share {
 	int closing, close_sent, cb_done;
 	void (*close_cb)(void *ud);
 	void *close_ud;
+	/* Who holds leases in Redis: SCHEDULE_INSTANCE (a label) and a token drawn at each
+	 * start, "label#1a2b3c4d", so that a restart under the same label (a container
+	 * restarted under its hostname) is a new holder with new fences, never the old one
+	 * whose seqs were further on. */
+	char ident[SHARE_INSTANCE_MAX + 10];
 };
 
 static void *xcalloc(size_t n)
@@ -254,7 +264,7 @@ static void keys_for(const share_t *sh, const char *id, keys_t *k)
 	key(sh, k->lease, "lease", id ? id : "");
 	key(sh, k->fence, "fence", id ? id : "");
 	key(sh, k->instances, "instances", NULL);
-	key(sh, k->owned, "owned", sh->o.instance);
+	key(sh, k->owned, "owned", sh->ident);
 	key(sh, k->epoch, "epoch", NULL);
 	key(sh, k->lease_prefix, "lease", "");
 	key(sh, k->owned_prefix, "owned", "");
@@ -376,7 +386,7 @@ static void on_reply(void *ud, redisReply *rep)
 		break;
 	case R_CLOSE:
 		if (rep && rep->type == REDIS_REPLY_INTEGER)
-			log_info(COMP, "instance %s released its targets", sh->o.instance);
+			log_info(COMP, "instance %s released its targets", sh->ident);
 		free(q);
 		finish_close(sh);
 		maybe_free(sh);
@@ -432,7 +442,7 @@ void share_claim(share_t *sh, const char *id, share_claim_cb cb, void *ud)
 		snprintf(deadline, sizeof deadline, "%" PRIu64, store_deadline(sh->store));
 		rc = send_eval(sh, q, claim_lua, 6,
 		               (const char *const[]){ k.sched, k.lease, k.fence, k.instances, k.owned,
-		                                      k.epoch, id, sh->o.instance, k.lease_ms,
+		                                      k.epoch, id, sh->ident, k.lease_ms,
 		                                      k.run_ms, k.owned_prefix, deadline },
 		               12);
 		if (rc == 0)
@@ -475,7 +485,7 @@ void share_done(share_t *sh, const char *id, uint32_t next_ms)
 	snprintf(nxt, sizeof nxt, "%" PRIu32, next_ms);
 	(void)send_eval(sh, q, done_lua, 4,
 	                (const char *const[]){ k.sched, k.lease, k.instances, k.owned, id,
-	                                       sh->o.instance, nxt, k.lease_ms, k.run_ms },
+	                                       sh->ident, nxt, k.lease_ms, k.run_ms },
 	                9);
 }
 
@@ -488,7 +498,7 @@ void share_forget(share_t *sh, const char *id)
 		return;
 	keys_for(sh, id, &k);
 	(void)send_eval(sh, q, forget_lua, 3,
-	                (const char *const[]){ k.sched, k.lease, k.owned, id, sh->o.instance }, 5);
+	                (const char *const[]){ k.sched, k.lease, k.owned, id, sh->ident }, 5);
 }
 
 static void on_beat(uv_timer_t *t)
@@ -501,7 +511,7 @@ static void on_beat(uv_timer_t *t)
 		return;
 	keys_for(sh, NULL, &k);
 	(void)send_eval(sh, q, heartbeat_lua, 2,
-	                (const char *const[]){ k.instances, k.owned, sh->o.instance, k.lease_prefix,
+	                (const char *const[]){ k.instances, k.owned, sh->ident, k.lease_prefix,
 	                                       k.owned_prefix, k.lease_ms },
 	                6);
 }
@@ -513,6 +523,15 @@ share_t *share_new(uv_loop_t *loop, store_t *store, const share_opts_t *o)
 	sh->loop = loop;
 	sh->store = store;
 	sh->o = *o;
+	{
+		uint32_t token = 0;
+		struct timespec ts;
+		if (getrandom(&token, sizeof token, GRND_NONBLOCK) != (ssize_t)sizeof token) {
+			clock_gettime(CLOCK_REALTIME, &ts); /* no entropy yet: time and pid */
+			token = (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec ^ ((uint32_t)getpid() << 16);
+		}
+		snprintf(sh->ident, sizeof sh->ident, "%s#%08" PRIx32, sh->o.instance, token);
+	}
 	if (!sh->o.lease_ms)
 		sh->o.lease_ms = 15000;
 	if (!sh->o.run_ms)
@@ -524,7 +543,7 @@ share_t *share_new(uv_loop_t *loop, store_t *store, const share_opts_t *o)
 	sh->beat.data = sh->grace.data = sh;
 	sh->open_handles = 2;
 	uv_timer_start(&sh->beat, on_beat, 0, sh->o.heartbeat_ms);
-	log_info(COMP, "shared schedule: instance %s, lease %" PRIu32 " ms", sh->o.instance,
+	log_info(COMP, "shared schedule: instance %s, lease %" PRIu32 " ms", sh->ident,
 	         sh->o.lease_ms);
 	return sh;
 }
@@ -536,7 +555,7 @@ void share_get_stats(const share_t *sh, share_stats_t *out)
 
 const char *share_instance(const share_t *sh)
 {
-	return sh->o.instance;
+	return sh->ident;
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -568,7 +587,7 @@ static void on_grace(uv_timer_t *t)
 	share_t *sh = t->data;
 
 	log_warn(COMP, "Redis did not answer within 1 s: the leases of %s expire on their own",
-	         sh->o.instance);
+	         sh->ident);
 	finish_close(sh);
 }
 
@@ -588,7 +607,7 @@ void share_close(share_t *sh, void (*cb)(void *ud), void *ud)
 			deliver(r, -ECANCELED, 0, 0);
 	keys_for(sh, NULL, &k);
 	if (send_eval(sh, q, close_lua, 2,
-	              (const char *const[]){ k.instances, k.owned, sh->o.instance, k.lease_prefix },
+	              (const char *const[]){ k.instances, k.owned, sh->ident, k.lease_prefix },
 	              4) != 0) {
 		finish_close(sh);
 		return;

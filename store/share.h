@@ -4,12 +4,16 @@
  * intervals, retries, politeness); before a target is scraped, the instance claims it here,
  * and only the holder of a target's lease scrapes it.
  *
- * Keys (P = REDIS_PREFIX, T = a target id, I = an instance id); every time is Redis's own
+ * Keys (P = REDIS_PREFIX, T = a target id, I = an instance: SCHEDULE_INSTANCE and a token
+ * drawn at each start, "LABEL#1a2b3c4d", so that a process restarted under the same label is
+ * a new holder with new fences); every time is Redis's own
  * clock (TIME, in Unix ms), so the instances' clocks do not matter:
  *   P:sched       sorted set T -> the next due time its holder announced
  *   P:lease:T     I, the holder (PX: its next due + lease + a task's time, a safety net)
- *   P:fence:T     the holder's fence: INCR P:epoch at each change of holder, so greater
- *                 than every store epoch and fence before it (store_put_fenced)
+ *   P:fence:T     the holder's fence: the next epoch (STORE_EPOCH_LUA: INCR P:epoch, never
+ *                 below Redis's clock in ms x 1000) at each change of holder, so greater
+ *                 than every store epoch and fence before it (store_put_fenced), also
+ *                 after Redis restarted empty
  *   P:owned:I     set of the targets I holds
  *   P:instances   sorted set I -> its last heartbeat
  * Rules, each one script (atomic):

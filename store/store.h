@@ -19,7 +19,10 @@
  *   P:targets:version  optional, bumped by clients after each change of P:targets
  *   P:entities    hash id -> entity object JSON (entity/entity.h), read like P:targets
  *   P:entities:version  optional, bumped by clients after each change of P:entities
- *   P:epoch       counter: each store takes one number from it on its first connection
+ *   P:epoch       counter: each store takes one number from it on its first connection (and
+ *                 the shared schedule one per claim won), never below Redis's clock in ms
+ *                 times 1000 (STORE_EPOCH_LUA), so epochs never go back, not even when
+ *                 Redis restarts empty
  * One result is written by one Lua script (EVALSHA, EVAL on NOSCRIPT): latest, seq, stream
  * entry and publish together, and only if (epoch, seq) is greater than the stored one, so an
  * older result never overwrites a newer one. The epoch orders processes: a restarted daemon
@@ -59,6 +62,24 @@
 #include "util/errlist.h"
 
 #define STORE_ID_MAX 64
+
+/*
+ * The next epoch (a fence), as a Lua fragment: `e` is set to INCR of the key named by
+ * `key` (a Lua expression), raised to Redis's clock in Unix ms times 1000 when the counter
+ * is below it. `now` (Redis's TIME in ms) must be set before. So an epoch never goes back:
+ * not when Redis restarts empty (the counter starts again, the clock does not), as long as
+ * Redis's clock does not go back and fewer than 1000 epochs are taken per millisecond on
+ * average. The store takes one per process; the shared schedule one per claim won.
+ */
+#define STORE_EPOCH_LUA(key)                                                                  \
+	"local e = redis.call('INCR', " key ")\n"                                              \
+	"if e < now * 1000 then\n"                                                             \
+	"  e = now * 1000\n"                                                                   \
+	"  redis.call('SET', " key ", string.format('%d', e))\n"                               \
+	"end\n"
+#define STORE_NOW_LUA                                                                         \
+	"local tm = redis.call('TIME')\n"                                                      \
+	"local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)\n"
 
 typedef struct store_opts {
 	char url[2049];          /* REDIS_URL; default redis://127.0.0.1:6379/0 */

@@ -19,6 +19,9 @@
 
 static void schedule_reconnect(store_t *s);
 
+/* The process's epoch: INCR P:epoch, never below Redis's clock (store.h). */
+static const char epoch_lua[] = STORE_NOW_LUA STORE_EPOCH_LUA("KEYS[1]") "return e\n";
+
 static void on_glue_closed(void *ud)
 {
 	store_t *s = ud;
@@ -49,7 +52,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		redisAsyncDisconnect(ac);
 		return;
 	}
-	if (!strcmp(what, "INCR epoch")) {
+	if (!strcmp(what, "INCR epoch")) { /* the epoch script */
 		if (rep->type != REDIS_REPLY_INTEGER || rep->integer < 1) {
 			store__describe(rep, d, sizeof d);
 			s->setup_failed = 1;
@@ -119,7 +122,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
 	}
 	if (!s->epoch) {
 		store__key(s, k, "epoch", NULL);
-		store__cmdf(s, on_setup_reply, "INCR epoch", "INCR %s", k);
+		store__cmdf(s, on_setup_reply, "INCR epoch", "EVAL %s 1 %s", epoch_lua, k);
 	}
 	store__cmdf(s, on_setup_reply, "TIME", "TIME");
 	store__cmdf(s, on_setup_reply, "SCRIPT LOAD", "SCRIPT LOAD %s", store__write_lua);

@@ -207,9 +207,19 @@ static void test_share__three_instances_one_killed(void **state)
 	/* the survivors handed their leases back on SIGTERM; the dead one's expired */
 	c = tu_redis_client(&e->rs);
 	assert_non_null(c);
-	rep = redisCommand(c, "SCARD cdpilot:owned:inst0");
+	/* no lease names a survivor (instances are "LABEL#token" in Redis) */
+	rep = redisCommand(c, "KEYS cdpilot:lease:*");
 	assert_non_null(rep);
-	assert_int_equal(rep->integer, 0);
+	assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+	for (size_t k = 0; k < rep->elements; k++) {
+		redisReply *h = redisCommand(c, "GET %s", rep->element[k]->str);
+		assert_non_null(h);
+		if (h->type == REDIS_REPLY_STRING) {
+			assert_non_null(strchr(h->str, '#'));
+			assert_true(strncmp(h->str, "inst0#", 6) != 0 && strncmp(h->str, "inst1#", 6) != 0);
+		}
+		freeReplyObject(h);
+	}
 	freeReplyObject(rep);
 	rep = redisCommand(c, "ZCARD cdpilot:sched");
 	assert_non_null(rep);
@@ -289,12 +299,127 @@ static void test_share__health_grades_its_share(void **state)
 		assert_int_equal(dk_stop(&e->d[i], 30000), 0);
 }
 
+/* 40 jsonapi targets "r00".."r39" at 2 s, and instance i started as SCHEDULE_INSTANCE=label
+ * with sink e->out[i]. */
+static void write_r_targets(env_t *e)
+{
+	size_t cap = 64 + (size_t)40 * 200, len = 0;
+	char *text = malloc(cap);
+
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
+	for (int i = 0; i < 40; i++)
+		len += (size_t)snprintf(
+		        text + len, cap - len,
+		        "%s{\"id\": \"r%02d\", \"adapter\": \"jsonapi\", \"url\": "
+		        "\"%s/live/api/matches?r=%d\", \"class\": \"live\", "
+		        "\"fields\": {\"first\": {\"pointer\": \"/matches/0/id\"}}}",
+		        i ? "," : "", i, e->bed.base, i);
+	snprintf(text + len, cap - len, "]}");
+	dk_write_file(e->bed.targets, text);
+	free(text);
+}
+
+static void start_labelled(env_t *e, int i, const char *label)
+{
+	char url[512], inst[64];
+
+	snprintf(url, sizeof url, "REDIS_URL=%s", e->rs.url);
+	snprintf(inst, sizeof inst, "SCHEDULE_INSTANCE=%s", label);
+	dk_run_start(&e->d[i], e->bed.targets, e->out[i], e->metrics[i], sizeof e->metrics[i], NULL,
+	             (const char *const[]){ url, inst, "SCHEDULE=redis", "SCHEDULE_LEASE_SECONDS=5",
+	                                    "LIVE_INTERVAL_SECONDS=2", "LOG_LEVEL=info", NULL });
+}
+
+/* How many of the 40 targets' latest snapshots in Redis were scraped more than max_ms ago
+ * (or are missing); prints the first few. */
+static int stale_in_redis(env_t *e, int64_t max_ms)
+{
+	redisContext *c = tu_redis_client(&e->rs);
+	int stale = 0;
+	int64_t now = dk_wall_ms();
+
+	assert_non_null(c);
+	for (int t = 0; t < 40; t++) {
+		redisReply *rep = redisCommand(c, "GET cdpilot:latest:r%02d", t);
+		json_t *snap = rep && rep->type == REDIS_REPLY_STRING
+		                       ? json_loads(rep->str, 0, NULL)
+		                       : NULL;
+		int64_t at = snap ? dk_parse_time(json_string_value(json_object_get(snap, "scraped_at")))
+		                  : 0;
+		if (!at || now - at > max_ms) {
+			if (stale++ < 5)
+				print_message("r%02d: latest in Redis scraped %lld ms ago\n", t,
+				              at ? (long long)(now - at) : -1LL);
+		}
+		json_decref(snap);
+		freeReplyObject(rep);
+	}
+	redisFree(c);
+	return stale;
+}
+
+/*
+ * An instance SIGKILLed and restarted at once under the same SCHEDULE_INSTANCE (as a
+ * container restarted under its hostname, cdpilot being PID 1 there): its targets are
+ * written again within one lease and two intervals. Before instances were "LABEL#token",
+ * the restarted one reused its old fences while its seqs started again at 1, and its
+ * writes were refused for about a minute.
+ */
+static void test_share__restart_under_same_label_writes_at_once(void **state)
+{
+	env_t *e = *state;
+
+	write_r_targets(e);
+	start_labelled(e, 0, "r0");
+	start_labelled(e, 1, "r1");
+	dk_sleep_ms(15000);
+	kill(e->d[1].pid, SIGKILL);
+	assert_true(dk_wait(&e->d[1], 5000));
+	dk_proc_release(&e->d[1]);
+	start_labelled(e, 2, "r1"); /* the same label, a new process */
+	dk_sleep_ms(5000 + 2 * 2000 + 6000);
+	assert_int_equal(stale_in_redis(e, 3 * 2000), 0);
+	assert_int_equal(dk_stop(&e->d[0], 30000), 0);
+	assert_int_equal(dk_stop(&e->d[2], 30000), 0);
+}
+
+/*
+ * Redis killed and restarted empty (its append-only file removed) under two instances:
+ * within the store's reconnection, one lease and two intervals, every target's latest in
+ * Redis is current again. Before epochs and fences were raised to Redis's clock, the
+ * restarted counter handed out fences below those of the results flushed from the backlog,
+ * and every later write of those targets was refused.
+ */
+static void test_share__redis_restarted_empty(void **state)
+{
+	env_t *e = *state;
+	char cmd[700];
+
+	write_r_targets(e);
+	start_labelled(e, 0, "e0");
+	start_labelled(e, 1, "e1");
+	dk_sleep_ms(15000);
+	tu_redis_kill(&e->rs);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s/appendonlydir' '%s/dump.rdb'", e->rs.dir, e->rs.dir);
+	assert_int_equal(system(cmd), 0);
+	dk_sleep_ms(5000); /* an outage: results wait in the backlogs */
+	assert_int_equal(tu_redis_restart(&e->rs), 0);
+	dk_sleep_ms(5000 + 5000 + 2 * 2000 + 6000);
+	assert_int_equal(stale_in_redis(e, 3 * 2000), 0);
+	assert_int_equal(dk_stop(&e->d[0], 30000), 0);
+	assert_int_equal(dk_stop(&e->d[1], 30000), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_share__three_instances_one_killed, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_share__health_grades_its_share, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_share__restart_under_same_label_writes_at_once,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_share__redis_restarted_empty, setup, teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
