@@ -288,10 +288,10 @@ static json_t *wait_status(env_t *e, const char *id, int (*ok)(const json_t *, c
 
 	for (uint64_t end = tu_now_ms() + ms; tu_now_ms() < end; dk_sleep_ms(100)) {
 		json_t *st = daemon_status(e);
-		if (st && ok(status_entity(st, id), arg))
-			return st;
 		json_decref(last);
 		last = st;
+		if (st && ok(status_entity(st, id), arg))
+			return st;
 	}
 	{
 		char *dump = json_dumps(status_entity(last, id), JSON_COMPACT);
