@@ -283,7 +283,32 @@ void entity_engine_free(entity_engine_t *e)
 	free(e->ents);
 	free(e->refs);
 	free(e->heap);
+	json_decref(e->gone);
 	free(e);
+}
+
+/* x is dropped: its seq is kept, so that if the id comes back its results still pass the
+ * ordering guard of what it published (Redis's P:entity-seq:E). */
+static void remember_gone(entity_engine_t *e, const entity__ent_t *x)
+{
+	if (!x->seq)
+		return;
+	if (!e->gone && !(e->gone = json_object()))
+		entity__oom();
+	if (json_object_size(e->gone) >= ENTITY__GONE_MAX) /* the oldest (insertion order) */
+		json_object_del(e->gone, json_object_iter_key(json_object_iter(e->gone)));
+	if (json_object_set_new(e->gone, x->spec.id, json_integer((json_int_t)x->seq)) != 0)
+		entity__oom();
+}
+
+/* A new entity's seq: where the id left off if it was dropped before, else 0. */
+static uint64_t take_gone(entity_engine_t *e, const char *id)
+{
+	json_int_t seq = json_integer_value(json_object_get(e->gone, id));
+
+	if (seq)
+		json_object_del(e->gone, id);
+	return (uint64_t)seq;
 }
 
 /* The entities of set, taken into the engine (new, unchanged or changed); the refused ones
@@ -308,6 +333,7 @@ static size_t take_set(entity_engine_t *e, entity_set_t *set, const char *source
 		}
 		if (!x) {
 			x = ent_new(spec, source);
+			x->seq = take_gone(e, x->spec.id);
 			(*fresh)[(*nfresh)++] = x;
 		} else if (json_equal(x->spec.json, spec->json)) {
 			entity_spec_release(spec);
@@ -335,6 +361,7 @@ size_t entity_engine_reconcile(entity_engine_t *e, entity_set_t *set, const char
 		if (strcmp(x->source, source) == 0 && x->mark != e->mark) {
 			heap_remove(e, x);
 			e->st.degraded -= (size_t)x->degraded;
+			remember_gone(e, x);
 			ent_free(x);
 			continue;
 		}

@@ -148,8 +148,12 @@ void entity_engine_free(entity_engine_t *e);
  * warning (logged by the caller: the function returns how many were refused; a refused
  * spec stays in set, json non-NULL, for the caller to name and release). Entities of
  * `source` not in set are dropped without a callback (the caller removes what it
- * published for them: entity_engine_foreach before and after tells which). Entities that
- * remain or are new are recomputed at now (unix ms), and published if changed.
+ * published for them: entity_engine_foreach before and after tells which); their last seq
+ * is remembered (the last 4096 ids dropped): an id defined again (by any source) goes on
+ * from it (its first snapshot seq + 1, its delta prev_seq 0: nothing to diff against), so
+ * that its results still pass an ordering guard on (epoch, seq) such as Redis's
+ * P:entity-seq:E. Entities that remain or are new are recomputed at now (unix ms), and
+ * published if changed.
  * A new entity (or a new source of a changed one) knows nothing of its sources until they
  * report: after a reconcile the caller replays each source's last data
  * (entity_engine_source_data with the snapshot's changed_at as scraped_unix); a replay of

@@ -46,7 +46,11 @@ struct entity_engine {
 	size_t nheap, capheap;
 	entity_stats_t st;
 	unsigned mark;
+	json_t *gone; /* {id: last seq} of dropped entities (at most ENTITY__GONE_MAX, oldest
+	               * forgotten first): one defined again goes on from it */
 };
+
+#define ENTITY__GONE_MAX 4096
 
 /* Recomputes x at now: publishes a new snapshot (and delta) when the result changed,
  * reports conflicts, updates the stats and sets x->due (the caller repositions x in the

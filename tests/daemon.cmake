@@ -13,6 +13,9 @@ if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
                LIBS cdpilot_daemonkit TIMEOUT 300 LABELS integration)
   cdpilot_test(NAME test_freshness SOURCES integration/test_freshness.c support/redis_server.c
                LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 400 LABELS integration)
+  # entities (docs/entities.md): fallback and return with real Chromium, Redis, SIGHUP
+  cdpilot_test(NAME test_entities SOURCES integration/test_entities.c support/redis_server.c
+               LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 600 LABELS integration)
   cdpilot_test(NAME test_share SOURCES integration/test_share.c support/redis_server.c
                LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 300 LABELS integration)
   cdpilot_test(NAME test_observe SOURCES integration/test_observe.c

@@ -641,6 +641,18 @@ static void test_entity__reconcile(void **state)
 	entity_stats_t st;
 	entity_engine_get_stats(f->e, &st);
 	assert_int_equal(st.entities, 1);
+	/* defined again: it goes on from its seq (a restart at 1 would be refused by Redis's
+	 * ordering guard), a first snapshot with nothing to diff against */
+	load(f, MATCH, "", T0 + 600);
+	assert_int_equal(nsnaps(f), n + 1);
+	assert_int_equal(json_integer_value(json_object_get(last_snap(f), "seq")), 4);
+	assert_int_equal(json_integer_value(json_object_get(last_delta(f), "prev_seq")), 0);
+	/* once: dropped and defined again in Redis, it goes on from 4 */
+	load(f, "[]", "", T0 + 700);
+	load(f, MATCH "", "@redis", T0 + 800);
+	l = listing(f);
+	ak_assert_json(l, "{\"m\": {\"source\": \"@redis\", \"seq\": 5}}");
+	json_decref(l);
 }
 
 static void test_entity__unnamed_target_costs_nothing(void **state)
