@@ -454,6 +454,20 @@ int adapter_util_bool(const json_t *v, const char *where, const char *path, int 
 	return 0;
 }
 
+int adapter_util_number(const json_t *v, const char *where, const char *path, double lo,
+                        double hi, double *out, errlist_t *errs)
+{
+	char q[96];
+
+	if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi)) {
+		errlist_add(errs, "%s: \"%s\": expected a number from %g to %g, got %s", where, path,
+		            lo, hi, adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
+	*out = json_number_value(v);
+	return 0;
+}
+
 int adapter_util_name_index(const char *s, const char *const *names)
 {
 	for (int i = 0; s && names[i]; i++)

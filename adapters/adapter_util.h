@@ -30,6 +30,11 @@ int adapter_util_unknown_keys(const json_t *obj, const char *const *known, const
 int adapter_util_bool(const json_t *v, const char *where, const char *path, int *out,
                       errlist_t *errs);
 
+/* v must be a JSON number from lo to hi: sets *out and returns 0, or adds
+ * `where: "path": expected a number from LO to HI, got V` and returns -EINVAL. */
+int adapter_util_number(const json_t *v, const char *where, const char *path, double lo,
+                        double hi, double *out, errlist_t *errs);
+
 /* v must be a non-empty string of at most max bytes without NUL bytes: *out becomes a
  * copy (caller frees) and 0 is returned; else `where: "path": expected a non-empty string
  * of at most MAX bytes, got V` and -EINVAL (or -ENOMEM). */

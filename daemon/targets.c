@@ -16,6 +16,7 @@
 
 #include "adapters/adapter_util.h"
 #include "daemon/target_page.h"
+#include "util/ident.h"
 
 static const char *const common_keys[] = {
 	"id",   "adapter", "url",      "class",    "interval_seconds",
@@ -25,19 +26,7 @@ static const char *const common_keys[] = {
 
 int targets_id_valid(const char *id)
 {
-	size_t n;
-
-	if (!id)
-		return 0;
-	n = strlen(id);
-	if (n == 0 || n > TARGETS_ID_MAX || id[0] == '.' || id[0] == '-')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)id[i];
-		if (!isascii(c) || !(isalnum(c) || c == '_' || c == '.' || c == '-'))
-			return 0;
-	}
-	return 1;
+	return ident_valid(id); /* TARGETS_ID_MAX == IDENT_MAX */
 }
 
 void target_spec_release(target_spec_t *t)
@@ -141,21 +130,6 @@ static const adapter_t *check_adapter(const json_t *v, const char *where, errlis
 		return NULL;
 	}
 	return ad;
-}
-
-/* A JSON number in [lo, hi]; else an error. */
-static int want_number(const json_t *v, const char *where, const char *key, double lo, double hi,
-                       double *out, errlist_t *errs)
-{
-	char q[96];
-
-	if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi)) {
-		errlist_add(errs, "%s: \"%s\": expected a number from %g to %g, got %s", where, key,
-		            lo, hi, adapter_util_quote(v, q, sizeof q));
-		return -EINVAL;
-	}
-	*out = json_number_value(v);
-	return 0;
 }
 
 static int check_url(const json_t *v, const char *where, const char **out, errlist_t *errs)
@@ -297,13 +271,13 @@ static int check_timing(const json_t *obj, const char *where, target_spec_t *out
 		}
 	}
 	if ((v = json_object_get(obj, "interval_seconds"))) {
-		if (want_number(v, where, "interval_seconds", 0.1, 86400, &d, errs) != 0)
+		if (adapter_util_number(v, where, "interval_seconds", 0.1, 86400, &d, errs) != 0)
 			rc = -EINVAL;
 		else
 			out->interval_ms = (uint32_t)llround(d * 1000);
 	}
 	if ((v = json_object_get(obj, "timeout_seconds"))) {
-		if (want_number(v, where, "timeout_seconds", 1, 600, &d, errs) != 0)
+		if (adapter_util_number(v, where, "timeout_seconds", 1, 600, &d, errs) != 0)
 			rc = -EINVAL;
 		else
 			out->timeout_ms = (uint32_t)llround(d * 1000);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "adapters/adapter_util.h"
+#include "util/ident.h"
 
 static const char *const entity_keys[] = { "id",    "sources",          "max_age_seconds",
 	                                   "class", "conflict_seconds", "fields",
@@ -40,23 +41,12 @@ static void *xcalloc(size_t n, size_t size)
 	return p;
 }
 
-/* The target id rule (daemon/targets.c targets_id_valid), for a JSON string. */
+/* The id rule (util/ident.h), for a JSON string without a NUL inside. */
 static int id_valid(const json_t *v)
 {
 	const char *id = json_string_value(v);
-	size_t n;
 
-	if (!id || strlen(id) != json_string_length(v))
-		return 0;
-	n = strlen(id);
-	if (n == 0 || n > ENTITY_ID_MAX || id[0] == '.' || id[0] == '-')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)id[i];
-		if (!isascii(c) || !(isalnum(c) || c == '_' || c == '.' || c == '-'))
-			return 0;
-	}
-	return 1;
+	return id && strlen(id) == json_string_length(v) && ident_valid(id);
 }
 
 /* Unknown keys of obj, each named with the allowed ones. */
@@ -95,14 +85,11 @@ static int check_keys(const json_t *obj, const char *const *allowed, const char 
 static int check_number(const json_t *v, const char *where, const char *key, double lo, double hi,
                         uint32_t *out_ms, errlist_t *errs)
 {
-	char q[96];
+	double d;
 
-	if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi)) {
-		errlist_add(errs, "%s: \"%s\": expected a number from %g to %g, got %s", where, key,
-		            lo, hi, adapter_util_quote(v, q, sizeof q));
+	if (adapter_util_number(v, where, key, lo, hi, &d, errs) != 0)
 		return -EINVAL;
-	}
-	*out_ms = (uint32_t)(json_number_value(v) * 1000.0 + 0.5);
+	*out_ms = (uint32_t)(d * 1000.0 + 0.5);
 	return 0;
 }
 

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "store/store_priv.h"
+#include "util/ident.h"
 #include "util/envnum.h"
 #include "util/log.h"
 
@@ -75,18 +76,7 @@ void store__describe(const redisReply *r, char *out, size_t n)
 
 int store_id_valid(const char *id)
 {
-	size_t n = 0;
-
-	if (!id || !*id || id[0] == '.' || id[0] == '-')
-		return 0;
-	for (; id[n]; n++) {
-		unsigned char c = (unsigned char)id[n];
-		if (n >= STORE_ID_MAX)
-			return 0;
-		if (!isalnum(c) && c != '_' && c != '.' && c != '-')
-			return 0;
-	}
-	return 1;
+	return ident_valid(id); /* STORE_ID_MAX == IDENT_MAX */
 }
 
 static int prefix_valid(const char *p)
