@@ -75,6 +75,27 @@ static void start_instance(env_t *e, int i)
 	                                    "LOG_LEVEL=info", NULL });
 }
 
+/* n jsonapi targets PREFIX000.. on the fixture, live (each its own URL, so that per-host
+ * politeness sees them apart only by query), written to the bed's targets file. */
+static void write_targets(env_t *e, const char *prefix, int n)
+{
+	size_t cap = 64 + (size_t)n * 200, len = 0;
+	char *text = malloc(cap);
+
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(
+		        text + len, cap - len,
+		        "%s{\"id\": \"%s%03d\", \"adapter\": \"jsonapi\", \"url\": "
+		        "\"%s/live/api/matches?%s=%d\", \"class\": \"live\", "
+		        "\"fields\": {\"first\": {\"pointer\": \"/matches/0/id\"}}}",
+		        i ? "," : "", prefix, i, e->bed.base, prefix, i);
+	snprintf(text + len, cap - len, "]}");
+	dk_write_file(e->bed.targets, text);
+	free(text);
+}
+
 typedef struct scrape {
 	int inst;
 	int64_t start, end; /* Unix ms */
@@ -91,26 +112,14 @@ static void test_share__three_instances_one_killed(void **state)
 	env_t *e = *state;
 	static scrape_t *per[NTARGETS];
 	static size_t nper[NTARGETS], capper[NTARGETS];
-	size_t cap = 64 + (size_t)NTARGETS * 200, len = 0, by_inst[NINST] = { 0 };
-	char *text = malloc(cap);
+	size_t by_inst[NINST] = { 0 };
 	int64_t killed_at;
 	int stale = 0, overlaps = 0;
 	int64_t worst = 0; /* the longest wait for a survivor's scrape after the kill */
 	redisContext *c;
 	redisReply *rep;
 
-	assert_non_null(text);
-	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
-	for (int i = 0; i < NTARGETS; i++)
-		len += (size_t)snprintf(
-		        text + len, cap - len,
-		        "%s{\"id\": \"t%03d\", \"adapter\": \"jsonapi\", \"url\": "
-		        "\"%s/live/api/matches?t=%d\", \"class\": \"live\", "
-		        "\"fields\": {\"first\": {\"pointer\": \"/matches/0/id\"}}}",
-		        i ? "," : "", i, e->bed.base, i);
-	snprintf(text + len, cap - len, "]}");
-	dk_write_file(e->bed.targets, text);
-	free(text);
+	write_targets(e, "t", NTARGETS);
 
 	for (int i = 0; i < NINST; i++)
 		start_instance(e, i);
@@ -238,22 +247,10 @@ static void test_share__three_instances_one_killed(void **state)
 static void test_share__health_grades_its_share(void **state)
 {
 	env_t *e = *state;
-	size_t cap = 64 + (size_t)60 * 200, len = 0;
-	char *text = malloc(cap), url[512];
+	char url[512];
 	size_t held_sum = 0;
 
-	assert_non_null(text);
-	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
-	for (int i = 0; i < 60; i++)
-		len += (size_t)snprintf(
-		        text + len, cap - len,
-		        "%s{\"id\": \"h%02d\", \"adapter\": \"jsonapi\", \"url\": "
-		        "\"%s/live/api/matches?h=%d\", \"class\": \"live\", "
-		        "\"fields\": {\"first\": {\"pointer\": \"/matches/0/id\"}}}",
-		        i ? "," : "", i, e->bed.base, i);
-	snprintf(text + len, cap - len, "]}");
-	dk_write_file(e->bed.targets, text);
-	free(text);
+	write_targets(e, "h", 60);
 	snprintf(url, sizeof url, "REDIS_URL=%s", e->rs.url);
 	for (int i = 0; i < 2; i++) {
 		char inst[64];
@@ -299,27 +296,7 @@ static void test_share__health_grades_its_share(void **state)
 		assert_int_equal(dk_stop(&e->d[i], 30000), 0);
 }
 
-/* 40 jsonapi targets "r00".."r39" at 2 s, and instance i started as SCHEDULE_INSTANCE=label
- * with sink e->out[i]. */
-static void write_r_targets(env_t *e)
-{
-	size_t cap = 64 + (size_t)40 * 200, len = 0;
-	char *text = malloc(cap);
-
-	assert_non_null(text);
-	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
-	for (int i = 0; i < 40; i++)
-		len += (size_t)snprintf(
-		        text + len, cap - len,
-		        "%s{\"id\": \"r%02d\", \"adapter\": \"jsonapi\", \"url\": "
-		        "\"%s/live/api/matches?r=%d\", \"class\": \"live\", "
-		        "\"fields\": {\"first\": {\"pointer\": \"/matches/0/id\"}}}",
-		        i ? "," : "", i, e->bed.base, i);
-	snprintf(text + len, cap - len, "]}");
-	dk_write_file(e->bed.targets, text);
-	free(text);
-}
-
+/* Instance i started as SCHEDULE_INSTANCE=label with sink e->out[i]. */
 static void start_labelled(env_t *e, int i, const char *label)
 {
 	char url[512], inst[64];
@@ -341,7 +318,7 @@ static int stale_in_redis(env_t *e, int64_t max_ms)
 
 	assert_non_null(c);
 	for (int t = 0; t < 40; t++) {
-		redisReply *rep = redisCommand(c, "GET cdpilot:latest:r%02d", t);
+		redisReply *rep = redisCommand(c, "GET cdpilot:latest:r%03d", t);
 		json_t *snap = rep && rep->type == REDIS_REPLY_STRING
 		                       ? json_loads(rep->str, 0, NULL)
 		                       : NULL;
@@ -349,7 +326,7 @@ static int stale_in_redis(env_t *e, int64_t max_ms)
 		                  : 0;
 		if (!at || now - at > max_ms) {
 			if (stale++ < 5)
-				print_message("r%02d: latest in Redis scraped %lld ms ago\n", t,
+				print_message("r%03d: latest in Redis scraped %lld ms ago\n", t,
 				              at ? (long long)(now - at) : -1LL);
 		}
 		json_decref(snap);
@@ -370,7 +347,7 @@ static void test_share__restart_under_same_label_writes_at_once(void **state)
 {
 	env_t *e = *state;
 
-	write_r_targets(e);
+	write_targets(e, "r", 40);
 	start_labelled(e, 0, "r0");
 	start_labelled(e, 1, "r1");
 	dk_sleep_ms(15000);
@@ -396,7 +373,7 @@ static void test_share__redis_restarted_empty(void **state)
 	env_t *e = *state;
 	char cmd[700];
 
-	write_r_targets(e);
+	write_targets(e, "r", 40);
 	start_labelled(e, 0, "e0");
 	start_labelled(e, 1, "e1");
 	dk_sleep_ms(15000);
