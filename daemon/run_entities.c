@@ -96,9 +96,29 @@ static void on_entity_event(void *ud, const json_t *ev)
 	free(values);
 }
 
+/* The engine keeps nothing of targets no entity named: a new or changed entity gets its
+ * sources' last results from the runner, their values counting as changed when the data
+ * last changed. */
+static int last_result(void *ud, const char *target, const json_t **data, int64_t *changed,
+                       int64_t *verified)
+{
+	run_t *r = ud;
+	const json_t *snap = r->runner ? runner_last_snapshot(r->runner, target) : NULL;
+
+	if (!snap)
+		return 0;
+	*data = json_object_get(snap, "data");
+	*changed = parse_time(json_string_value(json_object_get(snap, "changed_at")));
+	*verified = parse_time(json_string_value(json_object_get(snap, "verified_at")));
+	return 1;
+}
+
 void run__entities_new(run_t *r)
 {
-	entity_callbacks_t cbs = { on_entity_publish, on_entity_event, r };
+	entity_callbacks_t cbs = { .publish = on_entity_publish,
+		                   .event = on_entity_event,
+		                   .last = last_result,
+		                   .ud = r };
 
 	r->entities = entity_engine_new(&cbs);
 	if (!r->entities) {
@@ -113,20 +133,10 @@ void run__entities_free(run_t *r)
 	r->entities = NULL;
 }
 
-/* A source's last snapshot, given again: its values count as changed when its data last
- * changed. */
-static void replay(run_t *r, const json_t *snap)
-{
-	entity_engine_source_data(
-	        r->entities, json_string_value(json_object_get(snap, "target")),
-	        json_object_get(snap, "data"),
-	        parse_time(json_string_value(json_object_get(snap, "changed_at"))),
-	        parse_time(json_string_value(json_object_get(snap, "verified_at"))), unix_now());
-}
-
 void run__entities_reconcile(run_t *r, entity_set_t *set, const char *source)
 {
 	size_t refused;
+
 
 	if (!r->entities)
 		return;
@@ -142,31 +152,14 @@ void run__entities_reconcile(run_t *r, entity_set_t *set, const char *source)
 		entities_release(set);
 		return;
 	}
-	/* the engine keeps nothing of targets no entity named: the sources' last results
-	 * are given again once it knows the entities (their ids copied first: the specs are
-	 * taken) */
-	json_t *sources = json_object();
-	for (size_t i = 0; sources && i < set->n; i++)
-		for (size_t k = 0; k < set->v[i].nsources; k++)
-			json_object_set_new(sources, set->v[i].sources[k], json_true());
 	refused = entity_engine_reconcile(r->entities, set, source, unix_now());
-	{
-		const char *id;
-		json_t *v;
-		json_object_foreach(sources, id, v)
-		{
-			const json_t *snap = runner_last_snapshot(r->runner, id);
-			if (snap)
-				replay(r, snap);
-		}
-	}
-	json_decref(sources);
-	if (refused)
-		log_warn("run",
-		         "%zu entit%s from %s refused: the id is already an entity of "
-		         "another source",
-		         refused, refused == 1 ? "y" : "ies",
-		         *source ? "the Redis hash" : "the targets file");
+	for (size_t i = 0; refused && i < set->n; i++) /* refused specs stay in set */
+		if (set->v[i].json)
+			log_warn("run",
+			         "entity \"%s\" from %s refused: %s defines it already (it is "
+			         "taken from there again only at its next change)",
+			         set->v[i].id, *source ? "the Redis hash" : "the targets file",
+			         *source ? "the targets file" : "the Redis hash");
 	entities_release(set); /* specs taken; the array */
 }
 
@@ -184,17 +177,15 @@ void run__entities_on_redis(void *ud, const json_t *obj, const char *errors)
 
 	if (r->stopping)
 		return;
-	if (errors)
-		log_warn("run", "the Redis entities hash has bad entries:\n%s", errors);
+	(void)errors; /* the store logged them */
 	errlist_init(&errs);
 	set.v = calloc(json_object_size(obj) + 1, sizeof *set.v);
 	if (!set.v)
 		abort();
 	json_object_foreach((json_t *)obj, id, e)
 	{
-		char where[120];
-		snprintf(where, sizeof where, "redis entities \"%.64s\"", id);
-		if (entities_parse_one(e, where, NULL, NULL, &set.v[set.n], &errs) == 0)
+		(void)id; /* the parser names it */
+		if (entities_parse_one(e, "redis entities", NULL, NULL, &set.v[set.n], &errs) == 0)
 			set.n++;
 	}
 	if (errs.count)

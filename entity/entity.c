@@ -323,26 +323,41 @@ static size_t take_set(entity_engine_t *e, entity_set_t *set, const char *source
 	for (size_t i = 0; i < set->n; i++) {
 		entity_spec_t *spec = &set->v[i];
 		entity__ent_t *x = find_ent(e, spec->id);
-		int dup = 0;
-		for (size_t k = 0; k < *nfresh && !dup; k++)
-			dup = strcmp((*fresh)[k]->spec.id, spec->id) == 0;
-		if (!spec->json || dup ||
-		    (x && (strcmp(x->source, source) != 0 || x->mark == e->mark))) {
+		/* ids are unique in a set (the parser and the hash's fields see to it) */
+		if (!spec->json || (x && (strcmp(x->source, source) != 0 || x->mark == e->mark))) {
 			refused += spec->json != NULL;
 			continue;
 		}
 		if (!x) {
 			x = ent_new(spec, source);
 			x->seq = take_gone(e, x->spec.id);
+			x->fill = 1;
 			(*fresh)[(*nfresh)++] = x;
 		} else if (json_equal(x->spec.json, spec->json)) {
 			entity_spec_release(spec);
 		} else {
 			ent_respec(x, spec);
+			x->fill = 1;
 		}
 		x->mark = e->mark;
 	}
 	return refused;
+}
+
+static void take_data(entity__ent_t *x, unsigned si, const json_t *data, int64_t scraped,
+                      int64_t verified);
+
+/* x (new or changed) takes its sources' last results, all before it is first computed. */
+static void fill(entity_engine_t *e, entity__ent_t *x)
+{
+	x->fill = 0;
+	for (size_t si = 0; e->cbs.last && si < x->spec.nsources; si++) {
+		const json_t *data = NULL;
+		int64_t changed = 0, verified = 0;
+		if (e->cbs.last(e->cbs.ud, x->spec.sources[si], &data, &changed, &verified) == 1 &&
+		    data)
+			take_data(x, (unsigned)si, data, changed, verified);
+	}
 }
 
 size_t entity_engine_reconcile(entity_engine_t *e, entity_set_t *set, const char *source,
@@ -376,9 +391,14 @@ size_t entity_engine_reconcile(entity_engine_t *e, entity_set_t *set, const char
 	e->st.entities = n;
 	qsort(e->ents, e->nents, sizeof *e->ents, cmp_ent);
 	rebuild_refs(e);
-	for (size_t i = 0; i < e->nents; i++)
-		if (e->ents[i]->mark == e->mark)
-			recompute(e, e->ents[i], now);
+	for (size_t i = 0; i < e->nents; i++) {
+		entity__ent_t *x = e->ents[i];
+		if (x->mark != e->mark)
+			continue;
+		if (x->fill)
+			fill(e, x);
+		recompute(e, x, now);
+	}
 	return refused;
 }
 
@@ -405,7 +425,8 @@ static void take_data(entity__ent_t *x, unsigned si, const json_t *data, int64_t
 		s->changed[f] = scraped;
 	}
 	s->have = 1;
-	s->verified = verified;
+	if (verified > s->verified) /* a verified time never goes back (a replay is older) */
+		s->verified = verified;
 }
 
 void entity_engine_source_data(entity_engine_t *e, const char *target, const json_t *data,

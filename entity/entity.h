@@ -133,6 +133,14 @@ typedef struct entity_callbacks {
 	 * {"event": "winner", "entity", "field", "from", "to" (null: none), "preferred" (to is
 	 * the list's first), "degraded" (the field is now)}. Optional. */
 	void (*event)(void *ud, const json_t *ev);
+	/* A target's last result, asked for each source of an entity that is new or changed at
+	 * entity_engine_reconcile(), before the engine first computes it (so that its first
+	 * snapshot already has every source's data, and no source is seen winning alone):
+	 * returns 1 with *data (borrowed for the call), *changed_unix (when that data last
+	 * changed) and *verified_unix set, or 0 when the target has none. Optional: without it
+	 * a new entity waits for its sources' next results. */
+	int (*last)(void *ud, const char *target, const json_t **data, int64_t *changed_unix,
+	            int64_t *verified_unix);
 	void *ud;
 } entity_callbacks_t;
 
@@ -154,10 +162,10 @@ void entity_engine_free(entity_engine_t *e);
  * that its results still pass an ordering guard on (epoch, seq) such as Redis's
  * P:entity-seq:E. Entities that remain or are new are recomputed at now (unix ms), and
  * published if changed.
- * A new entity (or a new source of a changed one) knows nothing of its sources until they
- * report: after a reconcile the caller replays each source's last data
- * (entity_engine_source_data with the snapshot's changed_at as scraped_unix); a replay of
- * data the engine already has changes nothing. set's ids must be unique (the parser's).
+ * A new or changed entity is given its sources' last results (callbacks.last) before it
+ * is first computed, so its first snapshot has them all. A source's verified time never
+ * goes back (a late or replayed result does not age it). set's ids must be unique (the
+ * parser's).
  */
 size_t entity_engine_reconcile(entity_engine_t *e, entity_set_t *set, const char *source,
                                int64_t now);
@@ -167,7 +175,7 @@ size_t entity_engine_reconcile(entity_engine_t *e, entity_set_t *set, const char
  * keys the entity's fields read are copied), the scrape's time (the "changed_at" of a
  * field whose value differs from what the engine had, or that it sees first) and the
  * source's verified time (unix ms; 0: never verified). Every entity naming the
- * target is recomputed at now. A target no entity names costs a hash lookup.
+ * target is recomputed at now. A target no entity names costs a binary search.
  */
 void entity_engine_source_data(entity_engine_t *e, const char *target, const json_t *data,
                                int64_t scraped_unix, int64_t verified_unix, int64_t now);

@@ -28,6 +28,7 @@ typedef struct entity__ent {
 	int64_t due;              /* next time the result may change by time alone; INT64_MAX */
 	size_t heap_at;           /* position in the heap, SIZE_MAX when not in it */
 	unsigned mark;            /* reconcile's pass */
+	int fill;        /* new or changed at this reconcile: given its sources' last results */
 } entity__ent_t;
 
 typedef struct entity__ref {

@@ -58,7 +58,7 @@ static const char claim_lua[] =
         "  if f == 0 then\n"
         STORE_EPOCH_LUA("KEYS[6]")
         "    f = e\n"
-        "    redis.call('SET', KEYS[3], string.format('%d', f))\n"
+        "    redis.call('SET', KEYS[3], string.format('%.0f', f))\n"
         "  end\n"
         "  redis.call('SET', KEYS[2], me, 'PX', lease + run)\n"
         "  redis.call('SADD', KEYS[5], id)\n"
@@ -79,7 +79,7 @@ static const char claim_lua[] =
         "if redis.call('SCARD', KEYS[5]) >= share then return {0, 0, 1000} end\n"
         STORE_EPOCH_LUA("KEYS[6]")
         "local f = e\n"
-        "redis.call('SET', KEYS[3], string.format('%d', f))\n"
+        "redis.call('SET', KEYS[3], string.format('%.0f', f))\n"
         "redis.call('SET', KEYS[2], me, 'PX', lease + run)\n"
         "redis.call('SADD', KEYS[5], id)\n"
         "return {1, f, 0}\n";

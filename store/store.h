@@ -75,7 +75,7 @@
 	"local e = redis.call('INCR', " key ")\n"                                              \
 	"if e < now * 1000 then\n"                                                             \
 	"  e = now * 1000\n"                                                                   \
-	"  redis.call('SET', " key ", string.format('%d', e))\n"                               \
+	"  redis.call('SET', " key ", string.format('%.0f', e))\n"                               \
 	"end\n"
 #define STORE_NOW_LUA                                                                         \
 	"local tm = redis.call('TIME')\n"                                                      \

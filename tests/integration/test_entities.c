@@ -350,7 +350,15 @@ static void check_from_page(env_t *e, redisContext *c)
 	assert_true(all_from(snap, e->page));
 	assert_string_equal(json_string_value(json_object_get(snap, "class")), "live");
 	json_decref(snap);
-	snap = sink_last(e, "entity", e->ent);
+	/* the sink is written from the loop after Redis was sent the same snapshot: wait for
+	 * the file to have it */
+	snap = NULL;
+	for (uint64_t end = tu_now_ms() + 30000; tu_now_ms() < end; dk_sleep_ms(200)) {
+		json_decref(snap);
+		snap = sink_last(e, "entity", e->ent);
+		if (all_from(snap, e->page))
+			break;
+	}
 	assert_true(all_from(snap, e->page));
 	json_decref(snap);
 	st = daemon_status(e);

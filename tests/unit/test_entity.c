@@ -184,6 +184,7 @@ static void test_entity__parse_one_fills_the_spec(void **state)
 typedef struct rec {
 	json_t *snaps, *deltas, *events; /* what the callbacks got, in order (null: no delta) */
 	json_t *winners;                 /* the "winner" events (events: the conflicts) */
+	json_t *last;                    /* what callbacks.last answers, or NULL */
 } rec_t;
 
 static void on_publish(void *ud, const json_t *snap, const json_t *delta)
@@ -201,6 +202,22 @@ static void on_event(void *ud, const json_t *ev)
 	                      json_deep_copy(ev));
 }
 
+/* callbacks.last: the targets' last results the test put in rec.last ({target: [data,
+ * changed, verified]}). */
+static int on_last(void *ud, const char *target, const json_t **data, int64_t *changed,
+                   int64_t *verified)
+{
+	rec_t *r = ud;
+	const json_t *l = json_object_get(r->last, target);
+
+	if (!l)
+		return 0;
+	*data = json_array_get(l, 0);
+	*changed = json_integer_value(json_array_get(l, 1));
+	*verified = json_integer_value(json_array_get(l, 2));
+	return 1;
+}
+
 typedef struct fx {
 	rec_t rec;
 	entity_engine_t *e;
@@ -209,7 +226,7 @@ typedef struct fx {
 static int fx_setup(void **state)
 {
 	fx_t *f = calloc(1, sizeof *f);
-	entity_callbacks_t cbs = { on_publish, on_event, NULL };
+	entity_callbacks_t cbs = { .publish = on_publish, .event = on_event, .last = on_last };
 
 	f->rec.snaps = json_array();
 	f->rec.deltas = json_array();
@@ -229,6 +246,7 @@ static int fx_teardown(void **state)
 	json_decref(f->rec.deltas);
 	json_decref(f->rec.events);
 	json_decref(f->rec.winners);
+	json_decref(f->rec.last);
 	free(f);
 	return 0;
 }
@@ -670,9 +688,36 @@ static void test_entity__unnamed_target_costs_nothing(void **state)
 	assert_int_equal(st.snapshots_total, 1);
 }
 
+/* A new entity gets its sources' last results before its first computation: one snapshot,
+ * already from the preferred source though another comes first in "sources", and no winner
+ * event; a late (replayed) result with an older verified time does not age a source. */
+static void test_entity__new_entity_filled_at_once(void **state)
+{
+	fx_t *f = *state;
+
+	f->rec.last = ak_parse("{\"b\": [{\"score\": \"1-0\", \"minute\": 9}, 1795443440000, "
+	                       "1795443451000],"
+	                       " \"a\": [{\"score\": \"1-0\", \"minute\": 10}, 1795443445000, "
+	                       "1795443452000]}");
+	load(f, MATCH, "", T0);
+	assert_int_equal(nsnaps(f), 1);
+	assert_string_equal(winner(f, "score"), "a");
+	assert_data(f, "{\"score\": \"1-0\", \"minute\": 10}");
+	assert_int_equal(json_array_size(f->rec.winners), 0);
+	/* a's result again, as verified before: a is still verified at T0 (not T0 - 9000) */
+	{
+		json_t *d = ak_parse("{\"score\": \"1-0\", \"minute\": 10}");
+		entity_engine_source_data(f->e, "a", d, T0 - 7000, T0 - 9000, T0 + 2000);
+		json_decref(d);
+	}
+	entity_engine_tick(f->e, T0 + 9000); /* T0 - 9000 + 10 s would have passed by now */
+	assert_string_equal(winner(f, "score"), "a");
+	assert_int_equal(json_array_size(f->rec.winners), 0);
+}
+
 static void test_entity__engine_without_entities(void **state)
 {
-	entity_callbacks_t cbs = { on_publish, NULL, NULL };
+	entity_callbacks_t cbs = { .publish = on_publish };
 	entity_engine_t *e = entity_engine_new(&cbs);
 	json_t *d = json_object();
 	entity_stats_t st;
@@ -708,6 +753,7 @@ int main(void)
 		FX(test_entity__winner_changes_counted_by_class),
 		FX(test_entity__reconcile),
 		FX(test_entity__unnamed_target_costs_nothing),
+		FX(test_entity__new_entity_filled_at_once),
 		cmocka_unit_test(test_entity__engine_without_entities),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
