@@ -395,9 +395,11 @@ static void no_element(cdp_page_t *p)
 	struct act_step *st = &a->steps[a->i];
 	char reason[128];
 
+	/* the wait it was given (its timeout_ms, or what the deadline left), not the time that
+	 * passed: a loaded loop notices the deadline late, and the user set the former */
 	snprintf(reason, sizeof reason, "no %selement matched within %.1f s",
 	         st->attached ? "" : "visible ",
-	         (double)(uv_now(p->loop) - a->step_start) / 1000.0);
+	         (double)(a->step_deadline - a->step_start) / 1000.0);
 	step_fail(p, -ETIMEDOUT, reason);
 }
 
