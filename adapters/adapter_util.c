@@ -454,6 +454,22 @@ int adapter_util_bool(const json_t *v, const char *where, const char *path, int 
 	return 0;
 }
 
+int adapter_util_class(const json_t *v, const char *where, enum sched_class *out,
+                       errlist_t *errs)
+{
+	int c = sched_class_parse(json_string_value(v));
+	char q[96];
+
+	if (c < 0) {
+		errlist_add(errs,
+		            "%s: \"class\": expected \"live\", \"imminent\" or \"completed\", got %s",
+		            where, adapter_util_quote(v, q, sizeof q));
+		return -EINVAL;
+	}
+	*out = (enum sched_class)c;
+	return 0;
+}
+
 int adapter_util_number(const json_t *v, const char *where, const char *path, double lo,
                         double hi, double *out, errlist_t *errs)
 {

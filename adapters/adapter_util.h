@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "util/errlist.h"
+#include "util/sched_class.h"
 
 /* Levenshtein distance between a and b (bytes), capped at 255. */
 unsigned adapter_util_distance(const char *a, const char *b);
@@ -29,6 +30,11 @@ int adapter_util_unknown_keys(const json_t *obj, const char *const *known, const
  * `where: "path": expected true or false, got V` and returns -EINVAL. */
 int adapter_util_bool(const json_t *v, const char *where, const char *path, int *out,
                       errlist_t *errs);
+
+/* v must name a priority class: sets *out and returns 0, or adds `where: "class": expected
+ * "live", "imminent" or "completed", got V` and returns -EINVAL. */
+int adapter_util_class(const json_t *v, const char *where, enum sched_class *out,
+                       errlist_t *errs);
 
 /* v must be a JSON number from lo to hi: sets *out and returns 0, or adds
  * `where: "path": expected a number from LO to HI, got V` and returns -EINVAL. */

@@ -254,22 +254,12 @@ static int check_keys(const json_t *obj, const adapter_t *ad, const char *where,
 static int check_timing(const json_t *obj, const char *where, target_spec_t *out, errlist_t *errs)
 {
 	const json_t *v;
-	char q[96];
 	double d;
 	int rc = 0;
 
-	if ((v = json_object_get(obj, "class"))) {
-		int c = sched_class_parse(json_string_value(v));
-		if (c < 0) {
-			errlist_add(errs,
-			            "%s: \"class\": expected \"live\", \"imminent\" or "
-			            "\"completed\", got %s",
-			            where, adapter_util_quote(v, q, sizeof q));
-			rc = -EINVAL;
-		} else {
-			out->klass = (enum sched_class)c;
-		}
-	}
+	if ((v = json_object_get(obj, "class")) &&
+	    adapter_util_class(v, where, &out->klass, errs) != 0)
+		rc = -EINVAL;
 	if ((v = json_object_get(obj, "interval_seconds"))) {
 		if (adapter_util_number(v, where, "interval_seconds", 0.1, 86400, &d, errs) != 0)
 			rc = -EINVAL;

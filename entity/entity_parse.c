@@ -446,18 +446,9 @@ int entities_parse_one(const json_t *obj, const char *where_in,
 	if ((v = json_object_get(obj, "conflict_seconds")) &&
 	    check_number(v, where, "conflict_seconds", 0, 86400, &out->conflict_ms, errs) != 0)
 		rc = -EINVAL;
-	if ((v = json_object_get(obj, "class"))) {
-		int c = sched_class_parse(json_string_value(v));
-		if (c < 0) {
-			errlist_add(errs,
-			            "%s: \"class\": expected \"live\", \"imminent\" or "
-			            "\"completed\", got %s",
-			            where, adapter_util_quote(v, q, sizeof q));
-			rc = -EINVAL;
-		} else {
-			out->klass = (enum sched_class)c;
-		}
-	}
+	if ((v = json_object_get(obj, "class")) &&
+	    adapter_util_class(v, where, &out->klass, errs) != 0)
+		rc = -EINVAL;
 	if (check_fields(json_object_get(obj, "fields"), where, out, srcs_ok, errs) != 0)
 		rc = -EINVAL;
 	if (rc != 0) {
