@@ -497,7 +497,9 @@ static void test_run__watch_push(void **state)
 		/* under a second, but for the goal that falls on the recycle: the new browser's
 		 * launch and the moved pages' loads take the two cores for a moment (one goal of
 		 * twenty took 1061 ms in a quiet fresh-clone run) */
-		assert_true(d[(nd * 95) / 100] < 1000);
+		/* of 20 goals, index 19 is the maximum: "p95" was the recycle goal itself (1130 ms in
+		 * a fresh-clone run); every goal but the slowest one is under a second */
+		assert_true(d[nd - 2] < 1000);
 		assert_true(d[nd - 1] < 3000);
 	}
 	{
