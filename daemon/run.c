@@ -50,20 +50,6 @@ static void on_publish(void *ud, const json_t *snap, const json_t *delta, uint64
 	run__entities_on_data(r, snap);
 }
 
-static void on_claim(void *ud, const char *id, runner_claimed_cb cb, void *claim_ud)
-{
-	share_claim(((run_t *)ud)->share, id, cb, claim_ud);
-}
-
-/* The shared schedule closes before the runner's last tasks end (fetches cancelled
- * after the pool has closed): from then on there is no one to tell. */
-static void on_run_over(void *ud, const char *id, uint32_t due_in_ms)
-{
-	run_t *r = ud;
-	if (r->share)
-		share_done(r->share, id, due_in_ms);
-}
-
 static void on_forget(void *ud, const char *id)
 {
 	run_t *r = ud;
@@ -240,6 +226,7 @@ static void on_tick(uv_timer_t *t)
 		return;
 	}
 	run__entities_tick(r);
+	run__share_tick(r);
 	runner_tick(r->runner);
 }
 
@@ -452,10 +439,8 @@ static runner_t *new_runner(run_t *r)
 		                   .ud = r };
 
 	run_runner_opts(o, &ro);
-	if (o->shared_schedule) {
-		cbs.claim = on_claim;
-		cbs.run_over = on_run_over;
-	}
+	if (o->shared_schedule)
+		run__share_callbacks(r, &cbs);
 	return runner_new(r->loop, &ro, r->pool, r->fetch, &cbs);
 }
 
@@ -503,7 +488,7 @@ static void start_store(run_t *r)
 	store_start(r->store);
 	log_info("run", "publishing to Redis (prefix %s)", o->store.prefix);
 	if (o->shared_schedule)
-		r->share = share_new(r->loop, r->store, &o->share);
+		run__share_new(r);
 }
 
 /* The HTTP endpoints; if they cannot start, the daemon stops (exit 1). */
@@ -588,6 +573,7 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 		runner_reconcile(r->runner, &set, "");
 		run__entities_reconcile(r, &set.entities, "");
 		runner_start(r->runner);
+		run__share_tick(r); /* the targets on the shared schedule at once */
 		uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
 		run__watch_start(r);
 	}

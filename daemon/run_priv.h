@@ -80,6 +80,7 @@ struct run {
 	struct wd *wd;
 	store_t *store;
 	share_t *share;           /* SCHEDULE=redis */
+	uint64_t share_gen;       /* the runner's targets_gen last given to the share */
 	entity_engine_t *entities; /* run_entities.c; not fed with SCHEDULE=redis */
 	int entities_warned;      /* the SCHEDULE=redis warning was given */
 	uint64_t tasks_by[16][POOL_NOUTCOMES]; /* [adapter index][outcome] */
@@ -121,6 +122,11 @@ void run__watch_start(run_t *r);
 void run__watch_close(run_t *r);
 /* run_entities.c: the entity engine, fed by the runner's callbacks (docs/entities.md).
  * reconcile takes set's specs and releases the rest. */
+/* run_share.c: SCHEDULE=redis */
+void run__share_callbacks(run_t *r, runner_callbacks_t *cbs);
+void run__share_new(run_t *r);
+void run__share_tick(run_t *r);
+
 void run__entities_new(run_t *r);
 void run__entities_free(run_t *r);
 void run__entities_reconcile(run_t *r, entity_set_t *set, const char *source);

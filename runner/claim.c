@@ -1,8 +1,11 @@
 /*
- * claim.c: the shared schedule (SCHEDULE=redis): each run of a target is claimed first
- * through callbacks.claim, and its end is reported through callbacks.run_over, so that
- * several instances never scrape one target at once. The runner knows no Redis: daemon/
- * wires these callbacks to store/share.h.
+ * claim.c: the shared schedule (SCHEDULE=redis). The runner runs only the targets this
+ * instance holds (rt->owner); the others wait, parked, until the shared schedule hands one
+ * over (runner_share_taken). A held target's run starts without asking while its lease,
+ * as the last answer from Redis left it, has time for the run (rt->lease_until); a late run
+ * claims first (callbacks.claim). The end of each held run goes out through
+ * callbacks.run_over, whose answer (runner_share_kept / runner_share_lost) renews the lease
+ * or ends the holding. The runner knows no Redis: daemon/ wires these to store/share.h.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,13 +14,16 @@
 #include "runner/runner_priv.h"
 #include "util/log.h"
 
+/* A target this instance does not hold waits this long (or until it is handed over). */
+#define PARK_MS 3600000u
+
 typedef struct claim {
 	runner_t *runner;
 	rtarget_t *rt; /* ref held */
 	enum rkind kind;
 } claim_t;
 
-/* The run of a target we claimed is over: tell the others when it is due again. */
+/* The run of a target we held is over: tell the others when it is due again. */
 void runner__share_run_over(runner_t *r, rtarget_t *rt)
 {
 	sched_info_t si;
@@ -33,13 +39,34 @@ void runner__share_run_over(runner_t *r, rtarget_t *rt)
 		                si.due_ms > now ? (uint32_t)(si.due_ms - now > 86400000
 		                                                     ? 86400000
 		                                                     : si.due_ms - now)
-		                                : 0);
+		                                : 0,
+		                rt->fence, 0);
 }
 
 void runner__watch_sched_done(runner_t *r, rtarget_t *rt, int ok)
 {
 	sched_done(r->sched[RK_WATCH], rt->spec.id, ok, now_ms(r));
 	runner__share_run_over(r, rt);
+}
+
+static void start_run(runner_t *r, rtarget_t *rt, enum rkind kind)
+{
+	rt->held = 1;
+	if (kind == RK_WATCH)
+		runner__watch_due(r, rt);
+	else
+		runner__task_start(r, rt, kind);
+}
+
+/* Not ours: the run handed out by the pump does not happen; the target waits. */
+static void park(runner_t *r, rtarget_t *rt, enum rkind kind, uint64_t until)
+{
+	uint64_t now = now_ms(r);
+
+	runner__run_over(r, rt);
+	sched_defer(sched_of(r, rt), rt->spec.id, until > now ? until : now, now);
+	if (kind == RK_WATCH && rt->watch && !rt->owner)
+		runner__watch_close(rt->watch);
 }
 
 static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
@@ -61,36 +88,25 @@ static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
 			runner__maybe_finish_close(r);
 		return;
 	}
-	if (status < 0 && !rt->owner) {
-		/* Redis cannot say who holds it, and it was not ours: wait, so that it is never
-		 * scraped by two instances at once */
-		runner__run_over(r, rt);
-		sched_defer(sched_of(r, rt), rt->spec.id, now + 1000, now);
-	} else if (status == 0) {
-		/* another instance holds it (or it is not due there yet) */
+	if (status == 0) {
+		/* another instance holds it now (or it is not due there yet) */
 		rt->owner = 0;
-		runner__run_over(r, rt);
-		sched_defer(sched_of(r, rt), rt->spec.id, now + retry_ms, now);
-		if (kind == RK_WATCH && rt->watch)
-			runner__watch_close(rt->watch);
+		rt->lease_until = 0;
+		park(r, rt, kind, now + PARK_MS);
 	} else {
 		if (status == 1) {
-			rt->held = 1;
 			rt->owner = 1;
-			if (fence != rt->fence && rt->seq > 0)
-				rt->resync = 1; /* taken over: Redis may hold another's newer result */
+			rt->lease_until = now; /* asked again before the next run unless renewed */
+			if (fence != rt->fence)
+				rt->resync = 1; /* Redis may hold another's newer result */
 			rt->fence = fence;
 		} else {
-			/* Redis is away: ours at the last claim, so we keep it (the others take it
-			 * only once our heartbeat is lease_ms old, with a fence that outranks our
-			 * writes) */
+			/* Redis is away: ours at the last answer, so we keep it (the others take it
+			 * only once our lease has run out, with a fence that outranks our writes) */
 			log_debug("run", "shared schedule unreachable (%s): %s was ours, scraping it",
 			          strerror(-status), rt->spec.id);
 		}
-		if (kind == RK_WATCH)
-			runner__watch_due(r, rt);
-		else
-			runner__task_start(r, rt, kind);
+		start_run(r, rt, kind);
 	}
 	runner__rt_unref(rt);
 	if (r->closing)
@@ -101,8 +117,18 @@ static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
 
 void runner__claim(runner_t *r, rtarget_t *rt, enum rkind kind)
 {
-	claim_t *c = calloc(1, sizeof *c);
+	uint64_t now = now_ms(r);
+	claim_t *c;
 
+	if (!rt->owner) {
+		park(r, rt, kind, now + PARK_MS);
+		return;
+	}
+	if (now < rt->lease_until) {
+		start_run(r, rt, kind); /* ours, and the lease has room for this run */
+		return;
+	}
+	c = calloc(1, sizeof *c);
 	if (!c)
 		abort();
 	c->runner = r;
@@ -110,5 +136,55 @@ void runner__claim(runner_t *r, rtarget_t *rt, enum rkind kind)
 	c->kind = kind;
 	rt->refs++;
 	r->claiming[kind]++;
-	r->cbs.claim(r->cbs.ud, rt->spec.id, on_claimed, c);
+	r->cbs.claim(r->cbs.ud, rt->spec.id, rt->fence, on_claimed, c);
+}
+
+/* ---- what the shared schedule says ---- */
+
+int runner_share_taken(runner_t *r, const char *id, uint64_t fence, uint32_t valid_ms)
+{
+	rtarget_t *rt = runner__find_target(r, id);
+	uint64_t now = now_ms(r);
+
+	if (!rt || rt->removed || r->stopping)
+		return -ENOENT;
+	rt->owner = 1;
+	rt->lease_until = now + valid_ms;
+	/* the first write after a takeover is a resync against what Redis holds, even for a
+	 * target this process never wrote: another instance's results are there */
+	rt->resync = 1;
+	rt->fence = fence;
+	sched_set_due(sched_of(r, rt), id, now, now);
+	runner__kick(r);
+	return 0;
+}
+
+void runner_share_kept(runner_t *r, const char *id, uint64_t fence, uint32_t valid_ms)
+{
+	rtarget_t *rt = runner__find_target(r, id);
+
+	if (!rt || rt->removed)
+		return;
+	rt->owner = 1;
+	rt->lease_until = now_ms(r) + valid_ms;
+	if (fence && fence != rt->fence) {
+		rt->fence = fence; /* Redis lost it (restarted empty) and gave it a new fence */
+		rt->resync = 1;
+	}
+}
+
+void runner_share_lost(runner_t *r, const char *id)
+{
+	rtarget_t *rt = runner__find_target(r, id);
+
+	if (!rt || rt->removed)
+		return;
+	rt->owner = 0;
+	rt->lease_until = 0;
+	/* its next due run is parked; a watched page closes then */
+}
+
+uint64_t runner_targets_gen(const runner_t *r)
+{
+	return r->targets_gen;
 }

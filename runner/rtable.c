@@ -133,6 +133,7 @@ static void target_add(runner_t *r, target_spec_t *spec, const char *parent)
 	r->targets = rt;
 	index_add(r, rt);
 	r->ntargets++;
+	r->targets_gen++;
 	sched_add(sched_of(r, rt), rt->spec.id, rt->host, rt->klass, rt->spec.interval_ms, rt,
 	          now_ms(r));
 	log_info("run", "target %s added (%s, %s, %s%s)", rt->spec.id, rt->spec.adapter->name,
@@ -145,6 +146,7 @@ void runner__target_remove(runner_t *r, rtarget_t *rt)
 	DLIST_UNLINK(&r->targets, rt, prev, next);
 	index_remove(r, rt);
 	r->ntargets--;
+	r->targets_gen++;
 	rt->removed = 1;
 	if (rt->verify_wanted) {
 		rt->verify_wanted = 0;

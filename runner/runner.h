@@ -81,12 +81,18 @@ typedef struct runner_callbacks {
 	 * Optional. */
 	void (*task_done)(void *ud, const adapter_t *ad, enum pool_outcome outcome,
 	                  uint64_t duration_ms);
-	/* SCHEDULE=redis. NULL: the schedule is local, and run_over is unused.
-	 * claim asks whether this instance runs target id now; it must call cb exactly once,
+	/* SCHEDULE=redis. NULL: the schedule is local, and run_over is unused. The runner
+	 * runs only the targets it holds (runner_share_taken below).
+	 * claim asks whether this instance runs held target id now, when the lease the last
+	 * answer left has no room for the run (fence: ours); it must call cb exactly once,
 	 * from the loop, later (never from inside claim). */
-	void (*claim)(void *ud, const char *id, runner_claimed_cb cb, void *claim_ud);
-	/* A run of a target we claimed is over; it is due again in due_in_ms. */
-	void (*run_over)(void *ud, const char *id, uint32_t due_in_ms);
+	void (*claim)(void *ud, const char *id, uint64_t fence, runner_claimed_cb cb,
+	              void *claim_ud);
+	/* A run of a target we hold is over; it is due again in due_in_ms. The answer comes
+	 * back through runner_share_kept() or runner_share_lost(). release is 0 (the runner
+	 * never gives a target up by itself). */
+	void (*run_over)(void *ud, const char *id, uint32_t due_in_ms, uint64_t fence,
+	                 int release);
 	/* Target id was removed (whatever the schedule). Optional. */
 	void (*forget)(void *ud, const char *id);
 	/* A target's status, after each of its reads, failures and verifications (v borrowed
@@ -159,6 +165,20 @@ typedef struct runner_stats {
 } runner_stats_t;
 
 void runner_get_stats(runner_t *r, runner_stats_t *out);
+
+/* SCHEDULE=redis: what the shared schedule says of target id (from the loop, never from
+ * inside a runner callback). valid_ms: how long from now a run may start without asking.
+ * taken: id is this instance's now (fence: its fence; the next write resyncs); it is due at
+ *        once. -ENOENT if id is not a target here (the caller gives it back).
+ * kept:  our lease of id was renewed (fence: ours, changed if Redis had lost it).
+ * lost:  id is not ours any more: its next run does not happen here (a watched page
+ *        closes then). */
+int runner_share_taken(runner_t *r, const char *id, uint64_t fence, uint32_t valid_ms);
+void runner_share_kept(runner_t *r, const char *id, uint64_t fence, uint32_t valid_ms);
+void runner_share_lost(runner_t *r, const char *id);
+/* + 1 at each target added or removed (also by discovery): the caller re-reads the ids
+ * (runner_foreach_target) when it changes. */
+uint64_t runner_targets_gen(const runner_t *r);
 
 /* One target as /status shows it. Strings are borrowed for the callback's duration. */
 typedef struct runner_target_view {

@@ -69,7 +69,8 @@ typedef struct rtarget {
 	int removed;
 	uint64_t fence;           /* SCHEDULE=redis: the fence of our last won claim; 0 none */
 	int held;                 /* SCHEDULE=redis: our claim of the current run was won */
-	int owner;                /* SCHEDULE=redis: our last answered claim was won */
+	int owner;                /* SCHEDULE=redis: this instance holds it */
+	uint64_t lease_until;     /* SCHEDULE=redis: a run may start without asking until */
 	int resync;               /* SCHEDULE=redis: newly taken over, next write resyncs */
 	int failing_run;          /* this run was handed out failing: 1 + its rkind; 0 not */
 	task_t *task;
@@ -131,6 +132,7 @@ struct runner {
 	sched_t *sched[RK_N];
 	rtarget_t *targets;
 	size_t ntargets;
+	uint64_t targets_gen;     /* + 1 at each target added or removed */
 	rtarget_t **index;        /* by id: nindex buckets (a power of two), chained by hnext */
 	size_t nindex;
 	uint64_t reconcile_pass;  /* counts reconcile() calls, for rtarget_t.mark */

@@ -548,6 +548,22 @@ int sched_defer(sched_t *s, const char *id, uint64_t due_ms, uint64_t now_ms)
 	return 0;
 }
 
+int sched_set_due(sched_t *s, const char *id, uint64_t due_ms, uint64_t now_ms)
+{
+	starget_t *t = sched__target_find(s, id);
+
+	if (!t)
+		return -ENOENT;
+	if (t->state == T_RUNNING)
+		return -EBUSY;
+	due_ms = max_u64(due_ms, now_ms);
+	if (t->state == T_QUEUED && due_ms <= now_ms)
+		return 0; /* due already */
+	detach(s, t);
+	set_waiting(s, t, due_ms);
+	return 0;
+}
+
 int sched_get_info(const sched_t *s, const char *id, sched_info_t *out)
 {
 	const starget_t *t = sched__target_find(s, id);

@@ -140,6 +140,11 @@ int sched_done(sched_t *s, const char *id, int ok, uint64_t now_ms);
  * not been handed out. Returns 0, or -ENOENT (removed meanwhile or not running). */
 int sched_defer(sched_t *s, const char *id, uint64_t due_ms, uint64_t now_ms);
 
+/* A waiting or queued target is due at due_ms instead (earlier or later; at least now): a
+ * target handed over by the shared schedule runs at once. Returns 0, -EBUSY (running), or
+ * -ENOENT. */
+int sched_set_due(sched_t *s, const char *id, uint64_t due_ms, uint64_t now_ms);
+
 /* queued is as of the last call that took now_ms. 0 or -ENOENT. */
 int sched_get_info(const sched_t *s, const char *id, sched_info_t *out);
 void sched_get_stats(sched_t *s, uint64_t now_ms, sched_stats_t *out);

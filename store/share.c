@@ -1,8 +1,8 @@
 /*
- * share: the shared schedule (SCHEDULE=redis); see share.h for the rules. Every rule is one
- * Lua script sent with EVAL on the store's connection (Redis caches the compiled script by
- * its SHA; a claim is a few hundred bytes on a loopback or LAN link). Scripts take Redis's
- * TIME, so due times and heartbeats are on one clock whatever the instances' clocks say.
+ * share: the shared schedule (SCHEDULE=redis); see share.h for the rules and share_lua.c
+ * for the scripts. Every rule is one Lua script, sent by SHA (SCRIPT LOAD once per
+ * connection; until its SHA is known, and again on NOSCRIPT, the script itself), so a
+ * scrape costs Redis one short script call whatever the number of instances.
  *
  * Requests in flight are kept in a list: share_close() answers the claims still waiting with
  * -ECANCELED at once, and the share's memory is freed only after the last reply came back
@@ -20,141 +20,53 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/share_priv.h"
 #include "util/envnum.h"
 #include "util/list.h"
 #include "util/log.h"
 
 #define COMP "share"
 #define KEY_MAX 200
+#define MAX_WORDS 24
+#define TAKE_MOST 1000     /* targets one tick may take */
+#define REGISTER_CHUNK 500 /* ids per register script */
+#define PRUNE_EVERY 30     /* ticks between prunes of this instance's set of held targets */
 
-/* Redis time in ms, as a Lua prelude. */
-#define NOW_LUA STORE_NOW_LUA
-
-/* The share of one instance: targets per live instance, rounded up. */
-#define SHARE_LUA(instances, sched, ttl)                                                      \
-	"local live = redis.call('ZCOUNT', " instances ", now - " ttl ", '+inf')\n"          \
-	"if live < 1 then live = 1 end\n"                                                     \
-	"local share = math.ceil(redis.call('ZCARD', " sched ") / live)\n"
-
-/* KEYS: sched, lease:T, fence:T, instances, owned:I, epoch.
- * ARGV: T, I, lease ms, run ms, "P:owned:" (to find a dead holder's set), deadline (Redis
- * Unix ms, store_deadline; 0 none).
- * Returns {1, fence, 0} (won), {0, 0, retry ms}, or {2, 0, 0} when run past the deadline:
- * the claimer has given up on it (a stopped server runs it on resuming), so nothing is done. */
-static const char claim_lua[] =
-        NOW_LUA
-        "local dl = tonumber(ARGV[6])\n"
-        "if dl > 0 and now > dl then return {2, 0, 0} end\n"
-        "local id, me, lease, run = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-        "redis.call('ZADD', KEYS[4], now, me)\n"
-        "local due = redis.call('ZSCORE', KEYS[1], id)\n"
-        "if due then due = tonumber(due) else\n"
-        "  redis.call('ZADD', KEYS[1], now, id)\n"
-        "  due = now\n"
-        "end\n"
-        "local holder = redis.call('GET', KEYS[2])\n"
-        "if holder == me then\n"
-        "  local f = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
-        "  if f == 0 then\n"
-        STORE_EPOCH_LUA("KEYS[6]")
-        "    f = e\n"
-        "    redis.call('SET', KEYS[3], string.format('%.0f', f))\n"
-        "  end\n"
-        "  redis.call('SET', KEYS[2], me, 'PX', lease + run)\n"
-        "  redis.call('SADD', KEYS[5], id)\n"
-        "  return {1, f, 0}\n"
-        "end\n"
-        "if holder then\n"
-        "  local seen = tonumber(redis.call('ZSCORE', KEYS[4], holder) or '0')\n"
-        "  if seen + lease > now then\n"
-        "    if due > now then return {0, 0, due - now + 500} end\n"
-        "    return {0, 0, 1000}\n"
-        "  end\n"
-        "  redis.call('SREM', ARGV[5] .. holder, id)\n" /* a dead holder: take over */
-        "elseif due > now + 50 then\n"
-        "  return {0, 0, due - now}\n" /* released with a due time: wait for it */
-        "end\n"
-        SHARE_LUA("KEYS[4]", "KEYS[1]", "lease")
-        "redis.call('SREM', KEYS[5], id)\n"
-        "if redis.call('SCARD', KEYS[5]) >= share then return {0, 0, 1000} end\n"
-        STORE_EPOCH_LUA("KEYS[6]")
-        "local f = e\n"
-        "redis.call('SET', KEYS[3], string.format('%.0f', f))\n"
-        "redis.call('SET', KEYS[2], me, 'PX', lease + run)\n"
-        "redis.call('SADD', KEYS[5], id)\n"
-        "return {1, f, 0}\n";
-
-/* KEYS: sched, lease:T, instances, owned:I. ARGV: T, I, next ms, lease ms, run ms.
- * Returns 0 (not ours any more), 1 (kept), 2 (released to even the shares). */
-static const char done_lua[] =
-        NOW_LUA
-        "local id, me, nxt = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
-        "local lease, run = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
-        "if redis.call('GET', KEYS[2]) ~= me then return 0 end\n"
-        "redis.call('ZADD', KEYS[1], now + nxt, id)\n"
-        SHARE_LUA("KEYS[3]", "KEYS[1]", "lease")
-        "if redis.call('SCARD', KEYS[4]) > share then\n"
-        "  redis.call('DEL', KEYS[2])\n"
-        "  redis.call('SREM', KEYS[4], id)\n"
-        "  return 2\n"
-        "end\n"
-        "redis.call('SET', KEYS[2], me, 'PX', nxt + lease + run)\n"
-        "return 1\n";
-
-/* KEYS: sched, lease:T, owned:I. ARGV: T, I. */
-static const char forget_lua[] =
-        "redis.call('ZREM', KEYS[1], ARGV[1])\n"
-        "if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end\n"
-        "redis.call('SREM', KEYS[3], ARGV[1])\n"
-        "return 1\n";
-
-/* KEYS: instances, owned:I. ARGV: I, "P:lease:", "P:owned:", lease ms.
- * Returns {live instances, targets held}. Instances silent for an hour are forgotten. */
-static const char heartbeat_lua[] =
-        NOW_LUA
-        "local me, lease = ARGV[1], tonumber(ARGV[4])\n"
-        "redis.call('ZADD', KEYS[1], now, me)\n"
-        "for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
-        "  if redis.call('GET', ARGV[2] .. id) ~= me then redis.call('SREM', KEYS[2], id) end\n"
-        "end\n"
-        "for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - 3600000)) do\n"
-        "  redis.call('ZREM', KEYS[1], old)\n"
-        "  redis.call('DEL', ARGV[3] .. old)\n"
-        "end\n"
-        "return {redis.call('ZCOUNT', KEYS[1], now - lease, '+inf'), "
-        "redis.call('SCARD', KEYS[2])}\n";
-
-/* KEYS: instances, owned:I. ARGV: I, "P:lease:". Releases every lease of I. */
-static const char close_lua[] =
-        "for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
-        "  if redis.call('GET', ARGV[2] .. id) == ARGV[1] then redis.call('DEL', ARGV[2] .. id) end\n"
-        "end\n"
-        "redis.call('DEL', KEYS[2])\n"
-        "redis.call('ZREM', KEYS[1], ARGV[1])\n"
-        "return 1\n";
-
-enum req_kind { R_CLAIM, R_DONE, R_FORGET, R_HEARTBEAT, R_CLOSE };
+enum req_kind { R_CLAIM, R_DONE, R_FORGET, R_TICK, R_CLOSE, R_REGISTER, R_LOAD };
 
 typedef struct sreq {
 	struct sreq *prev, *next;
 	share_t *sh;
 	enum req_kind kind;
+	enum share_script script;
 	share_claim_cb cb;
 	void *ud;
-	int delivered;
+	int delivered, retried;
+	char id[KEY_MAX];  /* R_DONE: the target */
+	/* the command, kept for a second send in full on NOSCRIPT */
+	int argc;
+	const char *argv[MAX_WORDS];
+	size_t lens[MAX_WORDS];
+	char *buf;
 } sreq_t;
 
 struct share {
 	uv_loop_t *loop;
 	store_t *store;
 	share_opts_t o;
+	share_callbacks_t cbs;
 	share_stats_t st;
 	sreq_t *reqs; /* in flight */
 	uv_timer_t beat, grace;
-	unsigned open_handles;
-	int closing, close_sent, cb_done;
+	unsigned open_handles, ticks;
+	int closing, close_sent, cb_done, tick_inflight, registered_once;
 	void (*close_cb)(void *ud);
 	void *close_ud;
+	char sha[SS_N][41]; /* "" until SCRIPT LOAD answered */
+	int loading[SS_N];
+	char **ids; /* the targets, sorted, for registration */
+	size_t nids;
+	char *info; /* this instance's line in the cluster view */
 	/* Who holds leases in Redis: SCHEDULE_INSTANCE (a label) and a token drawn at each
 	 * start, "label#1a2b3c4d", so that a restart under the same label (a container
 	 * restarted under its hostname) is a new holder with new fences, never the old one
@@ -239,8 +151,13 @@ int share_opts_from_env(share_opts_t *o, errlist_t *errs)
 
 static void maybe_free(share_t *sh)
 {
-	if (sh->cb_done && !sh->reqs && !sh->open_handles)
+	if (sh->cb_done && !sh->reqs && !sh->open_handles) {
+		for (size_t i = 0; i < sh->nids; i++)
+			free(sh->ids[i]);
+		free(sh->ids);
+		free(sh->info);
 		free(sh);
+	}
 }
 
 static void key(const share_t *sh, char out[KEY_MAX], const char *kind, const char *id)
@@ -254,7 +171,8 @@ static void key(const share_t *sh, char out[KEY_MAX], const char *kind, const ch
 /* Every key and number a script may need, for one target (id NULL: none). */
 typedef struct keys {
 	char sched[KEY_MAX], lease[KEY_MAX], fence[KEY_MAX], instances[KEY_MAX], owned[KEY_MAX];
-	char epoch[KEY_MAX], lease_prefix[KEY_MAX], owned_prefix[KEY_MAX];
+	char epoch[KEY_MAX], cluster[KEY_MAX], lease_prefix[KEY_MAX], owned_prefix[KEY_MAX];
+	char fence_prefix[KEY_MAX];
 	char lease_ms[16], run_ms[16];
 } keys_t;
 
@@ -266,43 +184,120 @@ static void keys_for(const share_t *sh, const char *id, keys_t *k)
 	key(sh, k->instances, "instances", NULL);
 	key(sh, k->owned, "owned", sh->ident);
 	key(sh, k->epoch, "epoch", NULL);
+	key(sh, k->cluster, "cluster", NULL);
 	key(sh, k->lease_prefix, "lease", "");
 	key(sh, k->owned_prefix, "owned", "");
+	key(sh, k->fence_prefix, "fence", "");
 	snprintf(k->lease_ms, sizeof k->lease_ms, "%" PRIu32, sh->o.lease_ms);
 	snprintf(k->run_ms, sizeof k->run_ms, "%" PRIu32, sh->o.run_ms);
 }
 
 static void on_reply(void *ud, redisReply *rep);
 
-/* EVALs script with nkeys keys then the args; the request joins the in-flight list.
- * Returns 0 or the store's error (the request is freed then). */
-static int send_eval(share_t *sh, sreq_t *q, const char *script, int nkeys,
-                     const char *const *words, int nwords)
+static void link_req(share_t *sh, sreq_t *q)
 {
-	const char *argv[16];
-	size_t lens[16];
-	char nk[8];
-	int argc = 0, rc;
-
-	snprintf(nk, sizeof nk, "%d", nkeys);
-	argv[argc++] = "EVAL";
-	argv[argc++] = script;
-	argv[argc++] = nk;
-	for (int i = 0; i < nwords && argc < 16; i++)
-		argv[argc++] = words[i];
-	for (int i = 0; i < argc; i++)
-		lens[i] = strlen(argv[i]);
-	q->sh = sh;
-	rc = store_command(sh->store, on_reply, q, argc, argv, lens);
-	if (rc != 0) {
-		free(q);
-		return rc;
-	}
 	q->next = sh->reqs;
+	q->prev = NULL;
 	if (sh->reqs)
 		sh->reqs->prev = q;
 	sh->reqs = q;
-	return 0;
+}
+
+static void free_req(sreq_t *q)
+{
+	free(q->buf);
+	free(q);
+}
+
+/* Sends q's command (argv[0] "EVALSHA" with the SHA, or "EVAL" with the script). */
+static int send_req(share_t *sh, sreq_t *q)
+{
+	int rc = store_command(sh->store, on_reply, q, q->argc, q->argv, q->lens);
+	if (rc == 0)
+		link_req(sh, q);
+	return rc;
+}
+
+static void load_script(share_t *sh, enum share_script s);
+
+/* Runs script s with nkeys keys then the words (copied into q). Returns 0 or the store's
+ * error (q is freed then). */
+static int send_script(share_t *sh, sreq_t *q, enum share_script s, int nkeys,
+                       const char *const *words, int nwords)
+{
+	size_t total = 16, off = 0;
+	int rc;
+
+	q->sh = sh;
+	q->script = s;
+	for (int i = 0; i < nwords; i++)
+		total += strlen(words[i]) + 1;
+	q->buf = xcalloc(total);
+	q->argc = 0;
+	if (sh->sha[s][0]) {
+		q->argv[q->argc++] = "EVALSHA";
+		q->argv[q->argc++] = sh->sha[s];
+	} else {
+		q->argv[q->argc++] = "EVAL";
+		q->argv[q->argc++] = share__lua[s];
+		load_script(sh, s);
+	}
+	off = (size_t)snprintf(q->buf, total, "%d", nkeys) + 1;
+	q->argv[q->argc++] = q->buf;
+	for (int i = 0; i < nwords && q->argc < MAX_WORDS; i++) {
+		size_t n = strlen(words[i]);
+		memcpy(q->buf + off, words[i], n + 1);
+		q->argv[q->argc++] = q->buf + off;
+		off += n + 1;
+	}
+	for (int i = 0; i < q->argc; i++)
+		q->lens[i] = strlen(q->argv[i]);
+	rc = send_req(sh, q);
+	if (rc != 0)
+		free_req(q);
+	return rc;
+}
+
+/* Learns script s's SHA (once per connection: a restarted Redis answers NOSCRIPT, and the
+ * SHA is learnt again). */
+static void load_script(share_t *sh, enum share_script s)
+{
+	sreq_t *q;
+
+	if (sh->loading[s])
+		return;
+	q = xcalloc(sizeof *q);
+	q->sh = sh;
+	q->kind = R_LOAD;
+	q->script = s;
+	q->argc = 3;
+	q->argv[0] = "SCRIPT";
+	q->argv[1] = "LOAD";
+	q->argv[2] = share__lua[s];
+	for (int i = 0; i < 3; i++)
+		q->lens[i] = strlen(q->argv[i]);
+	if (send_req(sh, q) != 0) {
+		free_req(q);
+		return;
+	}
+	sh->loading[s] = 1;
+}
+
+/* NOSCRIPT: Redis lost its script cache (restarted). The SHA is learnt again, and q is sent
+ * once more with the script itself. 1 if it was sent again. */
+static int resend_in_full(share_t *sh, sreq_t *q, const redisReply *rep)
+{
+	if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "NOSCRIPT", 8) != 0 ||
+	    q->retried || q->kind == R_LOAD)
+		return 0;
+	sh->sha[q->script][0] = '\0';
+	q->retried = 1;
+	q->argv[0] = "EVAL";
+	q->argv[1] = share__lua[q->script];
+	q->lens[0] = 4;
+	q->lens[1] = strlen(q->argv[1]);
+	load_script(sh, q->script);
+	return send_req(sh, q) == 0;
 }
 
 static void deliver(sreq_t *q, int status, uint64_t fence, uint32_t retry_ms)
@@ -333,6 +328,7 @@ static int int_at(const redisReply *rep, size_t i, long long *out)
 }
 
 static void finish_close(share_t *sh);
+static void register_all(share_t *sh, uint32_t delay_ms);
 
 /* Why a command got no reply: the store dropped a connection that did not answer in time
  * (-ETIMEDOUT), or it was lost or closed (-ENOTCONN). */
@@ -344,57 +340,126 @@ static int lost_status(const share_t *sh)
 	return ss.unresponsive ? -ETIMEDOUT : -ENOTCONN;
 }
 
+static void on_claim_reply(sreq_t *q, const redisReply *rep)
+{
+	long long a, b, c;
+
+	if (!rep)
+		deliver(q, lost_status(q->sh), 0, 0);
+	else if (int_at(rep, 0, &a) == 0 && a == 2)
+		deliver(q, -ETIMEDOUT, 0, 0); /* answered, but run late by Redis's clock */
+	else if (int_at(rep, 0, &a) || int_at(rep, 1, &b) || int_at(rep, 2, &c) ||
+	         (a != 0 && a != 1) || b < 0 || c < 0) {
+		if (rep->type != REDIS_REPLY_ERROR)
+			log_warn(COMP, "unexpected reply to a claim: expected {0|1, fence, ms}");
+		deliver(q, -EPROTO, 0, 0);
+	} else {
+		deliver(q, (int)a, (uint64_t)b, c > 3600000 ? 3600000u : (uint32_t)c);
+	}
+}
+
+static void on_done_reply(share_t *sh, sreq_t *q, const redisReply *rep)
+{
+	long long a, b;
+
+	if (int_at(rep, 0, &a) || int_at(rep, 1, &b) || a < 0 || a > 2 || b < 0)
+		return; /* lost with the connection (the lease's expiry frees the target) */
+	if (a == 1) {
+		sh->st.renewed++;
+		if (sh->cbs.kept)
+			sh->cbs.kept(sh->cbs.ud, q->id, (uint64_t)b, sh->o.lease_ms);
+		return;
+	}
+	if (a == 2)
+		sh->st.released++;
+	else
+		sh->st.lost++;
+	if (sh->cbs.lost)
+		sh->cbs.lost(sh->cbs.ud, q->id);
+}
+
+static void on_tick_reply(share_t *sh, const redisReply *rep)
+{
+	long long live, held, size, unheld, shr, fence;
+
+	sh->tick_inflight = 0;
+	if (int_at(rep, 0, &live) || int_at(rep, 1, &held) || int_at(rep, 2, &size) ||
+	    int_at(rep, 3, &unheld) || int_at(rep, 4, &shr)) {
+		if (rep && rep->type != REDIS_REPLY_ERROR)
+			log_warn(COMP, "unexpected reply to a tick: expected {live, held, size, "
+			               "unheld, share, id, fence...}");
+		return;
+	}
+	sh->st.instances = (unsigned)live;
+	sh->st.scheduled = (unsigned)size;
+	sh->st.unheld = (unsigned)unheld;
+	sh->st.share = (unsigned)shr;
+	for (size_t i = 5; i + 1 < rep->elements; i += 2) {
+		const redisReply *id = rep->element[i];
+		if (id->type != REDIS_REPLY_STRING || int_at(rep, i + 1, &fence) || fence <= 0)
+			continue;
+		sh->st.taken++;
+		if (sh->cbs.taken && sh->cbs.taken(sh->cbs.ud, id->str, (uint64_t)fence,
+		                                   sh->o.lease_ms) != 0) {
+			/* not one of our targets (another instance's file has it): give it back */
+			share_done(sh, id->str, 0, (uint64_t)fence, 1);
+			held--;
+		}
+	}
+	sh->st.owned = held > 0 ? (unsigned)held : 0;
+	/* the schedule lost targets we have: Redis restarted empty (or another instance
+	 * forgot them). Their holders take theirs back at their next run; the others are put
+	 * back due after a lease and a run, so that nobody takes a target its holder still
+	 * runs. */
+	if ((size_t)size < sh->nids && sh->registered_once) {
+		log_warn(COMP, "the shared schedule holds %lld of our %zu targets: putting them back",
+		         size, sh->nids);
+		register_all(sh, sh->o.lease_ms + sh->o.run_ms);
+	}
+}
+
 static void on_reply(void *ud, redisReply *rep)
 {
 	sreq_t *q = ud;
 	share_t *sh = q->sh;
-	long long a, b, c;
 
 	DLIST_UNLINK(&sh->reqs, q, prev, next);
+	if (resend_in_full(sh, q, rep))
+		return;
 	if (rep && rep->type == REDIS_REPLY_ERROR)
 		log_warn(COMP, "Redis refused a schedule script (%s): %.200s",
-		         q->kind == R_CLAIM      ? "claim"
-		         : q->kind == R_DONE     ? "done"
-		         : q->kind == R_FORGET   ? "forget"
-		         : q->kind == R_CLOSE    ? "close"
-		                                 : "heartbeat",
-		         rep->str);
+		         share__lua_name[q->script], rep->str);
 	switch (q->kind) {
+	case R_LOAD:
+		sh->loading[q->script] = 0;
+		if (rep && rep->type == REDIS_REPLY_STRING && rep->len == 40)
+			memcpy(sh->sha[q->script], rep->str, 41);
+		break;
 	case R_CLAIM:
-		if (!rep)
-			deliver(q, lost_status(sh), 0, 0);
-		else if (int_at(rep, 0, &a) == 0 && a == 2)
-			deliver(q, -ETIMEDOUT, 0, 0); /* answered, but run late by Redis's clock */
-		else if (int_at(rep, 0, &a) || int_at(rep, 1, &b) || int_at(rep, 2, &c) ||
-		         (a != 0 && a != 1) || b < 0 || c < 0) {
-			if (rep->type != REDIS_REPLY_ERROR)
-				log_warn(COMP, "unexpected reply to a claim: expected {0|1, fence, ms}");
-			deliver(q, -EPROTO, 0, 0);
-		} else {
-			deliver(q, (int)a, (uint64_t)b, c > 3600000 ? 3600000u : (uint32_t)c);
-		}
+		on_claim_reply(q, rep);
 		break;
 	case R_DONE:
-		if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 2)
-			sh->st.released++;
+		if (!sh->closing)
+			on_done_reply(sh, q, rep);
 		break;
-	case R_HEARTBEAT:
-		if (int_at(rep, 0, &a) == 0 && int_at(rep, 1, &b) == 0 && a >= 0 && b >= 0) {
-			sh->st.instances = (unsigned)a;
-			sh->st.owned = (unsigned)b;
-		}
+	case R_TICK:
+		if (!sh->closing)
+			on_tick_reply(sh, rep);
+		else
+			sh->tick_inflight = 0;
 		break;
 	case R_CLOSE:
 		if (rep && rep->type == REDIS_REPLY_INTEGER)
 			log_info(COMP, "instance %s released its targets", sh->ident);
-		free(q);
+		free_req(q);
 		finish_close(sh);
 		maybe_free(sh);
 		return;
 	case R_FORGET:
+	case R_REGISTER:
 		break;
 	}
-	free(q);
+	free_req(q);
 	maybe_free(sh);
 }
 
@@ -426,12 +491,12 @@ static void on_deferred(uv_timer_t *t)
 	uv_close((uv_handle_t *)&d->t, on_deferred_closed);
 }
 
-void share_claim(share_t *sh, const char *id, share_claim_cb cb, void *ud)
+void share_claim(share_t *sh, const char *id, uint64_t fence, share_claim_cb cb, void *ud)
 {
 	sreq_t *q = xcalloc(sizeof *q);
 	deferred_t *d;
 	keys_t k;
-	char deadline[24];
+	char deadline[24], mine[24];
 	int rc = -ECANCELED;
 
 	q->kind = R_CLAIM;
@@ -440,11 +505,12 @@ void share_claim(share_t *sh, const char *id, share_claim_cb cb, void *ud)
 	if (!sh->closing) {
 		keys_for(sh, id, &k);
 		snprintf(deadline, sizeof deadline, "%" PRIu64, store_deadline(sh->store));
-		rc = send_eval(sh, q, claim_lua, 6,
-		               (const char *const[]){ k.sched, k.lease, k.fence, k.instances, k.owned,
-		                                      k.epoch, id, sh->ident, k.lease_ms,
-		                                      k.run_ms, k.owned_prefix, deadline },
-		               12);
+		snprintf(mine, sizeof mine, "%" PRIu64, fence);
+		rc = send_script(sh, q, SS_CLAIM, 6,
+		                 (const char *const[]){ k.sched, k.lease, k.fence, k.instances,
+		                                        k.owned, k.epoch, id, sh->ident, k.lease_ms,
+		                                        k.run_ms, mine, deadline },
+		                 12);
 		if (rc == 0)
 			return;
 	} else {
@@ -473,20 +539,23 @@ static sreq_t *new_req(share_t *sh, enum req_kind kind)
 	return q;
 }
 
-void share_done(share_t *sh, const char *id, uint32_t next_ms)
+void share_done(share_t *sh, const char *id, uint32_t next_ms, uint64_t fence, int release)
 {
 	sreq_t *q = new_req(sh, R_DONE);
-	char nxt[16];
+	char nxt[16], mine[24];
 	keys_t k;
 
 	if (!q)
 		return;
+	snprintf(q->id, sizeof q->id, "%s", id);
 	keys_for(sh, id, &k);
 	snprintf(nxt, sizeof nxt, "%" PRIu32, next_ms);
-	(void)send_eval(sh, q, done_lua, 4,
-	                (const char *const[]){ k.sched, k.lease, k.instances, k.owned, id,
-	                                       sh->ident, nxt, k.lease_ms, k.run_ms },
-	                9);
+	snprintf(mine, sizeof mine, "%" PRIu64, fence);
+	(void)send_script(sh, q, SS_DONE, 6,
+	                  (const char *const[]){ k.sched, k.lease, k.fence, k.instances, k.owned,
+	                                         k.epoch, id, sh->ident, nxt, k.lease_ms, k.run_ms,
+	                                         mine, release ? "1" : "0" },
+	                  13);
 }
 
 void share_forget(share_t *sh, const char *id)
@@ -497,32 +566,143 @@ void share_forget(share_t *sh, const char *id)
 	if (!q)
 		return;
 	keys_for(sh, id, &k);
-	(void)send_eval(sh, q, forget_lua, 3,
-	                (const char *const[]){ k.sched, k.lease, k.owned, id, sh->ident }, 5);
+	(void)send_script(sh, q, SS_FORGET, 3,
+	                  (const char *const[]){ k.sched, k.lease, k.owned, id, sh->ident }, 5);
 }
+
+/* ---- registration: the targets on the schedule ---- */
+
+/* One register script per chunk of ids (ZADD NX: those already there keep their score). */
+static void register_ids(share_t *sh, char *const *ids, size_t n, uint32_t delay_ms)
+{
+	char sched[KEY_MAX], delay[16];
+
+	key(sh, sched, "sched", NULL);
+	snprintf(delay, sizeof delay, "%" PRIu32, delay_ms);
+	for (size_t at = 0; at < n; at += REGISTER_CHUNK) {
+		size_t m = n - at < REGISTER_CHUNK ? n - at : REGISTER_CHUNK;
+		sreq_t *q = new_req(sh, R_REGISTER);
+		const char **argv;
+		size_t *lens;
+		char nk[4] = "1";
+		int argc = 0;
+
+		if (!q)
+			return;
+		/* more words than a request keeps: sent once, never again in full (a lost
+		 * registration is made again by the next tick that sees the schedule short) */
+		argv = calloc(m + 5, sizeof *argv);
+		lens = calloc(m + 5, sizeof *lens);
+		if (!argv || !lens)
+			abort();
+		argv[argc++] = sh->sha[SS_REGISTER][0] ? "EVALSHA" : "EVAL";
+		argv[argc++] = sh->sha[SS_REGISTER][0] ? sh->sha[SS_REGISTER] : share__lua[SS_REGISTER];
+		argv[argc++] = nk;
+		argv[argc++] = sched;
+		argv[argc++] = delay;
+		for (size_t i = 0; i < m; i++)
+			argv[argc++] = ids[at + i];
+		for (int i = 0; i < argc; i++)
+			lens[i] = strlen(argv[i]);
+		q->sh = sh;
+		q->script = SS_REGISTER;
+		q->retried = 1; /* NOSCRIPT: not resent (see above) */
+		if (!sh->sha[SS_REGISTER][0])
+			load_script(sh, SS_REGISTER);
+		if (store_command(sh->store, on_reply, q, argc, argv, lens) == 0)
+			link_req(sh, q);
+		else
+			free_req(q);
+		free(argv);
+		free(lens);
+	}
+}
+
+static void register_all(share_t *sh, uint32_t delay_ms)
+{
+	register_ids(sh, sh->ids, sh->nids, delay_ms);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void share_set_targets(share_t *sh, const char *const *ids, size_t n)
+{
+	char **next = n ? calloc(n, sizeof *next) : NULL, **fresh = NULL;
+	size_t nfresh = 0;
+
+	if (n && !next)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (!(next[i] = strdup(ids[i])))
+			abort();
+	qsort(next, n, sizeof *next, cmp_str);
+	/* the ids we did not have: new targets, due at once (NX: a target another instance
+	 * put there first keeps its time) */
+	if (n && !(fresh = calloc(n, sizeof *fresh)))
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (!sh->ids || !bsearch(&next[i], sh->ids, sh->nids, sizeof *sh->ids, cmp_str))
+			fresh[nfresh++] = next[i];
+	for (size_t i = 0; i < sh->nids; i++)
+		free(sh->ids[i]);
+	free(sh->ids);
+	sh->ids = next;
+	sh->nids = n;
+	if (store_ready(sh->store) && nfresh) {
+		register_ids(sh, fresh, nfresh, 0);
+		sh->registered_once = 1;
+	}
+	free(fresh);
+}
+
+void share_set_info(share_t *sh, const char *json)
+{
+	free(sh->info);
+	sh->info = json ? strdup(json) : NULL;
+}
+
+/* ---- the tick ---- */
 
 static void on_beat(uv_timer_t *t)
 {
 	share_t *sh = t->data;
 	sreq_t *q;
 	keys_t k;
+	char most[16];
 
-	if (!store_ready(sh->store) || !(q = new_req(sh, R_HEARTBEAT)))
+	if (!store_ready(sh->store) || sh->tick_inflight)
+		return;
+	if (!sh->registered_once && sh->nids) {
+		register_all(sh, 0);
+		sh->registered_once = 1;
+	}
+	if (!(q = new_req(sh, R_TICK)))
 		return;
 	keys_for(sh, NULL, &k);
-	(void)send_eval(sh, q, heartbeat_lua, 2,
-	                (const char *const[]){ k.instances, k.owned, sh->ident, k.lease_prefix,
-	                                       k.owned_prefix, k.lease_ms },
-	                6);
+	snprintf(most, sizeof most, "%d", TAKE_MOST);
+	if (send_script(sh, q, SS_TICK, 5,
+	                (const char *const[]){ k.sched, k.instances, k.owned, k.epoch, k.cluster,
+	                                       sh->ident, k.lease_prefix, k.owned_prefix,
+	                                       k.fence_prefix, k.lease_ms, k.run_ms, most,
+	                                       ++sh->ticks % PRUNE_EVERY == 0 ? "1" : "0",
+	                                       sh->info ? sh->info : "{}" },
+	                14) == 0)
+		sh->tick_inflight = 1;
 }
 
-share_t *share_new(uv_loop_t *loop, store_t *store, const share_opts_t *o)
+share_t *share_new(uv_loop_t *loop, store_t *store, const share_opts_t *o,
+                   const share_callbacks_t *cbs)
 {
 	share_t *sh = xcalloc(sizeof *sh);
 
 	sh->loop = loop;
 	sh->store = store;
 	sh->o = *o;
+	if (cbs)
+		sh->cbs = *cbs;
 	{
 		uint32_t token = 0;
 		struct timespec ts;
@@ -538,6 +718,8 @@ share_t *share_new(uv_loop_t *loop, store_t *store, const share_opts_t *o)
 		sh->o.run_ms = 30000;
 	if (!sh->o.heartbeat_ms)
 		sh->o.heartbeat_ms = sh->o.lease_ms / 5 < 200 ? 200 : sh->o.lease_ms / 5;
+	if (sh->o.heartbeat_ms > 1000)
+		sh->o.heartbeat_ms = 1000; /* the tick also takes free targets: at least each second */
 	uv_timer_init(loop, &sh->beat);
 	uv_timer_init(loop, &sh->grace);
 	sh->beat.data = sh->grace.data = sh;
@@ -606,9 +788,10 @@ void share_close(share_t *sh, void (*cb)(void *ud), void *ud)
 		if (r->kind == R_CLAIM)
 			deliver(r, -ECANCELED, 0, 0);
 	keys_for(sh, NULL, &k);
-	if (send_eval(sh, q, close_lua, 2,
-	              (const char *const[]){ k.instances, k.owned, sh->ident, k.lease_prefix },
-	              4) != 0) {
+	if (send_script(sh, q, SS_CLOSE, 4,
+	                (const char *const[]){ k.instances, k.owned, k.sched, k.cluster, sh->ident,
+	                                       k.lease_prefix },
+	                6) != 0) {
 		finish_close(sh);
 		return;
 	}

@@ -275,11 +275,11 @@ static void test_store__share_claim_times_out(void **state)
 	share_opts_init(&so);
 	snprintf(so.instance, sizeof so.instance, "inst-a");
 	so.lease_ms = 5000;
-	sh = share_new(sk_loop, s, &so);
+	sh = share_new(sk_loop, s, &so, NULL);
 	assert_true(sk_run_until(sk_is_connected, s, 5000));
 
 	tu_redis_signal(r, SIGSTOP);
-	share_claim(sh, "x", on_claimed, &c1);
+	share_claim(sh, "x", 0, on_claimed, &c1);
 	assert_true(sk_run_until(sk_flag_set, &c1.done, 5000));
 	assert_int_equal(c1.status, -ETIMEDOUT);
 	share_get_stats(sh, &ss);
@@ -293,7 +293,7 @@ static void test_store__share_claim_times_out(void **state)
 	rep = sk_cmd(c, "GET cs:lease:x"); /* the late claim ran and did nothing */
 	assert_int_equal(rep->type, REDIS_REPLY_NIL);
 	freeReplyObject(rep);
-	share_claim(sh, "x", on_claimed, &c2);
+	share_claim(sh, "x", 0, on_claimed, &c2);
 	assert_true(sk_run_until(sk_flag_set, &c2.done, 5000));
 	assert_int_equal(c2.status, 1);
 	assert_true(c2.fence > 0);

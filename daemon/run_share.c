@@ -1,0 +1,113 @@
+/*
+ * run_share.c: SCHEDULE=redis wired to the runner. The runner's claim and run_over go to
+ * the shared schedule (store/share.h); what the schedule says (a target taken, kept, lost)
+ * goes back to the runner; the targets the runner has (also those discovery added) go on
+ * the schedule; the instance's line in the cluster view ({prefix}:cluster) says what it
+ * holds and its health.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/run_priv.h"
+#include "scheduler/health.h"
+
+static void on_claim(void *ud, const char *id, uint64_t fence, runner_claimed_cb cb,
+                     void *claim_ud)
+{
+	share_claim(((run_t *)ud)->share, id, fence, cb, claim_ud);
+}
+
+/* The shared schedule closes before the runner's last tasks end (fetches cancelled
+ * after the pool has closed): from then on there is no one to tell. */
+static void on_run_over(void *ud, const char *id, uint32_t due_in_ms, uint64_t fence,
+                        int release)
+{
+	run_t *r = ud;
+	if (r->share)
+		share_done(r->share, id, due_in_ms, fence, release);
+}
+
+void run__share_callbacks(run_t *r, runner_callbacks_t *cbs)
+{
+	(void)r;
+	cbs->claim = on_claim;
+	cbs->run_over = on_run_over;
+}
+
+static int on_taken(void *ud, const char *id, uint64_t fence, uint32_t valid_ms)
+{
+	run_t *r = ud;
+	return r->runner ? runner_share_taken(r->runner, id, fence, valid_ms) : -1;
+}
+
+static void on_kept(void *ud, const char *id, uint64_t fence, uint32_t valid_ms)
+{
+	run_t *r = ud;
+	if (r->runner)
+		runner_share_kept(r->runner, id, fence, valid_ms);
+}
+
+static void on_lost(void *ud, const char *id)
+{
+	run_t *r = ud;
+	if (r->runner)
+		runner_share_lost(r->runner, id);
+}
+
+void run__share_new(run_t *r)
+{
+	share_callbacks_t cbs = { .ud = r, .taken = on_taken, .kept = on_kept, .lost = on_lost };
+
+	r->share = share_new(r->loop, r->store, &r->o->share, &cbs);
+	r->share_gen = (uint64_t)-1;
+}
+
+static int64_t unix_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct ids {
+	const char **v;
+	size_t n;
+} ids_t;
+
+static void collect_id(const runner_target_view_t *v, void *ud)
+{
+	ids_t *ids = ud;
+	ids->v[ids->n++] = v->id;
+}
+
+/* Each tick: the targets again if the runner's changed; the cluster line. */
+void run__share_tick(run_t *r)
+{
+	runner_stats_t rs;
+	json_t *line;
+	char *text;
+
+	if (!r->share)
+		return;
+	if (runner_targets_gen(r->runner) != r->share_gen) {
+		ids_t ids = { 0 };
+		runner_get_stats(r->runner, &rs);
+		ids.v = calloc(rs.targets + 1, sizeof *ids.v);
+		if (!ids.v)
+			abort();
+		runner_foreach_target(r->runner, collect_id, &ids);
+		share_set_targets(r->share, ids.v, ids.n);
+		free(ids.v);
+		r->share_gen = runner_targets_gen(r->runner);
+	}
+	line = json_pack("{s:s, s:I, s:I, s:s, s:s, s:I}", "label", r->o->share.instance, "pid",
+	                 (json_int_t)getpid(), "held", (json_int_t)r->targets_held, "health",
+	                 health_grade_name(health_grade(r->health)), "reasons",
+	                 health_reasons(r->health), "at_unix_ms", (json_int_t)unix_ms());
+	text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+	share_set_info(r->share, text);
+	free(text);
+	json_decref(line);
+}
