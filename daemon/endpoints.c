@@ -544,9 +544,10 @@ static void store_metrics(run_t *r, prom_buf_t *b)
 		share_stats_t sh;
 		share_get_stats(r->share, &sh);
 		prom_header(b, "cdpilot_schedule_claims_total", "counter",
-		            "SCHEDULE=redis claims: won (this instance scrapes), held (another "
-		            "instance holds the target or it is not due), error (Redis could not be "
-		            "asked), timeout (no reply within REDIS_TIMEOUT_MS: not claimed).");
+		            "SCHEDULE=redis claims of late runs (a held target whose lease had no "
+		            "room left): won, held (another instance holds it now), error (Redis "
+		            "could not be asked), timeout (no reply within REDIS_TIMEOUT_MS: not "
+		            "claimed).");
 		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.won, "result", "won",
 		            NULL);
 		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.held, "result", "held",
@@ -561,8 +562,24 @@ static void store_metrics(run_t *r, prom_buf_t *b)
 		      "Live instances on the shared schedule at the last heartbeat.",
 		      (double)sh.instances);
 		gauge(b, "cdpilot_schedule_owned",
-		      "Targets this instance holds on the shared schedule at the last heartbeat.",
+		      "Targets this instance holds on the shared schedule at the last tick.",
 		      (double)sh.owned);
+		gauge(b, "cdpilot_schedule_share",
+		      "Targets per live instance (rounded up) at the last tick: what this "
+		      "instance takes at most.",
+		      (double)sh.share);
+		gauge(b, "cdpilot_schedule_unheld",
+		      "Targets on the shared schedule overdue by more than a lease at the last "
+		      "tick: no instance is running them (the same figure on every instance).",
+		      (double)sh.unheld);
+		prom_header(b, "cdpilot_schedule_handovers_total", "counter",
+		            "Targets that changed hands on the shared schedule: taken (by this "
+		            "instance's ticks: free, due, within its share), lost (another instance "
+		            "holds them now).");
+		prom_sample(b, "cdpilot_schedule_handovers_total", (double)sh.taken, "event", "taken",
+		            NULL);
+		prom_sample(b, "cdpilot_schedule_handovers_total", (double)sh.lost, "event", "lost",
+		            NULL);
 	}
 }
 
@@ -640,11 +657,16 @@ void run__status_extra(run_t *r, json_t *doc)
 		share_stats_t sh;
 		share_get_stats(r->share, &sh);
 		json_object_set_new(doc, "schedule",
-		                    json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:I}", "mode", "redis",
-		                              "instance", share_instance(r->share), "instances",
-		                              (int)sh.instances, "owned", (int)sh.owned, "won",
-		                              (json_int_t)sh.won, "held", (json_int_t)sh.held,
-		                              "errors", (json_int_t)sh.errors));
+		                    json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I, "
+		                              "s:I, s:I}",
+		                              "mode", "redis", "instance", share_instance(r->share),
+		                              "instances", (int)sh.instances, "owned", (int)sh.owned,
+		                              "share", (int)sh.share, "scheduled", (int)sh.scheduled,
+		                              "unheld", (int)sh.unheld, "taken", (json_int_t)sh.taken,
+		                              "lost", (json_int_t)sh.lost, "released",
+		                              (json_int_t)sh.released, "won", (json_int_t)sh.won,
+		                              "held", (json_int_t)sh.held, "errors",
+		                              (json_int_t)sh.errors));
 	}
 	wd_stats_t ws;
 	json_t *by = json_object();

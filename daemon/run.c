@@ -24,6 +24,7 @@
 #include "util/log.h"
 
 #define TICK_MS 1000u
+#define REFUSED_WINDOW_MS 60000u /* refused writes shown in health this long */
 
 #include "daemon/run_priv.h"
 
@@ -148,6 +149,34 @@ static void collect_age(const runner_target_view_t *v, void *ud)
 		a->v[a->n++] = runner_view_age(v, RUNNER_AGE_VERIFIED, a->now);
 }
 
+/* Writes Redis refused (it held a newer result: another instance took the target, or a
+ * fence or seq of ours went back) are shown in health for a minute after the last one:
+ * a takeover refuses the old holder's late writes once; refusals that go on mean results
+ * are being lost. */
+static void note_refused(run_t *r, const store_stats_t *ss, uint64_t now)
+{
+	if (ss->refused_seq > r->refused_seen) {
+		if (!r->refused_since_ms || now - r->refused_last_ms > REFUSED_WINDOW_MS) {
+			r->refused_since_ms = now;
+			r->refused_base = r->refused_seen;
+		}
+		r->refused_seen = ss->refused_seq;
+		r->refused_last_ms = now;
+	}
+	if (r->refused_since_ms && now - r->refused_last_ms <= REFUSED_WINDOW_MS) {
+		char why[200];
+		snprintf(why, sizeof why,
+		         "%" PRIu64 " write(s) refused by Redis since %" PRIu64
+		         " s ago: it holds newer results (another instance holds these targets, "
+		         "or our fences went back)",
+		         r->refused_seen - r->refused_base, (now - r->refused_since_ms) / 1000);
+		health_set_condition(r->health, "refused", HEALTH_DEGRADED, why, now);
+	} else {
+		r->refused_since_ms = 0;
+		health_set_condition(r->health, "refused", HEALTH_HEALTHY, "", now);
+	}
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	run_t *r = t->data;
@@ -203,6 +232,7 @@ static void on_tick(uv_timer_t *t)
 		} else {
 			health_set_condition(r->health, "store", HEALTH_HEALTHY, "", now);
 		}
+		note_refused(r, &ss, now);
 		if (h) {
 			json_object_set_new(h, "instance_pid", json_integer(getpid()));
 			/* the targets its grade is about (SCHEDULE=redis: its share) */

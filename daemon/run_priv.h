@@ -80,7 +80,9 @@ struct run {
 	struct wd *wd;
 	store_t *store;
 	share_t *share;           /* SCHEDULE=redis */
-	uint64_t share_gen;       /* the runner's targets_gen last given to the share */
+	uint64_t share_gen;
+	uint64_t refused_seen, refused_base; /* store writes refused: seen, at the episode's start */
+	uint64_t refused_since_ms, refused_last_ms;       /* the runner's targets_gen last given to the share */
 	entity_engine_t *entities; /* run_entities.c; not fed with SCHEDULE=redis */
 	int entities_warned;      /* the SCHEDULE=redis warning was given */
 	uint64_t tasks_by[16][POOL_NOUTCOMES]; /* [adapter index][outcome] */

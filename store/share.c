@@ -43,6 +43,7 @@ typedef struct sreq {
 	void *ud;
 	int delivered, retried;
 	char id[KEY_MAX];  /* R_DONE: the target */
+	uint32_t next_ms;  /* R_DONE: when it is due again */
 	/* the command, kept for a second send in full on NOSCRIPT */
 	int argc;
 	const char *argv[MAX_WORDS];
@@ -367,7 +368,7 @@ static void on_done_reply(share_t *sh, sreq_t *q, const redisReply *rep)
 	if (a == 1) {
 		sh->st.renewed++;
 		if (sh->cbs.kept)
-			sh->cbs.kept(sh->cbs.ud, q->id, (uint64_t)b, sh->o.lease_ms);
+			sh->cbs.kept(sh->cbs.ud, q->id, (uint64_t)b, q->next_ms + sh->o.lease_ms);
 		return;
 	}
 	if (a == 2)
@@ -548,6 +549,7 @@ void share_done(share_t *sh, const char *id, uint32_t next_ms, uint64_t fence, i
 	if (!q)
 		return;
 	snprintf(q->id, sizeof q->id, "%s", id);
+	q->next_ms = next_ms;
 	keys_for(sh, id, &k);
 	snprintf(nxt, sizeof nxt, "%" PRIu32, next_ms);
 	snprintf(mine, sizeof mine, "%" PRIu64, fence);
