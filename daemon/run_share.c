@@ -86,6 +86,7 @@ static void collect_id(const runner_target_view_t *v, void *ud)
 void run__share_tick(run_t *r)
 {
 	runner_stats_t rs;
+	share_stats_t st;
 	json_t *line;
 	char *text;
 
@@ -102,8 +103,11 @@ void run__share_tick(run_t *r)
 		free(ids.v);
 		r->share_gen = runner_targets_gen(r->runner);
 	}
-	line = json_pack("{s:s, s:I, s:I, s:s, s:s, s:I}", "label", r->o->share.instance, "pid",
-	                 (json_int_t)getpid(), "held", (json_int_t)r->targets_held, "health",
+	share_get_stats(r->share, &st);
+	line = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I}", "label",
+	                 r->o->share.instance, "pid", (json_int_t)getpid(), "held",
+	                 (json_int_t)r->targets_held, "share", (json_int_t)st.share, "unheld",
+	                 (json_int_t)st.unheld, "health",
 	                 health_grade_name(health_grade(r->health)), "reasons",
 	                 health_reasons(r->health), "at_unix_ms", (json_int_t)unix_ms());
 	text = line ? json_dumps(line, JSON_COMPACT) : NULL;
