@@ -19,6 +19,7 @@
 #define EINVAL_ 22
 #define ENOENT_ 2
 #define EEXIST_ 17
+#define EBUSY_ 16
 
 static const char *const vars[] = {
 	"LIVE_INTERVAL_SECONDS", "IMMINENT_INTERVAL_SECONDS", "COMPLETED_INTERVAL_SECONDS",
@@ -139,6 +140,33 @@ static void test_sched__defer_waits_and_keeps_failures(void **state)
 	/* not running: -ENOENT */
 	assert_int_equal(sched_defer(s, "a", 20000, 11700), -ENOENT_);
 	assert_int_equal(sched_defer(s, "nope", 20000, 11700), -ENOENT_);
+}
+
+/* A target parked far away (not ours) runs at once when handed over; sched_set_due moves a
+ * waiting target either way and leaves a running one alone. */
+static void test_sched__set_due_hands_over(void **state)
+{
+	sched_t *s = mk(NULL);
+
+	add(s, "a", "h", SCHED_LIVE, 5000, 0);
+	add(s, "b", "h", SCHED_LIVE, 5000, 0);
+	expect_next(s, 0, "a");
+	assert_int_equal(sched_defer(s, "a", 3600000, 1), 0); /* parked */
+	expect_next(s, 0, "b");
+	assert_int_equal(sched_done(s, "b", 1, 10), 0);
+	expect_next(s, 100, NULL);
+	assert_int_equal(sched_set_due(s, "a", 0, 200), 0); /* handed over: due now (200) */
+	assert_int_equal(info(s, "a").due_ms, 200);
+	expect_next(s, 200, "a");
+	/* running: untouched */
+	assert_int_equal(sched_set_due(s, "a", 0, 300), -EBUSY_);
+	assert_int_equal(sched_done(s, "a", 1, 400), 0);
+	/* later too */
+	assert_int_equal(sched_remove(s, "b"), 0);
+	assert_int_equal(sched_set_due(s, "a", 9000, 500), 0);
+	expect_next(s, 8999, NULL);
+	expect_next(s, 9000, "a");
+	assert_int_equal(sched_set_due(s, "nope", 0, 0), -ENOENT_);
 }
 
 /* ---- ordering ---- */
@@ -1029,6 +1057,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sched__env_every_bad_value_is_listed,
 		                                clear_env, clear_env),
 		cmocka_unit_test_teardown(test_sched__defer_waits_and_keeps_failures, teardown),
+		cmocka_unit_test_teardown(test_sched__set_due_hands_over, teardown),
 		cmocka_unit_test_teardown(test_sched__failing_target_backs_off_across_intervals,
 		                          teardown),
 		cmocka_unit_test_teardown(test_sched__no_backoff_when_cap_is_below_interval,
