@@ -339,7 +339,7 @@ static void on_tick_reply(share_t *sh, const redisReply *rep)
 		if (sh->cbs.taken && sh->cbs.taken(sh->cbs.ud, id->str, (uint64_t)fence,
 		                                   sh->o.lease_ms) != 0) {
 			/* not one of our targets (another instance's file has it): give it back */
-			share_done(sh, id->str, 0, (uint64_t)fence, 1);
+			share_done(sh, id->str, sh->o.lease_ms, (uint64_t)fence, 1);
 			held--;
 		}
 	}
