@@ -18,6 +18,13 @@ if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
                LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 600 LABELS integration)
   cdpilot_test(NAME test_share SOURCES integration/test_share.c support/redis_server.c
                LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 300 LABELS integration)
+  # issue 20's other cases: Redis restarted empty and from RDB (3 x 300 targets), health
+  # of one failing instance, claims per scrape with 1, 4 and 8 instances; about 4.5 min,
+  # and up to 8 daemons at once: run alone
+  cdpilot_test(NAME test_share_more SOURCES integration/test_share_more.c
+               support/redis_server.c LIBS cdpilot_daemonkit cdpilot_store TIMEOUT 400
+               LABELS integration)
+  set_tests_properties(test_share_more PROPERTIES RUN_SERIAL TRUE)
   cdpilot_test(NAME test_observe SOURCES integration/test_observe.c
                LIBS cdpilot_daemonkit m TIMEOUT 300 LABELS integration)
   # `cdpilot try` (the binary) on the fixture in process: its request counts are the check

@@ -147,13 +147,19 @@ char *dk_read_file(const char *path)
 
 int dk_fixture_start(dk_proc_t *p, char *base, size_t baselen)
 {
+	return dk_fixture_start_env(p, base, baselen, NULL);
+}
+
+int dk_fixture_start_env(dk_proc_t *p, char *base, size_t baselen,
+                         const char *const env_extra[])
+{
 	const char *bin = getenv("CDPILOT_FIXTURE_BIN");
 	uint64_t end;
 	int rc;
 
 	if (!bin)
 		fail_msg("CDPILOT_FIXTURE_BIN is not set (run the tests through ctest)");
-	rc = dk_spawn(p, (const char *const[]){ bin, "--port", "0", NULL }, NULL);
+	rc = dk_spawn(p, (const char *const[]){ bin, "--port", "0", NULL }, env_extra);
 	if (rc != 0)
 		return rc;
 	end = tu_now_ms() + 10000;
@@ -178,6 +184,7 @@ int dk_fixture_start(dk_proc_t *p, char *base, size_t baselen)
 int dk_bed_setup(void **state, size_t env_size, const char *name)
 {
 	dk_bed_t *b = calloc(1, env_size);
+	char env[160];
 
 	if (!b)
 		return -1;
@@ -188,7 +195,12 @@ int dk_bed_setup(void **state, size_t env_size, const char *name)
 		return -1;
 	snprintf(b->targets, sizeof b->targets, "%s/targets.json", b->dir);
 	snprintf(b->out, sizeof b->out, "%s/out.jsonl", b->dir);
-	return dk_fixture_start(&b->fx, b->base, sizeof b->base) == 0 ? 0 : -1;
+	snprintf(b->reqlog, sizeof b->reqlog, "%s/requests.log", b->dir);
+	snprintf(env, sizeof env, "FIXTURE_REQUEST_LOG=%s", b->reqlog);
+	return dk_fixture_start_env(&b->fx, b->base, sizeof b->base,
+	                            (const char *const[]){ env, NULL }) == 0
+	               ? 0
+	               : -1;
 }
 
 void dk_bed_release(dk_bed_t *b)
@@ -323,6 +335,102 @@ json_t *dk_read_jsonl(const char *path)
 	}
 	free(text);
 	return arr;
+}
+
+/* N if query ("a=1&t=12") has key=N (decimal), else -1. */
+static long dk_query_num(const char *query, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+		if (strncmp(p, key, klen) == 0 && p[klen] == '=') {
+			char *end;
+			long v = strtol(p + klen + 1, &end, 10);
+			return end > p + klen + 1 && (*end == '\0' || *end == '&') ? v : -1;
+		}
+	}
+	return -1;
+}
+
+static int dk_cmp_req(const void *a, const void *b)
+{
+	const dk_req_t *x = a, *y = b;
+
+	if (x->target != y->target)
+		return x->target < y->target ? -1 : 1;
+	return x->at_ms < y->at_ms ? -1 : x->at_ms > y->at_ms;
+}
+
+size_t dk_reqlog_read(const char *path, const char *key, int ntargets, dk_req_t **out)
+{
+	char *text = dk_read_file(path), *line = text, *nl;
+	size_t n = 0, cap = 0;
+	dk_req_t *reqs = NULL;
+
+	for (; *line && (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		char *sp, *q, *end;
+		long long at;
+		long t;
+		*nl = '\0';
+		at = strtoll(line, &end, 10);
+		sp = end;
+		if (end == line || *sp != ' ')
+			fail_msg("%s: not a request log line: %s", path, line);
+		q = strchr(sp + 1, '?');
+		t = q ? dk_query_num(q + 1, key) : -1;
+		if (t < 0 || t >= ntargets)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 1024;
+			reqs = realloc(reqs, cap * sizeof *reqs);
+			assert_non_null(reqs);
+		}
+		reqs[n].at_ms = at;
+		reqs[n].target = (int)t;
+		n++;
+	}
+	free(text);
+	if (n)
+		qsort(reqs, n, sizeof *reqs, dk_cmp_req);
+	*out = reqs;
+	return n;
+}
+
+size_t dk_reqlog_count(const dk_req_t *reqs, size_t n, int64_t from_ms, int64_t to_ms)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += reqs[i].at_ms >= from_ms && reqs[i].at_ms < to_ms;
+	return c;
+}
+
+int dk_reqlog_doubles(const dk_req_t *reqs, size_t n, int64_t from_ms, int64_t to_ms,
+                      int64_t gap_ms, const char *label)
+{
+	int doubles = 0;
+
+	for (size_t i = 1; i < n; i++) {
+		const dk_req_t *a = &reqs[i - 1], *b = &reqs[i];
+		if (a->target != b->target || a->at_ms < from_ms || b->at_ms >= to_ms ||
+		    b->at_ms - a->at_ms >= gap_ms)
+			continue;
+		if (doubles++ < 5)
+			print_message("%s: target %d requested at %lld and again %lld ms later\n",
+			              label, a->target, (long long)a->at_ms,
+			              (long long)(b->at_ms - a->at_ms));
+	}
+	return doubles;
+}
+
+const dk_req_t *dk_reqlog_last(const dk_req_t *reqs, size_t n, int t, int64_t before_ms)
+{
+	const dk_req_t *last = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (reqs[i].target == t && reqs[i].at_ms < before_ms)
+			last = &reqs[i];
+	return last;
 }
 
 void dk_write_file(const char *path, const char *text)

@@ -35,6 +35,9 @@ char *dk_read_file(const char *path);
 
 /* Starts CDPILOT_FIXTURE_BIN on an ephemeral port; base gets "http://127.0.0.1:PORT". */
 int dk_fixture_start(dk_proc_t *p, char *base, size_t baselen);
+/* The same with env_extra (as dk_spawn), e.g. "FIXTURE_REQUEST_LOG=PATH". */
+int dk_fixture_start_env(dk_proc_t *p, char *base, size_t baselen,
+                         const char *const env_extra[]);
 
 /*
  * dk_bed: what a daemon-level case starts from: the test's process tag, a temp dir
@@ -50,9 +53,10 @@ typedef struct dk_bed {
 	char out[128];     /* dir/out.jsonl, the one daemon's sink */
 	char metrics[64];  /* the one daemon's METRICS_ADDR (dk_run_start) */
 	int port;          /* its port */
+	char reqlog[128];  /* dir/requests.log: the fixture's FIXTURE_REQUEST_LOG */
 } dk_bed_t;
 /* cmocka setup: *state = a zeroed env of env_size bytes (a dk_bed_t first), its bed opened
- * for the test called name. 0 or -1. */
+ * for the test called name, the fixture logging every request to reqlog. 0 or -1. */
 int dk_bed_setup(void **state, size_t env_size, const char *name);
 /* Kills the daemon and the fixture if still running and removes the dir. */
 void dk_bed_release(dk_bed_t *b);
@@ -85,6 +89,31 @@ void dk_check_metric_names(const char *metrics_text, const char *conds);
 /* Every line of a JSON-lines file parsed, as an array (new reference; an unparsable
  * line fails the test). A missing file is an empty array. */
 json_t *dk_read_jsonl(const char *path);
+
+/*
+ * The fixture's request log (FIXTURE_REQUEST_LOG: "<unix ms> <path>[?<query>]" a line),
+ * read back per target: a target's URL names it in its query as KEY=N (write_targets in
+ * test_share: "?t=12"). Checks of who fetched what, from outside cdpilot.
+ */
+typedef struct dk_req {
+	int64_t at_ms; /* arrival at the fixture, Unix ms */
+	int target;    /* N */
+} dk_req_t;
+/* Every request of the log at path whose query has key=N with 0 <= N < ntargets, sorted
+ * by target, then time, into *out (malloc'd; free() it). Returns how many. A missing log
+ * is empty. */
+size_t dk_reqlog_read(const char *path, const char *key, int ntargets, dk_req_t **out);
+/* How many of reqs arrived in [from_ms, to_ms). */
+size_t dk_reqlog_count(const dk_req_t *reqs, size_t n, int64_t from_ms, int64_t to_ms);
+/* "Double scrapes": the pairs of consecutive requests of one target (reqs sorted as
+ * dk_reqlog_read leaves them) both arriving in [from_ms, to_ms) less than gap_ms apart
+ * (half the interval: each target is due once an interval, so two instances scraping it
+ * at once show as two requests within milliseconds). Prints the first few, names them
+ * with label; returns how many. */
+int dk_reqlog_doubles(const dk_req_t *reqs, size_t n, int64_t from_ms, int64_t to_ms,
+                      int64_t gap_ms, const char *label);
+/* The last request of target t in reqs that arrived before before_ms, or NULL. */
+const dk_req_t *dk_reqlog_last(const dk_req_t *reqs, size_t n, int t, int64_t before_ms);
 
 /* Writes text to path (fails the test on error). */
 void dk_write_file(const char *path, const char *text);

@@ -49,7 +49,7 @@ static int spawn(tu_redis_t *r)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
 		       "-::1", "--unixsocket", r->sock, "--unixsocketperm", "700", "--dir", r->dir,
-		       "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+		       "--save", "", "--appendonly", r->no_aof ? "no" : "yes", "--appendfsync", "always",
 		       "--daemonize", "no", "--loglevel", "warning", "--logfile", "redis.log",
 		       (char *)NULL);
 		_exit(127);
@@ -107,6 +107,18 @@ int tu_redis_restart(tu_redis_t *r)
 {
 	if (r->pid)
 		tu_redis_kill(r);
+	return spawn(r);
+}
+
+int tu_redis_restart_from_rdb(tu_redis_t *r)
+{
+	char aof[300];
+
+	if (r->pid)
+		tu_redis_kill(r);
+	snprintf(aof, sizeof aof, "%s/appendonlydir", r->dir);
+	tu_rm_rf(aof);
+	r->no_aof = 1;
 	return spawn(r);
 }
 

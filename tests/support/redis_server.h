@@ -20,6 +20,7 @@ typedef struct tu_redis {
 	char url[400]; /* unix://<sock> */
 	int port;
 	pid_t pid; /* 0 when not running */
+	int no_aof; /* started with --appendonly no (tu_redis_restart_from_rdb) */
 } tu_redis_t;
 
 /* Creates the directory and starts the server; waits (up to 10 s) until it answers PING.
@@ -27,6 +28,11 @@ typedef struct tu_redis {
 int tu_redis_start(tu_redis_t *r);
 /* Starts it again on the same socket, port and directory (after tu_redis_kill). */
 int tu_redis_restart(tu_redis_t *r);
+/* Starts it again (after tu_redis_kill, and a SAVE before it) on the same socket, port
+ * and directory from dir/dump.rdb alone (the
+ * append-only file removed and AOF off from now on, as Redis prefers the AOF when both
+ * exist): the data as of the SAVE, keys whose expiry passed meanwhile gone. 0 or -1. */
+int tu_redis_restart_from_rdb(tu_redis_t *r);
 /* SIGKILL and reap; the directory stays. */
 void tu_redis_kill(tu_redis_t *r);
 /* Sends sig (e.g. SIGSTOP, SIGCONT) to the server. */
