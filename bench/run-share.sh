@@ -9,7 +9,8 @@
 #     when its scraped_at is within 1.5 x the interval of the sample (p50 and min over samples)
 #   - scrapes: lines of the fixture's request log (FIXTURE_REQUEST_LOG) in the window, else
 #     the instances' cdpilot_tasks_total (the table says which)
-#   - Redis CPU (INFO cpu, user + sys, less the usec of the tool's own MGET and INFO) and
+#   - Redis CPU (INFO cpu, user + sys, less the usec of the tool's own MGET and INFO and
+#     what the server spends idle, measured for 5 s before the first level) and
 #     commands (INFO commandstats: all, and EVAL/EVALSHA) per scrape; commandstats also
 #     counts the commands that scripts run (redis.call), so "all" is Redis's whole work
 #   - cdpilot CPU per scrape: utime + stime of every instance's cdpilot process (/proc; not
@@ -98,6 +99,9 @@ python3 bench/share_tool.py targets --base "$base" --n "$targets" --out "$tmp/ta
 echo "== $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $(redis-server --version | cut -d' ' -f1-3)"
 echo "== $targets jsonapi targets at ${interval} s, levels $levels, ${seconds} s each, SCHEDULE_LEASE_SECONDS=$lease"
 
+idle_cpu=$(python3 bench/share_tool.py idle --sock "$redis_sock" --seconds 5)
+echo "== idle redis-server: $(python3 -c "print('%.2f' % ($idle_cpu * 1000))") ms of CPU per second (taken out of its CPU per scrape)"
+
 IFS=, read -r -a level_list <<<"$levels"
 for n in "${level_list[@]}"; do
 	redis-cli -s "$redis_sock" flushall >/dev/null
@@ -120,7 +124,7 @@ for n in "${level_list[@]}"; do
 	spec_list=$(IFS=,; echo "${specs[*]}")
 	python3 bench/share_tool.py level --sock "$redis_sock" --n "$targets" \
 		--interval "$interval" --seconds "$seconds" --lease "$lease" \
-		--warmup $((interval * 2)) --instances "$spec_list" \
+		--warmup $((interval * 2)) --instances "$spec_list" --idle-cpu "$idle_cpu" \
 		--request-log "$request_log" --out "$out" "${kill_args[@]}"
 	stop_instances
 	for i in $(seq 1 "$n"); do

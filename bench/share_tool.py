@@ -12,6 +12,9 @@ the fixture and the cdpilot instances; this reads them from OUTSIDE cdpilot).
       instances' /proc CPU, scrapes); then, with --kill, SIGKILLs that instance and times
       the takeover of the targets its `owned` set held. Appends one JSON line to FILE,
       prints one line of summary.
+  share_tool.py idle --sock PATH [--seconds 5]
+      Redis CPU seconds per second of an idle server (its own timers), taken out of the
+      levels' Redis CPU by --idle-cpu.
   share_tool.py report FILE.jsonl
       The table of the levels in FILE.
 
@@ -239,13 +242,17 @@ def level(a):
     probe_usec = sum(delta.get(c, (0, 0))[1] for c in PROBE_CMDS)
     calls = sum(v[0] for c, v in delta.items()) - sum(probes.values())
     evals = sum(delta.get(c, (0, 0))[0] for c in ("eval", "evalsha", "eval_ro", "evalsha_ro"))
-    redis_cpu = max(0.0, cpu1 - cpu0 - probe_usec / 1e6)
+    # Less what an idle redis-server spends (serverCron, measured before the first level):
+    # a fixed cost, not one per scrape.
+    idle = a.idle_cpu * span
+    redis_cpu = max(0.0, cpu1 - cpu0 - probe_usec / 1e6 - idle)
     res.update({
         "scrapes": int(scrapes), "scrapes_per_s": round(scrapes / span, 1),
         "expected_per_s": round(a.n / a.interval, 1),
         "fresh_p50": percentile(fresh, 0.5), "fresh_min": min(fresh) if fresh else None,
         "samples": len(fresh),
         "redis_cpu_s": round(redis_cpu, 3), "probe_usec": probe_usec,
+        "redis_idle_cpu_s": round(idle, 3), "redis_idle_ms_per_s": round(a.idle_cpu * 1000, 2),
         "commands": {c: v[0] for c, v in sorted(delta.items()) if v[0] and c not in PROBE_CMDS},
         "cdpilot_cpu_s": round(pcpu1 - pcpu0, 2),
     })
@@ -304,8 +311,10 @@ def report(path):
         print(" | ".join(c.rjust(w) for c, w in zip(l, width)))
     if rows:
         x = rows[0]
-        print("interval %ss, SCHEDULE_LEASE_SECONDS=%s, %ss measured per level; scrapes from %s"
+        print("interval %ss, SCHEDULE_LEASE_SECONDS=%s, %ss measured per level; scrapes from %s;"
               % (x["interval_s"], x["lease_s"], x["seconds"], x["scrapes_from"]))
+        print("Redis CPU less the probe's commands and an idle server's %.2f ms/s"
+              % x.get("redis_idle_ms_per_s", 0))
     for x in rows:
         extra = []
         if x.get("warmup_error"):
@@ -337,6 +346,11 @@ def main():
     lv.add_argument("--sample", type=float, default=3)
     lv.add_argument("--warmup", type=float, default=10)
     lv.add_argument("--out", required=True, help="JSON lines file the level is appended to")
+    lv.add_argument("--idle-cpu", type=float, default=0,
+                    help="Redis CPU seconds per second when idle (share_tool.py idle)")
+    il = sub.add_parser("idle")
+    il.add_argument("--sock", required=True)
+    il.add_argument("--seconds", type=float, default=5)
     rp = sub.add_parser("report")
     rp.add_argument("file")
     a = p.parse_args()
@@ -348,6 +362,11 @@ def main():
             json.dump({"targets": items}, f)
     elif a.cmd == "level":
         level(a)
+    elif a.cmd == "idle":
+        r = Redis(a.sock)
+        c0 = info(r)[0]
+        time.sleep(a.seconds)
+        print("%.6f" % max(0.0, (info(r)[0] - c0) / a.seconds))
     else:
         report(a.file)
 
