@@ -6,6 +6,7 @@
 # free port and sets:
 #   $base     the fixture's URL          $tmp   a scratch dir (removed on exit)
 #   $cdpilot  the daemon binary          $fixture_pid
+# daemon_redis starts a private redis-server (persistence off) on $tmp/redis.sock.
 # A trap stops the fixture and every process registered with bg_track on any exit. The
 # fixture is started with launch_fixture of scripts/fixture.sh (sourced by bench/lib.sh).
 
@@ -56,3 +57,19 @@ daemon_setup() {
 
 # now_ms: Unix time in milliseconds.
 now_ms() { date +%s%3N; }
+
+# daemon_redis: a private redis-server on the unix socket $tmp/redis.sock (no TCP port, no
+# persistence), stopped by the exit trap; sets $redis_sock once it answers PING.
+daemon_redis() {
+	redis_sock=$tmp/redis.sock
+	redis-server --port 0 --unixsocket "$redis_sock" --unixsocketperm 700 --dir "$tmp" \
+		--save '' --appendonly no --loglevel warning --logfile "$tmp/redis.log" &
+	bg_track $!
+	for _ in $(seq 1 100); do
+		redis-cli -s "$redis_sock" ping >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "$0: redis-server did not start; its log:" >&2
+	cat "$tmp/redis.log" >&2
+	exit 1
+}
