@@ -78,6 +78,7 @@ static const config_setting_t settings[] = {
 	{ "TASK_TIMEOUT_SECONDS", "--task-timeout-seconds", "pool", "30", "1 to 3600", "deadline of a whole task; past it the context is disposed and the task fails with timeout", 0, NULL },
 	{ "RECYCLE_UPTIME_SECONDS", "--recycle-uptime-seconds", "pool", "21600", "0 (never) to 2592000", "replace the browser after this long; the new one is ready before the old one drains", 0, NULL },
 	{ "RECYCLE_TASK_COUNT", "--recycle-task-count", "pool", "5000", "0 (never) to 100000000", "replace the browser after this many tasks", 0, NULL },
+	{ "BROWSER_IDLE_SECONDS", "--browser-idle-seconds", "pool", "300", "0 (never) to 86400", "close the browser once no target held needs one and no lease has been in use for this long; it is launched again when one does", 0, NULL },
 	{ "BLOCK_RESOURCES", "--block-resources", "pool", "image,media,font", "none, or a comma-separated list of document, stylesheet, image, media, font, script, texttrack, xhr, fetch, eventsource, websocket, manifest, other", "resource types failed before they load", 0, NULL },
 	{ "USER_AGENT", "--user-agent", "pool", "(Chromium's)", "at most 511 characters; empty: Chromium's", "user agent of every page", EMPTY_OK, NULL },
 	{ "VIEWPORT", "--viewport", "pool", "1280x800", "WIDTHxHEIGHT, each 100 to 10000", "viewport of every page", 0, NULL },

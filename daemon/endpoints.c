@@ -1,7 +1,8 @@
 /*
  * endpoints: what the daemon tells operators, on the httpd routes: /metrics (Prometheus
  * text, names in docs/metrics.md), /status (JSON), /healthz (the loop answers) and
- * /readyz (the browser answers a cheap CDP probe and the pool serves). Handlers only read
+ * /readyz (the browser answers a cheap CDP probe and the pool serves; or no target held
+ * needs a browser, none is leased and none runs: the daemon needs none). Handlers only read
  * the daemon's state; the readiness probe is sent from the daemon's tick and its result
  * cached, so no handler waits.
  */
@@ -139,6 +140,11 @@ static int ready(const run_t *r, const char **why)
 		return 0;
 	}
 	pool_get_stats(r->pool, &ps);
+	if (!ps.ready && !ps.browser_wanted && !ps.waiting && !ps.leases_in_use &&
+	    !ps.watch_leases) {
+		*why = "no target held needs a browser: none runs";
+		return 1;
+	}
 	if (!ps.ready) {
 		*why = "no browser is connected and serving";
 		return 0;
@@ -246,6 +252,7 @@ static void h_status(void *ud, const char *path, const char *query, httpd_reply_
 	json_t *doc, *targets = json_array(), *health = health_to_json(r->health);
 	const char *why = "";
 	int rdy = ready(r, &why);
+	pid_t pid;
 
 	pool_get_stats(r->pool, &ps);
 	runner_get_stats(r->runner, &rs);
@@ -253,11 +260,13 @@ static void h_status(void *ud, const char *path, const char *query, httpd_reply_
 		status_ctx_t c = { .targets = targets, .now = uv_now(r->loop) };
 		runner_foreach_target(r->runner, status_target, &c);
 	}
-	doc = json_pack("{s:o, s:{s:b, s:s}, s:{s:b, s:I, s:I, s:I, s:I, s:I, s:I}, "
+	pid = pool_browser_pid(r->pool);
+	/* browser.pid: null while none runs (wanted false: no target held needs one) */
+	doc = json_pack("{s:o, s:{s:b, s:s}, s:{s:b, s:b, s:o, s:I, s:I, s:I, s:I, s:I}, "
 	                "s:{s:I, s:I, s:I, s:I}, s:o}",
 	                "health", health ? health : json_null(), "ready", "ready", rdy, "reason",
-	                why, "browser", "connected", ps.ready, "pid",
-	                (json_int_t)pool_browser_pid(r->pool), "uptime_ms",
+	                why, "browser", "connected", ps.ready, "wanted", ps.browser_wanted, "pid",
+	                pid > 0 ? json_integer((json_int_t)pid) : json_null(), "uptime_ms",
 	                (json_int_t)ps.browser_uptime_ms, "tasks_served",
 	                (json_int_t)ps.tasks_on_browser, "launches",
 	                (json_int_t)ps.browser_launches, "leases_in_use",
@@ -415,6 +424,12 @@ static void metrics_browser(prom_buf_t *b, const pool_stats_t *ps)
 	      ps->browser_uptime_ms / 1000.0);
 	gauge(b, "cdpilot_browser_tasks", "Leases granted on the current browser.",
 	      (double)ps->tasks_on_browser);
+	gauge(b, "cdpilot_browser_wanted",
+	      "1 while a target held needs a browser; 0: it closes once idle.",
+	      ps->browser_wanted);
+	counter(b, "cdpilot_browser_idle_closes_total",
+	        "Browsers closed because none was wanted and none was leased for a while.",
+	        (double)ps->idle_closes);
 	counter(b, "cdpilot_lease_timeouts_total",
 	        "Lease requests that waited longer than LEASE_TIMEOUT_SECONDS.",
 	        (double)ps->lease_timeouts);

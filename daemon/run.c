@@ -241,7 +241,9 @@ static void on_tick(uv_timer_t *t)
 			json_decref(h);
 		}
 	}
-	if (now - r->last_probe_ms >= 5000) {
+	/* every 5 s; every tick while no probe has answered for 5 s (a browser just launched
+	 * for a target that needs one is ready within a second, not five) */
+	if (now - r->last_probe_ms >= 5000 || now - r->probe_ok_ms > 5000) {
 		r->last_probe_ms = now;
 		run__probe(r);
 	}
@@ -258,6 +260,7 @@ static void on_tick(uv_timer_t *t)
 	run__entities_tick(r);
 	run__share_tick(r);
 	runner_tick(r->runner);
+	pool_set_wanted(r->pool, runner_browser_targets(r->runner) > 0);
 }
 
 /* Worker thread: parses the Redis hash's targets into redis_set / redis_errs. As the
@@ -599,8 +602,9 @@ int run_main(uv_loop_t *loop, const run_opts_t *o)
 	log_info("run", "%zu target(s) from %s; CONCURRENCY_CAP %u, WATCH_CAP %u", set.n,
 	         o->targets_path, o->pool.concurrency_cap, o->watch_cap);
 	if (!r->stopping) {
-		pool_start(r->pool);
 		runner_reconcile(r->runner, &set, "");
+		/* a browser only if a target needs one (then at once); the tick keeps it so */
+		pool_set_wanted(r->pool, runner_browser_targets(r->runner) > 0);
 		run__entities_reconcile(r, &set.entities, "");
 		runner_start(r->runner);
 		run__share_tick(r); /* the targets on the shared schedule at once */

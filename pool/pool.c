@@ -392,6 +392,8 @@ pool_lease_t *pool_acquire_ex(pool_t *p, const char *url, uint32_t task_timeout_
 	p->waiting_tail = l;
 	p->nwaiting++;
 	uv_timer_start(&l->timer, on_wait_timeout, p->opts.lease_timeout_ms, 0);
+	pool__begin(p);
+	pool__ensure_browser(p); /* wanted or not: this lease needs one */
 	pool__pump_soon(p);
 	return l;
 }
@@ -489,8 +491,7 @@ static void on_tick(uv_timer_t *t)
 		if (l->watch && l->move_asked && now - l->move_asked >= MOVE_GRACE_MS)
 			pool__lease_revoke(l, POOL_TIMEOUT, "watched page not moved to the new browser in time");
 	}
-	if (!p->current && !p->launching && p->relaunch_at && now >= p->relaunch_at)
-		pool__launch(p, 0, POOL_RECYCLE_CRASH);
+	pool__browser_tick(p, now);
 	if (p->current && p->opts.recycle_uptime_ms &&
 	    now - p->current->ready_at >= p->opts.recycle_uptime_ms)
 		pool_request_recycle(p, POOL_RECYCLE_UPTIME);
@@ -521,11 +522,18 @@ pool_t *pool_new(uv_loop_t *loop, cdp_wsctx_t *ws, const pool_opts_t *opts)
 	return p;
 }
 
-int pool_start(pool_t *p)
+void pool__begin(pool_t *p)
 {
+	if (p->begun || p->closing)
+		return;
+	p->begun = 1;
 	browser_sweep_stale_dirs();
 	uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
-	pool__launch(p, 0, POOL_RECYCLE_REQUESTED);
+}
+
+int pool_start(pool_t *p)
+{
+	pool_set_wanted(p, 1);
 	return 0;
 }
 
@@ -582,6 +590,7 @@ void pool_get_stats(const pool_t *p, pool_stats_t *out)
 	out->ready = p->current && p->current->state == PB_READY;
 	out->browser_uptime_ms = out->ready ? uv_now(p->loop) - p->current->ready_at : 0;
 	out->tasks_on_browser = p->current ? p->current->tasks : 0;
+	out->browser_wanted = p->wanted;
 }
 
 pid_t pool_browser_pid(const pool_t *p)

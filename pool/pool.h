@@ -19,6 +19,12 @@
  * is closed and its whole process tree confirmed gone. A browser that dies is relaunched
  * at once; repeated crashes back off exponentially up to 30 s.
  *
+ * The browser runs only while it is needed (pool_set_wanted): the pool's user says whether
+ * it wants one (e.g. whether any target it holds needs a browser); a lease requested while
+ * none runs launches one whatever that says, so a lease never waits for a browser nobody
+ * launches. Once it is not wanted and no lease is in use or waiting for idle_close_ms, the
+ * browser is closed as a recycled one is (process tree confirmed gone).
+ *
  * Callbacks (all from the loop, never from inside the call that registers them):
  * - granted_cb fires exactly once per pool_acquire() that returned non-NULL: status 0 with
  *   a usable page, or -ETIMEDOUT (waited longer than the lease timeout), -ECANCELED
@@ -74,6 +80,9 @@ typedef struct pool_opts {
 	uint64_t recycle_task_count;   /* RECYCLE_TASK_COUNT, default 5000; 0 = never */
 	uint32_t close_grace_ms;       /* a context not disposed by then is "stuck"; 5 s */
 	uint32_t shutdown_grace_ms;    /* in-flight tasks may finish this long; 10 s */
+	uint32_t idle_close_ms;        /* BROWSER_IDLE_SECONDS, 0..86400, default 300 s: a browser
+	                                  not wanted (pool_set_wanted) with no lease in use or
+	                                  waiting is closed after this long; 0 = never closed */
 	char block_resources[128];     /* BLOCK_RESOURCES, default "image,media,font"; "none" */
 	char user_agent[512];          /* USER_AGENT, default "" (Chromium's) */
 	int viewport_width;            /* VIEWPORT "WxH", default 1280x800 */
@@ -102,6 +111,8 @@ typedef struct pool_stats {
 	uint64_t tasks_on_browser;     /* leases granted on the current browser */
 	unsigned consecutive_crashes;
 	int ready;                     /* a browser is connected and serving */
+	int browser_wanted;            /* the last pool_set_wanted() (pool_start(): 1) */
+	uint64_t idle_closes;          /* browsers closed because unwanted and idle */
 } pool_stats_t;
 
 typedef void (*pool_granted_cb)(pool_lease_t *lease, int status, const char *why, void *ud);
@@ -120,8 +131,21 @@ int pool_opts_from_env(pool_opts_t *o, char *err, size_t errlen);
 /* ws is borrowed and must outlive the pool. NULL on -ENOMEM. */
 pool_t *pool_new(uv_loop_t *loop, cdp_wsctx_t *ws, const pool_opts_t *opts);
 
-/* Launches the first browser. Leases may be requested at once: they wait for it. */
+/* Launches the first browser: pool_set_wanted(pool, 1). Leases may be requested at once:
+ * they wait for it. Returns 0. */
 int pool_start(pool_t *pool);
+
+/*
+ * Whether the pool's user wants a browser running; call it as often as the answer may have
+ * changed (it is cheap and idempotent; the daemon calls it once a second). Until the first
+ * call (or pool_start) no browser is wanted and none runs.
+ * wanted 1: a browser is launched if none is running or launching (after a crash, when the
+ * relaunch backoff allows). wanted 0: nothing happens at once; once no lease (task or
+ * watch) has been in use or waiting for idle_close_ms, the browser is closed, its whole
+ * process tree confirmed gone, and counted (pool_stats_t.idle_closes); a browser that dies
+ * meanwhile is not relaunched. Either way pool_acquire*() launches a browser if none runs.
+ */
+void pool_set_wanted(pool_t *pool, int wanted);
 
 /*
  * NULL if the pool is shutting down. task_timeout_ms 0: the pool's default. url: where the

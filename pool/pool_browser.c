@@ -4,7 +4,8 @@
  * on a recycle and a new one after a crash (with backoff); when a replacement is ready it
  * becomes current and the old one drains its leases, its watch leases asked to move, then
  * closes. Listens to each browser's target events: a crashed page revokes its lease, a popup
- * is closed at once.
+ * is closed at once. Launches a browser only while one is needed (wanted, or a lease waits)
+ * and closes one that is not wanted once idle (pool_set_wanted).
  */
 #include "pool/pool.h"
 
@@ -169,7 +170,7 @@ static void on_browser_lost(browser_t *b, int err, const char *why, void *ud)
 			log_warn("pool", "%u browser crashes in a row: relaunching in %llu ms", n + 1,
 			         (unsigned long long)delay);
 		p->relaunch_at = uv_now(p->loop) + delay;
-		if (delay == 0 && !p->closing)
+		if (delay == 0 && !p->closing && pool__needed(p))
 			pool__launch(p, 0, POOL_RECYCLE_CRASH);
 	}
 	if (pb->state == PB_READY)
@@ -358,4 +359,71 @@ void pool_request_recycle(pool_t *p, enum pool_recycle_reason reason)
 	log_info("pool", "recycle requested (%s)", pool_recycle_reason_name(reason));
 	p->recycle_pending = 0;
 	pool__launch(p, 1, reason);
+}
+
+/* ---- a browser only while one is needed ---- */
+
+int pool__needed(const pool_t *p)
+{
+	return p->wanted || p->nwaiting > 0;
+}
+
+void pool__ensure_browser(pool_t *p)
+{
+	if (p->closing || p->current || p->launching)
+		return;
+	if (p->relaunch_at && uv_now(p->loop) < p->relaunch_at)
+		return; /* after a crash: the tick launches it once the backoff has passed */
+	pool__launch(p, 0, p->relaunch_at ? POOL_RECYCLE_CRASH : POOL_RECYCLE_REQUESTED);
+}
+
+void pool_set_wanted(pool_t *p, int wanted)
+{
+	wanted = !!wanted;
+	if (p->closing)
+		return;
+	pool__begin(p);
+	if (wanted != p->wanted) {
+		if (wanted)
+			log_info("pool", "a browser is wanted%s",
+			         p->current || p->launching ? "" : ": launching one");
+		else if (p->opts.idle_close_ms)
+			log_info("pool", "no browser is wanted: it closes once idle for %u s",
+			         p->opts.idle_close_ms / 1000);
+		else
+			log_info("pool", "no browser is wanted (BROWSER_IDLE_SECONDS=0: it stays)");
+	}
+	p->wanted = wanted;
+	if (wanted) {
+		p->idle_since = 0;
+		pool__ensure_browser(p);
+	}
+}
+
+void pool__browser_tick(pool_t *p, uint64_t now)
+{
+	int idle = p->in_use == 0 && p->watch_in_use == 0 && p->nwaiting == 0;
+	pbrowser_t *pb = p->current;
+
+	if (!pb && !p->launching) {
+		p->idle_since = 0;
+		if (pool__needed(p))
+			pool__ensure_browser(p); /* after a crash, once the backoff has passed */
+		return;
+	}
+	if (p->wanted || !idle || !pb || p->launching || !p->opts.idle_close_ms) {
+		p->idle_since = 0;
+		return;
+	}
+	if (!p->idle_since) {
+		p->idle_since = now;
+		return;
+	}
+	if (now - p->idle_since < p->opts.idle_close_ms)
+		return;
+	p->idle_since = 0;
+	p->st.idle_closes++;
+	log_info("pool", "browser %d closed: no browser wanted and no lease for %u s",
+	         (int)browser_pid(pb->b), p->opts.idle_close_ms / 1000);
+	pool__pb_close(pb); /* its process tree is confirmed gone before it is freed */
 }

@@ -1,7 +1,8 @@
 /*
  * pool_opts: the pool's options, their defaults and the environment variables that set them
- * (CONCURRENCY_CAP, the lease and task timeouts, the recycle thresholds, BLOCK_RESOURCES,
- * USER_AGENT, VIEWPORT, EXTRA_HEADERS), each checked and reported by name when invalid;
+ * (CONCURRENCY_CAP, the lease and task timeouts, the recycle thresholds,
+ * BROWSER_IDLE_SECONDS, BLOCK_RESOURCES, USER_AGENT, VIEWPORT, EXTRA_HEADERS), each checked
+ * and reported by name when invalid;
  * and a lease's own page settings over them (pool_acquire_ex).
  */
 #include "pool/pool.h"
@@ -30,6 +31,7 @@ void pool_opts_init(pool_opts_t *o)
 	o->recycle_task_count = 5000;
 	o->close_grace_ms = 5000;
 	o->shutdown_grace_ms = 10000;
+	o->idle_close_ms = 300u * 1000;
 	snprintf(o->block_resources, sizeof o->block_resources, "image,media,font");
 	o->viewport_width = 1280;
 	o->viewport_height = 800;
@@ -77,6 +79,9 @@ int pool_opts_from_env(pool_opts_t *o, char *err, size_t errlen)
 	rc |= r < 0;
 	if ((r = env_whole(err, errlen, "RECYCLE_TASK_COUNT", 0, 100000000, &d)) > 0)
 		o->recycle_task_count = (uint64_t)d;
+	rc |= r < 0;
+	if ((r = env_whole(err, errlen, "BROWSER_IDLE_SECONDS", 0, 86400, &d)) > 0)
+		o->idle_close_ms = (uint32_t)d * 1000;
 	rc |= r < 0;
 	s = getenv("BLOCK_RESOURCES");
 	if (s) {

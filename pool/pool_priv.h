@@ -83,6 +83,9 @@ struct pool {
 	uv_timer_t pump_timer;  /* 0-delay: runs pump() on the next loop turn */
 	uv_timer_t tick;        /* uptime recycle check, relaunch backoff */
 	uint64_t relaunch_at;   /* loop time at which to launch after a crash, 0: none */
+	int wanted;             /* pool_set_wanted() */
+	int begun;              /* the tick runs and stale profile dirs were swept */
+	uint64_t idle_since;    /* loop time since which no browser was needed; 0: needed */
 	int recycle_pending;
 	enum pool_recycle_reason recycle_reason;
 	int closing;
@@ -94,6 +97,8 @@ struct pool {
 };
 
 /* pool.c */
+/* Starts the tick (and sweeps stale profile dirs) the first time; then nothing. */
+void pool__begin(pool_t *p);
 void pool__pump_soon(pool_t *p);
 void pool__maybe_finish_close(pool_t *p);
 void pool__lease_revoke(pool_lease_t *l, enum pool_outcome reason, const char *why);
@@ -109,5 +114,13 @@ void pool__pb_close(pbrowser_t *pb);
 void pool__pb_maybe_close(pbrowser_t *pb);
 /* Hands a refusal of page's main frame recorded while it was opening to the page. */
 void pool__pb_note_refusal(pbrowser_t *pb, cdp_page_t *page);
+/* 1 if a browser should run: wanted, or a lease request waits for one. */
+int pool__needed(const pool_t *p);
+/* Launches a browser if none runs or launches and the crash backoff allows (now >=
+ * relaunch_at), whether wanted or not: a lease request needs one. */
+void pool__ensure_browser(pool_t *p);
+/* Once a second (pool.c's tick, not closing): the relaunch after a crash while a browser
+ * is needed, and the close of an unwanted idle browser. */
+void pool__browser_tick(pool_t *p, uint64_t now);
 
 #endif

@@ -282,6 +282,15 @@ void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v
 	}
 }
 
+unsigned runner_browser_targets(const runner_t *r)
+{
+	unsigned n = 0;
+
+	for (const rtarget_t *rt = r->targets; rt; rt = rt->next)
+		n += !rt->removed && (!r->cbs.claim || rt->owner) && spec_kind(&rt->spec) != RK_FETCH;
+	return n;
+}
+
 /* The event a change of state is: NULL (none), "failing", "backing_off", "frozen",
  * "recovered". */
 static const char *state_event(const char *from, const char *to)

@@ -234,6 +234,13 @@ const char *runner_age_name(enum runner_age which); /* "verified", "read", "chan
  * its removal), or NULL (no such target, or never read). */
 const json_t *runner_last_snapshot(runner_t *r, const char *id);
 
+/* How many of the targets this runner is responsible for need a browser (navigate targets
+ * whose adapter needs one, watched and discovering targets): every target on a local
+ * schedule (no claim callback), with SCHEDULE=redis those whose last answered claim was won
+ * (runner_target_view_t.held). O(targets). The daemon wants a browser while this is > 0
+ * (pool_set_wanted). */
+unsigned runner_browser_targets(const runner_t *r);
+
 /* Calls fn once per target, in no particular order. fn may not change the runner. */
 void runner_foreach_target(runner_t *r, void (*fn)(const runner_target_view_t *v, void *ud),
                            void *ud);

@@ -27,6 +27,9 @@ if(TARGET cdpilot_targets AND TARGET cdpilot_sched AND TARGET cdpilot_watchdog
   set_tests_properties(test_share_more PROPERTIES RUN_SERIAL TRUE)
   cdpilot_test(NAME test_observe SOURCES integration/test_observe.c
                LIBS cdpilot_daemonkit m TIMEOUT 300 LABELS integration)
+  # a browser only while a target needs one: none for jsonapi, launched and closed on SIGHUP
+  cdpilot_test(NAME test_browser_lazy SOURCES integration/test_browser_lazy.c
+               LIBS cdpilot_daemonkit TIMEOUT 300 LABELS integration)
   # `cdpilot try` (the binary) on the fixture in process: its request counts are the check
   cdpilot_test(NAME test_try SOURCES integration/test_try.c
                LIBS cdpilot_clikit TIMEOUT 300 LABELS integration)

@@ -458,7 +458,7 @@ void dk_stop_clean(dk_proc_t *p)
 	if (code != 0)
 		dk_dump_log(p);
 	assert_int_equal(code, 0);
-	assert_true(n > 0);
+	/* n may be 0: a daemon whose targets need no browser runs none (pool_set_wanted) */
 	assert_int_equal(tu_wait_alive_count(below, n < 4096 ? n : 4096, 10000), 0);
 }
 

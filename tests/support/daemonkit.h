@@ -120,7 +120,8 @@ void dk_write_file(const char *path, const char *text);
 /* Prints the tail of a process's stderr (for a failure message). */
 void dk_dump_log(const dk_proc_t *p);
 /* Stops a daemon with SIGTERM and checks it exited 0 and that every process it had below it
- * (taken just before the signal, by pid and start time) is gone within 10 s. */
+ * (taken just before the signal, by pid and start time; none if no target needed a
+ * browser) is gone within 10 s. */
 void dk_stop_clean(dk_proc_t *p);
 
 /* The wall clock in Unix ms (what snapshots' scraped_at say). */

@@ -64,6 +64,7 @@ static const bad_t bads[] = {
 	{ "TASK_TIMEOUT_SECONDS", "ten", "3601", NULL, 0 },
 	{ "RECYCLE_UPTIME_SECONDS", "-1", "2592001", NULL, 0 },
 	{ "RECYCLE_TASK_COUNT", "1e3", "100000001", NULL, 0 },
+	{ "BROWSER_IDLE_SECONDS", "5m", "86401", NULL, 0 },
 	{ "BLOCK_RESOURCES", "images", NULL, NULL, 0 },
 	{ "USER_AGENT", NULL, g_long_ua, "at most 511 characters", 1 },
 	{ "VIEWPORT", "big", "99x800", NULL, 0 },

@@ -17,7 +17,8 @@ static const char *const vars[] = { "CONCURRENCY_CAP",     "LEASE_TIMEOUT_SECOND
 	                            "TASK_TIMEOUT_SECONDS", "RECYCLE_UPTIME_SECONDS",
 	                            "RECYCLE_TASK_COUNT",   "BLOCK_RESOURCES",
 	                            "USER_AGENT",           "VIEWPORT",
-	                            "EXTRA_HEADERS",        "CDP_MAX_MESSAGE_MB" };
+	                            "EXTRA_HEADERS",        "CDP_MAX_MESSAGE_MB",
+	                            "BROWSER_IDLE_SECONDS" };
 
 static int clear_env(void **state)
 {
@@ -37,6 +38,7 @@ static void test_pool_opts__defaults(void **state)
 	assert_int_equal(o.task_timeout_ms, 30000);
 	assert_int_equal(o.recycle_uptime_ms, 21600ull * 1000);
 	assert_int_equal(o.recycle_task_count, 5000);
+	assert_int_equal(o.idle_close_ms, 300000);
 	assert_string_equal(o.block_resources, "image,media,font");
 }
 
@@ -50,6 +52,7 @@ static void test_pool_opts__good_values(void **state)
 	setenv("BLOCK_RESOURCES", "none", 1);
 	setenv("VIEWPORT", "1920x1080", 1);
 	setenv("EXTRA_HEADERS", "{\"X-Team\":\"scores\"}", 1);
+	setenv("BROWSER_IDLE_SECONDS", "0", 1); /* never closed: 0 is a value, not "unset" */
 	pool_opts_init(&o);
 	assert_int_equal(pool_opts_from_env(&o, err, sizeof err), 0);
 	assert_int_equal(o.concurrency_cap, 256);
@@ -58,6 +61,7 @@ static void test_pool_opts__good_values(void **state)
 	assert_int_equal(o.viewport_width, 1920);
 	assert_int_equal(o.viewport_height, 1080);
 	assert_string_equal(o.extra_headers, "{\"X-Team\":\"scores\"}");
+	assert_int_equal(o.idle_close_ms, 0);
 }
 
 static void expect_error(const char *var, const char *value, const char *expected_part)
@@ -91,6 +95,8 @@ static void test_pool_opts__bad_values_name_variable_value_and_range(void **stat
 	expect_error("EXTRA_HEADERS", "{\"a\":1}", "JSON object");
 	expect_error("CDP_MAX_MESSAGE_MB", "0", "1 to 1024");
 	expect_error("CDP_MAX_MESSAGE_MB", "64MB", "1 to 1024");
+	expect_error("BROWSER_IDLE_SECONDS", "86401", "0 to 86400");
+	expect_error("BROWSER_IDLE_SECONDS", "5m", "0 to 86400");
 }
 
 static void test_pool_opts__every_bad_value_is_listed(void **state)
