@@ -101,8 +101,10 @@ typedef struct class_ages {
 static void add_age(const runner_target_view_t *t, void *ud)
 {
 	class_ages_t *a = ud;
-	if (a->klass < 0 || (int)t->klass == a->klass)
-		a->v[a->n++] = runner_view_age(t, a->which, a->now);
+	/* SCHEDULE=redis: the targets this instance holds (the others' ages are the holders'
+	 * to report: here they are only what this instance last saw) */
+	if (t->held && (a->klass < 0 || (int)t->klass == a->klass))
+		a->v[a->n++] = runner_view_age_held(t, a->which, a->now);
 }
 
 /* median, p95 and max age (ms, which of the three) of the targets of one class (all

@@ -146,7 +146,7 @@ static void collect_age(const runner_target_view_t *v, void *ud)
 {
 	ages_t *a = ud;
 	if (v->held)
-		a->v[a->n++] = runner_view_age(v, RUNNER_AGE_VERIFIED, a->now);
+		a->v[a->n++] = runner_view_age_held(v, RUNNER_AGE_VERIFIED, a->now);
 }
 
 /* Writes Redis refused (it held a newer result: another instance took the target, or a

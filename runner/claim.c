@@ -95,6 +95,8 @@ static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
 		park(r, rt, kind, now + PARK_MS);
 	} else {
 		if (status == 1) {
+			if (!rt->owner)
+				rt->held_since_ms = now;
 			rt->owner = 1;
 			rt->lease_until = now; /* asked again before the next run unless renewed */
 			if (fence != rt->fence)
@@ -148,6 +150,8 @@ int runner_share_taken(runner_t *r, const char *id, uint64_t fence, uint32_t val
 
 	if (!rt || rt->removed || r->stopping)
 		return -ENOENT;
+	if (!rt->owner)
+		rt->held_since_ms = now;
 	rt->owner = 1;
 	rt->lease_until = now + valid_ms;
 	/* the first write after a takeover is a resync against what Redis holds, even for a

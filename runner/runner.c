@@ -208,6 +208,16 @@ uint64_t runner_view_age(const runner_target_view_t *v, enum runner_age which, u
 	return now > at ? now - at : 0;
 }
 
+uint64_t runner_view_age_held(const runner_target_view_t *v, enum runner_age which,
+                              uint64_t now)
+{
+	uint64_t age = runner_view_age(v, which, now);
+
+	if (v->held_since_ms && now > v->held_since_ms && now - v->held_since_ms < age)
+		age = now - v->held_since_ms;
+	return age;
+}
+
 const char *runner_age_name(enum runner_age which)
 {
 	static const char *const names[RUNNER_NAGES] = { "verified", "read", "changed" };
@@ -246,6 +256,7 @@ void runner__view(runner_t *r, rtarget_t *rt, runner_target_view_t *out)
 		.last_ok_ms = rt->last_ok_ms,
 		.changed_ms = rt->changed_ms,
 		.verified_ms = rt->verified_ms,
+		.held_since_ms = rt->owner ? rt->held_since_ms : 0,
 		.read_unix = rt->read_unix,
 		.changed_unix = rt->changed_unix,
 		.verified_unix = rt->verified_unix,

@@ -195,6 +195,10 @@ typedef struct runner_target_view {
 	 * navigation, or a read of a watched page that a fresh navigation confirmed within
 	 * WATCH_VERIFY_SECONDS and whose data changed within WATCH_VERIFY_UNCHANGED_SECONDS). */
 	uint64_t added_ms, last_ok_ms, changed_ms, verified_ms;
+	/* SCHEDULE=redis: when this instance took the target (loop time; 0 on a local schedule
+	 * or not held): its grade counts from there, the age before it being the previous
+	 * holder's (runner_view_age_held) */
+	uint64_t held_since_ms;
 	int64_t read_unix, changed_unix, verified_unix; /* the same as Unix ms; 0: never */
 	int64_t failing_since_unix; /* first failure of the current run of failures; 0: none */
 	const char *state;          /* "ok", "failing", "backing_off", "frozen" or "pending"
@@ -228,7 +232,11 @@ typedef struct runner_target_view {
  * had one counts from when it was added. */
 enum runner_age { RUNNER_AGE_VERIFIED, RUNNER_AGE_READ, RUNNER_AGE_CHANGED, RUNNER_NAGES };
 uint64_t runner_view_age(const runner_target_view_t *v, enum runner_age which, uint64_t now);
-const char *runner_age_name(enum runner_age which); /* "verified", "read", "changed" */
+const char *runner_age_name(enum runner_age which);
+/* runner_view_age(), but for a target taken from another instance, at most the time since
+ * this instance took it: what health grades. */
+uint64_t runner_view_age_held(const runner_target_view_t *v, enum runner_age which,
+                              uint64_t now); /* "verified", "read", "changed" */
 
 /* The last snapshot of target id (borrowed: valid until the runner's next publish of it or
  * its removal), or NULL (no such target, or never read). */

@@ -71,6 +71,7 @@ typedef struct rtarget {
 	int held;                 /* SCHEDULE=redis: our claim of the current run was won */
 	int owner;                /* SCHEDULE=redis: this instance holds it */
 	uint64_t lease_until;     /* SCHEDULE=redis: a run may start without asking until */
+	uint64_t held_since_ms;   /* SCHEDULE=redis: when this instance took it */
 	int resync;               /* SCHEDULE=redis: newly taken over, next write resyncs */
 	int failing_run;          /* this run was handed out failing: 1 + its rkind; 0 not */
 	task_t *task;

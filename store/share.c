@@ -108,7 +108,8 @@ static void key(const share_t *sh, char out[KEY_MAX], const char *kind, const ch
 /* Every key and number a script may need, for one target (id NULL: none). */
 typedef struct keys {
 	char sched[KEY_MAX], lease[KEY_MAX], fence[KEY_MAX], instances[KEY_MAX], owned[KEY_MAX];
-	char epoch[KEY_MAX], cluster[KEY_MAX], lease_prefix[KEY_MAX], owned_prefix[KEY_MAX];
+	char epoch[KEY_MAX], cluster[KEY_MAX], hold[KEY_MAX], lease_prefix[KEY_MAX];
+	char owned_prefix[KEY_MAX];
 	char fence_prefix[KEY_MAX];
 	char lease_ms[16], run_ms[16];
 } keys_t;
@@ -122,6 +123,7 @@ static void keys_for(const share_t *sh, const char *id, keys_t *k)
 	key(sh, k->owned, "owned", sh->ident);
 	key(sh, k->epoch, "epoch", NULL);
 	key(sh, k->cluster, "cluster", NULL);
+	key(sh, k->hold, "sched-hold", NULL);
 	key(sh, k->lease_prefix, "lease", "");
 	key(sh, k->owned_prefix, "owned", "");
 	key(sh, k->fence_prefix, "fence", "");
@@ -610,6 +612,7 @@ static void on_beat(uv_timer_t *t)
 	sreq_t *q;
 	keys_t k;
 	char most[16];
+	const char *prune, *first;
 
 	if (!store_ready(sh->store) || sh->tick_inflight)
 		return;
@@ -621,13 +624,15 @@ static void on_beat(uv_timer_t *t)
 		return;
 	keys_for(sh, NULL, &k);
 	snprintf(most, sizeof most, "%d", TAKE_MOST);
-	if (send_script(sh, q, SS_TICK, 5,
+	sh->ticks++;
+	prune = sh->ticks % PRUNE_EVERY == 0 ? "1" : "0";
+	first = sh->ticks == 1 ? "1" : "0"; /* this process's first: no heartbeat before it */
+	if (send_script(sh, q, SS_TICK, 6,
 	                (const char *const[]){ k.sched, k.instances, k.owned, k.epoch, k.cluster,
-	                                       sh->ident, k.lease_prefix, k.owned_prefix,
+	                                       k.hold, sh->ident, k.lease_prefix, k.owned_prefix,
 	                                       k.fence_prefix, k.lease_ms, k.run_ms, most,
-	                                       ++sh->ticks % PRUNE_EVERY == 0 ? "1" : "0",
-	                                       sh->info ? sh->info : "{}" },
-	                14) == 0)
+	                                       prune, sh->info ? sh->info : "{}", first },
+	                16) == 0)
 		sh->tick_inflight = 1;
 }
 

@@ -26,20 +26,31 @@
 	"  redis.call('SET', " fencekey ", string.format('%.0f', f))\n"                          \
 	"end\n"
 
-/* KEYS: sched, instances, owned:I, epoch, cluster.
+/* KEYS: sched, instances, owned:I, epoch, cluster, hold.
  * ARGV: I, "P:lease:", "P:owned:", "P:fence:", lease ms, run ms, most to take, prune (0/1),
- * this instance's line for the cluster view (JSON).
+ * this instance's line for the cluster view (JSON), first tick of this process (0/1).
  * Heartbeat; instances silent for a lease lose their targets (due at once); then takes up to
  * min(most, share - held) targets whose score has passed and that no live lease holds.
+ * Silent for a lease is judged only when Redis itself has been there: a tick that finds its
+ * own last heartbeat gone or older than a lease (Redis was away, restarted empty, or
+ * restarted from an RDB file whose heartbeats are all old) holds every judgement for a lease
+ * (the key hold), so that the instances get back before anyone is found dead.
  * Returns {live instances, held, targets on the schedule, targets overdue by a lease
  * (nobody runs them), share, id1, fence1, id2, fence2, ...}. */
 static const char tick_lua[] =
         NOW_LUA
         "local me, lp, op, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
         "local lease, run, most = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+        "local prev = tonumber(redis.call('ZSCORE', KEYS[2], me) or '0')\n"
         "redis.call('ZADD', KEYS[2], now, me)\n"
-        "for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - lease, "
-        "'LIMIT', 0, 16)) do\n"
+        "if ARGV[10] ~= '1' and now - prev > lease then\n"
+        "  redis.call('SET', KEYS[6], '1', 'PX', lease)\n"
+        "end\n"
+        "local dead_ones = {}\n"
+        "if redis.call('EXISTS', KEYS[6]) == 0 then\n"
+        "  dead_ones = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - lease, 'LIMIT', 0, 16)\n"
+        "end\n"
+        "for _, dead in ipairs(dead_ones) do\n"
         "  for _, id in ipairs(redis.call('SMEMBERS', op .. dead)) do\n"
         "    if redis.call('GET', lp .. id) == dead then\n"
         "      redis.call('DEL', lp .. id)\n"
