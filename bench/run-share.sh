@@ -55,13 +55,12 @@ bad() { echo "bench/run-share.sh: $1" >&2; exit 2; }
 [[ $seconds =~ ^[1-9][0-9]{0,4}$ && $seconds -ge 6 ]] || bad "--seconds '$seconds': expected 6..99999"
 [[ $interval =~ ^[1-9][0-9]{0,3}$ ]] || bad "--interval '$interval': expected whole seconds 1..9999"
 [[ $lease =~ ^[1-9][0-9]{0,3}$ && $lease -ge 2 ]] || bad "--lease '$lease': expected 2..3600 (SCHEDULE_LEASE_SECONDS)"
+# shellcheck source=bench/daemon_lib.sh
+. bench/daemon_lib.sh
+daemon_setup # installs what is missing (scripts/deps.sh bench: python3 for share_tool.py)
 for c in redis-server redis-cli python3; do
 	command -v "$c" >/dev/null || bad "$c not found (scripts/deps.sh build installs redis-server)"
 done
-
-# shellcheck source=bench/daemon_lib.sh
-. bench/daemon_lib.sh
-daemon_setup
 # The fixture again, with its request log ("<unix ms> <path?query>" per request) in $tmp,
 # which daemon_setup creates: scrapes are counted from there. A fixture without
 # FIXTURE_REQUEST_LOG writes nothing, and they are counted from the instances' metrics.

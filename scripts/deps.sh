@@ -34,7 +34,7 @@ BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
 	chromium-headless-shell fonts-liberation redis-server)
 TEST_PKGS=(chromium procps util-linux curl clang libclang-rt-dev prometheus jq python3-yaml
 	docker.io docker-compose debootstrap)
-BENCH_PKGS=(nodejs npm)
+BENCH_PKGS=(nodejs npm python3)
 
 die() {
 	echo "deps.sh: $*" >&2
