@@ -11,7 +11,8 @@
 #          container test builds and runs the image on a Docker engine; it starts dockerd
 #          itself when none runs, and makes the base image with debootstrap when the engine
 #          lacks it)
-#   bench  build + nodejs and npm (the Playwright side of bench/)
+#   bench  build + nodejs and npm (the Playwright side of bench/) and python3
+#          (bench/share_tool.py, the outside view of bench/run-share.sh)
 #
 # cdpilot starts its own redis-server on a private unix socket; on a systemd host the
 # package also starts a system-wide one, which cdpilot does not use.
