@@ -76,10 +76,12 @@ typedef struct ids {
 	size_t n;
 } ids_t;
 
+/* Discovered children stay off the shared schedule: they go with their listing (runner.h). */
 static void collect_id(const runner_target_view_t *v, void *ud)
 {
 	ids_t *ids = ud;
-	ids->v[ids->n++] = v->id;
+	if (!v->source[0] || v->source[0] == '@')
+		ids->v[ids->n++] = v->id;
 }
 
 /* Each tick: the targets again if the runner's changed; the cluster line. */

@@ -49,6 +49,37 @@ void runner__watch_sched_done(runner_t *r, rtarget_t *rt, int ok)
 	runner__share_run_over(r, rt);
 }
 
+/* A discovered child goes with its listing: only the listing's holder discovers it, so it is
+ * never on the shared schedule; it is held while its listing is, and writes with the
+ * listing's fence (an epoch like every fence: a new holder of the listing outranks the old
+ * one's writes of its children too). NULL if rt is not a discovered child. */
+static rtarget_t *listing_of(runner_t *r, const rtarget_t *rt)
+{
+	if (!rt->parent[0] || rt->parent[0] == '@')
+		return NULL; /* from the targets file or the Redis hash */
+	return runner__find_target(r, rt->parent);
+}
+
+int runner__holds(runner_t *r, const rtarget_t *rt)
+{
+	const rtarget_t *p;
+
+	if (!r->cbs.claim)
+		return 1;
+	for (int depth = 0; depth < 8 && (p = listing_of(r, rt)) != NULL; depth++)
+		rt = p;
+	return rt->owner;
+}
+
+static uint64_t fence_of(runner_t *r, const rtarget_t *rt)
+{
+	const rtarget_t *p;
+
+	for (int depth = 0; depth < 8 && (p = listing_of(r, rt)) != NULL; depth++)
+		rt = p;
+	return rt->fence;
+}
+
 static void start_run(runner_t *r, rtarget_t *rt, enum rkind kind)
 {
 	rt->held = 1;
@@ -122,6 +153,21 @@ void runner__claim(runner_t *r, rtarget_t *rt, enum rkind kind)
 	uint64_t now = now_ms(r);
 	claim_t *c;
 
+	if (listing_of(r, rt)) {
+		uint64_t f = fence_of(r, rt);
+		if (!runner__holds(r, rt)) {
+			park(r, rt, kind, now + PARK_MS);
+			return;
+		}
+		if (f != rt->fence && rt->seq > 0)
+			rt->resync = 1;
+		rt->fence = f;
+		if (kind == RK_WATCH) /* no done: the child is not on the shared schedule */
+			runner__watch_due(r, rt);
+		else
+			runner__task_start(r, rt, kind);
+		return;
+	}
 	if (!rt->owner) {
 		park(r, rt, kind, now + PARK_MS);
 		return;
@@ -185,7 +231,10 @@ void runner_share_lost(runner_t *r, const char *id)
 		return;
 	rt->owner = 0;
 	rt->lease_until = 0;
-	/* its next due run is parked; a watched page closes then */
+	/* its watched page closes now (its reads would be refused: the new holder has a
+	 * greater fence); its next due run is parked */
+	for (int i = 0; i < 2 && rt->watch && !rt->watch->closing; i++)
+		runner__watch_close(rt->watch);
 }
 
 uint64_t runner_targets_gen(const runner_t *r)

@@ -184,6 +184,12 @@ int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *u
 		runner__target_failed(r, rt, POOL_FAILED, "out of memory building the snapshot");
 		return -ENOMEM;
 	}
+	if (!runner__holds(r, rt)) {
+		/* SCHEDULE=redis: another instance holds it now (a watched page's push, or a run
+		 * that ended after the loss): its holder writes it; ours would be refused */
+		json_decref(snap);
+		return 0;
+	}
 	rt->seq++;
 	r->snapshots_total++;
 	if (snapshot_delta(rt->last, snap, &delta) != 0)

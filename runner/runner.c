@@ -266,7 +266,7 @@ void runner__view(runner_t *r, rtarget_t *rt, runner_target_view_t *out)
 	};
 
 	v.fresh = rt->verified_ms && now - rt->verified_ms <= 2ull * v.interval_ms;
-	v.held = !r->cbs.claim || rt->owner;
+	v.held = runner__holds(r, rt);
 	if (!rt->removed && sched_get_info(sched_of(r, rt), rt->spec.id, &si) == 0) {
 		v.backing_off = si.failed_runs >= 2;
 		v.due_ms = si.running || si.queued || si.due_ms < now ? now : si.due_ms;
@@ -298,7 +298,7 @@ unsigned runner_browser_targets(const runner_t *r)
 	unsigned n = 0;
 
 	for (const rtarget_t *rt = r->targets; rt; rt = rt->next)
-		n += !rt->removed && (!r->cbs.claim || rt->owner) && spec_kind(&rt->spec) != RK_FETCH;
+		n += !rt->removed && runner__holds((runner_t *)r, rt) && spec_kind(&rt->spec) != RK_FETCH;
 	return n;
 }
 

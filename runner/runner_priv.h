@@ -277,6 +277,9 @@ void runner__watch_due(runner_t *r, rtarget_t *rt);
 void runner__share_run_over(runner_t *r, rtarget_t *rt);
 void runner__watch_sched_done(runner_t *r, rtarget_t *rt, int ok);
 void runner__claim(runner_t *r, rtarget_t *rt, enum rkind kind);
+/* This instance runs rt: always on a local schedule; with SCHEDULE=redis it holds rt, or
+ * the listing that discovered it. */
+int runner__holds(runner_t *r, const rtarget_t *rt);
 /* pump.c: the pump */
 void runner__pump(runner_t *r);
 /* A run of rt handed out by the pump is over (ended, or deferred by a claim). */

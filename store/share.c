@@ -227,15 +227,20 @@ static void load_script(share_t *sh, enum share_script s)
 static int resend_in_full(share_t *sh, sreq_t *q, const redisReply *rep)
 {
 	if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "NOSCRIPT", 8) != 0 ||
-	    q->retried || q->kind == R_LOAD)
+	    q->kind == R_LOAD)
 		return 0;
+	/* whatever happens to q, the next requests send the script itself until the SHA is
+	 * learnt again */
 	sh->sha[q->script][0] = '\0';
+	if (!sh->closing)
+		load_script(sh, q->script);
+	if (q->retried)
+		return 0;
 	q->retried = 1;
 	q->argv[0] = "EVAL";
 	q->argv[1] = share__lua[q->script];
 	q->lens[0] = 4;
 	q->lens[1] = strlen(q->argv[1]);
-	load_script(sh, q->script);
 	return send_req(sh, q) == 0;
 }
 
@@ -491,11 +496,11 @@ void share_done(share_t *sh, const char *id, uint32_t next_ms, uint64_t fence, i
 	keys_for(sh, id, &k);
 	snprintf(nxt, sizeof nxt, "%" PRIu32, next_ms);
 	snprintf(mine, sizeof mine, "%" PRIu64, fence);
-	(void)send_script(sh, q, SS_DONE, 6,
+	(void)send_script(sh, q, SS_DONE, 7,
 	                  (const char *const[]){ k.sched, k.lease, k.fence, k.instances, k.owned,
-	                                         k.epoch, id, sh->ident, nxt, k.lease_ms, k.run_ms,
-	                                         mine, release ? "1" : "0" },
-	                  13);
+	                                         k.epoch, k.hold, id, sh->ident, nxt, k.lease_ms,
+	                                         k.run_ms, mine, release ? "1" : "0" },
+	                  14);
 }
 
 void share_forget(share_t *sh, const char *id)
@@ -506,8 +511,9 @@ void share_forget(share_t *sh, const char *id)
 	if (!q)
 		return;
 	keys_for(sh, id, &k);
-	(void)send_script(sh, q, SS_FORGET, 3,
-	                  (const char *const[]){ k.sched, k.lease, k.owned, id, sh->ident }, 5);
+	(void)send_script(sh, q, SS_FORGET, 4,
+	                  (const char *const[]){ k.sched, k.lease, k.owned, k.fence, id, sh->ident },
+	                  6);
 }
 
 /* ---- registration: the targets on the schedule ---- */
@@ -612,7 +618,7 @@ static void on_beat(uv_timer_t *t)
 	sreq_t *q;
 	keys_t k;
 	char most[16];
-	const char *prune, *first;
+	const char *prune;
 
 	if (!store_ready(sh->store) || sh->tick_inflight)
 		return;
@@ -626,13 +632,12 @@ static void on_beat(uv_timer_t *t)
 	snprintf(most, sizeof most, "%d", TAKE_MOST);
 	sh->ticks++;
 	prune = sh->ticks % PRUNE_EVERY == 0 ? "1" : "0";
-	first = sh->ticks == 1 ? "1" : "0"; /* this process's first: no heartbeat before it */
 	if (send_script(sh, q, SS_TICK, 6,
 	                (const char *const[]){ k.sched, k.instances, k.owned, k.epoch, k.cluster,
 	                                       k.hold, sh->ident, k.lease_prefix, k.owned_prefix,
 	                                       k.fence_prefix, k.lease_ms, k.run_ms, most,
-	                                       prune, sh->info ? sh->info : "{}", first },
-	                16) == 0)
+	                                       prune, sh->info ? sh->info : "{}" },
+	                15) == 0)
 		sh->tick_inflight = 1;
 }
 

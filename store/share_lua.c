@@ -28,22 +28,24 @@
 
 /* KEYS: sched, instances, owned:I, epoch, cluster, hold.
  * ARGV: I, "P:lease:", "P:owned:", "P:fence:", lease ms, run ms, most to take, prune (0/1),
- * this instance's line for the cluster view (JSON), first tick of this process (0/1).
+ * this instance's line for the cluster view (JSON).
  * Heartbeat; instances silent for a lease lose their targets (due at once); then takes up to
  * min(most, share - held) targets whose score has passed and that no live lease holds.
- * Silent for a lease is judged only when Redis itself has been there: a tick that finds its
- * own last heartbeat gone or older than a lease (Redis was away, restarted empty, or
- * restarted from an RDB file whose heartbeats are all old) holds every judgement for a lease
- * (the key hold), so that the instances get back before anyone is found dead.
+ * Silent for a lease is judged only when Redis itself has been there: a tick that finds no
+ * heartbeat younger than a lease, its own or another's (Redis was away, restarted empty, or
+ * restarted from an RDB file whose heartbeats are all old), holds every judgement for a
+ * lease (the key hold), so that the instances get back before anyone is found dead; while
+ * it holds, nobody gives targets away to even the shares either (done), as the schedule may
+ * be half rebuilt.
  * Returns {live instances, held, targets on the schedule, targets overdue by a lease
  * (nobody runs them), share, id1, fence1, id2, fence2, ...}. */
 static const char tick_lua[] =
         NOW_LUA
         "local me, lp, op, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
         "local lease, run, most = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])\n"
-        "local prev = tonumber(redis.call('ZSCORE', KEYS[2], me) or '0')\n"
+        "local top = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
         "redis.call('ZADD', KEYS[2], now, me)\n"
-        "if ARGV[10] ~= '1' and now - prev > lease then\n"
+        "if #top < 2 or now - tonumber(top[2]) > lease then\n"
         "  redis.call('SET', KEYS[6], '1', 'PX', lease)\n"
         "end\n"
         "local dead_ones = {}\n"
@@ -116,7 +118,7 @@ static const char tick_lua[] =
 	"local ours = h == me or (not h and (f == 0 or f == mine))\n"                          \
 	"if ours and f == 0 then\n" NEW_FENCE_LUA("KEYS[6]", "KEYS[3]") "end\n"
 
-/* KEYS: sched, lease:T, fence:T, instances, owned:I, epoch.
+/* KEYS: sched, lease:T, fence:T, instances, owned:I, epoch, hold.
  * ARGV: T, I, next ms, lease ms, run ms, I's fence, release (0/1).
  * Returns {1, fence} kept (the lease runs nxt + lease + run from now), {2, 0} released (to
  * even the shares, or asked), {0, 0} not ours any more. */
@@ -131,7 +133,11 @@ static const char done_lua[] =
         "end\n"
         "redis.call('SADD', KEYS[5], id)\n"
         SHARE_LUA("KEYS[4]", "KEYS[1]", "lease")
-        "if ARGV[7] == '1' or redis.call('SCARD', KEYS[5]) > share then\n"
+        "local held = redis.call('SCARD', KEYS[5])\n"
+        "if redis.call('ZCARD', KEYS[1]) < held then\n" /* the schedule is half rebuilt */
+        "  redis.call('SET', KEYS[7], '1', 'PX', lease)\n"
+        "end\n"
+        "if ARGV[7] == '1' or (held > share and redis.call('EXISTS', KEYS[7]) == 0) then\n"
         "  redis.call('DEL', KEYS[2])\n"
         "  redis.call('SREM', KEYS[5], id)\n"
         "  redis.call('ZADD', KEYS[1], now + nxt, id)\n"
@@ -183,9 +189,11 @@ static const char register_lua[] =
         "if #args > 0 then redis.call('ZADD', KEYS[1], 'NX', unpack(args)) end\n"
         "return redis.call('ZCARD', KEYS[1])\n";
 
-/* KEYS: sched, lease:T, owned:I. ARGV: T, I. */
+/* KEYS: sched, lease:T, owned:I, fence:T. ARGV: T, I. The fence goes with the target (a
+ * target added again later gets a new one, from the epoch counter, greater still). */
 static const char forget_lua[] =
         "redis.call('ZREM', KEYS[1], ARGV[1])\n"
+        "redis.call('DEL', KEYS[4])\n"
         "if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end\n"
         "redis.call('SREM', KEYS[3], ARGV[1])\n"
         "return 1\n";
