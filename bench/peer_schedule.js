@@ -1,12 +1,13 @@
-// pw_schedule.js: the Playwright side of the daemon schedule benchmark (bench/run-daemon.sh).
-// Reads the same targets file as `cdpilot run` (generic-adapter targets: fields by CSS
+// peer_schedule.js: a peer's side of the daemon schedule benchmark (bench/run-daemon.sh), for
+// either library (peers.js); entry points pw_schedule.js (Playwright) and pp_schedule.js
+// (Puppeteer). Reads the same targets file as `cdpilot run` (generic-adapter targets: fields by CSS
 // selector), keeps them fresh on their interval with the daemon's scheduling rule, and
 // writes the same JSON lines (snapshot, delta) so one report script reads both sides.
 //
-//   node pw_schedule.js --targets FILE --output FILE --duration S [--concurrency 8]
+//   node pw_schedule.js|pp_schedule.js --targets FILE --output FILE --duration S [--concurrency 8]
 //
-// Same Chromium binary and switches as cdpilot (chromium_flags.js, Playwright's defaults
-// dropped as in pw_pool.js). Scheduling as cdpilot's scheduler: every target due at once;
+// Same Chromium binary and switches as cdpilot (peers.js launchPeer: the library's own
+// default switches dropped, as in the pool benchmark). Scheduling as cdpilot's scheduler: every target due at once;
 // after a scrape that started at `start`, due again at max(start + interval, now); the
 // earliest due target runs first; at most --concurrency scrapes at a time (a semaphore).
 //   navigate targets: one new context per scrape: newContext, newPage, goto (load),
@@ -18,15 +19,8 @@
 // flight finish, closes the browser, prints a summary on stderr.
 'use strict';
 const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { chromium } = require('playwright-core');
-const { cdpilotFlags, chromiumExecutable, FALLBACK_FLAGS } = require('./chromium_flags');
-
-function arg(name, dflt) {
-  const i = process.argv.indexOf(name);
-  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-}
+const { arg } = require('./cli');
+const { launchPeer, goto, waitFor, evaluate } = require('./peers');
 
 // The page-side part of the generic adapter: for each field, the trimmed textContent of the
 // first match (or an attribute), null when nothing matches. Types are applied in node.
@@ -65,13 +59,13 @@ function normalise(fields, raw) {
   return data;
 }
 
-async function main() {
+async function main(lib, script) {
   const targetsPath = arg('--targets');
   const outPath = arg('--output');
   const duration = Number(arg('--duration', '60'));
   const conc = Number(arg('--concurrency', '8'));
   if (!targetsPath || !outPath) {
-    console.error('usage: node pw_schedule.js --targets FILE --output FILE --duration S [--concurrency C]');
+    console.error(`usage: node ${script} --targets FILE --output FILE --duration S [--concurrency C]`);
     process.exit(2);
   }
   let doc = JSON.parse(fs.readFileSync(targetsPath, 'utf8'));
@@ -84,11 +78,7 @@ async function main() {
     };
   });
   const out = fs.openSync(outPath, 'w');
-  const flags = cdpilotFlags() || FALLBACK_FLAGS;
-  const udd = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-sched-'));
-  const args = [...flags, '--remote-debugging-pipe', `--user-data-dir=${udd}`];
-  if (process.getuid && process.getuid() === 0) args.push('--no-sandbox');
-  const browser = await chromium.launch({ executablePath: chromiumExecutable(), ignoreDefaultArgs: true, args });
+  const browser = await launchPeer(lib);
 
   const t0 = Date.now();
   let stopAt = t0 + duration * 1000;
@@ -101,7 +91,7 @@ async function main() {
   function publish(t, start, data) {
     const now = Date.now();
     const snap = {
-      type: 'snapshot', target: t.id, adapter: 'playwright', url: t.url, seq: ++t.seq,
+      type: 'snapshot', target: t.id, adapter: lib, url: t.url, seq: ++t.seq,
       scraped_at: new Date(now).toISOString(), duration_ms: now - start, class: t.class || 'live', data,
     };
     fs.writeSync(out, `${JSON.stringify(snap)}\n`);
@@ -124,17 +114,17 @@ async function main() {
         if (!t.page) {
           t.ctx = await browser.newContext();
           t.page = await t.ctx.newPage();
-          await t.page.goto(t.url, { waitUntil: 'load', timeout: 30000 });
-          if (t.wait_for) await t.page.waitForSelector(t.wait_for, { timeout: 30000 });
+          await goto(t.page, t.url);
+          if (t.wait_for) await waitFor(t.page, t.wait_for);
         }
-        raw = await t.page.evaluate(t.js);
+        raw = await evaluate(t.page, t.js);
       } else {
         const ctx = await browser.newContext();
         try {
           const page = await ctx.newPage();
-          await page.goto(t.url, { waitUntil: 'load', timeout: 30000 });
-          if (t.wait_for) await page.waitForSelector(t.wait_for, { timeout: 30000 });
-          raw = await page.evaluate(t.js);
+          await goto(page, t.url);
+          if (t.wait_for) await waitFor(page, t.wait_for);
+          raw = await evaluate(page, t.js);
         } finally {
           await ctx.close().catch(() => {});
         }
@@ -173,9 +163,9 @@ async function main() {
   });
   fs.closeSync(out);
   await browser.close();
-  // Chromium's helpers may still be writing the profile for a moment after close()
-  try { fs.rmSync(udd, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }); } catch (e) { console.error(`could not remove ${udd}: ${e.message}`); }
-  console.error(JSON.stringify({ side: 'playwright', targets: targets.length, ok, failed, errors: Object.fromEntries(errors) }));
+  console.error(JSON.stringify({ side: lib, version: browser.version, targets: targets.length, ok, failed, errors: Object.fromEntries(errors) }));
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+module.exports = {
+  run: (lib, script) => main(lib, script).catch((e) => { console.error(e); process.exit(1); }),
+};
