@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=${2:?--rounds needs a value}; shift 2 ;;
 	--pages) pages=${2:?--pages needs a value}; shift 2 ;;
 	--defaults) defaults=1; shift ;;
-	-h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "$usage" >&2; exit 2 ;;
 	esac
 done
