@@ -1,13 +1,15 @@
 // peer_schedule.js: a peer's side of the daemon schedule benchmark (bench/run-daemon.sh), for
 // either library (peers.js); entry points pw_schedule.js (Playwright) and pp_schedule.js
-// (Puppeteer). Reads the same targets file as `cdpilot run` (generic-adapter targets: fields by CSS
-// selector), keeps them fresh on their interval with the daemon's scheduling rule, and
-// writes the same JSON lines (snapshot, delta) so one report script reads both sides.
+// (Puppeteer). Reads the same targets file as `cdpilot run` (generic-adapter targets:
+// fields by CSS selector), keeps them fresh on their interval with the daemon's scheduling
+// rule, and writes the same JSON lines (snapshot, delta; adapter: the library's name) so one
+// report script reads every side.
 //
 //   node pw_schedule.js|pp_schedule.js --targets FILE --output FILE --duration S [--concurrency 8]
 //
 // Same Chromium binary and switches as cdpilot (peers.js launchPeer: the library's own
-// default switches dropped, as in the pool benchmark). Scheduling as cdpilot's scheduler: every target due at once;
+// default switches dropped, as in the pool benchmark). Scheduling as cdpilot's scheduler:
+// every target due at once;
 // after a scrape that started at `start`, due again at max(start + interval, now); the
 // earliest due target runs first; at most --concurrency scrapes at a time (a semaphore).
 //   navigate targets: one new context per scrape: newContext, newPage, goto (load),
