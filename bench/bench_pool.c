@@ -176,7 +176,8 @@ static void on_waited(cdp_page_t *p, int status, const char *why, void *ud)
 	task_t *t = ud;
 
 	if (status != 0 || t->revoked) {
-		log_warn("bench", "wait for %s failed: %s", t->b->pages->wait_for, why ? why : "revoked");
+		log_warn("bench", "wait for %s failed: %s", t->b->pages->wait_for,
+		         why ? why : "revoked");
 		finish(t, 0);
 		return;
 	}
@@ -345,7 +346,8 @@ int main(int argc, char **argv)
 	                "s:{s:f, s:f, s:f}}",
 	                "side",
 	                "cdpilot", "concurrency", b.conc, "tasks", b.tasks, "pages", b.pages->name,
-	                "defaults", block, "block_resources", block, "ok", b.ok, "failed", b.failed, "tasks_per_s", b.tasks / secs,
+	                "defaults", block, "block_resources", block, "ok", b.ok, "failed",
+	                b.failed, "tasks_per_s", b.tasks / secs,
 	                "p50_ms", b.lat_ms[b.tasks / 2], "p95_ms",
 	                b.lat_ms[(size_t)(b.tasks * 95 / 100)], "peak_rss_mb",
 	                (double)b.peak_rss_kb / 1024.0, "cpu_ms_per_task",

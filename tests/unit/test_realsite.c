@@ -40,7 +40,10 @@ static void get(realsite_t *s, const char *path, uint64_t ms, realsite_reply_t *
 	realsite_handle(s, path, ms, r);
 }
 
-static void done(realsite_reply_t *r) { free(r->owned); }
+static void done(realsite_reply_t *r)
+{
+	free(r->owned);
+}
 
 static void test_realsite__page_names_only_served_assets(void **state)
 {
@@ -77,10 +80,10 @@ static void test_realsite__page_names_only_served_assets(void **state)
 static void test_realsite__weight_is_a_real_page(void **state)
 {
 	static const char *const assets[] = {
-		"/real/assets/site.css",     "/real/assets/score.woff2", "/real/assets/bundle.js",
-		"/real/img/hero.png",        "/real/img/crest-home.png", "/real/img/crest-away.png",
-		"/real/img/news-1.png",      "/real/img/news-2.png",     "/real/img/news-3.png",
-		"/real/img/news-4.png",      "/real/img/news-5.png",     "/real/img/news-6.png",
+		"/real/assets/site.css", "/real/assets/score.woff2", "/real/assets/bundle.js",
+		"/real/img/hero.png",    "/real/img/crest-home.png", "/real/img/crest-away.png",
+		"/real/img/news-1.png",  "/real/img/news-2.png",     "/real/img/news-3.png",
+		"/real/img/news-4.png",  "/real/img/news-5.png",     "/real/img/news-6.png",
 	};
 	realsite_t *s = realsite_new();
 	realsite_reply_t r;
@@ -161,19 +164,19 @@ static void test_realsite__woff2_header_matches_its_bytes(void **state)
 	p = (const unsigned char *)r.body;
 	assert_string_equal(r.type, "font/woff2");
 	assert_memory_equal(p, "wOF2", 4);
-	assert_int_equal(be32(p + 4), 0x00010000);      /* TrueType outlines */
-	assert_int_equal(be32(p + 8), r.body_len);      /* length */
-	assert_int_equal(p[12] << 8 | p[13], 10);       /* numTables */
+	assert_int_equal(be32(p + 4), 0x00010000); /* TrueType outlines */
+	assert_int_equal(be32(p + 8), r.body_len); /* length */
+	assert_int_equal(p[12] << 8 | p[13], 10);  /* numTables */
 	assert_int_equal(r.body_len % 4, 0);
 	/* the Brotli stream: WBITS 16, one uncompressed meta-block, the empty last one */
 	uint32_t clen = be32(p + 20);
 	assert_true(clen > 1000 && 48 + clen <= r.body_len);
 	const unsigned char *br = p + r.body_len - ((clen + 3) / 4 * 4);
 	uint32_t bits = br[0] | (uint32_t)br[1] << 8 | (uint32_t)br[2] << 16;
-	assert_int_equal(bits & 0xf, 0);            /* WBITS 16, not last, 4 nibbles */
-	assert_int_equal(bits >> 20 & 1, 1);        /* uncompressed */
+	assert_int_equal(bits & 0xf, 0);     /* WBITS 16, not last, 4 nibbles */
+	assert_int_equal(bits >> 20 & 1, 1); /* uncompressed */
 	assert_int_equal((bits >> 4 & 0xffff) + 1 + 3 + 1, clen);
-	assert_int_equal(br[clen - 1], 0x03);       /* ISLAST, ISLASTEMPTY */
+	assert_int_equal(br[clen - 1], 0x03); /* ISLAST, ISLASTEMPTY */
 	realsite_free(s);
 }
 
@@ -204,9 +207,10 @@ static void test_realsite__live_value_follows_the_clock(void **state)
 
 static void test_realsite__bad_paths_are_404(void **state)
 {
-	static const char *const bad[] = { "/real/match/1000", "/real/match/", "/real/match/x",
-		                           "/real/match/7a", "/real/api/match/-1",
-		                           "/real/img/nope.png", "/real/", "/real/assets/" };
+	static const char *const bad[] = {
+		"/real/match/1000",   "/real/match/",       "/real/match/x", "/real/match/7a",
+		"/real/api/match/-1", "/real/img/nope.png", "/real/",        "/real/assets/"
+	};
 	realsite_t *s = realsite_new();
 	realsite_reply_t r;
 
