@@ -4,10 +4,14 @@
  * prints one JSON object: tasks/s, p50/p95 task latency, peak controller RSS, controller
  * CPU per task, and the peak process count of the whole tree below this process.
  *
- *   cdpilot-bench-pool --base http://127.0.0.1:PORT --tasks N --concurrency C [--block]
+ *   cdpilot-bench-pool --base http://127.0.0.1:PORT --tasks N --concurrency C
+ *                      [--pages js|real] [--block | --defaults]
  *
- * Without --block, resources are not blocked (identical settings to the Playwright peer);
- * with it, cdpilot's default BLOCK_RESOURCES applies.
+ * Without --block, resources are not blocked (identical settings to the peers); with it
+ * (or --defaults, the same: cdpilot's defaults), cdpilot's default BLOCK_RESOURCES applies.
+ * --pages: the page set, as the peers' (bench/peers.js PAGES): js (default) loads
+ * /js?delay=10&page=K and reads document.title; real loads /real/match/K, waits for the
+ * live score (#live-score[data-ready]) and reads it.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -24,10 +28,22 @@
 #include "pool/pool.h"
 #include "util/log.h"
 
+/* A page set: what a task loads (path followed by the page's number 0..49), waits for
+ * (NULL: nothing) and reads. */
+struct pages {
+	const char *name, *path, *wait_for, *read;
+};
+static const struct pages page_sets[] = {
+	{ "js", "/js?delay=10&page=", NULL, "document.title" },
+	{ "real", "/real/match/", "#live-score[data-ready]",
+	  "document.querySelector('#live-score').textContent" },
+};
+
 typedef struct bench {
 	uv_loop_t loop;
 	pool_t *pool;
 	const char *base;
+	const struct pages *pages;
 	int tasks, conc, issued, done, ok, failed;
 	double *lat_ms;
 	uint64_t t0;
@@ -155,6 +171,20 @@ static void on_eval(cdp_page_t *p, int status, json_t *v, const char *why, void 
 	finish(ud, status == 0);
 }
 
+static void on_waited(cdp_page_t *p, int status, const char *why, void *ud)
+{
+	task_t *t = ud;
+
+	if (status != 0 || t->revoked) {
+		log_warn("bench", "wait for %s failed: %s", t->b->pages->wait_for,
+		         why ? why : "revoked");
+		finish(t, 0);
+		return;
+	}
+	if (cdp_page_evaluate(p, t->b->pages->read, 10000, on_eval, t) != 0)
+		finish(t, 0);
+}
+
 static void on_nav(cdp_page_t *p, const cdp_nav_result_t *res, void *ud)
 {
 	task_t *t = ud;
@@ -164,8 +194,12 @@ static void on_nav(cdp_page_t *p, const cdp_nav_result_t *res, void *ud)
 		finish(t, 0);
 		return;
 	}
-	if (cdp_page_evaluate(p, "document.title", 10000, on_eval, t) != 0)
-		finish(t, 0);
+	if (t->b->pages->wait_for) {
+		if (cdp_page_wait_for(p, t->b->pages->wait_for, 30000, on_waited, t) != 0)
+			finish(t, 0);
+		return;
+	}
+	on_waited(p, 0, NULL, t);
 }
 
 static void on_granted(pool_lease_t *l, int status, const char *why, void *ud)
@@ -197,8 +231,8 @@ static void issue(bench_t *b)
 
 	t->b = b;
 	t->start = now_us();
-	/* 50 distinct JS-rendered pages, as the peer loads */
-	snprintf(t->url, sizeof t->url, "%s/js?delay=10&page=%d", b->base, b->issued % 50);
+	/* 50 distinct pages of the set, as the peers load */
+	snprintf(t->url, sizeof t->url, "%s%s%d", b->base, b->pages->path, b->issued % 50);
 	b->issued++;
 	t->lease = pool_acquire(b->pool, t->url, 0, on_granted, on_revoked, t);
 	if (!t->lease) {
@@ -241,6 +275,7 @@ int main(int argc, char **argv)
 	memset(&b, 0, sizeof b);
 	b.tasks = 100;
 	b.conc = 8;
+	b.pages = &page_sets[0];
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--base") == 0 && i + 1 < argc)
 			b.base = argv[++i];
@@ -248,8 +283,20 @@ int main(int argc, char **argv)
 			b.tasks = (int)strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc)
 			b.conc = (int)strtol(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--block") == 0)
+		else if (strcmp(argv[i], "--block") == 0 || strcmp(argv[i], "--defaults") == 0)
 			block = 1;
+		else if (strcmp(argv[i], "--pages") == 0 && i + 1 < argc) {
+			const char *name = argv[++i];
+			b.pages = NULL;
+			for (size_t k = 0; k < sizeof page_sets / sizeof page_sets[0]; k++)
+				if (strcmp(name, page_sets[k].name) == 0)
+					b.pages = &page_sets[k];
+			if (!b.pages) {
+				fprintf(stderr, "cdpilot-bench-pool: --pages '%s': expected js or real\n",
+				        name);
+				return 2;
+			}
+		}
 		else {
 			fprintf(stderr, "cdpilot-bench-pool: unknown argument '%s'\n", argv[i]);
 			return 2;
@@ -257,7 +304,7 @@ int main(int argc, char **argv)
 	}
 	if (!b.base || b.tasks < 1 || b.conc < 1 || b.conc > 256) {
 		fprintf(stderr, "usage: cdpilot-bench-pool --base URL [--tasks N] "
-		                "[--concurrency 1..256] [--block]\n");
+		                "[--concurrency 1..256] [--pages js|real] [--block | --defaults]\n");
 		return 2;
 	}
 	log_set_level(getenv("BENCH_DEBUG") ? LOG_DEBUG : LOG_WARN);
@@ -295,11 +342,12 @@ int main(int argc, char **argv)
 	uv_timer_stop(&b.sampler);
 	uv_close((uv_handle_t *)&b.sampler, NULL);
 	qsort(b.lat_ms, (size_t)b.tasks, sizeof *b.lat_ms, cmp_double);
-	out = json_pack("{s:s, s:i, s:i, s:b, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i, s:{s:f, "
-	                "s:f, s:f}}",
+	out = json_pack("{s:s, s:i, s:i, s:s, s:b, s:b, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i, "
+	                "s:{s:f, s:f, s:f}}",
 	                "side",
-	                "cdpilot", "concurrency", b.conc, "tasks", b.tasks, "block_resources",
-	                block, "ok", b.ok, "failed", b.failed, "tasks_per_s", b.tasks / secs,
+	                "cdpilot", "concurrency", b.conc, "tasks", b.tasks, "pages", b.pages->name,
+	                "defaults", block, "block_resources", block, "ok", b.ok, "failed",
+	                b.failed, "tasks_per_s", b.tasks / secs,
 	                "p50_ms", b.lat_ms[b.tasks / 2], "p95_ms",
 	                b.lat_ms[(size_t)(b.tasks * 95 / 100)], "peak_rss_mb",
 	                (double)b.peak_rss_kb / 1024.0, "cpu_ms_per_task",

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # bench/daemon_lib.sh: shared by bench/run-daemon.sh and bench/soak/run.sh (sourced, from the
 # repository root). daemon_setup installs what is missing (scripts/deps.sh bench, npm ci in
-# bench/ when playwright-core is missing), builds cdpilot and cdpilot-fixture into
+# bench/ when a peer library is missing), builds cdpilot and cdpilot-fixture into
 # $BUILD_DIR (default build/; NO_BUILD=1 skips the build), starts the fixture server on a
 # free port and sets:
 #   $base     the fixture's URL          $tmp   a scratch dir (removed on exit)
@@ -44,10 +44,7 @@ daemon_setup() {
 	# shellcheck source=bench/lib.sh
 	. bench/lib.sh
 	bench_browser_banner "$cdpilot"
-	if [ ! -d bench/node_modules/playwright-core ]; then
-		echo "== npm ci in bench/"
-		(cd bench && npm ci --no-audit --no-fund)
-	fi
+	bench_npm
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/cdpilot-bench.XXXXXX")
 	trap daemon_cleanup EXIT
 	trap 'exit 130' INT

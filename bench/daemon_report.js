@@ -1,5 +1,6 @@
-// daemon_report.js: the figures of bench/run-daemon.sh, computed the same way for both sides
-// from the JSON lines they wrote (cdpilot's sink, pw_schedule.js's output) and from the
+// daemon_report.js: the figures of bench/run-daemon.sh, computed the same way for every side
+// from the JSON lines they wrote (cdpilot's sink, peer_schedule.js's output for Playwright
+// and Puppeteer) and from the
 // controller samples (daemon_tool.js sample). Subcommands:
 //
 //   step --side S --mode M --n N --interval S --targets FILE --out FILE --samples FILE
@@ -10,7 +11,8 @@
 //        Push latency: each goal matched to the first delta of its target carrying a
 //        version >= the goal's; appends a JSON line to --results and prints it.
 //   table --results FILE
-//        The table of the run, with the ratios cdpilot/Playwright.
+//        The table of the run, with the ratios cdpilot/Playwright and cdpilot/Puppeteer,
+//        and the ratios step by step (the sides ran back to back at each N).
 //
 // Age: sampled every second over the measuring window [ready + warm, ready + warm +
 // measure], where start is when the controller was started and ready when every target
@@ -116,55 +118,72 @@ function push() {
     `p95 ${res.p95_ms} ms (min ${res.min_ms}, max ${res.max_ms})`);
 }
 
+const SIDES = ['cdpilot', 'playwright', 'puppeteer'];
+const PEERS = SIDES.slice(1);
+
 function table() {
   const rows = lines(need('--results'));
   const steps = rows.filter((r) => r.kind === 'step');
-  const out = [['figure', 'cdpilot', 'playwright', 'cdpilot/playwright']];
+  const sides = SIDES.filter((side) => steps.some((s) => s.side === side) || side === 'cdpilot');
+  const peers = PEERS.filter((p) => sides.includes(p));
+  const out = [['figure', ...sides, ...peers.map((p) => `cdpilot/${p}`)]];
   const f = (x, d = 1) => (x === null || x === undefined ? '-' : typeof x === 'string' ? x : x.toFixed(d));
   const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b ? `${(a / b).toFixed(2)}` : '-');
+  const row = (label, vals, d) => [label, ...vals.map((v) => f(v, d)), ...peers.map((p) => ratio(vals[0], vals[sides.indexOf(p)]))];
   for (const mode of ['navigate', 'watch']) {
     const best = {};
-    for (const side of ['cdpilot', 'playwright']) {
+    for (const side of sides) {
       const mine = steps.filter((s) => s.side === side && s.mode === mode);
       if (!mine.length) continue;
       const firstFail = Math.min(...mine.filter((s) => !s.pass).map((s) => s.n), Infinity);
-      const passed = mine.filter((s) => s.pass && s.n < firstFail).sort((a, b) => b.n - a.n);
-      best[side] = {
-        max: passed.length ? passed[0].n : 0, atMax: passed[0] || null,
-        bound: firstFail === Infinity ? '>=' : '',
-        max_tested: Math.max(...mine.map((s) => s.n)),
-      };
+      const passed = mine.filter((s) => s.pass && s.n < firstFail).sort((x, y) => y.n - x.n);
+      best[side] = { max: passed.length ? passed[0].n : 0, atMax: passed[0] || null, bound: firstFail === Infinity ? '>=' : '' };
     }
-    if (!best.cdpilot && !best.playwright) continue;
-    const c = best.cdpilot || {}, p = best.playwright || {};
-    const label = (b) => (b && b.max !== undefined ? `${b.bound}${b.max}` : '-');
-    out.push([`${mode}: max live targets at 5 s (p95 age <= 7.5 s)`, label(c), label(p), ratio(c.max, p.max)]);
-    // the figures at the largest N both sides passed, so they compare like with like
-    const common = Math.min(c.max || 0, p.max || 0);
-    const at = (side) => steps.filter((s) => s.side === side && s.mode === mode && s.n === common && s.pass).pop();
-    const a = at('cdpilot'), b = at('playwright');
+    if (!Object.keys(best).length) continue;
+    const b = sides.map((side) => best[side] || {});
+    out.push([`${mode}: max live targets at 5 s (p95 age <= 7.5 s)`,
+      ...b.map((x) => (x.max !== undefined ? `${x.bound}${x.max}` : '-')),
+      ...peers.map((p) => ratio(b[0].max, b[sides.indexOf(p)].max))]);
+    // the figures at the largest N every side passed, so they compare like with like
+    const common = Math.min(...b.map((x) => x.max || 0));
+    const at = (side) => steps.filter((s) => s.side === side && s.mode === mode && s.n === common && s.pass).pop() || {};
     if (common > 0) {
-      out.push([`${mode}: p95 age at N=${common} (s)`, f(a && a.p95_age_s), f(b && b.p95_age_s), ratio(a && a.p95_age_s, b && b.p95_age_s)]);
-      out.push([`${mode}: controller CPU per task at N=${common} (ms)`, f(a && a.cpu_ms_per_task, 2), f(b && b.cpu_ms_per_task, 2), ratio(a && a.cpu_ms_per_task, b && b.cpu_ms_per_task)]);
-      out.push([`${mode}: controller CPU at N=${common} (% of a core)`, f(a && a.cpu_percent), f(b && b.cpu_percent), ratio(a && a.cpu_percent, b && b.cpu_percent)]);
-      out.push([`${mode}: controller RSS peak at N=${common} (MB)`, f(a && a.peak_rss_mb), f(b && b.peak_rss_mb), ratio(a && a.peak_rss_mb, b && b.peak_rss_mb)]);
+      const c = sides.map(at);
+      out.push(row(`${mode}: p95 age at N=${common} (s)`, c.map((x) => x.p95_age_s)));
+      out.push(row(`${mode}: controller CPU per task at N=${common} (ms)`, c.map((x) => x.cpu_ms_per_task), 2));
+      out.push(row(`${mode}: controller CPU at N=${common} (% of a core)`, c.map((x) => x.cpu_percent)));
+      out.push(row(`${mode}: controller RSS peak at N=${common} (MB)`, c.map((x) => x.peak_rss_mb)));
     }
-    const am = c.atMax, bm = p.atMax;
-    out.push([`${mode}: controller CPU per task at each max N (ms)`, f(am && am.cpu_ms_per_task, 2), f(bm && bm.cpu_ms_per_task, 2), ratio(am && am.cpu_ms_per_task, bm && bm.cpu_ms_per_task)]);
-    out.push([`${mode}: controller RSS peak at each max N (MB)`, f(am && am.peak_rss_mb), f(bm && bm.peak_rss_mb), ratio(am && am.peak_rss_mb, bm && bm.peak_rss_mb)]);
+    const m = b.map((x) => x.atMax || {});
+    out.push(row(`${mode}: controller CPU per task at each max N (ms)`, m.map((x) => x.cpu_ms_per_task), 2));
+    out.push(row(`${mode}: controller RSS peak at each max N (MB)`, m.map((x) => x.peak_rss_mb)));
   }
   const pu = rows.filter((r) => r.kind === 'push').pop();
   if (pu) {
-    out.push([`watch+push (${pu.targets} targets): change -> delta p50 (ms)`, f(pu.p50_ms, 0), '-', '-']);
-    out.push([`watch+push: change -> delta p95 (ms) [${pu.matched}/${pu.goals} goals]`, f(pu.p95_ms, 0), '-', '-']);
+    out.push([`watch+push (${pu.targets} targets): change -> delta p50 (ms)`, f(pu.p50_ms, 0), ...out[0].slice(2).map(() => '-')]);
+    out.push([`watch+push: change -> delta p95 (ms) [${pu.matched}/${pu.goals} goals]`, f(pu.p95_ms, 0), ...out[0].slice(2).map(() => '-')]);
   }
   const w = out[0].map((_, i) => Math.max(...out.map((r) => r[i].length)));
   for (const [i, r] of out.entries()) {
     console.log(r.map((cell, j) => (j === 0 ? cell.padEnd(w[j]) : cell.padStart(w[j]))).join(' | '));
     if (i === 0) console.log(w.map((k) => '-'.repeat(k)).join('-|-'));
   }
-  console.log('cdpilot/playwright: the first row of each mode above 1 = cdpilot keeps more targets fresh; ' +
+  console.log('cdpilot/PEER: the first row of each mode above 1 = cdpilot keeps more targets fresh; ' +
     'the other rows below 1 = cdpilot uses less. ">=" = the largest N tried passed.');
+  // step by step: at each N the sides ran back to back (order alternating), so these are
+  // the like-for-like ratios, one per step, as the pool benchmark's per-round ratios
+  console.log('\nstep by step, cdpilot/peer at the same N (p95 age; controller CPU per task):');
+  for (const mode of ['navigate', 'watch']) {
+    for (const n of [...new Set(steps.filter((s) => s.mode === mode).map((s) => s.n))].sort((x, y) => x - y)) {
+      const c = steps.find((s) => s.side === 'cdpilot' && s.mode === mode && s.n === n);
+      if (!c) continue;
+      const parts = peers.map((p) => {
+        const o = steps.find((s) => s.side === p && s.mode === mode && s.n === n);
+        return o ? `${p} ${ratio(c.p95_age_s, o.p95_age_s)}; ${ratio(c.cpu_ms_per_task, o.cpu_ms_per_task)}` : null;
+      }).filter(Boolean);
+      if (parts.length) console.log(`  ${mode} N=${n}: ${parts.join(' | ')}`);
+    }
+  }
   console.log('\nevery step (side mode N: p95 age s, CPU ms/task, RSS MB, pass):');
   for (const s of steps) {
     console.log(`  ${s.side.padEnd(10)} ${s.mode.padEnd(8)} N=${String(s.n).padStart(3)}: p95 ${f(s.p95_age_s)} s, ` +

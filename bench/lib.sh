@@ -1,5 +1,6 @@
 # bench/lib.sh: shared by the benchmark scripts (sourced, from the repository root).
-# bench_setup installs the pinned playwright-core if bench/node_modules lacks it, exports
+# bench_npm installs the pinned peers (playwright-core, puppeteer-core; neither downloads a
+# browser) if bench/node_modules lacks one. bench_setup runs it, exports
 # CHROMIUM_PATH for both sides, starts the fixture server (scripts/fixture.sh: sets $base
 # and $tmp, cleans up on exit) and sets $results to build/bench-results.
 
@@ -16,11 +17,15 @@ bench_browser_banner() {
 	echo "$v" >"${results:-build/bench-results}/chromium-version.json"
 }
 
-bench_setup() {
-	if [ ! -d bench/node_modules/playwright-core ]; then
+bench_npm() {
+	if [ ! -d bench/node_modules/playwright-core ] || [ ! -d bench/node_modules/puppeteer-core ]; then
 		echo "== npm ci in bench/"
 		(cd bench && npm ci --no-audit --no-fund)
 	fi
+}
+
+bench_setup() {
+	bench_npm
 	# Both sides run the same Chromium binary: the one cdpilot picks on its own (the
 	# headless shell, else the full browser), unless CHROMIUM_PATH says otherwise.
 	if [ -z "${CHROMIUM_PATH:-}" ]; then
@@ -31,7 +36,7 @@ bench_setup() {
 			fi
 		done
 	fi
-	echo "== Chromium for both sides: ${CHROMIUM_PATH:-chromium on PATH}"
+	echo "== Chromium for every side: ${CHROMIUM_PATH:-chromium on PATH}"
 	results=build/bench-results
 	mkdir -p "$results"
 	bench_browser_banner build/daemon/cdpilot

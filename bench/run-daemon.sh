@@ -2,8 +2,10 @@
 # bench/run-daemon.sh: the daemon schedule benchmark. The largest number of live targets at
 # a 5 s interval that this machine keeps at p95 age <= 7.5 s (1.5 x the interval), in
 # navigate and in watch mode, for `cdpilot run` and for the same schedule driven by
-# Playwright (bench/pw_schedule.js: same Chromium and switches, same pages, concurrency 8,
-# one context per scrape), with controller CPU per task and controller RSS; then, in watch
+# Playwright and by Puppeteer (bench/pw_schedule.js, bench/pp_schedule.js: same Chromium and
+# switches, same pages, concurrency 8, one context per scrape), the sides back to back at
+# each N, their order reversed at every other step, with controller CPU per task and
+# controller RSS, and cdpilot's ratios against both peers; then, in watch
 # mode with push, the p50/p95 delay from a change on the page to its delta in the sink.
 # Targets: the fixture's demo live-score site (/live/match/ID, every match kicked off
 # through /live/ctl/start), read by the generic adapter. Raw results:
@@ -12,12 +14,13 @@
 # usage: bench/run-daemon.sh            (about 15-20 minutes)
 #        QUICK=1 bench/run-daemon.sh    (about 6 minutes: coarser ladders, shorter steps)
 # env:   BUILD_DIR (build), NO_BUILD=1, NAV_LADDER, WATCH_LADDER, WARM_SECONDS,
-#        MEASURE_SECONDS, FIRST_TIMEOUT (60), PUSH_TARGETS (16), PUSH_SECONDS (60), SIDES ("cdpilot playwright"),
+#        MEASURE_SECONDS, FIRST_TIMEOUT (60), PUSH_TARGETS (16), PUSH_SECONDS (60),
+#        SIDES ("cdpilot playwright puppeteer"),
 #        MODES ("navigate watch"), PUSH=0 to skip the push measurement
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
--h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 "") ;;
 *) echo "usage: [QUICK=1] bench/run-daemon.sh" >&2; exit 2 ;;
 esac
@@ -39,7 +42,7 @@ else
 	resolution=8
 	push_seconds=${PUSH_SECONDS:-60}
 fi
-sides=${SIDES:-"cdpilot playwright"}
+sides=${SIDES:-"cdpilot playwright puppeteer"}
 modes=${MODES:-"navigate watch"}
 push_n=${PUSH_TARGETS:-16}
 first_timeout=${FIRST_TIMEOUT:-60}
@@ -64,6 +67,15 @@ daemon_env() {
 		METRICS_ADDR="127.0.0.1:$(node bench/daemon_tool.js port)")
 }
 
+declare -A peer_script=([playwright]=pw_schedule.js [puppeteer]=pp_schedule.js)
+for side in $sides; do
+	case $side in cdpilot | playwright | puppeteer) ;; *)
+		echo "SIDES: unknown side $side (expected cdpilot, playwright, puppeteer)" >&2
+		exit 2
+		;;
+	esac
+done
+
 # run_step SIDE MODE N: one step; returns 0 if it passed, 10 if not, other: broken. The
 # controller runs until every target has its first snapshot (at most FIRST_TIMEOUT s),
 # then warm + measure seconds more, and is stopped with SIGTERM (both sides finish the
@@ -82,7 +94,7 @@ run_step() {
 		env "${denv[@]}" "$cdpilot" run --targets "$d/targets.json" --output "$d/out.jsonl" \
 			--duration "$cap" --no-status 2>"$d/log" &
 	else
-		node bench/pw_schedule.js --targets "$d/targets.json" --output "$d/out.jsonl" \
+		node "bench/${peer_script[$side]}" --targets "$d/targets.json" --output "$d/out.jsonl" \
 			--duration "$cap" --concurrency "$conc" 2>"$d/log" &
 	fi
 	pid=$!
@@ -102,18 +114,22 @@ run_step() {
 	return $rc
 }
 
-# ladder MODE LIST: every side up the ladder, the sides alternating at each N (so both see
-# about the same background load) until each has failed once; then, per side, the gap
+# ladder MODE LIST: every side up the ladder, the sides back to back at each N, in reverse
+# order at every other N (so all see about the same background load), until each has failed
+# once; then, per side, the gap
 # between its last pass and its first failure is halved down to the resolution.
 ladder() {
-	local mode=$1 list=$2 n side rc mid gap left
+	local mode=$1 list=$2 n side rc mid gap left order step=0
 	declare -A pass fail
 	echo "== $mode mode: ladder $list (then bisect), ${warm}+${measure} s per step after" \
 		"every target's first snapshot"
 	for side in $sides; do pass[$side]=0; fail[$side]=0; done
 	for n in $list; do
 		left=0
-		for side in $sides; do
+		order=$sides
+		step=$((step + 1))
+		[ $((step % 2)) = 0 ] && order=$(echo "$sides" | tr ' ' '\n' | tac | tr '\n' ' ')
+		for side in $order; do
 			[ "${fail[$side]}" = 0 ] || continue
 			left=1
 			rc=0
