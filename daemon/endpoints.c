@@ -557,47 +557,7 @@ static void store_metrics(run_t *r, prom_buf_t *b)
 	      "1 while the last connection to Redis was dropped for want of a reply and no new "
 	      "one is ready.",
 	      ss.unresponsive);
-	if (r->share) {
-		share_stats_t sh;
-		share_get_stats(r->share, &sh);
-		prom_header(b, "cdpilot_schedule_claims_total", "counter",
-		            "SCHEDULE=redis claims of late runs (a held target whose lease had no "
-		            "room left): won, held (another instance holds it now), error (Redis "
-		            "could not be asked), timeout (no reply within REDIS_TIMEOUT_MS: not "
-		            "claimed).");
-		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.won, "result", "won",
-		            NULL);
-		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.held, "result", "held",
-		            NULL);
-		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.errors, "result", "error",
-		            NULL);
-		prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.timeouts, "result",
-		            "timeout", NULL);
-		counter(b, "cdpilot_schedule_released_total",
-		        "Targets this instance gave away to even the shares.", (double)sh.released);
-		gauge(b, "cdpilot_schedule_instances",
-		      "Live instances on the shared schedule at the last heartbeat.",
-		      (double)sh.instances);
-		gauge(b, "cdpilot_schedule_owned",
-		      "Targets this instance holds on the shared schedule at the last tick.",
-		      (double)sh.owned);
-		gauge(b, "cdpilot_schedule_share",
-		      "Targets per live instance (rounded up) at the last tick: what this "
-		      "instance takes at most.",
-		      (double)sh.share);
-		gauge(b, "cdpilot_schedule_unheld",
-		      "Targets on the shared schedule overdue by more than a lease at the last "
-		      "tick: no instance is running them (the same figure on every instance).",
-		      (double)sh.unheld);
-		prom_header(b, "cdpilot_schedule_handovers_total", "counter",
-		            "Targets that changed hands on the shared schedule: taken (by this "
-		            "instance's ticks: free, due, within its share), lost (another instance "
-		            "holds them now).");
-		prom_sample(b, "cdpilot_schedule_handovers_total", (double)sh.taken, "event", "taken",
-		            NULL);
-		prom_sample(b, "cdpilot_schedule_handovers_total", (double)sh.lost, "event", "lost",
-		            NULL);
-	}
+	run__share_metrics(r, b);
 }
 
 void run__metrics_extra(run_t *r, prom_buf_t *b)
@@ -670,21 +630,7 @@ void run__status_extra(run_t *r, json_t *doc)
 		                  "timeouts", (json_int_t)ss.timeouts, "events_dropped",
 		                  (json_int_t)ss.events_dropped, "last_error", ss.last_error));
 	}
-	if (r->share) {
-		share_stats_t sh;
-		share_get_stats(r->share, &sh);
-		json_object_set_new(doc, "schedule",
-		                    json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I, "
-		                              "s:I, s:I}",
-		                              "mode", "redis", "instance", share_instance(r->share),
-		                              "instances", (int)sh.instances, "owned", (int)sh.owned,
-		                              "share", (int)sh.share, "scheduled", (int)sh.scheduled,
-		                              "unheld", (int)sh.unheld, "taken", (json_int_t)sh.taken,
-		                              "lost", (json_int_t)sh.lost, "released",
-		                              (json_int_t)sh.released, "won", (json_int_t)sh.won,
-		                              "held", (json_int_t)sh.held, "errors",
-		                              (json_int_t)sh.errors));
-	}
+	run__share_status(r, doc);
 	wd_stats_t ws;
 	json_t *by = json_object();
 

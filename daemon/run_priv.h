@@ -128,6 +128,8 @@ void run__watch_close(run_t *r);
 void run__share_callbacks(run_t *r, runner_callbacks_t *cbs);
 void run__share_new(run_t *r);
 void run__share_tick(run_t *r);
+void run__share_metrics(run_t *r, prom_buf_t *b);
+void run__share_status(run_t *r, json_t *doc);
 
 void run__entities_new(run_t *r);
 void run__entities_free(run_t *r);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon/run_priv.h"
+#include "util/prom.h"
 #include "scheduler/health.h"
 
 static void on_claim(void *ud, const char *id, uint64_t fence, runner_claimed_cb cb,
@@ -116,4 +117,73 @@ void run__share_tick(run_t *r)
 	share_set_info(r->share, text);
 	free(text);
 	json_decref(line);
+}
+
+/* The cdpilot_schedule_* families (docs/metrics.md). */
+void run__share_metrics(run_t *r, prom_buf_t *b)
+{
+	share_stats_t sh;
+
+	if (!r->share)
+		return;
+	share_get_stats(r->share, &sh);
+	prom_header(b, "cdpilot_schedule_claims_total", "counter",
+	            "SCHEDULE=redis claims of late runs (a held target whose lease had no "
+	            "room left): won, held (another instance holds it now), error (Redis "
+	            "could not be asked), timeout (no reply within REDIS_TIMEOUT_MS: not "
+	            "claimed).");
+	prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.won, "result", "won",
+	            NULL);
+	prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.held, "result", "held",
+	            NULL);
+	prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.errors, "result", "error",
+	            NULL);
+	prom_sample(b, "cdpilot_schedule_claims_total", (double)sh.timeouts, "result",
+	            "timeout", NULL);
+	prom_header(b, "cdpilot_schedule_released_total", "counter",
+	            "Targets this instance gave away to even the shares.");
+	prom_sample(b, "cdpilot_schedule_released_total", (double)sh.released, NULL);
+	prom_header(b, "cdpilot_schedule_instances", "gauge",
+	            "Live instances on the shared schedule at the last tick.");
+	prom_sample(b, "cdpilot_schedule_instances", (double)sh.instances, NULL);
+	prom_header(b, "cdpilot_schedule_owned", "gauge",
+	            "Targets this instance holds on the shared schedule at the last tick.");
+	prom_sample(b, "cdpilot_schedule_owned", (double)sh.owned, NULL);
+	prom_header(b, "cdpilot_schedule_share", "gauge",
+	            "Targets per live instance (rounded up) at the last tick: what this "
+	            "instance takes at most.");
+	prom_sample(b, "cdpilot_schedule_share", (double)sh.share, NULL);
+	prom_header(b, "cdpilot_schedule_unheld", "gauge",
+	            "Targets on the shared schedule overdue by more than a lease at the last "
+	            "tick: no instance is running them (the same figure on every instance).");
+	prom_sample(b, "cdpilot_schedule_unheld", (double)sh.unheld, NULL);
+	prom_header(b, "cdpilot_schedule_handovers_total", "counter",
+	            "Targets that changed hands on the shared schedule: taken (by this "
+	            "instance's ticks: free, due, within its share), lost (another instance "
+	            "holds them now).");
+	prom_sample(b, "cdpilot_schedule_handovers_total", (double)sh.taken, "event", "taken",
+	            NULL);
+	prom_sample(b, "cdpilot_schedule_handovers_total", (double)sh.lost, "event", "lost",
+	            NULL);
+}
+
+/* /status's "schedule" object. */
+void run__share_status(run_t *r, json_t *doc)
+{
+	share_stats_t sh;
+
+	if (!r->share)
+		return;
+	share_get_stats(r->share, &sh);
+	json_object_set_new(doc, "schedule",
+	                    json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I, "
+	                              "s:I, s:I}",
+	                              "mode", "redis", "instance", share_instance(r->share),
+	                              "instances", (int)sh.instances, "owned", (int)sh.owned,
+	                              "share", (int)sh.share, "scheduled", (int)sh.scheduled,
+	                              "unheld", (int)sh.unheld, "taken", (json_int_t)sh.taken,
+	                              "lost", (json_int_t)sh.lost, "released",
+	                              (json_int_t)sh.released, "won", (json_int_t)sh.won,
+	                              "held", (json_int_t)sh.held, "errors",
+	                              (json_int_t)sh.errors));
 }
