@@ -25,54 +25,8 @@
 #include "util/log.h"
 
 #define COMP "share"
-#define KEY_MAX 200
-#define MAX_WORDS 24
 #define TAKE_MOST 1000     /* targets one tick may take */
-#define REGISTER_CHUNK 500 /* ids per register script */
 #define PRUNE_EVERY 30     /* ticks between prunes of this instance's set of held targets */
-
-enum req_kind { R_CLAIM, R_DONE, R_FORGET, R_TICK, R_CLOSE, R_REGISTER, R_LOAD };
-
-typedef struct sreq {
-	struct sreq *prev, *next;
-	share_t *sh;
-	enum req_kind kind;
-	enum share_script script;
-	share_claim_cb cb;
-	void *ud;
-	int delivered, retried;
-	char id[KEY_MAX];  /* R_DONE: the target */
-	uint32_t next_ms;  /* R_DONE: when it is due again */
-	/* the command, kept for a second send in full on NOSCRIPT */
-	int argc;
-	const char *argv[MAX_WORDS];
-	size_t lens[MAX_WORDS];
-	char *buf;
-} sreq_t;
-
-struct share {
-	uv_loop_t *loop;
-	store_t *store;
-	share_opts_t o;
-	share_callbacks_t cbs;
-	share_stats_t st;
-	sreq_t *reqs; /* in flight */
-	uv_timer_t beat, grace;
-	unsigned open_handles, ticks;
-	int closing, close_sent, cb_done, tick_inflight, registered_once;
-	void (*close_cb)(void *ud);
-	void *close_ud;
-	char sha[SS_N][41]; /* "" until SCRIPT LOAD answered */
-	int loading[SS_N];
-	char **ids; /* the targets, sorted, for registration */
-	size_t nids;
-	char *info; /* this instance's line in the cluster view */
-	/* Who holds leases in Redis: SCHEDULE_INSTANCE (a label) and a token drawn at each
-	 * start, "label#1a2b3c4d", so that a restart under the same label (a container
-	 * restarted under its hostname) is a new holder with new fences, never the old one
-	 * whose seqs were further on. */
-	char ident[SHARE_INSTANCE_MAX + 10];
-};
 
 static void *xcalloc(size_t n)
 {
@@ -97,7 +51,7 @@ static void maybe_free(share_t *sh)
 	}
 }
 
-static void key(const share_t *sh, char out[KEY_MAX], const char *kind, const char *id)
+void share__key(const share_t *sh, char out[KEY_MAX], const char *kind, const char *id)
 {
 	if (id)
 		snprintf(out, KEY_MAX, "%s:%s:%s", store_prefix(sh->store), kind, id);
@@ -116,24 +70,22 @@ typedef struct keys {
 
 static void keys_for(const share_t *sh, const char *id, keys_t *k)
 {
-	key(sh, k->sched, "sched", NULL);
-	key(sh, k->lease, "lease", id ? id : "");
-	key(sh, k->fence, "fence", id ? id : "");
-	key(sh, k->instances, "instances", NULL);
-	key(sh, k->owned, "owned", sh->ident);
-	key(sh, k->epoch, "epoch", NULL);
-	key(sh, k->cluster, "cluster", NULL);
-	key(sh, k->hold, "sched-hold", NULL);
-	key(sh, k->lease_prefix, "lease", "");
-	key(sh, k->owned_prefix, "owned", "");
-	key(sh, k->fence_prefix, "fence", "");
+	share__key(sh, k->sched, "sched", NULL);
+	share__key(sh, k->lease, "lease", id ? id : "");
+	share__key(sh, k->fence, "fence", id ? id : "");
+	share__key(sh, k->instances, "instances", NULL);
+	share__key(sh, k->owned, "owned", sh->ident);
+	share__key(sh, k->epoch, "epoch", NULL);
+	share__key(sh, k->cluster, "cluster", NULL);
+	share__key(sh, k->hold, "sched-hold", NULL);
+	share__key(sh, k->lease_prefix, "lease", "");
+	share__key(sh, k->owned_prefix, "owned", "");
+	share__key(sh, k->fence_prefix, "fence", "");
 	snprintf(k->lease_ms, sizeof k->lease_ms, "%" PRIu32, sh->o.lease_ms);
 	snprintf(k->run_ms, sizeof k->run_ms, "%" PRIu32, sh->o.run_ms);
 }
 
-static void on_reply(void *ud, redisReply *rep);
-
-static void link_req(share_t *sh, sreq_t *q)
+void share__link_req(share_t *sh, sreq_t *q)
 {
 	q->next = sh->reqs;
 	q->prev = NULL;
@@ -142,7 +94,7 @@ static void link_req(share_t *sh, sreq_t *q)
 	sh->reqs = q;
 }
 
-static void free_req(sreq_t *q)
+void share__free_req(sreq_t *q)
 {
 	free(q->buf);
 	free(q);
@@ -151,13 +103,11 @@ static void free_req(sreq_t *q)
 /* Sends q's command (argv[0] "EVALSHA" with the SHA, or "EVAL" with the script). */
 static int send_req(share_t *sh, sreq_t *q)
 {
-	int rc = store_command(sh->store, on_reply, q, q->argc, q->argv, q->lens);
+	int rc = store_command(sh->store, share__on_reply, q, q->argc, q->argv, q->lens);
 	if (rc == 0)
-		link_req(sh, q);
+		share__link_req(sh, q);
 	return rc;
 }
-
-static void load_script(share_t *sh, enum share_script s);
 
 /* Runs script s with nkeys keys then the words (copied into q). Returns 0 or the store's
  * error (q is freed then). */
@@ -179,7 +129,7 @@ static int send_script(share_t *sh, sreq_t *q, enum share_script s, int nkeys,
 	} else {
 		q->argv[q->argc++] = "EVAL";
 		q->argv[q->argc++] = share__lua[s];
-		load_script(sh, s);
+		share__load_script(sh, s);
 	}
 	off = (size_t)snprintf(q->buf, total, "%d", nkeys) + 1;
 	q->argv[q->argc++] = q->buf;
@@ -193,13 +143,13 @@ static int send_script(share_t *sh, sreq_t *q, enum share_script s, int nkeys,
 		q->lens[i] = strlen(q->argv[i]);
 	rc = send_req(sh, q);
 	if (rc != 0)
-		free_req(q);
+		share__free_req(q);
 	return rc;
 }
 
 /* Learns script s's SHA (once per connection: a restarted Redis answers NOSCRIPT, and the
  * SHA is learnt again). */
-static void load_script(share_t *sh, enum share_script s)
+void share__load_script(share_t *sh, enum share_script s)
 {
 	sreq_t *q;
 
@@ -216,7 +166,7 @@ static void load_script(share_t *sh, enum share_script s)
 	for (int i = 0; i < 3; i++)
 		q->lens[i] = strlen(q->argv[i]);
 	if (send_req(sh, q) != 0) {
-		free_req(q);
+		share__free_req(q);
 		return;
 	}
 	sh->loading[s] = 1;
@@ -233,7 +183,7 @@ static int resend_in_full(share_t *sh, sreq_t *q, const redisReply *rep)
 	 * learnt again */
 	sh->sha[q->script][0] = '\0';
 	if (!sh->closing)
-		load_script(sh, q->script);
+		share__load_script(sh, q->script);
 	if (q->retried)
 		return 0;
 	q->retried = 1;
@@ -272,7 +222,6 @@ static int int_at(const redisReply *rep, size_t i, long long *out)
 }
 
 static void finish_close(share_t *sh);
-static void register_all(share_t *sh, uint32_t delay_ms);
 
 /* Why a command got no reply: the store dropped a connection that did not answer in time
  * (-ETIMEDOUT), or it was lost or closed (-ENOTCONN). */
@@ -358,11 +307,11 @@ static void on_tick_reply(share_t *sh, const redisReply *rep)
 	if ((size_t)size < sh->nids && sh->registered_once) {
 		log_warn(COMP, "the shared schedule holds %lld of our %zu targets: putting them back",
 		         size, sh->nids);
-		register_all(sh, sh->o.lease_ms + sh->o.run_ms);
+		share__register_all(sh, sh->o.lease_ms + sh->o.run_ms);
 	}
 }
 
-static void on_reply(void *ud, redisReply *rep)
+void share__on_reply(void *ud, redisReply *rep)
 {
 	sreq_t *q = ud;
 	share_t *sh = q->sh;
@@ -395,7 +344,7 @@ static void on_reply(void *ud, redisReply *rep)
 	case R_CLOSE:
 		if (rep && rep->type == REDIS_REPLY_INTEGER)
 			log_info(COMP, "instance %s released its targets", sh->ident);
-		free_req(q);
+		share__free_req(q);
 		finish_close(sh);
 		maybe_free(sh);
 		return;
@@ -403,7 +352,7 @@ static void on_reply(void *ud, redisReply *rep)
 	case R_REGISTER:
 		break;
 	}
-	free_req(q);
+	share__free_req(q);
 	maybe_free(sh);
 }
 
@@ -472,7 +421,7 @@ void share_claim(share_t *sh, const char *id, uint64_t fence, share_claim_cb cb,
 }
 
 /* A fire-and-forget request, or NULL once closing. */
-static sreq_t *new_req(share_t *sh, enum req_kind kind)
+sreq_t *share__new_req(share_t *sh, enum req_kind kind)
 {
 	sreq_t *q;
 
@@ -485,7 +434,7 @@ static sreq_t *new_req(share_t *sh, enum req_kind kind)
 
 void share_done(share_t *sh, const char *id, uint32_t next_ms, uint64_t fence, int release)
 {
-	sreq_t *q = new_req(sh, R_DONE);
+	sreq_t *q = share__new_req(sh, R_DONE);
 	char nxt[16], mine[24];
 	keys_t k;
 
@@ -505,7 +454,7 @@ void share_done(share_t *sh, const char *id, uint32_t next_ms, uint64_t fence, i
 
 void share_forget(share_t *sh, const char *id)
 {
-	sreq_t *q = new_req(sh, R_FORGET);
+	sreq_t *q = share__new_req(sh, R_FORGET);
 	keys_t k;
 
 	if (!q)
@@ -514,94 +463,6 @@ void share_forget(share_t *sh, const char *id)
 	(void)send_script(sh, q, SS_FORGET, 4,
 	                  (const char *const[]){ k.sched, k.lease, k.owned, k.fence, id, sh->ident },
 	                  6);
-}
-
-/* ---- registration: the targets on the schedule ---- */
-
-/* One register script per chunk of ids (ZADD NX: those already there keep their score). */
-static void register_ids(share_t *sh, char *const *ids, size_t n, uint32_t delay_ms)
-{
-	char sched[KEY_MAX], delay[16];
-
-	key(sh, sched, "sched", NULL);
-	snprintf(delay, sizeof delay, "%" PRIu32, delay_ms);
-	for (size_t at = 0; at < n; at += REGISTER_CHUNK) {
-		size_t m = n - at < REGISTER_CHUNK ? n - at : REGISTER_CHUNK;
-		sreq_t *q = new_req(sh, R_REGISTER);
-		const char **argv;
-		size_t *lens;
-		char nk[4] = "1";
-		int argc = 0;
-
-		if (!q)
-			return;
-		/* more words than a request keeps: sent once, never again in full (a lost
-		 * registration is made again by the next tick that sees the schedule short) */
-		argv = calloc(m + 5, sizeof *argv);
-		lens = calloc(m + 5, sizeof *lens);
-		if (!argv || !lens)
-			abort();
-		argv[argc++] = sh->sha[SS_REGISTER][0] ? "EVALSHA" : "EVAL";
-		argv[argc++] = sh->sha[SS_REGISTER][0] ? sh->sha[SS_REGISTER] : share__lua[SS_REGISTER];
-		argv[argc++] = nk;
-		argv[argc++] = sched;
-		argv[argc++] = delay;
-		for (size_t i = 0; i < m; i++)
-			argv[argc++] = ids[at + i];
-		for (int i = 0; i < argc; i++)
-			lens[i] = strlen(argv[i]);
-		q->sh = sh;
-		q->script = SS_REGISTER;
-		q->retried = 1; /* NOSCRIPT: not resent (see above) */
-		if (!sh->sha[SS_REGISTER][0])
-			load_script(sh, SS_REGISTER);
-		if (store_command(sh->store, on_reply, q, argc, argv, lens) == 0)
-			link_req(sh, q);
-		else
-			free_req(q);
-		free(argv);
-		free(lens);
-	}
-}
-
-static void register_all(share_t *sh, uint32_t delay_ms)
-{
-	register_ids(sh, sh->ids, sh->nids, delay_ms);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void share_set_targets(share_t *sh, const char *const *ids, size_t n)
-{
-	char **next = n ? calloc(n, sizeof *next) : NULL, **fresh = NULL;
-	size_t nfresh = 0;
-
-	if (n && !next)
-		abort();
-	for (size_t i = 0; i < n; i++)
-		if (!(next[i] = strdup(ids[i])))
-			abort();
-	qsort(next, n, sizeof *next, cmp_str);
-	/* the ids we did not have: new targets, due at once (NX: a target another instance
-	 * put there first keeps its time) */
-	if (n && !(fresh = calloc(n, sizeof *fresh)))
-		abort();
-	for (size_t i = 0; i < n; i++)
-		if (!sh->ids || !bsearch(&next[i], sh->ids, sh->nids, sizeof *sh->ids, cmp_str))
-			fresh[nfresh++] = next[i];
-	for (size_t i = 0; i < sh->nids; i++)
-		free(sh->ids[i]);
-	free(sh->ids);
-	sh->ids = next;
-	sh->nids = n;
-	if (store_ready(sh->store) && nfresh) {
-		register_ids(sh, fresh, nfresh, 0);
-		sh->registered_once = 1;
-	}
-	free(fresh);
 }
 
 void share_set_info(share_t *sh, const char *json)
@@ -623,10 +484,10 @@ static void on_beat(uv_timer_t *t)
 	if (!store_ready(sh->store) || sh->tick_inflight)
 		return;
 	if (!sh->registered_once && sh->nids) {
-		register_all(sh, 0);
+		share__register_all(sh, 0);
 		sh->registered_once = 1;
 	}
-	if (!(q = new_req(sh, R_TICK)))
+	if (!(q = share__new_req(sh, R_TICK)))
 		return;
 	keys_for(sh, NULL, &k);
 	snprintf(most, sizeof most, "%d", TAKE_MOST);
@@ -723,7 +584,7 @@ static void on_grace(uv_timer_t *t)
 
 void share_close(share_t *sh, void (*cb)(void *ud), void *ud)
 {
-	sreq_t *q = new_req(sh, R_CLOSE);
+	sreq_t *q = share__new_req(sh, R_CLOSE);
 	keys_t k;
 
 	if (!q)
