@@ -153,6 +153,10 @@ int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *u
 
 	if (rt->removed)
 		return 0;
+	if (!runner__holds(r, rt))
+		return 0; /* SCHEDULE=redis: another instance holds it now (a watched page's push,
+		           * or a run that ended after the loss): its holder writes it (ours would be
+		           * refused), reconciles its children and keeps its ages */
 	data = rt->spec.discover ? discovered_data(r, rt, raw, why, sizeof why)
 	                         : runner__normalise(rt, raw, why, sizeof why);
 	if (!data) {
@@ -183,12 +187,6 @@ int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *u
 		json_decref(snap);
 		runner__target_failed(r, rt, POOL_FAILED, "out of memory building the snapshot");
 		return -ENOMEM;
-	}
-	if (!runner__holds(r, rt)) {
-		/* SCHEDULE=redis: another instance holds it now (a watched page's push, or a run
-		 * that ended after the loss): its holder writes it; ours would be refused */
-		json_decref(snap);
-		return 0;
 	}
 	rt->seq++;
 	r->snapshots_total++;
