@@ -79,21 +79,8 @@ static void start_instance(env_t *e, int i)
  * politeness sees them apart only by query), written to the bed's targets file. */
 static void write_targets(env_t *e, const char *prefix, int n)
 {
-	size_t cap = 64 + (size_t)n * 200, len = 0;
-	char *text = malloc(cap);
-
-	assert_non_null(text);
-	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
-	for (int i = 0; i < n; i++)
-		len += (size_t)snprintf(
-		        text + len, cap - len,
-		        "%s{\"id\": \"%s%03d\", \"adapter\": \"jsonapi\", \"url\": "
-		        "\"%s/live/api/matches?%s=%d\", \"class\": \"live\", "
-		        "\"fields\": {\"first\": {\"pointer\": \"/matches/0/id\"}}}",
-		        i ? "," : "", prefix, i, e->bed.base, prefix, i);
-	snprintf(text + len, cap - len, "]}");
-	dk_write_file(e->bed.targets, text);
-	free(text);
+	dk_write_jsonapi_targets(e->bed.targets, e->bed.base, prefix, n,
+	                         "{\"first\": {\"pointer\": \"/matches/0/id\"}}");
 }
 
 typedef struct scrape {

@@ -69,21 +69,8 @@ static int teardown(void **state)
 /* n jsonapi targets KEY000.. on the fixture (URL ?KEY=i), field "served" = server_ms. */
 static void write_targets(env_t *e, const char *key, int n)
 {
-	size_t cap = 64 + (size_t)n * 240, len = 0;
-	char *text = malloc(cap);
-
-	assert_non_null(text);
-	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
-	for (int i = 0; i < n; i++)
-		len += (size_t)snprintf(
-		        text + len, cap - len,
-		        "%s{\"id\": \"%s%03d\", \"adapter\": \"jsonapi\", \"url\": "
-		        "\"%s/live/api/matches?%s=%d\", \"class\": \"live\", \"fields\": "
-		        "{\"served\": {\"pointer\": \"/server_ms\", \"type\": \"int\"}}}",
-		        i ? "," : "", key, i, e->bed.base, key, i);
-	snprintf(text + len, cap - len, "]}");
-	dk_write_file(e->bed.targets, text);
-	free(text);
+	dk_write_jsonapi_targets(e->bed.targets, e->bed.base, key, n,
+	                         "{\"served\": {\"pointer\": \"/server_ms\", \"type\": \"int\"}}");
 }
 
 /* Instance i as SCHEDULE_INSTANCE=label, LIVE_INTERVAL_SECONDS=interval_s, plus extra

@@ -433,6 +433,26 @@ const dk_req_t *dk_reqlog_last(const dk_req_t *reqs, size_t n, int t, int64_t be
 	return last;
 }
 
+void dk_write_jsonapi_targets(const char *path, const char *base, const char *key, int n,
+                              const char *fields)
+{
+	size_t cap = 64 + (size_t)n * (160 + strlen(base) + 2 * strlen(key) + strlen(fields));
+	size_t len = 0;
+	char *text = malloc(cap);
+
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "{\"targets\": [");
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+		                        "%s{\"id\": \"%s%03d\", \"adapter\": \"jsonapi\", \"url\": "
+		                        "\"%s/live/api/matches?%s=%d\", \"class\": \"live\", "
+		                        "\"fields\": %s}",
+		                        i ? "," : "", key, i, base, key, i, fields);
+	snprintf(text + len, cap - len, "]}");
+	dk_write_file(path, text);
+	free(text);
+}
+
 void dk_write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");

@@ -117,6 +117,11 @@ const dk_req_t *dk_reqlog_last(const dk_req_t *reqs, size_t n, int t, int64_t be
 
 /* Writes text to path (fails the test on error). */
 void dk_write_file(const char *path, const char *text);
+/* A targets file at path: n live jsonapi targets KEY000.. on the fixture at base, each its
+ * own URL (/live/api/matches?KEY=i, so that they differ only by query), with fields (a JSON
+ * object's text). */
+void dk_write_jsonapi_targets(const char *path, const char *base, const char *key, int n,
+                              const char *fields);
 /* Prints the tail of a process's stderr (for a failure message). */
 void dk_dump_log(const dk_proc_t *p);
 /* Stops a daemon with SIGTERM and checks it exited 0 and that every process it had below it
