@@ -385,8 +385,8 @@ static void test_livesite__api_and_control(void **state)
 	j = get_json(e, "/live/api/matches", 200);
 	assert_int_equal(json_array_size(json_object_get(j, "matches")), 6);
 	json_decref(j);
-	json_decref(get_json(e, "/live/ctl?n=501", 400));
-	assert_int_equal(fixture_live_configure(e->pk.fx, 501, 1, 0), -EINVAL);
+	json_decref(get_json(e, "/live/ctl?n=2001", 400));
+	assert_int_equal(fixture_live_configure(e->pk.fx, 2001, 1, 0), -EINVAL);
 	assert_int_equal(fixture_live_configure(e->pk.fx, 10, 1001, 0), -EINVAL);
 
 	env_close(e);
