@@ -66,6 +66,13 @@ typedef struct cdp_page_opts {
 	 * them with its first request. Not an array: cdp_page_open() returns -EINVAL; a cookie
 	 * Chrome refuses fails the open naming Network.setCookies. */
 	const char *cookies_json;
+	/* No frames: the target is created with BeginFrames under DevTools' control
+	 * (Target.createTarget enableBeginFrameControl, headless only) and none is ever sent,
+	 * so the page is never painted nor composited: requestAnimationFrame callbacks never
+	 * run and a screenshot never completes; scripts, timers, the network, the DOM and
+	 * layout (when a script asks for it) work as ever. For long-lived watched pages
+	 * (about a third less Chromium CPU and a quarter less memory each, bench/README.md). */
+	int no_frames;
 } cdp_page_opts_t;
 
 /* Hygiene counters of one page, for the pool's metrics. */

@@ -126,6 +126,11 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 			json_decref(params);
 			params = NULL;
 		}
+		if (params && p->no_frames &&
+		    json_object_set_new(params, "enableBeginFrameControl", json_true())) {
+			json_decref(params);
+			params = NULL;
+		}
 		session = NULL;
 		break;
 	case ST_ATTACH:
@@ -414,6 +419,7 @@ int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeou
 		p->viewport_h = opts->viewport_height;
 		p->dismiss_dialogs = opts->dismiss_dialogs;
 		p->block_popups = opts->block_popups;
+		p->no_frames = opts->no_frames;
 		if (opts->block_resources &&
 		    (rc = cdp__page_block_patterns(opts->block_resources, &p->block_patterns)) != 0)
 			goto out;

@@ -80,6 +80,7 @@ struct cdp_page {
 	int initial_nav;  /* recording that first navigation until a navigate adopts it */
 	char *user_agent;
 	int viewport_w, viewport_h;
+	int no_frames; /* cdp_page_opts_t.no_frames */
 	int lifecycle_on; /* Page.setLifecycleEventsEnabled succeeded */
 	/* hygiene */
 	int dismiss_dialogs;

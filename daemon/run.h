@@ -48,6 +48,7 @@ typedef struct run_opts {
 	unsigned failing_percent; /* FAILING_LEASE_PERCENT, default 50 (1..100): share of
 	                             each task bound that failing targets may hold */
 	uint32_t watch_reload_ms; /* WATCH_RELOAD_SECONDS, default 600 */
+	int watch_frames;         /* WATCH_FRAMES on (1, default) or off (0) */
 	uint32_t verify_unchanged_ms; /* WATCH_VERIFY_UNCHANGED_SECONDS, default 0 (three
 	                                 intervals) */
 	uint32_t verify_max_ms;   /* WATCH_VERIFY_SECONDS, default 60 (0: off) */

@@ -107,6 +107,14 @@ static void daemon_from_env(run_opts_t *o, errlist_t *errs)
 		o->failing_percent = (unsigned)d;
 	if (envnum_get(errs, "WATCH_RELOAD_SECONDS", 1, 86400, 0, NULL, &d) > 0)
 		o->watch_reload_ms = (uint32_t)(d * 1000);
+	o->watch_frames = 1;
+	{
+		const char *v = getenv("WATCH_FRAMES");
+		if (v && strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+			errlist_add(errs, "WATCH_FRAMES=\"%.80s\": expected on or off", v);
+		else if (v)
+			o->watch_frames = strcmp(v, "on") == 0;
+	}
 	if (envnum_get(errs, "WATCH_VERIFY_UNCHANGED_SECONDS", 0, 86400, 0, NULL, &d) > 0)
 		o->verify_unchanged_ms = (uint32_t)(d * 1000);
 	if (envnum_get(errs, "WATCH_VERIFY_SECONDS", 0, 86400, 0, NULL, &d) > 0)
@@ -217,6 +225,7 @@ void run_runner_opts(const run_opts_t *o, runner_opts_t *ro)
 	ro->task_timeout_ms = o->pool.task_timeout_ms;
 	ro->watch_cap = o->watch_cap;
 	ro->watch_reload_ms = o->watch_reload_ms;
+	ro->watch_frames = o->watch_frames;
 	ro->verify_unchanged_ms = o->verify_unchanged_ms;
 	ro->verify_max_ms = o->verify_max_ms;
 	ro->watch_navigate_ms = o->watch_navigate_ms;

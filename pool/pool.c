@@ -288,6 +288,7 @@ static void start_lease(pool_t *p, pool_lease_t *l)
 	                        : p->opts.extra_headers[0] ? p->opts.extra_headers
 	                                                   : NULL;
 	po.cookies_json = l->cookies_json;
+	po.no_frames = l->no_frames;
 	po.dismiss_dialogs = 1;
 	po.block_popups = 1;
 	uv_timer_start(&l->timer, on_deadline, l->task_timeout_ms, 0);

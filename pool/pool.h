@@ -174,6 +174,7 @@ typedef struct pool_page_settings {
 	const char *extra_headers_json; /* a JSON object of strings merged over EXTRA_HEADERS
 	                                   (its keys win, whatever their case) */
 	const char *cookies_json;       /* as cdp_page_opts_t.cookies_json */
+	int no_frames;                  /* as cdp_page_opts_t.no_frames (WATCH_FRAMES=off) */
 } pool_page_settings_t;
 
 /*

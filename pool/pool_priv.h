@@ -67,6 +67,7 @@ struct pool_lease {
 	char *block;         /* its own block list ("none" or types), differing from the pool's */
 	char *headers_json;  /* EXTRA_HEADERS merged with the lease's */
 	char *cookies_json;
+	int no_frames; /* pool_page_settings_t.no_frames */
 };
 
 struct pool {

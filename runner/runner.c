@@ -20,6 +20,7 @@ void runner_opts_init(runner_opts_t *o)
 	o->task_timeout_ms = 15000;
 	o->watch_cap = 64;
 	o->watch_reload_ms = 600000;
+	o->watch_frames = 1;
 	o->verify_max_ms = 60000;
 	o->watch_navigate_ms = 600000;
 	o->discover_max = 500;

@@ -48,6 +48,8 @@ typedef struct runner_opts {
 	uint32_t task_timeout_ms;   /* a task's deadline unless its target sets one */
 	unsigned watch_cap;         /* watched pages open at once (WATCH_CAP) */
 	uint32_t watch_reload_ms;   /* a watched page is reloaded this often */
+	int watch_frames;           /* watched pages are painted (1) or get no frames (0):
+	                               WATCH_FRAMES, pool_page_settings_t.no_frames */
 	uint32_t verify_unchanged_ms; /* a watched page whose data has not changed this long
 	                                 is verified (WATCH_VERIFY_UNCHANGED_SECONDS); 0:
 	                                 three times the target's interval */
@@ -60,7 +62,7 @@ typedef struct runner_opts {
 } runner_opts_t;
 
 /* Defaults: fetch_cap 16, failing_percent 50, claim_cap 64, task_timeout_ms 15000, watch_cap 64,
- * watch_reload_ms 600000, verify_unchanged_ms 0 (3 intervals), verify_max_ms 60000,
+ * watch_reload_ms 600000, watch_frames 1, verify_unchanged_ms 0 (3 intervals), verify_max_ms 60000,
  * watch_navigate_ms 600000, discover_max 500, sched_opts_init(). */
 void runner_opts_init(runner_opts_t *o);
 

@@ -1,7 +1,7 @@
 /*
  * Integration tests for cdp_page against the real Chromium and the in-process fixture
- * server, all on the test's loop: a JS-rendered page waited for and extracted, two pages
- * isolated by their browser contexts, a multi-MB full-page screenshot arriving whole,
+ * server, all on the test's loop: a JS-rendered page waited for and extracted, a page with
+ * no frames beside a painted one, two pages isolated by their browser contexts, a multi-MB full-page screenshot arriving whole,
  * navigation outcomes (HTTP errors, refused connections, redirects, timeouts), a command
  * timing out alone, closing with an operation running, and a killed Chromium failing the
  * pending command with CDP_ECONNLOST within a second. Each case launches its own browser
@@ -257,6 +257,48 @@ static void test_cdp_page__open_options(void **state)
 
 	res_reset(&r);
 	pk_close_page(&e->pk, p);
+	env_close(e);
+}
+
+/* A page opened with no_frames is never painted: its requestAnimationFrame callbacks never
+ * run, while timers, the DOM and layout do; a page beside it without the option gets its
+ * frames as ever. */
+static void test_cdp_page__no_frames(void **state)
+{
+	env_t *e = *state;
+	res_t r = { 0 };
+	cdp_page_opts_t o = { .no_frames = 1 };
+	char url[256];
+	cdp_page_t *painted, *unpainted;
+
+	env_open(e);
+	url_of(e, "/static", url, sizeof url);
+	assert_int_equal(cdp_page_open(browser_conn(e->pk.b), &o, 10000, on_opened, &r), 0);
+	assert_true(tu_run_until(&e->pk.loop, &r.done, WAIT_MS));
+	if (r.status != 0)
+		fail_msg("cdp_page_open: %s: %s", cdp_strerror(r.status), r.why);
+	unpainted = r.page;
+	painted = pk_new_page(&e->pk);
+	navigate(e, unpainted, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	navigate(e, painted, url, 10000, &r);
+	assert_int_equal(r.status, 0);
+	/* the painted page's frame comes (no timer: the evaluation's own deadline bounds it) */
+	evaluate(e, painted, "new Promise(function (ok) { requestAnimationFrame(function () {"
+	                     " ok('frame'); }); })", 20000, &r);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(json_string_value(r.value), "frame");
+	/* the other's never does; its timers, DOM and layout work */
+	evaluate(e, unpainted, "new Promise(function (ok) { requestAnimationFrame(function () {"
+	                       " ok('frame'); }); setTimeout(function () { ok('no frame ' +"
+	                       " (document.body.getBoundingClientRect().width > 0)); }, 1500); })",
+	         20000, &r);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(json_string_value(r.value), "no frame true");
+
+	res_reset(&r);
+	pk_close_page(&e->pk, painted);
+	pk_close_page(&e->pk, unpainted);
 	env_close(e);
 }
 
@@ -777,6 +819,7 @@ int main(int argc, char **argv)
 		                                env_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_page__open_options, env_setup,
 		                                env_teardown),
+		cmocka_unit_test_setup_teardown(test_cdp_page__no_frames, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_page__contexts_isolated, env_setup,
 		                                env_teardown),
 		cmocka_unit_test_setup_teardown(test_cdp_page__big_screenshot_arrives_whole,
