@@ -1,12 +1,13 @@
 /*
  * Integration tests for cdp_page against the real Chromium and the in-process fixture
  * server, all on the test's loop: a JS-rendered page waited for and extracted, a page with
- * no frames beside a painted one, two pages isolated by their browser contexts, a multi-MB full-page screenshot arriving whole,
- * navigation outcomes (HTTP errors, refused connections, redirects, timeouts), a command
- * timing out alone, closing with an operation running, and a killed Chromium failing the
- * pending command with CDP_ECONNLOST within a second. Each case launches its own browser
- * and audits its teardown: loop closes, no fd and no Chromium process left. The composed
- * read, cdp_page_read(), has its own file: test_cdp_page_read.c.
+ * no frames beside a painted one, two pages isolated by their browser contexts, a multi-MB
+ * full-page screenshot arriving whole, navigation outcomes (HTTP errors, refused
+ * connections, redirects, timeouts), a command timing out alone, closing with an operation
+ * running, and a killed Chromium failing the pending command with CDP_ECONNLOST within a
+ * second. Each case launches its own browser and audits its teardown: loop closes, no fd
+ * and no Chromium process left. The composed read, cdp_page_read(), has its own file:
+ * test_cdp_page_read.c.
  */
 #include <dirent.h>
 #include <errno.h>
