@@ -74,6 +74,7 @@ static const config_setting_t settings[] = {
 	{ "CDP_MAX_MESSAGE_MB", "--cdp-max-message-mb", "browser", "64", "1 to 1024", "largest CDP message either way, in MiB; a message over it fails alone", 0, NULL },
 
 	{ "CONCURRENCY_CAP", "--concurrency-cap", "pool", "8", "1 to 256", "browser contexts leased at once; further requests wait in FIFO order", 0, NULL },
+	{ "WATCH_OPEN_CONCURRENCY", "--watch-open-concurrency", "pool", "4", "1 to 256", "watched pages opening at once (each a renderer started and a page loaded); the others wait their turn, so that hundreds of watched targets starting together do not starve Chromium", 0, NULL },
 	{ "LEASE_TIMEOUT_SECONDS", "--lease-timeout-seconds", "pool", "60", "1 to 86400", "how long a request may wait for a free context", 0, NULL },
 	{ "TASK_TIMEOUT_SECONDS", "--task-timeout-seconds", "pool", "30", "1 to 3600", "deadline of a whole task; past it the context is disposed and the task fails with timeout", 0, NULL },
 	{ "RECYCLE_UPTIME_SECONDS", "--recycle-uptime-seconds", "pool", "21600", "0 (never) to 2592000", "replace the browser after this long; the new one is ready before the old one drains", 0, NULL },

@@ -215,11 +215,22 @@ static void on_download_deny(cdp_conn_t *c, const cdp_reply_t *r, void *ud)
 		log_warn("pool", "could not deny downloads: %s", r->error_message);
 }
 
+/* The lease's page is no longer opening: a watch lease lets the next one open. */
+static void opening_over(pool_lease_t *l)
+{
+	if (!l->watch_opening)
+		return;
+	l->watch_opening = 0;
+	l->pool->watch_opening--;
+	pool__pump_soon(l->pool);
+}
+
 static void on_open(cdp_page_t *page, int status, const char *why, void *ud)
 {
 	pool_lease_t *l = ud;
 	pool_t *p = l->pool;
 
+	opening_over(l);
 	l->page = page;
 	if (l->grant_failed) { /* deadline passed or pool closed while opening */
 		lease_close_page(l, 0);
@@ -261,10 +272,13 @@ static void start_lease(pool_t *p, pool_lease_t *l)
 	l->state = L_OPENING;
 	l->pb = p->current;
 	l->holds_slot = 1;
-	if (l->watch)
+	if (l->watch) {
 		p->watch_in_use++;
-	else
+		p->watch_opening++;
+		l->watch_opening = 1;
+	} else {
 		p->in_use++;
+	}
 	l->pb->leases++;
 	memset(&po, 0, sizeof po);
 	po.hold = l->pb->hold;
@@ -295,6 +309,7 @@ static void start_lease(pool_t *p, pool_lease_t *l)
 	rc = cdp_page_open(browser_conn(l->pb->b), &po, l->task_timeout_ms, on_open, l);
 	if (rc != 0) {
 		uv_timer_stop(&l->timer);
+		opening_over(l);
 		l->state = L_DONE;
 		slot_free(l);
 		grant_fail(l, rc, cdp_strerror(rc));
@@ -323,10 +338,13 @@ static void pump(uv_timer_t *t)
 
 	pool_lease_t *l = p->waiting_head, *next;
 
-	/* Watch leases need no slot; ordinary ones go in FIFO order while slots are free. */
+	/* Watch leases need no slot but a turn to open; ordinary ones go in FIFO order while
+	 * slots are free. */
 	for (; n-- > 0 && l && serving(p) && !p->paused; l = next) {
 		next = l->next;
 		if (!l->watch && p->in_use >= p->opts.concurrency_cap)
+			continue;
+		if (l->watch && p->watch_opening >= p->opts.watch_open_cap)
 			continue;
 		waiting_remove(p, l);
 		start_lease(p, l);
@@ -414,6 +432,7 @@ pool_lease_t *pool_acquire_watch_ex(pool_t *p, const pool_page_settings_t *page,
 	if (l) {
 		l->watch = 1;
 		l->moved_cb = moved_cb;
+		uv_timer_stop(&l->timer); /* no wait timeout: it waits only for its turn to open */
 	}
 	return l;
 }
@@ -587,6 +606,7 @@ void pool_get_stats(const pool_t *p, pool_stats_t *out)
 	out->capacity = p->opts.concurrency_cap;
 	out->waiting = p->nwaiting;
 	out->watch_leases = p->watch_in_use;
+	out->watch_opening = p->watch_opening;
 	out->paused = p->paused;
 	out->ready = p->current && p->current->state == PB_READY;
 	out->browser_uptime_ms = out->ready ? uv_now(p->loop) - p->current->ready_at : 0;

@@ -74,6 +74,9 @@ enum pool_outcome {
 
 typedef struct pool_opts {
 	unsigned concurrency_cap;      /* CONCURRENCY_CAP, 1..256, default 8 */
+	unsigned watch_open_cap;       /* WATCH_OPEN_CONCURRENCY, 1..256, default 4: watch
+	                                  leases whose page is opening at once; more wait, in
+	                                  FIFO order, and without the lease timeout */
 	uint32_t lease_timeout_ms;     /* LEASE_TIMEOUT_SECONDS, default 60 s */
 	uint32_t task_timeout_ms;      /* TASK_TIMEOUT_SECONDS, default 30 s */
 	uint64_t recycle_uptime_ms;    /* RECYCLE_UPTIME_SECONDS, default 21600 s; 0 = never */
@@ -101,6 +104,7 @@ typedef struct pool_opts {
 typedef struct pool_stats {
 	unsigned leases_in_use, capacity, waiting;
 	unsigned watch_leases;         /* watch leases granted or opening */
+	unsigned watch_opening;        /* of which opening (at most watch_open_cap) */
 	int paused;                    /* pool_set_paused() */
 	uint64_t tasks[POOL_NOUTCOMES];
 	uint64_t lease_timeouts;       /* requests that waited longer than the lease timeout */
@@ -191,7 +195,10 @@ pool_lease_t *pool_acquire_ex(pool_t *pool, const char *url, uint32_t task_timeo
  * A watch lease: a long-lived page for a target that is watched rather than re-loaded.
  * Same callbacks and release as pool_acquire(), but it holds no CONCURRENCY_CAP slot
  * (the caller bounds watched pages itself: WATCH_CAP), has no task deadline once granted
- * (opening is bounded by the task timeout), and skips the FIFO of ordinary leases. When
+ * (opening is bounded by the task timeout), and skips the FIFO of ordinary leases. At most
+ * watch_open_cap watch leases are opening at once (a page open is a renderer started and
+ * a document loaded: hundreds of them at once starve Chromium until every open times out);
+ * the others wait for one of them to be granted or to fail, with no wait timeout. When
  * its browser is recycled, moved_cb asks the holder to move to the new browser; leases
  * not released within the move grace (30 s) are revoked with reason "timeout".
  */

@@ -26,6 +26,7 @@ void pool_opts_init(pool_opts_t *o)
 	memset(o, 0, sizeof *o);
 	o->concurrency_cap = 8;
 	o->lease_timeout_ms = 60000;
+	o->watch_open_cap = 4;
 	o->task_timeout_ms = 30000;
 	o->recycle_uptime_ms = 21600ull * 1000;
 	o->recycle_task_count = 5000;
@@ -67,6 +68,9 @@ int pool_opts_from_env(pool_opts_t *o, char *err, size_t errlen)
 	rc |= browser_opts_from_env(&o->browser, err, errlen);
 	if ((r = env_whole(err, errlen, "CONCURRENCY_CAP", 1, 256, &d)) > 0)
 		o->concurrency_cap = (unsigned)d;
+	rc |= r < 0;
+	if ((r = env_whole(err, errlen, "WATCH_OPEN_CONCURRENCY", 1, 256, &d)) > 0)
+		o->watch_open_cap = (unsigned)d;
 	rc |= r < 0;
 	if ((r = env_whole(err, errlen, "LEASE_TIMEOUT_SECONDS", 1, 86400, &d)) > 0)
 		o->lease_timeout_ms = (uint32_t)d * 1000;

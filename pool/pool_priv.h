@@ -59,6 +59,7 @@ struct pool_lease {
 	int revoked;
 	enum pool_outcome outcome;
 	int watch;          /* pool_acquire_watch(): no slot, no deadline once granted */
+	int watch_opening;  /* counted in pool.watch_opening */
 	pool_moved_cb moved_cb;
 	uint64_t move_asked; /* loop time moved_cb fired, 0: not asked */
 	/* page settings of this lease (pool_acquire_ex), owned; NULL / 0: the pool's */
@@ -80,6 +81,7 @@ struct pool {
 	pool_lease_t *waiting_head, *waiting_tail;
 	pool_lease_t *active;   /* opening, granted, revoked or closing */
 	unsigned in_use, nwaiting, watch_in_use;
+	unsigned watch_opening; /* watch leases in L_OPENING (bounded by opts.watch_open_cap) */
 	int paused;
 	uv_timer_t pump_timer;  /* 0-delay: runs pump() on the next loop turn */
 	uv_timer_t tick;        /* uptime recycle check, relaunch backoff */

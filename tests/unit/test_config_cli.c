@@ -101,6 +101,7 @@ static const bad_t bads[] = {
 	{ "FETCH_CONCURRENCY", "0", "2.5", NULL, 0 },
 	{ "FAILING_LEASE_PERCENT", "0", "101", NULL, 0 },
 	{ "WATCH_FRAMES", "yes", "1", NULL, 0 },
+	{ "WATCH_OPEN_CONCURRENCY", "0", "257", NULL, 0 },
 	{ "WATCH_RELOAD_SECONDS", "10m", "0", NULL, 0 },
 	{ "WATCH_VERIFY_UNCHANGED_SECONDS", "15s", "86401", NULL, 0 },
 	{ "WATCH_VERIFY_SECONDS", "1m", "-1", NULL, 0 },
