@@ -13,6 +13,7 @@
 
 #include "daemon/targets.h"
 #include "util/envnum.h"
+#include "util/log.h"
 
 /* ---- options ---- */
 
@@ -202,11 +203,38 @@ static void policy_from_env(run_opts_t *o, errlist_t *errs)
 	o->pool.policy = &policy; /* pages' redirects and navigations too (pool.h) */
 }
 
+/*
+ * The watchdog's PID_THRESHOLD against what the caps let Chromium run: a renderer per
+ * watched page and per leased context, twice over while a recycle moves them to the new
+ * browser, and Chromium's own processes (browser, GPU, network and storage services,
+ * zygotes, crash handlers: 40 is ample). Not set, it is raised to that (200 watched pages
+ * recycled the browser over and over with the default 200). Set below it, it is kept (the
+ * caps may never be reached), with a warning that says what it may cost.
+ */
+static void process_budget(run_opts_t *o)
+{
+	unsigned need = 2 * (o->watch_cap + o->pool.concurrency_cap) + 40;
+
+	if (o->wd.pid_threshold >= need)
+		return;
+	if (!getenv("PID_THRESHOLD"))
+		o->wd.pid_threshold = need;
+	else
+		log_warn("run",
+		         "PID_THRESHOLD=%u is below the %u processes WATCH_CAP=%u and CONCURRENCY_CAP=%u "
+		         "may need (2 x (%u + %u) + 40: a renderer per watched page and per context, "
+		         "twice during a recycle, and Chromium's own): with that many pages open the "
+		         "watchdog will recycle the browser again and again",
+		         o->wd.pid_threshold, need, o->watch_cap, o->pool.concurrency_cap, o->watch_cap,
+		         o->pool.concurrency_cap);
+}
+
 int run_parse_args(int argc, char **argv, run_opts_t *o, errlist_t *errs)
 {
 	modules_from_env(o, errs);
 	daemon_from_env(o, errs);
 	policy_from_env(o, errs);
+	process_budget(o);
 	if (from_argv(argc, argv, o, errs) == 1)
 		return 1;
 	if (optind < argc)

@@ -263,6 +263,27 @@ static void test_config_cli__every_bad_value_is_refused(void **state)
 	}
 }
 
+/* PID_THRESHOLD set below what the watch and concurrency caps may need is kept, with a
+ * warning naming both caps and the number; not set, it is raised without a word. */
+static void test_config_cli__pid_threshold_below_the_caps_warns(void **state)
+{
+	const char *low[] = { "WATCH_CAP=500", "PID_THRESHOLD=300", NULL };
+	const char *unset[] = { "WATCH_CAP=500", NULL };
+	result_t r;
+
+	(void)state;
+	r = run_cli("check-config", low, NULL);
+	assert_int_equal(r.code, 0);
+	if (!strstr(r.err, "PID_THRESHOLD=300 is below the 1056 processes WATCH_CAP=500 and "
+	                   "CONCURRENCY_CAP=8 may need"))
+		fail_msg("no warning for PID_THRESHOLD=300 with WATCH_CAP=500:\n%s", r.err);
+	result_free(&r);
+	r = run_cli("check-config", unset, NULL);
+	assert_int_equal(r.code, 0);
+	assert_null(strstr(r.err, "PID_THRESHOLD"));
+	result_free(&r);
+}
+
 static void test_config_cli__output_lists_every_setting_and_its_source(void **state)
 {
 	const char *env[] = { "LOG_FORMAT=json", "WATCH_CAP=5", NULL };
@@ -407,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_config_cli__every_bad_value_is_refused),
 		cmocka_unit_test(test_config_cli__every_error_at_once),
 		cmocka_unit_test(test_config_cli__run_takes_the_same_flags),
+		cmocka_unit_test(test_config_cli__pid_threshold_below_the_caps_warns),
 	};
 	return cmocka_run_group_tests(tests, make_files, remove_files);
 }
