@@ -397,7 +397,7 @@ void epmap_diff(const json_t *a, const json_t *b, char *out, size_t len)
 				continue;
 			adapter_util_quote(pass ? v : x->v[i].v, qa, sizeof qa);
 			adapter_util_quote(pass ? x->v[i].v : v, qb, sizeof qb);
-			snprintf(out, len, "field \"%s\": %s, then %s", x->v[i].ptr, qa, qb);
+			snprintf(out, len, "field \"%s\": %s against %s", x->v[i].ptr, qa, qb);
 		}
 	}
 done:

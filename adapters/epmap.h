@@ -49,7 +49,7 @@ int epmap_learn(const json_t *data, const json_t *body, json_t **map, char *why,
 int epmap_read(const json_t *map, const json_t *body, json_t **data, char *why, size_t len);
 
 /*
- * The first leaf where two data objects differ, as "FIELD: A here, B there" into out
+ * The first leaf where two data objects differ, as `field "/F": A against B` into out
  * (empty when they are equal). For the log and /status when a check disagrees.
  */
 void epmap_diff(const json_t *a, const json_t *b, char *out, size_t len);

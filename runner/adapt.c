@@ -411,12 +411,15 @@ static void compare(runner_t *r, rtarget_t *rt, json_t *page, json_t *ep, uint64
 	if (!a->suspect) {
 		a->suspect = 1;
 		a->check_due_ms = now_ms(r); /* again at once: the source may just have changed */
-		log_info("run", "target %s: the endpoint differs from the page (%s): checking again",
+		log_info("run", "target %s: the endpoint differs from the page (page against "
+		         "endpoint: %s): checking again",
 		         rt->spec.id, diff);
 		json_decref(page);
 		return;
 	}
-	snprintf(why, sizeof why, "the page and the endpoint differed twice in a row: %s", diff);
+	snprintf(why, sizeof why,
+	         "the page and the endpoint differed twice in a row (page against endpoint: %s)",
+	         diff);
 	runner__publish_data(r, rt, page, rt->spec.url, started, PUB_VERIFIED);
 	drop(r, rt, why);
 }

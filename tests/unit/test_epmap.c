@@ -130,7 +130,7 @@ static void test_epmap__diff_names_the_first_field(void **state)
 
 	(void)state;
 	epmap_diff(a, b, out, sizeof out);
-	assert_string_equal(out, "field \"/s/h\": 1, then 2");
+	assert_string_equal(out, "field \"/s/h\": 1 against 2");
 	epmap_diff(a, a, out, sizeof out);
 	assert_string_equal(out, "");
 	json_decref(a);
