@@ -73,12 +73,35 @@ void runner__adapt_free(rtarget_t *rt)
 	rt->adapt = NULL;
 }
 
+/* 1 if two specs read the same page the same way: they differ at most in when they are
+ * read (class, interval, timeout), so a learned endpoint still stands for the page. */
+static int same_reading(const target_spec_t *a, const target_spec_t *b)
+{
+	static const char *const when[] = { "class", "interval_seconds", "timeout_seconds" };
+	json_t *x = json_copy(a->json), *y = json_copy(b->json);
+	int same;
+
+	if (!x || !y)
+		abort();
+	for (size_t i = 0; i < sizeof when / sizeof when[0]; i++) {
+		json_object_del(x, when[i]);
+		json_object_del(y, when[i]);
+	}
+	same = json_equal(x, y);
+	json_decref(x);
+	json_decref(y);
+	return same;
+}
+
 int runner__adapt_respec(runner_t *r, rtarget_t *rt, const target_spec_t *spec, int running)
 {
 	adapt_t *a = rt->adapt;
 	int move = 0;
 
 	(void)r;
+	if (a && spec != &rt->spec && rt->spec.adaptive && spec->adaptive && !a->reset &&
+	    same_reading(&rt->spec, spec))
+		return 0; /* only its schedule changed: the endpoint, learning or check go on */
 	if (a && a->in_fetch) {
 		if (running && spec_kind(spec) == RK_NAV) {
 			a->reset = 1; /* its run ends in the fetch scheduler: settled then */

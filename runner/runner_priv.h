@@ -296,7 +296,8 @@ void runner__task_start_check(runner_t *r, rtarget_t *rt);
 /* adapt.c: adaptive targets (docs/targets.md "adaptive") */
 /* The expression that lists the page's fetch/XHR URLs (a JSON array), for learning. */
 extern const char runner__adapt_urls_js[];
-/* rt's state for its spec (a new target, or a changed spec: the endpoint is forgotten).
+/* rt's state for its spec (a new target, or a changed spec: the endpoint is forgotten
+ * unless only the schedule changed: class, interval_seconds, timeout_seconds).
  * running: a run of rt is handed out. Returns 1 if rt must leave the scheduler it is in
  * (the caller moves it to its spec's), else 0. */
 int runner__adapt_respec(runner_t *r, rtarget_t *rt, const target_spec_t *spec, int running);

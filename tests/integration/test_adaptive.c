@@ -57,7 +57,7 @@ static json_t *fixture_get(env_t *e, const char *path)
 
 /* The targets file: live1 (the live-score page), and with all real3 (the realistic page,
  * its score read as text) and static (no JSON request at all); each adaptive, every second. */
-static void write_targets(env_t *e, int all)
+static void write_targets_every(env_t *e, int all, int live_interval)
 {
 	char text[4096];
 	const char *b = e->bed.base;
@@ -66,8 +66,8 @@ static void write_targets(env_t *e, int all)
 	n = snprintf(text, sizeof text,
 	             "{\"targets\": ["
 	             "{\"id\": \"live1\", \"adapter\": \"livescore\", \"url\": \"%s/live/match/1\","
-	             " \"class\": \"live\", \"interval_seconds\": 1, \"adaptive\": true}",
-	             b);
+	             " \"class\": \"live\", \"interval_seconds\": %d, \"adaptive\": true}",
+	             b, live_interval);
 	if (all)
 		n += snprintf(text + n, sizeof text - (size_t)n,
 		              ", {\"id\": \"real3\", \"adapter\": \"generic\", \"url\": "
@@ -82,6 +82,11 @@ static void write_targets(env_t *e, int all)
 		              b, b);
 	snprintf(text + n, sizeof text - (size_t)n, "]}");
 	dk_write_file(e->bed.targets, text);
+}
+
+static void write_targets(env_t *e, int all)
+{
+	write_targets_every(e, all, 1);
 }
 
 static json_t *get_json(env_t *e, const char *path)
@@ -231,6 +236,25 @@ static void test_adaptive__endpoints_learned_and_read_without_the_page(void **st
 	assert_int_equal(requests_of(e, "/real/match/3"), real_pages);
 	assert_true(requests_of(e, "/live/api/match/1") >= live_api + 3);
 	assert_true(requests_of(e, "/real/api/match/3") >= real_api + 3);
+
+	/* a new schedule (the interval) keeps the endpoint: no page load to learn it again */
+	write_targets_every(e, 1, 2);
+	assert_int_equal(kill(e->bed.d.pid, SIGHUP), 0);
+	for (uint64_t end = tu_now_ms() + WAIT_MS;; dk_sleep_ms(100)) {
+		json_t *s = get_json(e, "/status"), *t = s ? target_of(s, "live1") : NULL;
+		int done = t && json_integer_value(json_object_get(t, "interval_ms")) == 2000;
+		json_decref(s);
+		if (done)
+			break;
+		if (tu_now_ms() >= end)
+			fail_msg("the new interval of live1 was never taken");
+	}
+	live = wait_target(e, "live1", "learned", "endpoint", 1);
+	live_seq = json_integer_value(json_object_get(live, "seq"));
+	json_decref(live);
+	json_decref(wait_target(e, "live1", "learned", "endpoint", live_seq + 2));
+	assert_int_equal(requests_of(e, "/live/match/1"), live_pages);
+	assert_true(metric(e, "cdpilot_adaptive_events_total{event=\"learned\"}") == 2);
 
 	/* an endpoint read builds the page's data: the livescore snapshot as its page gave it,
 	 * verified (the learning agreed with the page well within the check period) */
