@@ -2,7 +2,7 @@
 """bench/adaptive_tool.py: the helper of bench/run-adaptive.sh (standard library only).
 
   targets --base URL --n N --interval S --out FILE
-      N adaptive livescore targets a0..: /live/match/(i % 2000 + 1)?k=i (a match page may
+      N adaptive livescore targets a0..: /live/match/(i % 500 + 1)?k=i (a match page may
       be read by several targets: each learns and reads the endpoint on its own).
   wait-learned --status URL --n N --timeout S
       Polls /status until N targets read their endpoint; prints one JSON line: how long
@@ -36,7 +36,7 @@ def cmd_targets(a):
     t = []
     for i in range(a.n):
         t.append({"id": "a%d" % i, "adapter": "livescore", "class": "live",
-                  "url": "%s/live/match/%d?k=%d" % (a.base, i % 2000 + 1, i),
+                  "url": "%s/live/match/%d?k=%d" % (a.base, i % 500 + 1, i),
                   "interval_seconds": a.interval, "adaptive": True})
     with open(a.out, "w") as f:
         json.dump({"targets": t}, f)
@@ -61,6 +61,10 @@ def cmd_wait_learned(a):
     t0 = time.time()
     c = {}
     reasons = {}
+    try:
+        before = status_counts(a.status)[0]["endpoint"]
+    except OSError:
+        before = 0
     while time.time() - t0 < a.timeout:
         try:
             c, reasons, _ = status_counts(a.status)
@@ -73,7 +77,8 @@ def cmd_wait_learned(a):
     el = time.time() - t0
     out = {"phase": "learn", "n": a.n, "seconds": round(el, 1), "endpoint": c.get("endpoint", 0),
            "not_learned": c.get("not_learned", 0), "learning": c.get("learning", 0),
-           "learned_per_s": round(c.get("endpoint", 0) / el, 1) if el > 0 else None,
+           "learned_per_s": round((c.get("endpoint", 0) - before) / el, 1) if el > 0 else None,
+           "new": c.get("endpoint", 0) - before,
            "reasons": dict(list(reasons.items())[:3])}
     print(json.dumps(out))
 
@@ -182,7 +187,7 @@ def cmd_window(a):
     p1 = metric(m1, "cdpilot_adaptive_reads_total", {"how": "page"}) or 0
     ages = sink_ages(a.sink, time.time() * 1000)
     c, _, st = status_counts(a.status)
-    out = {"phase": "window", "n": a.n, "seconds": round(el, 1),
+    out = {"phase": "window", "n": a.n, "interval": a.interval, "seconds": round(el, 1),
            "endpoint_reads_per_s": round((r1 - r0) / el, 1),
            "page_reads_per_s": round((p1 - p0) / el, 1),
            "want_reads_per_s": round(a.n / a.interval, 1),
@@ -213,13 +218,14 @@ def cmd_table(a):
         "verified p95/max", "sink age p50/p95/max", "health", "load"))
     for r in rows:
         if r["phase"] == "learn":
-            print("%6s %6d learned %d in %.0f s (%s/s), not learned %d, learning %d" % (
-                "learn", r["n"], r["endpoint"], r["seconds"], r["learned_per_s"],
-                r["not_learned"], r["learning"]))
+            print("%6s %6d %d reading their endpoint, %d learned in %.0f s (%s/s), not learned"
+                  " %d, still learning %d" % (
+                      "learn", r["n"], r["endpoint"], r.get("new", r["endpoint"]), r["seconds"],
+                      r["learned_per_s"], r["not_learned"], r["learning"]))
             continue
         s = r["sink_age_s"]
-        print("%6s %6d %8.1f %8.1f %6.1f%% %6.1f%% %16s %16s %18s %10s %s" % (
-            "window", r["n"], r["endpoint_reads_per_s"], r["want_reads_per_s"],
+        print("%6s %6s %8.1f %8.1f %6.1f%% %6.1f%% %16s %16s %18s %10s %s" % (
+            "window", "%d@%gs" % (r["n"], r.get("interval", 5)), r["endpoint_reads_per_s"], r["want_reads_per_s"],
             r["cdpilot_cpu_pct"], r["chromium_cpu_pct"],
             "%s/%s" % tuple(r["read_age_p95_max_s"]), "%s/%s" % tuple(r["verified_age_p95_max_s"]),
             "%.1f/%.1f/%.1f" % (s["p50"] or -1, s["p95"] or -1, s["max"] or -1), r["health"],
