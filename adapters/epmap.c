@@ -15,10 +15,10 @@
 #include "adapters/adapter_util.h"
 
 struct leaf {
-	char *ptr;          /* its JSON pointer */
-	const json_t *v;    /* borrowed */
-	unsigned depth;     /* path components */
-	unsigned indexes;   /* of which array indexes */
+	char *ptr;        /* its JSON pointer */
+	const json_t *v;  /* borrowed */
+	unsigned depth;   /* path components */
+	unsigned indexes; /* of which array indexes */
 };
 
 struct leaves {
@@ -65,7 +65,8 @@ static int walk(const json_t *node, const char *ptr, unsigned depth, unsigned in
 	int rc = 0;
 
 	if (json_is_object(node)) {
-		json_object_foreach ((json_t *)node, key, v) {
+		json_object_foreach((json_t *)node, key, v)
+		{
 			char *p = adapter_util_pointer_join(ptr, key);
 			rc = p ? walk(v, p, depth + 1, indexes, out) : -ENOMEM;
 			free(p);
@@ -75,7 +76,8 @@ static int walk(const json_t *node, const char *ptr, unsigned depth, unsigned in
 		return 0;
 	}
 	if (json_is_array(node)) {
-		json_array_foreach (node, i, v) {
+		json_array_foreach(node, i, v)
+		{
 			char idx[24], *p;
 			snprintf(idx, sizeof idx, "%zu", i);
 			p = adapter_util_pointer_join(ptr, idx);
@@ -148,7 +150,8 @@ static unsigned common_suffix(const char *a, const char *b)
 			sa--;
 		while (sb > b && sb[-1] != '/')
 			sb--;
-		if (sa == a || sb == b || ea - sa != eb - sb || memcmp(sa, sb, (size_t)(ea - sa)) != 0)
+		if (sa == a || sb == b || ea - sa != eb - sb ||
+		    memcmp(sa, sb, (size_t)(ea - sa)) != 0)
 			return n;
 		n++;
 		ea = sa - 1;
@@ -203,8 +206,8 @@ static int place_of(const struct leaf *d, const struct leaves *body, const struc
 		}
 	}
 	if (!best) {
-		snprintf(why, len, "field \"%s\" (%s) is in no place of the endpoint's body", d->ptr,
-		         adapter_util_quote(d->v, q, sizeof q));
+		snprintf(why, len, "field \"%s\" (%s) is in no place of the endpoint's body",
+		         d->ptr, adapter_util_quote(d->v, q, sizeof q));
 		return -ENOENT;
 	}
 	if (tie) {
@@ -229,8 +232,9 @@ int epmap_learn(const json_t *data, const json_t *body, json_t **map, char *why,
 		return -EINVAL;
 	}
 	if ((rc = walk(data, "", 0, 0, &dl)) != 0 || (rc = walk(body, "", 0, 0, &bl)) != 0) {
-		snprintf(why, len, rc == -E2BIG ? "more than %d leaves in the data or %d in the body"
-		                                : "out of memory",
+		snprintf(why, len,
+		         rc == -E2BIG ? "more than %d leaves in the data or %d in the body"
+		                      : "out of memory",
 		         EPMAP_DATA_LEAVES_MAX, EPMAP_BODY_LEAVES_MAX);
 		goto out;
 	}
@@ -242,9 +246,9 @@ int epmap_learn(const json_t *data, const json_t *body, json_t **map, char *why,
 		const struct leaf *at = NULL;
 		if ((rc = place_of(&dl.v[i], &bl, &at, why, len)) != 0)
 			goto out;
-		if (json_array_append_new(fields, json_pack("{s:s, s:s, s:s}", "at", dl.v[i].ptr,
-		                                             "from", at->ptr, "as",
-		                                             type_name(dl.v[i].v))) != 0) {
+		if (json_array_append_new(fields,
+		                          json_pack("{s:s, s:s, s:s}", "at", dl.v[i].ptr, "from",
+		                                    at->ptr, "as", type_name(dl.v[i].v))) != 0) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -313,7 +317,9 @@ static int put_at(json_t *root, const char *at, json_t *v, char *why, size_t len
 	memcpy(parent_ptr, at, (size_t)(last - at));
 	parent_ptr[last - at] = '\0';
 	for (const char *p = last + 1; *p && k + 1 < sizeof key; p++) /* unescape ~1, ~0 */
-		key[k++] = p[0] == '~' && p[1] == '1' ? (p++, '/') : p[0] == '~' && p[1] == '0' ? (p++, '~') : *p;
+		key[k++] = p[0] == '~' && p[1] == '1'   ? (p++, '/')
+		           : p[0] == '~' && p[1] == '0' ? (p++, '~')
+		                                        : *p;
 	key[k] = '\0';
 	if (adapter_util_pointer_get(root, parent_ptr, &parent, why, len) != 0) {
 		json_decref(v);
@@ -322,7 +328,8 @@ static int put_at(json_t *root, const char *at, json_t *v, char *why, size_t len
 	if (json_is_object(parent))
 		return json_object_set_new((json_t *)parent, key, v) ? -ENOMEM : 0;
 	if (json_is_array(parent))
-		return json_array_set_new((json_t *)parent, strtoul(key, NULL, 10), v) ? -EINVAL : 0;
+		return json_array_set_new((json_t *)parent, strtoul(key, NULL, 10), v) ? -EINVAL
+		                                                                       : 0;
 	json_decref(v);
 	snprintf(why, len, "malformed mapping: field \"%.200s\"", at);
 	return -EINVAL;
@@ -342,7 +349,8 @@ int epmap_read(const json_t *map, const json_t *body, json_t **data, char *why, 
 		snprintf(why, len, out ? "malformed mapping" : "out of memory");
 		return out ? -EINVAL : -ENOMEM;
 	}
-	json_array_foreach (fields, i, f) {
+	json_array_foreach(fields, i, f)
+	{
 		const char *at = json_string_value(json_object_get(f, "at"));
 		const char *from = json_string_value(json_object_get(f, "from"));
 		const char *as = json_string_value(json_object_get(f, "as"));
@@ -355,13 +363,14 @@ int epmap_read(const json_t *map, const json_t *body, json_t **data, char *why, 
 			break;
 		}
 		if (adapter_util_pointer_get(body, from, &v, err, sizeof err) != 0) {
-			snprintf(why, len, "field \"%s\": the endpoint's body has no \"%s\" (%s)", at,
-			         from, err);
+			snprintf(why, len, "field \"%s\": the endpoint's body has no \"%s\" (%s)",
+			         at, from, err);
 			rc = -ENOENT;
 			break;
 		}
 		if (!(c = convert(v, as))) {
-			snprintf(why, len, "field \"%s\": the endpoint gave %s at \"%s\", expected %s", at,
+			snprintf(why, len,
+			         "field \"%s\": the endpoint gave %s at \"%s\", expected %s", at,
 			         adapter_util_quote(v, q, sizeof q), from, as);
 			rc = -EINVAL;
 			break;
@@ -392,7 +401,8 @@ void epmap_diff(const json_t *a, const json_t *b, char *out, size_t len)
 		const json_t *other = pass ? a : b;
 		for (size_t i = 0; i < x->n && !out[0]; i++) {
 			const json_t *v = NULL;
-			if (adapter_util_pointer_get(other, x->v[i].ptr, &v, err, sizeof err) == 0 &&
+			if (adapter_util_pointer_get(other, x->v[i].ptr, &v, err, sizeof err) ==
+			            0 &&
 			    json_equal((json_t *)v, (json_t *)x->v[i].v))
 				continue;
 			adapter_util_quote(pass ? v : x->v[i].v, qa, sizeof qa);

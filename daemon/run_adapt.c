@@ -27,10 +27,10 @@ json_t *run__adapt_status(const runner_target_view_t *v)
 		return NULL;
 	a = json_pack("{s:s, s:o, s:o, s:o, s:o, s:b}", "state", v->adaptive_state, "endpoint",
 	              v->adaptive_endpoint[0] ? json_string(v->adaptive_endpoint) : json_null(),
-	              "reason", v->adaptive_reason[0] ? json_string(v->adaptive_reason) : json_null(),
+	              "reason",
+	              v->adaptive_reason[0] ? json_string(v->adaptive_reason) : json_null(),
 	              "learned_at", time_or_null(v->adaptive_learned_unix), "checked_at",
-	              time_or_null(v->adaptive_checked_unix), "check_overdue",
-	              v->adaptive_overdue);
+	              time_or_null(v->adaptive_checked_unix), "check_overdue", v->adaptive_overdue);
 	if (a && v->adaptive_map)
 		json_object_set(a, "fields", json_object_get(v->adaptive_map, "fields"));
 	return a;
@@ -43,8 +43,8 @@ void run__adapt_metrics(prom_buf_t *b, const runner_stats_t *rs)
 	            "or page.");
 	prom_sample(b, "cdpilot_adaptive_reads_total", (double)rs->adapt_reads_endpoint, "how",
 	            "endpoint", NULL);
-	prom_sample(b, "cdpilot_adaptive_reads_total", (double)rs->adapt_reads_page, "how",
-	            "page", NULL);
+	prom_sample(b, "cdpilot_adaptive_reads_total", (double)rs->adapt_reads_page, "how", "page",
+	            NULL);
 	prom_header(b, "cdpilot_adaptive_events_total", "counter",
 	            "Adaptive targets' endpoints learned, learnings that found none (failed), "
 	            "and endpoints dropped (the page disagreed, or the endpoint failed).");
@@ -58,8 +58,8 @@ void run__adapt_metrics(prom_buf_t *b, const runner_stats_t *rs)
 	            "Checks of an endpoint against its page by result: agreed, differed, failed.");
 	prom_sample(b, "cdpilot_adaptive_checks_total", (double)rs->adapt_checks_agreed, "result",
 	            "agreed", NULL);
-	prom_sample(b, "cdpilot_adaptive_checks_total", (double)rs->adapt_checks_differed,
-	            "result", "differed", NULL);
+	prom_sample(b, "cdpilot_adaptive_checks_total", (double)rs->adapt_checks_differed, "result",
+	            "differed", NULL);
 	prom_sample(b, "cdpilot_adaptive_checks_total", (double)rs->adapt_checks_failed, "result",
 	            "failed", NULL);
 	prom_header(b, "cdpilot_adaptive_endpoints", "gauge",

@@ -145,8 +145,8 @@ void runner__adapt_settle(runner_t *r, rtarget_t *rt)
 	if (want != a->in_fetch) {
 		sched_remove(sched_of(r, rt), rt->spec.id);
 		a->in_fetch = want;
-		sched_add(sched_of(r, rt), rt->spec.id, rt->host, rt->klass, rt->spec.interval_ms, rt,
-		          now_ms(r));
+		sched_add(sched_of(r, rt), rt->spec.id, rt->host, rt->klass, rt->spec.interval_ms,
+		          rt, now_ms(r));
 		runner__kick(r);
 	}
 }
@@ -168,9 +168,10 @@ static void drop(runner_t *r, rtarget_t *rt, const char *why)
 	r->adapt_dropped++;
 	a->attempts++;
 	a->retry_ms = now_ms(r) + backoff_ms(a->attempts);
-	log_warn("run", "target %s: endpoint %s dropped, reading the page again (learned again "
-	         "in %u s): %s", rt->spec.id, a->url, (unsigned)(backoff_ms(a->attempts) / 1000),
-	         why);
+	log_warn("run",
+	         "target %s: endpoint %s dropped, reading the page again (learned again "
+	         "in %u s): %s",
+	         rt->spec.id, a->url, (unsigned)(backoff_ms(a->attempts) / 1000), why);
 	forget_endpoint(a);
 	a->state = "dropped";
 	snprintf(a->reason, sizeof a->reason, "%.*s", (int)sizeof a->reason - 1, why);
@@ -181,14 +182,14 @@ static void drop(runner_t *r, rtarget_t *rt, const char *why)
 
 typedef struct learn {
 	runner_t *r;
-	rtarget_t *rt;        /* ref held */
-	json_t *data;         /* the page's data to find */
+	rtarget_t *rt; /* ref held */
+	json_t *data;  /* the page's data to find */
 	unsigned pending, tried;
-	json_t *best;         /* the mapping of the smallest fitting body */
+	json_t *best; /* the mapping of the smallest fitting body */
 	char best_url[2048];
 	size_t best_len;
-	char why[512];        /* the first reason a candidate did not fit */
-	int why_is_data;      /* why is about the data (preferred over a failed GET) */
+	char why[512];   /* the first reason a candidate did not fit */
+	int why_is_data; /* why is about the data (preferred over a failed GET) */
 } learn_t;
 
 int runner__adapt_wants_learn(runner_t *r, rtarget_t *rt)
@@ -196,8 +197,7 @@ int runner__adapt_wants_learn(runner_t *r, rtarget_t *rt)
 	adapt_t *a = rt->adapt;
 
 	return a && rt->spec.adaptive && !a->map && !a->learning && !a->reset && !rt->removed &&
-	       !r->stopping &&
-	       now_ms(r) >= a->retry_ms && rt->last;
+	       !r->stopping && now_ms(r) >= a->retry_ms && rt->last;
 }
 
 static void learn_note(learn_t *l, const char *url, const char *why, int about_data)
@@ -230,22 +230,28 @@ static void learn_finish(learn_t *l)
 			a->checked_ms = now_ms(r);
 			a->check_due_ms = a->checked_ms + verify_ms(r);
 			r->adapt_learned++;
-			log_info("run", "target %s: learned its endpoint %s (%zu fields, %zu bytes): "
-			         "read without the browser from now on", rt->spec.id, a->url,
+			log_info("run",
+			         "target %s: learned its endpoint %s (%zu fields, %zu bytes): "
+			         "read without the browser from now on",
+			         rt->spec.id, a->url,
 			         json_array_size(json_object_get(a->map, "fields")), a->body_len);
 		} else {
 			a->attempts++;
 			a->retry_ms = now_ms(r) + backoff_ms(a->attempts);
 			a->state = "not_learned";
 			if (!l->tried)
-				snprintf(a->reason, sizeof a->reason,
-				         "the page made no fetch or XMLHttpRequest request to an http(s) URL");
+				snprintf(
+				        a->reason, sizeof a->reason,
+				        "the page made no fetch or XMLHttpRequest request to an http(s) URL");
 			else
-				snprintf(a->reason, sizeof a->reason, "none of %u JSON request(s) carries "
-				         "every field: %.450s", l->tried, l->why);
+				snprintf(a->reason, sizeof a->reason,
+				         "none of %u JSON request(s) carries "
+				         "every field: %.450s",
+				         l->tried, l->why);
 			r->adapt_learn_failed++;
 			log_info("run", "target %s: no endpoint learned (again in %u s): %s",
-			         rt->spec.id, (unsigned)(backoff_ms(a->attempts) / 1000), a->reason);
+			         rt->spec.id, (unsigned)(backoff_ms(a->attempts) / 1000),
+			         a->reason);
 		}
 		runner__status_note(r, rt);
 		runner__adapt_settle(r, rt);
@@ -308,7 +314,8 @@ void runner__adapt_learn(runner_t *r, rtarget_t *rt, const json_t *urls)
 	rt->adapt->learning = 1;
 	l->data = json_deep_copy(json_object_get(rt->last, "data"));
 	l->pending = 1; /* held until every candidate has started */
-	json_array_foreach (urls, i, u) {
+	json_array_foreach(urls, i, u)
+	{
 		cand_t *c;
 		if (!json_is_string(u) || l->tried >= ADAPT_CANDIDATES_MAX ||
 		    json_string_length(u) >= sizeof c->url)
@@ -384,8 +391,8 @@ void runner__adapt_page_read(runner_t *r, rtarget_t *rt)
 
 typedef struct check {
 	runner_t *r;
-	rtarget_t *rt;  /* ref held */
-	json_t *page;   /* the page's data */
+	rtarget_t *rt; /* ref held */
+	json_t *page;  /* the page's data */
 	uint64_t started;
 } check_t;
 
@@ -408,8 +415,8 @@ static void check_failed(runner_t *r, rtarget_t *rt, const char *why)
 
 	r->adapt_checks[2]++;
 	a->check_due_ms = now_ms(r) + (again > 5000 ? again : 5000);
-	log_info("run", "target %s: checking its endpoint against the page failed: %s",
-	         rt->spec.id, why);
+	log_info("run", "target %s: checking its endpoint against the page failed: %s", rt->spec.id,
+	         why);
 }
 
 /* The page and the endpoint agree, or not. page and ep are stolen. */
@@ -434,7 +441,8 @@ static void compare(runner_t *r, rtarget_t *rt, json_t *page, json_t *ep, uint64
 	if (!a->suspect) {
 		a->suspect = 1;
 		a->check_due_ms = now_ms(r); /* again at once: the source may just have changed */
-		log_info("run", "target %s: the endpoint differs from the page (page against "
+		log_info("run",
+		         "target %s: the endpoint differs from the page (page against "
 		         "endpoint: %s): checking again",
 		         rt->spec.id, diff);
 		json_decref(page);
@@ -476,8 +484,7 @@ static void on_check_fetched(const fetch_result_t *res, void *ud)
 	free(c);
 }
 
-void runner__adapt_checked_page(runner_t *r, rtarget_t *rt, const json_t *raw,
-                                const char *why)
+void runner__adapt_checked_page(runner_t *r, rtarget_t *rt, const json_t *raw, const char *why)
 {
 	adapt_t *a = rt->adapt;
 	check_t *c;
@@ -492,7 +499,8 @@ void runner__adapt_checked_page(runner_t *r, rtarget_t *rt, const json_t *raw,
 	}
 	page = raw ? runner__normalise(rt, raw, err, sizeof err) : NULL;
 	if (!page) {
-		check_failed(r, rt, raw ? (err[0] ? err : "the page's data did not validate") : why);
+		check_failed(r, rt,
+		             raw ? (err[0] ? err : "the page's data did not validate") : why);
 		check_end(r, rt);
 		return;
 	}

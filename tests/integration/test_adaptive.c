@@ -69,17 +69,18 @@ static void write_targets_every(env_t *e, int all, int live_interval)
 	             " \"class\": \"live\", \"interval_seconds\": %d, \"adaptive\": true}",
 	             b, live_interval);
 	if (all)
-		n += snprintf(text + n, sizeof text - (size_t)n,
-		              ", {\"id\": \"real3\", \"adapter\": \"generic\", \"url\": "
-		              "\"%s/real/match/3\", \"class\": \"live\", \"interval_seconds\": 1,"
-		              " \"adaptive\": true, \"wait_for\": \"#live-score[data-ready]\","
-		              " \"fields\": {\"home\": {\"selector\": \"#live-score\", \"regex\":"
-		              " \"^(\\\\d+)\", \"type\": \"int\"}, \"away\": {\"selector\":"
-		              " \"#live-score\", \"regex\": \"(\\\\d+)$\", \"type\": \"int\"}}},"
-		              " {\"id\": \"static\", \"adapter\": \"generic\", \"url\": \"%s/static\","
-		              " \"class\": \"live\", \"interval_seconds\": 1, \"adaptive\": true,"
-		              " \"fields\": {\"t\": {\"selector\": \"title\"}}}",
-		              b, b);
+		n += snprintf(
+		        text + n, sizeof text - (size_t)n,
+		        ", {\"id\": \"real3\", \"adapter\": \"generic\", \"url\": "
+		        "\"%s/real/match/3\", \"class\": \"live\", \"interval_seconds\": 1,"
+		        " \"adaptive\": true, \"wait_for\": \"#live-score[data-ready]\","
+		        " \"fields\": {\"home\": {\"selector\": \"#live-score\", \"regex\":"
+		        " \"^(\\\\d+)\", \"type\": \"int\"}, \"away\": {\"selector\":"
+		        " \"#live-score\", \"regex\": \"(\\\\d+)$\", \"type\": \"int\"}}},"
+		        " {\"id\": \"static\", \"adapter\": \"generic\", \"url\": \"%s/static\","
+		        " \"class\": \"live\", \"interval_seconds\": 1, \"adaptive\": true,"
+		        " \"fields\": {\"t\": {\"selector\": \"title\"}}}",
+		        b, b);
 	snprintf(text + n, sizeof text - (size_t)n, "]}");
 	dk_write_file(e->bed.targets, text);
 }
@@ -103,7 +104,8 @@ static json_t *target_of(json_t *st, const char *id)
 	size_t i;
 	json_t *t;
 
-	json_array_foreach (json_object_get(st, "targets"), i, t) {
+	json_array_foreach(json_object_get(st, "targets"), i, t)
+	{
 		if (strcmp(json_string_value(json_object_get(t, "id")) ?: "", id) == 0)
 			return t;
 	}
@@ -125,7 +127,8 @@ static json_t *wait_target(env_t *e, const char *id, const char *state, const ch
                            json_int_t min_seq)
 {
 	for (uint64_t end = tu_now_ms() + WAIT_MS;; dk_sleep_ms(100)) {
-		json_t *st = get_json(e, "/status"), *t = st ? target_of(st, id) : NULL, *copy = NULL;
+		json_t *st = get_json(e, "/status"), *t = st ? target_of(st, id) : NULL,
+		       *copy = NULL;
 		if (t && !strcmp(str_at(t, "adaptive", "state"), state) &&
 		    !strcmp(str_at(t, "read_mode", NULL), mode) &&
 		    json_integer_value(json_object_get(t, "seq")) >= min_seq)
@@ -181,7 +184,8 @@ static json_t *last_snapshot(env_t *e, const char *id)
 	json_t *all = dk_read_jsonl(e->bed.out), *line, *last = NULL;
 	size_t i;
 
-	json_array_foreach (all, i, line) {
+	json_array_foreach(all, i, line)
+	{
 		if (!strcmp(str_at(line, "target", NULL), id) && json_object_get(line, "data"))
 			last = line;
 	}
@@ -209,7 +213,8 @@ static void test_adaptive__endpoints_learned_and_read_without_the_page(void **st
 	 * "score", not from the events' minutes of the same values */
 	assert_string_equal(
 	        json_string_value(json_object_get(
-	                json_array_get(json_object_get(json_object_get(real, "adaptive"), "fields"), 0),
+	                json_array_get(json_object_get(json_object_get(real, "adaptive"), "fields"),
+	                               0),
 	                "from")),
 	        "/score/home");
 	st = wait_target(e, "static", "not_learned", "navigate", 1);
@@ -322,9 +327,9 @@ static void test_adaptive__differing_endpoint_dropped_back_to_the_page(void **st
 	json_decref(wait_target(e, "live1", "dropped", "navigate", 1));
 	snap = last_snapshot(e, "live1");
 	assert_non_null(snap);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(snap, "data"),
-	                                                    "version")),
-	                 json_integer_value(json_object_get(started, "version")));
+	assert_int_equal(
+	        json_integer_value(json_object_get(json_object_get(snap, "data"), "version")),
+	        json_integer_value(json_object_get(started, "version")));
 	assert_string_equal(str_at(snap, "data", "status"), "live");
 	json_decref(snap);
 	json_decref(started);

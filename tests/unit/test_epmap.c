@@ -71,7 +71,8 @@ static void test_epmap__nested_data_and_nulls(void **state)
 	learn_ok("{\"score\":{\"home\":2,\"away\":1},\"start\":null,\"ok\":true}",
 	         "{\"m\":{\"score\":{\"away\":1,\"home\":2},\"start\":null,\"ok\":true,\"n\":2}}",
 	         &map);
-	json_array_foreach (json_object_get(map, "fields"), i, f) {
+	json_array_foreach(json_object_get(map, "fields"), i, f)
+	{
 		const char *at = json_string_value(json_object_get(f, "at"));
 		const char *from = json_string_value(json_object_get(f, "from"));
 		if (strcmp(at, "/score/home") == 0)
@@ -125,7 +126,8 @@ static void test_epmap__read_errors_name_the_field(void **state)
 
 static void test_epmap__diff_names_the_first_field(void **state)
 {
-	json_t *a = js("{\"s\":{\"h\":1,\"a\":0},\"m\":9}"), *b = js("{\"s\":{\"h\":2,\"a\":0},\"m\":9}");
+	json_t *a = js("{\"s\":{\"h\":1,\"a\":0},\"m\":9}"),
+	       *b = js("{\"s\":{\"h\":2,\"a\":0},\"m\":9}");
 	char out[256];
 
 	(void)state;
