@@ -353,7 +353,7 @@ enum pool_outcome runner__adapt_publish(runner_t *r, rtarget_t *rt, const json_t
 	json_t *data = NULL;
 	char why[512], msg[700];
 
-	if (!a || !a->map) /* dropped while it ran: its read still stands, unverified */
+	if (!a || !a->map) /* dropped while it ran: not published, the page is read next */
 		return POOL_FAILED;
 	if (epmap_read(a->map, body, &data, why, sizeof why) != 0) {
 		snprintf(msg, sizeof msg, "the endpoint's body changed: %s", why);
