@@ -10,7 +10,10 @@
  *   - an endpoint that starts answering differently from its page (/live/ctl/split: the
  *     API serves tools a frozen copy, browsers the live match) is caught by the check
  *     against the page, checked again, dropped (the reason in /status, a log line, the
- *     metrics), and the target is read from the page again, its snapshot the page's.
+ *     metrics), and the target is read from the page again, its snapshot the page's;
+ *   - checks that cannot be made (the page fails while a cache answers cdpilot) leave the
+ *     endpoint read, but its reads stop counting as verified: /status says check_overdue
+ *     and the verified age grows while the read age stays small, until a check agrees.
  * Every wait is for an event (/status, the request log, the sink), with a deadline far past
  * the time it takes; the fixture's clock is stopped (/live/ctl?speed=0), so that a page
  * and its endpoint read a moment apart agree.
@@ -344,6 +347,76 @@ static void test_adaptive__differing_endpoint_dropped_back_to_the_page(void **st
 	assert_int_equal(tu_wait_tagged_count(1, 10000), 1);
 }
 
+/* A target's age fields and flags in /status. */
+typedef struct ages {
+	int found, overdue, fresh;
+	json_int_t verified_ms, read_ms;
+	const char *read_mode;
+} ages_t;
+
+static ages_t ages_of(json_t *st, const char *id)
+{
+	json_t *t = target_of(st, id);
+	ages_t a = { 0 };
+
+	if (!t)
+		return a;
+	a.found = 1;
+	a.overdue = json_is_true(json_object_get(json_object_get(t, "adaptive"), "check_overdue"));
+	a.fresh = json_is_true(json_object_get(t, "fresh"));
+	a.verified_ms = json_integer_value(json_object_get(t, "verified_age_ms"));
+	a.read_ms = json_integer_value(json_object_get(t, "read_age_ms"));
+	a.read_mode = str_at(t, "read_mode", NULL);
+	return a;
+}
+
+/* Waits until live1's ages in /status satisfy behind (checks overdue, endpoint reads going
+ * on unverified) or, with behind 0, recovered (checked and verified again). */
+static void wait_checks(env_t *e, int behind)
+{
+	for (uint64_t end = tu_now_ms() + WAIT_MS;; dk_sleep_ms(100)) {
+		json_t *st = get_json(e, "/status");
+		ages_t a = st ? ages_of(st, "live1") : (ages_t){ 0 };
+		int ok = a.found && !strcmp(a.read_mode, "endpoint") &&
+		         (behind ? a.overdue && !a.fresh && a.verified_ms > 3000 && a.read_ms < 2500
+		                 : !a.overdue && a.fresh && a.verified_ms < 2500);
+		json_decref(st);
+		if (ok)
+			return;
+		if (tu_now_ms() >= end) {
+			dk_dump_log(&e->bed.d);
+			fail_msg("/status never showed live1's checks %s",
+			         behind ? "behind" : "recovered");
+		}
+	}
+}
+
+static void test_adaptive__checks_behind_stop_counting_as_verified(void **state)
+{
+	env_t *e = *state;
+
+	json_decref(fixture_get(e, "/live/ctl?speed=0"));
+	write_targets(e, 0);
+	dk_bed_run(&e->bed, (const char *const[]){ "ADAPTIVE_VERIFY_SECONDS=1", NULL });
+	json_decref(wait_target(e, "live1", "learned", "endpoint", 1));
+	wait_checks(e, 0);
+
+	/* the page fails (HTTP 500) while the endpoint, behind a cache, answers cdpilot: its
+	 * reads go on, the checks cannot be made, and the verified age grows for all to see */
+	json_decref(fixture_get(e, "/live/ctl/split?id=1"));
+	json_decref(fixture_get(e, "/live/ctl/fail?id=1&ms=600000"));
+	wait_checks(e, 1);
+	assert_true(metric(e, "cdpilot_adaptive_checks_total{result=\"failed\"}") >= 1);
+	assert_true(metric(e, "cdpilot_adaptive_events_total{event=\"dropped\"}") == 0);
+
+	/* the page back, the cache gone: a check agrees and the reads are verified again */
+	json_decref(fixture_get(e, "/live/ctl/split?id=1"));
+	json_decref(fixture_get(e, "/live/ctl/fail?id=1&ms=0"));
+	wait_checks(e, 0);
+	dk_stop_clean(&e->bed.d);
+	assert_int_equal(tu_wait_tagged_count(1, 10000), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +425,9 @@ int main(void)
 		        dk_bed_teardown),
 		cmocka_unit_test_setup_teardown(
 		        test_adaptive__differing_endpoint_dropped_back_to_the_page, setup,
+		        dk_bed_teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_adaptive__checks_behind_stop_counting_as_verified, setup,
 		        dk_bed_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
