@@ -223,6 +223,8 @@ static void status_target(const runner_target_view_t *v, void *ud)
 	json_object_set_new(t, "read_mode", json_string(v->read_mode));
 	if (v->watch_note[0])
 		json_object_set_new(t, "read_mode_why", json_string(v->watch_note));
+	if (v->adaptive_state)
+		json_object_set_new(t, "adaptive", run__adapt_status(v));
 	for (int a = 0; a < RUNNER_NAGES; a++) {
 		char k[32];
 		snprintf(k, sizeof k, "%s_age_ms", runner_age_name((enum runner_age)a));
@@ -401,6 +403,7 @@ static void metrics_results(run_t *r, prom_buf_t *b, const runner_stats_t *rs)
 	            "frozen", NULL);
 	prom_sample(b, "cdpilot_watch_verifications_total", (double)rs->verify_failed, "result",
 	            "failed", NULL);
+	run__adapt_metrics(b, rs);
 	counter(b, "cdpilot_push_unchanged_total",
 	        "Reads asked for by a pushing page that found the data unchanged (not written).",
 	        (double)rs->unchanged_skipped);

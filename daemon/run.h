@@ -52,6 +52,7 @@ typedef struct run_opts {
 	uint32_t verify_unchanged_ms; /* WATCH_VERIFY_UNCHANGED_SECONDS, default 0 (three
 	                                 intervals) */
 	uint32_t verify_max_ms;   /* WATCH_VERIFY_SECONDS, default 60 (0: off) */
+	uint32_t adapt_verify_ms; /* ADAPTIVE_VERIFY_SECONDS, default 60 */
 	uint32_t watch_navigate_ms; /* WATCH_FROZEN_NAVIGATE_SECONDS, default 600 */
 	unsigned discover_max_children; /* DISCOVER_MAX_CHILDREN, default 500 (1..100000):
 	                                   targets one discovering target may have */

@@ -120,6 +120,9 @@ static void daemon_from_env(run_opts_t *o, errlist_t *errs)
 		o->verify_unchanged_ms = (uint32_t)(d * 1000);
 	if (envnum_get(errs, "WATCH_VERIFY_SECONDS", 0, 86400, 0, NULL, &d) > 0)
 		o->verify_max_ms = (uint32_t)(d * 1000);
+	o->adapt_verify_ms = 60000;
+	if (envnum_get(errs, "ADAPTIVE_VERIFY_SECONDS", 1, 86400, 0, NULL, &d) > 0)
+		o->adapt_verify_ms = (uint32_t)(d * 1000);
 	if (envnum_get(errs, "WATCH_FROZEN_NAVIGATE_SECONDS", 1, 86400, 0, NULL, &d) > 0)
 		o->watch_navigate_ms = (uint32_t)(d * 1000);
 	o->targets_watch_ms = 300;
@@ -258,4 +261,5 @@ void run_runner_opts(const run_opts_t *o, runner_opts_t *ro)
 	ro->verify_max_ms = o->verify_max_ms;
 	ro->watch_navigate_ms = o->watch_navigate_ms;
 	ro->discover_max = o->discover_max_children;
+	ro->adapt_verify_ms = o->adapt_verify_ms;
 }

@@ -124,6 +124,10 @@ void run__watch_start(run_t *r);
 void run__watch_close(run_t *r);
 /* run_entities.c: the entity engine, fed by the runner's callbacks (docs/entities.md).
  * reconcile takes set's specs and releases the rest. */
+/* run_adapt.c: adaptive targets: a target's "adaptive" object in /status (new reference;
+ * NULL if it is not adaptive), and their metrics */
+json_t *run__adapt_status(const runner_target_view_t *v);
+void run__adapt_metrics(prom_buf_t *b, const runner_stats_t *rs);
 /* run_share.c: SCHEDULE=redis */
 void run__share_callbacks(run_t *r, runner_callbacks_t *cbs);
 void run__share_new(run_t *r);

@@ -26,7 +26,8 @@
 const char *const targets__page_keys[] = { "actions",         "wait_for_state",
 	                                   "headers",         "cookies",
 	                                   "user_agent",      "viewport",
-	                                   "block_resources", NULL };
+	                                   "block_resources", "adaptive",
+	                                   NULL };
 
 static const char *const verbs[] = {
 	"click", "wait_for", "wait_ms", "scroll", "fill", "press", NULL
@@ -358,6 +359,37 @@ static int check_viewport(const json_t *v, const char *where, target_spec_t *out
 	return -EINVAL;
 }
 
+/* "adaptive": true: learn the page's JSON endpoint and read it without the browser
+ * (runner/adapt.c). Only where one page read gives the target's whole data: not for a
+ * listing, a watched page, or a page read with cookies or headers the endpoint's reads
+ * (libcurl, no browser context) would not send. */
+static int check_adaptive(const json_t *v, const json_t *obj, const char *where,
+                          target_spec_t *out, errlist_t *errs)
+{
+	static const char *const not_with[] = { "cookies", "headers", NULL };
+
+	if (adapter_util_bool(v, where, "adaptive", &out->adaptive, errs) != 0)
+		return -EINVAL;
+	if (!out->adaptive)
+		return 0;
+	if (out->discover || out->mode == TARGETS_WATCH) {
+		errlist_add(errs,
+		            "%s: \"adaptive\": only for a target read in navigate mode, not %s",
+		            where, out->discover ? "a listing (\"discover\": true)"
+		                                 : "a watched page (\"mode\": \"watch\")");
+		return -EINVAL;
+	}
+	for (size_t i = 0; not_with[i]; i++)
+		if (json_object_get(obj, not_with[i])) {
+			errlist_add(errs,
+			            "%s: \"adaptive\": not with \"%s\" (the endpoint is read "
+			            "without the browser and would not send them)",
+			            where, not_with[i]);
+			return -EINVAL;
+		}
+	return 0;
+}
+
 int targets__page_parse(const json_t *obj, const adapter_t *ad, const char *where,
                         target_spec_t *out, errlist_t *errs)
 {
@@ -402,6 +434,8 @@ int targets__page_parse(const json_t *obj, const adapter_t *ad, const char *wher
 		            RESOURCE_LIST_EXPECTED, adapter_util_quote(v, q, sizeof q));
 		rc = -EINVAL;
 	}
+	if ((v = json_object_get(obj, "adaptive")) && check_adaptive(v, obj, where, out, errs))
+		rc = -EINVAL;
 	return rc;
 }
 

@@ -60,6 +60,8 @@ typedef struct target_spec {
 	const char *user_agent;      /* borrowed from json, or NULL */
 	int viewport_width, viewport_height; /* "viewport": "WxH"; 0: global */
 	const char *block_resources; /* borrowed; "none" or a list like BLOCK_RESOURCES */
+	int adaptive;                /* "adaptive": true: its JSON endpoint is learned and read
+	                                without the browser (runner/adapt.c) */
 	/* The target object, owned (a deep copy). Two specs whose json are json_equal() are
 	 * the same target, unchanged. */
 	json_t *json;

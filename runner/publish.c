@@ -145,11 +145,8 @@ static void read_ok(runner_t *r, rtarget_t *rt, unsigned flags)
 int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *url,
                     uint64_t started, unsigned flags)
 {
-	const adapter_t *ad = rt->spec.adapter;
 	char why[512] = "";
-	json_t *data, *snap = NULL, *delta = NULL;
-	uint32_t duration = (uint32_t)(now_ms(r) - started);
-	int changed;
+	json_t *data;
 
 	if (rt->removed)
 		return 0;
@@ -165,6 +162,21 @@ int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *u
 		                      : rt->spec.discover ? "discovery returned nothing"
 		                                          : "the page's data did not validate");
 		return -EINVAL;
+	}
+	return runner__publish_data(r, rt, data, url, started, flags);
+}
+
+int runner__publish_data(runner_t *r, rtarget_t *rt, json_t *data, const char *url,
+                         uint64_t started, unsigned flags)
+{
+	const adapter_t *ad = rt->spec.adapter;
+	json_t *snap = NULL, *delta = NULL;
+	uint32_t duration = (uint32_t)(now_ms(r) - started);
+	int changed;
+
+	if (rt->removed || !runner__holds(r, rt)) {
+		json_decref(data);
+		return 0;
 	}
 	if (!rt->spec.discover)
 		classify(r, rt, data);

@@ -80,6 +80,8 @@ static void schedule_wake(runner_t *r)
 		if (t < at)
 			at = t;
 	}
+	if (r->adapt_next_ms > now && r->adapt_next_ms < at)
+		at = r->adapt_next_ms; /* the next check of an endpoint */
 	if (r->stopping || at == UINT64_MAX) {
 		uv_timer_stop(&r->wake);
 		return;
@@ -110,6 +112,7 @@ void runner__pump(runner_t *r)
 			runner__watch_due(r, rt);
 	}
 	runner__verify_pump(r); /* scheduled work first: verifications take what is left */
+	runner__adapt_pump(r);  /* and checks of adaptive targets' endpoints */
 	schedule_wake(r);
 }
 

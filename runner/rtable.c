@@ -107,6 +107,7 @@ void runner__rt_unref(rtarget_t *rt)
 		return;
 	json_decref(rt->last);
 	json_decref(rt->suspect);
+	runner__adapt_free(rt);
 	target_spec_release(&rt->spec);
 	free(rt);
 }
@@ -126,6 +127,7 @@ static void target_add(runner_t *r, target_spec_t *spec, const char *parent)
 		rt->host[0] = '\0';
 	rt->klass = rt->spec.klass;
 	rt->added_ms = now_ms(r);
+	runner__adapt_respec(r, rt, &rt->spec, 0);
 	rt->refs = 1;
 	rt->next = r->targets;
 	if (rt->next)
@@ -185,6 +187,8 @@ static void target_update(runner_t *r, rtarget_t *rt, target_spec_t *spec)
 
 	if (rt->watch && mode_changed)
 		runner__watch_close(rt->watch);
+	if (runner__adapt_respec(r, rt, spec, running))
+		sched_changed = 1; /* out of the fetch scheduler its endpoint had it in */
 	if (sched_changed || (news && !running)) {
 		sched_remove(old, rt->spec.id);
 		sched_changed = 1;

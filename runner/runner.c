@@ -171,6 +171,16 @@ void runner_get_stats(runner_t *r, runner_stats_t *out)
 	out->verify_frozen = r->verify_total[1];
 	out->verify_failed = r->verify_total[2];
 	out->frozen_total = r->frozen_total;
+	out->adapt_reads_endpoint = r->adapt_reads[0];
+	out->adapt_reads_page = r->adapt_reads[1];
+	out->adapt_learned = r->adapt_learned;
+	out->adapt_learn_failed = r->adapt_learn_failed;
+	out->adapt_dropped = r->adapt_dropped;
+	out->adapt_checks_agreed = r->adapt_checks[0];
+	out->adapt_checks_differed = r->adapt_checks[1];
+	out->adapt_checks_failed = r->adapt_checks[2];
+	for (rtarget_t *rt = r->targets; rt; rt = rt->next)
+		out->adapt_endpoints += rt->adapt && rt->adapt->in_fetch;
 	out->unchanged_skipped = r->unchanged_skipped;
 	out->discover_capped = r->discover_capped;
 	out->verifying = r->verifying;
@@ -276,6 +286,20 @@ void runner__view(runner_t *r, rtarget_t *rt, runner_target_view_t *out)
 	v.read_mode = rt->spec.mode != TARGETS_WATCH || runner__watch_navigates(r, rt)
 	                      ? "navigate"
 	                      : "watch";
+	if (rt->adapt && rt->spec.adaptive) {
+		const adapt_t *a = rt->adapt;
+		uint32_t period = r->o.adapt_verify_ms ? r->o.adapt_verify_ms : 60000;
+		v.adaptive_state = a->state;
+		v.adaptive_endpoint = a->map ? a->url : "";
+		v.adaptive_reason = a->reason;
+		v.adaptive_map = a->map;
+		v.adaptive_learned_unix = a->map ? a->learned_unix : 0;
+		v.adaptive_checked_unix = a->map ? a->checked_unix : 0;
+		v.adaptive_overdue = a->map && (a->suspect || now - a->checked_ms >
+		                                                      (uint64_t)period * 3 / 2);
+		if (a->in_fetch)
+			v.read_mode = "endpoint";
+	}
 	v.watch_note = rt->spec.mode != TARGETS_WATCH ? ""
 	               : now < rt->navigate_until   ? "its watched page kept freezing"
 	               : rt->overflow && !rt->watch ? "over WATCH_CAP"

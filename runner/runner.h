@@ -59,6 +59,8 @@ typedef struct runner_opts {
 	                               in navigate mode this long (WATCH_FROZEN_NAVIGATE_SECONDS) */
 	unsigned discover_max;      /* children one discovering target may have: the listing's
 	                               first ones are kept (DISCOVER_MAX_CHILDREN) */
+	uint32_t adapt_verify_ms;   /* an adaptive target's endpoint is checked against its page
+	                               this often (ADAPTIVE_VERIFY_SECONDS); 0: 60 s */
 } runner_opts_t;
 
 /* Defaults: fetch_cap 16, failing_percent 50, claim_cap 64, task_timeout_ms 15000, watch_cap 64,
@@ -159,6 +161,13 @@ typedef struct runner_stats {
 	uint64_t discover_capped;   /* discovery reads whose listing had more entries than
 	                               DISCOVER_MAX_CHILDREN */
 	unsigned verifying;         /* verification reads running */
+	/* adaptive targets (runner/adapt.c): successful reads by how, endpoints learned,
+	 * learnings that found none, endpoints dropped, checks against the page by verdict,
+	 * and how many now read an endpoint */
+	uint64_t adapt_reads_endpoint, adapt_reads_page;
+	uint64_t adapt_learned, adapt_learn_failed, adapt_dropped;
+	uint64_t adapt_checks_agreed, adapt_checks_differed, adapt_checks_failed;
+	unsigned adapt_endpoints;
 	uint64_t last_success_ms;   /* loop time of the last success; 0 never */
 	uint64_t last_verified_ms;  /* loop time of the last verified read (a fresh navigation,
 	                               a confirmed watch); 0 never: the stall detector's clock */
@@ -206,7 +215,8 @@ typedef struct runner_target_view {
 	const char *state;          /* "ok", "failing", "backing_off", "frozen" or "pending"
 	                               (never read yet) */
 	const char *read_mode;      /* "navigate", "watch", or "navigate" for a watched target
-	                               over WATCH_CAP or whose watch froze: see watch_note */
+	                               over WATCH_CAP or whose watch froze: see watch_note;
+	                               "endpoint" for an adaptive target reading its endpoint */
 	const char *watch_note;     /* watched targets read in navigate mode: why; else "" */
 	unsigned failures;          /* in a row */
 	int backing_off;            /* failed two runs in a row: put off beyond its interval */
@@ -215,6 +225,15 @@ typedef struct runner_target_view {
 	int fresh;                  /* verified within two intervals */
 	int held;                   /* this instance runs it: always on a local schedule; with
 	                               SCHEDULE=redis, our last answered claim of it was won */
+	/* "adaptive": true (docs/targets.md): adaptive_state "learning", "learned",
+	 * "not_learned" or "dropped" (NULL: not adaptive); the endpoint ("" none), why none
+	 * or why it was dropped (""), its mapping (borrowed, NULL none), when it was learned
+	 * and last agreed with the page (Unix ms; 0 never), and whether a check is overdue
+	 * (its endpoint reads are not verified then) */
+	const char *adaptive_state, *adaptive_endpoint, *adaptive_reason;
+	const json_t *adaptive_map;
+	int64_t adaptive_learned_unix, adaptive_checked_unix;
+	int adaptive_overdue;
 } runner_target_view_t;
 
 /* The kinds of failure a target's last run can have (runner_target_view_t.last_error_kind,

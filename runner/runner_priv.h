@@ -30,6 +30,28 @@ enum rkind { RK_NAV, RK_FETCH, RK_WATCH, RK_N };
 typedef struct task task_t;
 typedef struct watch watch_t;
 
+/* An adaptive target's endpoint (runner/adapt.c): learned from a page read, read with
+ * libcurl while its checks against the page agree. */
+typedef struct adapt {
+	json_t *map;              /* the epmap mapping (adapters/epmap.h); NULL: none now */
+	char url[2048];           /* the endpoint, while map is set */
+	size_t body_len;          /* its body when learned */
+	int in_fetch;             /* its runs are endpoint reads: it is in the fetch scheduler */
+	int reset;                /* its spec changed during a run: forget the endpoint after */
+	int learning;             /* a learning runs (candidates being fetched) */
+	int checking;             /* a check runs (a page read, then an endpoint read) */
+	int suspect;              /* the last check differed: checked again at once, and its
+	                             endpoint reads are not verified meanwhile */
+	unsigned attempts;        /* learnings failed and endpoints dropped in a row: backoff */
+	unsigned read_failures;   /* endpoint reads failed in a row */
+	uint64_t retry_ms;        /* loop time: no learning before */
+	uint64_t checked_ms;      /* loop time of the last agreement (a check, or the learning) */
+	uint64_t check_due_ms;    /* loop time the next check is due */
+	int64_t learned_unix, checked_unix; /* Unix ms; 0 never */
+	const char *state;        /* "learning", "learned", "not_learned", "dropped" (static) */
+	char reason[512];         /* why not learned or dropped; "" */
+} adapt_t;
+
 typedef struct rtarget {
 	struct rtarget *next, *prev; /* the table's list */
 	struct rtarget *hnext;    /* the next in its bucket of the id index */
@@ -76,12 +98,13 @@ typedef struct rtarget {
 	int failing_run;          /* this run was handed out failing: 1 + its rkind; 0 not */
 	task_t *task;
 	watch_t *watch;
+	adapt_t *adapt;           /* "adaptive": true (or its endpoint still to be moved off) */
 } rtarget_t;
 
 /* Why a task runs: a scheduled run of its target (navigate or fetch, or a watched target
  * read in navigate mode), or a verification of a watched page (verify.c): no scheduler
  * run, its result compared, not published as such. */
-enum task_purpose { TP_RUN, TP_VERIFY };
+enum task_purpose { TP_RUN, TP_VERIFY, TP_CHECK /* an adaptive target's page check */ };
 
 struct task {
 	runner_t *runner;
@@ -97,6 +120,9 @@ struct task {
 	enum pool_outcome revoke_reason;
 	char why[512];
 	const char *fail_kind;    /* the failure's kind (runner.h) if known; NULL: by outcome */
+	int endpoint;             /* an adaptive target's endpoint read (adapt.c) */
+	enum pool_outcome learn_out; /* a page read whose endpoint is being looked for: its
+	                                outcome, told once the page has answered */
 };
 
 /* A watched page's states; watch_set_state() (watch.c) checks each move and logs it. */
@@ -159,6 +185,12 @@ struct runner {
 	} freeze_ring[16];        /* the last freezes: many pages at once recycle the browser */
 	unsigned freeze_next;
 	uint64_t last_success_ms, last_verified_ms;
+	/* adaptive targets (adapt.c) */
+	unsigned adapt_checking;  /* checks running (bounded with verifications) */
+	uint64_t adapt_next_ms;   /* loop time of the next check due; 0: look at every pump */
+	uint64_t adapt_reads[2];  /* successful reads of adaptive targets: endpoint, page */
+	uint64_t adapt_learned, adapt_learn_failed, adapt_dropped;
+	uint64_t adapt_checks[3]; /* checks: agreed, differed, failed */
 };
 
 static inline uint64_t now_ms(runner_t *r)
@@ -185,9 +217,16 @@ static inline enum rkind spec_kind(const target_spec_t *s)
 	return s->adapter->needs_browser || s->discover ? RK_NAV : RK_FETCH;
 }
 
+/* The scheduler a target is in now: its spec's, or fetch while an adaptive target reads
+ * its endpoint. */
+static inline enum rkind rt_kind(const rtarget_t *rt)
+{
+	return rt->adapt && rt->adapt->in_fetch ? RK_FETCH : spec_kind(&rt->spec);
+}
+
 static inline sched_t *sched_of(runner_t *r, const rtarget_t *rt)
 {
-	return r->sched[spec_kind(&rt->spec)];
+	return r->sched[rt_kind(rt)];
 }
 
 /* rtable.c: the targets table */
@@ -214,6 +253,9 @@ enum {
 };
 int runner__publish(runner_t *r, rtarget_t *rt, const json_t *raw, const char *url,
                     uint64_t started, unsigned flags);
+/* runner__publish() of data already normalised (an endpoint read, adapt.c): stolen. */
+int runner__publish_data(runner_t *r, rtarget_t *rt, json_t *data, const char *url,
+                         uint64_t started, unsigned flags);
 /* The adapter's data of a raw value (new reference), or NULL with why filled. */
 json_t *runner__normalise(rtarget_t *rt, const json_t *raw, char *why, size_t len);
 void runner__task_done(runner_t *r, const adapter_t *ad, enum pool_outcome outcome,
@@ -236,6 +278,8 @@ uint32_t runner__unchanged_ms(runner_t *r, const rtarget_t *rt);
 void runner__verify_maybe(runner_t *r, rtarget_t *rt);
 /* Starts waiting verifications while there is room, longest unconfirmed first. */
 void runner__verify_pump(runner_t *r);
+/* Verification reads (and adaptive checks) that may run at once, of a pool of capacity. */
+unsigned runner__verify_cap(runner_t *r, unsigned capacity);
 /* A verification read of rt ended: with its raw value (read at url), or raw NULL and
  * why it failed. */
 void runner__verify_done(runner_t *r, rtarget_t *rt, const json_t *raw, const char *why,
@@ -247,6 +291,38 @@ int runner__watch_navigates(runner_t *r, rtarget_t *rt);
 void runner__watch_reload(watch_t *w, int new_context);
 /* watch.c: reads the watched page again now (or after the read running). */
 void runner__watch_reread(watch_t *w);
+/* task.c: a navigate task reading rt's page for a check of its endpoint (adapt.c). */
+void runner__task_start_check(runner_t *r, rtarget_t *rt);
+/* adapt.c: adaptive targets (docs/targets.md "adaptive") */
+/* The expression that lists the page's fetch/XHR URLs (a JSON array), for learning. */
+extern const char runner__adapt_urls_js[];
+/* rt's state for its spec (a new target, or a changed spec: the endpoint is forgotten
+ * unless only the schedule changed: class, interval_seconds, timeout_seconds).
+ * running: a run of rt is handed out. Returns 1 if rt must leave the scheduler it is in
+ * (the caller moves it to its spec's), else 0. */
+int runner__adapt_respec(runner_t *r, rtarget_t *rt, const target_spec_t *spec, int running);
+void runner__adapt_free(rtarget_t *rt);
+/* 1 if rt's page read that just published should look for its endpoint. */
+int runner__adapt_wants_learn(runner_t *r, rtarget_t *rt);
+/* The page's fetch/XHR URLs (runner__adapt_urls_js's value, borrowed; NULL if it
+ * failed): learning runs on from here without the page. */
+void runner__adapt_learn(runner_t *r, rtarget_t *rt, const json_t *urls);
+/* An endpoint read's parsed body (borrowed): published, or the target failed. */
+enum pool_outcome runner__adapt_publish(runner_t *r, rtarget_t *rt, const json_t *body,
+                                        const char *url, uint64_t started);
+/* An endpoint read failed (why): counted, the endpoint dropped after a few in a row. */
+void runner__adapt_read_failed(runner_t *r, rtarget_t *rt, const char *why);
+/* A page read of rt (TP_RUN) succeeded: counted. */
+void runner__adapt_page_read(runner_t *r, rtarget_t *rt);
+/* A check's page read ended: its raw value, or NULL and why; the endpoint is read next. */
+void runner__adapt_checked_page(runner_t *r, rtarget_t *rt, const json_t *raw,
+                                const char *why);
+/* Moves rt between the navigate and fetch schedulers if its endpoint came or went, once no
+ * run of it is handed out. After each run, learning and check. */
+void runner__adapt_settle(runner_t *r, rtarget_t *rt);
+/* Starts due checks while verification slots are free, the least recently checked
+ * first. From the pump. */
+void runner__adapt_pump(runner_t *r);
 /* pageread.c: the page read of a target, shared by task.c and watch.c */
 int runner__nav_failure(const cdp_nav_result_t *res, const char *url, char *msg, size_t len);
 /* Fills what rt's read asks after the navigation (req's url and timeouts are the

@@ -31,10 +31,15 @@ static void task_finish(task_t *t, enum pool_outcome out, const char *why)
 
 	if (!ok && t->revoked)
 		out = t->revoke_reason;
-	if (!ok && why && verify)
+	if (!ok && t->purpose == TP_CHECK)
+		runner__adapt_checked_page(r, rt, NULL, why ? why : "cut short by the stop");
+	else if (!ok && why && verify)
 		runner__verify_done(r, rt, NULL, why, t->url, t->started);
 	else if (!ok && why)
 		runner__target_failed_as(r, rt, out, t->fail_kind, why);
+	if (!ok && why && t->endpoint)
+		runner__adapt_read_failed(r, rt, why);
+	verify = t->purpose != TP_RUN;
 	if (!verify && !(r->stopping && !ok && !why))
 		runner__task_done(r, rt->spec.adapter, out, now_ms(r) - t->started);
 	if (t->lease) {
@@ -42,16 +47,17 @@ static void task_finish(task_t *t, enum pool_outcome out, const char *why)
 		t->lease = NULL;
 	}
 	r->running[t->kind]--;
-	if (verify) {
+	if (t->purpose == TP_VERIFY) {
 		rt->verify = NULL;
 		r->verifying--;
-	} else {
+	} else if (t->purpose == TP_RUN) {
 		rt->task = NULL;
 		if (!rt->removed)
 			sched_done(sched_of(r, rt), rt->spec.id, ok, now_ms(r));
 		runner__run_over(r, rt);
 		runner__share_run_over(r, rt);
-	}
+		runner__adapt_settle(r, rt);
+	} /* TP_CHECK: adapt.c counts its checks (the endpoint is read next) */
 	runner__rt_unref(rt);
 	free(t);
 	if (r->closing)
@@ -90,9 +96,44 @@ static enum pool_outcome published(task_t *t, const json_t *value)
 		runner__verify_done(t->runner, t->rt, value, NULL, t->url, t->started);
 		return POOL_OK;
 	}
-	return runner__publish(t->runner, t->rt, value, t->url, t->started, PUB_VERIFIED) == 0
-	               ? POOL_OK
-	               : POOL_FAILED;
+	if (t->purpose == TP_CHECK) {
+		runner__adapt_checked_page(t->runner, t->rt, value, NULL);
+		return POOL_OK;
+	}
+	if (runner__publish(t->runner, t->rt, value, t->url, t->started, PUB_VERIFIED) != 0)
+		return POOL_FAILED;
+	if (t->rt->adapt)
+		runner__adapt_page_read(t->runner, t->rt);
+	return POOL_OK;
+}
+
+/* The page's fetch/XHR URLs came back: learning goes on without the page (adapt.c). */
+static void on_urls(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
+{
+	task_t *t = ud;
+
+	(void)page;
+	t->op_pending = 0;
+	if (!t->revoked && status == 0)
+		runner__adapt_learn(t->runner, t->rt, value);
+	else
+		log_debug("run", "target %s: the page's requests could not be listed: %s",
+		          t->rt->spec.id, t->revoked ? t->why : why && *why ? why : cdp_strerror(status));
+	task_finish(t, t->learn_out, NULL);
+}
+
+/* After a page read of an adaptive target without an endpoint: lists the page's fetch/XHR
+ * URLs. 0: on_urls finishes the task. */
+static int list_urls(task_t *t, enum pool_outcome out)
+{
+	uint32_t left = remaining(t);
+
+	t->learn_out = out;
+	if (cdp_page_evaluate(t->page, runner__adapt_urls_js, left < 3000 ? left : 3000, on_urls,
+	                      t) != 0)
+		return -1;
+	t->op_pending = 1;
+	return 0;
 }
 
 /* The page read: loaded, acted on, waited for and extracted (or the step that failed,
@@ -109,7 +150,11 @@ static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 		return;
 	}
 	if (res->failed == CDP_READ_NONE) {
-		task_finish(t, published(t, res->value), NULL);
+		enum pool_outcome out = published(t, res->value);
+		if (out == POOL_OK && t->purpose == TP_RUN &&
+		    runner__adapt_wants_learn(t->runner, t->rt) && list_urls(t, out) == 0)
+			return;
+		task_finish(t, out, NULL);
 		return;
 	}
 	t->fail_kind = runner__read_failure(res, t->rt, t->url, msg, sizeof msg);
@@ -195,7 +240,9 @@ static void on_fetched(const fetch_result_t *res, void *ud)
 		task_finish(t, POOL_FAILED, msg);
 		return;
 	}
-	task_finish(t, published(t, doc), NULL);
+	task_finish(t, t->endpoint ? runner__adapt_publish(t->runner, t->rt, doc, t->url, t->started)
+	                           : published(t, doc),
+	            NULL);
 	json_decref(doc);
 }
 
@@ -238,14 +285,33 @@ void runner__task_start_verify(runner_t *r, rtarget_t *rt)
 		task_finish(t, POOL_FAILED, "the pool is closing or refused the target's page settings");
 }
 
+void runner__task_start_check(runner_t *r, rtarget_t *rt)
+{
+	task_t *t = task_new(r, rt, RK_NAV, TP_CHECK);
+
+	snprintf(t->url, sizeof t->url, "%.*s", (int)sizeof t->url - 1, rt->spec.url);
+	t->lease = lease_for(r, t);
+	if (!t->lease)
+		task_finish(t, POOL_FAILED, "the pool is closing or refused the target's page settings");
+}
+
 void runner__task_start(runner_t *r, rtarget_t *rt, enum rkind kind)
 {
 	task_t *t = task_new(r, rt, kind, TP_RUN);
 	const adapter_t *ad = rt->spec.adapter;
 
 	rt->task = t;
-	if (!ad->build_url || ad->build_url(rt->spec.state, rt->spec.url, t->url, sizeof t->url))
+	if (kind == RK_FETCH && rt->adapt && rt->adapt->in_fetch) {
+		t->endpoint = 1; /* an adaptive target's endpoint (adapt.c) */
+		if (!rt->adapt->map) {
+			task_finish(t, POOL_FAILED, NULL); /* dropped meanwhile: settled now */
+			return;
+		}
+		snprintf(t->url, sizeof t->url, "%s", rt->adapt->url);
+	} else if (!ad->build_url ||
+	           ad->build_url(rt->spec.state, rt->spec.url, t->url, sizeof t->url)) {
 		snprintf(t->url, sizeof t->url, "%.*s", (int)sizeof t->url - 1, rt->spec.url);
+	}
 	if (kind == RK_NAV) {
 		t->lease = lease_for(r, t);
 		if (!t->lease)

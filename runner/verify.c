@@ -38,7 +38,7 @@ uint32_t runner__unchanged_ms(runner_t *r, const rtarget_t *rt)
 /* Verification reads running at once: a quarter of CONCURRENCY_CAP (at least one) while
  * navigate work waits for a lease, every free slot while none does (a deployment of
  * watched pages leaves the pool idle: its slots then verify). */
-static unsigned verify_cap(runner_t *r, unsigned capacity)
+unsigned runner__verify_cap(runner_t *r, unsigned capacity)
 {
 	sched_stats_t st;
 	unsigned queued = 0;
@@ -78,7 +78,7 @@ void runner__verify_pump(runner_t *r)
 	if (!r->verify_wanted || r->stopping)
 		return;
 	pool_get_stats(r->pool, &ps);
-	while (r->verifying < verify_cap(r, ps.capacity) &&
+	while (r->verifying + r->adapt_checking < runner__verify_cap(r, ps.capacity) &&
 	       r->running[RK_NAV] + r->claiming[RK_NAV] < ps.capacity) {
 		rtarget_t *best = NULL;
 		/* the page confirmed longest ago first: every page gets its turn */

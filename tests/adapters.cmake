@@ -1,5 +1,5 @@
 # Adapters and snapshots (adapters/): pure code, unit tests only.
-foreach(t test_snapshot test_adapter_generic test_adapter_jsonapi test_adapter_script)
+foreach(t test_snapshot test_adapter_generic test_adapter_jsonapi test_adapter_script test_epmap)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/${t}.c)
     cdpilot_test(NAME ${t} SOURCES unit/${t}.c LIBS cdpilot_adaptkit LABELS unit)
   endif()

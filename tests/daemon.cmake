@@ -45,3 +45,10 @@ if(TARGET cdpilot_runner)
                LIBS cdpilot_runkit cdpilot_runner cdpilot_pool cdpilot_fixture TIMEOUT 400
                LABELS integration)
 endif()
+
+# adaptive targets (issue 19 point 2): endpoints learned from real pages, read without the
+# browser, dropped when the page disagrees
+if(TARGET cdpilot_targets AND TARGET cdpilot_httpd)
+  cdpilot_test(NAME test_adaptive SOURCES integration/test_adaptive.c
+               LIBS cdpilot_daemonkit TIMEOUT 300 LABELS integration)
+endif()

@@ -297,7 +297,7 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 static curl_socket_t open_socket_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	fetch_req_t *r = ud;
-	char why[256], ip[64] = "?";
+	char why[256], ip[INET6_ADDRSTRLEN] = "?";
 	int fd;
 
 	if (purpose == CURLSOCKTYPE_IPCXN && r->ctx->policy &&

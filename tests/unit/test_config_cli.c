@@ -105,6 +105,7 @@ static const bad_t bads[] = {
 	{ "WATCH_RELOAD_SECONDS", "10m", "0", NULL, 0 },
 	{ "WATCH_VERIFY_UNCHANGED_SECONDS", "15s", "86401", NULL, 0 },
 	{ "WATCH_VERIFY_SECONDS", "1m", "-1", NULL, 0 },
+	{ "ADAPTIVE_VERIFY_SECONDS", "0", "1m", NULL, 0 },
 	{ "WATCH_FROZEN_NAVIGATE_SECONDS", "0", "86401", NULL, 0 },
 	{ "TARGET_ALLOW", "exa mple.com", NULL, NULL, 0 },
 	{ "TARGET_DENY", "10.0.0.1/8", NULL, NULL, 0 },

@@ -243,9 +243,9 @@ static void test_targets_page__refused_without_a_browser(void **state)
 	        " \"fields\": {\"x\": {\"pointer\": \"/x\"}}, \"actions\": [], \"headers\": {},"
 	        " \"cookies\": [], \"user_agent\": \"u\", \"viewport\": \"1x1\","
 	        " \"block_resources\": \"none\", \"wait_for_state\": \"visible\","
-	        " \"timeout_seconds\": 5}]";
-	const char *keys[] = { "actions",  "headers",         "cookies",       "user_agent",
-		               "viewport", "block_resources", "wait_for_state" };
+	        " \"adaptive\": true, \"timeout_seconds\": 5}]";
+	const char *keys[] = { "actions",  "headers",         "cookies",        "user_agent",
+		               "viewport", "block_resources", "wait_for_state", "adaptive" };
 	target_set_t set;
 	errlist_t errs;
 	char line[256];
@@ -259,8 +259,38 @@ static void test_targets_page__refused_without_a_browser(void **state)
 		         keys[i]);
 		assert_has(errlist_text(&errs), line);
 	}
-	assert_int_equal(errs.count, 7); /* timeout_seconds is for every adapter */
+	assert_int_equal(errs.count, 8); /* timeout_seconds is for every adapter */
 	errlist_release(&errs);
+}
+
+/* "adaptive": a boolean, only where one page read gives the whole data and the endpoint's
+ * reads (without the browser) would miss nothing the page sends. */
+static void test_targets_page__adaptive(void **state)
+{
+	const char *text = "[{\"id\": \"p\", \"adapter\": \"generic\", \"url\": \"http://h/x\","
+	                   " \"fields\": {\"a\": {\"selector\": \"a\"}}, \"adaptive\": true},"
+	                   " {\"id\": \"q\", \"adapter\": \"livescore\", \"url\": \"http://h/m/1\","
+	                   " \"adaptive\": false}]";
+	target_set_t set;
+	errlist_t errs;
+
+	(void)state;
+	errlist_init(&errs);
+	assert_int_equal(targets_parse(text, strlen(text), &set, &errs), 0);
+	assert_int_equal(set.v[0].adaptive, 1);
+	assert_int_equal(set.v[1].adaptive, 0);
+	targets_release(&set);
+	errlist_release(&errs);
+	assert_has(errors_of("\"adaptive\": \"yes\"", NULL), "targets[0] \"p\": \"adaptive\": "
+	                                                   "expected true or false, got \"yes\"");
+	assert_has(errors_of("\"adaptive\": true, \"mode\": \"watch\"", NULL),
+	           "\"adaptive\": only for a target read in navigate mode, not a watched page");
+	assert_has(errors_of("\"adaptive\": true, \"discover\": true", NULL),
+	           "\"adaptive\": only for a target read in navigate mode, not a listing");
+	assert_has(errors_of("\"adaptive\": true, \"cookies\": []", NULL),
+	           "\"adaptive\": not with \"cookies\" (the endpoint is read without the browser");
+	assert_has(errors_of("\"adaptive\": true, \"headers\": {}", NULL),
+	           "\"adaptive\": not with \"headers\"");
 }
 
 /* Writes text to dir/name. */
@@ -375,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_targets_page__shapes_and_bounds),
 		cmocka_unit_test(test_targets_page__refused_without_a_browser),
 		cmocka_unit_test(test_targets_page__script_file),
+		cmocka_unit_test(test_targets_page__adaptive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
