@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_json.h"
+#include "util/growbuf.h"
 #include "util/log.h"
 #include "util/list.h"
 
@@ -64,6 +66,7 @@ struct cdp_conn {
 	int listeners_dirty;
 
 	cdp_conn_stats_t stats;
+	growbuf_t out; /* the text of the command being sent, reused (cap: max_message) */
 };
 
 void cdp_conn_opts_init(cdp_conn_opts_t *opts)
@@ -93,6 +96,7 @@ cdp_conn_t *cdp_conn_new(uv_loop_t *loop, const cdp_conn_opts_t *opts,
 	c->lost_ud = ud;
 	c->next_id = 1;
 	c->state = CONN_OPEN;
+	growbuf_init(&c->out, c->opts.max_message);
 	uv_timer_init(loop, &c->timer);
 	c->timer.data = c;
 	return c;
@@ -210,14 +214,40 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- sending ---- */
 
+/*
+ * Writes the command's text into c->out: {"id":N,"method":M[,"params":P][,"sessionId":S]},
+ * as json_dumps() wrote the same object, but in one pass into a buffer that is reused.
+ */
+static int write_command(cdp_conn_t *c, const char *session_id, const char *method,
+                         const json_t *params)
+{
+	growbuf_t *o = &c->out;
+	char id[32];
+	int n = snprintf(id, sizeof id, "{\"id\":%llu,\"method\":", (unsigned long long)c->next_id);
+	int rc;
+
+	if (c->out.alloc > 1024 * 1024)
+		growbuf_release(o); /* a huge command is rare: do not keep its buffer */
+	else
+		growbuf_reset(o);
+	if ((rc = growbuf_append(o, id, (size_t)n)) != 0 ||
+	    (rc = cdp_json_write_string(o, method, strlen(method))) != 0)
+		return rc;
+	if (params && ((rc = growbuf_append(o, ",\"params\":", 10)) != 0 ||
+	               (rc = cdp_json_write(o, params)) != 0))
+		return rc;
+	if (session_id && ((rc = growbuf_append(o, ",\"sessionId\":", 13)) != 0 ||
+	                   (rc = cdp_json_write_string(o, session_id, strlen(session_id))) != 0))
+		return rc;
+	return growbuf_append(o, "}", 1);
+}
+
 int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
                   json_t *params, uint32_t timeout_ms, cdp_reply_cb cb, void *ud,
                   uint64_t *id_out)
 {
-	json_t *msg = NULL;
-	char *text = NULL;
 	cmd_t *cmd = NULL;
-	size_t len;
+	size_t mlen;
 	int rc = 0;
 
 	if (c->state != CONN_OPEN) {
@@ -228,33 +258,16 @@ int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
 		rc = -EINVAL;
 		goto out;
 	}
-	msg = json_pack("{s:I, s:s}", "id", (json_int_t)c->next_id, "method", method);
-	if (!msg) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (params && json_object_set(msg, "params", params) != 0) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (session_id && json_object_set_new(msg, "sessionId", json_string(session_id)) != 0) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	text = json_dumps(msg, JSON_COMPACT);
-	if (!text) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	len = strlen(text);
-	if (len > c->opts.max_message) {
+	rc = write_command(c, session_id, method, params);
+	if (rc == -EMSGSIZE) {
 		c->stats.oversized++;
-		log_warn("cdp", "command %s is %zu bytes, over the %zu-byte message cap", method,
-		         len, c->opts.max_message);
-		rc = -EMSGSIZE;
+		log_warn("cdp", "command %s is over the %zu-byte message cap", method,
+		         c->opts.max_message);
 		goto out;
 	}
-	cmd = calloc(1, sizeof *cmd);
+	if (rc != 0)
+		goto out;
+	cmd = malloc(sizeof *cmd);
 	if (!cmd) {
 		rc = -ENOMEM;
 		goto out;
@@ -263,10 +276,12 @@ int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
 	cmd->cb = cb;
 	cmd->ud = ud;
 	cmd->deadline = uv_now(c->loop) + (timeout_ms ? timeout_ms : c->opts.default_timeout_ms);
-	snprintf(cmd->method, sizeof cmd->method, "%s", method);
+	mlen = strnlen(method, sizeof cmd->method - 1);
+	memcpy(cmd->method, method, mlen);
+	cmd->method[mlen] = '\0';
 	table_insert(c, cmd);
 	c->next_id++;
-	rc = c->tp.send(c->tud, text, len);
+	rc = c->tp.send(c->tud, c->out.data, c->out.len);
 	if (rc != 0) {
 		table_take(c, cmd->id);
 		free(cmd);
@@ -280,8 +295,6 @@ int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
 		rearm(c);
 	}
 out:
-	free(text);
-	json_decref(msg);
 	json_decref(params);
 	return rc;
 }
@@ -556,6 +569,7 @@ static void on_timer_closed(uv_handle_t *h)
 	}
 	if (c->close_cb)
 		c->close_cb(c, c->close_ud);
+	growbuf_release(&c->out);
 	free(c);
 }
 
