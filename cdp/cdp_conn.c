@@ -482,7 +482,10 @@ void cdp_conn_feed(cdp_conn_t *c, const char *data, size_t len)
 		c->stats.events_unparsed++;
 		return;
 	}
-	msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* jansson reads what the fast path hands back, and names the error if any */
+	msg = cdp_json_parse(data, len);
+	if (!msg)
+		msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!msg) {
 		malformed(c, jerr.text, data, len);
 		return;

@@ -1,4 +1,10 @@
-/* Unit tests for cdp_json: the writer's text is byte for byte json_dumps(JSON_COMPACT)'s. */
+/*
+ * Unit tests for cdp_json: the writer's text is byte for byte json_dumps(JSON_COMPACT)'s,
+ * and the fast reader either builds exactly jansson's tree (json_loadb with
+ * JSON_REJECT_DUPLICATES) or hands the text back (NULL), never accepting what jansson
+ * rejects: checked on chosen inputs and on every truncation and one-byte change of
+ * CDP-like messages.
+ */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -93,12 +99,134 @@ static void test_cdp_json__write_errors(void **state)
 	json_decref(deep);
 }
 
+/* ---- reading ---- */
+
+/*
+ * The reader's one rule: a non-NULL result is exactly jansson's tree. Returns whether the
+ * fast path took the text (1) or handed it back (0).
+ */
+static int check_parse(const char *data, size_t len)
+{
+	json_t *fast = cdp_json_parse(data, len);
+	json_t *ref;
+	json_error_t err;
+
+	if (!fast)
+		return 0;
+	ref = json_loadb(data, len, JSON_REJECT_DUPLICATES, &err);
+	if (!ref)
+		fail_msg("the fast path took what jansson rejects (%s): %.*s", err.text, (int)len,
+		         data);
+	if (!json_equal(fast, ref))
+		fail_msg("the fast path built another tree for: %.*s", (int)len, data);
+	json_decref(ref);
+	json_decref(fast);
+	return 1;
+}
+
+static const char *const good[] = {
+	"{\"id\":12,\"result\":{\"result\":{\"type\":\"number\",\"value\":1,\"description\":\"1\"}},"
+	"\"sessionId\":\"6C2E0F8D1A2B3C4D5E6F708192A3B4C5\"}",
+	"{\"method\":\"Page.lifecycleEvent\",\"params\":{\"frameId\":\"F1\",\"loaderId\":\"L1\","
+	"\"name\":\"load\",\"timestamp\":12345.678901},\"sessionId\":\"S\"}",
+	"{\"method\":\"Network.responseReceived\",\"params\":{\"response\":{\"status\":200,"
+	"\"headers\":{\"Content-Type\":\"text/html; charset=utf-8\"},\"url\":\"http://x/\\u00e9\","
+	"\"timing\":{\"a\":-1,\"b\":0.25,\"c\":1e3,\"d\":2E-2,\"e\":-0}}}}",
+	" \t\r\n{ \"a\" : [ 1 , 2 , [ ] , { } , \"x\" , true , false , null ] } \n",
+	"{\"s\":\"esc \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u0041 \\u00e9 \\u20ac \\ud83d\\ude00\"}",
+	"{\"s\":\"raw caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \x7f\"}",
+	"{\"\\u00e9\\n\":{\"\\u00e9\\t\":\"\\u00e8\"}}", /* escaped keys, nested */
+	"{\"\":\"\",\"n\":[-9223372036854775808,9223372036854775807,0,-0.0,1.5e308]}",
+	"{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":[[[[[[1]]]]]]}}}}}",
+};
+
+static void test_cdp_json__parse_matches_jansson(void **state)
+{
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		if (!check_parse(good[i], strlen(good[i])))
+			fail_msg("the fast path handed back a plain message: %s", good[i]);
+}
+
+static void test_cdp_json__parse_hands_back(void **state)
+{
+	static const char *const back[] = {
+		"", "   ", "[1]", "42", "\"s\"", "null", "{", "}", "{\"a\"}", "{\"a\":}",
+		"{\"a\":1,}", "{\"a\":1 \"b\":2}", "{\"a\":[1,]}", "{\"a\":1}x", "{\"a\":1}{}",
+		"{a:1}", "{'a':1}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}",
+		"{\"a\":-}", "{\"a\":+1}", "{\"a\":0x10}", "{\"a\":NaN}", "{\"a\":Infinity}",
+		"{\"a\":tru}", "{\"a\":nul}", "{\"a\":truex}",
+		"{\"a\":9223372036854775808}", "{\"a\":-9223372036854775809}",
+		"{\"a\":99999999999999999999999}", "{\"a\":1e999}", "{\"a\":-1e999}",
+		"{\"a\":1,\"a\":2}",            /* duplicate key */
+		"{\"a\":\"\\u0000\"}",          /* NUL */
+		"{\"a\":\"\\ud800\"}",          /* lone surrogates */
+		"{\"a\":\"\\udc00\"}", "{\"a\":\"\\ud800\\u0041\"}", "{\"a\":\"\\ud800x\"}",
+		"{\"a\":\"\\x41\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\\u12g4\"}", "{\"a\":\"\\",
+		"{\"a\":\"tab\there\"}",        /* raw control byte */
+		"{\"a\":\"\xc3\"}", "{\"a\":\"\xc0\xaf\"}", "{\"a\":\"\xed\xa0\x80\"}",
+		"{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":\"\xff\"}", "{\"a\":\"\xe2\x82\"}",
+		"{\"a\":\"unterminated",
+	};
+	char deep[200];
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof back / sizeof back[0]; i++) {
+		json_t *v = cdp_json_parse(back[i], strlen(back[i]));
+		if (v)
+			fail_msg("the fast path took: %s", back[i]);
+	}
+	/* a NUL byte inside the length */
+	assert_null(cdp_json_parse("{\"a\":1}\0", 8));
+	assert_null(cdp_json_parse("{\"a\":\"x\0y\"}", 11));
+	/* deeper than CDP_JSON_MAX_DEPTH: handed back, jansson reads it */
+	n += (size_t)snprintf(deep, sizeof deep, "{\"a\":");
+	for (int i = 0; i < CDP_JSON_MAX_DEPTH; i++)
+		deep[n++] = '[';
+	for (int i = 0; i < CDP_JSON_MAX_DEPTH; i++)
+		deep[n++] = ']';
+	deep[n++] = '}';
+	assert_null(cdp_json_parse(deep, n));
+	{
+		json_t *v = json_loadb(deep, n, JSON_REJECT_DUPLICATES, NULL);
+		assert_non_null(v); /* well-formed: jansson reads it */
+		json_decref(v);
+	}
+}
+
+/* Every prefix and every one-byte change of each good message keeps the rule. */
+static void test_cdp_json__parse_mutations_keep_the_rule(void **state)
+{
+	static const char subst[] = { '"', '\\', '{', '}', '[', ']', ',', ':', '0', '-', 'e',
+		                          '.', ' ', 'u', '\0', '\x01', '\x80', '\xc3', '\xff' };
+	char buf[512];
+	int taken = 0;
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		size_t len = strlen(good[i]);
+		assert_true(len < sizeof buf);
+		for (size_t cut = 0; cut < len; cut++)
+			check_parse(good[i], cut);
+		for (size_t pos = 0; pos < len; pos++) {
+			for (size_t k = 0; k < sizeof subst; k++) {
+				memcpy(buf, good[i], len);
+				buf[pos] = subst[k];
+				taken += check_parse(buf, len);
+			}
+		}
+	}
+	/* most single changes inside strings still parse: the fast path was exercised */
+	assert_true(taken > 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cdp_json__write_matches_jansson),
 		cmocka_unit_test(test_cdp_json__write_every_control_byte_and_nul),
 		cmocka_unit_test(test_cdp_json__write_errors),
+		cmocka_unit_test(test_cdp_json__parse_matches_jansson),
+		cmocka_unit_test(test_cdp_json__parse_hands_back),
+		cmocka_unit_test(test_cdp_json__parse_mutations_keep_the_rule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
