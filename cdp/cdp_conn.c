@@ -1,8 +1,9 @@
 /*
  * cdp_conn: the CDP message router. Outgoing commands get a unique id and a slot in the
- * pending table (hashed by id, with a deadline); incoming messages are parsed once and
- * either complete a pending command or are dispatched as events to listeners matching
- * their method and session. One uv_timer serves every deadline. The transport is a pair of
+ * pending table (hashed by id, with a deadline) and are written once by cdp_json; incoming
+ * messages are parsed once (cdp_json's fast path, else jansson) unless they are events no
+ * listener wants, and either complete a pending command or are dispatched as events to
+ * listeners matching their method and session. One uv_timer serves every deadline. The transport is a pair of
  * function pointers, so unit tests drive this file without a socket.
  */
 #include "cdp/cdp_conn.h"
