@@ -37,6 +37,8 @@ struct cdp_listener {
 	struct cdp_listener *next;
 	char *method;     /* NULL: any */
 	char *session_id; /* NULL: any */
+	char *where_key;  /* NULL: any params; else params.where_key must be where_value */
+	char *where_value;
 	cdp_event_cb cb;
 	void *ud;
 	int removed;
@@ -313,19 +315,42 @@ int cdp_conn_cancel(cdp_conn_t *c, uint64_t id)
 
 /* ---- listeners ---- */
 
-cdp_listener_t *cdp_conn_on(cdp_conn_t *c, const char *method, const char *session_id,
-                            cdp_event_cb cb, void *ud)
+static void listener_free(cdp_listener_t *l)
+{
+	free(l->method);
+	free(l->session_id);
+	free(l->where_key);
+	free(l->where_value);
+	free(l);
+}
+
+/* A heap copy of s, or NULL for NULL; *failed is set when the copy fails. */
+static char *dup_or_null(const char *s, int *failed)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		*failed = 1;
+	return d;
+}
+
+cdp_listener_t *cdp_conn_on_where(cdp_conn_t *c, const char *method, const char *session_id,
+                                  const char *key, const char *value, cdp_event_cb cb,
+                                  void *ud)
 {
 	cdp_listener_t *l = calloc(1, sizeof *l);
+	int failed = 0;
 
 	if (!l)
 		return NULL;
-	l->method = method ? strdup(method) : NULL;
-	l->session_id = session_id ? strdup(session_id) : NULL;
-	if ((method && !l->method) || (session_id && !l->session_id)) {
-		free(l->method);
-		free(l->session_id);
-		free(l);
+	l->method = dup_or_null(method, &failed);
+	l->session_id = dup_or_null(session_id, &failed);
+	if (key) {
+		l->where_key = dup_or_null(key, &failed);
+		l->where_value = dup_or_null(value ? value : "", &failed);
+	}
+	if (failed) {
+		listener_free(l);
 		return NULL;
 	}
 	l->cb = cb;
@@ -335,11 +360,10 @@ cdp_listener_t *cdp_conn_on(cdp_conn_t *c, const char *method, const char *sessi
 	return l;
 }
 
-static void listener_free(cdp_listener_t *l)
+cdp_listener_t *cdp_conn_on(cdp_conn_t *c, const char *method, const char *session_id,
+                            cdp_event_cb cb, void *ud)
 {
-	free(l->method);
-	free(l->session_id);
-	free(l);
+	return cdp_conn_on_where(c, method, session_id, NULL, NULL, cb, ud);
 }
 
 static void sweep_listeners(cdp_conn_t *c)
@@ -369,6 +393,9 @@ void cdp_conn_off(cdp_conn_t *c, cdp_listener_t *l)
 	sweep_listeners(c);
 }
 
+/* Whether a (NULL: never equal) equals b. */
+static int str_eq(const char *a, const char *b) { return a && strcmp(a, b) == 0; }
+
 static void dispatch_event(cdp_conn_t *c, const char *session_id, const char *method,
                            json_t *params)
 {
@@ -381,6 +408,10 @@ static void dispatch_event(cdp_conn_t *c, const char *session_id, const char *me
 		if (l->method && strcmp(l->method, method) != 0)
 			continue;
 		if (l->session_id && (!session_id || strcmp(l->session_id, session_id) != 0))
+			continue;
+		if (l->where_key &&
+		    !str_eq(json_string_value(json_object_get(params, l->where_key)),
+		                 l->where_value))
 			continue;
 		l->cb(c, session_id, method, params, l->ud);
 		if (c->state == CONN_CLOSING || c->state == CONN_CLOSED)
@@ -446,7 +477,8 @@ static void handle_reply(cdp_conn_t *c, json_t *msg, json_t *jid, const char *da
 /*
  * Whether an incoming message is an event no listener wants. Only the prefix Chromium
  * writes for events, {"method":"NAME" with no escape in NAME, is trusted; anything else is
- * parsed (and checked) in full. Most events of a page's load (requests, frames, execution
+ * parsed (and checked) in full. A listener with a parameter filter (cdp_conn_on_where)
+ * wants the event only if cdp_json_peek_param() finds the value or cannot tell. Most events of a page's load (requests, frames, execution
  * contexts, targets) are wanted by nobody, and parsing them was most of a task's JSON work.
  */
 static int unwanted_event(const cdp_conn_t *c, const char *data, size_t len)
@@ -463,10 +495,21 @@ static int unwanted_event(const cdp_conn_t *c, const char *data, size_t len)
 	if (!end || memchr(name, '\\', (size_t)(end - name)))
 		return 0;
 	n = (size_t)(end - name);
-	for (const cdp_listener_t *l = c->listeners; l; l = l->next)
-		if (!l->removed &&
-		    (!l->method || (strlen(l->method) == n && memcmp(l->method, name, n) == 0)))
+	for (const cdp_listener_t *l = c->listeners; l; l = l->next) {
+		const char *v;
+		size_t vn;
+		int rc;
+
+		if (l->removed ||
+		    (l->method && (strlen(l->method) != n || memcmp(l->method, name, n) != 0)))
+			continue;
+		if (!l->where_key)
 			return 0;
+		rc = cdp_json_peek_param(data, len, l->where_key, &v, &vn);
+		if (rc < 0 ||
+		    (rc == 1 && strlen(l->where_value) == vn && memcmp(l->where_value, v, vn) == 0))
+			return 0;
+	}
 	return 1;
 }
 

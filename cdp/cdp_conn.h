@@ -101,12 +101,22 @@ int cdp_conn_cancel(cdp_conn_t *conn, uint64_t id);
  */
 cdp_listener_t *cdp_conn_on(cdp_conn_t *conn, const char *method, const char *session_id,
                             cdp_event_cb cb, void *ud);
+/*
+ * As cdp_conn_on(), for the events whose params hold the string value at key (a member of
+ * "params" itself, e.g. "name" of Page.lifecycleEvent): the callback sees only those. An
+ * event of that method wanted by no listener for its params.key is dropped unparsed, as
+ * an event no listener wants by method is (see cdp_conn_feed()).
+ */
+cdp_listener_t *cdp_conn_on_where(cdp_conn_t *conn, const char *method,
+                                  const char *session_id, const char *key,
+                                  const char *value, cdp_event_cb cb, void *ud);
 void cdp_conn_off(cdp_conn_t *conn, cdp_listener_t *l);
 
 /*
  * Feeds one complete incoming message (from the transport). An event that starts the way
- * Chromium writes events, {"method":"NAME", and that no listener wants (by method) is
- * counted (stats.events, stats.events_unparsed) and dropped without being parsed.
+ * Chromium writes events, {"method":"NAME", and that no listener wants (by method, or by
+ * the parameter of cdp_conn_on_where(), read by cdp_json_peek_param()) is counted
+ * (stats.events, stats.events_unparsed) and dropped without being parsed.
  */
 void cdp_conn_feed(cdp_conn_t *conn, const char *data, size_t len);
 

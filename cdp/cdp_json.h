@@ -38,4 +38,17 @@ int cdp_json_write_string(growbuf_t *out, const char *s, size_t n);
 /* A new reference to the object the len bytes at data hold, or NULL: see above. */
 json_t *cdp_json_parse(const char *data, size_t len);
 
+/*
+ * Peeks at params.key (a member of the message's top-level "params" object) in the len
+ * bytes at data without building anything, to drop events no listener wants by a
+ * parameter. Returns 1 with *val and *vlen naming the value's bytes in data when it is a
+ * string without escapes; 0 when "params" has no such member or it is not a string (or
+ * there is no "params"); -1 when the skim cannot tell (an escape in the value or in a key,
+ * "params" that is not an object, text it cannot walk): the caller then parses in full.
+ * It walks the structure without checking all of it: text it takes for an object may
+ * still be malformed.
+ */
+int cdp_json_peek_param(const char *data, size_t len, const char *key, const char **val,
+                        size_t *vlen);
+
 #endif

@@ -543,6 +543,52 @@ static void test_cdp_conn__unwanted_events_dropped_unparsed(void **state)
 	assert_int_equal(st.events, 9);
 }
 
+/* A listener by parameter sees only its events; the others of its method, wanted by no
+ * one else, are dropped unparsed, and a value the skim cannot read is parsed. */
+static void test_cdp_conn__events_by_parameter(void **state)
+{
+	env_t *e = *state;
+	evrec_t load = { 0 }, all = { 0 };
+	cdp_listener_t *l_all;
+	cdp_conn_stats_t st;
+
+	cdp_conn_on_where(e->conn, "Page.lifecycleEvent", "S1", "name", "load", on_event, &load);
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"name\":\"init\",\"x\":1},"
+	        "\"sessionId\":\"S1\"}");
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":2},\"sessionId\":\"S1\"}");
+	cdp_conn_get_stats(e->conn, &st);
+	assert_int_equal(load.calls, 0);
+	assert_int_equal(st.events_unparsed, 2);
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":3,\"name\":\"load\"},"
+	        "\"sessionId\":\"S1\"}");
+	assert_int_equal(load.calls, 1);
+	assert_int_equal(load.x, 3);
+	/* an escaped value is parsed, and matched after unescaping */
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":4,\"name\":\"lo\\u0061d\"},"
+	        "\"sessionId\":\"S1\"}");
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":5,\"name\":\"\\u0061\"},"
+	        "\"sessionId\":\"S1\"}");
+	cdp_conn_get_stats(e->conn, &st);
+	assert_int_equal(load.calls, 2);
+	assert_int_equal(load.x, 4);
+	assert_int_equal(st.events_unparsed, 2);
+	/* another session's load is parsed (wanted by value), then not delivered */
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":6,\"name\":\"load\"},"
+	        "\"sessionId\":\"S2\"}");
+	assert_int_equal(load.calls, 2);
+	/* a listener of the whole method wants every one of them */
+	l_all = cdp_conn_on(e->conn, "Page.lifecycleEvent", NULL, on_event, &all);
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":7,\"name\":\"init\"},"
+	        "\"sessionId\":\"S1\"}");
+	assert_int_equal(all.calls, 1);
+	assert_int_equal(load.calls, 2);
+	cdp_conn_off(e->conn, l_all);
+	cdp_conn_get_stats(e->conn, &st);
+	assert_int_equal(st.events_unparsed, 2);
+	assert_int_equal(st.events, 7);
+	assert_int_equal(st.malformed, 0);
+}
+
 typedef struct selfremove {
 	cdp_listener_t *self;
 	cdp_listener_t *other;
@@ -656,6 +702,7 @@ int main(void)
 		T(test_cdp_conn__listener_removal_during_dispatch),
 		T(test_cdp_conn__malformed_input_is_ignored),
 		T(test_cdp_conn__unwanted_events_dropped_unparsed),
+		T(test_cdp_conn__events_by_parameter),
 #undef T
 	};
 	log_set_level(LOG_OFF);

@@ -218,6 +218,85 @@ static void test_cdp_json__parse_mutations_keep_the_rule(void **state)
 	assert_true(taken > 1000);
 }
 
+/* ---- peeking ---- */
+
+static int peek(const char *text, const char *key, char *out, size_t outlen)
+{
+	const char *v = NULL;
+	size_t n = 0;
+	int rc = cdp_json_peek_param(text, strlen(text), key, &v, &n);
+
+	out[0] = '\0';
+	if (rc == 1) {
+		assert_true(n < outlen);
+		memcpy(out, v, n);
+		out[n] = '\0';
+	}
+	return rc;
+}
+
+static void test_cdp_json__peek_param(void **state)
+{
+	char v[64];
+
+	assert_int_equal(peek("{\"method\":\"Page.lifecycleEvent\",\"params\":{\"frameId\":\"F\","
+	                      "\"loaderId\":\"L\",\"name\":\"init\",\"timestamp\":1.5},"
+	                      "\"sessionId\":\"S\"}", "name", v, sizeof v), 1);
+	assert_string_equal(v, "init");
+	/* values before it of every kind are skipped, strings with brackets and escapes too */
+	assert_int_equal(peek(" { \"a\" : [1, {\"name\":\"no\"}, \"]}\\\"\"] , \"params\" : { "
+	                      "\"x\":{\"name\":\"nested\"}, \"y\":-1e3, \"z\":null, \"name\" : "
+	                      "\"load\" } }", "name", v, sizeof v), 1);
+	assert_string_equal(v, "load");
+	assert_int_equal(peek("{\"params\":{\"name\":\"\"}}", "name", v, sizeof v), 1);
+	assert_string_equal(v, "");
+	/* absent, or not a string: no listener by value can want it */
+	assert_int_equal(peek("{\"method\":\"E\"}", "name", v, sizeof v), 0);
+	assert_int_equal(peek("{\"params\":{}}", "name", v, sizeof v), 0);
+	assert_int_equal(peek("{\"params\":{\"names\":\"load\",\"nam\":\"load\"}}", "name", v,
+	                      sizeof v), 0);
+	assert_int_equal(peek("{\"params\":{\"name\":5}}", "name", v, sizeof v), 0);
+	/* cannot tell: parse in full */
+	assert_int_equal(peek("{\"params\":{\"name\":\"lo\\u0061d\"}}", "name", v, sizeof v), -1);
+	assert_int_equal(peek("{\"params\":{\"n\\u0061me\":\"load\"}}", "name", v, sizeof v), -1);
+	assert_int_equal(peek("{\"params\":[]}", "name", v, sizeof v), -1);
+	assert_int_equal(peek("[{\"params\":{\"name\":\"load\"}}]", "name", v, sizeof v), -1);
+	assert_int_equal(peek("", "name", v, sizeof v), -1);
+	assert_int_equal(peek("{\"params\":{\"name\":\"lo", "name", v, sizeof v), -1);
+	assert_int_equal(peek("{\"params\":{\"a\":\"x", "name", v, sizeof v), -1);
+	assert_int_equal(peek("{\"params\":", "name", v, sizeof v), -1);
+	assert_int_equal(peek("{\"params\":{\"a\" 1}}", "name", v, sizeof v), -1);
+}
+
+/* Every prefix of a message, and every one-byte change, is read within its length. */
+static void test_cdp_json__peek_stays_in_bounds(void **state)
+{
+	const char *msg = "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"a\":[{\"b\":\"]\"}],"
+	                  "\"name\":\"load\"},\"sessionId\":\"S\"}";
+	size_t len = strlen(msg);
+	static const char subst[] = { '"', '\\', '{', '}', '[', ']', ',', ':', ' ' };
+
+	for (size_t cut = 0; cut <= len; cut++) {
+		/* a heap copy of exactly cut bytes, so ASan sees any read past it */
+		char *buf = malloc(cut ? cut : 1);
+		const char *v;
+		size_t n;
+		assert_non_null(buf);
+		memcpy(buf, msg, cut);
+		cdp_json_peek_param(buf, cut, "name", &v, &n);
+		for (size_t pos = 0; pos < cut; pos++) {
+			for (size_t k = 0; k < sizeof subst; k++) {
+				char keep = buf[pos];
+				buf[pos] = subst[k];
+				if (cdp_json_peek_param(buf, cut, "name", &v, &n) == 1)
+					assert_true(v >= buf && v + n <= buf + cut);
+				buf[pos] = keep;
+			}
+		}
+		free(buf);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +306,8 @@ int main(void)
 		cmocka_unit_test(test_cdp_json__parse_matches_jansson),
 		cmocka_unit_test(test_cdp_json__parse_hands_back),
 		cmocka_unit_test(test_cdp_json__parse_mutations_keep_the_rule),
+		cmocka_unit_test(test_cdp_json__peek_param),
+		cmocka_unit_test(test_cdp_json__peek_stays_in_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
