@@ -21,22 +21,52 @@
 
 static int put(growbuf_t *o, const char *s, size_t n) { return growbuf_append(o, s, n); }
 
+/* Bit tricks on 8 bytes at once ("Bit Twiddling Hacks": haszero, hasless): whether any
+ * byte is below 0x20, a quote or a backslash, or (plain8) also over 0x7F. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+#define HAS_ZERO(x) (((x) - ONES) & ~(x) & HIGHS)
+#define HAS_LESS(x, n) (((x) - ONES * (n)) & ~(x) & HIGHS)
+
+static int special8(const char *s)
+{
+	uint64_t x;
+
+	memcpy(&x, s, 8);
+	return (HAS_LESS(x, 0x20) | HAS_ZERO(x ^ (ONES * '"')) | HAS_ZERO(x ^ (ONES * '\\'))) != 0;
+}
+
+static int plain8(const char *s)
+{
+	uint64_t x;
+
+	memcpy(&x, s, 8);
+	return !(HAS_LESS(x, 0x20) | HAS_ZERO(x ^ (ONES * '"')) | HAS_ZERO(x ^ (ONES * '\\')) |
+	         (x & HIGHS));
+}
+
 int cdp_json_write_string(growbuf_t *o, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t start = 0;
+	size_t start = 0, i = 0;
 	int rc;
 
 	if ((rc = put(o, "\"", 1)) != 0)
 		return rc;
-	for (size_t i = 0; i < n; i++) {
+	while (i < n) {
 		unsigned char c = (unsigned char)s[i];
-		char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+		char u[6] = { '\\', 'u', '0', '0', 0, 0 };
 		const char *esc = u;
 		size_t el = 2;
 
-		if (c >= 0x20 && c != '"' && c != '\\')
+		if (n - i >= 8 && !special8(s + i)) {
+			i += 8;
 			continue;
+		}
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			i++;
+			continue;
+		}
 		switch (c) {
 		case '"': esc = "\\\""; break;
 		case '\\': esc = "\\\\"; break;
@@ -45,11 +75,15 @@ int cdp_json_write_string(growbuf_t *o, const char *s, size_t n)
 		case '\n': esc = "\\n"; break;
 		case '\r': esc = "\\r"; break;
 		case '\t': esc = "\\t"; break;
-		default: el = 6; break;
+		default:
+			u[4] = hex[c >> 4];
+			u[5] = hex[c & 15];
+			el = 6;
+			break;
 		}
 		if ((rc = put(o, s + start, i - start)) != 0 || (rc = put(o, esc, el)) != 0)
 			return rc;
-		start = i + 1;
+		start = ++i;
 	}
 	if ((rc = put(o, s + start, n - start)) != 0)
 		return rc;
@@ -338,6 +372,10 @@ static int parse_string(parser_t *ps, const char **s, size_t *n)
 
 	while (ps->p < ps->end) {
 		unsigned char c = (unsigned char)*ps->p;
+		if (ps->end - ps->p >= 8 && plain8(ps->p)) {
+			ps->p += 8;
+			continue;
+		}
 		if (c == '"') {
 			*s = start;
 			*n = (size_t)(ps->p - start);

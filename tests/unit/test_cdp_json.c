@@ -75,6 +75,26 @@ static void test_cdp_json__write_every_control_byte_and_nul(void **state)
 	json_decref(v);
 }
 
+/* A byte to escape at every offset of a long string: the 8-byte scan and its tail. */
+static void test_cdp_json__write_escape_at_every_offset(void **state)
+{
+	static const char *const specials[] = { "\"", "\\", "\n", "\x1f", "\x7f", "\xc3\xa9", "/" };
+	char s[48];
+
+	for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+		size_t sl = strlen(specials[k]);
+		for (size_t pos = 0; pos + sl <= 41; pos++) {
+			json_t *v;
+			memset(s, 'a', 41);
+			memcpy(s + pos, specials[k], sl);
+			v = json_stringn(s, 41);
+			assert_non_null(v);
+			assert_writes_as_jansson(v);
+			json_decref(v);
+		}
+	}
+}
+
 static void test_cdp_json__write_errors(void **state)
 {
 	growbuf_t gb;
@@ -302,6 +322,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cdp_json__write_matches_jansson),
 		cmocka_unit_test(test_cdp_json__write_every_control_byte_and_nul),
+		cmocka_unit_test(test_cdp_json__write_escape_at_every_offset),
 		cmocka_unit_test(test_cdp_json__write_errors),
 		cmocka_unit_test(test_cdp_json__parse_matches_jansson),
 		cmocka_unit_test(test_cdp_json__parse_hands_back),
