@@ -82,7 +82,9 @@ cdp_conn_t *cdp_conn_new(uv_loop_t *loop, const cdp_conn_opts_t *opts,
  * Sends method (with params, stolen, NULL for none) on session_id (NULL: browser).
  * timeout_ms 0 means the conn's default. If id_out is not NULL it receives the command id.
  * Returns 0, -EMSGSIZE (serialised command over the cap), CDP_ECONNLOST (already lost or
- * closing), -ENOMEM; on error the callback does not fire and params are released.
+ * closing), -EINVAL (no method or callback, or params nested deeper than 2048), -ENOMEM;
+ * on error the callback does not fire and params are released. The text is written
+ * straight from params (cdp_json_write), as json_dumps(JSON_COMPACT) would write it.
  */
 int cdp_conn_send(cdp_conn_t *conn, const char *session_id, const char *method,
                   json_t *params, uint32_t timeout_ms, cdp_reply_cb cb, void *ud,
