@@ -225,15 +225,15 @@ static int write_command(cdp_conn_t *c, const char *session_id, const char *meth
                          const json_t *params)
 {
 	growbuf_t *o = &c->out;
-	char id[32];
-	int n = snprintf(id, sizeof id, "{\"id\":%llu,\"method\":", (unsigned long long)c->next_id);
 	int rc;
 
 	if (c->out.alloc > 1024 * 1024)
 		growbuf_release(o); /* a huge command is rare: do not keep its buffer */
 	else
 		growbuf_reset(o);
-	if ((rc = growbuf_append(o, id, (size_t)n)) != 0 ||
+	if ((rc = growbuf_append(o, "{\"id\":", 6)) != 0 ||
+	    (rc = cdp_json_write_int(o, (json_int_t)c->next_id)) != 0 ||
+	    (rc = growbuf_append(o, ",\"method\":", 10)) != 0 ||
 	    (rc = cdp_json_write_string(o, method, strlen(method))) != 0)
 		return rc;
 	if (params && ((rc = growbuf_append(o, ",\"params\":", 10)) != 0 ||

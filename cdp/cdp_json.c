@@ -90,7 +90,7 @@ int cdp_json_write_string(growbuf_t *o, const char *s, size_t n)
 	return put(o, "\"", 1);
 }
 
-static int write_integer(growbuf_t *o, json_int_t v)
+int cdp_json_write_int(growbuf_t *o, json_int_t v)
 {
 	char buf[24];
 	char *p = buf + sizeof buf;
@@ -171,7 +171,7 @@ static int write_value(growbuf_t *o, const json_t *v, int depth)
 	case JSON_STRING:
 		return cdp_json_write_string(o, json_string_value(v), json_string_length(v));
 	case JSON_INTEGER:
-		return write_integer(o, json_integer_value(v));
+		return cdp_json_write_int(o, json_integer_value(v));
 	case JSON_REAL:
 		return write_real(o, json_real_value(v));
 	case JSON_TRUE:

@@ -35,6 +35,9 @@ int cdp_json_write(growbuf_t *out, const json_t *v);
 /* Appends the n bytes at s (UTF-8, not checked) as a JSON string. Returns as above. */
 int cdp_json_write_string(growbuf_t *out, const char *s, size_t n);
 
+/* Appends v in decimal, as json_dumps writes an integer. Returns as above. */
+int cdp_json_write_int(growbuf_t *out, json_int_t v);
+
 /* A new reference to the object the len bytes at data hold, or NULL: see above. */
 json_t *cdp_json_parse(const char *data, size_t len);
 
