@@ -217,12 +217,19 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- sending ---- */
 
+/* A command's params: a jansson value, or the text of one, or neither. */
+typedef struct params_src {
+	const json_t *json;
+	const char *text;
+	size_t len;
+} params_src_t;
+
 /*
  * Writes the command's text into c->out: {"id":N,"method":M[,"params":P][,"sessionId":S]},
  * as json_dumps() wrote the same object, but in one pass into a buffer that is reused.
  */
 static int write_command(cdp_conn_t *c, const char *session_id, const char *method,
-                         const json_t *params)
+                         const params_src_t *ps)
 {
 	growbuf_t *o = &c->out;
 	int rc;
@@ -236,8 +243,9 @@ static int write_command(cdp_conn_t *c, const char *session_id, const char *meth
 	    (rc = growbuf_append(o, ",\"method\":", 10)) != 0 ||
 	    (rc = cdp_json_write_string(o, method, strlen(method))) != 0)
 		return rc;
-	if (params && ((rc = growbuf_append(o, ",\"params\":", 10)) != 0 ||
-	               (rc = cdp_json_write(o, params)) != 0))
+	if ((ps->json || ps->text) &&
+	    ((rc = growbuf_append(o, ",\"params\":", 10)) != 0 ||
+	     (rc = ps->json ? cdp_json_write(o, ps->json) : growbuf_append(o, ps->text, ps->len)) != 0))
 		return rc;
 	if (session_id && ((rc = growbuf_append(o, ",\"sessionId\":", 13)) != 0 ||
 	                   (rc = cdp_json_write_string(o, session_id, strlen(session_id))) != 0))
@@ -245,36 +253,30 @@ static int write_command(cdp_conn_t *c, const char *session_id, const char *meth
 	return growbuf_append(o, "}", 1);
 }
 
-int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
-                  json_t *params, uint32_t timeout_ms, cdp_reply_cb cb, void *ud,
-                  uint64_t *id_out)
+/* cdp_conn_send() and cdp_conn_send_text() but for what they do with their params. */
+static int send_command(cdp_conn_t *c, const char *session_id, const char *method,
+                        const params_src_t *ps, uint32_t timeout_ms, cdp_reply_cb cb, void *ud,
+                        uint64_t *id_out)
 {
-	cmd_t *cmd = NULL;
+	cmd_t *cmd;
 	size_t mlen;
-	int rc = 0;
+	int rc;
 
-	if (c->state != CONN_OPEN) {
-		rc = CDP_ECONNLOST;
-		goto out;
-	}
-	if (!method || !cb) {
-		rc = -EINVAL;
-		goto out;
-	}
-	rc = write_command(c, session_id, method, params);
+	if (c->state != CONN_OPEN)
+		return CDP_ECONNLOST;
+	if (!method || !cb)
+		return -EINVAL;
+	rc = write_command(c, session_id, method, ps);
 	if (rc == -EMSGSIZE) {
 		c->stats.oversized++;
 		log_warn("cdp", "command %s is over the %zu-byte message cap", method,
 		         c->opts.max_message);
-		goto out;
 	}
 	if (rc != 0)
-		goto out;
+		return rc;
 	cmd = malloc(sizeof *cmd);
-	if (!cmd) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (!cmd)
+		return -ENOMEM;
 	cmd->id = c->next_id;
 	cmd->cb = cb;
 	cmd->ud = ud;
@@ -288,7 +290,7 @@ int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
 	if (rc != 0) {
 		table_take(c, cmd->id);
 		free(cmd);
-		goto out;
+		return rc;
 	}
 	c->stats.sent++;
 	if (id_out)
@@ -297,9 +299,27 @@ int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
 		c->armed_deadline = 0;
 		rearm(c);
 	}
-out:
+	return 0;
+}
+
+int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
+                  json_t *params, uint32_t timeout_ms, cdp_reply_cb cb, void *ud,
+                  uint64_t *id_out)
+{
+	params_src_t ps = { params, NULL, 0 };
+	int rc = send_command(c, session_id, method, &ps, timeout_ms, cb, ud, id_out);
+
 	json_decref(params);
 	return rc;
+}
+
+int cdp_conn_send_text(cdp_conn_t *c, const char *session_id, const char *method,
+                       const char *params, size_t params_len, uint32_t timeout_ms,
+                       cdp_reply_cb cb, void *ud, uint64_t *id_out)
+{
+	params_src_t ps = { NULL, params, params_len };
+
+	return send_command(c, session_id, method, &ps, timeout_ms, cb, ud, id_out);
 }
 
 int cdp_conn_cancel(cdp_conn_t *c, uint64_t id)

@@ -91,6 +91,17 @@ int cdp_conn_send(cdp_conn_t *conn, const char *session_id, const char *method,
                   uint64_t *id_out);
 
 /*
+ * cdp_conn_send() with params given as the text of a JSON object (params_len bytes at
+ * params, borrowed; NULL for none), for hot paths that write their few params directly
+ * (cdp_json_write_string() for a string) instead of building and freeing a tree. The text
+ * is sent as it is, unchecked: the caller writes a valid object. Returns as
+ * cdp_conn_send().
+ */
+int cdp_conn_send_text(cdp_conn_t *conn, const char *session_id, const char *method,
+                       const char *params, size_t params_len, uint32_t timeout_ms,
+                       cdp_reply_cb cb, void *ud, uint64_t *id_out);
+
+/*
  * Cancels a pending command: its callback fires once with -ECANCELED before this returns
  * (if it was still pending). A reply arriving later is dropped. Returns 0 or -ENOENT.
  */

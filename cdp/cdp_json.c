@@ -236,6 +236,32 @@ static size_t utf8_len(const unsigned char *s, const unsigned char *end)
 	return n;
 }
 
+int cdp_json_utf8_valid(const char *s, size_t n)
+{
+	const char *p = s, *end = s + n;
+
+	while (p < end) {
+		uint64_t x;
+		size_t k;
+		if (end - p >= 8) {
+			memcpy(&x, p, 8);
+			if (!(x & HIGHS)) {
+				p += 8;
+				continue;
+			}
+		}
+		if ((unsigned char)*p < 0x80) {
+			p++;
+			continue;
+		}
+		k = utf8_len((const unsigned char *)p, (const unsigned char *)end);
+		if (!k)
+			return 0;
+		p += k;
+	}
+	return 1;
+}
+
 static int hex4(const char *s, uint32_t *out)
 {
 	uint32_t v = 0;

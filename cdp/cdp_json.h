@@ -38,6 +38,9 @@ int cdp_json_write_string(growbuf_t *out, const char *s, size_t n);
 /* Appends v in decimal, as json_dumps writes an integer. Returns as above. */
 int cdp_json_write_int(growbuf_t *out, json_int_t v);
 
+/* Whether the n bytes at s are valid UTF-8 by jansson's rules (what json_string checks). */
+int cdp_json_utf8_valid(const char *s, size_t n);
+
 /* A new reference to the object the len bytes at data hold, or NULL: see above. */
 json_t *cdp_json_parse(const char *data, size_t len);
 

@@ -152,6 +152,38 @@ static void reply_ok(env_t *e, uint64_t id, const char *result_json)
 
 /* ---- commands ---- */
 
+/* Params given as text are sent as they are, in the same envelope; NULL sends none. */
+static void test_cdp_conn__send_text(void **state)
+{
+	env_t *e = *state;
+	rec_t a = { 0 }, b = { 0 };
+	uint64_t ia = 0, ib = 0;
+	char want[160];
+
+	assert_int_equal(cdp_conn_send_text(e->conn, "S", "Runtime.evaluate",
+	                                    "{\"expression\":\"1\"}xyz", 18, 0, on_reply, &a, &ia),
+	                 0);
+	assert_int_equal(cdp_conn_send_text(e->conn, NULL, "Browser.getVersion", NULL, 0, 0,
+	                                    on_reply, &b, &ib),
+	                 0);
+	assert_int_equal(e->fake.nsent, 2);
+	snprintf(want, sizeof want,
+	         "{\"id\":%llu,\"method\":\"Runtime.evaluate\",\"params\":{\"expression\":\"1\"},"
+	         "\"sessionId\":\"S\"}", (unsigned long long)ia);
+	assert_string_equal(e->fake.sent[0], want);
+	snprintf(want, sizeof want, "{\"id\":%llu,\"method\":\"Browser.getVersion\"}",
+	         (unsigned long long)ib);
+	assert_string_equal(e->fake.sent[1], want);
+	assert_int_equal(cdp_conn_send_text(e->conn, NULL, NULL, "{}", 2, 0, on_reply, &b, NULL),
+	                 -EINVAL);
+	reply_ok(e, ia, "{\"v\":1}");
+	reply_ok(e, ib, "{}");
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(b.calls, 1);
+	json_decref(a.result);
+	json_decref(b.result);
+}
+
 static void test_cdp_conn__ids_unique_and_message_shape(void **state)
 {
 	env_t *e = *state;
@@ -703,6 +735,7 @@ int main(void)
 		T(test_cdp_conn__malformed_input_is_ignored),
 		T(test_cdp_conn__unwanted_events_dropped_unparsed),
 		T(test_cdp_conn__events_by_parameter),
+		T(test_cdp_conn__send_text),
 #undef T
 	};
 	log_set_level(LOG_OFF);

@@ -238,6 +238,25 @@ static void test_cdp_json__parse_mutations_keep_the_rule(void **state)
 	assert_true(taken > 1000);
 }
 
+/* The UTF-8 check agrees with jansson's (json_stringn) on every kind of sequence. */
+static void test_cdp_json__utf8_valid_as_jansson(void **state)
+{
+	static const char *const texts[] = {
+		"", "plain ascii, longer than eight bytes", "caf\xc3\xa9", "\xe2\x82\xac and more text",
+		"\xf0\x9f\x98\x80", "\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+		"\xff", "0123456789\xe2\x82", "01234567\x80", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf",
+		"\xe0\x9f\xbf", "0123456\xc3\xa9xyzxyzxyz",
+	};
+
+	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+		json_t *j = json_stringn(texts[i], strlen(texts[i]));
+		int want = j != NULL;
+		json_decref(j);
+		if (cdp_json_utf8_valid(texts[i], strlen(texts[i])) != want)
+			fail_msg("text %zu: jansson says %s", i, want ? "valid" : "invalid");
+	}
+}
+
 /* ---- peeking ---- */
 
 static int peek(const char *text, const char *key, char *out, size_t outlen)
@@ -327,6 +346,7 @@ int main(void)
 		cmocka_unit_test(test_cdp_json__parse_matches_jansson),
 		cmocka_unit_test(test_cdp_json__parse_hands_back),
 		cmocka_unit_test(test_cdp_json__parse_mutations_keep_the_rule),
+		cmocka_unit_test(test_cdp_json__utf8_valid_as_jansson),
 		cmocka_unit_test(test_cdp_json__peek_param),
 		cmocka_unit_test(test_cdp_json__peek_stays_in_bounds),
 	};
