@@ -1,8 +1,9 @@
 /*
  * cdp_conn: the CDP message router. Outgoing commands get a unique id and a slot in the
- * pending table (hashed by id, with a deadline); incoming messages are parsed once and
- * either complete a pending command or are dispatched as events to listeners matching
- * their method and session. One uv_timer serves every deadline. The transport is a pair of
+ * pending table (hashed by id, with a deadline) and are written once by cdp_json; incoming
+ * messages are parsed once (cdp_json's fast path, else jansson) unless they are events no
+ * listener wants, and either complete a pending command or are dispatched as events to
+ * listeners matching their method and session. One uv_timer serves every deadline. The transport is a pair of
  * function pointers, so unit tests drive this file without a socket.
  */
 #include "cdp/cdp_conn.h"
@@ -13,6 +14,8 @@
 #include <string.h>
 
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_json.h"
+#include "util/growbuf.h"
 #include "util/log.h"
 #include "util/list.h"
 
@@ -34,6 +37,8 @@ struct cdp_listener {
 	struct cdp_listener *next;
 	char *method;     /* NULL: any */
 	char *session_id; /* NULL: any */
+	char *where_key;  /* NULL: any params; else params.where_key must be where_value */
+	char *where_value;
 	cdp_event_cb cb;
 	void *ud;
 	int removed;
@@ -64,6 +69,7 @@ struct cdp_conn {
 	int listeners_dirty;
 
 	cdp_conn_stats_t stats;
+	growbuf_t out; /* the text of the command being sent, reused (cap: max_message) */
 };
 
 void cdp_conn_opts_init(cdp_conn_opts_t *opts)
@@ -93,6 +99,7 @@ cdp_conn_t *cdp_conn_new(uv_loop_t *loop, const cdp_conn_opts_t *opts,
 	c->lost_ud = ud;
 	c->next_id = 1;
 	c->state = CONN_OPEN;
+	growbuf_init(&c->out, c->opts.max_message);
 	uv_timer_init(loop, &c->timer);
 	c->timer.data = c;
 	return c;
@@ -210,67 +217,80 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- sending ---- */
 
-int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
-                  json_t *params, uint32_t timeout_ms, cdp_reply_cb cb, void *ud,
-                  uint64_t *id_out)
-{
-	json_t *msg = NULL;
-	char *text = NULL;
-	cmd_t *cmd = NULL;
+/* A command's params: a jansson value, or the text of one, or neither. */
+typedef struct params_src {
+	const json_t *json;
+	const char *text;
 	size_t len;
-	int rc = 0;
+} params_src_t;
 
-	if (c->state != CONN_OPEN) {
-		rc = CDP_ECONNLOST;
-		goto out;
-	}
-	if (!method || !cb) {
-		rc = -EINVAL;
-		goto out;
-	}
-	msg = json_pack("{s:I, s:s}", "id", (json_int_t)c->next_id, "method", method);
-	if (!msg) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (params && json_object_set(msg, "params", params) != 0) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (session_id && json_object_set_new(msg, "sessionId", json_string(session_id)) != 0) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	text = json_dumps(msg, JSON_COMPACT);
-	if (!text) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	len = strlen(text);
-	if (len > c->opts.max_message) {
+/*
+ * Writes the command's text into c->out: {"id":N,"method":M[,"params":P][,"sessionId":S]},
+ * as json_dumps() wrote the same object, but in one pass into a buffer that is reused.
+ */
+static int write_command(cdp_conn_t *c, const char *session_id, const char *method,
+                         const params_src_t *ps)
+{
+	growbuf_t *o = &c->out;
+	int rc;
+
+	if (c->out.alloc > 1024 * 1024)
+		growbuf_release(o); /* a huge command is rare: do not keep its buffer */
+	else
+		growbuf_reset(o);
+	if ((rc = growbuf_append(o, "{\"id\":", 6)) != 0 ||
+	    (rc = cdp_json_write_int(o, (json_int_t)c->next_id)) != 0 ||
+	    (rc = growbuf_append(o, ",\"method\":", 10)) != 0 ||
+	    (rc = cdp_json_write_string(o, method, strlen(method))) != 0)
+		return rc;
+	if ((ps->json || ps->text) &&
+	    ((rc = growbuf_append(o, ",\"params\":", 10)) != 0 ||
+	     (rc = ps->json ? cdp_json_write(o, ps->json) : growbuf_append(o, ps->text, ps->len)) != 0))
+		return rc;
+	if (session_id && ((rc = growbuf_append(o, ",\"sessionId\":", 13)) != 0 ||
+	                   (rc = cdp_json_write_string(o, session_id, strlen(session_id))) != 0))
+		return rc;
+	return growbuf_append(o, "}", 1);
+}
+
+/* cdp_conn_send() and cdp_conn_send_text() but for what they do with their params. */
+static int send_command(cdp_conn_t *c, const char *session_id, const char *method,
+                        const params_src_t *ps, uint32_t timeout_ms, cdp_reply_cb cb, void *ud,
+                        uint64_t *id_out)
+{
+	cmd_t *cmd;
+	size_t mlen;
+	int rc;
+
+	if (c->state != CONN_OPEN)
+		return CDP_ECONNLOST;
+	if (!method || !cb)
+		return -EINVAL;
+	rc = write_command(c, session_id, method, ps);
+	if (rc == -EMSGSIZE) {
 		c->stats.oversized++;
-		log_warn("cdp", "command %s is %zu bytes, over the %zu-byte message cap", method,
-		         len, c->opts.max_message);
-		rc = -EMSGSIZE;
-		goto out;
+		log_warn("cdp", "command %s is over the %zu-byte message cap", method,
+		         c->opts.max_message);
 	}
-	cmd = calloc(1, sizeof *cmd);
-	if (!cmd) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (rc != 0)
+		return rc;
+	cmd = malloc(sizeof *cmd);
+	if (!cmd)
+		return -ENOMEM;
 	cmd->id = c->next_id;
 	cmd->cb = cb;
 	cmd->ud = ud;
 	cmd->deadline = uv_now(c->loop) + (timeout_ms ? timeout_ms : c->opts.default_timeout_ms);
-	snprintf(cmd->method, sizeof cmd->method, "%s", method);
+	mlen = strnlen(method, sizeof cmd->method - 1);
+	memcpy(cmd->method, method, mlen);
+	cmd->method[mlen] = '\0';
 	table_insert(c, cmd);
 	c->next_id++;
-	rc = c->tp.send(c->tud, text, len);
+	rc = c->tp.send(c->tud, c->out.data, c->out.len);
 	if (rc != 0) {
 		table_take(c, cmd->id);
 		free(cmd);
-		goto out;
+		return rc;
 	}
 	c->stats.sent++;
 	if (id_out)
@@ -279,11 +299,27 @@ int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
 		c->armed_deadline = 0;
 		rearm(c);
 	}
-out:
-	free(text);
-	json_decref(msg);
+	return 0;
+}
+
+int cdp_conn_send(cdp_conn_t *c, const char *session_id, const char *method,
+                  json_t *params, uint32_t timeout_ms, cdp_reply_cb cb, void *ud,
+                  uint64_t *id_out)
+{
+	params_src_t ps = { params, NULL, 0 };
+	int rc = send_command(c, session_id, method, &ps, timeout_ms, cb, ud, id_out);
+
 	json_decref(params);
 	return rc;
+}
+
+int cdp_conn_send_text(cdp_conn_t *c, const char *session_id, const char *method,
+                       const char *params, size_t params_len, uint32_t timeout_ms,
+                       cdp_reply_cb cb, void *ud, uint64_t *id_out)
+{
+	params_src_t ps = { NULL, params, params_len };
+
+	return send_command(c, session_id, method, &ps, timeout_ms, cb, ud, id_out);
 }
 
 int cdp_conn_cancel(cdp_conn_t *c, uint64_t id)
@@ -299,19 +335,42 @@ int cdp_conn_cancel(cdp_conn_t *c, uint64_t id)
 
 /* ---- listeners ---- */
 
-cdp_listener_t *cdp_conn_on(cdp_conn_t *c, const char *method, const char *session_id,
-                            cdp_event_cb cb, void *ud)
+static void listener_free(cdp_listener_t *l)
+{
+	free(l->method);
+	free(l->session_id);
+	free(l->where_key);
+	free(l->where_value);
+	free(l);
+}
+
+/* A heap copy of s, or NULL for NULL; *failed is set when the copy fails. */
+static char *dup_or_null(const char *s, int *failed)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		*failed = 1;
+	return d;
+}
+
+cdp_listener_t *cdp_conn_on_where(cdp_conn_t *c, const char *method, const char *session_id,
+                                  const char *key, const char *value, cdp_event_cb cb,
+                                  void *ud)
 {
 	cdp_listener_t *l = calloc(1, sizeof *l);
+	int failed = 0;
 
 	if (!l)
 		return NULL;
-	l->method = method ? strdup(method) : NULL;
-	l->session_id = session_id ? strdup(session_id) : NULL;
-	if ((method && !l->method) || (session_id && !l->session_id)) {
-		free(l->method);
-		free(l->session_id);
-		free(l);
+	l->method = dup_or_null(method, &failed);
+	l->session_id = dup_or_null(session_id, &failed);
+	if (key) {
+		l->where_key = dup_or_null(key, &failed);
+		l->where_value = dup_or_null(value ? value : "", &failed);
+	}
+	if (failed) {
+		listener_free(l);
 		return NULL;
 	}
 	l->cb = cb;
@@ -321,11 +380,10 @@ cdp_listener_t *cdp_conn_on(cdp_conn_t *c, const char *method, const char *sessi
 	return l;
 }
 
-static void listener_free(cdp_listener_t *l)
+cdp_listener_t *cdp_conn_on(cdp_conn_t *c, const char *method, const char *session_id,
+                            cdp_event_cb cb, void *ud)
 {
-	free(l->method);
-	free(l->session_id);
-	free(l);
+	return cdp_conn_on_where(c, method, session_id, NULL, NULL, cb, ud);
 }
 
 static void sweep_listeners(cdp_conn_t *c)
@@ -355,6 +413,9 @@ void cdp_conn_off(cdp_conn_t *c, cdp_listener_t *l)
 	sweep_listeners(c);
 }
 
+/* Whether a (NULL: never equal) equals b. */
+static int str_eq(const char *a, const char *b) { return a && strcmp(a, b) == 0; }
+
 static void dispatch_event(cdp_conn_t *c, const char *session_id, const char *method,
                            json_t *params)
 {
@@ -367,6 +428,10 @@ static void dispatch_event(cdp_conn_t *c, const char *session_id, const char *me
 		if (l->method && strcmp(l->method, method) != 0)
 			continue;
 		if (l->session_id && (!session_id || strcmp(l->session_id, session_id) != 0))
+			continue;
+		if (l->where_key &&
+		    !str_eq(json_string_value(json_object_get(params, l->where_key)),
+		                 l->where_value))
 			continue;
 		l->cb(c, session_id, method, params, l->ud);
 		if (c->state == CONN_CLOSING || c->state == CONN_CLOSED)
@@ -432,7 +497,8 @@ static void handle_reply(cdp_conn_t *c, json_t *msg, json_t *jid, const char *da
 /*
  * Whether an incoming message is an event no listener wants. Only the prefix Chromium
  * writes for events, {"method":"NAME" with no escape in NAME, is trusted; anything else is
- * parsed (and checked) in full. Most events of a page's load (requests, frames, execution
+ * parsed (and checked) in full. A listener with a parameter filter (cdp_conn_on_where)
+ * wants the event only if cdp_json_peek_param() finds the value or cannot tell. Most events of a page's load (requests, frames, execution
  * contexts, targets) are wanted by nobody, and parsing them was most of a task's JSON work.
  */
 static int unwanted_event(const cdp_conn_t *c, const char *data, size_t len)
@@ -449,10 +515,21 @@ static int unwanted_event(const cdp_conn_t *c, const char *data, size_t len)
 	if (!end || memchr(name, '\\', (size_t)(end - name)))
 		return 0;
 	n = (size_t)(end - name);
-	for (const cdp_listener_t *l = c->listeners; l; l = l->next)
-		if (!l->removed &&
-		    (!l->method || (strlen(l->method) == n && memcmp(l->method, name, n) == 0)))
+	for (const cdp_listener_t *l = c->listeners; l; l = l->next) {
+		const char *v;
+		size_t vn;
+		int rc;
+
+		if (l->removed ||
+		    (l->method && (strlen(l->method) != n || memcmp(l->method, name, n) != 0)))
+			continue;
+		if (!l->where_key)
 			return 0;
+		rc = cdp_json_peek_param(data, len, l->where_key, &v, &vn);
+		if (rc < 0 ||
+		    (rc == 1 && strlen(l->where_value) == vn && memcmp(l->where_value, v, vn) == 0))
+			return 0;
+	}
 	return 1;
 }
 
@@ -469,7 +546,10 @@ void cdp_conn_feed(cdp_conn_t *c, const char *data, size_t len)
 		c->stats.events_unparsed++;
 		return;
 	}
-	msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* jansson reads what the fast path hands back, and names the error if any */
+	msg = cdp_json_parse(data, len);
+	if (!msg)
+		msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!msg) {
 		malformed(c, jerr.text, data, len);
 		return;
@@ -556,6 +636,7 @@ static void on_timer_closed(uv_handle_t *h)
 	}
 	if (c->close_cb)
 		c->close_cb(c, c->close_ud);
+	growbuf_release(&c->out);
 	free(c);
 }
 

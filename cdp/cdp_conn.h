@@ -82,11 +82,24 @@ cdp_conn_t *cdp_conn_new(uv_loop_t *loop, const cdp_conn_opts_t *opts,
  * Sends method (with params, stolen, NULL for none) on session_id (NULL: browser).
  * timeout_ms 0 means the conn's default. If id_out is not NULL it receives the command id.
  * Returns 0, -EMSGSIZE (serialised command over the cap), CDP_ECONNLOST (already lost or
- * closing), -ENOMEM; on error the callback does not fire and params are released.
+ * closing), -EINVAL (no method or callback, or params nested deeper than 2048), -ENOMEM;
+ * on error the callback does not fire and params are released. The text is written
+ * straight from params (cdp_json_write), as json_dumps(JSON_COMPACT) would write it.
  */
 int cdp_conn_send(cdp_conn_t *conn, const char *session_id, const char *method,
                   json_t *params, uint32_t timeout_ms, cdp_reply_cb cb, void *ud,
                   uint64_t *id_out);
+
+/*
+ * cdp_conn_send() with params given as the text of a JSON object (params_len bytes at
+ * params, borrowed; NULL for none), for hot paths that write their few params directly
+ * (cdp_json_write_string() for a string) instead of building and freeing a tree. The text
+ * is sent as it is, unchecked: the caller writes a valid object. Returns as
+ * cdp_conn_send().
+ */
+int cdp_conn_send_text(cdp_conn_t *conn, const char *session_id, const char *method,
+                       const char *params, size_t params_len, uint32_t timeout_ms,
+                       cdp_reply_cb cb, void *ud, uint64_t *id_out);
 
 /*
  * Cancels a pending command: its callback fires once with -ECANCELED before this returns
@@ -101,12 +114,22 @@ int cdp_conn_cancel(cdp_conn_t *conn, uint64_t id);
  */
 cdp_listener_t *cdp_conn_on(cdp_conn_t *conn, const char *method, const char *session_id,
                             cdp_event_cb cb, void *ud);
+/*
+ * As cdp_conn_on(), for the events whose params hold the string value at key (a member of
+ * "params" itself, e.g. "name" of Page.lifecycleEvent): the callback sees only those. An
+ * event of that method wanted by no listener for its params.key is dropped unparsed, as
+ * an event no listener wants by method is (see cdp_conn_feed()).
+ */
+cdp_listener_t *cdp_conn_on_where(cdp_conn_t *conn, const char *method,
+                                  const char *session_id, const char *key,
+                                  const char *value, cdp_event_cb cb, void *ud);
 void cdp_conn_off(cdp_conn_t *conn, cdp_listener_t *l);
 
 /*
  * Feeds one complete incoming message (from the transport). An event that starts the way
- * Chromium writes events, {"method":"NAME", and that no listener wants (by method) is
- * counted (stats.events, stats.events_unparsed) and dropped without being parsed.
+ * Chromium writes events, {"method":"NAME", and that no listener wants (by method, or by
+ * the parameter of cdp_conn_on_where(), read by cdp_json_peek_param()) is counted
+ * (stats.events, stats.events_unparsed) and dropped without being parsed.
  */
 void cdp_conn_feed(cdp_conn_t *conn, const char *data, size_t len);
 

@@ -62,12 +62,9 @@ void cdp__page_listener_off(cdp_page_t *p, cdp_listener_t **l)
 	}
 }
 
-/*
- * Sends one command of the page (params stolen); its reply comes to on_reply. Only one
- * command is in flight at a time. timeout_ms 0: the operation's remaining time plus slack.
- */
-int cdp__page_send(cdp_page_t *p, const char *session, const char *method, json_t *params,
-                   uint32_t timeout_ms)
+/* cdp__page_send() and cdp__page_send_text(): params (stolen) or text (borrowed). */
+static int page_send(cdp_page_t *p, const char *session, const char *method, json_t *params,
+                     const char *text, size_t len, uint32_t timeout_ms)
 {
 	uint64_t id = 0;
 	int rc;
@@ -77,7 +74,9 @@ int cdp__page_send(cdp_page_t *p, const char *session, const char *method, json_
 	p->pending = 1;
 	p->pending_id = 0;
 	p->pending_method = method;
-	rc = cdp_conn_send(p->conn, session, method, params, timeout_ms, on_reply, p, &id);
+	rc = text ? cdp_conn_send_text(p->conn, session, method, text, len, timeout_ms, on_reply,
+	                               p, &id)
+	          : cdp_conn_send(p->conn, session, method, params, timeout_ms, on_reply, p, &id);
 	if (rc != 0) {
 		p->pending = 0;
 		return rc;
@@ -85,6 +84,23 @@ int cdp__page_send(cdp_page_t *p, const char *session, const char *method, json_
 	if (p->pending)
 		p->pending_id = id;
 	return 0;
+}
+
+/*
+ * Sends one command of the page (params stolen); its reply comes to on_reply. Only one
+ * command is in flight at a time. timeout_ms 0: the operation's remaining time plus slack.
+ */
+int cdp__page_send(cdp_page_t *p, const char *session, const char *method, json_t *params,
+                   uint32_t timeout_ms)
+{
+	return page_send(p, session, method, params, NULL, 0, timeout_ms);
+}
+
+/* As cdp__page_send(), with params as the text of a JSON object (cdp_conn_send_text). */
+int cdp__page_send_text(cdp_page_t *p, const char *session, const char *method,
+                        const char *params, size_t len, uint32_t timeout_ms)
+{
+	return page_send(p, session, method, NULL, params, len, timeout_ms);
 }
 
 /* Cancels the command in flight, if any; its callback is swallowed. */

@@ -7,12 +7,14 @@
 #include "cdp/cdp_page_priv.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #include "cdp/cdp_err.h"
+#include "cdp/cdp_json.h"
 #include "cdp/cdp_names.h"
 #include "util/log.h"
 
@@ -310,20 +312,32 @@ void cdp__page_eval_reply(cdp_page_t *p, const cdp_reply_t *r)
 int cdp_page_evaluate(cdp_page_t *p, const char *expression, uint32_t timeout_ms,
                       cdp_page_eval_cb cb, void *ud)
 {
-	json_t *params;
+	static const char head[] = "{\"expression\":";
+	static const char tail[] = ",\"returnByValue\":true,\"awaitPromise\":true}";
+	growbuf_t params;
+	size_t len;
 	int rc = cdp__page_can_start(p);
 
 	if (rc != 0)
 		return rc;
 	if (!expression || !cb)
 		return -EINVAL;
-	params = json_pack("{s:s, s:b, s:b}", "expression", expression, "returnByValue", 1,
-	                   "awaitPromise", 1);
-	if (!params)
-		return -EINVAL; /* not UTF-8, or out of memory */
+	len = strlen(expression);
+	if (!cdp_json_utf8_valid(expression, len))
+		return -EINVAL;
+	/* written as text: the round trip's hot path builds no tree to free again */
+	growbuf_init(&params, SIZE_MAX);
+	if (growbuf_append(&params, head, sizeof head - 1) != 0 ||
+	    cdp_json_write_string(&params, expression, len) != 0 ||
+	    growbuf_append(&params, tail, sizeof tail - 1) != 0) {
+		growbuf_release(&params);
+		return -ENOMEM;
+	}
 	cdp__page_op_begin(p, OP_EVAL, timeout_ms, ud);
 	p->cb.eval = cb;
-	rc = cdp__page_send(p, p->session_id, CDP_M_RUNTIME_EVALUATE, params, 0);
+	rc = cdp__page_send_text(p, p->session_id, CDP_M_RUNTIME_EVALUATE, params.data,
+	                         params.len, 0);
+	growbuf_release(&params);
 	if (rc != 0)
 		cdp__page_op_reset(p);
 	return rc;

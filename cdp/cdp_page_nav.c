@@ -324,10 +324,13 @@ static int nav_listeners_on(cdp_page_t *p)
 {
 	p->l_load =
 	        cdp_conn_on(p->conn, CDP_E_PAGE_LOAD_EVENT_FIRED, p->session_id, on_nav_event, p);
-	p->l_lifecycle =
-	        cdp_conn_on(p->conn, CDP_E_PAGE_LIFECYCLE_EVENT, p->session_id, on_nav_event, p);
-	p->l_response = cdp_conn_on(p->conn, CDP_E_NETWORK_RESPONSE_RECEIVED, p->session_id,
-	                            on_nav_event, p);
+	/* of a page's seven or so lifecycle events, only "load" settles a navigation: the
+	 * others are dropped unparsed */
+	p->l_lifecycle = cdp_conn_on_where(p->conn, CDP_E_PAGE_LIFECYCLE_EVENT, p->session_id,
+	                                   "name", "load", on_nav_event, p);
+	/* the document's response only: those of a page's subresources are dropped unparsed */
+	p->l_response = cdp_conn_on_where(p->conn, CDP_E_NETWORK_RESPONSE_RECEIVED, p->session_id,
+	                                  "type", "Document", on_nav_event, p);
 	p->l_frame_nav =
 	        cdp_conn_on(p->conn, CDP_E_PAGE_FRAME_NAVIGATED, p->session_id, on_nav_event, p);
 	return p->l_load && p->l_lifecycle && p->l_response && p->l_frame_nav ? 0 : -ENOMEM;

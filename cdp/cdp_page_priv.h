@@ -184,6 +184,8 @@ uint32_t cdp__page_remaining_ms(const cdp_page_t *p);
 void cdp__page_listener_off(cdp_page_t *p, cdp_listener_t **l);
 int cdp__page_send(cdp_page_t *p, const char *session, const char *method, json_t *params,
                    uint32_t timeout_ms);
+int cdp__page_send_text(cdp_page_t *p, const char *session, const char *method,
+                        const char *params, size_t len, uint32_t timeout_ms);
 void cdp__page_op_reset(cdp_page_t *p);
 int cdp__page_can_start(const cdp_page_t *p);
 void cdp__page_on_op_timer(uv_timer_t *t);

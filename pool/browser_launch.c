@@ -498,9 +498,30 @@ static void log_command_line(const strvec_t *args)
 	log_debug(LOG_COMP, "command line: %s", line);
 }
 
+/*
+ * The file to exec for the wrapper: this executable's path as /proc/self/exe names it, or
+ * /proc/self/exe itself when that is not a usable path (unreadable, or the file was
+ * replaced: " (deleted)"). The path matters under valgrind, which runs the program as its
+ * client: exec of /proc/self/exe would start valgrind's own tool binary, which exits 1,
+ * while readlink() reports the client (bench/run-callgrind.sh runs the controller so).
+ */
+static const char *self_exe(char *buf, size_t len)
+{
+	static const char deleted[] = " (deleted)";
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+
+	if (n <= 0 || (size_t)n >= len - 1 || buf[0] != '/')
+		return "/proc/self/exe";
+	buf[n] = '\0';
+	if ((size_t)n >= sizeof deleted - 1 &&
+	    strcmp(buf + n - (sizeof deleted - 1), deleted) == 0)
+		return "/proc/self/exe";
+	return buf;
+}
+
 int browser__launch(browser_t *b)
 {
-	char exe[PATH_MAX], err[1536], tmpl[PATH_MAX];
+	char exe[PATH_MAX], err[1536], tmpl[PATH_MAX], self[PATH_MAX];
 	const char *tmp = browser__env_nonempty("TMPDIR");
 	uv_process_options_t po;
 	uv_stdio_container_t stdio[3];
@@ -543,7 +564,7 @@ int browser__launch(browser_t *b)
 	stdio[1].data.fd = 1;
 	stdio[2].flags = inherit ? UV_INHERIT_FD : UV_IGNORE;
 	stdio[2].data.fd = 2;
-	po.file = "/proc/self/exe";
+	po.file = self_exe(self, sizeof self);
 	po.args = args.v;
 	po.exit_cb = on_proc_exit;
 	po.flags = UV_PROCESS_DETACHED; /* setsid(): its own session and process group */
@@ -556,7 +577,7 @@ int browser__launch(browser_t *b)
 	sv_free(&args);
 	if (rc != 0) {
 		uv_close((uv_handle_t *)&b->proc, on_proc_closed);
-		snprintf(err, sizeof err, "cannot spawn %s through /proc/self/exe: %s", b->exe,
+		snprintf(err, sizeof err, "cannot spawn %s through %s: %s", b->exe, po.file,
 		         uv_strerror(rc));
 		browser__launch_fail(b, CDP_ENOBROWSER, err);
 		return 0;

@@ -11,8 +11,9 @@
 #          container test builds and runs the image on a Docker engine; it starts dockerd
 #          itself when none runs, and makes the base image with debootstrap when the engine
 #          lacks it)
-#   bench  build + nodejs and npm (the Playwright side of bench/) and python3
-#          (bench/share_tool.py, the outside view of bench/run-share.sh)
+#   bench  build + nodejs and npm (the Playwright side of bench/), python3
+#          (bench/share_tool.py, the outside view of bench/run-share.sh) and valgrind
+#          (callgrind and its header, for bench/run-callgrind.sh)
 #
 # cdpilot starts its own redis-server on a private unix socket; on a systemd host the
 # package also starts a system-wide one, which cdpilot does not use.
@@ -35,7 +36,7 @@ BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
 	chromium-headless-shell fonts-liberation redis-server)
 TEST_PKGS=(chromium procps util-linux curl clang libclang-rt-dev prometheus jq python3-yaml
 	docker.io docker-compose debootstrap)
-BENCH_PKGS=(nodejs npm python3)
+BENCH_PKGS=(nodejs npm python3 valgrind)
 
 die() {
 	echo "deps.sh: $*" >&2

@@ -152,6 +152,38 @@ static void reply_ok(env_t *e, uint64_t id, const char *result_json)
 
 /* ---- commands ---- */
 
+/* Params given as text are sent as they are, in the same envelope; NULL sends none. */
+static void test_cdp_conn__send_text(void **state)
+{
+	env_t *e = *state;
+	rec_t a = { 0 }, b = { 0 };
+	uint64_t ia = 0, ib = 0;
+	char want[160];
+
+	assert_int_equal(cdp_conn_send_text(e->conn, "S", "Runtime.evaluate",
+	                                    "{\"expression\":\"1\"}xyz", 18, 0, on_reply, &a, &ia),
+	                 0);
+	assert_int_equal(cdp_conn_send_text(e->conn, NULL, "Browser.getVersion", NULL, 0, 0,
+	                                    on_reply, &b, &ib),
+	                 0);
+	assert_int_equal(e->fake.nsent, 2);
+	snprintf(want, sizeof want,
+	         "{\"id\":%llu,\"method\":\"Runtime.evaluate\",\"params\":{\"expression\":\"1\"},"
+	         "\"sessionId\":\"S\"}", (unsigned long long)ia);
+	assert_string_equal(e->fake.sent[0], want);
+	snprintf(want, sizeof want, "{\"id\":%llu,\"method\":\"Browser.getVersion\"}",
+	         (unsigned long long)ib);
+	assert_string_equal(e->fake.sent[1], want);
+	assert_int_equal(cdp_conn_send_text(e->conn, NULL, NULL, "{}", 2, 0, on_reply, &b, NULL),
+	                 -EINVAL);
+	reply_ok(e, ia, "{\"v\":1}");
+	reply_ok(e, ib, "{}");
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(b.calls, 1);
+	json_decref(a.result);
+	json_decref(b.result);
+}
+
 static void test_cdp_conn__ids_unique_and_message_shape(void **state)
 {
 	env_t *e = *state;
@@ -543,6 +575,52 @@ static void test_cdp_conn__unwanted_events_dropped_unparsed(void **state)
 	assert_int_equal(st.events, 9);
 }
 
+/* A listener by parameter sees only its events; the others of its method, wanted by no
+ * one else, are dropped unparsed, and a value the skim cannot read is parsed. */
+static void test_cdp_conn__events_by_parameter(void **state)
+{
+	env_t *e = *state;
+	evrec_t load = { 0 }, all = { 0 };
+	cdp_listener_t *l_all;
+	cdp_conn_stats_t st;
+
+	cdp_conn_on_where(e->conn, "Page.lifecycleEvent", "S1", "name", "load", on_event, &load);
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"name\":\"init\",\"x\":1},"
+	        "\"sessionId\":\"S1\"}");
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":2},\"sessionId\":\"S1\"}");
+	cdp_conn_get_stats(e->conn, &st);
+	assert_int_equal(load.calls, 0);
+	assert_int_equal(st.events_unparsed, 2);
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":3,\"name\":\"load\"},"
+	        "\"sessionId\":\"S1\"}");
+	assert_int_equal(load.calls, 1);
+	assert_int_equal(load.x, 3);
+	/* an escaped value is parsed, and matched after unescaping */
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":4,\"name\":\"lo\\u0061d\"},"
+	        "\"sessionId\":\"S1\"}");
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":5,\"name\":\"\\u0061\"},"
+	        "\"sessionId\":\"S1\"}");
+	cdp_conn_get_stats(e->conn, &st);
+	assert_int_equal(load.calls, 2);
+	assert_int_equal(load.x, 4);
+	assert_int_equal(st.events_unparsed, 2);
+	/* another session's load is parsed (wanted by value), then not delivered */
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":6,\"name\":\"load\"},"
+	        "\"sessionId\":\"S2\"}");
+	assert_int_equal(load.calls, 2);
+	/* a listener of the whole method wants every one of them */
+	l_all = cdp_conn_on(e->conn, "Page.lifecycleEvent", NULL, on_event, &all);
+	feed(e, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"x\":7,\"name\":\"init\"},"
+	        "\"sessionId\":\"S1\"}");
+	assert_int_equal(all.calls, 1);
+	assert_int_equal(load.calls, 2);
+	cdp_conn_off(e->conn, l_all);
+	cdp_conn_get_stats(e->conn, &st);
+	assert_int_equal(st.events_unparsed, 2);
+	assert_int_equal(st.events, 7);
+	assert_int_equal(st.malformed, 0);
+}
+
 typedef struct selfremove {
 	cdp_listener_t *self;
 	cdp_listener_t *other;
@@ -656,6 +734,8 @@ int main(void)
 		T(test_cdp_conn__listener_removal_during_dispatch),
 		T(test_cdp_conn__malformed_input_is_ignored),
 		T(test_cdp_conn__unwanted_events_dropped_unparsed),
+		T(test_cdp_conn__events_by_parameter),
+		T(test_cdp_conn__send_text),
 #undef T
 	};
 	log_set_level(LOG_OFF);
