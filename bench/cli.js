@@ -1,7 +1,8 @@
 // bench/cli.js: the command-line helpers the bench tools share (daemon_tool.js,
-// daemon_report.js, verify_tool.js): `--name value` arguments, a JSON GET, and the
-// check that the demo site's matches are all live.
+// daemon_report.js, verify_tool.js, watch_tool.js): `--name value` arguments, a JSON GET,
+// the check that the demo site's matches are all live, JSON-lines files and percentiles.
 'use strict';
+const fs = require('node:fs');
 
 // The value after --name, or dflt.
 function arg(name, dflt) {
@@ -48,4 +49,18 @@ function matchFields(withVersion) {
   return f;
 }
 
-module.exports = { arg, needFor, getJson, requireAllLive, matchFields };
+// The JSON lines of file ([] if it is missing); a line cut by a kill is skipped.
+function lines(file) {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((l) => {
+    try { return [JSON.parse(l)]; } catch (e) { return []; }
+  });
+}
+
+// The nearest-rank p-th percentile of an ascending array (null if empty).
+function pct(sorted, p) {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+module.exports = { arg, needFor, getJson, requireAllLive, matchFields, lines, pct };

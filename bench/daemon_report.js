@@ -25,18 +25,8 @@
 'use strict';
 const fs = require('node:fs');
 
-const { arg, needFor } = require('./cli.js');
+const { arg, needFor, lines, pct } = require('./cli.js');
 const need = needFor('daemon_report');
-function lines(file) {
-  if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((l) => {
-    try { return [JSON.parse(l)]; } catch (e) { return []; } // a line cut by a kill
-  });
-}
-function pct(sorted, p) {
-  if (!sorted.length) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 const r1 = (x) => (x === null || x === undefined ? null : Math.round(x * 10) / 10);
 
 function step() {

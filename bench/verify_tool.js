@@ -31,25 +31,15 @@
 const fs = require('node:fs');
 const { execFileSync } = require('node:child_process');
 
-const { arg, needFor, getJson, requireAllLive, matchFields } = require('./cli.js');
+const { arg, needFor, getJson, requireAllLive, matchFields, lines, pct } = require('./cli.js');
 const need = needFor('verify_tool');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const r1 = (x) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10) / 10);
 const r2 = (x) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 100) / 100);
-function pct(sorted, p) {
-  if (!sorted.length) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 function median(xs) {
   const v = xs.filter((x) => typeof x === 'number').sort((a, b) => a - b);
   if (!v.length) return null;
   return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-}
-function lines(file) {
-  if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((l) => {
-    try { return [JSON.parse(l)]; } catch (e) { return []; }
-  });
 }
 
 

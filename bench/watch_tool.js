@@ -27,22 +27,12 @@
 const fs = require('node:fs');
 const { execFileSync } = require('node:child_process');
 
-const { arg, needFor, getJson, matchFields } = require('./cli.js');
+const { arg, needFor, getJson, matchFields, lines, pct } = require('./cli.js');
 const need = needFor('watch_tool');
 const flag = (name) => process.argv.includes(name);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const r1 = (x) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10) / 10);
 
-function lines(file) {
-  if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((l) => {
-    try { return [JSON.parse(l)]; } catch (e) { return []; } // a line cut by a kill
-  });
-}
-function pct(sorted, p) {
-  if (!sorted.length) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 // A match's state as a reader sees it; the same from the API and from a snapshot.
 const keyOf = (m) => `${m.minute}|${m.score_home}|${m.score_away}|${m.status}`;
 
