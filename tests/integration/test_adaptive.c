@@ -166,19 +166,7 @@ static size_t requests_of(env_t *e, const char *path)
 /* A metric sample's value in /metrics (name with its labels); -1 if absent. */
 static double metric(env_t *e, const char *name)
 {
-	char url[160], *text, *p;
-	long code = 0;
-	double v = -1;
-	size_t n = strlen(name);
-
-	snprintf(url, sizeof url, "http://%s/metrics", e->bed.metrics);
-	text = dk_http_get(url, &code);
-	assert_non_null(text);
-	for (p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, name, n) == 0 && p[n] == ' ')
-			v = strtod(p + n + 1, NULL);
-	free(text);
-	return v;
+	return dk_metric(e->bed.metrics, name);
 }
 
 /* The last snapshot of target id in the sink (new reference), or NULL. */

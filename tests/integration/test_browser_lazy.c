@@ -128,22 +128,10 @@ static void wait_status(env_t *e, enum cond c, const char *what)
 	}
 }
 
-/* A metric's value in /metrics (a sample without labels); -1 if absent. */
+/* A metric sample's value in /metrics (name with its labels); -1 if absent. */
 static double metric(env_t *e, const char *name)
 {
-	char url[160], *text, *p;
-	long code = 0;
-	double v = -1;
-	size_t n = strlen(name);
-
-	snprintf(url, sizeof url, "http://%s/metrics", e->bed.metrics);
-	text = dk_http_get(url, &code);
-	assert_non_null(text);
-	for (p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, name, n) == 0 && p[n] == ' ')
-			v = strtod(p + n + 1, NULL);
-	free(text);
-	return v;
+	return dk_metric(e->bed.metrics, name);
 }
 
 /* No process below the daemon, /status says no browser is wanted and shows no pid, and

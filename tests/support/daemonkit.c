@@ -304,6 +304,23 @@ char *dk_http_get(const char *url, long *code)
 	return b.buf ? b.buf : strdup("");
 }
 
+double dk_metric(const char *metrics, const char *series)
+{
+	char url[160], *text, *p;
+	long code = 0;
+	double v = -1;
+	size_t n = strlen(series);
+
+	snprintf(url, sizeof url, "http://%s/metrics", metrics);
+	text = dk_http_get(url, &code);
+	assert_non_null(text);
+	for (p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, series, n) == 0 && p[n] == ' ')
+			v = strtod(p + n + 1, NULL);
+	free(text);
+	return v;
+}
+
 json_t *dk_http_get_json(const char *url)
 {
 	long code = 0;

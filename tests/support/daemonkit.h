@@ -77,6 +77,10 @@ void dk_bed_run(dk_bed_t *b, const char *const env_extra[]);
 
 /* GET url; returns the body (malloc'd) and the HTTP code, or NULL. */
 char *dk_http_get(const char *url, long *code);
+/* The value of the sample named series (a metric name with its labels, as printed) in the
+ * /metrics of the daemon at metrics ("127.0.0.1:PORT"); -1 if it has none. Fails the test
+ * if /metrics does not answer. */
+double dk_metric(const char *metrics, const char *series);
 /* GET url and parse the body as JSON (new reference) or NULL. */
 json_t *dk_http_get_json(const char *url);
 /* The metric families of a live /metrics text (its "# TYPE" lines) against
