@@ -105,13 +105,16 @@ int runner__adapt_respec(runner_t *r, rtarget_t *rt, const target_spec_t *spec, 
 	if (a && a->in_fetch) {
 		if (running && spec_kind(spec) == RK_NAV) {
 			a->reset = 1; /* its run ends in the fetch scheduler: settled then */
+			a->gen++;     /* a check running now was started for the old spec */
 			return 0;
 		}
 		a->in_fetch = 0;
 		move = 1;
 	}
-	if (a)
+	if (a) {
+		a->gen++; /* what runs now was started for the old spec */
 		forget_endpoint(a); /* kept while a learning or check of it may run */
+	}
 	if (!spec->adaptive)
 		return move;
 	if (!a) {
@@ -190,13 +193,14 @@ typedef struct learn {
 	size_t best_len;
 	char why[512];   /* the first reason a candidate did not fit */
 	int why_is_data; /* why is about the data (preferred over a failed GET) */
+	unsigned gen;    /* adapt_t.gen of the page read it learns from */
 } learn_t;
 
-int runner__adapt_wants_learn(runner_t *r, rtarget_t *rt)
+int runner__adapt_wants_learn(runner_t *r, rtarget_t *rt, unsigned gen)
 {
 	adapt_t *a = rt->adapt;
 
-	return a && rt->spec.adaptive && !a->map && !a->learning && !a->reset && !rt->removed &&
+	return a && a->gen == gen && rt->spec.adaptive && !a->map && !a->learning && !a->reset && !rt->removed &&
 	       !r->stopping && now_ms(r) >= a->retry_ms && rt->last;
 }
 
@@ -216,8 +220,9 @@ static void learn_finish(learn_t *l)
 
 	if (a && a->learning && !rt->removed && !r->stopping) {
 		a->learning = 0;
-		if (!rt->spec.adaptive) {
-			/* its spec changed meanwhile: nothing to learn any more */
+		if (!rt->spec.adaptive || l->gen != a->gen) {
+			/* its spec changed meanwhile: nothing learned (the next page read
+			 * learns for the new one) */
 		} else if (l->best && !a->reset) {
 			a->map = l->best;
 			l->best = NULL;
@@ -300,7 +305,7 @@ static void on_candidate(const fetch_result_t *res, void *ud)
 		learn_finish(l);
 }
 
-void runner__adapt_learn(runner_t *r, rtarget_t *rt, const json_t *urls)
+void runner__adapt_learn(runner_t *r, rtarget_t *rt, const json_t *urls, unsigned gen)
 {
 	learn_t *l = calloc(1, sizeof *l);
 	const json_t *u;
@@ -310,6 +315,7 @@ void runner__adapt_learn(runner_t *r, rtarget_t *rt, const json_t *urls)
 		abort();
 	l->r = r;
 	l->rt = rt;
+	l->gen = gen;
 	rt->refs++;
 	rt->adapt->learning = 1;
 	l->data = json_deep_copy(json_object_get(rt->last, "data"));
@@ -394,6 +400,7 @@ typedef struct check {
 	rtarget_t *rt; /* ref held */
 	json_t *page;  /* the page's data */
 	uint64_t started;
+	unsigned gen;  /* adapt_t.gen when the check's page read started */
 } check_t;
 
 static void check_end(runner_t *r, rtarget_t *rt)
@@ -464,8 +471,8 @@ static void on_check_fetched(const fetch_result_t *res, void *ud)
 	json_error_t jerr;
 	char why[512];
 
-	if (rt->removed || r->stopping || !rt->adapt->map) {
-		json_decref(c->page); /* gone, or dropped meanwhile: no verdict */
+	if (rt->removed || r->stopping || !rt->adapt->map || c->gen != rt->adapt->gen) {
+		json_decref(c->page); /* gone, dropped or respecified meanwhile: no verdict */
 	} else if (res->status != 0 || res->http_code < 200 || res->http_code > 299) {
 		snprintf(why, sizeof why, "reading the endpoint: %s",
 		         res->status ? res->error : "an HTTP error");
@@ -484,7 +491,8 @@ static void on_check_fetched(const fetch_result_t *res, void *ud)
 	free(c);
 }
 
-void runner__adapt_checked_page(runner_t *r, rtarget_t *rt, const json_t *raw, const char *why)
+void runner__adapt_checked_page(runner_t *r, rtarget_t *rt, const json_t *raw, const char *why,
+                                unsigned gen)
 {
 	adapt_t *a = rt->adapt;
 	check_t *c;
@@ -493,7 +501,7 @@ void runner__adapt_checked_page(runner_t *r, rtarget_t *rt, const json_t *raw, c
 
 	if (!a)
 		return;
-	if (rt->removed || r->stopping || !a->map) {
+	if (rt->removed || r->stopping || !a->map || gen != a->gen) {
 		check_end(r, rt);
 		return;
 	}
@@ -510,6 +518,7 @@ void runner__adapt_checked_page(runner_t *r, rtarget_t *rt, const json_t *raw, c
 	c->rt = rt;
 	c->page = page;
 	c->started = now_ms(r);
+	c->gen = gen;
 	rt->refs++;
 	if (fetch_get(r->fetch, a->url, r->o.task_timeout_ms, ADAPT_BODY_MAX, on_check_fetched,
 	              c) != 0) {

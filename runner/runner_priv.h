@@ -38,6 +38,9 @@ typedef struct adapt {
 	size_t body_len;          /* its body when learned */
 	int in_fetch;             /* its runs are endpoint reads: it is in the fetch scheduler */
 	int reset;                /* its spec changed during a run: forget the endpoint after */
+	unsigned gen;             /* bumped when a spec change forgets what was learned: a
+	                             learning, check or page read started under an older one
+	                             has no say (its page may be another one) */
 	int learning;             /* a learning runs (candidates being fetched) */
 	int checking;             /* a check runs (a page read, then an endpoint read) */
 	int suspect;              /* the last check differed: checked again at once, and its
@@ -123,6 +126,7 @@ struct task {
 	int endpoint;             /* an adaptive target's endpoint read (adapt.c) */
 	enum pool_outcome learn_out; /* a page read whose endpoint is being looked for: its
 	                                outcome, told once the page has answered */
+	unsigned adapt_gen;       /* its target's adapt_t.gen when it started */
 };
 
 /* A watched page's states; watch_set_state() (watch.c) checks each move and logs it. */
@@ -302,11 +306,13 @@ extern const char runner__adapt_urls_js[];
  * (the caller moves it to its spec's), else 0. */
 int runner__adapt_respec(runner_t *r, rtarget_t *rt, const target_spec_t *spec, int running);
 void runner__adapt_free(rtarget_t *rt);
-/* 1 if rt's page read that just published should look for its endpoint. */
-int runner__adapt_wants_learn(runner_t *r, rtarget_t *rt);
+/* 1 if rt's page read that just published, started at generation gen (adapt_t.gen),
+ * should look for its endpoint. */
+int runner__adapt_wants_learn(runner_t *r, rtarget_t *rt, unsigned gen);
 /* The page's fetch/XHR URLs (runner__adapt_urls_js's value, borrowed; NULL if it
- * failed): learning runs on from here without the page. */
-void runner__adapt_learn(runner_t *r, rtarget_t *rt, const json_t *urls);
+ * failed), of a page read started at generation gen: learning runs on from here without
+ * the page, and what it learns is kept only if rt's spec has not changed meanwhile. */
+void runner__adapt_learn(runner_t *r, rtarget_t *rt, const json_t *urls, unsigned gen);
 /* An endpoint read's parsed body (borrowed): published, or the target failed. */
 enum pool_outcome runner__adapt_publish(runner_t *r, rtarget_t *rt, const json_t *body,
                                         const char *url, uint64_t started);
@@ -314,9 +320,10 @@ enum pool_outcome runner__adapt_publish(runner_t *r, rtarget_t *rt, const json_t
 void runner__adapt_read_failed(runner_t *r, rtarget_t *rt, const char *why);
 /* A page read of rt (TP_RUN) succeeded: counted. */
 void runner__adapt_page_read(runner_t *r, rtarget_t *rt);
-/* A check's page read ended: its raw value, or NULL and why; the endpoint is read next. */
+/* A check's page read, started at generation gen, ended: its raw value, or NULL and why;
+ * the endpoint is read next. A check of an older generation gives no verdict. */
 void runner__adapt_checked_page(runner_t *r, rtarget_t *rt, const json_t *raw,
-                                const char *why);
+                                const char *why, unsigned gen);
 /* Moves rt between the navigate and fetch schedulers if its endpoint came or went, once no
  * run of it is handed out. After each run, learning and check. */
 void runner__adapt_settle(runner_t *r, rtarget_t *rt);

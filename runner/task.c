@@ -32,7 +32,8 @@ static void task_finish(task_t *t, enum pool_outcome out, const char *why)
 	if (!ok && t->revoked)
 		out = t->revoke_reason;
 	if (!ok && t->purpose == TP_CHECK)
-		runner__adapt_checked_page(r, rt, NULL, why ? why : "cut short by the stop");
+		runner__adapt_checked_page(r, rt, NULL, why ? why : "cut short by the stop",
+		                           t->adapt_gen);
 	else if (!ok && why && verify)
 		runner__verify_done(r, rt, NULL, why, t->url, t->started);
 	else if (!ok && why)
@@ -97,7 +98,7 @@ static enum pool_outcome published(task_t *t, const json_t *value)
 		return POOL_OK;
 	}
 	if (t->purpose == TP_CHECK) {
-		runner__adapt_checked_page(t->runner, t->rt, value, NULL);
+		runner__adapt_checked_page(t->runner, t->rt, value, NULL, t->adapt_gen);
 		return POOL_OK;
 	}
 	if (runner__publish(t->runner, t->rt, value, t->url, t->started, PUB_VERIFIED) != 0)
@@ -115,7 +116,7 @@ static void on_urls(cdp_page_t *page, int status, json_t *value, const char *why
 	(void)page;
 	t->op_pending = 0;
 	if (!t->revoked && status == 0)
-		runner__adapt_learn(t->runner, t->rt, value);
+		runner__adapt_learn(t->runner, t->rt, value, t->adapt_gen);
 	else
 		log_debug("run", "target %s: the page's requests could not be listed: %s",
 		          t->rt->spec.id, t->revoked ? t->why : why && *why ? why : cdp_strerror(status));
@@ -152,7 +153,7 @@ static void on_read(cdp_page_t *page, const cdp_read_result_t *res, void *ud)
 	if (res->failed == CDP_READ_NONE) {
 		enum pool_outcome out = published(t, res->value);
 		if (out == POOL_OK && t->purpose == TP_RUN &&
-		    runner__adapt_wants_learn(t->runner, t->rt) && list_urls(t, out) == 0)
+		    runner__adapt_wants_learn(t->runner, t->rt, t->adapt_gen) && list_urls(t, out) == 0)
 			return;
 		task_finish(t, out, NULL);
 		return;
@@ -268,6 +269,7 @@ static task_t *task_new(runner_t *r, rtarget_t *rt, enum rkind kind, enum task_p
 	t->purpose = why;
 	rt->refs++;
 	t->started = now_ms(r);
+	t->adapt_gen = rt->adapt ? rt->adapt->gen : 0;
 	t->kind = kind;
 	r->running[kind]++;
 	return t;
