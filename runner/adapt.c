@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "adapters/epmap.h"
+#include "daemon/targets.h"
 #include "runner/runner_priv.h"
 #include "util/log.h"
 
@@ -323,9 +324,15 @@ void runner__adapt_learn(runner_t *r, rtarget_t *rt, const json_t *urls, unsigne
 	json_array_foreach(urls, i, u)
 	{
 		cand_t *c;
+		char why[256];
 		if (!json_is_string(u) || l->tried >= ADAPT_CANDIDATES_MAX ||
 		    json_string_length(u) >= sizeof c->url)
 			continue;
+		/* the page names the URLs: TARGET_ALLOW and TARGET_DENY judge each as a target */
+		if (netpolicy_check_url(targets_policy(), json_string_value(u), why, sizeof why) != 0) {
+			learn_note(l, json_string_value(u), why, 0);
+			continue;
+		}
 		if (!(c = calloc(1, sizeof *c)))
 			abort();
 		c->l = l;
