@@ -37,7 +37,7 @@ static void leaves_release(struct leaves *l)
 static int leaf_add(struct leaves *l, const char *ptr, const json_t *v, unsigned depth,
                     unsigned indexes)
 {
-	if (l->n >= l->max)
+	if (l->n >= l->max || strlen(ptr) >= EPMAP_PTR_MAX)
 		return -E2BIG;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
@@ -233,9 +233,16 @@ int epmap_learn(const json_t *data, const json_t *body, json_t **map, char *why,
 	}
 	if ((rc = walk(data, "", 0, 0, &dl)) != 0 || (rc = walk(body, "", 0, 0, &bl)) != 0) {
 		snprintf(why, len,
-		         rc == -E2BIG ? "more than %d leaves in the data or %d in the body"
+		         rc == -E2BIG ? "more than %d leaves in the data or %d in the body, or a "
+		                        "path to a value longer than %d bytes"
 		                      : "out of memory",
-		         EPMAP_DATA_LEAVES_MAX, EPMAP_BODY_LEAVES_MAX);
+		         EPMAP_DATA_LEAVES_MAX, EPMAP_BODY_LEAVES_MAX, EPMAP_PTR_MAX - 1);
+		goto out;
+	}
+	if (dl.n == 0) {
+		rc = -EINVAL;
+		snprintf(why, len, "the data has no value to look for (no string, number, "
+		                   "boolean or null in it)");
 		goto out;
 	}
 	if (!(fields = json_array())) {
@@ -305,7 +312,7 @@ static json_t *convert(const json_t *v, const char *as)
 static int put_at(json_t *root, const char *at, json_t *v, char *why, size_t len)
 {
 	const char *last = strrchr(at, '/');
-	char parent_ptr[1024], key[512];
+	char parent_ptr[EPMAP_PTR_MAX], key[EPMAP_PTR_MAX];
 	const json_t *parent = NULL;
 	size_t k = 0;
 
@@ -316,10 +323,16 @@ static int put_at(json_t *root, const char *at, json_t *v, char *why, size_t len
 	}
 	memcpy(parent_ptr, at, (size_t)(last - at));
 	parent_ptr[last - at] = '\0';
-	for (const char *p = last + 1; *p && k + 1 < sizeof key; p++) /* unescape ~1, ~0 */
+	for (const char *p = last + 1; *p; p++) { /* unescape ~1, ~0 */
+		if (k + 1 >= sizeof key) { /* cannot be: at is shorter than EPMAP_PTR_MAX */
+			json_decref(v);
+			snprintf(why, len, "malformed mapping: field \"%.200s\"", at);
+			return -EINVAL;
+		}
 		key[k++] = p[0] == '~' && p[1] == '1'   ? (p++, '/')
 		           : p[0] == '~' && p[1] == '0' ? (p++, '~')
 		                                        : *p;
+	}
 	key[k] = '\0';
 	if (adapter_util_pointer_get(root, parent_ptr, &parent, why, len) != 0) {
 		json_decref(v);

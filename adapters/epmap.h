@@ -32,12 +32,15 @@
 /* The most leaves of a body searched (a bigger body is refused: -E2BIG) and of data. */
 #define EPMAP_BODY_LEAVES_MAX 20000
 #define EPMAP_DATA_LEAVES_MAX 256
+/* A value's path (a JSON pointer) is shorter than this, in the data and in a body. */
+#define EPMAP_PTR_MAX 1024
 
 /*
  * Learns where each leaf of data (an object) sits in body. Returns 0 and *map (new
  * reference), or an error with why filled naming the field, its value and what was found:
  * -ENOENT a field is in no place of the body, -EEXIST a field is ambiguous (it names the
- * places), -E2BIG too many leaves, -EINVAL data not an object, -ENOMEM.
+ * places), -E2BIG too many leaves or a path of EPMAP_PTR_MAX bytes or more, -EINVAL data
+ * not an object or with no scalar in it, -ENOMEM.
  */
 int epmap_learn(const json_t *data, const json_t *body, json_t **map, char *why, size_t len);
 

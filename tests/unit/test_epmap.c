@@ -2,7 +2,8 @@
  * Unit tests for epmap (adapters/epmap.c): learning where a page's data sits in a JSON
  * endpoint's body (text read from the page matching the number it came from, the place
  * whose keys end like the field's winning over one in an array, ambiguity and absence
- * refused with the field named), rebuilding the data from a later body with the page's
+ * refused with the field named, data with nothing to look for and paths too long to use
+ * refused), rebuilding the data from a later body with the page's
  * types, and naming the first difference of two data objects.
  */
 #include <errno.h>
@@ -105,6 +106,34 @@ static void test_epmap__absent_and_ambiguous_refused(void **state)
 	json_decref(d);
 }
 
+/* Data with nothing to look for, and a body whose paths are too long to use (a key of
+ * 600 KB over 20,000 leaves would have been 12 GB of copied paths), are refused. */
+static void test_epmap__empty_data_and_long_paths_refused(void **state)
+{
+	json_t *d = js("{\"events\":[]}"), *b = js("{}"), *map = NULL, *big;
+	char why[512], *key;
+
+	(void)state;
+	assert_int_equal(epmap_learn(d, b, &map, why, sizeof why), -EINVAL);
+	assert_null(map);
+	assert_non_null(strstr(why, "no value to look for"));
+	json_decref(d);
+	json_decref(b);
+	key = malloc(600 * 1024 + 1);
+	assert_non_null(key);
+	memset(key, 'k', 600 * 1024);
+	key[600 * 1024] = '\0';
+	big = json_object();
+	assert_int_equal(json_object_set_new(big, key, json_pack("[iii]", 0, 0, 0)), 0);
+	d = js("{\"x\":0}");
+	assert_int_equal(epmap_learn(d, big, &map, why, sizeof why), -E2BIG);
+	assert_null(map);
+	assert_non_null(strstr(why, "longer than 1023 bytes"));
+	json_decref(d);
+	json_decref(big);
+	free(key);
+}
+
 static void test_epmap__read_errors_name_the_field(void **state)
 {
 	json_t *map = NULL, *b, *data = NULL;
@@ -145,6 +174,7 @@ int main(void)
 		cmocka_unit_test(test_epmap__learns_and_reads_back),
 		cmocka_unit_test(test_epmap__nested_data_and_nulls),
 		cmocka_unit_test(test_epmap__absent_and_ambiguous_refused),
+		cmocka_unit_test(test_epmap__empty_data_and_long_paths_refused),
 		cmocka_unit_test(test_epmap__read_errors_name_the_field),
 		cmocka_unit_test(test_epmap__diff_names_the_first_field),
 	};
