@@ -3,6 +3,7 @@
  * the "adaptive" object of a target in /status and the cdpilot_adaptive_* metrics.
  */
 #include <jansson.h>
+#include <string.h>
 
 #include "daemon/run_priv.h"
 #include "adapters/snapshot.h"
@@ -19,6 +20,21 @@ static json_t *time_or_null(int64_t unix_ms)
 	return json_string(t);
 }
 
+/* s as a JSON string, or null when empty. The runner cuts its texts by bytes: one cut
+ * inside a UTF-8 sequence loses that character here rather than the whole object. */
+static json_t *text_or_null(const char *s)
+{
+	size_t n = strlen(s);
+	json_t *j;
+
+	if (!n)
+		return json_null();
+	for (int drop = 0; drop < 4 && n > 0; drop++, n--)
+		if ((j = json_stringn(s, n)) != NULL)
+			return j;
+	return json_string("(not UTF-8)");
+}
+
 json_t *run__adapt_status(const runner_target_view_t *v)
 {
 	json_t *a;
@@ -26,9 +42,8 @@ json_t *run__adapt_status(const runner_target_view_t *v)
 	if (!v->adaptive_state)
 		return NULL;
 	a = json_pack("{s:s, s:o, s:o, s:o, s:o, s:b}", "state", v->adaptive_state, "endpoint",
-	              v->adaptive_endpoint[0] ? json_string(v->adaptive_endpoint) : json_null(),
-	              "reason",
-	              v->adaptive_reason[0] ? json_string(v->adaptive_reason) : json_null(),
+	              text_or_null(v->adaptive_endpoint), "reason",
+	              text_or_null(v->adaptive_reason),
 	              "learned_at", time_or_null(v->adaptive_learned_unix), "checked_at",
 	              time_or_null(v->adaptive_checked_unix), "check_overdue", v->adaptive_overdue);
 	if (a && v->adaptive_map)
