@@ -3,10 +3,11 @@
  * pending table (hashed by id, with a deadline) and are written once by cdp_json; incoming
  * messages are parsed once (cdp_json's fast path, else jansson) unless they are events no
  * listener wants, and either complete a pending command or are dispatched as events to
- * listeners matching their method and session. One uv_timer serves every deadline. The transport is a pair of
- * function pointers, so unit tests drive this file without a socket.
+ * listeners matching their method and session (cdp_conn_listen.c). One uv_timer serves
+ * every deadline. The transport is a pair of function pointers, so unit tests drive this
+ * file without a socket.
  */
-#include "cdp/cdp_conn.h"
+#include "cdp/cdp_conn_priv.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,59 +19,6 @@
 #include "util/growbuf.h"
 #include "util/log.h"
 #include "util/list.h"
-
-#define NBUCKETS 256
-
-enum conn_state { CONN_OPEN, CONN_LOST, CONN_CLOSING, CONN_CLOSED };
-
-typedef struct cmd {
-	struct cmd *next_bucket;
-	struct cmd *next_all, *prev_all;
-	uint64_t id;
-	uint64_t deadline; /* loop time, ms */
-	cdp_reply_cb cb;
-	void *ud;
-	char method[64]; /* for logs only; truncated */
-} cmd_t;
-
-struct cdp_listener {
-	struct cdp_listener *next;
-	char *method;     /* NULL: any */
-	char *session_id; /* NULL: any */
-	char *where_key;  /* NULL: any params; else params.where_key must be where_value */
-	char *where_value;
-	cdp_event_cb cb;
-	void *ud;
-	int removed;
-};
-
-struct cdp_conn {
-	uv_loop_t *loop;
-	cdp_conn_opts_t opts;
-	cdp_transport_t tp;
-	void *tud;
-	int transport_done; /* the transport has reported closed: never call tp.close */
-	int transport_close_sent;
-	enum conn_state state;
-
-	cdp_lost_cb on_lost;
-	void *lost_ud;
-	cdp_close_cb close_cb;
-	void *close_ud;
-
-	uint64_t next_id;
-	cmd_t *buckets[NBUCKETS];
-	cmd_t *all; /* every pending command, newest first */
-	uv_timer_t timer;
-	uint64_t armed_deadline; /* 0: timer not armed */
-
-	cdp_listener_t *listeners;
-	int dispatch_depth;
-	int listeners_dirty;
-
-	cdp_conn_stats_t stats;
-	growbuf_t out; /* the text of the command being sent, reused (cap: max_message) */
-};
 
 void cdp_conn_opts_init(cdp_conn_opts_t *opts)
 {
@@ -333,114 +281,6 @@ int cdp_conn_cancel(cdp_conn_t *c, uint64_t id)
 	return 0;
 }
 
-/* ---- listeners ---- */
-
-static void listener_free(cdp_listener_t *l)
-{
-	free(l->method);
-	free(l->session_id);
-	free(l->where_key);
-	free(l->where_value);
-	free(l);
-}
-
-/* A heap copy of s, or NULL for NULL; *failed is set when the copy fails. */
-static char *dup_or_null(const char *s, int *failed)
-{
-	char *d = s ? strdup(s) : NULL;
-
-	if (s && !d)
-		*failed = 1;
-	return d;
-}
-
-cdp_listener_t *cdp_conn_on_where(cdp_conn_t *c, const char *method, const char *session_id,
-                                  const char *key, const char *value, cdp_event_cb cb,
-                                  void *ud)
-{
-	cdp_listener_t *l = calloc(1, sizeof *l);
-	int failed = 0;
-
-	if (!l)
-		return NULL;
-	l->method = dup_or_null(method, &failed);
-	l->session_id = dup_or_null(session_id, &failed);
-	if (key) {
-		l->where_key = dup_or_null(key, &failed);
-		l->where_value = dup_or_null(value ? value : "", &failed);
-	}
-	if (failed) {
-		listener_free(l);
-		return NULL;
-	}
-	l->cb = cb;
-	l->ud = ud;
-	l->next = c->listeners;
-	c->listeners = l;
-	return l;
-}
-
-cdp_listener_t *cdp_conn_on(cdp_conn_t *c, const char *method, const char *session_id,
-                            cdp_event_cb cb, void *ud)
-{
-	return cdp_conn_on_where(c, method, session_id, NULL, NULL, cb, ud);
-}
-
-static void sweep_listeners(cdp_conn_t *c)
-{
-	cdp_listener_t **pp = &c->listeners;
-
-	if (c->dispatch_depth > 0 || !c->listeners_dirty)
-		return;
-	while (*pp) {
-		cdp_listener_t *l = *pp;
-		if (l->removed) {
-			*pp = l->next;
-			listener_free(l);
-		} else {
-			pp = &l->next;
-		}
-	}
-	c->listeners_dirty = 0;
-}
-
-void cdp_conn_off(cdp_conn_t *c, cdp_listener_t *l)
-{
-	if (!l)
-		return;
-	l->removed = 1;
-	c->listeners_dirty = 1;
-	sweep_listeners(c);
-}
-
-/* Whether a (NULL: never equal) equals b. */
-static int str_eq(const char *a, const char *b) { return a && strcmp(a, b) == 0; }
-
-static void dispatch_event(cdp_conn_t *c, const char *session_id, const char *method,
-                           json_t *params)
-{
-	c->stats.events++;
-	c->dispatch_depth++;
-	/* Listeners added during dispatch go to the head and are not seen by this event. */
-	for (cdp_listener_t *l = c->listeners; l; l = l->next) {
-		if (l->removed)
-			continue;
-		if (l->method && strcmp(l->method, method) != 0)
-			continue;
-		if (l->session_id && (!session_id || strcmp(l->session_id, session_id) != 0))
-			continue;
-		if (l->where_key &&
-		    !str_eq(json_string_value(json_object_get(params, l->where_key)),
-		                 l->where_value))
-			continue;
-		l->cb(c, session_id, method, params, l->ud);
-		if (c->state == CONN_CLOSING || c->state == CONN_CLOSED)
-			break;
-	}
-	c->dispatch_depth--;
-	sweep_listeners(c);
-}
-
 /* ---- incoming ---- */
 
 static void malformed(cdp_conn_t *c, const char *why, const char *data, size_t len)
@@ -494,45 +334,6 @@ static void handle_reply(cdp_conn_t *c, json_t *msg, json_t *jid, const char *da
 	rearm(c);
 }
 
-/*
- * Whether an incoming message is an event no listener wants. Only the prefix Chromium
- * writes for events, {"method":"NAME" with no escape in NAME, is trusted; anything else is
- * parsed (and checked) in full. A listener with a parameter filter (cdp_conn_on_where)
- * wants the event only if cdp_json_peek_param() finds the value or cannot tell. Most events of a page's load (requests, frames, execution
- * contexts, targets) are wanted by nobody, and parsing them was most of a task's JSON work.
- */
-static int unwanted_event(const cdp_conn_t *c, const char *data, size_t len)
-{
-	static const char prefix[] = "{\"method\":\"";
-	const size_t pl = sizeof prefix - 1;
-	const char *name, *end;
-	size_t n;
-
-	if (len < pl || memcmp(data, prefix, pl) != 0)
-		return 0;
-	name = data + pl;
-	end = memchr(name, '"', len - pl);
-	if (!end || memchr(name, '\\', (size_t)(end - name)))
-		return 0;
-	n = (size_t)(end - name);
-	for (const cdp_listener_t *l = c->listeners; l; l = l->next) {
-		const char *v;
-		size_t vn;
-		int rc;
-
-		if (l->removed ||
-		    (l->method && (strlen(l->method) != n || memcmp(l->method, name, n) != 0)))
-			continue;
-		if (!l->where_key)
-			return 0;
-		rc = cdp_json_peek_param(data, len, l->where_key, &v, &vn);
-		if (rc < 0 ||
-		    (rc == 1 && strlen(l->where_value) == vn && memcmp(l->where_value, v, vn) == 0))
-			return 0;
-	}
-	return 1;
-}
-
 void cdp_conn_feed(cdp_conn_t *c, const char *data, size_t len)
 {
 	json_error_t jerr;
@@ -541,7 +342,7 @@ void cdp_conn_feed(cdp_conn_t *c, const char *data, size_t len)
 
 	if (c->state != CONN_OPEN)
 		return;
-	if (unwanted_event(c, data, len)) {
+	if (cdp_conn__unwanted_event(c, data, len)) {
 		c->stats.events++;
 		c->stats.events_unparsed++;
 		return;
@@ -585,7 +386,7 @@ void cdp_conn_feed(cdp_conn_t *c, const char *data, size_t len)
 			goto out;
 		json_object_set_new(msg, "params", params);
 	}
-	dispatch_event(c, sid, json_string_value(method), params);
+	cdp_conn__dispatch_event(c, sid, json_string_value(method), params);
 out:
 	json_decref(msg);
 }
@@ -631,7 +432,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 	while (l) {
 		cdp_listener_t *next = l->next;
-		listener_free(l);
+		cdp_conn__listener_free(l);
 		l = next;
 	}
 	if (c->close_cb)
