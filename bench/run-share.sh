@@ -21,10 +21,12 @@
 #   - one Redis core's limit: scrapes/s at 100 % of a core = 1 / (Redis CPU s per scrape)
 # Prints a line per level as it ends, then a table (with the load average after each level);
 # JSON lines go to $RESULTS_DIR/share.jsonl (default $BUILD_DIR/bench-results), each
-# instance's log (LOG_LEVEL=warn) to $RESULTS_DIR/share-logs/bI-LEVEL.log.
+# instance's log (LOG_LEVEL=warn) to $RESULTS_DIR/share-logs/bI-LEVEL-TARGETS.log.
 #
 # usage: bench/run-share.sh [--levels 1,2,4,8,16] [--targets 2000] [--seconds 60]
 #                           [--interval 5] [--lease 15]
+#   --targets takes a list too (500,2000,8000): every level runs at every number of targets,
+#   which shows how the takeover grows with the targets a dead instance held.
 #   QUICK=1: levels 1,2,4, 200 targets, 20 s, lease 5 (a few minutes). BUILD_DIR (default
 #   build), NO_BUILD=1 to use the binaries already there; CHROMIUM_PATH as for every benchmark
 #   (each instance still launches a browser it does not need for jsonapi targets).
@@ -51,7 +53,7 @@ while [ $# -gt 0 ]; do
 done
 bad() { echo "bench/run-share.sh: $1" >&2; exit 2; }
 [[ $levels =~ ^[1-9][0-9]?(,[1-9][0-9]?)*$ ]] || bad "--levels '$levels': expected numbers of instances 1..99, comma-separated"
-[[ $targets =~ ^[1-9][0-9]{0,4}$ ]] || bad "--targets '$targets': expected 1..99999"
+[[ $targets =~ ^[1-9][0-9]{0,4}(,[1-9][0-9]{0,4})*$ ]] || bad "--targets '$targets': expected numbers of targets 1..99999, comma-separated"
 [[ $seconds =~ ^[1-9][0-9]{0,4}$ && $seconds -ge 6 ]] || bad "--seconds '$seconds': expected 6..99999"
 [[ $interval =~ ^[1-9][0-9]{0,3}$ ]] || bad "--interval '$interval': expected whole seconds 1..9999"
 [[ $lease =~ ^[1-9][0-9]{0,3}$ && $lease -ge 2 ]] || bad "--lease '$lease': expected 2..3600 (SCHEDULE_LEASE_SECONDS)"
@@ -94,44 +96,47 @@ trap 'stop_instances; daemon_cleanup' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-python3 bench/share_tool.py targets --base "$base" --n "$targets" --out "$tmp/targets.json"
 echo "== $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $(redis-server --version | cut -d' ' -f1-3)"
-echo "== $targets jsonapi targets at ${interval} s, levels $levels, ${seconds} s each, SCHEDULE_LEASE_SECONDS=$lease"
+echo "== $targets jsonapi targets (each number in turn) at ${interval} s, levels $levels, ${seconds} s each, SCHEDULE_LEASE_SECONDS=$lease"
 
 idle_cpu=$(python3 bench/share_tool.py idle --sock "$redis_sock" --seconds 5)
 echo "== idle redis-server: $(python3 -c "print('%.2f' % ($idle_cpu * 1000))") ms of CPU per second (taken out of its CPU per scrape)"
 
 IFS=, read -r -a level_list <<<"$levels"
-for n in "${level_list[@]}"; do
-	redis-cli -s "$redis_sock" flushall >/dev/null
-	redis-cli -s "$redis_sock" config resetstat >/dev/null
-	specs=()
-	for i in $(seq 1 "$n"); do
-		port=$(free_port)
-		REDIS_URL="unix://$redis_sock" SCHEDULE=redis SCHEDULE_INSTANCE="b$i" \
-			SCHEDULE_LEASE_SECONDS="$lease" LIVE_INTERVAL_SECONDS="$interval" \
-			HOST_CONCURRENCY=256 FETCH_CONCURRENCY=64 METRICS_ADDR="127.0.0.1:$port" \
-			LOG_LEVEL=warn "$cdpilot" run --targets "$tmp/targets.json" --no-status \
-			>"$tmp/b$i.out" 2>"$tmp/b$i-$n.log" &
-		inst_pids+=($!)
-		disown $!
-		specs+=("b$i:$!:$port")
-	done
-	kill_args=()
-	[ "$n" -ge 2 ] && kill_args=(--kill "b$n")
-	echo "== $n instance(s): warming up, then ${seconds} s measured$([ "$n" -ge 2 ] && echo ", then b$n SIGKILLed")"
-	spec_list=$(IFS=,; echo "${specs[*]}")
-	python3 bench/share_tool.py level --sock "$redis_sock" --n "$targets" \
-		--interval "$interval" --seconds "$seconds" --lease "$lease" \
-		--warmup $((interval * 2)) --instances "$spec_list" --idle-cpu "$idle_cpu" \
-		--request-log "$request_log" --out "$out" "${kill_args[@]}"
-	stop_instances
-	for i in $(seq 1 "$n"); do
-		cp "$tmp/b$i-$n.log" "$results/share-logs/"
-		if [ -s "$tmp/b$i-$n.log" ]; then
-			echo "   b$i logged $(wc -l <"$tmp/b$i-$n.log") warning(s) or error(s), first:" \
-				"$(head -n 1 "$tmp/b$i-$n.log") (all in $results/share-logs/b$i-$n.log)"
-		fi
+IFS=, read -r -a target_list <<<"$targets"
+for nt in "${target_list[@]}"; do
+	python3 bench/share_tool.py targets --base "$base" --n "$nt" --out "$tmp/targets.json"
+	for n in "${level_list[@]}"; do
+		redis-cli -s "$redis_sock" flushall >/dev/null
+		redis-cli -s "$redis_sock" config resetstat >/dev/null
+		specs=()
+		for i in $(seq 1 "$n"); do
+			port=$(free_port)
+			REDIS_URL="unix://$redis_sock" SCHEDULE=redis SCHEDULE_INSTANCE="b$i" \
+				SCHEDULE_LEASE_SECONDS="$lease" LIVE_INTERVAL_SECONDS="$interval" \
+				HOST_CONCURRENCY=256 FETCH_CONCURRENCY=64 METRICS_ADDR="127.0.0.1:$port" \
+				LOG_LEVEL=warn "$cdpilot" run --targets "$tmp/targets.json" --no-status \
+				>"$tmp/b$i.out" 2>"$tmp/b$i-$n-$nt.log" &
+			inst_pids+=($!)
+			disown $!
+			specs+=("b$i:$!:$port")
+		done
+		kill_args=()
+		[ "$n" -ge 2 ] && kill_args=(--kill "b$n")
+		echo "== $n instance(s), $nt targets: warming up, then ${seconds} s measured$([ "$n" -ge 2 ] && echo ", then b$n SIGKILLed")"
+		spec_list=$(IFS=,; echo "${specs[*]}")
+		python3 bench/share_tool.py level --sock "$redis_sock" --n "$nt" \
+			--interval "$interval" --seconds "$seconds" --lease "$lease" \
+			--warmup $((interval * 2)) --instances "$spec_list" --idle-cpu "$idle_cpu" \
+			--request-log "$request_log" --out "$out" "${kill_args[@]}"
+		stop_instances
+		for i in $(seq 1 "$n"); do
+			cp "$tmp/b$i-$n-$nt.log" "$results/share-logs/"
+			if [ -s "$tmp/b$i-$n-$nt.log" ]; then
+				echo "   b$i logged $(wc -l <"$tmp/b$i-$n-$nt.log") warning(s) or error(s), first:" \
+					"$(head -n 1 "$tmp/b$i-$n-$nt.log") (all in $results/share-logs/b$i-$n-$nt.log)"
+			fi
+		done
 	done
 done
 

@@ -285,7 +285,7 @@ def fmt(v, spec="%s"):
 def report(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     cols = ["inst", "targets", "scrapes/s", "fresh p50", "fresh min", "Redis us/scrape",
-            "cmds/scrape", "evals/scrape", "cdpilot ms/scrape", "takeover max (p50) s",
+            "cmds/scrape", "evals/scrape", "cdpilot ms/scrape", "takeover max (p50) +past lease s",
             "1 Redis core: scrapes/s", "load avg"]
     lines = []
     for x in rows:
@@ -295,7 +295,8 @@ def report(path):
         elif "takeover_max_s" not in to:
             tk = "none held" if not to.get("held") else "not in %ss" % to["limit_s"]
         else:
-            tk = "%.1f (%.1f)" % (to["takeover_max_s"], to["takeover_p50_s"])
+            tk = "%.1f (%.1f) +%.1f" % (to["takeover_max_s"], to["takeover_p50_s"],
+                                       to["takeover_max_s"] - x["lease_s"])
             if to["back"] < to["held"]:
                 tk += " %d/%d back" % (to["back"], to["held"])
         lines.append([str(x["instances"]), str(x["targets"]),
