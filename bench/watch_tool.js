@@ -13,10 +13,12 @@
 //        chromium_ms, procs, renderers}: CPU of the whole machine (/proc/stat, all cores),
 //        of P alone and of its descendants (the browser), their count and how many are
 //        renderers; with --pss at the last sample also the browser tree's PSS (MiB).
-//   report --truth FILE --sink FILE --targets FILE --tree FILE --start MS --ws MS --we MS
+//   report --truth FILE --sink FILE --targets FILE [--tree FILE] --start MS --ws MS --we MS
 //          --interval S --label L --n N --results FILE
 //        One step: every second of [ws, we], for every target, the staleness of what the
-//        sink held (its newest snapshot by then) against the site's truth: 0 while the
+//        sink held (its newest snapshot by then) against the site's truth for the match of
+//        the target's URL (generic or livescore snapshots; bench/run-adaptive.sh judges
+//        its adaptive targets with it too): 0 while the
 //        held state is still the match's current state, else the time since the truth
 //        moved past it (a target with no snapshot, or one the truth never had: since
 //        start). Appends {label, n, p50_s, p95_s, max_s, published, cpu...} to --results;
@@ -33,8 +35,18 @@ const flag = (name) => process.argv.includes(name);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const r1 = (x) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10) / 10);
 
-// A match's state as a reader sees it; the same from the API and from a snapshot.
-const keyOf = (m) => `${m.minute}|${m.score_home}|${m.score_away}|${m.status}`;
+// A match's state as a reader sees it; the same from the API, from a generic target's
+// snapshot (score_home, score_away) and from a livescore one (score: {home, away}).
+const keyOf = (m) => {
+  const sh = m.score_home !== undefined ? m.score_home : m.score && m.score.home;
+  const sa = m.score_away !== undefined ? m.score_away : m.score && m.score.away;
+  return `${m.minute}|${sh}|${sa}|${m.status}`;
+};
+// The truth's id of a target: the match its URL shows (/live/match/ID).
+const matchOf = (t) => {
+  const m = /\/live\/match\/(\d+)/.exec(t.url || '');
+  return m ? `m${m[1]}` : t.id;
+};
 
 let clkTck = 0;
 function ticks() {
@@ -105,7 +117,7 @@ const cmds = {
       const t = Date.now();
       let buf = '';
       for (const m of all.matches) {
-        const k = keyOf({ minute: m.minute, score_home: m.score.home, score_away: m.score.away, status: m.status });
+        const k = keyOf(m);
         if (last.get(m.id) === k) continue;
         last.set(m.id, k);
         buf += `${JSON.stringify({ t, id: `m${m.id}`, key: k, since: Math.min(m.updated_ms || t, t) })}\n`;
@@ -153,8 +165,10 @@ const cmds = {
     const we = Number(need('--we'));
     const doc = JSON.parse(fs.readFileSync(need('--targets'), 'utf8'));
     const ids = doc.targets.map((t) => t.id);
-    // truth: per target, its states in order, each from the time it began
-    const truth = new Map(ids.map((id) => [id, []]));
+    // truth: per match, its states in order, each from the time it began; a target reads
+    // the match of its URL (several targets may read one match)
+    const matchOfId = new Map(doc.targets.map((t) => [t.id, matchOf(t)]));
+    const truth = new Map([...matchOfId.values()].map((m) => [m, []]));
     for (const r of lines(need('--truth'))) if (truth.has(r.id)) truth.get(r.id).push({ t: r.since, key: r.key });
     const held = new Map(ids.map((id) => [id, []]));
     for (const r of lines(need('--sink'))) {
@@ -164,7 +178,7 @@ const cmds = {
     const stale = [];
     let published = 0;
     for (const id of ids) {
-      const tr = truth.get(id);
+      const tr = truth.get(matchOfId.get(id));
       const hs = held.get(id).sort((a, b) => a.t - b.t);
       if (hs.length) published++;
       let h = -1;
@@ -182,7 +196,7 @@ const cmds = {
       }
     }
     stale.sort((a, b) => a - b);
-    const tree = lines(need('--tree'));
+    const tree = arg('--tree') ? lines(arg('--tree')) : [];
     const at = (t) => tree.reduce((b, s) => (!b || Math.abs(s.t - t) < Math.abs(b.t - t) ? s : b), null);
     const s0 = at(ws), s1 = at(we);
     const secs = s0 && s1 && s1.t > s0.t ? (s1.t - s0.t) / 1000 : null;
