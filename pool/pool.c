@@ -21,7 +21,6 @@
 #include "util/list.h"
 
 #define TICK_MS 1000u
-#define MOVE_GRACE_MS 30000u
 
 const char *pool_outcome_name(enum pool_outcome o)
 {
@@ -222,6 +221,7 @@ static void opening_over(pool_lease_t *l)
 		return;
 	l->watch_opening = 0;
 	l->pool->watch_opening--;
+	l->pool->watch_opened_at = uv_now(l->pool->loop);
 	pool__pump_soon(l->pool);
 }
 
@@ -508,7 +508,10 @@ static void on_tick(uv_timer_t *t)
 	}
 	for (pool_lease_t *l = p->active, *next; l; l = next) {
 		next = l->next;
-		if (l->watch && l->move_asked && now - l->move_asked >= MOVE_GRACE_MS)
+		/* the grace runs from the ask, or from the last page opened while opening goes on */
+		if (l->watch && l->move_asked &&
+		    now - (l->move_asked > p->watch_opened_at ? l->move_asked : p->watch_opened_at) >=
+		            p->opts.move_grace_ms)
 			pool__lease_revoke(l, POOL_TIMEOUT, "watched page not moved to the new browser in time");
 	}
 	pool__browser_tick(p, now);

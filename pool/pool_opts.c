@@ -32,6 +32,7 @@ void pool_opts_init(pool_opts_t *o)
 	o->recycle_task_count = 5000;
 	o->close_grace_ms = 5000;
 	o->shutdown_grace_ms = 10000;
+	o->move_grace_ms = 30000;
 	o->idle_close_ms = 300u * 1000;
 	snprintf(o->block_resources, sizeof o->block_resources, "image,media,font");
 	o->viewport_width = 1280;

@@ -82,6 +82,7 @@ struct pool {
 	pool_lease_t *active;   /* opening, granted, revoked or closing */
 	unsigned in_use, nwaiting, watch_in_use;
 	unsigned watch_opening; /* watch leases in L_OPENING (bounded by opts.watch_open_cap) */
+	uint64_t watch_opened_at; /* loop time a watch lease last left L_OPENING, 0: never */
 	int paused;
 	uv_timer_t pump_timer;  /* 0-delay: runs pump() on the next loop turn */
 	uv_timer_t tick;        /* uptime recycle check, relaunch backoff */

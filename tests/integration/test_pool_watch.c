@@ -3,7 +3,11 @@
  * and the fixture. Sixteen watch leases asked for at once with watch_open_cap 2: never more
  * than two pages opening at any turn of the loop, two at some turn, and every lease granted,
  * although the wait of the last ones is longer than the lease timeout (a watch lease waits
- * for its turn to open without one).
+ * for its turn to open without one). And a recycle with many watch leases and one page
+ * opening at a time: every holder moves (asks for a lease on the new browser, 100 ms after
+ * the previous holder, and releases the old one once granted), and no old lease is revoked
+ * although the last moves end long after the move grace: the grace runs from the last page
+ * opened while the opening goes on.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -110,10 +114,150 @@ static void test_pool_watch__opens_a_few_at_a_time(void **state)
 	assert_int_equal(tu_wait_tagged_count(h.chrom_before, 10000), h.chrom_before);
 }
 
+#define NMOVES 32
+
+typedef struct mv {
+	uv_loop_t loop;
+	cdp_wsctx_t *ws;
+	pool_t *pool;
+	int pool_closed;
+	int granted, failed, revoked, moved, move_failed;
+	pool_lease_t *old[NMOVES], *repl[NMOVES];
+	uint64_t asked_ms, last_ms;
+} mv_t;
+
+typedef struct slot {
+	mv_t *m;
+	int i;
+	uv_timer_t timer; /* the holder's turn to ask for its new lease */
+} slot_t;
+
+static slot_t slots[NMOVES];
+
+static void mv_on_closed(pool_t *p, void *ud) { ((mv_t *)ud)->pool_closed = 1; }
+
+static void mv_on_granted(pool_lease_t *l, int status, const char *why, void *ud)
+{
+	slot_t *s = ud;
+
+	if (status != 0)
+		print_error("watch lease failed: %s\n", why);
+	s->m->failed += status != 0;
+	s->m->granted += status == 0;
+}
+
+static void mv_on_revoked(pool_lease_t *l, enum pool_outcome reason, const char *why, void *ud)
+{
+	slot_t *s = ud;
+
+	print_error("old lease %d revoked: %s\n", s->i, why);
+	s->m->revoked++;
+	s->m->old[s->i] = NULL;
+	pool_release(l, reason);
+}
+
+/* The replacement is open: the move is done, the old lease goes. */
+static void mv_on_repl_granted(pool_lease_t *l, int status, const char *why, void *ud)
+{
+	slot_t *s = ud;
+	mv_t *m = s->m;
+
+	if (status != 0) {
+		print_error("replacement %d failed: %s\n", s->i, why);
+		m->move_failed++;
+		return;
+	}
+	m->moved++;
+	m->last_ms = tu_now_ms();
+	if (m->old[s->i]) {
+		pool_release(m->old[s->i], POOL_OK);
+		m->old[s->i] = NULL;
+	}
+}
+
+static void mv_on_turn(uv_timer_t *t)
+{
+	slot_t *s = t->data;
+
+	s->m->repl[s->i] = pool_acquire_watch(s->m->pool, mv_on_repl_granted, NULL, NULL, s);
+	assert_non_null(s->m->repl[s->i]);
+}
+
+/* The holders move one after the other, 100 ms apart, whatever the machine's speed: the
+ * moves end NMOVES x 100 ms after the ask, more than twice the grace and a tick. */
+static void mv_on_moved(pool_lease_t *l, void *ud)
+{
+	slot_t *s = ud;
+
+	if (!s->m->asked_ms)
+		s->m->asked_ms = tu_now_ms();
+	uv_timer_start(&s->timer, mv_on_turn, 100u * (unsigned)s->i, 0);
+}
+
+static void test_pool_watch__moves_wait_their_turn(void **state)
+{
+	static mv_t m;
+	pool_opts_t o;
+	pool_stats_t st;
+	int chrom_before = tu_tagged_count(), all = 0;
+
+	memset(&m, 0, sizeof m);
+	assert_int_equal(uv_loop_init(&m.loop), 0);
+	m.ws = cdp_wsctx_new(&m.loop);
+	assert_non_null(m.ws);
+	pool_opts_init(&o);
+	o.watch_open_cap = 1;    /* the moves open one after the other */
+	o.move_grace_ms = 1000;  /* shorter than NMOVES page opens */
+	m.pool = pool_new(&m.loop, m.ws, &o);
+	assert_non_null(m.pool);
+	for (int i = 0; i < NMOVES; i++) {
+		slots[i].m = &m;
+		slots[i].i = i;
+		uv_timer_init(&m.loop, &slots[i].timer);
+		slots[i].timer.data = &slots[i];
+		m.old[i] = pool_acquire_watch(m.pool, mv_on_granted, mv_on_revoked, mv_on_moved,
+		                              &slots[i]);
+		assert_non_null(m.old[i]);
+	}
+	for (uint64_t until = tu_now_ms() + 120000; m.granted + m.failed < NMOVES && tu_now_ms() < until;)
+		uv_run(&m.loop, UV_RUN_ONCE);
+	assert_int_equal(m.granted, NMOVES);
+	pool_request_recycle(m.pool, POOL_RECYCLE_REQUESTED);
+	for (uint64_t until = tu_now_ms() + 120000; !all && tu_now_ms() < until;) {
+		uv_run(&m.loop, UV_RUN_ONCE);
+		all = m.moved + m.move_failed + m.revoked >= NMOVES;
+	}
+	pool_get_stats(m.pool, &st);
+	print_message("%d moved in %llu ms (move grace %u ms), %d revoked, %d failed; launches %llu\n",
+	              m.moved, (unsigned long long)(m.last_ms - m.asked_ms), o.move_grace_ms,
+	              m.revoked, m.move_failed, (unsigned long long)st.browser_launches);
+	assert_true(all);
+	assert_int_equal(st.browser_launches, 2);
+	assert_int_equal(m.revoked, 0);
+	assert_int_equal(m.move_failed, 0);
+	assert_int_equal(m.moved, NMOVES);
+	assert_int_equal(st.tasks[POOL_TIMEOUT], 0);
+	/* the moves took longer than the grace and a tick: the old rule (from the ask) revoked */
+	assert_true(m.last_ms - m.asked_ms > o.move_grace_ms + 1000);
+
+	for (int i = 0; i < NMOVES; i++) {
+		pool_release(m.repl[i], POOL_OK);
+		uv_close((uv_handle_t *)&slots[i].timer, NULL);
+	}
+	pool_close(m.pool, mv_on_closed, &m);
+	assert_true(tu_run_until(&m.loop, &m.pool_closed, 60000));
+	cdp_wsctx_close(m.ws);
+	uv_run(&m.loop, UV_RUN_DEFAULT);
+	cdp_wsctx_free(m.ws);
+	assert_int_equal(uv_loop_close(&m.loop), 0);
+	assert_int_equal(tu_wait_tagged_count(chrom_before, 10000), chrom_before);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pool_watch__opens_a_few_at_a_time),
+		cmocka_unit_test(test_pool_watch__moves_wait_their_turn),
 	};
 
 	if (tu_browser_test_init(argc, argv))
