@@ -5,7 +5,10 @@
  * RAW_CLOSE and freed at WSI_DESTROY (lws's last word on the wsi). Its states:
  *   HEAD   reading the request head (deadline: accept + head_timeout, or the last byte
  *          + idle_timeout, whichever comes first -> 408)
- *   WRITE  handing the response to lws, 16 KiB per WRITEABLE
+ *   WRITE  handing the response to lws, 16 KiB at a time while the socket takes it
+ *          (lws_send_pipe_choked), at each WRITEABLE (deadline: idle_timeout after the
+ *          last part was taken, so that a big reply from a busy loop, or to a client that
+ *          reads it steadily, is not cut while it goes on)
  *   FLUSH  all handed over; the next WRITEABLE means lws has sent it all
  *   LINGER write side shut down; reads are drained until the client closes or the
  *          linger deadline passes
@@ -138,7 +141,13 @@ void httpd_reply_error(httpd_reply_t *r, int status, const char *msg)
 
 /* ---- connections ---- */
 
-static uint64_t now_ms(httpd_t *h) { return uv_now(h->loop); }
+/* The time now, not the loop's time cached when this turn began: a busy turn (hundreds of
+ * pages' events before this one) would otherwise start a deadline already partly gone. */
+static uint64_t now_ms(httpd_t *h)
+{
+	uv_update_time(h->loop);
+	return uv_now(h->loop);
+}
 
 static void conn_unlink(conn_t *c)
 {
@@ -426,14 +435,20 @@ static int on_writeable(conn_t *c)
 	case C_LINGER:
 		return 0;
 	case C_WRITE: {
-		size_t n = c->out_len - c->out_off;
-		if (n > HTTPD_WRITE_CHUNK)
-			n = HTTPD_WRITE_CHUNK;
-		if (lws_write(c->wsi, c->out + LWS_PRE + c->out_off, n, LWS_WRITE_RAW) < (int)n)
-			return -1;
-		c->out_off += n;
+		/* as much as the socket takes now: a 400 KB /status in a turn or two of a busy
+		 * loop, not 25; what it does not take, lws keeps (one chunk at most) */
+		do {
+			size_t n = c->out_len - c->out_off;
+			if (n > HTTPD_WRITE_CHUNK)
+				n = HTTPD_WRITE_CHUNK;
+			if (lws_write(c->wsi, c->out + LWS_PRE + c->out_off, n, LWS_WRITE_RAW) < (int)n)
+				return -1;
+			c->out_off += n;
+		} while (c->out_off < c->out_len && !lws_send_pipe_choked(c->wsi));
 		if (c->out_off == c->out_len)
 			c->state = C_FLUSH;
+		c->deadline = now_ms(h) + h->o.idle_timeout_ms; /* it goes on: idle from here */
+		arm_timer(h);
 		lws_callback_on_writable(c->wsi);
 		return 0;
 	}
