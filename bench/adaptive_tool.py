@@ -18,6 +18,7 @@
       The results as a table.
 """
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -27,9 +28,17 @@ import urllib.request
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def get(url, timeout=30):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
+def get(url, timeout=30, tries=3):
+    """GET url; a reply cut short or refused is asked again (tries in all), then raised."""
+    for i in range(tries):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                return r.read().decode()
+        except (http.client.IncompleteRead, OSError) as e:
+            if i == tries - 1:
+                raise
+            print("adaptive_tool: GET %s: %s; again" % (url, e), file=sys.stderr)
+            time.sleep(1)
 
 
 def cmd_targets(a):
