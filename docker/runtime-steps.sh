@@ -82,6 +82,15 @@ check_files() {
 	[ ${#missing[@]} -eq 0 ] || die "missing after install: ${missing[*]}"
 }
 
+# in_list WORD ITEM...: WORD is one of the items (no `printf | grep -q` pipe: under pipefail
+# it fails when grep exits before printf has written everything).
+in_list() {
+	local w=$1 x
+	shift
+	for x in "$@"; do [ "$x" = "$w" ] && return 0; done
+	return 1
+}
+
 # check_owners: on a host that has them installed (CI installs both for the build),
 # each REQUIRED_FILES file belongs to a package of RUNTIME_PKGS, so the list names the
 # package that really ships it.
@@ -93,7 +102,7 @@ check_owners() {
 		pkg=$(dpkg -S "${m[0]}" 2>/dev/null | head -n 1 | cut -d: -f1 || true)
 		if [ -z "$pkg" ]; then
 			bad+=("$pat (not installed here: no package owns it)")
-		elif ! printf '%s\n' "${RUNTIME_PKGS[@]}" | grep -qxF "$pkg"; then
+		elif ! in_list "$pkg" "${RUNTIME_PKGS[@]}"; then
 			bad+=("$pat (shipped by $pkg, which is not in the list)")
 		else
 			echo "ok owner $pkg ${m[0]}"

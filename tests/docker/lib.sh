@@ -20,6 +20,16 @@ fail() {
 	fails=$((fails + 1))
 }
 
+# in_list WORD ITEM...: WORD is one of the items. No pipe: `printf ... | grep -q` under
+# pipefail fails now and then, when grep has matched and exited before printf wrote the rest
+# (SIGPIPE), which a loaded machine made happen.
+in_list() {
+	local w=$1 x
+	shift
+	for x in "$@"; do [ "$x" = "$w" ] && return 0; done
+	return 1
+}
+
 # need TOOL PACKAGE: the test cannot run without TOOL.
 need() {
 	if ! command -v "$1" >/dev/null 2>&1; then

@@ -121,7 +121,7 @@ check_dockerfile() {
 				base=${base//\$$k/${argdef[$k]}}
 			done
 			names[stage]=${name:-$stage}
-			if ! printf '%s\n' "${names[@]:0:stage}" | grep -qxF "$base" &&
+			if ! in_list "$base" "${names[@]:0:stage}" &&
 				[[ $base != debian:bookworm* ]]; then
 				fail "FROM $base: not Debian bookworm (debian:bookworm or debian:bookworm-slim)"
 			fi
@@ -168,7 +168,7 @@ check_dockerfile() {
 				if [[ $src == *://* ]]; then
 					fail "$instr $src: no URLs (the image must build from the repository)"
 				elif [ -n "$from" ]; then
-					if [ "$from" != build ] && ! printf '%s\n' "${names[@]}" | grep -qxF "$from"; then
+					if [ "$from" != build ] && ! in_list "$from" "${names[@]}"; then
 						fail "COPY --from=$from: no such stage"
 					elif [ -z "${produced[$src]:-}" ]; then
 						fail "COPY --from=$from $src: not produced by the $from stage (it writes: ${!produced[*]})"
@@ -225,7 +225,7 @@ check_dockerfile() {
 	done < <(instructions "$df")
 
 	# stages
-	if [ "$n_stages" -lt 2 ] || ! printf '%s\n' "${names[@]}" | grep -qxF build; then
+	if [ "$n_stages" -lt 2 ] || ! in_list build "${names[@]}"; then
 		fail "expected a multi-stage build with a stage named 'build'"
 	fi
 	[ "${names[-1]:-}" = runtime ] || fail "the last stage should be named 'runtime' (is '${names[-1]:-}')"
@@ -246,13 +246,13 @@ check_dockerfile() {
 			sed -E 's/pkg_check_modules\(//; s/\)//' |
 			awk '{ for (i = 2; i <= NF; i++) if ($i != "REQUIRED" && $i != "IMPORTED_TARGET" && $i != "QUIET") print $i }' |
 			sed -E 's/[<>=].*//' | sort -u); do
-			printf '%s\n' "${TEST_ONLY_MODULES[@]}" | grep -qxF "$mod" && continue
+			in_list "$mod" "${TEST_ONLY_MODULES[@]}" && continue
 			owner=$(module_package "$mod")
 			if [ -z "$owner" ]; then
 				fail "pkg-config module $mod is not installed here: cannot tell its package"
 				continue
 			fi
-			printf '%s\n' "${build_pkgs[@]}" | grep -qxF "$owner" ||
+			in_list "$owner" "${build_pkgs[@]}" ||
 				fail "pkg-config module $mod ($owner) is not installed by the build stage"
 		done
 	fi

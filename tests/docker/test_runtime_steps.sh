@@ -73,7 +73,7 @@ check_libs() {
 		if [ -z "$pkg" ]; then
 			fail "$so ($path): no Debian package owns it"
 		elif ! grep -qxF "$pkg" "$list" &&
-			! printf '%s\n' "${BASE_PKGS[@]}" "${deps[@]}" | grep -qxF "$pkg"; then
+			! in_list "$pkg" "${BASE_PKGS[@]}" "${deps[@]}"; then
 			fail "$so ($pkg) is not installed by runtime-steps.sh"
 		else
 			echo "ok lib $so from $pkg"
