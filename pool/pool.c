@@ -508,10 +508,13 @@ static void on_tick(uv_timer_t *t)
 	}
 	for (pool_lease_t *l = p->active, *next; l; l = next) {
 		next = l->next;
-		/* the grace runs from the ask, or from the last page opened while opening goes on */
+		/* the grace runs from the ask, or from the last page opened while opening goes on;
+		 * ten graces after the ask in any case (replacements that keep failing and
+		 * reopening must not keep a draining browser alive for ever) */
 		if (l->watch && l->move_asked &&
-		    now - (l->move_asked > p->watch_opened_at ? l->move_asked : p->watch_opened_at) >=
-		            p->opts.move_grace_ms)
+		    (now - (l->move_asked > p->watch_opened_at ? l->move_asked : p->watch_opened_at) >=
+		             p->opts.move_grace_ms ||
+		     now - l->move_asked >= 10ull * p->opts.move_grace_ms))
 			pool__lease_revoke(l, POOL_TIMEOUT, "watched page not moved to the new browser in time");
 	}
 	pool__browser_tick(p, now);

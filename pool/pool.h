@@ -84,7 +84,8 @@ typedef struct pool_opts {
 	uint32_t close_grace_ms;       /* a context not disposed by then is "stuck"; 5 s */
 	uint32_t shutdown_grace_ms;    /* in-flight tasks may finish this long; 10 s */
 	uint32_t move_grace_ms;        /* a watch lease asked to move (recycle) is revoked once
-	                                  this long passed with no watch page opened: 30 s */
+	                                  this long passed with no watch page opened, or ten
+	                                  times this long after the ask: 30 s */
 	uint32_t idle_close_ms;        /* BROWSER_IDLE_SECONDS, 0..86400, default 300 s: a browser
 	                                  not wanted (pool_set_wanted) with no lease in use or
 	                                  waiting is closed after this long; 0 = never closed */
@@ -203,9 +204,10 @@ pool_lease_t *pool_acquire_ex(pool_t *pool, const char *url, uint32_t task_timeo
  * the others wait for one of them to be granted or to fail, with no wait timeout. When
  * its browser is recycled, moved_cb asks the holder to move to the new browser; a lease
  * not released is revoked with reason "timeout" once the move grace (move_grace_ms, 30 s)
- * has passed both since it was asked and since a watch page last finished opening: with
+ * has passed both since it was asked and since a watch page last finished opening (with
  * hundreds of watched pages, the new pages open watch_open_cap at a time, and an old page
- * stays while its replacement waits its turn and the opening goes on.
+ * stays while its replacement waits its turn and the opening goes on), or ten graces
+ * after it was asked in any case.
  */
 pool_lease_t *pool_acquire_watch(pool_t *pool, pool_granted_cb granted_cb,
                                  pool_revoked_cb revoked_cb, pool_moved_cb moved_cb, void *ud);
