@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -204,13 +205,46 @@ static void h_readyz(void *ud, const char *path, const char *query, httpd_reply_
 typedef struct status_ctx {
 	json_t *targets;
 	uint64_t now;
+	const char *only; /* ?target=ID: that target alone, or NULL */
 } status_ctx_t;
+
+/* /status's query: target=ID (that target alone) and targets=all|none (none: no per-target
+ * entries, for a daemon with thousands of targets). 0, or -1 with why. */
+typedef struct status_query {
+	char target[TARGETS_ID_MAX + 1];
+	int has_target, no_targets;
+} status_query_t;
+
+static int status_query(const char *q, status_query_t *o, char *why, size_t whylen)
+{
+	char k[16], v[TARGETS_ID_MAX + 1];
+	int rc;
+
+	memset(o, 0, sizeof *o);
+	while ((rc = httpd_query_next(&q, k, sizeof k, v, sizeof v, why, whylen)) > 0) {
+		if (strcmp(k, "target") == 0 && v[0]) {
+			memcpy(o->target, v, sizeof o->target);
+			o->has_target = 1;
+		} else if (strcmp(k, "targets") == 0 && (!strcmp(v, "all") || !strcmp(v, "none"))) {
+			o->no_targets = strcmp(v, "none") == 0;
+		} else {
+			snprintf(why, whylen, "query parameter '%s=%s': expected target=ID or "
+			         "targets=all|none", k, v);
+			return -1;
+		}
+	}
+	return rc;
+}
 
 static void status_target(const runner_target_view_t *v, void *ud)
 {
 	status_ctx_t *c = ud;
 	uint64_t age = runner_view_age(v, RUNNER_AGE_VERIFIED, c->now);
-	json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I}", "id", v->id,
+	json_t *t;
+
+	if (c->only && strcmp(c->only, v->id) != 0)
+		return;
+	t = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I}", "id", v->id,
 	                      "class", sched_class_name(v->klass), "mode",
 	                      v->watch ? "watch" : "navigate", "adapter", v->adapter, "url",
 	                      v->url, "age_ms", (json_int_t)age, "fresh", v->fresh, "seq",
@@ -253,15 +287,25 @@ static void h_status(void *ud, const char *path, const char *query, httpd_reply_
 	run_t *r = ud;
 	runner_stats_t rs;
 	pool_stats_t ps;
-	json_t *doc, *targets = json_array(), *health = health_to_json(r->health);
+	json_t *doc, *targets, *health;
 	const char *why = "";
-	int rdy = ready(r, &why);
+	int rdy;
 	pid_t pid;
+	status_query_t q;
+	char qwhy[200];
 
+	if (status_query(query, &q, qwhy, sizeof qwhy) != 0) {
+		httpd_reply_error(reply, 400, qwhy);
+		return;
+	}
+	targets = json_array();
+	health = health_to_json(r->health);
+	rdy = ready(r, &why);
 	pool_get_stats(r->pool, &ps);
 	runner_get_stats(r->runner, &rs);
-	{
-		status_ctx_t c = { .targets = targets, .now = uv_now(r->loop) };
+	if (!q.no_targets) {
+		status_ctx_t c = { .targets = targets, .now = uv_now(r->loop),
+			           .only = q.has_target ? q.target : NULL };
 		runner_foreach_target(r->runner, status_target, &c);
 	}
 	pid = pool_browser_pid(r->pool);
@@ -282,6 +326,7 @@ static void h_status(void *ud, const char *path, const char *query, httpd_reply_
 		httpd_reply_error(reply, 500, "could not build the status");
 		return;
 	}
+	json_object_set_new(doc, "target_count", json_integer((json_int_t)rs.targets));
 	run__status_extra(r, doc);
 	run__entities_status(r, doc);
 	reply_json(reply, 200, doc);

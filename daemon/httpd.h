@@ -111,6 +111,15 @@ void httpd_reply_error(httpd_reply_t *r, int status, const char *msg);
 typedef void (*httpd_handler_fn)(void *ud, const char *path, const char *query,
                                  httpd_reply_t *reply);
 
+/*
+ * Reads the next key=value of a handler's query ("a=1&b=x%20y") at *q: key and value are
+ * %XX-decoded into key (klen bytes with its NUL) and val (vlen), and *q moves past it.
+ * Returns 1 (one read), 0 (none left) or -1 with why naming the parameter: no '=', a bad
+ * escape, a NUL, or a key or value longer than its buffer. '+' is kept as it is.
+ */
+int httpd_query_next(const char **q, char *key, size_t klen, char *val, size_t vlen, char *why,
+                     size_t whylen);
+
 /* Binds nothing yet: NULL only if o is bad (an unusable addr, zero limits; logged). loop
  * is borrowed and must outlive the server; o is copied. */
 httpd_t *httpd_new(uv_loop_t *loop, const httpd_opts_t *o);

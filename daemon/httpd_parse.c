@@ -2,9 +2,11 @@
  * httpd_parse.c: the request head parser, pure (no I/O, no server state), so that the unit
  * tests and the fuzzer drive it directly. httpd__parse() checks the request line and each
  * header line as they come and answers 0 (more bytes needed), 200, or the error status.
+ * httpd_query_next() reads a handler's query string one decoded key=value at a time.
  */
 #include "daemon/httpd.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -184,4 +186,74 @@ int httpd__parse(const char *buf, size_t len, size_t max_head, httpd__req_t *req
 	if (len > req->head_len)
 		return bad(req, 400, "bytes after the request head (pipelining is not supported)");
 	return 200;
+}
+
+static int hexval(int c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
+}
+
+/* Decodes [p, end) into out (cap bytes with the NUL): 0, or -1 with why. */
+static int query_decode(const char *p, const char *end, char *out, size_t cap, const char *what,
+                        char *why, size_t whylen)
+{
+	size_t n = 0;
+
+	for (; p < end; p++) {
+		int c = (unsigned char)*p;
+		if (c == '%') {
+			int hi = end - p > 2 ? hexval(p[1]) : -1, lo = hi >= 0 ? hexval(p[2]) : -1;
+			if (lo < 0) {
+				snprintf(why, whylen, "a bad %%-escape in the %s (expected %%XX, two hex digits)",
+				         what);
+				return -1;
+			}
+			c = hi * 16 + lo;
+			p += 2;
+		}
+		if (c == 0) {
+			snprintf(why, whylen, "a NUL (%%00) in the %s", what);
+			return -1;
+		}
+		if (n + 1 >= cap) {
+			snprintf(why, whylen, "the %s is longer than %zu bytes", what, cap - 1);
+			return -1;
+		}
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+int httpd_query_next(const char **q, char *key, size_t klen, char *val, size_t vlen, char *why,
+                     size_t whylen)
+{
+	const char *p = *q, *amp, *eq, *end;
+	char part[64];
+
+	while (*p == '&')
+		p++;
+	if (!*p)
+		return 0;
+	amp = strchr(p, '&');
+	end = amp ? amp : p + strlen(p);
+	eq = memchr(p, '=', (size_t)(end - p));
+	snprintf(part, sizeof part, "%.*s", (int)(end - p > 48 ? 48 : end - p), p);
+	if (!eq) {
+		snprintf(why, whylen, "query parameter '%s': expected key=value", part);
+		return -1;
+	}
+	{
+		char w[96];
+		if (query_decode(p, eq, key, klen, "name", w, sizeof w) != 0 ||
+		    query_decode(eq + 1, end, val, vlen, "value", w, sizeof w) != 0) {
+			snprintf(why, whylen, "query parameter '%s': %s", part, w);
+			return -1;
+		}
+	}
+	*q = end;
+	return 1;
 }

@@ -182,6 +182,39 @@ static void test_observe__metrics_status_under_load(void **state)
 		dk_sleep_ms(300);
 	}
 
+	/* /status's query: one target, or none of them (for thousands), or a clear 400 */
+	{
+		json_t *st, *ts;
+		text = get(e, "/status?target=t7", &code);
+		assert_int_equal(code, 200);
+		st = json_loads(text, 0, NULL);
+		free(text);
+		ts = json_object_get(st, "targets");
+		assert_int_equal(json_array_size(ts), 1);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(ts, 0), "id")),
+		                    "t7");
+		assert_int_equal(json_integer_value(json_object_get(st, "target_count")), 40);
+		json_decref(st);
+		text = get(e, "/status?targets=none", &code);
+		assert_int_equal(code, 200);
+		st = json_loads(text, 0, NULL);
+		free(text);
+		assert_int_equal(json_array_size(json_object_get(st, "targets")), 0);
+		assert_int_equal(json_integer_value(json_object_get(st, "target_count")), 40);
+		assert_non_null(json_object_get(st, "health"));
+		json_decref(st);
+		text = get(e, "/status?target=nope", &code);
+		assert_int_equal(code, 200);
+		st = json_loads(text, 0, NULL);
+		free(text);
+		assert_int_equal(json_array_size(json_object_get(st, "targets")), 0);
+		json_decref(st);
+		text = get(e, "/status?target=t1&verbose=1", &code);
+		assert_int_equal(code, 400);
+		assert_non_null(strstr(text, "'verbose=1': expected target=ID or targets=all|none"));
+		free(text);
+	}
+
 	/* the process count in /metrics matches /proc at the same moment (within 2) */
 	{
 		int good = 0;

@@ -193,11 +193,49 @@ static void test_httpd_parse__opts_from_env(void **state)
 	clear_env();
 }
 
+/* A query read one key=value at a time, %XX decoded; bad ones named. */
+static void test_httpd_parse__query(void **state)
+{
+	const char *q = "target=live%201&&targets=none&k=a+b";
+	char k[8], v[16], why[160];
+
+	assert_int_equal(httpd_query_next(&q, k, sizeof k, v, sizeof v, why, sizeof why), 1);
+	assert_string_equal(k, "target");
+	assert_string_equal(v, "live 1");
+	assert_int_equal(httpd_query_next(&q, k, sizeof k, v, sizeof v, why, sizeof why), 1);
+	assert_string_equal(k, "targets");
+	assert_string_equal(v, "none");
+	assert_int_equal(httpd_query_next(&q, k, sizeof k, v, sizeof v, why, sizeof why), 1);
+	assert_string_equal(v, "a+b"); /* '+' stays */
+	assert_int_equal(httpd_query_next(&q, k, sizeof k, v, sizeof v, why, sizeof why), 0);
+	q = "";
+	assert_int_equal(httpd_query_next(&q, k, sizeof k, v, sizeof v, why, sizeof why), 0);
+
+	static const struct {
+		const char *q, *want;
+	} bad[] = {
+		{ "target", "query parameter 'target': expected key=value" },
+		{ "a=%zz", "query parameter 'a=%zz': a bad %-escape in the value" },
+		{ "a=%4", "a bad %-escape in the value" },
+		{ "a=x%00y", "a NUL (%00) in the value" },
+		{ "a=0123456789abcdefg", "the value is longer than 15 bytes" },
+		{ "longername=1", "the name is longer than 7 bytes" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		q = bad[i].q;
+		if (httpd_query_next(&q, k, sizeof k, v, sizeof v, why, sizeof why) != -1)
+			fail_msg("query '%s' was accepted", bad[i].q);
+		if (!strstr(why, bad[i].want))
+			fail_msg("query '%s': said '%s', expected '%s'", bad[i].q, why, bad[i].want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_httpd_parse__good_get_and_head),
 		cmocka_unit_test(test_httpd_parse__incomplete_needs_more),
+		cmocka_unit_test(test_httpd_parse__query),
 		cmocka_unit_test(test_httpd_parse__errors),
 		cmocka_unit_test(test_httpd_parse__limits),
 		cmocka_unit_test(test_httpd_parse__never_reads_past_len),
