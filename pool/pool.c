@@ -58,6 +58,26 @@ static void waiting_remove(pool_t *p, pool_lease_t *l)
 	p->nwaiting--;
 }
 
+/* Puts l (the tail) behind the moves already waiting, ahead of everything else: a watched
+ * page moving off a recycled browser opens before new ones, and its old page goes sooner. */
+static void waiting_move_ahead(pool_t *p, pool_lease_t *l)
+{
+	pool_lease_t *at = p->waiting_head;
+
+	while (at && at != l && at->moving)
+		at = at->next;
+	if (at == l)
+		return;
+	DLIST_UNLINK_TAIL(&p->waiting_head, &p->waiting_tail, l, prev, next);
+	l->next = at;
+	l->prev = at->prev;
+	if (at->prev)
+		at->prev->next = l;
+	else
+		p->waiting_head = l;
+	at->prev = l;
+}
+
 /* ---- lease teardown ---- */
 
 /* Drops one of the handles the pool waits for; the last one after close frees the pool. */
@@ -433,6 +453,8 @@ pool_lease_t *pool_acquire_watch_ex(pool_t *p, const pool_page_settings_t *page,
 		l->watch = 1;
 		l->moved_cb = moved_cb;
 		uv_timer_stop(&l->timer); /* no wait timeout: it waits only for its turn to open */
+		if (l->moving)
+			waiting_move_ahead(p, l);
 	}
 	return l;
 }

@@ -182,6 +182,9 @@ typedef struct pool_page_settings {
 	                                   (its keys win, whatever their case) */
 	const char *cookies_json;       /* as cdp_page_opts_t.cookies_json */
 	int no_frames;                  /* as cdp_page_opts_t.no_frames (WATCH_FRAMES=off) */
+	int moving;                     /* pool_acquire_watch_ex(): this lease replaces one whose
+	                                   browser is being recycled (moved_cb): it waits ahead
+	                                   of the watch leases that do not, behind earlier moves */
 } pool_page_settings_t;
 
 /*
@@ -202,7 +205,8 @@ pool_lease_t *pool_acquire_ex(pool_t *pool, const char *url, uint32_t task_timeo
  * watch_open_cap watch leases are opening at once (a page open is a renderer started and
  * a document loaded: hundreds of them at once starve Chromium until every open times out);
  * the others wait for one of them to be granted or to fail, with no wait timeout. When
- * its browser is recycled, moved_cb asks the holder to move to the new browser; a lease
+ * its browser is recycled, moved_cb asks the holder to move to the new browser (with a
+ * watch lease whose page settings say moving, which waits ahead of new ones); a lease
  * not released is revoked with reason "timeout" once the move grace (move_grace_ms, 30 s)
  * has passed both since it was asked and since a watch page last finished opening (with
  * hundreds of watched pages, the new pages open watch_open_cap at a time, and an old page

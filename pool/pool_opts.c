@@ -221,6 +221,7 @@ int pool__lease_settings(pool_lease_t *l, const pool_opts_t *o, const pool_page_
 	                                                 &l->headers_json)) != 0)
 		goto fail;
 	l->no_frames = s->no_frames != 0;
+	l->moving = s->moving != 0;
 	if (s->cookies_json) {
 		c = json_loads(s->cookies_json, 0, NULL);
 		rc = json_is_array(c) ? 0 : -EINVAL;

@@ -69,6 +69,7 @@ struct pool_lease {
 	char *headers_json;  /* EXTRA_HEADERS merged with the lease's */
 	char *cookies_json;
 	int no_frames; /* pool_page_settings_t.no_frames */
+	int moving;    /* pool_page_settings_t.moving (watch leases only) */
 };
 
 struct pool {

@@ -462,6 +462,7 @@ void runner__watch_open(runner_t *r, rtarget_t *rt, watch_t *replaces)
 	}
 	runner__page_settings(rt, &ps);
 	ps.no_frames = !r->o.watch_frames;
+	ps.moving = replaces != NULL;
 	w->lease = pool_acquire_watch_ex(r->pool, &ps, w_on_granted, w_on_revoked, w_on_moved, w);
 	if (!w->lease)
 		runner__watch_close(w);

@@ -7,7 +7,8 @@
  * opening at a time: every holder moves (asks for a lease on the new browser, 100 ms after
  * the previous holder, and releases the old one once granted), and no old lease is revoked
  * although the last moves end long after the move grace: the grace runs from the last page
- * opened while the opening goes on.
+ * opened while the opening goes on. And moves wait ahead of new watch leases: two moves
+ * asked for after three new leases are granted before them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -253,11 +254,96 @@ static void test_pool_watch__moves_wait_their_turn(void **state)
 	assert_int_equal(tu_wait_tagged_count(chrom_before, 10000), chrom_before);
 }
 
+/* ---- moves ahead of new watch leases ---- */
+
+typedef struct ahead {
+	uv_loop_t loop;
+	cdp_wsctx_t *ws;
+	pool_t *pool;
+	int pool_closed, granted, asked;
+	pool_lease_t *old[2], *repl[2], *fresh[3];
+	char order[8]; /* the grants after the recycle: 'm' a move, 'n' a new lease */
+	int norder;
+} ahead_t;
+
+static ahead_t *A;
+
+static void ah_on_closed(pool_t *p, void *ud) { A->pool_closed = 1; }
+
+static void ah_on_granted(pool_lease_t *l, int status, const char *why, void *ud)
+{
+	assert_int_equal(status, 0);
+	A->granted++;
+}
+
+static void ah_on_later(pool_lease_t *l, int status, const char *why, void *ud)
+{
+	assert_int_equal(status, 0);
+	if (A->norder < (int)sizeof A->order - 1)
+		A->order[A->norder++] = *(const char *)ud;
+}
+
+static void ah_on_moved(pool_lease_t *l, void *ud)
+{
+	static const char m = 'm', n = 'n';
+	pool_page_settings_t ps = { .moving = 1 };
+	int i = (int)(intptr_t)ud;
+
+	if (A->asked++ == 0) /* new watch leases asked for first: they wait in front */
+		for (int k = 0; k < 3; k++)
+			A->fresh[k] = pool_acquire_watch(A->pool, ah_on_later, NULL, NULL, (void *)&n);
+	A->repl[i] = pool_acquire_watch_ex(A->pool, &ps, ah_on_later, NULL, NULL, (void *)&m);
+	assert_non_null(A->repl[i]);
+}
+
+static void test_pool_watch__moves_go_first(void **state)
+{
+	static ahead_t a;
+	pool_opts_t o;
+	int chrom_before = tu_tagged_count();
+
+	memset(&a, 0, sizeof a);
+	A = &a;
+	assert_int_equal(uv_loop_init(&a.loop), 0);
+	a.ws = cdp_wsctx_new(&a.loop);
+	assert_non_null(a.ws);
+	pool_opts_init(&o);
+	o.watch_open_cap = 1;
+	a.pool = pool_new(&a.loop, a.ws, &o);
+	assert_non_null(a.pool);
+	for (int i = 0; i < 2; i++)
+		a.old[i] = pool_acquire_watch(a.pool, ah_on_granted, NULL, ah_on_moved,
+		                              (void *)(intptr_t)i);
+	for (uint64_t until = tu_now_ms() + 60000; a.granted < 2 && tu_now_ms() < until;)
+		uv_run(&a.loop, UV_RUN_ONCE);
+	assert_int_equal(a.granted, 2);
+	pool_request_recycle(a.pool, POOL_RECYCLE_REQUESTED);
+	for (uint64_t until = tu_now_ms() + 60000; a.norder < 5 && tu_now_ms() < until;)
+		uv_run(&a.loop, UV_RUN_ONCE);
+	print_message("grants after the recycle: %s (m: a move, n: a new lease)\n", a.order);
+	assert_string_equal(a.order, "mmnnn");
+
+	for (int i = 0; i < 2; i++) {
+		pool_release(a.old[i], POOL_OK);
+		pool_release(a.repl[i], POOL_OK);
+	}
+	for (int k = 0; k < 3; k++)
+		pool_release(a.fresh[k], POOL_OK);
+	pool_close(a.pool, ah_on_closed, NULL);
+	assert_true(tu_run_until(&a.loop, &a.pool_closed, 60000));
+	cdp_wsctx_close(a.ws);
+	uv_run(&a.loop, UV_RUN_DEFAULT);
+	cdp_wsctx_free(a.ws);
+	assert_int_equal(uv_loop_close(&a.loop), 0);
+	assert_int_equal(tu_wait_tagged_count(chrom_before, 10000), chrom_before);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pool_watch__opens_a_few_at_a_time),
 		cmocka_unit_test(test_pool_watch__moves_wait_their_turn),
+		cmocka_unit_test(test_pool_watch__moves_go_first),
 	};
 
 	if (tu_browser_test_init(argc, argv))
