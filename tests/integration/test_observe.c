@@ -70,6 +70,23 @@ static char *get(env_t *e, const char *path, long *code)
 	return dk_http_get(url, code);
 }
 
+/* /status with query (as "?target=t1"): 200 expected, its JSON (the caller frees it). */
+static json_t *get_status(env_t *e, const char *query)
+{
+	char path[64];
+	long code = 0;
+	char *text;
+	json_t *st;
+
+	snprintf(path, sizeof path, "/status%s", query);
+	text = get(e, path, &code);
+	assert_int_equal(code, 200);
+	st = json_loads(text, 0, NULL);
+	free(text);
+	assert_non_null(st);
+	return st;
+}
+
 /* Waits for /readyz to say 200. */
 static void wait_ready(env_t *e, uint64_t timeout_ms)
 {
@@ -184,29 +201,18 @@ static void test_observe__metrics_status_under_load(void **state)
 
 	/* /status's query: one target, or none of them (for thousands), or a clear 400 */
 	{
-		json_t *st, *ts;
-		text = get(e, "/status?target=t7", &code);
-		assert_int_equal(code, 200);
-		st = json_loads(text, 0, NULL);
-		free(text);
-		ts = json_object_get(st, "targets");
+		json_t *st = get_status(e, "?target=t7"), *ts = json_object_get(st, "targets");
 		assert_int_equal(json_array_size(ts), 1);
 		assert_string_equal(json_string_value(json_object_get(json_array_get(ts, 0), "id")),
 		                    "t7");
 		assert_int_equal(json_integer_value(json_object_get(st, "target_count")), 40);
 		json_decref(st);
-		text = get(e, "/status?targets=none", &code);
-		assert_int_equal(code, 200);
-		st = json_loads(text, 0, NULL);
-		free(text);
+		st = get_status(e, "?targets=none");
 		assert_int_equal(json_array_size(json_object_get(st, "targets")), 0);
 		assert_int_equal(json_integer_value(json_object_get(st, "target_count")), 40);
 		assert_non_null(json_object_get(st, "health"));
 		json_decref(st);
-		text = get(e, "/status?target=nope", &code);
-		assert_int_equal(code, 200);
-		st = json_loads(text, 0, NULL);
-		free(text);
+		st = get_status(e, "?target=nope");
 		assert_int_equal(json_array_size(json_object_get(st, "targets")), 0);
 		json_decref(st);
 		text = get(e, "/status?target=t1&verbose=1", &code);

@@ -39,6 +39,7 @@ typedef struct h {
 } h_t;
 
 static void on_pool_closed(pool_t *p, void *ud) { ((h_t *)ud)->pool_closed = 1; }
+static void on_any_closed(pool_t *p, void *ud) { *(int *)ud = 1; }
 static void on_fx_closed(void *ud) { ((h_t *)ud)->fx_closed = 1; }
 
 static void on_granted(pool_lease_t *l, int status, const char *why, void *ud)
@@ -115,13 +116,27 @@ static void test_pool_watch__opens_a_few_at_a_time(void **state)
 	assert_int_equal(tu_wait_tagged_count(h.chrom_before, 10000), h.chrom_before);
 }
 
+/* Closes the pool, then the CDP context, runs the loop out and audits it: nothing left
+ * open, no Chromium process left. */
+static void close_all(uv_loop_t *loop, pool_t *pool, cdp_wsctx_t *ws, int chrom_before)
+{
+	int closed = 0;
+
+	pool_close(pool, on_any_closed, &closed);
+	assert_true(tu_run_until(loop, &closed, 60000));
+	cdp_wsctx_close(ws);
+	uv_run(loop, UV_RUN_DEFAULT);
+	cdp_wsctx_free(ws);
+	assert_int_equal(uv_loop_close(loop), 0);
+	assert_int_equal(tu_wait_tagged_count(chrom_before, 10000), chrom_before);
+}
+
 #define NMOVES 32
 
 typedef struct mv {
 	uv_loop_t loop;
 	cdp_wsctx_t *ws;
 	pool_t *pool;
-	int pool_closed;
 	int granted, failed, revoked, moved, move_failed;
 	pool_lease_t *old[NMOVES], *repl[NMOVES];
 	uint64_t asked_ms, last_ms;
@@ -134,8 +149,6 @@ typedef struct slot {
 } slot_t;
 
 static slot_t slots[NMOVES];
-
-static void mv_on_closed(pool_t *p, void *ud) { ((mv_t *)ud)->pool_closed = 1; }
 
 static void mv_on_granted(pool_lease_t *l, int status, const char *why, void *ud)
 {
@@ -245,13 +258,7 @@ static void test_pool_watch__moves_wait_their_turn(void **state)
 		pool_release(m.repl[i], POOL_OK);
 		uv_close((uv_handle_t *)&slots[i].timer, NULL);
 	}
-	pool_close(m.pool, mv_on_closed, &m);
-	assert_true(tu_run_until(&m.loop, &m.pool_closed, 60000));
-	cdp_wsctx_close(m.ws);
-	uv_run(&m.loop, UV_RUN_DEFAULT);
-	cdp_wsctx_free(m.ws);
-	assert_int_equal(uv_loop_close(&m.loop), 0);
-	assert_int_equal(tu_wait_tagged_count(chrom_before, 10000), chrom_before);
+	close_all(&m.loop, m.pool, m.ws, chrom_before);
 }
 
 /* ---- moves ahead of new watch leases ---- */
@@ -260,15 +267,13 @@ typedef struct ahead {
 	uv_loop_t loop;
 	cdp_wsctx_t *ws;
 	pool_t *pool;
-	int pool_closed, granted, asked;
+	int granted, asked;
 	pool_lease_t *old[2], *repl[2], *fresh[3];
 	char order[8]; /* the grants after the recycle: 'm' a move, 'n' a new lease */
 	int norder;
 } ahead_t;
 
 static ahead_t *A;
-
-static void ah_on_closed(pool_t *p, void *ud) { A->pool_closed = 1; }
 
 static void ah_on_granted(pool_lease_t *l, int status, const char *why, void *ud)
 {
@@ -329,13 +334,7 @@ static void test_pool_watch__moves_go_first(void **state)
 	}
 	for (int k = 0; k < 3; k++)
 		pool_release(a.fresh[k], POOL_OK);
-	pool_close(a.pool, ah_on_closed, NULL);
-	assert_true(tu_run_until(&a.loop, &a.pool_closed, 60000));
-	cdp_wsctx_close(a.ws);
-	uv_run(&a.loop, UV_RUN_DEFAULT);
-	cdp_wsctx_free(a.ws);
-	assert_int_equal(uv_loop_close(&a.loop), 0);
-	assert_int_equal(tu_wait_tagged_count(chrom_before, 10000), chrom_before);
+	close_all(&a.loop, a.pool, a.ws, chrom_before);
 }
 
 int main(int argc, char **argv)
