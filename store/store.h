@@ -249,8 +249,9 @@ int store_command(store_t *s, store_reply_cb cb, void *ud, int argc, const char 
 const char *store_prefix(const store_t *s);
 int store_ready(const store_t *s); /* connected and set up */
 /* The deadline of a command sent now, in Redis's clock (Unix ms, as TIME gives it): past it
- * the store has dropped the connection, so a script given it should do nothing later than
- * that. 0 when unknown (not connected, or TIME was refused). */
+ * the store may have dropped the connection (timeout_ms after the oldest command still
+ * unanswered was sent), so a script given it should do nothing later than that. 0 when
+ * unknown (not connected, or TIME was refused). */
 uint64_t store_deadline(const store_t *s);
 
 #endif

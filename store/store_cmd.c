@@ -144,12 +144,19 @@ void store__clock_ask(store_t *s)
 		s->clock_asking = 1;
 }
 
+/* The store gives up on every pending command when the oldest has waited timeout_ms, so a
+ * command sent now is given up on timeout_ms after the oldest pending one was sent, not after
+ * it was. 2 ms off for the rounding of the two clocks to whole ms (clock_offset is at most
+ * 1 ms more than the truth: Redis read its clock before the reply reached us). */
 uint64_t store_deadline(const store_t *s)
 {
+	uint64_t base = store__now_ms();
 	int64_t d;
 
 	if (!s->clock_known || s->state != C_READY)
 		return 0;
-	d = (int64_t)store__now_ms() + s->clock_offset + (int64_t)s->o.timeout_ms;
+	if (s->phead && s->phead->sent_ms < base)
+		base = s->phead->sent_ms;
+	d = (int64_t)base + s->clock_offset + (int64_t)s->o.timeout_ms - 2;
 	return d > 0 ? (uint64_t)d : 0;
 }

@@ -254,14 +254,17 @@ static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
 
 /* A claim sent to a stopped server is answered -ETIMEDOUT once the store drops the
  * connection, and when the server resumes and runs it, it takes no lease: the claimer gave up
- * on it, so nobody would scrape the target it won. Afterwards claims win again. */
+ * on it, so nobody would scrape the target it won. Afterwards claims win again.
+ * The claim on x is sent 300 ms after one on y that is still unanswered: the store gives up on
+ * both when y has waited timeout_ms, so x's deadline is y's, not 500 ms after x was sent
+ * (it was, and a server resumed at once ran x and took its lease). */
 static void test_store__share_claim_times_out(void **state)
 {
 	tu_redis_t *r = *state;
 	store_opts_t o;
 	share_opts_t so;
 	share_t *sh;
-	claimed_t c1 = { 0 }, c2 = { 0 };
+	claimed_t c0 = { 0 }, c1 = { 0 }, c2 = { 0 };
 	share_stats_t ss;
 	redisContext *c;
 	redisReply *rep;
@@ -279,18 +282,26 @@ static void test_store__share_claim_times_out(void **state)
 	assert_true(sk_run_until(sk_is_connected, s, 5000));
 
 	tu_redis_signal(r, SIGSTOP);
+	share_claim(sh, "y", 0, on_claimed, &c0);
+	sk_run_for(300);
+	assert_false(c0.done);
 	share_claim(sh, "x", 0, on_claimed, &c1);
 	assert_true(sk_run_until(sk_flag_set, &c1.done, 5000));
+	assert_true(c0.done);
+	assert_int_equal(c0.status, -ETIMEDOUT);
 	assert_int_equal(c1.status, -ETIMEDOUT);
 	share_get_stats(sh, &ss);
-	assert_int_equal(ss.timeouts, 1);
+	assert_int_equal(ss.timeouts, 2);
 	assert_int_equal(ss.won, 0);
-	tu_redis_signal(r, SIGCONT);
+	tu_redis_signal(r, SIGCONT); /* at once: x's deadline must have passed already */
 	assert_true(sk_run_until(sk_is_connected, s, 10000));
 
 	c = tu_redis_client(r);
 	assert_non_null(c);
-	rep = sk_cmd(c, "GET cs:lease:x"); /* the late claim ran and did nothing */
+	rep = sk_cmd(c, "GET cs:lease:y"); /* the late claims ran and did nothing */
+	assert_int_equal(rep->type, REDIS_REPLY_NIL);
+	freeReplyObject(rep);
+	rep = sk_cmd(c, "GET cs:lease:x");
 	assert_int_equal(rep->type, REDIS_REPLY_NIL);
 	freeReplyObject(rep);
 	share_claim(sh, "x", 0, on_claimed, &c2);
