@@ -81,21 +81,33 @@ int store__cmdf(store_t *s, redisCallbackFn *fn, void *priv, const char *fmt, ..
 	return pend_sent(s, p, rc);
 }
 
+/* The age of what the store waits for (the oldest pending command, or a connection attempt),
+ * or 0 if it waits for nothing. */
+static uint64_t waited_ms(const store_t *s, uint64_t now)
+{
+	if (!s->ac)
+		return 0;
+	if (s->phead)
+		return now - s->phead->sent_ms;
+	if (s->state == C_CONNECTING)
+		return now - s->conn_began_ms;
+	return 0;
+}
+
 void store__on_deadline_timer(uv_timer_t *t)
 {
 	store_t *s = t->data;
-	uint64_t now = store__now_ms(), since;
+	uint64_t now = store__now_ms();
 
-	if (!s->ac || s->finishing)
+	if (!s->ac || s->finishing || waited_ms(s, now) < s->o.timeout_ms)
 		return;
-	if (s->phead)
-		since = s->phead->sent_ms;
-	else if (s->state == C_CONNECTING)
-		since = s->conn_began_ms;
-	else
-		return;
-	if (now - since >= s->o.timeout_ms)
-		store__drop_unresponsive(s, now - since);
+	/* Before judging, read what has come: libuv runs timers before it polls, so after a turn
+	 * of the loop longer than timeout_ms the replies of an answering server are waiting in
+	 * the socket. The read may run callbacks and lose the connection (s->ac NULL). */
+	if (s->state != C_CONNECTING)
+		redisAsyncHandleRead(s->ac);
+	if (s->ac && !s->finishing && waited_ms(s, now) >= s->o.timeout_ms)
+		store__drop_unresponsive(s, waited_ms(s, now));
 }
 
 /* ---- Redis's clock ---- */

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -319,12 +320,60 @@ static void test_store__share_claim_times_out(void **state)
 	sk_finish();
 }
 
+/* A loop that was busy for longer than timeout_ms does not make a server that answered
+ * meanwhile unresponsive: its replies are read before anything is judged (libuv runs the
+ * deadline timer before it polls, and saw a command 800 ms old with its reply waiting). */
+static void test_store__busy_loop_is_not_an_unresponsive_server(void **state)
+{
+	tu_redis_t *r = *state;
+	store_opts_t o;
+	share_opts_t so;
+	share_t *sh;
+	claimed_t c0 = { 0 }, c1 = { 0 };
+	share_stats_t ss;
+	store_stats_t st;
+	store_t *s;
+	int closed = 0;
+
+	sk_opts_for(&o, r, "cs");
+	o.timeout_ms = 500;
+	s = store_new(sk_loop, &o);
+	store_start(s);
+	share_opts_init(&so);
+	snprintf(so.instance, sizeof so.instance, "inst-a");
+	so.lease_ms = 5000;
+	sh = share_new(sk_loop, s, &so, NULL);
+	assert_true(sk_run_until(sk_is_connected, s, 5000));
+	share_claim(sh, "w", 0, on_claimed, &c0); /* the claim script is loaded */
+	assert_true(sk_run_until(sk_flag_set, &c0.done, 5000));
+	assert_int_equal(c0.status, 1);
+
+	share_claim(sh, "x", 0, on_claimed, &c1);
+	uv_run(sk_loop, UV_RUN_NOWAIT); /* written; its reply cannot have been read yet */
+	assert_false(c1.done);
+	usleep(800 * 1000);
+	assert_true(sk_run_until(sk_flag_set, &c1.done, 5000));
+	assert_int_equal(c1.status, 1);
+	store_get_stats(s, &st);
+	assert_int_equal(st.timeouts, 0);
+	share_get_stats(sh, &ss);
+	assert_int_equal(ss.timeouts, 0);
+	assert_int_equal(ss.won, 2);
+
+	share_close(sh, sk_on_closed, &closed);
+	assert_true(sk_run_until(sk_flag_set, &closed, 5000));
+	sk_close_store(s);
+	sk_finish();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_store__outage_and_resync, sk_setup, sk_teardown),
 		cmocka_unit_test_setup_teardown(test_store__unresponsive_server, sk_setup, sk_teardown),
 		cmocka_unit_test_setup_teardown(test_store__share_claim_times_out, sk_setup, sk_teardown),
+		cmocka_unit_test_setup_teardown(test_store__busy_loop_is_not_an_unresponsive_server,
+		                                sk_setup, sk_teardown),
 	};
 	log_set_level(LOG_WARN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
