@@ -294,6 +294,10 @@ int cdp_page_read(cdp_page_t *page, const cdp_read_req_t *req, cdp_page_read_cb 
  * cut the read short. */
 cdp_read_step_t cdp_page_read_step(const cdp_page_t *page);
 
+/* 1 if an operation could start on the page now: open, not crashed, its connection up, and
+ * no operation or read running (the pool keeps such a page for another task of its site). */
+int cdp_page_is_idle(const cdp_page_t *page);
+
 /*
  * Cancels any running operation (its callback fires with -ECANCELED before this returns;
  * operations started from that callback fail with -ECANCELED), disposes the browser

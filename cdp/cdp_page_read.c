@@ -244,3 +244,8 @@ cdp_read_step_t cdp_page_read_step(const cdp_page_t *p)
 {
 	return p && p->read ? p->read->step : CDP_READ_NONE;
 }
+
+int cdp_page_is_idle(const cdp_page_t *p)
+{
+	return cdp__page_can_start(p) == 0 && !p->read;
+}
