@@ -491,6 +491,11 @@ static void metrics_browser(prom_buf_t *b, const pool_stats_t *ps)
 	        (double)ps->requests_blocked);
 	counter(b, "cdpilot_stuck_contexts_total", "Browser contexts that refused to close.",
 	        (double)ps->stuck_contexts);
+	counter(b, "cdpilot_pages_reused_total",
+	        "Leases granted a kept page of their site (no new context; PAGE_REUSE).",
+	        (double)ps->pages_reused);
+	gauge(b, "cdpilot_pages_kept", "Kept pages waiting for a task of their site.",
+	      (double)ps->pages_kept);
 }
 
 /* Health, readiness and the endpoint server's own counters. */

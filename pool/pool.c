@@ -98,13 +98,14 @@ static void lease_timer_closed(uv_handle_t *h)
 	pool_t *p = l->pool;
 
 	free(l->url);
+	free(l->key);
 	pool__lease_settings_free(l);
 	free(l);
 	pool_unref(p);
 }
 
 /* Frees the lease once nobody needs it: page closed, task done with it. */
-static void lease_maybe_free(pool_lease_t *l)
+void pool__lease_maybe_free(pool_lease_t *l)
 {
 	if (l->state != L_DONE || !l->released)
 		return;
@@ -139,8 +140,12 @@ static void on_page_closed(void *ud)
 
 	l->page = NULL;
 	l->state = L_DONE;
+	if (l->evicted) {
+		l->evicted = 0;
+		p->evicting--;
+	}
 	slot_free(l);
-	lease_maybe_free(l); /* may free l */
+	pool__lease_maybe_free(l); /* may free l */
 	pool__maybe_finish_close(p);
 }
 
@@ -163,7 +168,7 @@ static void on_stuck(uv_timer_t *t)
 void pool__ignore_reply(cdp_conn_t *c, const cdp_reply_t *r, void *ud) {}
 
 /* Starts disposing the lease's page; the slot is freed when that completes or is stuck. */
-static void lease_close_page(pool_lease_t *l, int interrupt)
+void pool__lease_close_page(pool_lease_t *l, int interrupt)
 {
 	pool_t *p = l->pool;
 
@@ -190,6 +195,10 @@ void pool__lease_revoke(pool_lease_t *l, enum pool_outcome reason, const char *w
 {
 	pool_t *p = l->pool;
 
+	if (l->state == L_KEPT) { /* no task: the page just goes */
+		pool__keep_close(l);
+		return;
+	}
 	if (l->state != L_GRANTED)
 		return;
 	l->state = L_REVOKED;
@@ -201,7 +210,7 @@ void pool__lease_revoke(pool_lease_t *l, enum pool_outcome reason, const char *w
 	if (l->revoked_cb)
 		l->revoked_cb(l, reason, why, l->ud);
 	if (l->state == L_REVOKED)
-		lease_close_page(l, reason == POOL_TIMEOUT);
+		pool__lease_close_page(l, reason == POOL_TIMEOUT);
 }
 
 /* ---- granting ---- */
@@ -245,15 +254,28 @@ static void opening_over(pool_lease_t *l)
 	pool__pump_soon(l->pool);
 }
 
+/* A lease's task begins on its page: the browser counts it, granted_cb, and a recycle once
+ * the browser has served RECYCLE_TASK_COUNT. */
+static void task_begins(pool_lease_t *l)
+{
+	pool_t *p = l->pool;
+
+	l->state = L_GRANTED;
+	l->pb->tasks++;
+	l->granted_cb(l, 0, "", l->ud);
+	if (p->opts.recycle_task_count && l->pb == p->current &&
+	    l->pb->tasks >= p->opts.recycle_task_count)
+		pool_request_recycle(p, POOL_RECYCLE_TASKS);
+}
+
 static void on_open(cdp_page_t *page, int status, const char *why, void *ud)
 {
 	pool_lease_t *l = ud;
-	pool_t *p = l->pool;
 
 	opening_over(l);
 	l->page = page;
 	if (l->grant_failed) { /* deadline passed or pool closed while opening */
-		lease_close_page(l, 0);
+		pool__lease_close_page(l, 0);
 		return;
 	}
 	if (status != 0) {
@@ -263,11 +285,10 @@ static void on_open(cdp_page_t *page, int status, const char *why, void *ud)
 		l->state = L_DONE;
 		slot_free(l);
 		grant_fail(l, status, msg);
-		lease_maybe_free(l);
+		pool__lease_maybe_free(l);
 		return;
 	}
-	l->state = L_GRANTED;
-	l->pb->tasks++;
+	l->uses = 1;
 	pool__pb_note_refusal(l->pb, page); /* its first navigation may have been refused */
 	if (l->watch)
 		uv_timer_stop(&l->timer); /* no deadline for a watched page */
@@ -276,10 +297,28 @@ static void on_open(cdp_page_t *page, int status, const char *why, void *ud)
 	              json_pack("{s:s, s:s, s:b}", "behavior", "deny", "browserContextId",
 	                        cdp_page_context_id(page), "eventsEnabled", 0),
 	              5000, on_download_deny, NULL, NULL);
-	l->granted_cb(l, 0, "", l->ud);
-	if (p->opts.recycle_task_count && l->pb == p->current &&
-	    l->pb->tasks >= p->opts.recycle_task_count)
-		pool_request_recycle(p, POOL_RECYCLE_TASKS);
+	task_begins(l);
+}
+
+/* Waiting lease l takes kept page k, of its key on the current browser: no context to
+ * open; its deadline starts now. */
+static void grant_kept(pool_t *p, pool_lease_t *k, pool_lease_t *l)
+{
+	waiting_remove(p, l);
+	active_add(p, l);
+	uv_timer_stop(&l->timer);
+	l->pb = k->pb;
+	l->page = k->page;
+	l->uses = k->uses + 1;
+	l->holds_slot = 1; /* k's, which stays in in_use and pb->leases */
+	k->page = NULL;
+	k->holds_slot = 0;
+	k->state = L_DONE;
+	p->nkept--;
+	pool__lease_maybe_free(k);
+	p->st.pages_reused++;
+	uv_timer_start(&l->timer, on_deadline, l->task_timeout_ms, 0);
+	task_begins(l);
 }
 
 static void start_lease(pool_t *p, pool_lease_t *l)
@@ -333,7 +372,7 @@ static void start_lease(pool_t *p, pool_lease_t *l)
 		l->state = L_DONE;
 		slot_free(l);
 		grant_fail(l, rc, cdp_strerror(rc));
-		lease_maybe_free(l);
+		pool__lease_maybe_free(l);
 	}
 }
 
@@ -356,14 +395,23 @@ static void pump(uv_timer_t *t)
 	 * so a task that retries at once cannot keep this loop from returning. */
 	unsigned n = p->nwaiting;
 
-	pool_lease_t *l = p->waiting_head, *next;
+	pool_lease_t *l = p->waiting_head, *next, *k;
+	unsigned unserved = 0;
 
-	/* Watch leases need no slot but a turn to open; ordinary ones go in FIFO order while
-	 * slots are free. */
+	/* Watch leases need no slot but a turn to open; ordinary ones take a kept page of their
+	 * site, or go in FIFO order while slots are free; a lease that finds none free has a
+	 * kept page of another site disposed for it. */
 	for (; n-- > 0 && l && serving(p) && !p->paused; l = next) {
 		next = l->next;
-		if (!l->watch && p->in_use >= p->opts.concurrency_cap)
+		if (!l->watch && l->key && (k = pool__keep_find(p, l->key))) {
+			grant_kept(p, k, l);
 			continue;
+		}
+		if (!l->watch && p->in_use >= p->opts.concurrency_cap) {
+			if (p->nkept > 0 && p->evicting < ++unserved)
+				pool__keep_evict(p);
+			continue;
+		}
 		if (l->watch && p->watch_opening >= p->opts.watch_open_cap)
 			continue;
 		waiting_remove(p, l);
@@ -389,7 +437,7 @@ static void on_wait_timeout(uv_timer_t *t)
 	p->st.lease_timeouts++;
 	snprintf(why, sizeof why, "no browser context free within %u ms", p->opts.lease_timeout_ms);
 	grant_fail(l, -ETIMEDOUT, why);
-	lease_maybe_free(l);
+	pool__lease_maybe_free(l);
 }
 
 pool_lease_t *pool_acquire(pool_t *p, const char *url, uint32_t task_timeout_ms,
@@ -409,8 +457,10 @@ pool_lease_t *pool_acquire_ex(pool_t *p, const char *url, uint32_t task_timeout_
 	l = calloc(1, sizeof *l);
 	if (!l)
 		return NULL;
-	if ((url && !(l->url = strdup(url))) || pool__lease_settings(l, &p->opts, page) != 0) {
+	if ((url && !(l->url = strdup(url))) || pool__lease_settings(l, &p->opts, page) != 0 ||
+	    pool__keep_key(l, &p->opts, page && page->fresh) != 0) {
 		free(l->url);
+		pool__lease_settings_free(l);
 		free(l);
 		return NULL;
 	}
@@ -486,7 +536,7 @@ void pool_lease_cancel(pool_lease_t *l)
 	active_add(p, l);
 	l->state = L_DONE;
 	grant_fail(l, -ECANCELED, "lease request cancelled");
-	lease_maybe_free(l);
+	pool__lease_maybe_free(l);
 }
 
 cdp_page_t *pool_lease_page(pool_lease_t *l)
@@ -509,9 +559,10 @@ void pool_release(pool_lease_t *l, enum pool_outcome outcome)
 			p->st.consecutive_crashes = 0;
 		/* a task that timed out may have left the page running a script: stop it, and the
 		 * close is bounded by the stuck timer (a context that will not close recycles) */
-		lease_close_page(l, outcome == POOL_TIMEOUT);
+		if (!(outcome == POOL_OK && serving(p) && pool__keep(l)))
+			pool__lease_close_page(l, outcome == POOL_TIMEOUT);
 	}
-	lease_maybe_free(l);
+	pool__lease_maybe_free(l);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -539,6 +590,7 @@ static void on_tick(uv_timer_t *t)
 		     now - l->move_asked >= 10ull * p->opts.move_grace_ms))
 			pool__lease_revoke(l, POOL_TIMEOUT, "watched page not moved to the new browser in time");
 	}
+	pool__keep_sweep(p, now, 0);
 	pool__browser_tick(p, now);
 	if (p->current && p->opts.recycle_uptime_ms &&
 	    now - p->current->ready_at >= p->opts.recycle_uptime_ms)
@@ -622,6 +674,7 @@ void pool_close(pool_t *p, pool_closed_cb cb, void *ud)
 	 * flight and finish (bounded by the shutdown grace, then revoked). */
 	while (p->waiting_head)
 		pool_lease_cancel(p->waiting_head);
+	pool__keep_sweep(p, uv_now(p->loop), 1);
 	if (!uv_is_active((uv_handle_t *)&p->tick))
 		uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
 	pool__maybe_finish_close(p);
@@ -630,7 +683,8 @@ void pool_close(pool_t *p, pool_closed_cb cb, void *ud)
 void pool_get_stats(const pool_t *p, pool_stats_t *out)
 {
 	*out = p->st;
-	out->leases_in_use = p->in_use;
+	out->leases_in_use = p->in_use - p->nkept;
+	out->pages_kept = p->nkept;
 	out->capacity = p->opts.concurrency_cap;
 	out->waiting = p->nwaiting;
 	out->watch_leases = p->watch_in_use;

@@ -6,7 +6,12 @@
  * pool opens a fresh browser context with one attached page (cdp_page) on the current
  * browser, with page hygiene applied (dialogs dismissed, downloads denied, popups closed,
  * resource types blocked, user agent / viewport / headers set, each of which a lease may
- * set for its own page: pool_acquire_ex), and grants it. Requests
+ * set for its own page: pool_acquire_ex), and grants it. A page whose task ended well is
+ * kept (PAGE_REUSE): the next lease for the same site (scheme, host and port of its URL)
+ * with the same page settings gets it at once, and navigates it, with no new context and
+ * no new renderer (most of a small page's cost); a kept page holds its slot, and is
+ * disposed after PAGE_REUSE tasks, PAGE_IDLE_SECONDS unused, when its slot is wanted for
+ * another site, or when its browser is recycled or lost. Requests
  * beyond the cap wait in FIFO order, each with its own wait timeout; a waiting request can
  * be cancelled. The task's deadline (TASK_TIMEOUT) starts at grant and covers the whole
  * task: when it passes, or the page's renderer crashes, or the browser dies, the lease is
@@ -89,6 +94,11 @@ typedef struct pool_opts {
 	uint32_t idle_close_ms;        /* BROWSER_IDLE_SECONDS, 0..86400, default 300 s: a browser
 	                                  not wanted (pool_set_wanted) with no lease in use or
 	                                  waiting is closed after this long; 0 = never closed */
+	unsigned page_reuse;           /* PAGE_REUSE, 1..100000, default 50: tasks one page (and
+	                                  its context) serves, for one site; 1: a fresh context
+	                                  for every task */
+	uint32_t page_idle_ms;         /* PAGE_IDLE_SECONDS, 1..3600, default 30: a kept page
+	                                  unused this long is disposed */
 	char block_resources[128];     /* BLOCK_RESOURCES, default "image,media,font"; "none" */
 	char user_agent[512];          /* USER_AGENT, default "" (Chromium's) */
 	int viewport_width;            /* VIEWPORT "WxH", default 1280x800 */
@@ -114,6 +124,8 @@ typedef struct pool_stats {
 	uint64_t browser_launches;
 	uint64_t recycles[POOL_RECYCLE_NREASONS];
 	uint64_t popups_closed, dialogs_dismissed, requests_blocked, stuck_contexts;
+	uint64_t pages_reused;         /* leases granted a kept page (no new context) */
+	unsigned pages_kept;           /* kept pages waiting for a task (in leases_in_use: no) */
 	uint64_t browser_uptime_ms;    /* of the current browser; 0 if none is ready */
 	uint64_t tasks_on_browser;     /* leases granted on the current browser */
 	unsigned consecutive_crashes;
@@ -182,6 +194,9 @@ typedef struct pool_page_settings {
 	                                   (its keys win, whatever their case) */
 	const char *cookies_json;       /* as cdp_page_opts_t.cookies_json */
 	int no_frames;                  /* as cdp_page_opts_t.no_frames (WATCH_FRAMES=off) */
+	int fresh;                      /* pool_acquire_ex(): a new context for this task, not
+	                                   kept after it (a verification that must not share a
+	                                   page's cache, cookies or service workers) */
 	int moving;                     /* pool_acquire_watch_ex(): this lease replaces one whose
 	                                   browser is being recycled (moved_cb): it waits ahead
 	                                   of the watch leases that do not, behind earlier moves */
@@ -235,7 +250,10 @@ cdp_page_t *pool_lease_page(pool_lease_t *lease);
 
 /* Ends the task; outcome feeds the counters (ignored if the lease was revoked). With
  * POOL_TIMEOUT the page's running script is terminated before its context is disposed
- * (a context that does not close within the close grace recycles the browser, as ever). */
+ * (a context that does not close within the close grace recycles the browser, as ever).
+ * With POOL_OK the page is kept for the next lease of its site if it can be (PAGE_REUSE
+ * above 1, a URL of http or https without a fragment, the lease not fresh, fewer than
+ * PAGE_REUSE tasks on it, its browser the current one, no operation running on it). */
 void pool_release(pool_lease_t *lease, enum pool_outcome outcome);
 
 /* Asks for a recycle (pre-warm, drain, close). Coalesced while one is under way. */

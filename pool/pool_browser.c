@@ -304,6 +304,7 @@ static void on_browser_ready(browser_t *b, int status, const char *why, void *ud
 		pb_set_state(old, PB_DRAINING);
 		p->current = pb;
 		ask_moves(p, old);
+		pool__keep_sweep(p, uv_now(p->loop), 0); /* kept pages of the old one go */
 		pool__pb_maybe_close(old);
 	} else {
 		if (p->recycle_reason == POOL_RECYCLE_CRASH && p->st.browser_launches > 1)

@@ -1,7 +1,7 @@
 /*
  * pool_opts: the pool's options, their defaults and the environment variables that set them
  * (CONCURRENCY_CAP, the lease and task timeouts, the recycle thresholds,
- * BROWSER_IDLE_SECONDS, BLOCK_RESOURCES, USER_AGENT, VIEWPORT, EXTRA_HEADERS), each checked
+ * BROWSER_IDLE_SECONDS, PAGE_REUSE, PAGE_IDLE_SECONDS, BLOCK_RESOURCES, USER_AGENT, VIEWPORT, EXTRA_HEADERS), each checked
  * and reported by name when invalid;
  * and a lease's own page settings over them (pool_acquire_ex).
  */
@@ -34,6 +34,8 @@ void pool_opts_init(pool_opts_t *o)
 	o->shutdown_grace_ms = 10000;
 	o->move_grace_ms = 30000;
 	o->idle_close_ms = 300u * 1000;
+	o->page_reuse = 50;
+	o->page_idle_ms = 30000;
 	snprintf(o->block_resources, sizeof o->block_resources, "image,media,font");
 	o->viewport_width = 1280;
 	o->viewport_height = 800;
@@ -87,6 +89,12 @@ int pool_opts_from_env(pool_opts_t *o, char *err, size_t errlen)
 	rc |= r < 0;
 	if ((r = env_whole(err, errlen, "BROWSER_IDLE_SECONDS", 0, 86400, &d)) > 0)
 		o->idle_close_ms = (uint32_t)d * 1000;
+	rc |= r < 0;
+	if ((r = env_whole(err, errlen, "PAGE_REUSE", 1, 100000, &d)) > 0)
+		o->page_reuse = (unsigned)d;
+	rc |= r < 0;
+	if ((r = env_whole(err, errlen, "PAGE_IDLE_SECONDS", 1, 3600, &d)) > 0)
+		o->page_idle_ms = (uint32_t)d * 1000;
 	rc |= r < 0;
 	s = getenv("BLOCK_RESOURCES");
 	if (s) {

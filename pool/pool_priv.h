@@ -39,7 +39,9 @@ typedef struct pbrowser {
 	unsigned next_refusal;
 } pbrowser_t;
 
-enum lease_state { L_WAITING, L_OPENING, L_GRANTED, L_REVOKED, L_CLOSING, L_DONE };
+/* L_KEPT: released by its task, its page kept for the next lease of its site (pool_keep.c);
+ * it holds its slot and stays on pool.active. */
+enum lease_state { L_WAITING, L_OPENING, L_GRANTED, L_REVOKED, L_CLOSING, L_DONE, L_KEPT };
 
 struct pool_lease {
 	pool_lease_t *prev, *next; /* pool->waiting or pool->active */
@@ -70,6 +72,11 @@ struct pool_lease {
 	char *cookies_json;
 	int no_frames; /* pool_page_settings_t.no_frames */
 	int moving;    /* pool_page_settings_t.moving (watch leases only) */
+	char *key;     /* the site and settings a kept page of this lease serves; NULL: never
+	                  kept (pool_keep.c) */
+	unsigned uses; /* tasks its page has served, this one included */
+	uint64_t kept_at; /* loop time it was kept (L_KEPT) */
+	int evicted;   /* closed to free its slot for another site (counted in pool.evicting) */
 };
 
 struct pool {
@@ -83,6 +90,8 @@ struct pool {
 	pool_lease_t *active;   /* opening, granted, revoked or closing */
 	unsigned in_use, nwaiting, watch_in_use;
 	unsigned watch_opening; /* watch leases in L_OPENING (bounded by opts.watch_open_cap) */
+	unsigned nkept;         /* leases in L_KEPT (their slots are in in_use) */
+	unsigned evicting;      /* kept pages closing to free a slot for a waiting lease */
 	uint64_t watch_opened_at; /* loop time a watch lease last left L_OPENING, 0: never */
 	int paused;
 	uv_timer_t pump_timer;  /* 0-delay: runs pump() on the next loop turn */
@@ -108,6 +117,27 @@ void pool__pump_soon(pool_t *p);
 void pool__maybe_finish_close(pool_t *p);
 void pool__lease_revoke(pool_lease_t *l, enum pool_outcome reason, const char *why);
 void pool__ignore_reply(cdp_conn_t *c, const cdp_reply_t *r, void *ud);
+
+/* Starts disposing the lease's page; its slot is freed when that completes or is stuck. */
+void pool__lease_close_page(pool_lease_t *l, int interrupt);
+/* Frees the lease once nobody needs it: page closed, task done with it. */
+void pool__lease_maybe_free(pool_lease_t *l);
+
+/* pool_keep.c */
+/* The key of a lease's kept page (site and settings), in l->key; none for a URL that is not
+ * http(s) or has a fragment, or with reuse off or fresh. 0 or -ENOMEM. */
+int pool__keep_key(pool_lease_t *l, const pool_opts_t *o, int fresh);
+/* At a POOL_OK release of a granted lease: keeps its page (L_KEPT) if it can; 1 if kept. */
+int pool__keep(pool_lease_t *l);
+/* The most recently kept page of key on the current browser, or NULL. */
+pool_lease_t *pool__keep_find(pool_t *p, const char *key);
+/* Disposes the least recently kept page, for a waiting lease of another site. */
+void pool__keep_evict(pool_t *p);
+/* A kept page leaves L_KEPT to be closed (its lease is freed once it is). */
+void pool__keep_close(pool_lease_t *l);
+/* Closes the kept pages unused for PAGE_IDLE_SECONDS, or on a browser that is not the
+ * current one (all of them if all is set: the pool is closing). */
+void pool__keep_sweep(pool_t *p, uint64_t now, int all);
 
 /* pool_opts.c */
 int pool__lease_settings(pool_lease_t *l, const pool_opts_t *o, const pool_page_settings_t *s);

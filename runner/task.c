@@ -254,6 +254,9 @@ static pool_lease_t *lease_for(runner_t *r, task_t *t)
 	pool_page_settings_t ps;
 
 	runner__page_settings(t->rt, &ps);
+	/* a verification or an endpoint's check reads the page as a first visit would: no
+	 * cache, cookies or service worker from the site's kept page */
+	ps.fresh = t->purpose != TP_RUN;
 	return pool_acquire_ex(r->pool, t->url, t->rt->spec.timeout_ms, &ps, on_granted,
 	                       on_revoked, t);
 }

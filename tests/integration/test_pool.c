@@ -734,6 +734,7 @@ static void test_pool__recycle_under_load_loses_nothing(void **state)
 	tu_require_chromium();
 	pool_opts_init(&o);
 	o.concurrency_cap = 8;
+	o.page_idle_ms = 1000; /* kept pages (and their renderers) go soon after the run */
 	h_open(&h, &o);
 	assert_true(h_wait_ready(&h));
 	/* settle, then count the processes below this test (by descent: Chromium's gpu,
@@ -758,8 +759,8 @@ static void test_pool__recycle_under_load_loses_nothing(void **state)
 	uv_close((uv_handle_t *)&ft, NULL);
 	h.target = h.started;
 	assert_true(h_wait_tasks(&h, 60000));
-	/* let the last recycle finish closing the old browser */
-	end = tu_now_ms() + 10000;
+	/* let the last recycle finish closing the old browser, and the kept pages go */
+	end = tu_now_ms() + 15000;
 	do {
 		uv_run(&h.loop, UV_RUN_NOWAIT);
 		usleep(20000);
@@ -872,6 +873,7 @@ static void test_pool__cancel_while_opening(void **state)
 	tu_require_chromium();
 	pool_opts_init(&o);
 	o.concurrency_cap = 2;
+	o.page_reuse = 1; /* every context goes with its task (kept pages: test_pool_keep) */
 	h_open(&h, &o);
 	assert_true(h_wait_ready(&h));
 	cancel_calls = cancel_status_ok = cancel_late = 0;

@@ -65,6 +65,8 @@ static const bad_t bads[] = {
 	{ "RECYCLE_UPTIME_SECONDS", "-1", "2592001", NULL, 0 },
 	{ "RECYCLE_TASK_COUNT", "1e3", "100000001", NULL, 0 },
 	{ "BROWSER_IDLE_SECONDS", "5m", "86401", NULL, 0 },
+	{ "PAGE_REUSE", "0", "100001", NULL, 0 },
+	{ "PAGE_IDLE_SECONDS", "0", "3601", NULL, 0 },
 	{ "BLOCK_RESOURCES", "images", NULL, NULL, 0 },
 	{ "USER_AGENT", NULL, g_long_ua, "at most 511 characters", 1 },
 	{ "VIEWPORT", "big", "99x800", NULL, 0 },
