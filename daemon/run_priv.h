@@ -111,6 +111,10 @@ void run__on_target_status(void *ud, const runner_target_view_t *v, const char *
  * store) added to /status and /metrics. */
 void run__status_extra(run_t *r, json_t *doc);
 void run__metrics_extra(run_t *r, prom_buf_t *b);
+/* 1 when /readyz answers 200; why says why (or why not). endpoints.c */
+int run__ready(const run_t *r, const char **why);
+/* The /metrics handler (metrics.c). */
+void run__h_metrics(void *ud, const char *path, const char *query, httpd_reply_t *reply);
 /* run_reload.c: reads the targets file off the loop and reconciles it (one reload at a
  * time; one asked for during a reload runs after it). why: RUN_RELOAD_SIGHUP always reads
  * it; RUN_RELOAD_WATCH only if the file is not as it was at the last read. */
