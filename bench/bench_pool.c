@@ -1,12 +1,14 @@
 /*
- * bench_pool: cdpilot's side of the pool benchmark. Runs N tasks (fresh context, navigate,
- * read the title, dispose) through pool/ at a given concurrency against fixture pages and
+ * bench_pool: cdpilot's side of the pool benchmark. Runs N tasks (a lease, navigate, read
+ * the title, release) through pool/ at a given concurrency against fixture pages and
  * prints one JSON object: tasks/s, p50/p95 task latency, peak controller RSS, controller
  * CPU per task, and the peak process count of the whole tree below this process.
  *
  *   cdpilot-bench-pool --base http://127.0.0.1:PORT --tasks N --concurrency C
- *                      [--pages js|real] [--block | --defaults]
+ *                      [--pages js|real] [--block | --defaults] [--page-reuse N]
  *
+ * --page-reuse: PAGE_REUSE (default the pool's, 50: a page is kept for the next task of its
+ * site); 1: a fresh context for every task, disposed after it, as the peers' task does.
  * Without --block, resources are not blocked (identical settings to the peers); with it
  * (or --defaults, the same: cdpilot's defaults), cdpilot's default BLOCK_RESOURCES applies.
  * --pages: the page set, as the peers' (bench/peers.js PAGES): js (default) loads
@@ -263,6 +265,7 @@ int main(int argc, char **argv)
 	pool_opts_t o;
 	cdp_wsctx_t *ws;
 	int block = 0;
+	long reuse = 0;
 	double cpu0, cpu1, secs;
 	cdp_conn_stats_t cs0, cs1;
 	pool_stats_t st;
@@ -285,7 +288,15 @@ int main(int argc, char **argv)
 			b.conc = (int)strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--block") == 0 || strcmp(argv[i], "--defaults") == 0)
 			block = 1;
-		else if (strcmp(argv[i], "--pages") == 0 && i + 1 < argc) {
+		else if (strcmp(argv[i], "--page-reuse") == 0 && i + 1 < argc) {
+			reuse = strtol(argv[++i], NULL, 10);
+			if (reuse < 1 || reuse > 100000) {
+				fprintf(stderr, "cdpilot-bench-pool: --page-reuse '%s': expected 1 to "
+				                "100000\n",
+				        argv[i]);
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--pages") == 0 && i + 1 < argc) {
 			const char *name = argv[++i];
 			b.pages = NULL;
 			for (size_t k = 0; k < sizeof page_sets / sizeof page_sets[0]; k++)
@@ -304,7 +315,8 @@ int main(int argc, char **argv)
 	}
 	if (!b.base || b.tasks < 1 || b.conc < 1 || b.conc > 256) {
 		fprintf(stderr, "usage: cdpilot-bench-pool --base URL [--tasks N] "
-		                "[--concurrency 1..256] [--pages js|real] [--block | --defaults]\n");
+		                "[--concurrency 1..256] [--pages js|real] [--block | --defaults] "
+		                "[--page-reuse N]\n");
 		return 2;
 	}
 	log_set_level(getenv("BENCH_DEBUG") ? LOG_DEBUG : LOG_WARN);
@@ -318,6 +330,8 @@ int main(int argc, char **argv)
 	o.recycle_uptime_ms = 0;
 	if (!block)
 		snprintf(o.block_resources, sizeof o.block_resources, "none");
+	if (reuse)
+		o.page_reuse = (unsigned)reuse;
 	b.pool = pool_new(&b.loop, ws, &o);
 	pool_start(b.pool);
 	/* wait for the browser, so launch time is not part of throughput */
@@ -342,8 +356,9 @@ int main(int argc, char **argv)
 	uv_timer_stop(&b.sampler);
 	uv_close((uv_handle_t *)&b.sampler, NULL);
 	qsort(b.lat_ms, (size_t)b.tasks, sizeof *b.lat_ms, cmp_double);
+	pool_get_stats(b.pool, &st);
 	out = json_pack("{s:s, s:i, s:i, s:s, s:b, s:b, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i, "
-	                "s:{s:f, s:f, s:f}}",
+	                "s:{s:f, s:f, s:f}, s:i, s:I}",
 	                "side",
 	                "cdpilot", "concurrency", b.conc, "tasks", b.tasks, "pages", b.pages->name,
 	                "defaults", block, "block_resources", block, "ok", b.ok, "failed",
@@ -355,7 +370,8 @@ int main(int argc, char **argv)
 	                b.peak_procs, "cdp_per_task", "commands",
 	                (double)(cs1.sent - cs0.sent) / b.tasks, "events",
 	                (double)(cs1.events - cs0.events) / b.tasks, "events_unparsed",
-	                (double)(cs1.events_unparsed - cs0.events_unparsed) / b.tasks);
+	                (double)(cs1.events_unparsed - cs0.events_unparsed) / b.tasks, "page_reuse",
+	                (int)o.page_reuse, "pages_reused", (json_int_t)st.pages_reused);
 	text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	printf("%s\n", text);
 	fflush(stdout);

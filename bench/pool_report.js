@@ -5,6 +5,8 @@
 // cdpilot's advantage over each peer (throughput: cdpilot / peer; everything else: peer /
 // cdpilot; above 1 = cdpilot better); then the tasks/s ratio of every round against each
 // peer. A row without a round is cdpilot's single run with its defaults (shown apart).
+// cdpilot-fresh (identical switches only): cdpilot with PAGE_REUSE=1, a fresh context per
+// task as the peers' task; its own column and its own ratios against the peers.
 'use strict';
 const fs = require('node:fs');
 
@@ -40,16 +42,21 @@ const cfgs = [...new Set(rows.filter((r) => r.round !== undefined).map(config))]
 const pages = rows[0] ? rows[0].pages || 'js' : 'js';
 const label = { same: 'identical switches (cdpilot\'s, no blocking)', defaults: 'each side\'s defaults' };
 
-const lines = [['switches', 'concurrency', 'metric', 'cdpilot', ...PEERS, ...PEERS.map((p) => `vs ${p}`)]];
+const FRESH = 'cdpilot-fresh';
+const hasFresh = rows.some((r) => r.side === FRESH);
+const lines = [['switches', 'concurrency', 'metric', 'cdpilot', ...(hasFresh ? [FRESH] : []), ...PEERS,
+                ...PEERS.map((p) => `vs ${p}`), ...(hasFresh ? PEERS.map((p) => `fresh vs ${p}`) : [])]];
 for (const cfg of cfgs) {
   for (const c of levels) {
     const a = runs('cdpilot', c, cfg);
     if (!a.length) continue;
     for (const [name, k, better] of metrics) {
       const va = median(a.map((r) => r[k]));
+      const vf = median(runs(FRESH, c, cfg).map((r) => r[k]));
       const vp = PEERS.map((p) => median(runs(p, c, cfg).map((r) => r[k])));
-      const adv = vp.map((v) => (better === 'higher' ? va / v : v / va));
-      lines.push([cfg, String(c), name, f(va), ...vp.map(f), ...adv.map(ratio)]);
+      const adv = (x) => vp.map((v) => (better === 'higher' ? x / v : v / x));
+      lines.push([cfg, String(c), name, f(va), ...(hasFresh ? [f(vf)] : []), ...vp.map(f),
+                  ...adv(va).map(ratio), ...(hasFresh ? adv(vf).map(ratio) : [])]);
     }
   }
 }
@@ -61,15 +68,21 @@ for (const [i, r] of lines.entries()) {
 }
 console.log('medians over the rounds; "vs PEER": how many times better cdpilot is than PEER (above 1 =');
 console.log('cdpilot better). switches: ' + cfgs.map((c) => `${c} = ${label[c]}`).join('; ') + '.');
+if (hasFresh) {
+  console.log(`cdpilot: its pool with PAGE_REUSE (a kept page serves the next task of its site); ${FRESH}:`);
+  console.log('PAGE_REUSE=1, a fresh context for every task, disposed after it, as the peers\' task.');
+}
 console.log('\ntasks/s, cdpilot/peer, round by round:');
 for (const cfg of cfgs) {
   for (const c of levels) {
-    for (const p of PEERS) {
-      const as = runs('cdpilot', c, cfg), bs = runs(p, c, cfg);
-      const rs = as.map((a) => [a, bs.find((b) => b.round === a.round)]).filter(([, b]) => b)
-        .map(([a, b]) => a.tasks_per_s / b.tasks_per_s);
-      if (rs.length) {
-        console.log(`  ${cfg}, concurrency ${c}, cdpilot/${p}: ${rs.map(ratio).join(' ')} (median ${ratio(median(rs))})`);
+    for (const side of ['cdpilot', FRESH]) {
+      for (const p of PEERS) {
+        const as = runs(side, c, cfg), bs = runs(p, c, cfg);
+        const rs = as.map((a) => [a, bs.find((b) => b.round === a.round)]).filter(([, b]) => b)
+          .map(([a, b]) => a.tasks_per_s / b.tasks_per_s);
+        if (rs.length) {
+          console.log(`  ${cfg}, concurrency ${c}, ${side}/${p}: ${rs.map(ratio).join(' ')} (median ${ratio(median(rs))})`);
+        }
       }
     }
   }

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # bench/run-pool.sh: the pool benchmark (issues 3 and 19). cdpilot's pool against two peers,
 # Playwright and Puppeteer (each: one browser, a new context per task), on the same Chromium,
-# switches and fixture pages, at concurrency 1, 8 and 32. Each task: fresh context, load the
-# page, (real pages: wait for the live score), read a value, dispose the context. The three
-# sides take turns, ROUNDS times per level (5), the order reversed every other round, so a
+# switches and fixture pages, at concurrency 1, 8 and 32. Each task: a page (cdpilot: a kept
+# page of the site, PAGE_REUSE, or a fresh context; the peers: a fresh context), load the
+# page, (real pages: wait for the live score), read a value, release it (the peers dispose
+# the context). On identical switches cdpilot also runs with PAGE_REUSE=1 (side
+# "cdpilot-fresh": a fresh context for every task, disposed after it, as the peers' task).
+# The sides take turns, ROUNDS times per level (5), the order reversed every other round, so a
 # machine whose speed drifts (other tenants) weighs on all alike; the table shows each
 # figure's median over the rounds with cdpilot's advantage over each peer, then the
 # throughput ratios of every round. Figures: tasks/s, p50/p95 task latency, peak controller
@@ -67,7 +70,7 @@ measured() {
 	line=$("$@" 2>>"$results/pool-$side.log") || status=1
 	b1=$(busy_ticks)
 	[[ " $* " == *" --defaults "* ]] && def=true
-	[ -n "$line" ] && echo "$line" | sed "s/^{/{\"round\":$r,/" >>"$out"
+	[ -n "$line" ] && echo "$line" | sed "s/^{/{\"round\":$r,/; s/\"side\":\"[a-z]*\"/\"side\":\"$side\"/" >>"$out"
 	echo "{\"side\":\"$side\",\"concurrency\":$c,\"round\":$r,\"defaults\":$def,\"machine_cpu_ms\":$(((b1 - b0) * 1000 / hz))}" >>"$machine"
 }
 # side SIDE CONFIG C ROUND: one run of SIDE (cdpilot, playwright, puppeteer) with CONFIG
@@ -78,6 +81,10 @@ side() {
 	case $who in
 	cdpilot) measured "$who" "$c" "$r" build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" \
 		--concurrency "$c" --pages "$pages" "${opt[@]}" ;;
+	cdpilot-fresh)
+		[ "$config" = same ] || return 0
+		measured "$who" "$c" "$r" build/bench/cdpilot-bench-pool --base "$base" --tasks "$tasks" \
+			--concurrency "$c" --pages "$pages" --page-reuse 1 ;;
 	playwright) measured "$who" "$c" "$r" node bench/pw_pool.js --base "$base" --tasks "$tasks" \
 		--concurrency "$c" --pages "$pages" "${opt[@]}" ;;
 	puppeteer) measured "$who" "$c" "$r" node bench/pp_pool.js --base "$base" --tasks "$tasks" \
@@ -88,12 +95,14 @@ configs=same
 [ "$defaults" = 1 ] && configs="same defaults"
 for c in $levels; do
 	for r in $(seq 1 "$rounds"); do
-		order="cdpilot playwright puppeteer"
-		[ $((r % 2)) = 0 ] && order="puppeteer playwright cdpilot"
+		order="cdpilot cdpilot-fresh playwright puppeteer"
+		[ $((r % 2)) = 0 ] && order="puppeteer playwright cdpilot-fresh cdpilot"
 		for config in $configs; do
+			sides=$order
+			[ "$config" = same ] || sides=$(echo "$order" | sed 's/ *cdpilot-fresh//')
 			echo "== $pages pages, concurrency $c, round $r/$rounds, $config switches:" \
-				"${order// /, } ($tasks tasks each)"
-			for who in $order; do side "$who" "$config" "$c" "$r"; done
+				"${sides// /, } ($tasks tasks each)"
+			for who in $sides; do side "$who" "$config" "$c" "$r"; done
 		done
 	done
 done

@@ -9,6 +9,8 @@
 # since the site moved past it. A step passes when p95 <= 7.5 s (1.5 x the interval) and
 # every target published. Each setting in SIDES climbs the ladder (the settings back to back
 # at each N, their order reversed at every other N) until its first failure.
+# MODE=navigate: the same targets loaded anew every interval (navigate mode) instead of
+# watched, e.g. MODE=navigate SIDES="default fresh:PAGE_REUSE=1" LADDER="50 100 200".
 # Raw results: $BUILD_DIR/bench-results/watch/.
 #
 # usage: bench/run-watch.sh           (about 15-30 minutes, depending on where it breaks)
@@ -16,6 +18,7 @@
 # env:   LADDER ("100 200 300 400 500"), POLL_MS (1000), SPEED (0.4: a match minute lasts
 #        5 s), WARM_SECONDS (10; QUICK 5), MEASURE_SECONDS (40; QUICK 20), FIRST_TIMEOUT
 #        (120), PUSH=1 (targets with push), BUILD_DIR (build), NO_BUILD=1,
+#        MODE (watch; or navigate),
 #        SIDES ("default frames-off"): each LABEL or LABEL:VAR=VAL[,VAR=VAL...]; known labels
 #        default (no change), frames-off (WATCH_FRAMES=off)
 set -euo pipefail
@@ -39,6 +42,7 @@ else
 fi
 first_timeout=${FIRST_TIMEOUT:-120}
 sides=${SIDES:-"default frames-off"}
+case ${MODE:-watch} in watch | navigate) ;; *) echo "MODE=$MODE: expected watch or navigate" >&2; exit 2 ;; esac
 push=()
 [ "${PUSH:-0}" = 1 ] && push=(--push)
 
@@ -74,7 +78,7 @@ run_step() {
 	mkdir -p "$d"
 	node bench/verify_tool.js site --base "$base" --n "$n" --speed "$speed"
 	node bench/watch_tool.js targets --base "$base" --n "$n" --interval "$interval" --poll "$poll" \
-		"${push[@]}" --out "$d/targets.json"
+		"${push[@]}" --mode "${MODE:-watch}" --out "$d/targets.json"
 	mapfile -t extra < <(side_env "$side")
 	node bench/watch_tool.js truth --base "$base" --every-ms 500 --out "$d/truth.jsonl" &
 	tpid=$!

@@ -1,9 +1,10 @@
 // watch_tool.js: the helpers of bench/run-watch.sh (how many watched live pages one machine
 // keeps current, measured from outside). Subcommands:
 //
-//   targets --base URL --n N --interval S --poll MS --out FILE [--push]
+//   targets --base URL --n N --interval S --poll MS --out FILE [--push] [--mode watch|navigate]
 //        N generic watched targets "m1".."mN" on /live/match/ID?poll=MS (the page polls
-//        the site's JSON API every MS ms), reading home, away, score, minute, status.
+//        the site's JSON API every MS ms), reading home, away, score, minute, status;
+//        --mode navigate: loaded anew every interval instead of watched.
 //   truth --base URL --out FILE [--every-ms MS]
 //        Until killed: polls /live/api/matches every MS ms (250) and appends one JSON line
 //        {t, id, key, since} each time a match's state (minute, score, status) is new;
@@ -97,7 +98,7 @@ const cmds = {
     for (let i = 1; i <= n; i++) {
       const t = {
         id: `m${i}`, adapter: 'generic', url: `${base}/live/match/${i}?poll=${poll}`, class: 'live',
-        mode: 'watch', interval_seconds: interval, wait_for: '#match[data-version]', fields,
+        mode: arg('--mode', 'watch'), interval_seconds: interval, wait_for: '#match[data-version]', fields,
       };
       if (flag('--push')) t.push = true;
       targets.push(t);
