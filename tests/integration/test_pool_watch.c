@@ -337,12 +337,114 @@ static void test_pool_watch__moves_go_first(void **state)
 	close_all(&a.loop, a.pool, a.ws, chrom_before);
 }
 
+/* ---- ten graces at most ---- */
+
+typedef struct cap {
+	uv_loop_t loop;
+	cdp_wsctx_t *ws;
+	pool_t *pool;
+	int granted, opens, revoked, churning;
+	uint64_t asked_ms, revoked_ms;
+} cap_t;
+
+static cap_t *C;
+
+static void cap_on_churn(pool_lease_t *l, int status, const char *why, void *ud);
+
+/* Another watch page opens, and goes at once: the opening never stops. */
+static void cap_churn(void)
+{
+	if (C->churning)
+		assert_non_null(pool_acquire_watch(C->pool, cap_on_churn, NULL, NULL, NULL));
+}
+
+static void cap_on_churn(pool_lease_t *l, int status, const char *why, void *ud)
+{
+	if (status == 0) {
+		C->opens++;
+		pool_release(l, POOL_OK);
+	}
+	cap_churn();
+}
+
+static void cap_on_granted(pool_lease_t *l, int status, const char *why, void *ud)
+{
+	assert_int_equal(status, 0);
+	C->granted++;
+}
+
+static void cap_on_revoked(pool_lease_t *l, enum pool_outcome reason, const char *why, void *ud)
+{
+	C->revoked++;
+	C->revoked_ms = tu_now_ms();
+	pool_release(l, reason);
+}
+
+/* The holder never moves: it is asked, and says nothing. */
+static void cap_on_moved(pool_lease_t *l, void *ud)
+{
+	C->asked_ms = tu_now_ms();
+	C->churning = 1;
+	for (int i = 0; i < 2; i++)
+		cap_churn();
+}
+
+/* A watched page asked to move whose holder never does goes ten move graces after the ask
+ * at the latest, even while other watch pages keep opening (each of which restarts the
+ * grace counted from the last page opened): replacements that keep failing and reopening
+ * must not keep a draining browser for ever. While the opening goes on the old page stays
+ * past one grace. */
+static void test_pool_watch__ten_graces_at_most(void **state)
+{
+	static cap_t c;
+	pool_opts_t o;
+	pool_lease_t *old;
+	int chrom_before = tu_tagged_count();
+
+	memset(&c, 0, sizeof c);
+	C = &c;
+	assert_int_equal(uv_loop_init(&c.loop), 0);
+	c.ws = cdp_wsctx_new(&c.loop);
+	assert_non_null(c.ws);
+	pool_opts_init(&o);
+	o.move_grace_ms = 1000; /* ten graces: 10 s */
+	c.pool = pool_new(&c.loop, c.ws, &o);
+	assert_non_null(c.pool);
+	old = pool_acquire_watch(c.pool, cap_on_granted, cap_on_revoked, cap_on_moved, NULL);
+	assert_non_null(old);
+	for (uint64_t until = tu_now_ms() + 60000; !c.granted && tu_now_ms() < until;)
+		uv_run(&c.loop, UV_RUN_ONCE);
+	assert_int_equal(c.granted, 1);
+	pool_request_recycle(c.pool, POOL_RECYCLE_REQUESTED);
+	for (uint64_t until = tu_now_ms() + 60000; !c.revoked && tu_now_ms() < until;)
+		uv_run(&c.loop, UV_RUN_ONCE);
+	c.churning = 0;
+	print_message("revoked %llu ms after the ask (move grace %u ms); %d watch pages opened "
+	              "meanwhile\n",
+	              (unsigned long long)(c.revoked_ms - c.asked_ms), o.move_grace_ms, c.opens);
+	assert_int_equal(c.revoked, 1);
+	assert_true(c.asked_ms > 0);
+	/* ten graces and the pool's one-second tick, at most (sooner if the opening stalled
+	 * for a grace: a loaded machine) */
+	assert_true(c.revoked_ms - c.asked_ms <= 10ull * o.move_grace_ms + 1500);
+	assert_true(c.opens > 0);
+	for (uint64_t until = tu_now_ms() + 30000; tu_now_ms() < until;) {
+		pool_stats_t st;
+		pool_get_stats(c.pool, &st);
+		if (st.watch_leases == 0)
+			break;
+		uv_run(&c.loop, UV_RUN_ONCE);
+	}
+	close_all(&c.loop, c.pool, c.ws, chrom_before);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pool_watch__opens_a_few_at_a_time),
 		cmocka_unit_test(test_pool_watch__moves_wait_their_turn),
 		cmocka_unit_test(test_pool_watch__moves_go_first),
+		cmocka_unit_test(test_pool_watch__ten_graces_at_most),
 	};
 
 	if (tu_browser_test_init(argc, argv))
