@@ -27,6 +27,8 @@
 	X(INPUT_INSERT_TEXT, "Input.insertText")                                                \
 	X(NETWORK_ENABLE, "Network.enable")                                                     \
 	X(NETWORK_SET_EXTRA_HTTP_HEADERS, "Network.setExtraHTTPHeaders")                        \
+	X(NETWORK_SET_CACHE_DISABLED, "Network.setCacheDisabled")                               \
+	X(NETWORK_SET_BYPASS_SERVICE_WORKER, "Network.setBypassServiceWorker")                  \
 	X(PAGE_ADD_SCRIPT_TO_EVALUATE_ON_NEW_DOCUMENT, "Page.addScriptToEvaluateOnNewDocument") \
 	X(PAGE_CAPTURE_SCREENSHOT, "Page.captureScreenshot")                                    \
 	X(PAGE_ENABLE, "Page.enable")                                                           \

@@ -73,6 +73,11 @@ typedef struct cdp_page_opts {
 	 * layout (when a script asks for it) work as ever. For long-lived watched pages
 	 * (about a third less Chromium CPU and a quarter less memory each, bench/README.md). */
 	int no_frames;
+	/* Every request of the page goes to the network, as in a new context whose cache is
+	 * empty: the HTTP cache is ignored (Network.setCacheDisabled) and service workers are
+	 * bypassed (Network.setBypassServiceWorker). For a page that serves several loads (the
+	 * pool's kept pages), so that none reads what an earlier one left. */
+	int no_cache;
 } cdp_page_opts_t;
 
 /* Hygiene counters of one page, for the pool's metrics. */

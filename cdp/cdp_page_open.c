@@ -27,6 +27,8 @@ const char *const cdp__page_open_methods[] = {
 	CDP_M_TARGET_ATTACH_TO_TARGET,
 	CDP_M_PAGE_ENABLE,
 	CDP_M_NETWORK_ENABLE,
+	CDP_M_NETWORK_SET_CACHE_DISABLED,
+	CDP_M_NETWORK_SET_BYPASS_SERVICE_WORKER,
 	CDP_M_PAGE_SET_LIFECYCLE_EVENTS_ENABLED,
 	CDP_M_EMULATION_SET_USER_AGENT_OVERRIDE,
 	CDP_M_EMULATION_SET_DEVICE_METRICS_OVERRIDE,
@@ -140,6 +142,8 @@ static int open_send_step_to(cdp_page_t *p, int step, cdp_reply_cb cb, void *ud,
 	case ST_PAGE_ENABLE:
 	case ST_NETWORK_ENABLE:
 	case ST_RESUME: params = json_object(); break;
+	case ST_NO_CACHE: params = json_pack("{s:b}", "cacheDisabled", 1); break;
+	case ST_NO_SW: params = json_pack("{s:b}", "bypass", 1); break;
 	case ST_LIFECYCLE: params = json_pack("{s:b}", "enabled", 1); break;
 	case ST_USER_AGENT: params = json_pack("{s:s}", "userAgent", p->user_agent); break;
 	case ST_VIEWPORT:
@@ -192,6 +196,8 @@ static int step_applies(const cdp_page_t *p, int step)
 	case ST_HEADERS: return p->extra_headers != NULL;
 	case ST_BLOCK: return p->block_patterns != NULL;
 	case ST_NO_POPUPS: return p->block_popups;
+	case ST_NO_CACHE:
+	case ST_NO_SW: return p->no_cache;
 	case ST_RESUME: return p->resume;
 	default: return 1;
 	}
@@ -420,6 +426,7 @@ int cdp_page_open(cdp_conn_t *conn, const cdp_page_opts_t *opts, uint32_t timeou
 		p->dismiss_dialogs = opts->dismiss_dialogs;
 		p->block_popups = opts->block_popups;
 		p->no_frames = opts->no_frames;
+		p->no_cache = opts->no_cache;
 		if (opts->block_resources &&
 		    (rc = cdp__page_block_patterns(opts->block_resources, &p->block_patterns)) != 0)
 			goto out;

@@ -38,6 +38,8 @@ enum open_step {
 	ST_ATTACH,
 	ST_PAGE_ENABLE,
 	ST_NETWORK_ENABLE,
+	ST_NO_CACHE,     /* cdp_page_opts_t.no_cache: the HTTP cache ignored */
+	ST_NO_SW,        /* and service workers bypassed */
 	ST_LIFECYCLE,
 	ST_USER_AGENT,
 	ST_VIEWPORT,
@@ -81,6 +83,7 @@ struct cdp_page {
 	char *user_agent;
 	int viewport_w, viewport_h;
 	int no_frames; /* cdp_page_opts_t.no_frames */
+	int no_cache;  /* cdp_page_opts_t.no_cache */
 	int lifecycle_on; /* Page.setLifecycleEventsEnabled succeeded */
 	/* hygiene */
 	int dismiss_dialogs;
