@@ -362,6 +362,7 @@ static void start_lease(pool_t *p, pool_lease_t *l)
 	                                                   : NULL;
 	po.cookies_json = l->cookies_json;
 	po.no_frames = l->no_frames;
+	po.no_cache = l->key != NULL; /* it may be kept: no load reads an earlier one's cache */
 	po.dismiss_dialogs = 1;
 	po.block_popups = 1;
 	uv_timer_start(&l->timer, on_deadline, l->task_timeout_ms, 0);

@@ -372,6 +372,69 @@ static void test_pool_keep__crash_and_recycle(void **state)
 	h_fini(&h); /* closes with a kept page: promptly, no process left */
 }
 
+/* The value a /cacheable-page load showed (its fetch of /cacheable), or -1. */
+typedef struct shown {
+	int done, n;
+} shown_t;
+
+static void on_shown(cdp_page_t *page, int status, json_t *value, const char *why, void *ud)
+{
+	shown_t *sh = ud;
+
+	sh->n = status == 0 && json_is_integer(value) ? (int)json_integer_value(value) : -1;
+	sh->done = 1;
+}
+
+static void on_waited(cdp_page_t *page, int status, const char *why, void *ud)
+{
+	shown_t *sh = ud;
+
+	if (status != 0 || cdp_page_evaluate(page, "Number(document.body.dataset.n)", 5000,
+	                                     on_shown, sh) != 0) {
+		print_message("the page showed nothing: %s\n", why);
+		sh->n = -1;
+		sh->done = 1;
+	}
+}
+
+static int shown_n(h_t *h, lease_t *x)
+{
+	shown_t sh = { 0 };
+
+	assert_int_equal(cdp_page_wait_for_state(pool_lease_page(x->l), "body[data-n]",
+	                                         CDP_WAIT_ATTACHED, 10000, on_waited, &sh),
+	                 0);
+	assert_true(tu_run_until(&h->loop, &sh.done, 15000));
+	return sh.n;
+}
+
+/* A kept page's next load reads nothing an earlier load left in the cache: /cacheable says
+ * "max-age=3600", and each load of /cacheable-page on the same kept page fetches it anew
+ * (a context of its own would have an empty cache: the same answer). */
+static void test_pool_keep__nothing_read_from_the_cache(void **state)
+{
+	h_t h;
+	lease_t a, b;
+	char u[256];
+	int n1, n2;
+
+	(void)state;
+	h_init(&h, 2, 0, 0);
+	url_of(&h, "127.0.0.1", "/cacheable-page", u, sizeof u);
+	lease_nav(&h, &a, u, NULL);
+	n1 = shown_n(&h, &a);
+	pool_release(a.l, POOL_OK);
+	assert_true(wait_kept(&h, 1, 5000));
+	lease_nav(&h, &b, u, NULL);
+	assert_string_equal(b.target, a.target);
+	n2 = shown_n(&h, &b);
+	print_message("first load showed n=%d, the second on the same page n=%d\n", n1, n2);
+	assert_true(n1 > 0);
+	assert_true(n2 > n1);
+	pool_release(b.l, POOL_OK);
+	h_fini(&h);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +442,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_pool_keep__failures_and_limits),
 		cmocka_unit_test(test_pool_keep__evicted_for_another_site),
 		cmocka_unit_test(test_pool_keep__crash_and_recycle),
+		cmocka_unit_test(test_pool_keep__nothing_read_from_the_cache),
 	};
 	if (tu_browser_test_init(argc, argv))
 		return 127;
