@@ -9,7 +9,8 @@
  * set for its own page: pool_acquire_ex), and grants it. A page whose task ended well is
  * kept (PAGE_REUSE): the next lease for the same site (scheme, host and port of its URL)
  * with the same page settings gets it at once, and navigates it, with no new context and
- * no new renderer (most of a small page's cost); a kept page holds its slot, and is
+ * no new renderer (most of a small page's cost); such a page never reads the HTTP cache
+ * or a service worker (cdp_page_opts_t.no_cache); a kept page holds its slot, and is
  * disposed after PAGE_REUSE tasks, PAGE_IDLE_SECONDS unused, when its slot is wanted for
  * another site, or when its browser is recycled or lost. Requests
  * beyond the cap wait in FIFO order, each with its own wait timeout; a waiting request can
@@ -196,7 +197,7 @@ typedef struct pool_page_settings {
 	int no_frames;                  /* as cdp_page_opts_t.no_frames (WATCH_FRAMES=off) */
 	int fresh;                      /* pool_acquire_ex(): a new context for this task, not
 	                                   kept after it (a verification that must not share a
-	                                   page's cache, cookies or service workers) */
+	                                   page's cookies or storage) */
 	int moving;                     /* pool_acquire_watch_ex(): this lease replaces one whose
 	                                   browser is being recycled (moved_cb): it waits ahead
 	                                   of the watch leases that do not, behind earlier moves */

@@ -8,9 +8,9 @@
  * more contexts than CONCURRENCY_CAP). It goes after PAGE_REUSE tasks, after
  * PAGE_IDLE_SECONDS unused, when a lease of another site finds no slot free (the least
  * recently kept first), when its browser is no longer the current one, or on pool_close.
- * What it shares across the tasks of its site is what a browser tab shares: cookies,
- * storage, the HTTP cache, service workers. Leases that must not (a verification) ask for
- * a fresh page.
+ * The tasks of its site share its cookies and storage, as a tab's loads would; none reads
+ * the HTTP cache or a service worker (the page is opened with cdp_page_opts_t.no_cache).
+ * Leases that must share nothing (a verification) ask for a fresh page.
  */
 #include <errno.h>
 #include <stdio.h>
