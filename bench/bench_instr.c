@@ -2,8 +2,9 @@
  * bench_instr: the controller's own cost, counted in instructions under callgrind
  * (bench/run-callgrind.sh; see bench/README.md). Through pool/ at concurrency 1 it runs
  * W warm-up tasks, then E sequential cdp_page_evaluate("1") round trips on one leased page,
- * then T sequential navigate tasks (a fresh context opened at a fixture page, navigate,
- * read document.title, release), the task bench/bench_pool.c runs. Callgrind's
+ * then T sequential navigate tasks (a lease on a fixture page: the kept page of the site
+ * after the first, PAGE_REUSE; navigate, read document.title, release), the task
+ * bench/bench_pool.c runs. Callgrind's
  * instrumentation is on only around the two measured phases, and each phase is dumped on
  * its own (parts named "evaluate" and "navigate"), so with --instr-atstart=no the dumps
  * hold the controller's instructions for E round trips and for T tasks, nothing else.
