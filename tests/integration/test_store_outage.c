@@ -253,6 +253,26 @@ static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
 	c->fence = fence;
 }
 
+/* A store on r (prefix "cs", REDIS_TIMEOUT_MS 500) with a share of instance "inst-a" (lease
+ * 5 s) in *sh, connected. */
+static store_t *share_store(tu_redis_t *r, share_t **sh)
+{
+	store_opts_t o;
+	share_opts_t so;
+	store_t *s;
+
+	sk_opts_for(&o, r, "cs");
+	o.timeout_ms = 500;
+	s = store_new(sk_loop, &o);
+	store_start(s);
+	share_opts_init(&so);
+	snprintf(so.instance, sizeof so.instance, "inst-a");
+	so.lease_ms = 5000;
+	*sh = share_new(sk_loop, s, &so, NULL);
+	assert_true(sk_run_until(sk_is_connected, s, 5000));
+	return s;
+}
+
 /* A claim sent to a stopped server is answered -ETIMEDOUT once the store drops the
  * connection, and when the server resumes and runs it, it takes no lease: the claimer gave up
  * on it, so nobody would scrape the target it won. Afterwards claims win again.
@@ -262,8 +282,6 @@ static void on_claimed(void *ud, int status, uint64_t fence, uint32_t retry_ms)
 static void test_store__share_claim_times_out(void **state)
 {
 	tu_redis_t *r = *state;
-	store_opts_t o;
-	share_opts_t so;
 	share_t *sh;
 	claimed_t c0 = { 0 }, c1 = { 0 }, c2 = { 0 };
 	share_stats_t ss;
@@ -272,15 +290,7 @@ static void test_store__share_claim_times_out(void **state)
 	store_t *s;
 	int closed = 0;
 
-	sk_opts_for(&o, r, "cs");
-	o.timeout_ms = 500;
-	s = store_new(sk_loop, &o);
-	store_start(s);
-	share_opts_init(&so);
-	snprintf(so.instance, sizeof so.instance, "inst-a");
-	so.lease_ms = 5000;
-	sh = share_new(sk_loop, s, &so, NULL);
-	assert_true(sk_run_until(sk_is_connected, s, 5000));
+	s = share_store(r, &sh);
 
 	tu_redis_signal(r, SIGSTOP);
 	share_claim(sh, "y", 0, on_claimed, &c0);
@@ -326,8 +336,6 @@ static void test_store__share_claim_times_out(void **state)
 static void test_store__busy_loop_is_not_an_unresponsive_server(void **state)
 {
 	tu_redis_t *r = *state;
-	store_opts_t o;
-	share_opts_t so;
 	share_t *sh;
 	claimed_t c0 = { 0 }, c1 = { 0 };
 	share_stats_t ss;
@@ -335,15 +343,7 @@ static void test_store__busy_loop_is_not_an_unresponsive_server(void **state)
 	store_t *s;
 	int closed = 0;
 
-	sk_opts_for(&o, r, "cs");
-	o.timeout_ms = 500;
-	s = store_new(sk_loop, &o);
-	store_start(s);
-	share_opts_init(&so);
-	snprintf(so.instance, sizeof so.instance, "inst-a");
-	so.lease_ms = 5000;
-	sh = share_new(sk_loop, s, &so, NULL);
-	assert_true(sk_run_until(sk_is_connected, s, 5000));
+	s = share_store(r, &sh);
 	share_claim(sh, "w", 0, on_claimed, &c0); /* the claim script is loaded */
 	assert_true(sk_run_until(sk_flag_set, &c0.done, 5000));
 	assert_int_equal(c0.status, 1);
