@@ -174,14 +174,12 @@ static void metrics_results(run_t *r, prom_buf_t *b, const runner_stats_t *rs)
 	counter(b, "cdpilot_watch_frozen_total",
 	        "Watched pages found frozen: a fresh read differed from what the page showed.",
 	        (double)rs->frozen_total);
-	prom_header(b, "cdpilot_watch_verifications_total", "counter",
-	            "Verification reads of watched pages by result: agreed, frozen, failed.");
-	prom_sample(b, "cdpilot_watch_verifications_total", (double)rs->verify_agreed, "result",
-	            "agreed", NULL);
-	prom_sample(b, "cdpilot_watch_verifications_total", (double)rs->verify_frozen, "result",
-	            "frozen", NULL);
-	prom_sample(b, "cdpilot_watch_verifications_total", (double)rs->verify_failed, "result",
-	            "failed", NULL);
+	prom_family(b, "cdpilot_watch_verifications_total", "counter",
+	            "Verification reads of watched pages by result: agreed, frozen, failed.",
+	            "result", (const char *const[]){ "agreed", "frozen", "failed" },
+	            (const double[]){ (double)rs->verify_agreed, (double)rs->verify_frozen,
+	                              (double)rs->verify_failed },
+	            3);
 	run__adapt_metrics(b, rs);
 	counter(b, "cdpilot_push_unchanged_total",
 	        "Reads asked for by a pushing page that found the data unchanged (not written).",

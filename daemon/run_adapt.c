@@ -60,23 +60,20 @@ void run__adapt_metrics(prom_buf_t *b, const runner_stats_t *rs)
 	            "endpoint", NULL);
 	prom_sample(b, "cdpilot_adaptive_reads_total", (double)rs->adapt_reads_page, "how", "page",
 	            NULL);
-	prom_header(b, "cdpilot_adaptive_events_total", "counter",
+	prom_family(b, "cdpilot_adaptive_events_total", "counter",
 	            "Adaptive targets' endpoints learned, learnings that found none (failed), "
-	            "and endpoints dropped (the page disagreed, or the endpoint failed).");
-	prom_sample(b, "cdpilot_adaptive_events_total", (double)rs->adapt_learned, "event",
-	            "learned", NULL);
-	prom_sample(b, "cdpilot_adaptive_events_total", (double)rs->adapt_learn_failed, "event",
-	            "failed", NULL);
-	prom_sample(b, "cdpilot_adaptive_events_total", (double)rs->adapt_dropped, "event",
-	            "dropped", NULL);
-	prom_header(b, "cdpilot_adaptive_checks_total", "counter",
-	            "Checks of an endpoint against its page by result: agreed, differed, failed.");
-	prom_sample(b, "cdpilot_adaptive_checks_total", (double)rs->adapt_checks_agreed, "result",
-	            "agreed", NULL);
-	prom_sample(b, "cdpilot_adaptive_checks_total", (double)rs->adapt_checks_differed, "result",
-	            "differed", NULL);
-	prom_sample(b, "cdpilot_adaptive_checks_total", (double)rs->adapt_checks_failed, "result",
-	            "failed", NULL);
+	            "and endpoints dropped (the page disagreed, or the endpoint failed).",
+	            "event", (const char *const[]){ "learned", "failed", "dropped" },
+	            (const double[]){ (double)rs->adapt_learned, (double)rs->adapt_learn_failed,
+	                              (double)rs->adapt_dropped },
+	            3);
+	prom_family(b, "cdpilot_adaptive_checks_total", "counter",
+	            "Checks of an endpoint against its page by result: agreed, differed, failed.",
+	            "result", (const char *const[]){ "agreed", "differed", "failed" },
+	            (const double[]){ (double)rs->adapt_checks_agreed,
+	                              (double)rs->adapt_checks_differed,
+	                              (double)rs->adapt_checks_failed },
+	            3);
 	prom_header(b, "cdpilot_adaptive_endpoints", "gauge",
 	            "Adaptive targets reading their learned endpoint now.");
 	prom_sample(b, "cdpilot_adaptive_endpoints", (double)rs->adapt_endpoints, NULL);

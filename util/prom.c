@@ -191,6 +191,16 @@ int prom_sample(prom_buf_t *b, const char *name, double value, ...)
 	return rc;
 }
 
+int prom_family(prom_buf_t *b, const char *name, const char *type, const char *help,
+                const char *label, const char *const *names, const double *values, size_t n)
+{
+	int rc = prom_header(b, name, type, help);
+
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = prom_sample(b, name, values[i], label, names[i], NULL);
+	return rc;
+}
+
 /* The same as sample_v with no labels but le; a helper so va_list is not needed. */
 static int bucket(prom_buf_t *b, const char *name, const char *le, double value, ...)
 {

@@ -52,6 +52,13 @@ int prom_sample(prom_buf_t *b, const char *name, double value, ...)
     __attribute__((sentinel));
 
 /*
+ * A whole metric with one label, header included: one sample per label value,
+ * name{label="names[i]"} values[i], for i < n.
+ */
+int prom_family(prom_buf_t *b, const char *name, const char *type, const char *help,
+                const char *label, const char *const *names, const double *values, size_t n);
+
+/*
  * A whole histogram, header included: name_bucket{le="..."} (cumulative, then +Inf),
  * name_sum, name_count. counts[i] is the number of observations in bucket i alone,
  * (bounds[i-1], bounds[i]]; the function accumulates them. bounds must be finite and

@@ -76,6 +76,29 @@ static void test_prom__values(void **state)
 	assert_string_equal(prom_format_value(1e300, out, sizeof out), "1e+300");
 }
 
+static void test_prom__family_one_label(void **state)
+{
+	prom_buf_t b;
+	char *s;
+
+	prom_buf_init(&b, 0);
+	assert_int_equal(prom_family(&b, "checks_total", "counter", "Checks.", "result",
+	                             (const char *const[]){ "agreed", "failed" },
+	                             (const double[]){ 3, 0 }, 2),
+	                 0);
+	s = take(&b);
+	assert_string_equal(s, "# HELP checks_total Checks.\n"
+	                       "# TYPE checks_total counter\n"
+	                       "checks_total{result=\"agreed\"} 3\n"
+	                       "checks_total{result=\"failed\"} 0\n");
+	free(s);
+	prom_buf_init(&b, 0); /* a bad label name is refused, as by prom_sample */
+	assert_int_equal(prom_family(&b, "x_total", "counter", NULL, "1bad",
+	                             (const char *const[]){ "a" }, (const double[]){ 1 }, 1),
+	                 -EINVAL);
+	prom_buf_release(&b);
+}
+
 static void test_prom__histogram_cumulative(void **state)
 {
 	const double bounds[] = { 0.1, 0.5, 1, 2.5 };
@@ -214,6 +237,7 @@ int main(void)
 		cmocka_unit_test(test_prom__help_and_type),
 		cmocka_unit_test(test_prom__label_values_escaped),
 		cmocka_unit_test(test_prom__values),
+		cmocka_unit_test(test_prom__family_one_label),
 		cmocka_unit_test(test_prom__histogram_cumulative),
 		cmocka_unit_test(test_prom__bad_input_is_sticky),
 		cmocka_unit_test(test_prom__cap),
