@@ -111,6 +111,8 @@ struct pool {
 };
 
 /* pool.c */
+/* One of the pool's handles has closed: the pool is freed after the last (closing). */
+void pool__unref(pool_t *p);
 /* Starts the tick (and sweeps stale profile dirs) the first time; then nothing. */
 void pool__begin(pool_t *p);
 void pool__pump_soon(pool_t *p);
